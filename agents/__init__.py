@@ -1,0 +1,1 @@
+"""Agents: the SB3 factory, REINFORCE, and heuristic policies of the same envs."""

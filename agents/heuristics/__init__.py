@@ -1,0 +1,13 @@
+"""Heuristic policies by ``--algo`` name (the papers' schedulers and simple baselines)."""
+
+from __future__ import annotations
+
+from agents.heuristics.base import HeuristicPolicy
+from agents.heuristics.dus import DUSHeuristicPolicy
+from agents.heuristics.generic import RandomPolicy, UniformPolicy
+
+HEURISTICS: dict[str, type[HeuristicPolicy]] = {
+    p.name: p for p in (DUSHeuristicPolicy, UniformPolicy, RandomPolicy)
+}
+
+__all__ = ["HEURISTICS", "HeuristicPolicy"]

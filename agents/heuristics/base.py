@@ -1,0 +1,45 @@
+"""Heuristic policies act through the same ``predict(obs)`` call as a trained SB3 agent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+
+class HeuristicPolicy:
+    """Base: subclasses implement ``act(obs) -> action`` for one observation.
+
+    ``methods`` lists the env families (``DUS``, ``BSS``) the heuristic understands; an
+    empty tuple means any. ``learn`` is a no-op so a heuristic can stand wherever an agent
+    does; ``save`` writes its parameters as JSON.
+    """
+
+    name: ClassVar[str] = ""
+    methods: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, env: gym.Env, seed: int | None = None, **params: Any) -> None:
+        self.env = env.unwrapped
+        self.action_space = env.action_space
+        self.params = params
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """SB3-style: accepts one observation or a batch (VecEnv) and returns (actions, None)."""
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.ndim == len(self.env.observation_space.shape):
+            return self.act(obs).astype(np.float32), None
+        return np.stack([self.act(o) for o in obs]).astype(np.float32), None
+
+    def learn(self, total_timesteps: int = 0, **_: Any) -> HeuristicPolicy:
+        return self
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"heuristic": self.name, "params": self.params}, indent=2))

@@ -1,0 +1,101 @@
+"""The data contract every dataset loader fulfils.
+
+A dataset is three splits plus one :class:`ModalitySpec` per modality. A split hands out
+batches by index (``gather``) so the trainer never iterates a Python DataLoader on the hot
+path: small datasets keep whole tensors resident on the device, large ones (issue: real
+datasets) implement ``gather`` over a memory-mapped cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """Name of a modality and how to build its encoder (see ``mmrl_env.models.encoders``)."""
+
+    name: str
+    encoder: str
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Split(Protocol):
+    """One split (train/val/test): labels on the host, inputs gathered per modality."""
+
+    labels: Tensor
+
+    def __len__(self) -> int: ...
+
+    def gather(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
+        """Inputs of ``modality`` for the samples ``idx``, on the split's device."""
+        ...
+
+    def gather_labels(self, idx: Tensor) -> Tensor:
+        """Labels of the samples ``idx``, on the split's device."""
+        ...
+
+    def to(self, device: torch.device | str) -> Split: ...
+
+
+class TensorSplit:
+    """A split whose inputs are whole tensors (resident on CPU or GPU)."""
+
+    def __init__(self, inputs: list[Tensor], labels: Tensor) -> None:
+        n = labels.shape[0]
+        for j, x in enumerate(inputs):
+            if x.shape[0] != n:
+                raise ValueError(f"modality {j} has {x.shape[0]} samples but there are {n} labels")
+        self.inputs = inputs
+        self.labels = labels.long()
+        self._labels_dev = self.labels
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs[0].device
+
+    def gather(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
+        return self.inputs[modality].index_select(0, idx)
+
+    def gather_labels(self, idx: Tensor) -> Tensor:
+        return self._labels_dev.index_select(0, idx)
+
+    def to(self, device: torch.device | str) -> TensorSplit:
+        out = TensorSplit([x.to(device) for x in self.inputs], self.labels)
+        out._labels_dev = self.labels.to(device)
+        return out
+
+
+@dataclass
+class MultimodalDataset:
+    """Three splits and the modalities' specs; what every env and learner consumes."""
+
+    name: str
+    modalities: tuple[ModalitySpec, ...]
+    num_classes: int
+    train: Split
+    val: Split
+    test: Split
+    optim_defaults: dict[str, Any] = field(default_factory=dict)  # OptimConfig fields suited to the data
+
+    @property
+    def num_modalities(self) -> int:
+        return len(self.modalities)
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.modalities)
+
+    def to(self, device: torch.device | str) -> MultimodalDataset:
+        return MultimodalDataset(
+            self.name, self.modalities, self.num_classes,
+            self.train.to(device), self.val.to(device), self.test.to(device), self.optim_defaults,
+        )

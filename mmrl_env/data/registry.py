@@ -1,0 +1,50 @@
+"""Dataset names -> loaders, resolved lazily so that listing datasets imports no torch.
+
+Users add their own with :func:`register_dataset`; every name here gets ``DUS-<name>`` and
+``BSS-<name>`` environment ids when registered before ``import mmrl_env``
+(or call :func:`mmrl_env.register_envs` again afterwards).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+# name -> "module:function" (lazy) or a callable. ``None`` = loader not written yet.
+_LOADERS: dict[str, str | Callable[..., Any] | None] = {
+    "Synthetic": "mmrl_env.data.synthetic:load_synthetic",
+    "CremaD": None,
+    "KineticsSounds": None,
+    "VGGSound": None,
+    "Twitter2015": None,
+    "Sarcasm": None,
+    "NVGesture": None,
+}
+
+
+def dataset_names() -> list[str]:
+    return list(_LOADERS)
+
+
+def register_dataset(name: str, loader: str | Callable[..., Any]) -> None:
+    """Register ``loader(**kwargs) -> MultimodalDataset`` under ``name``."""
+    if not name.isidentifier():
+        raise ValueError(f"dataset name must be an identifier (used in env ids), got {name!r}")
+    _LOADERS[name] = loader
+
+
+def load_dataset(name: str, **kwargs: Any) -> Any:
+    """Build the :class:`~mmrl_env.data.base.MultimodalDataset` called ``name``."""
+    if name not in _LOADERS:
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(_LOADERS)}")
+    loader = _LOADERS[name]
+    if loader is None:
+        raise NotImplementedError(
+            f"dataset {name!r} has an environment id but no loader yet in this version of mmrl. "
+            f"Use 'Synthetic', or register your own with mmrl_env.data.register_dataset()."
+        )
+    if isinstance(loader, str):
+        module, func = loader.split(":")
+        loader = getattr(importlib.import_module(module), func)
+    return loader(**kwargs)

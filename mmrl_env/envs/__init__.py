@@ -1,0 +1,1 @@
+"""Gymnasium environments: the shared base, DUS (sample quantity) and BSS (curriculum)."""

@@ -1,0 +1,128 @@
+"""The learner contract: how the inner model trains on one batch and predicts.
+
+Every learner (joint, ogm_ge, mla, boosting) returns the per-sample *unimodal logits* of
+the batch it trained on, so monitors (DUS's CMD, BSS's measurer) need no extra forward
+pass. Environments only talk to this interface, so a new learner slots in without
+touching any env.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmrl_env.data.base import MultimodalDataset
+
+
+@dataclass
+class OptimConfig:
+    """Inner optimisation. Defaults follow the audio-video reference (SPEC §2)."""
+
+    name: str = "sgd"
+    lr: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    step_size: int = 70  # StepLR period, in epochs
+    gamma: float = 0.1
+
+
+@dataclass
+class Batch:
+    """Modality j's inputs/labels are the first n_j samples of one shared window.
+
+    The first ``n_common`` rows are therefore the same samples in every modality: the
+    fusion loss trains on those (DUS unimodal sampling, SPEC §3). With equal n_j this is an
+    ordinary multimodal batch.
+    """
+
+    inputs: list[Tensor]
+    labels: list[Tensor]
+    n_common: int
+    budget: int  # reference batch size B: per-modality losses are normalised by it
+
+
+@dataclass
+class StepOutput:
+    loss: Tensor  # scalar, detached, on the device (no host sync)
+    unimodal_logits: list[Tensor]  # detached z_j of modality j's batch, shape (n_j, K)
+
+
+@dataclass
+class Prediction:
+    fused: Tensor  # (N, K) logits of the learner's inference rule
+    unimodal: list[Tensor] = field(default_factory=list)  # (N, K) per modality
+
+
+def make_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.name!r}; use 'sgd' or 'adam'")
+
+
+def budget_ce(logits: Tensor, labels: Tensor, budget: int) -> Tensor:
+    """Cross-entropy summed over the batch and divided by the reference batch size B.
+
+    With n_j = B this is the ordinary mean; a modality given more samples gets a
+    proportionally larger learning signal, which is what DUS's sample quantity controls.
+    """
+    return nn.functional.cross_entropy(logits, labels, reduction="sum") / budget
+
+
+class Learner(ABC):
+    """Owns the inner model, its optimizer and LR schedule."""
+
+    def __init__(
+        self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device, generator: torch.Generator
+    ) -> None:
+        self.dataset = dataset
+        self.num_classes = dataset.num_classes
+        self.optim_cfg = optim
+        self.device = device
+        self.generator = generator
+        self.amp = device.type == "cuda"
+        # Module init draws from the global RNG: fork it, seeded from our private generator,
+        # so that construction is reproducible without touching the caller's RNG state.
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = self.build_model().to(device)
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model.parameters(), optim)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, optim.step_size, optim.gamma)
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast on CUDA, a no-op on CPU."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    @abstractmethod
+    def build_model(self) -> nn.Module: ...
+
+    @abstractmethod
+    def train_step(self, batch: Batch) -> StepOutput: ...
+
+    @abstractmethod
+    def predict(self, inputs: list[Tensor]) -> Prediction: ...
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called after every full epoch of iterations (LR schedule; ACA for boosting)."""
+        self.scheduler.step()
+
+    def info(self) -> dict[str, Any]:
+        """Learner-specific quantities for the env's ``info`` (classifier counts, ω, ...)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

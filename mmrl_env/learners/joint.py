@@ -1,0 +1,54 @@
+"""``joint``: plain joint training with unimodal auxiliary heads (BSS eq. 5 and eq. 12)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, StepOutput, budget_ce
+from mmrl_env.models.multimodal import MultimodalNet
+
+
+class JointLearner(Learner):
+    """Loss (1−α)·CE(z_multi) + α·Σ_j CE(z_j); inference z_multi + Σ_j z_j.
+
+    ``alpha`` weighs the unimodal heads (SPEC default 0.2); ``fusion`` picks the fusion head.
+    """
+
+    def __init__(self, dataset, optim: OptimConfig, device, generator, alpha: float = 0.2,
+                 fusion: str = "concat") -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        self.alpha = alpha
+        self.fusion_name = fusion
+        super().__init__(dataset, optim, device, generator)
+
+    def build_model(self) -> nn.Module:
+        return MultimodalNet(self.dataset.modalities, self.num_classes, self.fusion_name)
+
+    def train_step(self, batch: Batch) -> StepOutput:
+        model = self.model
+        model.train()
+        with self.autocast():
+            feats = [model.encode(j, x) for j, x in enumerate(batch.inputs)]
+            logits = [head(u) for head, u in zip(model.heads, feats, strict=True)]
+            uni = sum(budget_ce(z.float(), y, batch.budget) for z, y in zip(logits, batch.labels, strict=True))
+            loss = self.alpha * uni
+            if batch.n_common > 0:
+                z_multi = model.fusion([u[: batch.n_common] for u in feats])
+                loss = loss + (1 - self.alpha) * nn.functional.cross_entropy(
+                    z_multi.float(), batch.labels[0][: batch.n_common])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return StepOutput(loss.detach(), [z.detach().float() for z in logits])
+
+    @torch.no_grad()
+    def predict(self, inputs: list[Tensor]) -> Prediction:
+        model = self.model
+        model.eval()
+        with self.autocast():
+            feats = [model.encode(j, x) for j, x in enumerate(inputs)]
+            uni = [head(u).float() for head, u in zip(model.heads, feats, strict=True)]
+            fused = model.fusion(feats).float() + torch.stack(uni).sum(0)
+        return Prediction(fused, uni)

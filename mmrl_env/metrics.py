@@ -1,0 +1,31 @@
+"""Classification metrics for fused and per-modality predictions (scikit-learn backed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, f1_score
+from torch import Tensor
+
+
+def accuracy(logits: Tensor, labels: Tensor) -> float:
+    return float((logits.argmax(1) == labels).float().mean().item())
+
+
+def mean_average_precision(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """Mean over classes present in ``labels`` of the average precision of softmax scores."""
+    aps = [average_precision_score(labels == k, scores[:, k]) for k in range(num_classes) if (labels == k).any()]
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
+    """accuracy, macro-F1 and mAP of one set of logits."""
+    k = logits.shape[1]
+    y = labels.cpu().numpy()
+    probs = torch.softmax(logits.float(), 1).cpu().numpy()
+    pred = probs.argmax(1)
+    return {
+        "acc": float((pred == y).mean()),
+        "f1": float(f1_score(y, pred, average="macro", labels=np.arange(k), zero_division=0)),
+        "map": mean_average_precision(probs, y, k),
+    }

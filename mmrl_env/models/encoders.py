@@ -1,0 +1,46 @@
+"""Per-modality encoders φ_j, built by name from a dataset's ``ModalitySpec``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+
+class MLPEncoder(nn.Module):
+    """Two-layer MLP for feature-vector modalities (the Synthetic default)."""
+
+    def __init__(self, in_dim: int, hidden: int = 128, out_dim: int = 64) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class SmallCNNEncoder(nn.Module):
+    """A three-block CNN for small spectrogram-like maps or frames (Synthetic raw form)."""
+
+    def __init__(self, in_channels: int, out_dim: int = 64, width: int = 32) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
+
+        self.features = nn.Sequential(block(in_channels, width), block(width, width), block(width, out_dim))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {"mlp": MLPEncoder, "cnn": SmallCNNEncoder}
+
+
+def build_encoder(name: str, **kwargs: object) -> nn.Module:
+    """Encoder ``name`` (see ``ENCODERS``); it must expose ``out_dim``."""
+    if name not in ENCODERS:
+        raise KeyError(f"unknown encoder {name!r}; known encoders: {', '.join(ENCODERS)}")
+    return ENCODERS[name](**kwargs)

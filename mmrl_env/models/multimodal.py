@@ -1,0 +1,27 @@
+"""The multimodal network shared by learners: encoders, unimodal heads, a fusion head."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from mmrl_env.data.base import ModalitySpec
+from mmrl_env.models.encoders import build_encoder
+from mmrl_env.models.fusion import build_fusion
+
+
+class MultimodalNet(nn.Module):
+    """φ_j -> u_j; head_j(u_j) = z_j (unimodal logits); fusion(u_1..u_M) = z_multi."""
+
+    def __init__(self, modalities: tuple[ModalitySpec, ...], num_classes: int, fusion: str = "concat") -> None:
+        super().__init__()
+        self.encoders = nn.ModuleList(build_encoder(m.encoder, **m.encoder_kwargs) for m in modalities)
+        dims = [int(e.out_dim) for e in self.encoders]
+        self.heads = nn.ModuleList(nn.Linear(d, num_classes) for d in dims)
+        self.fusion = build_fusion(fusion, dims, num_classes)
+
+    @property
+    def num_modalities(self) -> int:
+        return len(self.encoders)
+
+    def encode(self, j: int, x: Tensor) -> Tensor:
+        return self.encoders[j](x)

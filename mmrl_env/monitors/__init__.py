@@ -1,0 +1,1 @@
+"""Monitors read the learners' unimodal logits to measure imbalance (no extra forward pass)."""

@@ -1,0 +1,114 @@
+"""The inner trainer: data on the device, a learner, the index stream, its own RNG.
+
+Environments drive it in decision intervals (``train``); a plain loop can drive it the
+same way (``bench/``, ``training/train_mml.py``). Every random draw comes from the
+trainer's private ``torch.Generator`` (SB3 seeds torch globally; we must not depend on it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmrl_env.data.base import MultimodalDataset, Split
+from mmrl_env.learners import build_learner
+from mmrl_env.learners.base import Batch, OptimConfig, Prediction, StepOutput
+from mmrl_env.samplers.stream import ShuffledStream
+
+Hook = Callable[[Batch, StepOutput], None]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class TrainerConfig:
+    """The inner run: batch size B, length in epochs, learner and optimisation."""
+
+    batch_size: int = 64
+    epochs: int = 8
+    learner: str = "joint"
+    learner_kwargs: dict[str, Any] = field(default_factory=dict)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval_batch_size: int = 1024
+
+
+class InnerTrainer:
+    """One inner training run; ``reset`` starts a new one (fresh model, fresh order)."""
+
+    def __init__(self, dataset: MultimodalDataset, cfg: TrainerConfig, device: str | torch.device = "auto") -> None:
+        self.cfg = cfg
+        self.device = resolve_device(device)
+        self.dataset = dataset.to(self.device)
+        self.iterations_per_epoch = max(1, math.ceil(len(self.dataset.train) / cfg.batch_size))
+        self.total_iterations = cfg.epochs * self.iterations_per_epoch
+        self.generator = torch.Generator()
+        self.learner: Any = None
+        self.iteration = 0
+
+    @property
+    def epoch(self) -> int:
+        return self.iteration // self.iterations_per_epoch
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.total_iterations
+
+    def reset(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+        self.learner = build_learner(self.cfg.learner, self.dataset, self.cfg.optim, self.device,
+                                     self.generator, **self.cfg.learner_kwargs)
+        self.stream = ShuffledStream(len(self.dataset.train), self.generator, self.device)
+        self.iteration = 0
+
+    def make_batch(self, window: Tensor, sizes: list[int]) -> Batch:
+        split = self.dataset.train
+        return Batch(
+            inputs=[split.gather(j, window[:n], train=True) for j, n in enumerate(sizes)],
+            labels=[split.gather_labels(window[:n]) for n in sizes],
+            n_common=min(sizes),
+            budget=self.cfg.batch_size,
+        )
+
+    def train(self, iterations: int, sizes: list[int], hooks: tuple[Hook, ...] = (),
+              window_fn: Callable[[int, int], Tensor] | None = None) -> Tensor:
+        """Run up to ``iterations`` updates (stops at the end of the run).
+
+        Modality j gets the first ``sizes[j]`` samples of each window; ``window_fn(size,
+        stride)`` overrides the default shuffled stream (BSS's curriculum does). Returns the
+        mean loss over these iterations as a device tensor (no host sync here).
+        """
+        window_fn = window_fn or self.stream.next_window
+        total = torch.zeros((), device=self.device)
+        done = 0
+        for _ in range(iterations):
+            if self.done:
+                break
+            batch = self.make_batch(window_fn(max(sizes), self.cfg.batch_size), sizes)
+            out = self.learner.train_step(batch)
+            for hook in hooks:
+                hook(batch, out)
+            total = total + out.loss
+            done += 1
+            self.iteration += 1
+            if self.iteration % self.iterations_per_epoch == 0:
+                self.learner.on_epoch_end(self.epoch - 1)
+        return total / max(done, 1)
+
+    def predict(self, split: Split, idx: Tensor | None = None) -> tuple[Prediction, Tensor]:
+        """Predictions of the current model on ``split`` (or its subset ``idx``), in chunks."""
+        if idx is None:
+            idx = torch.arange(len(split), device=self.device)
+        chunks = [self.learner.predict([split.gather(j, part) for j in range(self.dataset.num_modalities)])
+                  for part in idx.split(self.cfg.eval_batch_size)]
+        fused = torch.cat([c.fused for c in chunks])
+        uni = [torch.cat([c.unimodal[j] for c in chunks]) for j in range(self.dataset.num_modalities)]
+        return Prediction(fused, uni), split.gather_labels(idx)
