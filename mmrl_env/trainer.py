@@ -53,13 +53,11 @@ class InnerTrainer:
         self.generator = torch.Generator()
         self.learner: Any = None
         self.iteration = 0
-
-    @property
-    def epoch(self) -> int:
-        return self.iteration // self.iterations_per_epoch
+        self.epoch = 0  # completed epochs (a full pass, or one curriculum epoch via train_epoch)
 
     @property
     def done(self) -> bool:
+        """Iteration budget spent (DUS counts iterations; BSS counts epochs itself)."""
         return self.iteration >= self.total_iterations
 
     def reset(self, seed: int) -> None:
@@ -68,6 +66,7 @@ class InnerTrainer:
                                      self.generator, **self.cfg.learner_kwargs)
         self.stream = ShuffledStream(len(self.dataset.train), self.generator, self.device)
         self.iteration = 0
+        self.epoch = 0
 
     def make_batch(self, window: Tensor, sizes: list[int]) -> Batch:
         split = self.dataset.train
@@ -78,30 +77,47 @@ class InnerTrainer:
             budget=self.cfg.batch_size,
         )
 
-    def train(self, iterations: int, sizes: list[int], hooks: tuple[Hook, ...] = (),
-              window_fn: Callable[[int, int], Tensor] | None = None) -> Tensor:
-        """Run up to ``iterations`` updates (stops at the end of the run).
+    def _update(self, window: Tensor, sizes: list[int], hooks: tuple[Hook, ...]) -> Tensor:
+        batch = self.make_batch(window, sizes)
+        out = self.learner.train_step(batch)
+        for hook in hooks:
+            hook(batch, out)
+        self.iteration += 1
+        return out.loss
 
-        Modality j gets the first ``sizes[j]`` samples of each window; ``window_fn(size,
-        stride)`` overrides the default shuffled stream (BSS's curriculum does). Returns the
-        mean loss over these iterations as a device tensor (no host sync here).
+    def _end_epoch(self) -> None:
+        self.learner.on_epoch_end(self.epoch)
+        self.epoch += 1
+
+    def train(self, iterations: int, sizes: list[int], hooks: tuple[Hook, ...] = ()) -> Tensor:
+        """Run up to ``iterations`` updates from the shuffled stream (stops at the run's end).
+
+        Modality j gets the first ``sizes[j]`` samples of each window; an epoch ends every
+        ``iterations_per_epoch`` updates. Returns the mean loss over these iterations as a
+        device tensor (no host sync here).
         """
-        window_fn = window_fn or self.stream.next_window
         total = torch.zeros((), device=self.device)
         done = 0
         for _ in range(iterations):
             if self.done:
                 break
-            batch = self.make_batch(window_fn(max(sizes), self.cfg.batch_size), sizes)
-            out = self.learner.train_step(batch)
-            for hook in hooks:
-                hook(batch, out)
-            total = total + out.loss
+            total = total + self._update(self.stream.next_window(max(sizes), self.cfg.batch_size), sizes, hooks)
             done += 1
-            self.iteration += 1
             if self.iteration % self.iterations_per_epoch == 0:
-                self.learner.on_epoch_end(self.epoch - 1)
+                self._end_epoch()
         return total / max(done, 1)
+
+    def train_epoch(self, order: Tensor, hooks: tuple[Hook, ...] = ()) -> Tensor:
+        """One epoch over ``order`` (train-split indices, e.g. a curriculum subset) in batches
+        of B for every modality, then the epoch-end hooks. Returns the mean loss (device)."""
+        sizes = [self.cfg.batch_size] * self.dataset.num_modalities
+        order = order.to(self.device)
+        total = torch.zeros((), device=self.device)
+        parts = order.split(self.cfg.batch_size)
+        for part in parts:
+            total = total + self._update(part, [part.numel()] * len(sizes), hooks)
+        self._end_epoch()
+        return total / max(len(parts), 1)
 
     def predict(self, split: Split, idx: Tensor | None = None) -> tuple[Prediction, Tensor]:
         """Predictions of the current model on ``split`` (or its subset ``idx``), in chunks."""
@@ -111,4 +127,5 @@ class InnerTrainer:
                   for part in idx.split(self.cfg.eval_batch_size)]
         fused = torch.cat([c.fused for c in chunks])
         uni = [torch.cat([c.unimodal[j] for c in chunks]) for j in range(self.dataset.num_modalities)]
-        return Prediction(fused, uni), split.gather_labels(idx)
+        multi = None if chunks[0].multi is None else torch.cat([c.multi for c in chunks])
+        return Prediction(fused, uni, multi), split.gather_labels(idx)

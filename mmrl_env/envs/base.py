@@ -135,6 +135,13 @@ class MultimodalTrainingEnv(gym.Env):
     def _neutral_action(self) -> np.ndarray:
         return np.zeros(self.layout.action_dim, np.float32)
 
+    def _progress(self) -> float:
+        """Fraction of the inner run done (DUS: iterations; BSS overrides with epochs)."""
+        return self.trainer.iteration / self.trainer.total_iterations
+
+    def _finished(self) -> bool:
+        return self.trainer.done
+
     # --- gymnasium API --------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -158,7 +165,7 @@ class MultimodalTrainingEnv(gym.Env):
         else:
             self._val = self._validate()
             reward = self._reward(prev, self._val)
-        terminated = diverged or self.trainer.done
+        terminated = diverged or self._finished()
         info = self._info(step_info, train_loss=loss, diverged=diverged)
         if terminated and not diverged:
             info["test"] = self.evaluate("test")
@@ -192,7 +199,7 @@ class MultimodalTrainingEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         s_hat = self.monitor.s_hat.cpu().numpy()
-        parts = [s_hat, s_hat - s_hat.max(), [self.trainer.iteration / self.trainer.total_iterations],
+        parts = [s_hat, s_hat - s_hat.max(), [self._progress()],
                  self._prev_action.reshape(-1)]
         if "val_acc" in self.layout.extras:
             parts.append([self._val["acc"], *(self._val[f"acc_{n}"] for n in self.modalities)])

@@ -55,6 +55,7 @@ class StepOutput:
 class Prediction:
     fused: Tensor  # (N, K) logits of the learner's inference rule
     unimodal: list[Tensor] = field(default_factory=list)  # (N, K) per modality
+    multi: Tensor | None = None  # the fusion head's own logits z_multi, when the learner has one
 
 
 def make_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:

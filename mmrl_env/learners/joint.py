@@ -50,5 +50,5 @@ class JointLearner(Learner):
         with self.autocast():
             feats = [model.encode(j, x) for j, x in enumerate(inputs)]
             uni = [head(u).float() for head, u in zip(model.heads, feats, strict=True)]
-            fused = model.fusion(feats).float() + torch.stack(uni).sum(0)
-        return Prediction(fused, uni)
+            multi = model.fusion(feats).float()
+        return Prediction(multi + torch.stack(uni).sum(0), uni, multi)
