@@ -29,9 +29,12 @@ def modality_discrepancy(s_hat: Tensor) -> Tensor:
 class CumulativeDiscrepancy:
     """Running cumulative scores ŝ^(j) and their discrepancies d^(j).
 
-    ``mode="mean"`` (paper): ŝ_t = ((t−1)/t)·ŝ_{t−1} + s_t/t.
+    ``mode="mean"`` (paper): ŝ_t = ((t−1)/t)·ŝ_{t−1} + s_t/t, i.e. the mean of the s_t,
+    kept as a running sum and divided when read.
     ``mode="ema"``: ŝ_t = β·ŝ_{t−1} + (1−β)·s_t, which keeps tracking late in a long run.
     Both start at ŝ_1 = s_1. Modalities with an empty batch (n_j = 0) keep their score.
+    Per-iteration work is a handful of device ops per modality (this runs every iteration);
+    counts are host integers, since batch sizes are known on the host.
     """
 
     def __init__(self, num_modalities: int, mode: str = "mean", ema_beta: float = 0.99,
@@ -45,30 +48,35 @@ class CumulativeDiscrepancy:
         self.reset()
 
     def reset(self) -> None:
-        self.s_hat = torch.zeros(self.num_modalities, device=self.device)
-        self.count = torch.zeros(self.num_modalities, device=self.device)
+        self._acc = [torch.zeros((), device=self.device) for _ in range(self.num_modalities)]
+        self.count = [0] * self.num_modalities
 
-    def update(self, logits: list[Tensor], labels: list[Tensor]) -> Tensor:
-        """Fold in one iteration's unimodal logits; returns this iteration's scores s_t."""
-        s = torch.stack([iteration_score(z, y) for z, y in zip(logits, labels, strict=True)])
-        seen = torch.tensor([z.shape[0] > 0 for z in logits], device=self.device)
-        self.count = self.count + seen
-        if self.mode == "mean":
-            w = torch.where(seen, 1.0 / self.count.clamp(min=1), torch.zeros_like(self.count))
-        else:
-            first = self.count == 1
-            w = torch.where(first, torch.ones_like(self.count), torch.full_like(self.count, 1 - self.ema_beta))
-            w = torch.where(seen, w, torch.zeros_like(w))
-        self.s_hat = (1 - w) * self.s_hat + w * s
-        return s
+    def update(self, logits: list[Tensor], labels: list[Tensor]) -> None:
+        """Fold in one iteration's unimodal logits (no host sync)."""
+        for j, (z, y) in enumerate(zip(logits, labels, strict=True)):
+            if z.shape[0] == 0:
+                continue
+            s = iteration_score(z, y)
+            if self.mode == "mean":
+                self._acc[j] = self._acc[j] + s
+            else:
+                self._acc[j] = s if self.count[j] == 0 else self.ema_beta * self._acc[j] + (1 - self.ema_beta) * s
+            self.count[j] += 1
+
+    @property
+    def s_hat(self) -> Tensor:
+        acc = torch.stack(self._acc)
+        if self.mode == "ema":
+            return acc
+        return acc / torch.tensor(self.count, device=self.device).clamp(min=1)
 
     @property
     def discrepancy(self) -> Tensor:
         return modality_discrepancy(self.s_hat)
 
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"s_hat": self.s_hat.clone(), "count": self.count.clone()}
+    def state_dict(self) -> dict[str, object]:
+        return {"acc": [a.clone() for a in self._acc], "count": list(self.count)}
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.s_hat = state["s_hat"].to(self.device)
-        self.count = state["count"].to(self.device)
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self._acc = [a.to(self.device) for a in state["acc"]]
+        self.count = list(state["count"])

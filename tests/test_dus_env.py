@@ -1,0 +1,120 @@
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+
+def rollout(env, seed, actions):
+    obs, info = env.reset(seed=seed)
+    trace = [obs]
+    rewards, infos = [], [info]
+    for a in actions:
+        obs, r, term, trunc, info = env.step(a)
+        trace.append(obs)
+        rewards.append(r)
+        infos.append(info)
+        if term:
+            break
+    return np.array(trace), np.array(rewards), infos
+
+
+def test_checkers_pass_without_warnings(small_kwargs):
+    env = gym.make("DUS-Synthetic", **small_kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env.unwrapped, warn=True)
+
+
+def test_spaces_and_episode_contract(small_kwargs):
+    env = gym.make("DUS-Synthetic", **small_kwargs)
+    assert env.action_space.shape == (2,)
+    assert np.all(np.isfinite(env.observation_space.low)) and np.all(np.isfinite(env.observation_space.high))
+    obs, info = env.reset(seed=3)
+    assert env.observation_space.contains(obs)
+    steps, term = 0, False
+    while not term:
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs) and not trunc and np.isfinite(r)
+        steps += 1
+    u = env.unwrapped
+    assert steps == -(-u.trainer.total_iterations // u.step_iterations)
+    assert obs[u.layout.progress] == pytest.approx(1.0)
+    assert set(info["test"]) >= {"fused_acc", "fused_f1", "fused_map", "audio_acc", "video_acc"}
+    assert set(info["n"]) == {"audio", "video"} and "s_hat" in info and "d" in info
+
+
+def test_same_seed_same_trajectory_regardless_of_global_rng(small_kwargs):
+    actions = np.random.default_rng(0).uniform(-1, 1, (20, 2)).astype(np.float32)
+    env = gym.make("DUS-Synthetic", **small_kwargs)
+    torch.manual_seed(1)
+    a = rollout(env, 7, actions)
+    torch.manual_seed(999)  # SB3 reseeds torch globally: the env must not care
+    b = rollout(gym.make("DUS-Synthetic", **small_kwargs), 7, actions)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    c = rollout(env, 8, actions)
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_rewards_sum_to_total_validation_gain(small_kwargs):
+    env = gym.make("DUS-Synthetic", **small_kwargs)
+    _, rewards, infos = rollout(env, 0, [np.array([0.5, -0.5], np.float32)] * 50)
+    gain = 100 * (infos[-1]["val_acc"] - infos[0]["val_acc"])
+    assert rewards.sum() == pytest.approx(gain, abs=1e-4)
+    assert abs(gain) > 1.0  # training does move validation accuracy
+
+
+def test_fixed_budget_reaches_the_trainer(small_kwargs):
+    env = gym.make("DUS-Synthetic", **small_kwargs)
+    env.reset(seed=0)
+    seen = []
+    env.unwrapped.trainer.learner.train_step = (lambda f: lambda b: (seen.append([len(y) for y in b.labels]), f(b))[1])(
+        env.unwrapped.trainer.learner.train_step)
+    _, _, _, _, info = env.step(np.array([-1.0, 1.0], np.float32))
+    assert info["n"]["video"] > info["n"]["audio"]
+    assert all(sizes == [info["n"]["audio"], info["n"]["video"]] for sizes in seen)
+    assert sum(seen[0]) == 2 * small_kwargs["batch_size"]
+
+
+def test_bad_actions_are_rejected_clearly(small_kwargs):
+    env = gym.make("DUS-Synthetic", **small_kwargs).unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="2 values"):
+        env.step(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.array([np.nan, 0.0], np.float32))
+
+
+def test_bad_kwargs_are_rejected_clearly(small_kwargs):
+    with pytest.raises(ValueError, match="unknown reward"):
+        gym.make("DUS-Synthetic", reward="nope", **small_kwargs)
+    with pytest.raises(ValueError, match="valid keys"):
+        gym.make("DUS-Synthetic", optim={"lrr": 1.0}, **small_kwargs)
+    with pytest.raises(KeyError, match="joint"):
+        gym.make("DUS-Synthetic", learner="nope", **small_kwargs).reset(seed=0)
+
+
+@pytest.mark.parametrize("reward", ["f1", "loss"])
+def test_alternative_rewards(small_kwargs, reward):
+    env = gym.make("DUS-Synthetic", reward=reward, obs_extras=["val_acc"], **small_kwargs)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape
+    _, r, *_ = env.step(env.action_space.sample())
+    assert np.isfinite(r)
+
+
+def test_divergence_ends_episode(small_kwargs):
+    env = gym.make("DUS-Synthetic", optim={"lr": 1e6}, **small_kwargs)
+    env.reset(seed=0)
+    term, info = False, {}
+    for _ in range(20):
+        obs, r, term, _, info = env.step(np.zeros(2, np.float32))
+        assert np.all(np.isfinite(obs))
+        if term:
+            break
+    assert term and info["diverged"]
