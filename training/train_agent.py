@@ -79,7 +79,7 @@ def agent_device(algo: str, device: str) -> str:
     return "cpu" if device == "auto" and algo in ("ppo", "a2c", "reinforce") else device
 
 
-def evaluate(name: str, policy: Any, env: gym.Env, seeds: list[int]) -> dict[str, tuple[float, float]]:
+def evaluate(policy: Any, env: gym.Env, seeds: list[int]) -> dict[str, tuple[float, float]]:
     episodes = [run_episode(policy, env, seed=s) for s in seeds]
     return summarize(episodes, env.unwrapped.modalities)
 
@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> Path:
         check_algo_kwargs(LEARNED[args.algo], hp, args.config or f"configs/{args.algo}.yaml")
     env_kwargs = deep_merge(hp.pop("env_kwargs", {}) or {}, parse_kv(args.env_kwargs))
     env_kwargs.setdefault("device", args.device)
+    if args.algo in HEURISTICS:  # the env settings the heuristic stands for; the user's keys win
+        env_kwargs = deep_merge(HEURISTICS[args.algo].env_kwargs, env_kwargs)
     total = args.total_timesteps or int(hp.pop("n_timesteps", DEFAULT_TIMESTEPS))
     hp.pop("n_timesteps", None)
     eval_episodes = args.eval_episodes or int(hp.pop("eval_episodes", 3))
@@ -144,9 +146,14 @@ def main(argv: list[str] | None = None) -> Path:
     eval_env = gym.make(args.env, **env_kwargs)
     method = method_of(eval_env)
     baselines = args.baselines.split(",") if args.baselines else default_baselines(method, args.algo)
-    results = {args.algo: evaluate(args.algo, agent, eval_env, seeds)}
+    if args.algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
+        agent = make_agent(args.algo, eval_env, hp, seed=args.seed)
+    results = {args.algo: evaluate(agent, eval_env, seeds)}
     for name in tqdm(baselines, desc="baselines", disable=args.no_progress):
-        results[name] = evaluate(name, make_agent(name, eval_env, seed=args.seed), eval_env, seeds)
+        if name not in HEURISTICS:
+            raise SystemExit(f"unknown baseline {name!r}; heuristics: {', '.join(HEURISTICS)}")
+        base_env = gym.make(args.env, **deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
+        results[name] = evaluate(make_agent(name, base_env, seed=args.seed), base_env, seeds)
     (run_dir / "results.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=2))
     print_table(results, eval_env.unwrapped.modalities, len(seeds))
     print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")

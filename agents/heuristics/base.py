@@ -14,12 +14,15 @@ class HeuristicPolicy:
     """Base: subclasses implement ``act(obs) -> action`` for one observation.
 
     ``methods`` lists the env families (``DUS``, ``BSS``) the heuristic understands; an
-    empty tuple means any. ``learn`` is a no-op so a heuristic can stand wherever an agent
-    does; ``save`` writes its parameters as JSON.
+    empty tuple means any. ``env_kwargs`` are the env settings the heuristic stands for
+    (e.g. BSS-L needs the learned scheduler): ``train_agent.py`` makes the heuristic's env
+    with them, and a policy refuses an env that contradicts them. ``learn`` is a no-op so a
+    heuristic can stand wherever an agent does; ``save`` writes its parameters as JSON.
     """
 
     name: ClassVar[str] = ""
     methods: ClassVar[tuple[str, ...]] = ()
+    env_kwargs: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, env: gym.Env, seed: int | None = None, **params: Any) -> None:
         self.env = env.unwrapped

@@ -116,8 +116,9 @@ class MultimodalTrainingEnv(gym.Env):
         self._val_idx = torch.arange(min(val_size or n_val, n_val), device=self.trainer.device)
         self.action_space = self._make_action_space()
         self.layout = ObservationLayout(m, int(np.prod(self.action_space.shape)), tuple(obs_extras))
-        low, high = self.layout.bounds()
-        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        (low, high), (x_low, x_high) = self.layout.bounds(), self._extra_bounds()
+        self.observation_space = gym.spaces.Box(np.concatenate([low, x_low]), np.concatenate([high, x_high]),
+                                                dtype=np.float32)
         self._prev_action = np.zeros(self.layout.action_dim, np.float32)
 
     # --- subclass hooks -------------------------------------------------------------
@@ -141,6 +142,14 @@ class MultimodalTrainingEnv(gym.Env):
 
     def _finished(self) -> bool:
         return self.trainer.done
+
+    def _extra_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of method-specific observation entries appended after the layout (none by default)."""
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+
+    def _extra_observation(self) -> np.ndarray:
+        """Values of those entries, within ``_extra_bounds``."""
+        return np.zeros(0, np.float32)
 
     # --- gymnasium API --------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -203,6 +212,7 @@ class MultimodalTrainingEnv(gym.Env):
                  self._prev_action.reshape(-1)]
         if "val_acc" in self.layout.extras:
             parts.append([self._val["acc"], *(self._val[f"acc_{n}"] for n in self.modalities)])
+        parts.append(self._extra_observation())
         obs = np.concatenate([np.asarray(p, np.float32).reshape(-1) for p in parts])
         low, high = self.observation_space.low, self.observation_space.high
         return np.clip(np.nan_to_num(obs, nan=0.0), low, high).astype(np.float32)

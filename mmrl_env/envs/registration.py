@@ -12,7 +12,7 @@ from mmrl_env.data.registry import dataset_names
 # method -> "module:Class" (resolved only when an env is made). None = not built yet.
 METHODS: dict[str, str | None] = {
     "DUS": "mmrl_env.envs.dus:DUSEnv",
-    "BSS": None,
+    "BSS": "mmrl_env.envs.bss:BSSEnv",
 }
 
 

@@ -1,0 +1,75 @@
+"""BSS schedulers as policies: λ each epoch, on an env configured as the paper's method.
+
+The action is only λ; *how* λ becomes a sequence (top-λ ranked shuffle, or draws from the
+learned p) is the env's ``scheduler`` setting. Each policy declares the env settings it
+stands for in ``env_kwargs`` (``train_agent.py`` makes its env with them) and refuses an
+env made with another scheduler, rather than silently changing the env.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from agents.heuristics.base import HeuristicPolicy
+from mmrl_env.samplers.curriculum import Pacing
+
+
+class BSSPolicy(HeuristicPolicy):
+    """Base: select the env's scheduler, then map this policy's λ to the env's action."""
+
+    methods = ("BSS",)
+    env_kwargs: ClassVar[dict[str, Any]] = {"scheduler": "rank"}
+
+    def __init__(self, env: gym.Env, seed: int | None = None, **params: Any) -> None:
+        super().__init__(env, seed, **params)
+        needed = self.env_kwargs["scheduler"]
+        if self.env.scheduler_kind != needed:
+            raise ValueError(f"{self.name} runs on a BSS env made with scheduler={needed!r}, but this one uses "
+                             f"{self.env.scheduler_kind!r}: gym.make(..., scheduler={needed!r}) "
+                             f"(train_agent.py does this for you)")
+
+    def proportion(self, obs: np.ndarray) -> float:
+        return 1.0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.env.proportions.action(self.proportion(obs))
+
+
+class FullDataPolicy(BSSPolicy):
+    """No curriculum: λ = 1 with the rank scheduler, i.e. every epoch is a shuffle of all samples."""
+
+    name = "full"
+
+
+class LearnedSchedulerPolicy(BSSPolicy):
+    """BSS-L: λ = 1 and the env's learned scheduler draws each epoch's sequence from p (eqs. 9–11)."""
+
+    name = "bss-l"
+    env_kwargs = {"scheduler": "learned"}
+
+
+class PacingPolicy(BSSPolicy):
+    """BSS-H: λ(t) from a pacing function (root by default, eq. 7) of the epoch index t.
+
+    t = progress · epochs, read from the observation's progress entry (the number of
+    epochs already trained in this episode). The paper ranks once: its env settings turn
+    re-measuring off. ``t_grow`` defaults to the paper's 40 epochs, capped at half the run
+    (an 8-epoch run would otherwise never reach λ = 1).
+    """
+
+    name = "bss-h"
+    env_kwargs = {"scheduler": "rank", "remeasure_every": None}
+
+    def __init__(self, env: gym.Env, seed: int | None = None, pacing: str = "root", lambda0: float = 0.1,
+                 t_grow: float | None = None, steps: int = 4) -> None:
+        if t_grow is None:
+            t_grow = min(40.0, env.unwrapped.epochs / 2)
+        super().__init__(env, seed, pacing=pacing, lambda0=lambda0, t_grow=t_grow, steps=steps)
+        self.pace = Pacing(pacing, lambda0, t_grow, steps)
+        self.progress_index = self.env.layout.progress
+
+    def proportion(self, obs: np.ndarray) -> float:
+        return self.pace(round(float(obs[self.progress_index]) * self.env.epochs))
