@@ -8,6 +8,9 @@ from typing import Any
 # name -> "module:Class"; resolved lazily.
 LEARNERS: dict[str, str] = {
     "joint": "mmrl_env.learners.joint:JointLearner",
+    "ogm_ge": "mmrl_env.learners.ogm_ge:OGMGELearner",
+    "mla": "mmrl_env.learners.mla:MLALearner",
+    "boosting": "mmrl_env.learners.boosting:BoostingLearner",
 }
 
 

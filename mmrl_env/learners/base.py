@@ -8,7 +8,9 @@ touching any env.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +77,16 @@ def budget_ce(logits: Tensor, labels: Tensor, budget: int) -> Tensor:
     return nn.functional.cross_entropy(logits, labels, reduction="sum") / budget
 
 
+@contextlib.contextmanager
+def seeded_init(generator: torch.Generator) -> Iterator[None]:
+    """Module init draws from the global RNG: fork it, seeded from our private generator,
+    so that construction is reproducible without touching the caller's RNG state."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 class Learner(ABC):
     """Owns the inner model, its optimizer and LR schedule."""
 
@@ -87,11 +99,7 @@ class Learner(ABC):
         self.device = device
         self.generator = generator
         self.amp = device.type == "cuda"
-        # Module init draws from the global RNG: fork it, seeded from our private generator,
-        # so that construction is reproducible without touching the caller's RNG state.
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(generator):
             self.model = self.build_model().to(device)
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -40,8 +40,12 @@ class JointLearner(Learner):
                     z_multi.float(), batch.labels[0][: batch.n_common])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.modulate_gradients(batch, logits)
         self.optimizer.step()
         return StepOutput(loss.detach(), [z.detach().float() for z in logits])
+
+    def modulate_gradients(self, batch: Batch, logits: list[Tensor]) -> None:
+        """Hook between backward and the optimizer step (no-op here; OGM-GE rescales encoders)."""
 
     @torch.no_grad()
     def predict(self, inputs: list[Tensor]) -> Prediction:

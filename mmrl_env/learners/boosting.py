@@ -1,0 +1,217 @@
+"""``boosting``: AUG — sustained boosting with adaptive classifier assignment (SPEC §5).
+
+Each modality is an ensemble of configurable classifiers over its encoder; the newest one
+fits the residual of the earlier ones while the whole ensemble keeps fitting the labels
+(paper eqs. 2–6). Every T epochs ACA compares the modalities' OGM scores and gives the
+lagging modality one more classifier, which directly adds classification capacity where
+the imbalance is; a small network ω turns the scores into weights of the added classifiers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmrl_env.learners.base import (
+    Batch,
+    Learner,
+    OptimConfig,
+    Prediction,
+    StepOutput,
+    budget_ce,
+    make_optimizer,
+    seeded_init,
+)
+from mmrl_env.models.boosting import BoostingNet, OmegaNet
+
+log = logging.getLogger(__name__)
+
+
+def residual_labels(onehot: Tensor, prev_logits: Tensor, lam: float) -> Tensor:
+    """ŷ_t = y − λ·Σ_{j<t} y ⊙ softmax(z_j) (eq. before 2), from detached earlier logits.
+
+    ``prev_logits``: (t−1, N, K). Clamped at 0 so that the label stays non-negative even
+    when many confident earlier classifiers sum past 1/λ (the paper's stated intent).
+    """
+    if prev_logits.shape[0] == 0:
+        return onehot
+    p = prev_logits.detach().float().softmax(-1).sum(0)
+    return (onehot - lam * onehot * p).clamp(min=0)
+
+
+def soft_ce(logits: Tensor, target: Tensor, budget: int) -> Tensor:
+    """−Σ_i ŷ_iᵀ log softmax(z_i), divided by the reference batch size B (as ``budget_ce``)."""
+    return -(target * logits.float().log_softmax(-1)).sum() / budget
+
+
+def boosting_losses(logits: Tensor, labels: Tensor, lam: float, budget: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(ε, ε_o, ε_p) of one modality whose t classifiers gave ``logits`` (t, N, K), eqs. 2–4.
+
+    ε: newest classifier vs the residual labels; ε_o: all t summed vs y; ε_p: the first t−1
+    summed vs y (0 when t = 1).
+    """
+    t = logits.shape[0]
+    onehot = nn.functional.one_hot(labels, logits.shape[-1]).float()
+    eps = soft_ce(logits[-1], residual_labels(onehot, logits[:-1], lam), budget)
+    eps_o = budget_ce(logits.sum(0).float(), labels, budget)
+    eps_p = budget_ce(logits[:-1].sum(0).float(), labels, budget) if t > 1 else eps_o.new_zeros(())
+    return eps, eps_o, eps_p
+
+
+def aca_decision(scores: Tensor, sigma: float = 1.0, tau: float = 0.01) -> list[int]:
+    """Modalities that get a classifier, from the window's OGM scores (Algorithm 1).
+
+    M = 2 (paper): s^a − σ·s^v > τ → modality 1 (v); < −τ → modality 0 (a); else none.
+    M > 2 (SPEC): every modality whose score is below the mean of the others by more than τ.
+    """
+    s = [float(x) for x in scores.tolist()]
+    if len(s) == 2:
+        diff = s[0] - sigma * s[1]
+        return [1] if diff > tau else [0] if diff < -tau else []
+    total = sum(s)
+    return [r for r, x in enumerate(s) if (total - x) / (len(s) - 1) - x > tau]
+
+
+class BoostingLearner(Learner):
+    """AUG. Unimodal logits = Σ_t ω-weighted classifier logits; inference = their late-fusion sum.
+
+    ``lam`` (λ, residual softening), ``check_every`` (ACA period T in epochs), ``sigma``,
+    ``tau``, ``max_classifiers`` (cap per modality), ``hidden`` (Layer1 width),
+    ``omega_lr``/``omega_steps`` (ω's optimiser at each ACA call; the paper trains it "until
+    convergence" with the backbone's optimiser type).
+    """
+
+    def __init__(self, dataset, optim: OptimConfig, device, generator, lam: float = 0.2, check_every: int = 20,
+                 sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10, hidden: int = 256,
+                 omega_lr: float = 1e-3, omega_steps: int = 100) -> None:
+        if check_every < 1 or max_classifiers < 1:
+            raise ValueError("check_every and max_classifiers must be >= 1")
+        self.lam, self.check_every, self.sigma, self.tau = lam, check_every, sigma, tau
+        self.max_classifiers, self.hidden, self.omega_steps = max_classifiers, hidden, omega_steps
+        super().__init__(dataset, optim, device, generator)
+        m = dataset.num_modalities
+        with seeded_init(generator):
+            self.omega_net = OmegaNet(m).to(device)
+        self.omega_optimizer = make_optimizer(self.omega_net.parameters(),
+                                              OptimConfig(optim.name, omega_lr, optim.momentum, 0.0))
+        self.omega = torch.ones(m, device=device)  # Algorithm 2: ω initialised to 1
+        self.added: list[int] = []  # modality of every added classifier, in order (for state_dict)
+        self._reset_scores()
+
+    def build_model(self) -> nn.Module:
+        return BoostingNet(self.dataset.modalities, self.num_classes, self.hidden)
+
+    def _reset_scores(self) -> None:
+        m = self.dataset.num_modalities
+        self.score_sum = torch.zeros(m, device=self.device)
+        self.score_count = [0] * m
+
+    def _logits(self, r: int, u: Tensor) -> Tensor:
+        """(t, N, K) classifier logits of modality r; the added ones (t ≥ 2) scaled by ω^r."""
+        z = self.model.classifier_logits(r, u)
+        if z.shape[0] == 1:
+            return z
+        return torch.cat([z[:1], z[1:] * self.omega[r].to(z.dtype)])
+
+    def train_step(self, batch: Batch) -> StepOutput:
+        self.model.train()
+        loss = torch.zeros((), device=self.device)
+        summed = []
+        with self.autocast():
+            for r, (x, y) in enumerate(zip(batch.inputs, batch.labels, strict=True)):
+                z = self._logits(r, self.model.encoders[r](x))
+                loss = loss + sum(boosting_losses(z, y, self.lam, batch.budget))
+                zsum = z.detach().float().sum(0)
+                summed.append(zsum)
+                if y.numel():
+                    self.score_sum[r] += zsum.softmax(1).gather(1, y[:, None]).sum()
+                    self.score_count[r] += y.numel()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return StepOutput(loss.detach(), summed)
+
+    @torch.no_grad()
+    def predict(self, inputs: list[Tensor]) -> Prediction:
+        self.model.eval()
+        with self.autocast():
+            uni = [self._logits(r, self.model.encoders[r](x)).float().sum(0) for r, x in enumerate(inputs)]
+        return Prediction(torch.stack(uni).sum(0), uni)
+
+    # --- adaptive classifier assignment ---------------------------------------------
+    def scores(self) -> Tensor:
+        """OGM scores s^r of the current check window (mean true-class probability)."""
+        count = torch.tensor(self.score_count, device=self.device, dtype=torch.float32).clamp(min=1)
+        return self.score_sum / count
+
+    def on_epoch_end(self, epoch: int) -> None:
+        super().on_epoch_end(epoch)
+        if (epoch + 1) % self.check_every == 0:
+            self.assign(self.scores())
+            self._reset_scores()
+
+    def assign(self, scores: Tensor) -> list[int]:
+        """One ACA call: add classifiers per :func:`aca_decision`, then refit ω. Returns the additions."""
+        added = [r for r in aca_decision(scores, self.sigma, self.tau) if self._can_add(r)]
+        for r in added:
+            self.add_classifier(r)
+        self.fit_omega(scores)
+        return added
+
+    def _can_add(self, r: int) -> bool:
+        if self.model.counts[r] < self.max_classifiers:
+            return True
+        log.info("boosting: modality %s already has the maximum of %d classifiers; none added",
+                 self.dataset.modality_names[r], self.max_classifiers)
+        return False
+
+    def add_classifier(self, r: int) -> nn.Module:
+        """A new classifier for modality r, registered with the optimizer at the current lr."""
+        with seeded_init(self.generator):
+            layer = self.model.add_classifier(r)
+        group = {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
+        self.optimizer.add_param_group({**group, "params": list(layer.parameters())})
+        self.scheduler.base_lrs.append(group.get("initial_lr", self.optim_cfg.lr))
+        self.added.append(r)
+        return layer
+
+    def fit_omega(self, scores: Tensor) -> Tensor:
+        """Train ω on ‖g − ω(s)‖², g = one-hot of the weakest modality; store ω(s)."""
+        s = scores.detach().float()
+        g = nn.functional.one_hot(s.argmin(), s.numel()).float()
+        self.omega_net.train()
+        for _ in range(self.omega_steps):
+            self.omega_optimizer.zero_grad(set_to_none=True)
+            ((g - self.omega_net(s)) ** 2).sum().backward()
+            self.omega_optimizer.step()
+        with torch.no_grad():
+            self.omega = self.omega_net(s).detach()
+        return self.omega
+
+    # --- reporting and checkpoints --------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        names = self.dataset.modality_names
+        return {"classifiers": dict(zip(names, self.model.counts, strict=True)),
+                "omega": dict(zip(names, self.omega.tolist(), strict=True))}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "added": list(self.added), "omega": self.omega.clone(),
+                "omega_net": self.omega_net.state_dict(), "omega_optimizer": self.omega_optimizer.state_dict(),
+                "score_sum": self.score_sum.clone(), "score_count": list(self.score_count)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the classifiers first (same order, so the optimizer's groups line up)."""
+        added = list(state["added"])
+        if added[: len(self.added)] != self.added:
+            raise ValueError(f"checkpoint classifiers {added} do not extend this learner's {self.added}")
+        for r in added[len(self.added):]:
+            self.add_classifier(r)
+        super().load_state_dict(state)
+        self.omega = state["omega"].to(self.device)
+        self.omega_net.load_state_dict(state["omega_net"])
+        self.omega_optimizer.load_state_dict(state["omega_optimizer"])
+        self.score_sum = state["score_sum"].to(self.device)
+        self.score_count = list(state["score_count"])

@@ -1,0 +1,146 @@
+"""AUG (``boosting``): residual labels, the three losses, classifier growth, ACA, ω, checkpoints."""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+
+import pytest
+import torch
+
+from mmrl_env.data.synthetic import load_synthetic
+from mmrl_env.learners.base import Batch, OptimConfig
+from mmrl_env.learners.boosting import BoostingLearner, aca_decision, boosting_losses, residual_labels
+
+LN2 = math.log(2.0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_synthetic(n_train=128, n_val=32, n_test=32)
+
+
+def make(data, seed: int = 0, **kwargs) -> BoostingLearner:
+    g = torch.Generator().manual_seed(seed)
+    return BoostingLearner(data, OptimConfig(lr=0.05), torch.device("cpu"), g, **kwargs)
+
+
+def batch(data, sizes: list[int]) -> Batch:
+    idx = torch.arange(max(sizes))
+    return Batch([data.train.gather(j, idx[:n]) for j, n in enumerate(sizes)],
+                 [data.train.gather_labels(idx[:n]) for n in sizes], min(sizes), 32)
+
+
+def test_residual_labels_hand_computed():
+    onehot = torch.tensor([[1.0, 0.0, 0.0]])
+    prev = torch.stack([torch.tensor([[LN2, 0.0, 0.0]]), torch.zeros(1, 3)])  # p_y = 1/2 and 1/3
+    expected = torch.tensor([[1 - 0.2 * (0.5 + 1 / 3), 0.0, 0.0]])
+    assert torch.allclose(residual_labels(onehot, prev, 0.2), expected)
+    assert torch.equal(residual_labels(onehot, prev[:0], 0.2), onehot)  # first classifier: plain labels
+
+
+def test_three_losses_hand_computed():
+    z = torch.stack([torch.tensor([[LN2, 0.0, 0.0]]), torch.zeros(1, 3)])  # t = 2 classifiers, one sample
+    eps, eps_o, eps_p = boosting_losses(z, torch.tensor([0]), 0.2, budget=1)
+    assert eps.item() == pytest.approx((1 - 0.2 * 0.5) * math.log(3.0))  # newest vs ŷ = 0.9·y
+    assert eps_o.item() == pytest.approx(LN2)  # softmax(z1 + z2)_y = 1/2
+    assert eps_p.item() == pytest.approx(LN2)  # softmax(z1)_y = 1/2
+    eps1, eps_o1, eps_p1 = boosting_losses(z[1:], torch.tensor([0]), 0.2, budget=2)
+    assert (eps1.item(), eps_o1.item(), eps_p1.item()) == pytest.approx((math.log(3) / 2, math.log(3) / 2, 0.0))
+
+
+def test_aca_two_modalities():
+    assert aca_decision(torch.tensor([0.8, 0.5])) == [1]  # audio ahead: video gets one
+    assert aca_decision(torch.tensor([0.5, 0.8])) == [0]  # video ahead: audio gets one
+    assert aca_decision(torch.tensor([0.5, 0.505])) == []  # dead zone τ = 0.01
+    assert aca_decision(torch.tensor([0.8, 0.75]), sigma=1.1) == [0]  # 0.8 − 1.1·0.75 < −τ
+
+
+def test_aca_more_modalities():
+    assert aca_decision(torch.tensor([0.9, 0.9, 0.5])) == [2]
+    assert aca_decision(torch.tensor([0.9, 0.5, 0.5])) == [1, 2]  # each is 0.2 below the others' mean
+    assert aca_decision(torch.tensor([0.6, 0.6, 0.595])) == []
+
+
+def test_added_classifier_joins_optimizer_and_trains(data):
+    learner = make(data, check_every=100)
+    learner.optimizer.param_groups[0]["lr"] = 0.01  # as if the schedule had decayed it: the new group follows
+    layer = learner.add_classifier(1)
+    assert learner.model.counts == [1, 2]
+    group = learner.optimizer.param_groups[-1]
+    assert {id(p) for p in group["params"]} == {id(p) for p in layer.parameters()}
+    assert group["lr"] == 0.01 and group["momentum"] == 0.9
+    assert all(p not in learner.optimizer.state for p in layer.parameters())  # fresh momentum
+    assert layer.weight.device == learner.model.head.weight.device
+    before = [p.detach().clone() for p in layer.parameters()]
+    learner.train_step(batch(data, [32, 32]))
+    assert all(not torch.equal(b, p) for b, p in zip(before, layer.parameters(), strict=True))
+    learner.scheduler.step_size = 1  # the LR schedule drives the added group like the others
+    learner.scheduler.step()
+    assert group["lr"] == pytest.approx(0.001) and learner.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+
+
+def test_unimodal_logits_are_summed_classifiers(data):
+    learner = make(data, check_every=100)
+    learner.add_classifier(1)
+    b = batch(data, [16, 48])  # unequal n_j
+    with torch.no_grad():
+        expected = [learner._logits(r, learner.model.encoders[r](x)).sum(0) for r, x in enumerate(b.inputs)]
+    out = learner.train_step(b)
+    assert [z.shape[0] for z in out.unimodal_logits] == [16, 48]
+    for z, e in zip(out.unimodal_logits, expected, strict=True):
+        assert torch.allclose(z, e, atol=1e-6)
+        assert not z.requires_grad
+
+
+def test_assign_adds_to_weak_and_respects_cap(data, caplog):
+    learner = make(data, check_every=100, max_classifiers=2)
+    assert learner.assign(torch.tensor([0.8, 0.4])) == [1]
+    with caplog.at_level(logging.INFO, logger="mmrl_env.learners.boosting"):
+        assert learner.assign(torch.tensor([0.8, 0.4])) == []
+    assert "maximum of 2 classifiers" in caplog.text
+    assert learner.assign(torch.tensor([0.3, 0.9])) == [0]
+    assert learner.info()["classifiers"] == {"audio": 2, "video": 2}
+
+
+def test_epoch_end_runs_aca_every_T_epochs(data):
+    learner = make(data, check_every=2)
+    learner.train_step(batch(data, [32, 32]))
+    learner.score_sum = torch.tensor([0.9, 0.3])  # crafted window: audio far ahead
+    learner.score_count = [1, 1]
+    learner.on_epoch_end(0)
+    assert learner.model.counts == [1, 1]
+    learner.on_epoch_end(1)
+    assert learner.model.counts == [1, 2]
+    assert learner.score_count == [0, 0]  # a new check window starts
+
+
+def test_omega_moves_towards_one_hot_of_weakest(data):
+    learner = make(data, omega_steps=20)
+    s = torch.tensor([0.8, 0.4])
+    g = torch.tensor([0.0, 1.0])
+    before = ((g - learner.omega_net(s)) ** 2).sum().item()
+    omega = learner.fit_omega(s)
+    assert ((g - omega) ** 2).sum().item() < before
+    assert torch.allclose(omega, learner.omega_net(s).detach())
+    assert set(learner.info()["omega"]) == {"audio", "video"}
+
+
+def test_state_dict_round_trip_with_added_classifiers(data):
+    a = make(data, seed=3, check_every=100)
+    for r in (1, 1, 0):
+        a.add_classifier(r)
+    a.fit_omega(torch.tensor([0.7, 0.5]))
+    a.train_step(batch(data, [32, 32]))
+    b = make(data, seed=3, check_every=100)
+    buf = io.BytesIO()  # through a real checkpoint: no tensors shared between a and b
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b.load_state_dict(torch.load(buf))
+    assert b.model.counts == [2, 3]
+    x = [data.test.gather(j, torch.arange(16)) for j in range(2)]
+    assert torch.equal(a.predict(x).fused, b.predict(x).fused)
+    a.train_step(batch(data, [32, 32]))
+    b.train_step(batch(data, [32, 32]))  # same optimizer state (momentum) -> same update
+    assert torch.equal(a.predict(x).fused, b.predict(x).fused)
