@@ -14,12 +14,13 @@ from typing import Any
 # name -> "module:function" (lazy) or a callable. ``None`` = loader not written yet.
 _LOADERS: dict[str, str | Callable[..., Any] | None] = {
     "Synthetic": "mmrl_env.data.synthetic:load_synthetic",
-    "CremaD": None,
-    "KineticsSounds": None,
-    "VGGSound": None,
+    "CremaD": "mmrl_env.data.cremad:load_cremad",
+    "KineticsSounds": "mmrl_env.data.kinetics:load_kinetics_sounds",
+    "VGGSound": "mmrl_env.data.kinetics:load_vggsound",
     "Twitter2015": None,
     "Sarcasm": None,
     "NVGesture": None,
+    "Custom": "mmrl_env.data.npz:load_npz",
 }
 
 

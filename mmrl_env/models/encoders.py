@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from torch import Tensor, nn
+
+from mmrl_env.models.resnet import ResNetEncoder
 
 
 class MLPEncoder(nn.Module):
@@ -36,7 +39,9 @@ class SmallCNNEncoder(nn.Module):
         return self.pool(self.features(x)).flatten(1)
 
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {"mlp": MLPEncoder, "cnn": SmallCNNEncoder}
+ENCODERS: dict[str, Callable[..., nn.Module]] = {"mlp": MLPEncoder, "cnn": SmallCNNEncoder,
+                                                 "resnet18": partial(ResNetEncoder, "resnet18"),
+                                                 "resnet50": partial(ResNetEncoder, "resnet50")}
 
 
 def build_encoder(name: str, **kwargs: object) -> nn.Module:

@@ -1,0 +1,81 @@
+"""Audio → the reference log-magnitude spectrogram (SPEC §7), shared by audio-video datasets.
+
+The recipe follows the reference loaders (resample to 22,050 Hz, tile to a fixed length,
+clip to ±1, STFT n_fft 512 hop 353, ``log(|S| + 1e-7)``) so that published numbers stay
+comparable; it is computed with ``torch.stft`` (Hann window, centred, as librosa does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import resample_poly
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Spectrogram parameters; stored in the cache manifest so a cache knows its recipe."""
+
+    sample_rate: int = 22_050
+    seconds: float = 3.0
+    n_fft: int = 512
+    hop: int = 353
+
+    @property
+    def num_samples(self) -> int:
+        return int(round(self.sample_rate * self.seconds))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(frequency bins, time frames) of the spectrogram: 257×188 for CREMA-D."""
+        return self.n_fft // 2 + 1, self.num_samples // self.hop + 1
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def read_audio(path: Path, sample_rate: int) -> np.ndarray:
+    """Mono float32 waveform at ``sample_rate``: soundfile for audio files, PyAV for videos."""
+    if path.suffix.lower() in {".wav", ".flac", ".ogg"}:
+        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        wave = wave.mean(axis=1)
+    else:
+        wave, sr = _decode_audio_stream(path, sample_rate)
+    if wave.size == 0:
+        raise ValueError("no audio samples")
+    if sr != sample_rate:
+        g = math.gcd(int(sr), sample_rate)
+        wave = resample_poly(wave, sample_rate // g, int(sr) // g).astype(np.float32)
+    return wave
+
+
+def _decode_audio_stream(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Audio track of a container (e.g. an .mp4 clip) as mono float32, resampled by PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise ValueError("the file has no audio stream")
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
+        chunks = [f.to_ndarray()[0] for frame in container.decode(audio=0) for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), sample_rate
+
+
+def spectrogram(wave: np.ndarray, cfg: AudioConfig) -> np.ndarray:
+    """Tile the waveform to ``cfg.seconds`` (short clips repeat), clip to ±1, log |STFT|.
+
+    The reference tiles exactly three times and truncates; we repeat as often as needed so
+    clips under one second still fill the window.
+    """
+    n = cfg.num_samples
+    reps = math.ceil(n / wave.size)
+    x = torch.from_numpy(np.tile(wave, reps)[:n]).clamp_(-1.0, 1.0)
+    spec = torch.stft(x, n_fft=cfg.n_fft, hop_length=cfg.hop, window=torch.hann_window(cfg.n_fft),
+                      center=True, return_complex=True)
+    return torch.log(spec.abs() + 1e-7).numpy()

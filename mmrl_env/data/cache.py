@@ -1,0 +1,124 @@
+"""The on-disk cache: one directory of memory-mappable ``.npy`` arrays plus ``manifest.json``.
+
+Layout (N = clips of all splits, row i = ``manifest["clips"][i]``)::
+
+    manifest.json      format, version, dataset, clips, split of each clip, classes, the
+                       recipe (``config``), array shapes/dtypes, ``complete``, ``failed``
+    labels.npy         int64 (N,)
+    status.npy         int8 (N,): 1 = row written, 0 = pending or failed
+    <array>.npy        one per modality, e.g. audio float16 (N, 257, 188), frames uint8 (N, F, 3, S, S)
+
+Arrays are preallocated with ``open_memmap`` and filled row by row; a row's status is set
+only after its data, so an interrupted run resumes where it stopped and reading needs no
+copy of the data (``np.load(mmap_mode="r")``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+FORMAT = "mmrl-cache"
+VERSION = 1
+
+
+class CacheMismatchError(RuntimeError):
+    """An existing cache was built with another recipe or clip list."""
+
+
+@dataclass
+class Cache:
+    """A cache opened for reading (arrays are read-only memmaps)."""
+
+    root: Path
+    manifest: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray
+    status: np.ndarray
+
+    def rows(self, split: str) -> np.ndarray:
+        """Rows of ``split`` that were written successfully, in manifest order."""
+        names = np.asarray(self.manifest["splits"])
+        return np.flatnonzero((names == split) & (self.status == 1))
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, root / MANIFEST)  # atomic: a crash never leaves half a manifest
+
+
+class CacheWriter:
+    """Create a cache, or reopen one with the same recipe and clips to resume it."""
+
+    def __init__(self, root: Path, meta: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]],
+                 labels: np.ndarray, overwrite: bool = False) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        n = len(meta["clips"])
+        shapes = {k: {"shape": [n, *s], "dtype": d} for k, (s, d) in arrays.items()}
+        self.manifest = {"format": FORMAT, "version": VERSION, **meta, "arrays": shapes,
+                         "complete": False, "failed": {}}
+        old = self._existing()
+        resume = old is not None and not overwrite
+        if resume and not self._same(old):
+            raise CacheMismatchError(
+                f"{self.root} holds a cache built with another recipe or clip list; "
+                "use another --out directory, or --overwrite to rebuild it")
+        mode = "r+" if resume else "w+"
+        self.arrays = {k: np.lib.format.open_memmap(self.root / f"{k}.npy", mode=mode, dtype=d, shape=(n, *s))
+                       for k, (s, d) in arrays.items()}
+        self.status = np.lib.format.open_memmap(self.root / "status.npy", mode=mode, dtype=np.int8, shape=(n,))
+        if not resume:
+            self.status[:] = 0
+        np.save(self.root / "labels.npy", labels.astype(np.int64))
+        _write_manifest(self.root, self.manifest)
+
+    def _existing(self) -> dict[str, Any] | None:
+        path = self.root / MANIFEST
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _same(self, old: dict[str, Any]) -> bool:
+        keys = set(self.manifest) - {"complete", "failed"}
+        return all(old.get(k) == self.manifest[k] for k in keys)
+
+    def pending(self) -> np.ndarray:
+        """Rows still to write (never written, or failed last time: those are retried)."""
+        return np.flatnonzero(np.asarray(self.status) != 1)
+
+    def write(self, row: int, values: dict[str, np.ndarray]) -> None:
+        for k, v in values.items():
+            self.arrays[k][row] = v
+        self.status[row] = 1
+
+    def finish(self, failed: dict[str, str]) -> dict[str, Any]:
+        """Flush everything and record the outcome; returns the final manifest."""
+        for a in (*self.arrays.values(), self.status):
+            a.flush()
+        self.manifest["failed"] = failed
+        self.manifest["complete"] = True
+        self.manifest["written"] = int(np.count_nonzero(np.asarray(self.status) == 1))
+        _write_manifest(self.root, self.manifest)
+        return self.manifest
+
+
+def open_cache(root: Path) -> Cache:
+    """Open a finished cache read-only (FileNotFoundError / ValueError say what is wrong)."""
+    root = Path(root)
+    path = root / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {root}")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise ValueError(f"{path} is not an mmrl cache of version {VERSION}; prepare the data again")
+    if not manifest.get("complete"):
+        raise ValueError(f"the cache in {root} is incomplete (the prepare run was interrupted); "
+                         "run the same prepare command again to resume it")
+    arrays = {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in manifest["arrays"]}
+    return Cache(root, manifest, arrays, np.load(root / "labels.npy"), np.load(root / "status.npy"))

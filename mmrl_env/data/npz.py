@@ -1,0 +1,112 @@
+"""User data without code: one ``.npz`` per split, registered as the dataset ``Custom``.
+
+Format (``root``)::
+
+    train.npz   arrays ``<modality>`` (one per modality, first dimension N) and ``labels``
+    val.npz     same arrays (optional: else a stratified ``val_fraction`` of train is held out)
+    test.npz    same arrays
+    meta.json   optional: {"modalities": ["audio", "video"],
+                           "encoders": {"video": {"name": "resnet18", "kwargs": {"in_channels": 3}}},
+                           "num_classes": 6, "optim": {"lr": 0.01}}
+
+``labels`` are integers 0..K−1 (K = ``num_classes`` or the largest label + 1). Inputs are
+used as float32, as stored (normalise them beforehand). Without ``meta.json`` the
+modalities are every array but ``labels``, in sorted order, and encoders default by shape:
+(N, D) → ``mlp``, (N, H, W) or (N, C, H, W) → ``cnn`` (a 3-D array gets a channel axis).
+Use it as ``gymnasium.make("DUS-Custom", dataset_kwargs={"root": "my_data"})``, or give it
+its own name: ``register_dataset("MyData", functools.partial(load_npz, root="my_data"))``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
+from mmrl_env.data.validation import stratified_holdout
+
+LAYOUT = "<root>/train.npz, [val.npz], test.npz (arrays '<modality>' and 'labels'), optional meta.json"
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; expected {LAYOUT}")
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _default_encoder(name: str, sample_shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
+    if len(sample_shape) == 1:
+        return "mlp", {"in_dim": sample_shape[0]}
+    if len(sample_shape) in (2, 3):
+        return "cnn", {"in_channels": 1 if len(sample_shape) == 2 else sample_shape[0]}
+    raise ValueError(f"modality {name!r} has per-sample shape {sample_shape}: no default encoder; "
+                     "name one in meta.json ('encoders')")
+
+
+def _check(split: str, arrays: dict[str, np.ndarray], modalities: list[str], shapes: dict[str, tuple]) -> None:
+    if "labels" not in arrays:
+        raise ValueError(f"{split}.npz has no 'labels' array (found {sorted(arrays)})")
+    y = arrays["labels"]
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise ValueError(f"{split}.npz 'labels' must be a 1-D array of integers >= 0, got {y.dtype} {y.shape}")
+    for m in modalities:
+        if m not in arrays:
+            raise ValueError(f"{split}.npz has no array {m!r} (found {sorted(arrays)})")
+        x = arrays[m]
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"{split}.npz: {m!r} has {x.shape[0]} samples but 'labels' has {y.shape[0]}")
+        if shapes.setdefault(m, x.shape[1:]) != x.shape[1:]:
+            raise ValueError(f"{split}.npz: {m!r} samples have shape {x.shape[1:]}, "
+                             f"but {shapes[m]} in train.npz")
+
+
+def _split(arrays: dict[str, np.ndarray], modalities: list[str], rows: np.ndarray | None = None) -> TensorSplit:
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if rows is None else a[rows]
+
+    inputs = []
+    for m in modalities:
+        x = torch.from_numpy(np.ascontiguousarray(take(arrays[m]), dtype=np.float32))
+        inputs.append(x.unsqueeze(1) if x.dim() == 3 else x)  # (N, H, W) → one channel
+    return TensorSplit(inputs, torch.from_numpy(take(arrays["labels"]).astype(np.int64)))
+
+
+def load_npz(root: str | Path | None = None, val_fraction: float = 0.1, val_seed: int = 0,
+             device: str = "cpu") -> MultimodalDataset:
+    """The ``Custom`` dataset from ``root`` (format in the module docstring)."""
+    if root is None or not Path(root).is_dir():
+        raise FileNotFoundError(f"Custom data directory {root} not found; expected {LAYOUT}")
+    root = Path(root)
+    meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {}
+    data = {s: _load(root / f"{s}.npz") for s in ("train", "test")}
+    if (root / "val.npz").is_file():
+        data["val"] = _load(root / "val.npz")
+    modalities = list(meta.get("modalities") or sorted(k for k in data["train"] if k != "labels"))
+    if not modalities:
+        raise ValueError(f"{root / 'train.npz'} holds no modality arrays besides 'labels'")
+    shapes: dict[str, tuple] = {}
+    for split in ("train", "val", "test"):
+        if split in data:
+            _check(split, data[split], modalities, shapes)
+    k = int(meta.get("num_classes") or 1 + max(int(d["labels"].max(initial=0)) for d in data.values()))
+    if any(int(d["labels"].max(initial=0)) >= k for d in data.values()):
+        raise ValueError(f"labels must be below num_classes={k}")
+    specs = []
+    for m in modalities:
+        enc = meta.get("encoders", {}).get(m)
+        name, kwargs = (enc["name"], enc.get("kwargs", {})) if enc else _default_encoder(m, shapes[m])
+        specs.append(ModalitySpec(m, name, kwargs))
+    if "val" in data:
+        train, val = _split(data["train"], modalities), _split(data["val"], modalities)
+    else:
+        kept, held = stratified_holdout(data["train"]["labels"], val_fraction, val_seed)
+        train, val = _split(data["train"], modalities, kept), _split(data["train"], modalities, held)
+    test = _split(data["test"], modalities)
+    ds = MultimodalDataset(meta.get("name", "Custom"), tuple(specs), k, train, val, test,
+                           optim_defaults=dict(meta.get("optim", {})))
+    return ds.to(device)

@@ -1,0 +1,28 @@
+"""Deterministic, stratified hold-outs (validation out of train; test for unsplit data).
+
+The official audio-video lists have only train/test, and the reward needs a validation
+set that the test never leaks into. We hold out ``fraction`` of *each class* (at least one
+sample of every class with two or more), chosen by a permutation seeded with ``seed``, so
+the same cache and seed always give the same split on every machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held_out) positions into ``labels``, both sorted."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the held-out fraction must be in (0, 1), got {fraction}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        pos = np.flatnonzero(labels == c)
+        k = int(round(fraction * pos.size))
+        k = min(max(k, 1 if pos.size > 1 else 0), pos.size - 1)
+        held.append(rng.permutation(pos)[:k])
+    held_out = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    kept = np.setdiff1d(np.arange(labels.size), held_out)
+    return kept, held_out

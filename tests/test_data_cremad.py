@@ -1,0 +1,246 @@
+"""CREMA-D end to end on a 12-clip fixture in the real on-disk layout (no network)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+
+import mmrl_env  # noqa: F401  (registers the env ids)
+from mmrl_env.data.audio import AudioConfig, read_audio, spectrogram
+from mmrl_env.data.cremad import EMOTIONS, SHIPPED_SPLITS, load_cremad, read_splits
+from mmrl_env.data.fixtures import real_cremad_rows, write_cremad, write_split_csvs, write_wav
+from mmrl_env.data.frames import even_indices
+from mmrl_env.data.prepare import main as prepare
+
+SIZE = 32  # stored frame side: keeps the CPU test fast (the default is 224)
+
+
+def run_prepare(raw: Path, out: Path, splits: Path | str, *extra: str) -> int:
+    return prepare(["cremad", "--raw", str(raw), "--out", str(out), "--splits", str(splits),
+                    "--size", str(SIZE), "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, list[tuple[str, str]]]:
+    return real_cremad_rows({"train": 8, "test": 4})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, rows) -> tuple[Path, Path, Path]:
+    base = tmp_path_factory.mktemp("cremad")
+    raw, splits, cache = base / "raw", base / "splits", base / "cache"
+    write_cremad(raw, rows["train"] + rows["test"], videos=[rows["train"][0][0]])  # one clip only as .flv
+    write_split_csvs(splits, rows)
+    assert run_prepare(raw, cache, splits) == 0
+    return raw, splits, cache
+
+
+def test_shipped_split_lists_are_the_official_ones() -> None:
+    rows = read_splits(None, Path("."))
+    assert sum(r.split == "train" for r in rows) == 6698 and sum(r.split == "test" for r in rows) == 744
+    assert {r.label for r in rows} == set(range(len(EMOTIONS)))
+    assert (SHIPPED_SPLITS / "train.csv").is_file()
+
+
+def test_spectrogram_matches_reference_shape(tmp_path: Path) -> None:
+    write_wav(tmp_path / "a.wav", 0, seconds=0.5)
+    wave = read_audio(tmp_path / "a.wav", 22_050)
+    assert wave.size == 22_050 // 2
+    spec = spectrogram(wave, AudioConfig())
+    assert spec.shape == (257, 188) == AudioConfig().shape
+    assert np.isfinite(spec).all()
+
+
+def test_even_indices_spread_over_the_clip() -> None:
+    assert even_indices(10, 3).tolist() == [1, 5, 8]
+    assert even_indices(3, 3).tolist() == [0, 1, 2]
+    assert even_indices(2, 3).tolist() == [0, 1, 1]
+
+
+def test_cache_layout_and_manifest(prepared, rows) -> None:
+    _, _, cache = prepared
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["written"] == 12 and manifest["failed"] == {}
+    assert manifest["clips"][:8] == [c for c, _ in rows["train"]]
+    audio = np.load(cache / "audio.npy", mmap_mode="r")
+    frames = np.load(cache / "frames.npy", mmap_mode="r")
+    labels = np.load(cache / "labels.npy")
+    assert isinstance(audio, np.memmap) and audio.dtype == np.float16 and audio.shape == (12, 257, 188)
+    assert frames.dtype == np.uint8 and frames.shape == (12, 3, 3, SIZE, SIZE)
+    assert labels.dtype == np.int64 and labels[:8].tolist() == [EMOTIONS.index(e) for _, e in rows["train"]]
+    assert frames[0].std() > 0  # the .flv clip was decoded, not left empty
+
+
+def test_prepare_resumes(prepared, capsys) -> None:
+    raw, splits, cache = prepared
+    before = (cache / "audio.npy").stat().st_mtime_ns
+    assert run_prepare(raw, cache, splits) == 0
+    assert "12 of 12 clips already cached" in capsys.readouterr().out
+    assert (cache / "audio.npy").stat().st_mtime_ns == before
+
+
+def test_prepare_refuses_other_recipe(prepared, capsys) -> None:
+    raw, splits, cache = prepared
+    assert run_prepare(raw, cache, splits, "--frames", "2") == 1
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_loader_splits_and_gather(prepared) -> None:
+    ds = load_cremad(root=prepared[2], image_size=SIZE)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (6, 2, 4)  # val: one of each class with 2 samples
+    assert ds.num_classes == 6 and ds.modality_names == ("audio", "video")
+    assert ds.optim_defaults["lr"] == 1e-2 and ds.optim_defaults["momentum"] == 0.9
+    idx = torch.tensor([3, 0, 1])
+    audio = ds.test.gather(0, idx)
+    assert audio.shape == (3, 1, 257, 188) and audio.dtype == torch.float32
+    ref = torch.from_numpy(np.load(prepared[2] / "audio.npy")[8 + idx.numpy()].astype(np.float32))
+    assert torch.equal(audio[:, 0], ref)  # rows come back in the caller's order
+    video = ds.train.gather(1, idx, train=True)
+    assert video.shape == (3, 3, 3, SIZE, SIZE) and torch.isfinite(video).all()
+    assert ds.test.gather_labels(idx).tolist() == ds.test.labels[idx].tolist()
+
+
+def test_resident_matches_memmap_and_augmentation_is_seeded(prepared) -> None:
+    a = load_cremad(root=prepared[2], image_size=SIZE, seed=3)
+    b = load_cremad(root=prepared[2], image_size=SIZE, seed=3, resident=True)
+    idx = torch.arange(4)
+    for j in (0, 1):
+        assert torch.equal(a.test.gather(j, idx), b.test.gather(j, idx))
+    assert torch.equal(a.train.gather(1, idx, train=True), b.train.gather(1, idx, train=True))
+    assert load_cremad(root=prepared[2], image_size=SIZE, frames=2).test.gather(1, idx).shape[1] == 2
+
+
+def test_env_step_on_cremad(prepared) -> None:
+    env = gymnasium.make("DUS-CremaD", dataset_kwargs={"root": str(prepared[2]), "image_size": SIZE},
+                         epochs=1, batch_size=4, val_size=4, device="cpu")
+    obs, _ = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(np.array([1.0, -1.0], np.float32))
+    assert env.observation_space.contains(obs) and np.isfinite(reward)
+    assert set(info["val_acc_modality"]) == {"audio", "video"}
+    assert info["n"]["audio"] != info["n"]["video"]  # unequal per-modality batches gathered
+    env.close()
+
+
+def test_missing_root_names_layout_and_command(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as err:
+        load_cremad(root=tmp_path / "nowhere")
+    msg = str(err.value)
+    assert "AudioWAV/{clip}.wav" in msg and "Image-01-FPS/{clip}" in msg
+    assert f"python -m mmrl_env.data.prepare cremad --raw <raw CremaD dir> --out {tmp_path / 'nowhere'}" in msg
+    with pytest.raises(FileNotFoundError, match="prepare cremad"):
+        gymnasium.make("DUS-CremaD", dataset_kwargs={"root": str(tmp_path)})
+
+
+def test_corrupt_and_missing_files_are_reported(tmp_path: Path, rows, capsys) -> None:
+    raw = tmp_path / "raw"
+    train = rows["train"][:8]
+    write_cremad(raw, train[:7] + rows["test"][:2])  # train[7] has no files at all
+    bad_wav, bad_jpg, no_frames = train[1][0], train[2][0], train[3][0]
+    (raw / "AudioWAV" / f"{bad_wav}.wav").write_bytes(b"RIFF not really a wav")
+    (raw / "Image-01-FPS" / bad_jpg / "frame_00002.jpg").write_bytes(b"\xff\xd8 truncated")
+    shutil.rmtree(raw / "Image-01-FPS" / no_frames)
+    write_split_csvs(tmp_path / "splits", {"train": train, "test": rows["test"][:2]})
+    assert run_prepare(raw, tmp_path / "cache", tmp_path / "splits") == 0
+    out = capsys.readouterr().out
+    absent = train[7][0]
+    assert "6 of 10 clips cached, 4 failed" in out
+    assert f"corrupt AudioWAV/{bad_wav}.wav" in out and f"missing AudioWAV/{absent}.wav" in out
+    assert f"corrupt Image-01-FPS/{bad_jpg}" in out
+    assert f"missing Image-01-FPS/{no_frames} or VideoFlash/{no_frames}.flv" in out
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    assert set(manifest["failed"]) == {bad_wav, bad_jpg, no_frames, absent}
+    ds = load_cremad(root=tmp_path / "cache", image_size=SIZE)
+    assert len(ds.train) + len(ds.val) == 4 and len(ds.test) == 2
+
+
+def test_interrupted_prepare_resumes(tmp_path: Path, rows, monkeypatch, capsys) -> None:
+    from mmrl_env.data import build_cache
+
+    clips = rows["train"][:4] + rows["test"][:2]
+    write_cremad(tmp_path / "raw", clips)
+    write_split_csvs(tmp_path / "splits", {"train": rows["train"][:4], "test": rows["test"][:2]})
+    real, calls = build_cache.process_clip, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_cache, "process_clip", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_prepare(tmp_path / "raw", tmp_path / "cache", tmp_path / "splits")
+    with pytest.raises(ValueError, match="incomplete"):
+        load_cremad(root=tmp_path / "cache")
+    monkeypatch.setattr(build_cache, "process_clip", real)
+    assert run_prepare(tmp_path / "raw", tmp_path / "cache", tmp_path / "splits") == 0
+    assert "3 of 6 clips already cached" in capsys.readouterr().out
+    assert len(load_cremad(root=tmp_path / "cache", image_size=SIZE).test) == 2
+
+
+def test_nothing_usable_fails_clearly(tmp_path: Path, rows, capsys) -> None:
+    (tmp_path / "raw" / "AudioWAV").mkdir(parents=True)
+    write_split_csvs(tmp_path / "splits", {"train": rows["train"][:2], "test": rows["test"][:1]})
+    assert run_prepare(tmp_path / "raw", tmp_path / "cache", tmp_path / "splits") == 1
+    assert "no usable CremaD clip" in capsys.readouterr().err
+    assert run_prepare(tmp_path / "absent", tmp_path / "cache2", tmp_path / "splits") == 1
+    assert "AudioWAV/{clip}.wav" in capsys.readouterr().err
+
+
+def test_malformed_split_list_names_file_and_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "AudioWAV").mkdir()
+    (tmp_path / "train.csv").write_text("1001_DFA_ANG_XX,ANG\n1001_DFA_HAP_XX\n")
+    (tmp_path / "test.csv").write_text("1001_DFA_SAD_XX,SAD\n")
+    assert run_prepare(tmp_path, tmp_path / "cache", tmp_path) == 1
+    assert f"{tmp_path / 'train.csv'}:2: expected '<clip>,<EMO>'" in capsys.readouterr().err
+    (tmp_path / "train.csv").write_text("1001_DFA_ANG_XX,ANGRY\n")
+    assert run_prepare(tmp_path, tmp_path / "cache", tmp_path) == 1
+    assert "unknown emotion 'ANGRY'" in capsys.readouterr().err
+
+
+def test_validation_is_deterministic_and_disjoint(prepared) -> None:
+    a, b = load_cremad(root=prepared[2]), load_cremad(root=prepared[2])
+    assert np.array_equal(a.val.rows, b.val.rows)
+    assert not set(a.val.rows) & set(a.train.rows) and not set(a.val.rows) & set(a.test.rows)
+    c = load_cremad(root=prepared[2], val_seed=1, val_fraction=0.3)
+    assert len(c.val) == 2 and len(c.train) + len(c.val) == 8  # one of each class with 2 train clips
+
+
+def test_auto_split_is_deterministic(tmp_path: Path) -> None:
+    clips = [(f"10{a:02d}_DFA_{e}_XX", e) for a in range(5) for e in EMOTIONS]
+    for clip, e in clips:
+        write_wav(tmp_path / "AudioWAV" / f"{clip}.wav", EMOTIONS.index(e), seconds=0.1)
+    first, second = read_splits("auto", tmp_path), read_splits("auto", tmp_path)
+    assert first == second and len(first) == 30
+    assert sum(r.split == "test" for r in first) == 6  # one per class (10 % of 5, at least 1)
+
+
+@pytest.mark.slow
+def test_full_size_episode(tmp_path: Path, rows) -> None:
+    """Default 224² frames and a whole (tiny) episode with ResNet18 on both modalities."""
+    write_cremad(tmp_path / "raw", rows["train"] + rows["test"])
+    write_split_csvs(tmp_path / "splits", rows)
+    assert prepare(["cremad", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "c"),
+                    "--splits", str(tmp_path / "splits"), "--quiet"]) == 0
+    env = gymnasium.make("DUS-CremaD", dataset_kwargs={"root": str(tmp_path / "c"), "resident": True},
+                         epochs=1, batch_size=4, val_size=4, device="cpu")
+    env.reset(seed=0)
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, info = env.step(np.zeros(2, np.float32))
+    assert "fused_acc" in info["test"]
+
+
+@pytest.mark.slow
+def test_prepare_with_worker_processes(tmp_path: Path, rows, prepared) -> None:
+    """Two spawn workers give the same cache as the single-process run (spawn costs seconds)."""
+    raw, splits, cache = prepared
+    assert run_prepare(raw, tmp_path / "c", splits, "--workers", "2") == 0
+    for name in ("audio", "frames", "labels"):
+        assert np.array_equal(np.load(cache / f"{name}.npy"), np.load(tmp_path / "c" / f"{name}.npy"))
