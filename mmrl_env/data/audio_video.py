@@ -18,9 +18,8 @@ import numpy as np
 
 from mmrl_env.data.audio import AudioConfig
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset
-from mmrl_env.data.cache import open_cache
+from mmrl_env.data.cache import open_prepared, split_rows
 from mmrl_env.data.cached_split import CachedSplit, FramesView, SpectrogramView
-from mmrl_env.data.validation import stratified_holdout
 
 # SPEC §2, audio-video reference optimisation (OptimConfig fields).
 AUDIO_VIDEO_OPTIM: dict[str, Any] = {"name": "sgd", "lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4,
@@ -77,18 +76,8 @@ def load_av(ds: AVDataset, root: Path | str | None, device: str = "cpu", residen
     else a stratified ``val_fraction`` of train chosen with ``val_seed`` (see ``validation``)."""
     hint = (f"prepare it first with:\n    {ds.prepare_command(root or '<cache dir>')}\n"
             f"from the raw layout:\n{ds.layout()}")
-    if root is None or not Path(root).is_dir():
-        raise FileNotFoundError(f"{ds.name} cache directory {root} not found; {hint}")
-    try:
-        cache = open_cache(Path(root))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{root} is not a prepared {ds.name} cache ({err}); {hint}") from err
-    if cache.manifest["dataset"] != ds.name:
-        raise ValueError(f"{root} holds a {cache.manifest['dataset']} cache, not {ds.name}")
-    train, val, test = cache.rows("train"), cache.rows("val"), cache.rows("test")
-    if val.size == 0:
-        kept, held = stratified_holdout(cache.labels[train], val_fraction, val_seed)
-        train, val = train[kept], train[held]
+    cache = open_prepared(ds.name, root, hint)
+    train, val, test = split_rows(cache, val_fraction, val_seed)
     stored = cache.manifest["config"]["frames"]["count"]
     views = [SpectrogramView(), FramesView(stored, frames, image_size)]
     arrays = [cache.arrays["audio"], cache.arrays["frames"]]

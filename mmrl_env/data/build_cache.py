@@ -8,7 +8,7 @@ kept with the offending file's name, reported at the end and stored in the manif
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -69,7 +69,7 @@ def _worker_init() -> None:
     torch.set_num_threads(1)  # one decoding process per core, no oversubscription
 
 
-def _results(work: Callable[[str], Any], clips: list[str], workers: int) -> Iterator[Any]:
+def _results(work: Callable[[Any], Any], clips: list[Any], workers: int) -> Iterator[Any]:
     if workers <= 1:
         yield from map(work, clips)
         return
@@ -97,29 +97,43 @@ def prepare_av(ds: AVDataset, raw: Path | str, out: Path | str, splits: Path | s
             "config": {"audio": ds.audio_cfg.as_dict(), "frames": {"count": frames, "size": size}}}
     arrays = {"audio": (ds.audio_cfg.shape, "float16"), "frames": ((frames, 3, size, size), "uint8")}
     writer = CacheWriter(out, meta, arrays, np.array([r.label for r in rows]), overwrite)
+    return fill_cache(ds.name, writer, [r.clip for r in rows], partial(_attempt, ds, raw, frames, size),
+                      raw, ds.layout(), workers, progress, log)
+
+
+def fill_cache(name: str, writer: CacheWriter, ids: list[str], attempt: Callable[[str], Any], raw: Path,
+               layout: str, workers: int = 1, progress: bool = True, log: Callable[[str], None] = print,
+               inputs: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Write every pending row ``i`` from ``attempt(inputs[i])`` (default ``inputs = ids``): a
+    dict of arrays, or a failure message filed under ``ids[i]``. Shared by all datasets so
+    resuming and failure reports behave the same.
+
+    ``attempt`` must be picklable when ``workers`` > 1. Raises :class:`PrepareError` naming
+    the ``raw`` directory and its expected ``layout`` if no row is usable.
+    """
     pending = writer.pending()
-    if len(pending) < len(rows):
-        log(f"{ds.name}: resuming, {len(rows) - len(pending)} of {len(rows)} clips already cached")
-    clips = [rows[i].clip for i in pending]
+    if len(pending) < len(ids):
+        log(f"{name}: resuming, {len(ids) - len(pending)} of {len(ids)} clips already cached")
+    clips = [ids[i] for i in pending]
     failed: dict[str, str] = {}
-    results: Iterable[Any] = _results(partial(_attempt, ds, raw, frames, size), clips, workers)
+    results: Iterable[Any] = _results(attempt, clips if inputs is None else [inputs[i] for i in pending], workers)
     for i, clip, result in tqdm(zip(pending, clips, results, strict=True), total=len(clips),
-                                desc=f"{ds.name}: caching", unit="clip", disable=not progress):
+                                desc=f"{name}: caching", unit="clip", disable=not progress):
         if isinstance(result, str):
             failed[clip] = result
         else:
             writer.write(int(i), result)
     manifest = writer.finish(failed)
-    _report(ds, manifest, log)
+    _report(name, manifest, log)
     if manifest["written"] == 0:
-        raise PrepareError(f"no usable {ds.name} clip in {raw} ({len(failed)} failed, e.g. "
-                           f"{next(iter(failed.values()), '-')}); expected layout:\n{ds.layout()}")
+        raise PrepareError(f"no usable {name} clip in {raw} ({len(failed)} failed, e.g. "
+                           f"{next(iter(failed.values()), '-')}); expected layout:\n{layout}")
     return manifest
 
 
-def _report(ds: AVDataset, manifest: dict[str, Any], log: Callable[[str], None], shown: int = 20) -> None:
+def _report(name: str, manifest: dict[str, Any], log: Callable[[str], None], shown: int = 20) -> None:
     failed = manifest["failed"]
-    log(f"{ds.name}: {manifest['written']} of {len(manifest['clips'])} clips cached, {len(failed)} failed")
+    log(f"{name}: {manifest['written']} of {len(manifest['clips'])} clips cached, {len(failed)} failed")
     for clip, why in list(failed.items())[:shown]:
         log(f"  {clip}: {why}")
     if len(failed) > shown:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from mmrl_env.data.validation import stratified_holdout
+
 MANIFEST = "manifest.json"
 FORMAT = "mmrl-cache"
 VERSION = 1
@@ -122,3 +124,26 @@ def open_cache(root: Path) -> Cache:
                          "run the same prepare command again to resume it")
     arrays = {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in manifest["arrays"]}
     return Cache(root, manifest, arrays, np.load(root / "labels.npy"), np.load(root / "status.npy"))
+
+
+def open_prepared(name: str, root: Path | str | None, hint: str) -> Cache:
+    """Open the cache of dataset ``name`` for a loader; every error carries ``hint`` (how to prepare it)."""
+    if root is None or not Path(root).is_dir():
+        raise FileNotFoundError(f"{name} cache directory {root} not found; {hint}")
+    try:
+        cache = open_cache(Path(root))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{root} is not a prepared {name} cache ({err}); {hint}") from err
+    if cache.manifest["dataset"] != name:
+        raise ValueError(f"{root} holds a {cache.manifest['dataset']} cache, not {name}")
+    return cache
+
+
+def split_rows(cache: Cache, val_fraction: float, val_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of train, val, test: the cache's ``val`` rows if its lists had any, else a
+    stratified ``val_fraction`` of train chosen with ``val_seed`` (test is never touched)."""
+    train, val, test = cache.rows("train"), cache.rows("val"), cache.rows("test")
+    if val.size == 0:
+        kept, held = stratified_holdout(cache.labels[train], val_fraction, val_seed)
+        train, val = train[kept], train[held]
+    return train, val, test

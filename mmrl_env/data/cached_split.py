@@ -40,21 +40,27 @@ class SpectrogramView:
 
 
 class FramesView:
-    """uint8 (B, F_stored, 3, S, S) → float32 (B, F, 3, size, size), ImageNet-normalised.
+    """uint8 (B, F_stored, C, S, S) → float32 (B, F, C, size, size), normalised (ImageNet by default).
 
     ``count`` < stored frames takes evenly spaced stored frames. Train: one
-    RandomResizedCrop + horizontal flip per clip (the same for all its frames, so motion
-    stays consistent); eval: resize when the stored size differs.
+    RandomResizedCrop (area ``scale``) + horizontal flip per clip (the same for all its
+    frames, so motion stays consistent); eval: resize when the stored size differs.
+    ``flip=False`` where left and right differ in meaning (gestures, flow). Single images
+    (B, C, S, S) work too with ``stored = count = 1`` (every op acts on the last 3 dims).
     """
 
-    def __init__(self, stored: int, count: int, size: int) -> None:
+    def __init__(self, stored: int, count: int, size: int, flip: bool = True,
+                 scale: tuple[float, float] = (0.08, 1.0), mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD) -> None:
         from mmrl_env.data.frames import even_indices
 
         if not 1 <= count <= stored:
             raise ValueError(f"frames must be between 1 and the {stored} frames stored in the cache, got {count}")
         self.select = None if count == stored else even_indices(stored, count)
         self.size = size
-        self.augment = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
+        self.mean, self.std = list(mean), list(std)
+        crop = v2.RandomResizedCrop(size, scale=scale, antialias=True)
+        self.augment = v2.Compose([crop, v2.RandomHorizontalFlip()]) if flip else crop
 
     def read(self, array: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return array[rows] if self.select is None else array[rows[:, None], self.select[None, :]]
@@ -67,7 +73,7 @@ class FramesView:
             b, f = x.shape[:2]
             x = v2.functional.resize(x.flatten(0, 1), [self.size, self.size], antialias=True).unflatten(0, (b, f))
         x = v2.functional.to_dtype(x, torch.float32, scale=True)
-        return v2.functional.normalize(x, IMAGENET_MEAN, IMAGENET_STD, inplace=True)
+        return v2.functional.normalize(x, self.mean, self.std, inplace=True)
 
 
 class CachedSplit:
@@ -124,3 +130,10 @@ class CachedSplit:
         if self._resident_data is not None:
             out._resident_data = [t.to(device) for t in self._resident_data]
         return out
+
+
+class VolumeView(FramesView):
+    """:class:`FramesView` for 3D-conv encoders: channels before time, (B, C, T, H, W)."""
+
+    def __call__(self, x: Tensor, train: bool) -> Tensor:
+        return super().__call__(x, train).transpose(1, 2)

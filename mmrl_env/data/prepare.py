@@ -1,11 +1,14 @@
-"""Command line: raw audio-video data → the memory-mapped cache the loaders read.
+"""Command line: raw data → the memory-mapped cache the loaders read.
 
     python -m mmrl_env.data.prepare cremad --raw /data/CREMA-D --out /data/cache/cremad
     python -m mmrl_env.data.prepare kinetics_sounds --raw /data/KS --out /data/cache/ks
     python -m mmrl_env.data.prepare vggsound --raw /data/VGGSound --out /data/cache/vggsound
+    python -m mmrl_env.data.prepare twitter2015 --raw /data/twitter --tokenizer /models/bert-base-uncased --out ...
+    python -m mmrl_env.data.prepare sarcasm --raw /data/sarcasm --tokenizer /models/bert-base-uncased --out ...
+    python -m mmrl_env.data.prepare nvgesture --raw /data/nvGesture --out /data/cache/nvgesture
 
 Re-running the same command resumes (clips already cached are skipped, failed ones are
-retried). Exit status 1 when the raw data is missing or no clip is usable.
+retried). Exit status 1 when the raw data (or the tokenizer) is missing or no clip is usable.
 """
 
 from __future__ import annotations
@@ -18,35 +21,66 @@ from mmrl_env.data.audio_video import AVDataset, PrepareError
 from mmrl_env.data.build_cache import prepare_av
 from mmrl_env.data.cache import CacheMismatchError
 from mmrl_env.data.cremad import CREMAD
+from mmrl_env.data.image_text import ImageTextDataset
 from mmrl_env.data.kinetics import KINETICS_SOUNDS, VGGSOUND
+from mmrl_env.data.nvgesture import LAYOUT
+from mmrl_env.data.sarcasm import SARCASM
+from mmrl_env.data.tokens import TokenizerNotFoundError
+from mmrl_env.data.twitter2015 import TWITTER2015
 
 DATASETS: dict[str, AVDataset] = {d.command: d for d in (CREMAD, KINETICS_SOUNDS, VGGSOUND)}
+IMAGE_TEXT: dict[str, ImageTextDataset] = {d.command: d for d in (TWITTER2015, SARCASM)}
+
+
+def _subparser(sub: argparse._SubParsersAction, command: str, name: str, layout: str, size: int,
+               what: str = "frame") -> argparse.ArgumentParser:
+    """A sub-command with the options every dataset shares."""
+    p = sub.add_parser(command, help=f"{name}; raw layout:\n{layout}",
+                       description=f"Cache {name}. Raw layout:\n{layout}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--raw", required=True, help="directory of the raw dataset (layout above)")
+    p.add_argument("--out", required=True, help="cache directory to create or resume")
+    p.add_argument("--size", type=int, default=size, help=f"stored {what} side in pixels (default {size})")
+    p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild a cache made with another recipe")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmrl_env.data.prepare", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True)
     for command, ds in DATASETS.items():
-        p = sub.add_parser(command, help=f"{ds.name}; raw layout:\n{ds.layout()}",
-                           formatter_class=argparse.RawDescriptionHelpFormatter,
-                           description=f"Cache {ds.name}. Raw layout:\n{ds.layout()}")
-        p.add_argument("--raw", required=True, help="directory of the raw dataset (layout above)")
-        p.add_argument("--out", required=True, help="cache directory to create or resume")
+        p = _subparser(sub, command, ds.name, ds.layout(), 224)
         p.add_argument("--splits", default=None, help=f"split lists: {ds.splits_help} (default: shipped lists)")
         p.add_argument("--frames", type=int, default=3, help="frames stored per clip (evenly spaced; default 3)")
-        p.add_argument("--size", type=int, default=224, help="stored frame side in pixels (default 224)")
-        p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
-        p.add_argument("--overwrite", action="store_true", help="rebuild a cache made with another recipe")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for command, it in IMAGE_TEXT.items():
+        p = _subparser(sub, command, it.name, it.layout(), 224, "image")
+        p.add_argument("--tokenizer", required=True,
+                       help="LOCAL directory of bert-base-uncased's tokenizer files (vocab.txt / tokenizer.json)")
+        p.add_argument("--max-length", type=int, default=it.max_length,
+                       help=f"tokens per text, truncated/padded (default {it.max_length})")
+    p = _subparser(sub, "nvgesture", "NVGesture", LAYOUT, 224)
+    p.add_argument("--frames", type=int, default=16, help="frames per clip, evenly spaced in the gesture (default 16)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    common = dict(size=args.size, overwrite=args.overwrite, progress=not args.quiet, workers=args.workers)
     try:
-        prepare_av(DATASETS[args.dataset], args.raw, args.out, args.splits, args.frames, args.size,
-                   overwrite=args.overwrite, progress=not args.quiet, workers=args.workers)
-    except (PrepareError, CacheMismatchError) as err:
+        if args.dataset in DATASETS:
+            prepare_av(DATASETS[args.dataset], args.raw, args.out, args.splits, args.frames, **common)
+        elif args.dataset in IMAGE_TEXT:
+            from mmrl_env.data.image_text import prepare_image_text
+
+            prepare_image_text(IMAGE_TEXT[args.dataset], args.raw, args.out, args.tokenizer, args.max_length,
+                               **common)
+        else:
+            from mmrl_env.data.nvgesture_cache import prepare_nvgesture
+
+            prepare_nvgesture(args.raw, args.out, args.frames, **common)
+    except (PrepareError, CacheMismatchError, TokenizerNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

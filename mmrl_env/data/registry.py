@@ -17,9 +17,9 @@ _LOADERS: dict[str, str | Callable[..., Any] | None] = {
     "CremaD": "mmrl_env.data.cremad:load_cremad",
     "KineticsSounds": "mmrl_env.data.kinetics:load_kinetics_sounds",
     "VGGSound": "mmrl_env.data.kinetics:load_vggsound",
-    "Twitter2015": None,
-    "Sarcasm": None,
-    "NVGesture": None,
+    "Twitter2015": "mmrl_env.data.twitter2015:load_twitter2015",
+    "Sarcasm": "mmrl_env.data.sarcasm:load_sarcasm",
+    "NVGesture": "mmrl_env.data.nvgesture:load_nvgesture",
     "Custom": "mmrl_env.data.npz:load_npz",
 }
 

@@ -7,7 +7,10 @@ from functools import partial
 
 from torch import Tensor, nn
 
+from mmrl_env.models.i3d import I3DEncoder
 from mmrl_env.models.resnet import ResNetEncoder
+from mmrl_env.models.text import BertEncoder
+from mmrl_env.models.video3d import VideoResNetEncoder
 
 
 class MLPEncoder(nn.Module):
@@ -41,7 +44,10 @@ class SmallCNNEncoder(nn.Module):
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {"mlp": MLPEncoder, "cnn": SmallCNNEncoder,
                                                  "resnet18": partial(ResNetEncoder, "resnet18"),
-                                                 "resnet50": partial(ResNetEncoder, "resnet50")}
+                                                 "resnet50": partial(ResNetEncoder, "resnet50"),
+                                                 "bert": BertEncoder, "i3d": I3DEncoder,
+                                                 "r3d_18": partial(VideoResNetEncoder, "r3d_18"),
+                                                 "r2plus1d_18": partial(VideoResNetEncoder, "r2plus1d_18")}
 
 
 def build_encoder(name: str, **kwargs: object) -> nn.Module:
