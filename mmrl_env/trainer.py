@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from mmrl_env.data.base import MultimodalDataset, Split
-from mmrl_env.learners import build_learner
+from mmrl_env.learners import build_learner, check_learner
 from mmrl_env.learners.base import Batch, OptimConfig, Prediction, StepOutput
 from mmrl_env.samplers.stream import ShuffledStream
 
@@ -45,6 +45,7 @@ class InnerTrainer:
     """One inner training run; ``reset`` starts a new one (fresh model, fresh order)."""
 
     def __init__(self, dataset: MultimodalDataset, cfg: TrainerConfig, device: str | torch.device = "auto") -> None:
+        check_learner(cfg.learner, cfg.learner_kwargs)  # fail at construction, not at the first reset
         self.cfg = cfg
         self.device = resolve_device(device)
         self.dataset = dataset.to(self.device)
@@ -67,6 +68,25 @@ class InnerTrainer:
         self.stream = ShuffledStream(len(self.dataset.train), self.generator, self.device)
         self.iteration = 0
         self.epoch = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run so far: learner, index stream, counters and the private generator's state."""
+        if self.learner is None:
+            return {"started": False}
+        return {"started": True, "learner": self.learner.state_dict(), "stream": self.stream.state_dict(),
+                "iteration": self.iteration, "epoch": self.epoch, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Rebuild a learner, load the saved run into it; the generator is restored last, since
+        building (and boosting's re-added classifiers) draws from it."""
+        if not state["started"]:
+            self.learner, self.iteration, self.epoch = None, 0, 0
+            return
+        self.reset(0)
+        self.learner.load_state_dict(state["learner"])
+        self.stream.load_state_dict(state["stream"])
+        self.iteration, self.epoch = int(state["iteration"]), int(state["epoch"])
+        self.generator.set_state(state["generator"])
 
     def make_batch(self, window: Tensor, sizes: list[int]) -> Batch:
         split = self.dataset.train

@@ -8,19 +8,20 @@
 The run directory (``--log-folder``/<algo>/<env>_<n>) keeps the saved agent, the resolved
 config, the command line, the TensorBoard events (``env/``: the policy's per-step
 quantities; ``sb3_1/``: SB3's training curves) and ``results.json`` (the final table).
+``--save-freq N`` checkpoints the whole run (agent, env, RNGs) every N env steps, Ctrl-C
+checkpoints and stops, and ``--resume <run dir>`` continues to the same result as an
+uninterrupted run (``training/checkpoint.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import yaml
 from rich.console import Console
 from rich.table import Table
 from stable_baselines3.common.monitor import Monitor
@@ -30,42 +31,48 @@ import mmrl_env
 from agents.factory import LEARNED, algo_names, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from mmrl_env.envs.tensorboard import TensorBoardInfo
-from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
+from training.checkpoint import (
+    AGENT_ZIP,
+    CHECKPOINTS,
+    REPLAY,
+    CheckpointCallback,
+    Checkpointer,
+    Interrupt,
+    latest_checkpoint,
+    load_state,
+    restore,
+)
+from training.config import deep_merge
 from training.rollout import run_episode, summarize
-
-DEFAULT_TIMESTEPS = 4096
+from training.run_config import DEFAULT_TIMESTEPS, new_run, resumed_run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="DUS-Synthetic", help=f"env id, one of: {', '.join(mmrl_env.env_ids())}")
-    p.add_argument("--algo", default="ppo", help=f"one of: {', '.join(algo_names())}")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--env", default=None,
+                   help=f"env id (default DUS-Synthetic), one of: {', '.join(mmrl_env.env_ids())}")
+    p.add_argument("--algo", default=None, help=f"default ppo; one of: {', '.join(algo_names())}")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("-n", "--total-timesteps", type=int, default=None,
                    help=f"env steps to train for (default: config n_timesteps, else {DEFAULT_TIMESTEPS})")
     p.add_argument("-c", "--config", default=None, help="YAML hyperparameters, sections per env id "
                    "(default: configs/<algo>.yaml)")
-    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--env-kwargs", nargs="*", default=None, metavar="KEY=VALUE",
                    help="env keyword arguments; dotted keys nest (dataset_kwargs.n_train=500)")
-    p.add_argument("--device", default="auto", help="device of the inner training and the agent: auto, cpu, cuda")
+    p.add_argument("--device", default=None,
+                   help="device of the inner training and the agent: auto (default), cpu, cuda")
     p.add_argument("-f", "--log-folder", default="runs", help="root of the run directories")
     p.add_argument("--tensorboard-log", default=None, help="TensorBoard root (default: the run directory)")
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes (seeds) of the final comparison")
     p.add_argument("--baselines", default=None,
                    help="comma-separated heuristics to compare against (default: the method's heuristics)")
+    p.add_argument("--save-freq", type=int, default=None, metavar="N",
+                   help="checkpoint every N env steps (SB3 agents: at the first rollout boundary past each multiple)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its newest checkpoint, with the settings of its config.yaml")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("-v", "--verbose", type=int, default=0)
     return p.parse_args(argv)
-
-
-def next_run_dir(root: Path, algo: str, env_id: str) -> Path:
-    base = root / algo
-    n = 1
-    while (base / f"{env_id}_{n}").exists():
-        n += 1
-    path = base / f"{env_id}_{n}"
-    path.mkdir(parents=True)
-    return path
 
 
 def default_baselines(method: str, algo: str) -> list[str]:
@@ -100,63 +107,104 @@ def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: 
     Console(width=max(120, Console().width)).print(table)
 
 
-def main(argv: list[str] | None = None) -> Path:
-    args = parse_args(argv)
-    if args.env not in gym.registry:
-        raise SystemExit(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
-    if args.algo not in algo_names():
-        raise SystemExit(f"unknown algo {args.algo!r}; valid algos: {', '.join(algo_names())}")
-    hp = load_hyperparams(args.algo, args.env, args.config)
-    if args.algo in LEARNED:
-        check_algo_kwargs(LEARNED[args.algo], hp, args.config or f"configs/{args.algo}.yaml")
-    env_kwargs = deep_merge(hp.pop("env_kwargs", {}) or {}, parse_kv(args.env_kwargs))
-    env_kwargs.setdefault("device", args.device)
-    if args.algo in HEURISTICS:  # the env settings the heuristic stands for; the user's keys win
-        env_kwargs = deep_merge(HEURISTICS[args.algo].env_kwargs, env_kwargs)
-    total = args.total_timesteps or int(hp.pop("n_timesteps", DEFAULT_TIMESTEPS))
-    hp.pop("n_timesteps", None)
-    eval_episodes = args.eval_episodes or int(hp.pop("eval_episodes", 3))
-    hp.pop("eval_episodes", None)
+def open_checkpoint(run_dir: Path, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of a resumed run and its state, checked against the run's env."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise SystemExit(f"--resume {run_dir}: no checkpoint in {run_dir / CHECKPOINTS} (was --save-freq set?)")
+    state = load_state(checkpoint)
+    if state["env_id"] != cfg["env"]:
+        raise SystemExit(f"checkpoint {checkpoint} is from env {state['env_id']}, the run is {cfg['env']}")
+    return checkpoint, state
 
-    run_dir = next_run_dir(Path(args.log_folder), args.algo, args.env)
-    tb_root = Path(args.tensorboard_log) if args.tensorboard_log else run_dir
-    argv_used = sys.argv[1:] if argv is None else argv
-    (run_dir / "command.txt").write_text(shlex.join(["python", "training/train_agent.py", *argv_used]) + "\n")
-    resolved = {"env": args.env, "algo": args.algo, "seed": args.seed, "total_timesteps": total,
-                "device": args.device, "eval_episodes": eval_episodes, "hyperparams": hp, "env_kwargs": env_kwargs}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
-    env = Monitor(TensorBoardInfo(gym.make(args.env, **env_kwargs), str(tb_root / "env")))
-    agent = make_agent(args.algo, env, hp, seed=args.seed, device=agent_device(args.algo, args.device),
-                       tensorboard_log=str(tb_root), verbose=args.verbose)
-    print(f"run directory: {run_dir}")
-    if args.algo in LEARNED:
-        agent.learn(total_timesteps=total, progress_bar=not args.no_progress, tb_log_name="sb3")
-        agent.save(run_dir / "model.zip")
-    else:  # a heuristic: run it for the same number of steps so TensorBoard shows its behaviour
-        obs, _ = env.reset(seed=args.seed)
-        for _ in tqdm(range(total), desc=args.algo, disable=args.no_progress):
-            obs, _, terminated, truncated, _ = env.step(agent.predict(obs)[0])
-            if terminated or truncated:
-                obs, _ = env.reset()
-        agent.save(run_dir / "model.json")
+def build_agent(cfg: dict[str, Any], env: gym.Env, tb_root: Path, checkpoint: Path | None, verbose: int) -> Any:
+    """A fresh agent, or the checkpoint's SB3 agent (with SAC's replay buffer)."""
+    algo, device = cfg["algo"], agent_device(cfg["algo"], cfg["device"])
+    if checkpoint is None or algo not in LEARNED:
+        return make_agent(algo, env, cfg["hyperparams"], seed=cfg["seed"], device=device,
+                          tensorboard_log=str(tb_root), verbose=verbose)
+    agent = LEARNED[algo].load(checkpoint / AGENT_ZIP, env=env, device=device, tensorboard_log=str(tb_root),
+                               force_reset=False)  # keep _last_obs: the env continues, it does not restart
+    if (checkpoint / REPLAY).exists():
+        agent.load_replay_buffer(checkpoint / REPLAY)
+    return agent
+
+
+def run_heuristic(agent: Any, env: gym.Env, obs: Any, start: int, total: int, checkpointer: Checkpointer,
+                  progress: bool) -> Any:
+    """Step the heuristic from env step ``start`` to ``total`` (for its TensorBoard curves)."""
+    checkpointer.last = start
+    for t in tqdm(range(start, total), initial=start, total=total, desc=agent.name, disable=not progress):
+        obs, _, terminated, truncated, _ = env.step(agent.predict(obs)[0])
+        if terminated or truncated:
+            obs, _ = env.reset()
+        checkpointer.boundary(t + 1, obs=obs)
+    return obs
+
+
+def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
+    """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
+    resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent."""
+    algo, total = cfg["algo"], cfg["total_timesteps"]
+    tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
+    env = Monitor(TensorBoardInfo(gym.make(cfg["env"], **cfg["env_kwargs"]), str(tb_root / "env")))
+    checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
+    agent = build_agent(cfg, env, tb_root, checkpoint, args.verbose)
+    if state is not None:
+        restore(state, agent, env)
+        print(f"resuming from {checkpoint} (env step {state['steps']} of {total})")
+    with Interrupt() as interrupt:
+        checkpointer = Checkpointer(run_dir, agent, env, args.save_freq, interrupt)
+        if algo in LEARNED:
+            agent.learn(total_timesteps=total - agent.num_timesteps, callback=CheckpointCallback(checkpointer),
+                        progress_bar=not args.no_progress, tb_log_name="sb3", reset_num_timesteps=state is None)
+            steps, extra = agent.num_timesteps, {}
+            agent.save(run_dir / "model.zip")
+        else:  # a heuristic: run it for the same number of steps so TensorBoard shows its behaviour
+            obs, start = (env.reset(seed=cfg["seed"])[0], 0) if state is None else (state["obs"], state["steps"])
+            steps, extra = total, {"obs": run_heuristic(agent, env, obs, start, total, checkpointer,
+                                                        not args.no_progress)}
+            agent.save(run_dir / "model.json")
+        if args.save_freq:  # a crash in the final comparison then resumes without training again
+            checkpointer.save(steps, **extra)
     env.close()
+    return agent
 
-    seeds = [args.seed + 10_000 + i for i in range(eval_episodes)]
-    eval_env = gym.make(args.env, **env_kwargs)
-    method = method_of(eval_env)
-    baselines = args.baselines.split(",") if args.baselines else default_baselines(method, args.algo)
-    if args.algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
-        agent = make_agent(args.algo, eval_env, hp, seed=args.seed)
-    results = {args.algo: evaluate(agent, eval_env, seeds)}
-    for name in tqdm(baselines, desc="baselines", disable=args.no_progress):
-        if name not in HEURISTICS:
-            raise SystemExit(f"unknown baseline {name!r}; heuristics: {', '.join(HEURISTICS)}")
-        base_env = gym.make(args.env, **deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
-        results[name] = evaluate(make_agent(name, base_env, seed=args.seed), base_env, seeds)
+
+def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress: bool) -> None:
+    """Score the agent and the baselines on the same held-out seeds; write results.json."""
+    algo, env_kwargs = cfg["algo"], cfg["env_kwargs"]
+    seeds = [cfg["seed"] + 10_000 + i for i in range(cfg["eval_episodes"])]
+    eval_env = gym.make(cfg["env"], **env_kwargs)
+    baselines = cfg["baselines"] or default_baselines(method_of(eval_env), algo)
+    if algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
+        agent = make_agent(algo, eval_env, cfg["hyperparams"], seed=cfg["seed"])
+    results = {algo: evaluate(agent, eval_env, seeds)}
+    for name in tqdm(baselines, desc="baselines", disable=no_progress):
+        base_env = gym.make(cfg["env"], **deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
+        results[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), base_env, seeds)
     (run_dir / "results.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=2))
     print_table(results, eval_env.unwrapped.modalities, len(seeds))
+    tb_root = cfg["tensorboard_log"] or run_dir
     print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    if args.save_freq is not None and args.save_freq < 1:
+        raise SystemExit(f"--save-freq must be a positive number of env steps, got {args.save_freq}")
+    argv_used = sys.argv[1:] if argv is None else argv
+    run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
+    print(f"run directory: {run_dir}")
+    try:
+        agent = train(cfg, run_dir, args)
+    except KeyboardInterrupt as stop:
+        checkpoint = latest_checkpoint(run_dir)
+        where = f"newest checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written (see --save-freq)"
+        print(f"\ninterrupted; {where}\ncontinue with: python training/train_agent.py --resume {run_dir}")
+        raise SystemExit(130) from stop
+    final_comparison(cfg, run_dir, agent, args.no_progress)
     return run_dir
 
 

@@ -17,8 +17,9 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from mmrl_env.data import load_dataset
+from mmrl_env.data import dataset_names, load_dataset
 from mmrl_env.envs.tensorboard import numeric_leaves
+from mmrl_env.learners import check_learner
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import accuracy, classification_metrics
 from mmrl_env.trainer import InnerTrainer, TrainerConfig
@@ -27,8 +28,10 @@ from training.config import parse_kv
 
 def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict[str, Any] | None = None,
         epochs: int = 8, batch_size: int = 64, seed: int = 0, device: str = "auto", log_dir: str | None = None,
-        dataset_kwargs: dict[str, Any] | None = None, progress: bool = True) -> tuple[dict[str, float], Any]:
-    """Train ``learner`` for ``epochs``; return (test metrics, the trained learner)."""
+        dataset_kwargs: dict[str, Any] | None = None, progress: bool = True,
+        history: list[dict[str, Any]] | None = None) -> tuple[dict[str, float], Any]:
+    """Train ``learner`` for ``epochs``; return (test metrics, the trained learner). ``history``,
+    when given, receives each epoch's validation accuracies and learner info (for plots)."""
     data = load_dataset(dataset, **(dataset_kwargs or {}))
     cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner=learner,
                         learner_kwargs=dict(learner_kwargs or {}), optim=OptimConfig(**data.optim_defaults))
@@ -39,13 +42,15 @@ def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict
     writer = SummaryWriter(log_dir) if log_dir else None
     for epoch in tqdm(range(epochs), desc=f"{learner} on {dataset}", disable=not progress):
         loss = trainer.train(trainer.iterations_per_epoch, sizes)
-        if writer is not None:
+        if writer is not None or history is not None:
             pred, y = trainer.predict(trainer.dataset.val)
             info = {"train_loss": loss.item(), "val_acc": accuracy(pred.fused, y),
                     "val_acc_modality": {n: accuracy(z, y) for n, z in zip(names, pred.unimodal, strict=True)},
                     **trainer.learner.info()}
-            for tag, value in numeric_leaves(info):
+            for tag, value in numeric_leaves(info) if writer is not None else ():
                 writer.add_scalar(f"step/{tag}", value, epoch + 1)
+            if history is not None:
+                history.append(info)
     if writer is not None:
         writer.close()
     pred, y = trainer.predict(trainer.dataset.test)
@@ -75,9 +80,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-dir", default=None, help="TensorBoard directory (default: no logging)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     a = p.parse_args(argv)
+    if a.dataset not in dataset_names():
+        raise SystemExit(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
+    learner_kwargs = parse_kv(a.learner_kwargs)
+    try:
+        check_learner(a.learner, learner_kwargs)
+    except (KeyError, ValueError) as err:
+        raise SystemExit(err.args[0]) from err
     if a.threads:
         torch.set_num_threads(a.threads)
-    metrics, learner = run(a.dataset, a.learner, parse_kv(a.learner_kwargs), a.epochs, a.batch_size, a.seed,
+    metrics, learner = run(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, a.seed,
                            a.device, a.log_dir, parse_kv(a.dataset_kwargs))
     print(f"test metrics of {a.learner} on {a.dataset} (seed {a.seed}, {a.epochs} epochs)")
     print(format_table(metrics, list(learner.dataset.modality_names)))

@@ -8,6 +8,7 @@ long and what the action controls); observation = CMD + progress + previous acti
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,9 @@ class MultimodalTrainingEnv(gym.Env):
         self.observation_space = gym.spaces.Box(np.concatenate([low, x_low]), np.concatenate([high, x_high]),
                                                 dtype=np.float32)
         self._prev_action = np.zeros(self.layout.action_dim, np.float32)
+        self._val: dict[str, float] | None = None  # None until reset: step() refuses to run before it
+        self._done = False
+        self._clipped = 0  # action entries clipped into the action space this episode
 
     # --- subclass hooks -------------------------------------------------------------
     @abstractmethod
@@ -159,11 +163,16 @@ class MultimodalTrainingEnv(gym.Env):
         self._on_reset()
         self._prev_action = self._neutral_action()
         self._val = self._validate()
-        self._diverged = False
+        self._done, self._clipped = False, 0
         return self._observation(), self._info({})
 
     def step(self, action: np.ndarray):
-        action = self._check_action(action)
+        if self._val is None:
+            raise RuntimeError("call reset() before step(): no inner training run has started")
+        if self._done:
+            raise RuntimeError("this inner training run has ended (terminated=True); call reset() to start another")
+        action, clipped = self._check_action(action)
+        self._clipped += clipped
         step_info = self._advance(action)
         self._prev_action = action
         loss = float(step_info.pop("train_loss"))
@@ -174,22 +183,31 @@ class MultimodalTrainingEnv(gym.Env):
         else:
             self._val = self._validate()
             reward = self._reward(prev, self._val)
-        terminated = diverged or self._finished()
-        info = self._info(step_info, train_loss=loss, diverged=diverged)
+        terminated = self._done = diverged or self._finished()
+        info = self._info(step_info, train_loss=loss, diverged=diverged, clipped=clipped,
+                          clipped_episode=self._clipped)
         if terminated and not diverged:
             info["test"] = self.evaluate("test")
         return self._observation(), reward, terminated, False, info
 
     # --- helpers --------------------------------------------------------------------
-    def _check_action(self, action: Any) -> np.ndarray:
-        a = np.asarray(action, dtype=np.float32)
+    def _check_action(self, action: Any) -> tuple[np.ndarray, int]:
+        """The action as a finite array of the space's shape, clipped into the space, and how
+        many entries needed clipping. Raises ``ValueError`` before any state changes, so a bad
+        action costs nothing: the run continues from the same point with the next action."""
+        expected = f"{self.layout.action_dim} finite number(s) in [-1, 1] (shape {self.action_space.shape})"
+        try:
+            a = np.asarray(action, dtype=np.float32)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"action must be {expected}, got {action!r}") from err
         if a.size != self.layout.action_dim:
             raise ValueError(f"action must have {self.layout.action_dim} values (one per "
                              f"{'modality' if self.layout.action_dim > 1 else 'step'}), got shape {a.shape}")
         a = a.reshape(self.action_space.shape)
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"action contains NaN or infinite values: {a}")
-        return np.clip(a, self.action_space.low, self.action_space.high)
+            raise ValueError(f"action contains NaN or infinite values: {a}; expected {expected}")
+        clipped = np.clip(a, self.action_space.low, self.action_space.high)
+        return clipped, int(np.count_nonzero(clipped != a))
 
     def _validate(self) -> dict[str, float]:
         pred, y = self.trainer.predict(self.trainer.dataset.val, self._val_idx)
@@ -231,6 +249,51 @@ class MultimodalTrainingEnv(gym.Env):
             **extra,
         }
         return info
+
+    # --- checkpoints ----------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """A deep copy of everything that decides the rest of the episode (and later episodes):
+        the inner trainer (model, optimizer, LR schedule, index stream, private generator,
+        counters), the CMD, the reward baseline, the env's ``np_random``. Subclasses extend it
+        with ``{**super().get_state(), ...}`` and restore their part in ``set_state``."""
+        state = {
+            "identity": self._identity(),
+            "np_random": None if self._np_random is None else self._np_random.bit_generator.state,
+            "np_random_seed": self._np_random_seed,
+            "trainer": self.trainer.state_dict(),
+            "monitor": self.monitor.state_dict(),
+            "prev_action": self._prev_action,
+            "val": self._val,
+            "done": self._done,
+            "clipped": self._clipped,
+        }
+        return copy.deepcopy(state)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``get_state()``'s snapshot; refuses one taken on a different env."""
+        saved, mine = state["identity"], self._identity()
+        if saved != mine:
+            diff = "; ".join(f"{k}: saved {saved.get(k)!r}, this env {mine.get(k)!r}"
+                             for k in {**saved, **mine} if saved.get(k) != mine.get(k))
+            raise ValueError(f"this state was saved by a different env ({diff})")
+        state = copy.deepcopy(state)
+        self._np_random = None  # not yet seeded, as when the state was taken
+        if state["np_random"] is not None:
+            self._np_random = np.random.Generator(getattr(np.random, state["np_random"]["bit_generator"])())
+            self._np_random.bit_generator.state = state["np_random"]
+        self._np_random_seed = state["np_random_seed"]
+        self.trainer.load_state_dict(state["trainer"])
+        self.monitor.load_state_dict(state["monitor"])
+        self._prev_action = state["prev_action"]
+        self._val, self._done, self._clipped = state["val"], state["done"], state["clipped"]
+
+    def _identity(self) -> dict[str, Any]:
+        """What must match for a state to fit this env: class, data, learner, spaces."""
+        d = self.trainer.dataset
+        return {"env": type(self).__name__, "dataset": d.name, "classes": d.num_classes,
+                "split_sizes": [len(d.train), len(d.val), len(d.test)],
+                "modalities": list(self.modalities), "learner": self.trainer.cfg.learner,
+                "action_shape": list(self.action_space.shape), "observation_shape": list(self.observation_space.shape)}
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Full metrics (acc, f1, map) of the current inner model, fused and per modality."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -115,6 +116,29 @@ class BSSEnv(MultimodalTrainingEnv):
 
     def _info(self, step_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return super()._info({**self._subset_info, "measurements": self._measurements, **step_info}, **extra)
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """The base state plus the curriculum: measurement, scheduler, epoch counters."""
+        m = self.measurement
+        return {**super().get_state(), "bss": copy.deepcopy({
+            "measurement": None if m is None else {"score": m.score, "similarity": m.similarity, "loss": m.loss},
+            "scheduler_kind": self.scheduler_kind, "scheduler": self.scheduler.state_dict(),
+            "epochs_done": self._epochs_done, "measurements": self._measurements, "subset_info": self._subset_info})}
+
+    def _identity(self) -> dict[str, Any]:
+        return {**super()._identity(), "scheduler": self.scheduler_kind}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        bss = copy.deepcopy(state["bss"])
+        m = bss["measurement"]
+        self.measurement = None if m is None else BalanceMeasurement(m["score"], m["similarity"], m["loss"])
+        self.scheduler_kind = bss["scheduler_kind"]
+        self.scheduler = make_scheduler(self.scheduler_kind, self.beta, self.sampling)
+        self.scheduler.load_state_dict(bss["scheduler"])
+        self._epochs_done, self._measurements = bss["epochs_done"], bss["measurements"]
+        self._subset_info = bss["subset_info"]
 
     # --- helpers --------------------------------------------------------------------------
     def _monitor_hook(self, batch, out) -> None:

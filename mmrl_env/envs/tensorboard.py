@@ -67,6 +67,15 @@ class TensorBoardInfo(gym.Wrapper):
             self.writer.add_histogram(f"actions/{i}", actions[:, i], self.episode)
         self.writer.flush()
 
+    def get_state(self) -> dict[str, Any]:
+        """Step/episode counters and the episode so far, so a resumed run continues the curves."""
+        return {"global_step": self.global_step, "episode": self.episode,
+                "actions": [a.copy() for a in self._actions], "return": self._return}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.global_step, self.episode = state["global_step"], state["episode"]
+        self._actions, self._return = [a.copy() for a in state["actions"]], state["return"]
+
     def close(self) -> None:
         self.writer.close()
         super().close()

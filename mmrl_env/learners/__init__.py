@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mmrl_env.envs.registration import accepted_kwargs
+
 # name -> "module:Class"; resolved lazily.
 LEARNERS: dict[str, str] = {
     "joint": "mmrl_env.learners.joint:JointLearner",
@@ -14,9 +16,21 @@ LEARNERS: dict[str, str] = {
 }
 
 
-def build_learner(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Instantiate learner ``name`` with the Learner constructor's arguments."""
+def learner_class(name: str) -> type:
     if name not in LEARNERS:
         raise KeyError(f"unknown learner {name!r}; known learners: {', '.join(LEARNERS)}")
     module, cls = LEARNERS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(*args, **kwargs)
+    return getattr(importlib.import_module(module), cls)
+
+
+def check_learner(name: str, kwargs: dict[str, Any]) -> None:
+    """Unknown learner names or ``learner_kwargs`` fail with the valid ones listed."""
+    valid = accepted_kwargs(learner_class(name))
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown learner_kwargs {unknown} for learner {name!r}; valid: {', '.join(valid)}")
+
+
+def build_learner(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Instantiate learner ``name`` with the Learner constructor's arguments."""
+    return learner_class(name)(*args, **kwargs)

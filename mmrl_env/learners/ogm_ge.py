@@ -80,11 +80,14 @@ class OGMGELearner(JointLearner):
         self.epoch = epoch + 1
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "epoch": self.epoch}
+        return {**super().state_dict(), "epoch": self.epoch, "last_coeff": self.last_coeff.clone(),
+                "noise_generator": self.noise_generator.get_state()}  # its own generator off the CPU
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.epoch = int(state["epoch"])
+        self.last_coeff = state["last_coeff"].to(self.device)
+        self.noise_generator.set_state(state["noise_generator"])
 
     def info(self) -> dict[str, Any]:
         names = self.dataset.modality_names

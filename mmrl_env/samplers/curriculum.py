@@ -100,6 +100,10 @@ class Scheduler(Protocol):
 
     def order(self, lam: float, generator: torch.Generator) -> Tensor: ...
 
+    def state_dict(self) -> dict[str, Tensor | None]: ...
+
+    def load_state_dict(self, state: dict[str, Tensor | None]) -> None: ...
+
 
 class RankScheduler:
     """Heuristic scheduler (eq. 8): a random shuffle of the top-⌈λ·n⌉ ranked samples.
@@ -118,6 +122,12 @@ class RankScheduler:
             raise RuntimeError("no balance score yet: call update() with a measurement first")
         top = self.ranking[: subset_size(len(self.ranking), lam)]
         return top[torch.randperm(len(top), generator=generator)]
+
+    def state_dict(self) -> dict[str, Tensor | None]:
+        return {"ranking": self.ranking}
+
+    def load_state_dict(self, state: dict[str, Tensor | None]) -> None:
+        self.ranking = state["ranking"]
 
 
 class LearnedScheduler:
@@ -148,6 +158,12 @@ class LearnedScheduler:
         p = self.probabilities
         k = subset_size(len(p), lam)
         return torch.multinomial(p, k, replacement=self.sampling == "paper", generator=generator)
+
+    def state_dict(self) -> dict[str, Tensor | None]:
+        return {"s_hat": self.s_hat}
+
+    def load_state_dict(self, state: dict[str, Tensor | None]) -> None:
+        self.s_hat = state["s_hat"]
 
 
 def make_scheduler(kind: str, beta: float = 0.6, sampling: str = "paper") -> Scheduler:

@@ -1,0 +1,230 @@
+"""Checkpoint and resume: env-level state, and whole train_agent.py runs that must end exactly
+where an uninterrupted run ends (same agent parameters, same results.json)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+from stable_baselines3 import PPO
+
+from agents.factory import LEARNED
+from mmrl_env.envs.state import get_env_state, set_env_state
+from training import checkpoint
+from training.train_agent import main
+
+SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
+             "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]
+
+
+def rollout(env: gym.Env, actions: list[np.ndarray]) -> list:
+    """Observations, rewards and test metrics of ``actions``, resetting after each episode."""
+    out = []
+    for a in actions:
+        obs, reward, terminated, _, info = env.step(a)
+        out.append((obs.tolist(), reward, info.get("test")))
+        if terminated:
+            out.append(env.reset()[0].tolist())
+    return out
+
+
+@pytest.mark.parametrize(("env_id", "extra"), [
+    ("DUS-Synthetic", {"learner": "boosting", "learner_kwargs": {"check_every": 1}}),
+    ("DUS-Synthetic", {"learner": "ogm_ge"}),
+    ("BSS-Synthetic", {"scheduler": "learned", "remeasure_every": 1}),
+    ("BSS-Synthetic", {"learner": "mla"}),
+])
+def test_env_state_continues_identically(small_kwargs, env_id, extra):
+    env = gym.make(env_id, **small_kwargs, **extra)
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(-1, 1, env.action_space.shape).astype(np.float32) for _ in range(7)]
+    rollout(env, actions[:3])
+    state = get_env_state(env)
+    expected = rollout(env, actions[3:])
+    fresh = gym.make(env_id, **small_kwargs, **extra)
+    set_env_state(fresh, state)
+    assert rollout(fresh, actions[3:]) == expected
+
+
+def test_state_from_another_env_is_refused(small_kwargs):
+    dus, bss = gym.make("DUS-Synthetic", **small_kwargs), gym.make("BSS-Synthetic", **small_kwargs)
+    dus.reset(seed=0)
+    with pytest.raises(ValueError, match="different env.*env: saved 'DUSEnv', this env 'BSSEnv'"):
+        bss.unwrapped.set_state(dus.unwrapped.get_state())
+    mla = gym.make("DUS-Synthetic", **small_kwargs, learner="mla")
+    with pytest.raises(ValueError, match="learner: saved 'joint', this env 'mla'"):
+        mla.unwrapped.set_state(dus.unwrapped.get_state())
+    small_kwargs["dataset_kwargs"]["n_train"] = 256
+    smaller = gym.make("DUS-Synthetic", **small_kwargs)
+    with pytest.raises(ValueError, match="split_sizes"):
+        smaller.unwrapped.set_state(dus.unwrapped.get_state())
+
+
+def test_state_before_the_first_reset_restores_an_unstarted_env(small_kwargs):
+    fresh, used = gym.make("DUS-Synthetic", **small_kwargs), gym.make("DUS-Synthetic", **small_kwargs)
+    used.reset(seed=0)
+    used.unwrapped.set_state(fresh.unwrapped.get_state())
+    with pytest.raises(RuntimeError, match="reset"):
+        used.unwrapped.step(np.zeros(2, np.float32))
+    assert used.reset(seed=5)[0].tolist() == fresh.reset(seed=5)[0].tolist()
+
+
+def write_config(tmp_path: Path, algo: str, section: dict) -> Path:
+    cfg = tmp_path / f"{algo}.yaml"
+    cfg.write_text(yaml.safe_dump({"default": section}))
+    return cfg
+
+
+def train_args(algo: str, cfg: Path | None, root: Path, total: int, env: str = "DUS-Synthetic") -> list[str]:
+    """The CLI arguments of a tiny run; ``--env-kwargs`` comes last, so callers can append to it."""
+    return ["--env", env, "--algo", algo, "-f", str(root), "-n", str(total), "--eval-episodes", "1",
+            "--baselines", "uniform" if env.startswith("DUS") else "full", "--no-progress",
+            *(["-c", str(cfg)] if cfg else []), "--env-kwargs", *SMALL_ENV]
+
+
+def kill_after_first_checkpoint(monkeypatch) -> None:
+    """Simulate a crash right after the first checkpoint is on disk."""
+    save = checkpoint.Checkpointer.save
+
+    def save_then_die(self, steps, **extra):
+        save(self, steps, **extra)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_die)
+
+
+def same_parameters(a: Path, b: Path, cls) -> None:
+    """Network weights and optimizer states bit for bit."""
+    torch.testing.assert_close(cls.load(a).get_parameters(), cls.load(b).get_parameters(), rtol=0, atol=0)
+
+
+def results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+@pytest.mark.parametrize(("algo", "section", "total", "freq", "env"), [
+    ("ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 2}, 16, 8, "DUS-Synthetic"),
+    ("sac", {"learning_starts": 3, "batch_size": 4, "buffer_size": 100}, 10, 5, "DUS-Synthetic"),
+    ("a2c", {"n_steps": 3}, 9, 6, "DUS-Synthetic"),
+    ("reinforce", {"n_steps": 4}, 12, 8, "BSS-Synthetic"),
+])
+def test_resumed_run_matches_uninterrupted(tmp_path, monkeypatch, algo, section, total, freq, env):
+    """Agent and env state survive the checkpoint (BSS case: with boosting, classifiers added)."""
+    cfg = write_config(tmp_path, algo, section)
+    extra = ["epochs=3", "learner=boosting", "learner_kwargs.check_every=1"] if env.startswith("BSS") else []
+    straight = main([*train_args(algo, cfg, tmp_path / "a", total, env), *extra])
+    kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(SystemExit) as stop:
+        main(["--save-freq", str(freq), *train_args(algo, cfg, tmp_path / "b", total, env), *extra])
+    assert stop.value.code == 130
+    run = next((tmp_path / "b" / algo).iterdir())
+    ckpt = checkpoint.latest_checkpoint(run)
+    assert checkpoint.steps_of(ckpt) == freq and not (run / "results.json").exists()
+    monkeypatch.undo()
+    assert main(["--resume", str(run), "--no-progress"]) == run
+    same_parameters(straight / "model.zip", run / "model.zip", LEARNED[algo])
+    assert results(run) == results(straight)
+
+
+def env_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "env"), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def test_ctrl_c_checkpoints_and_heuristic_run_resumes(tmp_path, monkeypatch):
+    """Ctrl-C (SIGINT) mid-run: checkpoint at the next boundary, exit 130; the resumed heuristic
+    run continues its env and its TensorBoard step counter as if never stopped."""
+    straight = main(train_args("random", None, tmp_path / "a", 9))
+    from mmrl_env.envs.base import MultimodalTrainingEnv
+
+    step, calls = MultimodalTrainingEnv.step, []
+
+    def step_then_ctrl_c(self, action):
+        calls.append(1)
+        if len(calls) == 4:
+            signal.raise_signal(signal.SIGINT)
+        return step(self, action)
+
+    monkeypatch.setattr(MultimodalTrainingEnv, "step", step_then_ctrl_c)
+    with pytest.raises(SystemExit) as stop:
+        main(train_args("random", None, tmp_path / "b", 9))
+    assert stop.value.code == 130
+    monkeypatch.undo()
+    run = next((tmp_path / "b" / "random").iterdir())
+    assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 4
+    main(["--resume", str(run), "--no-progress"])
+    assert results(run) == results(straight)
+    assert env_scalars(run, "step/val_acc") == env_scalars(straight, "step/val_acc")
+    assert [s for s, _ in env_scalars(run, "step/reward")] == list(range(1, 10))
+
+
+def test_resume_refuses_contradictions(tmp_path, monkeypatch):
+    kill_after_first_checkpoint(monkeypatch)
+    for env in ("DUS-Synthetic", "BSS-Synthetic"):
+        with pytest.raises(SystemExit):
+            main(["--save-freq", "2", *train_args("random", None, tmp_path, 4, env)])
+    dus, bss = (next((tmp_path / "random").glob(f"{e}-Synthetic_1")) for e in ("DUS", "BSS"))
+    with pytest.raises(SystemExit, match="has --env DUS-Synthetic, not BSS-Synthetic"):
+        main(["--resume", str(dus), "--env", "BSS-Synthetic"])
+    with pytest.raises(SystemExit, match="has --algo random, not ppo"):
+        main(["--resume", str(dus), "--algo", "ppo"])
+    with pytest.raises(SystemExit, match="--seed cannot change it"):
+        main(["--resume", str(dus), "--seed", "3"])
+    with pytest.raises(SystemExit, match="no config.yaml"):
+        main(["--resume", str(tmp_path)])
+    (dus / "checkpoints").rename(tmp_path / "moved")
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        main(["--resume", str(dus)])
+    (bss / "checkpoints").rename(dus / "checkpoints")  # a checkpoint from another env
+    with pytest.raises(SystemExit, match="from env BSS-Synthetic"):
+        main(["--resume", str(dus), "--no-progress"])
+
+
+def test_crash_in_the_final_comparison_resumes_without_training(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
+    straight = main(train_args("ppo", cfg, tmp_path / "a", 8))
+    from training import train_agent
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(train_agent, "final_comparison", crash)
+    with pytest.raises(RuntimeError):
+        main(["--save-freq", "100", *train_args("ppo", cfg, tmp_path / "b", 8)])
+    monkeypatch.undo()
+    run = next((tmp_path / "b" / "ppo").iterdir())
+    assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 8  # the final checkpoint
+    learn = PPO.learn
+    monkeypatch.setattr(PPO, "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
+                        if total_timesteps <= 0 else pytest.fail("trained again"))
+    main(["--resume", str(run), "--no-progress"])
+    assert results(run) == results(straight)
+    same_parameters(straight / "model.zip", run / "model.zip", PPO)
+
+
+@pytest.mark.slow
+def test_resume_at_default_data_sizes(tmp_path, monkeypatch):
+    """The same check on the default Synthetic sizes, with OGM-GE's noise generator in play."""
+    cfg = write_config(tmp_path, "ppo", {"n_steps": 8, "batch_size": 8, "n_epochs": 2})
+    args = ["--algo", "ppo", "-c", str(cfg), "-n", "24", "--eval-episodes", "2", "--baselines", "dus-h",
+            "--no-progress", "--env-kwargs", "epochs=2", "learner=ogm_ge", "device=cpu"]
+    straight = main(["-f", str(tmp_path / "a"), *args])
+    kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(SystemExit):
+        main(["-f", str(tmp_path / "b"), "--save-freq", "12", *args])
+    monkeypatch.undo()
+    run = next((tmp_path / "b" / "ppo").iterdir())
+    assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 16  # the first rollout boundary past 12
+    main(["--resume", str(run), "--no-progress"])
+    same_parameters(straight / "model.zip", run / "model.zip", PPO)
+    assert results(run) == results(straight)

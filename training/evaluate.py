@@ -1,0 +1,172 @@
+"""Compare policies (or inner learners) over seeds: a table and plots in one directory.
+
+    python training/evaluate.py --env DUS-Synthetic --policies ppo:runs/ppo/DUS-Synthetic_1,dus-h,uniform --seeds 5
+    python training/evaluate.py --env BSS-Synthetic --policies bss-h,bss-l,full --seeds 5
+    python training/evaluate.py --env DUS-Synthetic --learners joint,boosting,ogm_ge,mla --seeds 3
+
+A policy is a heuristic name (its env is made with the env settings it stands for, as in
+``train_agent.py``) or ``<algo>:<run dir>`` (the agent in ``<run dir>/model.zip``, on the env
+of ``<run dir>/config.yaml``). Heuristics run on the env settings of the first run dir given,
+then ``--env-kwargs``. ``--learners`` trains each inner learner without RL
+(``train_mml.run``) instead. Output (``--out``, default ``runs/eval/<env>_<n>``):
+``results.md`` and ``results.csv`` (mean ± std over seeds of fused and per-modality test
+accuracy, macro-F1 and mAP, the final gap between the modalities' accuracies, the return)
+and PNG plots of validation accuracy, the policy's actions and the CMD over training.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+from tqdm import tqdm
+
+import mmrl_env
+from agents.factory import LEARNED, make_agent
+from agents.heuristics import HEURISTICS
+from mmrl_env.learners import LEARNERS, check_learner
+from training import report, train_mml
+from training.config import deep_merge, parse_kv
+from training.rollout import run_episode
+from training.run_config import next_run_dir
+
+LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device")  # --env-kwargs train_mml.run takes
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="DUS-Synthetic", help=f"env id, one of: {', '.join(mmrl_env.env_ids())}")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--policies", help=f"comma-separated: heuristics ({', '.join(HEURISTICS)}) "
+                      f"and/or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
+    what.add_argument("--learners", help=f"comma-separated inner learners: {', '.join(LEARNERS)}")
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds (episodes / runs) per policy")
+    p.add_argument("--first-seed", type=int, default=10_000, help="seeds are first-seed, first-seed+1, ...")
+    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="as in train_agent.py")
+    p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="LEARNER.KEY=VALUE",
+                   help="--learners mode: e.g. boosting.check_every=2")
+    p.add_argument("--out", default=None, help="output directory (default runs/eval/<env>_<n>)")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def load_run(spec: str, env_id: str) -> tuple[str, Any, dict[str, Any]]:
+    """``algo:<run dir>`` -> (algo, agent, env kwargs of the run), checked against ``env_id``."""
+    algo, _, path = spec.partition(":")
+    if algo not in LEARNED:
+        raise SystemExit(f"unknown algo {algo!r} in {spec!r}; learned algos: {', '.join(LEARNED)}")
+    run = Path(path)
+    if not (run / "model.zip").is_file() or not (run / "config.yaml").is_file():
+        raise SystemExit(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    if cfg["env"] != env_id or cfg["algo"] != algo:
+        raise SystemExit(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
+    return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
+
+
+def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
+    try:
+        return gym.make(env_id, **kwargs)
+    except TypeError as err:  # an unknown env kwarg: the message lists the valid ones
+        raise SystemExit(str(err)) from err
+
+
+def episode_record(episode: dict[str, Any], modalities: tuple[str, ...]) -> report.Record:
+    """Final test metrics and per-step curves (step 0 = after reset) of one episode."""
+    infos = episode["infos"]
+    curves: dict[str, list[float]] = {"val_acc": [i["val_acc"] for i in infos]}
+    for m in modalities:
+        curves[f"s_hat/{m}"] = [i["s_hat"][m] for i in infos]
+        curves[f"d/{m}"] = [i["d"][m] for i in infos]
+    nan = [float("nan")]  # no action before step 1: keeps the action curves on the same x axis
+    steps = infos[1:]
+    if steps and "n" in steps[0]:
+        curves.update({f"n/{m}": nan + [i["n"][m] for i in steps] for m in modalities})
+    if steps and "lambda" in steps[0]:
+        curves["lambda"] = nan + [i["lambda"] for i in steps]
+    return report.Record({**episode["final"].get("test", {}), "return": episode["return"]}, curves)
+
+
+def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[str, list], tuple[str, ...]]:
+    specs = [s for s in args.policies.split(",") if s]
+    runs = {s: load_run(s, args.env) for s in specs if ":" in s}
+    base = deep_merge(next(iter(runs.values()))[2] if runs else {}, parse_kv(args.env_kwargs))
+    records: dict[str, list[report.Record]] = {}
+    modalities: tuple[str, ...] = ()
+    for spec in tqdm(specs, desc="policies", disable=args.no_progress):
+        if spec in runs:
+            name, agent, kwargs = runs[spec][0] + ":" + Path(spec.partition(":")[2]).name, runs[spec][1], runs[spec][2]
+            env = make_env(args.env, kwargs)
+        elif spec in HEURISTICS:
+            name, env = spec, make_env(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs))
+            agent = make_agent(spec, env, seed=seeds[0])
+        else:
+            raise SystemExit(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
+                             f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
+        modalities = env.unwrapped.modalities
+        records[name] = [episode_record(run_episode(agent, env, seed=s), modalities) for s in seeds]
+    return records, modalities
+
+
+def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[str, list], tuple[str, ...]]:
+    names = [n for n in args.learners.split(",") if n]
+    unknown = [n for n in names if n not in LEARNERS]
+    if unknown:
+        raise SystemExit(f"unknown learner(s) {unknown}; valid learners: {', '.join(LEARNERS)}")
+    env_kwargs = parse_kv(args.env_kwargs)
+    bad = sorted(set(env_kwargs) - set(LEARNER_ENV_KEYS))
+    if bad:
+        raise SystemExit(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)}; got {bad}")
+    per_learner = parse_kv(args.learner_kwargs)
+    for name in set(per_learner) | set(names):
+        try:
+            check_learner(name, per_learner.get(name, {}))
+        except (KeyError, ValueError) as err:
+            raise SystemExit(f"--learner-kwargs: {err.args[0]} (use LEARNER.KEY=VALUE)") from err
+        if name not in names:
+            raise SystemExit(f"--learner-kwargs for {name!r}, which is not among --learners {args.learners}")
+    dataset = args.env.split("-", 1)[1]
+    records: dict[str, list[report.Record]] = {}
+    modalities: tuple[str, ...] = ()
+    for name in names:
+        records[name] = []
+        for seed in tqdm(seeds, desc=name, disable=args.no_progress):
+            history: list[dict[str, Any]] = []
+            metrics, learner = train_mml.run(dataset, name, per_learner.get(name), seed=seed, progress=False,
+                                             history=history, **env_kwargs)
+            modalities = learner.dataset.modality_names
+            records[name].append(report.Record(metrics, {"val_acc": [h["val_acc"] for h in history]}))
+    return records, modalities
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    if args.env not in gym.registry:
+        raise SystemExit(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
+    seeds = [args.first_seed + i for i in range(args.seeds)]
+    evaluate = evaluate_policies if args.policies else evaluate_learners
+    records, modalities = evaluate(args, seeds)
+    out = Path(args.out) if args.out else next_run_dir(Path("runs"), "eval", args.env)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = report.summarize(records, modalities)
+    table = report.markdown_table(summary, modalities, len(seeds))
+    (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}\n\n{table}")
+    report.write_csv(out / "results.csv", summary, modalities, len(seeds))
+    x_label = "decision step" if args.policies else "epoch"
+    files = [out / "results.md", out / "results.csv",
+             report.plot_validation(out / "val_acc.png", records, x_label, f"{args.env}: validation accuracy")]
+    if args.policies:
+        files.append(report.plot_per_policy(out / "actions.png", records, {"n/": "-", "lambda": "-"}, x_label,
+                                            f"{args.env}: the policy's actions (n_j or λ)"))
+        files.append(report.plot_per_policy(out / "cmd.png", records, {"s_hat/": "-", "d/": "--"}, x_label,
+                                            f"{args.env}: CMD ŝ (solid) and d (dashed)"))
+    print(table)
+    print("written:\n" + "\n".join(f"  {f}" for f in files if f is not None))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The evaluation report: a mean ± std table (Markdown and CSV) and PNG plots of curves.
+
+Input is, per policy (or learner), one :class:`Record` per seed: the final test metrics and
+the curves recorded over the inner training run. Kept apart from ``evaluate.py`` so that
+anything producing records (env episodes, plain learner runs) gets the same report.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, safe on servers and in tests
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+METRICS = ("acc", "f1", "map")
+METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
+
+
+@dataclass
+class Record:
+    """One seed's outcome: final test metrics (``fused_acc``, ``<modality>_f1``, ...) and curves
+    (name -> values per decision step or epoch, e.g. ``val_acc``, ``s_hat/audio``, ``n/video``)."""
+
+    metrics: dict[str, float]
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+def imbalance(metrics: dict[str, float], modalities: tuple[str, ...]) -> float:
+    """The gap between the modalities' test accuracies at the end (best minus worst)."""
+    accs = [metrics.get(f"{m}_acc", float("nan")) for m in modalities]
+    return float(max(accs) - min(accs))
+
+
+def columns(modalities: tuple[str, ...]) -> list[str]:
+    parts = ["fused", *modalities]
+    return [f"{p}_{k}" for p in parts for k in METRICS] + ["imbalance", "return"]
+
+
+def summarize(records: dict[str, list[Record]], modalities: tuple[str, ...]) -> dict[str, dict[str, tuple]]:
+    """policy -> column -> (mean, std) over seeds (NaN where a run diverged before its test)."""
+    out: dict[str, dict[str, tuple]] = {}
+    for name, recs in records.items():
+        rows = [{**r.metrics, "imbalance": imbalance(r.metrics, modalities)} for r in recs]
+        out[name] = {}
+        for col in columns(modalities):
+            values = np.array([row.get(col, np.nan) for row in rows], dtype=float)
+            done = values[np.isfinite(values)]
+            out[name][col] = (float(done.mean()), float(done.std())) if done.size else (float("nan"), 0.0)
+    return out
+
+
+def _header(col: str) -> str:
+    if col in ("imbalance", "return"):
+        return col
+    part, metric = col.rsplit("_", 1)
+    return f"{part} {METRIC_NAMES[metric]}"
+
+
+def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> str:
+    """Percent for metrics and the imbalance (accuracy points); the return as it is."""
+    cols = columns(modalities)
+    lines = [f"mean ± std over {n_seeds} seed(s); metrics and imbalance in %", "",
+             "| policy | " + " | ".join(_header(c) for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for name, row in summary.items():
+        cells = []
+        for c in cols:
+            mean, std = row[c]
+            scale = 1.0 if c == "return" else 100.0
+            cells.append(f"{scale * mean:.2f} ± {scale * std:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> None:
+    """One row per policy; ``<column>_mean`` and ``<column>_std`` as fractions (not %)."""
+    cols = columns(modalities)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["policy", "seeds", *(f"{c}_{s}" for c in cols for s in ("mean", "std"))])
+        for name, row in summary.items():
+            w.writerow([name, n_seeds, *(f"{v:.6g}" for c in cols for v in row[c])])
+
+
+def _band(ax: plt.Axes, curves: list[list[float]], label: str, **style) -> None:
+    """Mean over seeds with a ±std band; a shorter curve (a diverged run) counts while it lasts."""
+    n = max((len(c) for c in curves), default=0)
+    if n == 0:
+        return
+    values = np.array([list(c) + [np.nan] * (n - len(c)) for c in curves], dtype=float)
+    with warnings.catch_warnings():  # an all-NaN column (no action yet at step 0) is expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
+    line, = ax.plot(np.arange(n), mean, label=label, **style)
+    ax.fill_between(np.arange(n), mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
+
+
+def plot_validation(path: Path, records: dict[str, list[Record]], x_label: str, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, recs in records.items():
+        _band(ax, [[100 * v for v in r.curves.get("val_acc", [])] for r in recs], name)
+    ax.set(xlabel=x_label, ylabel="validation accuracy (%)", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_per_policy(path: Path, records: dict[str, list[Record]], prefixes: dict[str, str], x_label: str,
+                    title: str) -> Path | None:
+    """One panel per policy; every curve whose name starts with a key of ``prefixes`` is drawn
+    (mean ± std over seeds) with that prefix's line style. None when no policy has such curves."""
+    names = [n for n, recs in records.items() if any(k.startswith(tuple(prefixes)) for k in recs[0].curves)]
+    if not names:
+        return None
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1, 3.8), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names, strict=True):
+        recs = records[name]
+        for prefix, style in prefixes.items():
+            for key in sorted(k for k in recs[0].curves if k.startswith(prefix)):
+                _band(ax, [r.curves[key] for r in recs], key, linestyle=style)
+        ax.set(title=name, xlabel=x_label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
