@@ -75,3 +75,13 @@ def test_metrics():
     # AP class 0 = 0.5 (tie of one positive and one negative at the top);
     # AP class 1 = 2/3·1 + 1/3·3/4
     assert m["map"] == pytest.approx((0.5 + (2 / 3 + 0.25)) / 2)
+
+
+def test_channels_last_handles_2d_and_3d_convolutions():
+    from mmrl_env.learners.base import to_channels_last
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv3d(3, 4, 3), nn.Linear(4, 2))
+    to_channels_last(model)
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model[1].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert model[2].weight.is_contiguous()
