@@ -117,7 +117,7 @@ class BoostingLearner(Learner):
         return torch.cat([z[:1], z[1:] * self.omega[r].to(z.dtype)])
 
     def train_step(self, batch: Batch) -> StepOutput:
-        self.model.train()
+        self.set_training(True)
         loss = torch.zeros((), device=self.device)
         summed = []
         with self.autocast():
@@ -136,7 +136,7 @@ class BoostingLearner(Learner):
 
     @torch.no_grad()
     def predict(self, inputs: list[Tensor]) -> Prediction:
-        self.model.eval()
+        self.set_training(False)
         with self.autocast():
             uni = [self._logits(r, self.model.encoders[r](x)).float().sum(0) for r, x in enumerate(inputs)]
         return Prediction(torch.stack(uni).sum(0), uni)

@@ -28,7 +28,7 @@ class JointLearner(Learner):
 
     def train_step(self, batch: Batch) -> StepOutput:
         model = self.model
-        model.train()
+        self.set_training(True)
         with self.autocast():
             feats = [model.encode(j, x) for j, x in enumerate(batch.inputs)]
             logits = [head(u) for head, u in zip(model.heads, feats, strict=True)]
@@ -50,7 +50,7 @@ class JointLearner(Learner):
     @torch.no_grad()
     def predict(self, inputs: list[Tensor]) -> Prediction:
         model = self.model
-        model.eval()
+        self.set_training(False)
         with self.autocast():
             feats = [model.encode(j, x) for j, x in enumerate(inputs)]
             uni = [head(u).float() for head, u in zip(model.heads, feats, strict=True)]

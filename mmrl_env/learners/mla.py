@@ -75,7 +75,7 @@ class MLALearner(Learner):
         return SharedHeadNet(self.dataset, self.num_classes)
 
     def train_step(self, batch: Batch) -> StepOutput:
-        self.model.train()
+        self.set_training(True)
         head = list(self.model.head.parameters())
         basis: list[Tensor] = []
         total = torch.zeros((), device=self.device)
@@ -104,7 +104,7 @@ class MLALearner(Learner):
 
     @torch.no_grad()
     def predict(self, inputs: list[Tensor]) -> Prediction:
-        self.model.eval()
+        self.set_training(False)
         with self.autocast():
             uni = [self.model(j, x).float() for j, x in enumerate(inputs)]
         w = entropy_weights(uni) if self.inference == "entropy" else self.weights[:, None].expand(len(uni), -1)

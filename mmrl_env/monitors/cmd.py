@@ -29,12 +29,13 @@ def modality_discrepancy(s_hat: Tensor) -> Tensor:
 class CumulativeDiscrepancy:
     """Running cumulative scores ŝ^(j) and their discrepancies d^(j).
 
-    ``mode="mean"`` (paper): ŝ_t = ((t−1)/t)·ŝ_{t−1} + s_t/t, i.e. the mean of the s_t,
-    kept as a running sum and divided when read.
+    ``mode="mean"`` (paper): ŝ_t = ((t−1)/t)·ŝ_{t−1} + s_t/t, i.e. the mean of the s_t.
     ``mode="ema"``: ŝ_t = β·ŝ_{t−1} + (1−β)·s_t, which keeps tracking late in a long run.
     Both start at ŝ_1 = s_1. Modalities with an empty batch (n_j = 0) keep their score.
-    Per-iteration work is a handful of device ops per modality (this runs every iteration);
-    counts are host integers, since batch sizes are known on the host.
+
+    ``update`` runs every training iteration, so it only keeps the detached logits; the
+    scores of all pending iterations are computed in one batched pass when ŝ is read (once
+    per env step), with exactly the same recursion.
     """
 
     def __init__(self, num_modalities: int, mode: str = "mean", ema_beta: float = 0.99,
@@ -48,35 +49,54 @@ class CumulativeDiscrepancy:
         self.reset()
 
     def reset(self) -> None:
-        self._acc = [torch.zeros((), device=self.device) for _ in range(self.num_modalities)]
+        self._s_hat = torch.zeros(self.num_modalities, device=self.device)
         self.count = [0] * self.num_modalities
+        self._pending: list[list[tuple[Tensor, Tensor]]] = [[] for _ in range(self.num_modalities)]
 
     def update(self, logits: list[Tensor], labels: list[Tensor]) -> None:
-        """Fold in one iteration's unimodal logits (no host sync)."""
+        """Queue one iteration's unimodal logits (no computation, no host sync)."""
         for j, (z, y) in enumerate(zip(logits, labels, strict=True)):
-            if z.shape[0] == 0:
+            if z.shape[0]:
+                self._pending[j].append((z, y))
+
+    def _flush(self) -> None:
+        for j, pending in enumerate(self._pending):
+            if not pending:
                 continue
-            s = iteration_score(z, y)
-            if self.mode == "mean":
-                self._acc[j] = self._acc[j] + s
-            else:
-                self._acc[j] = s if self.count[j] == 0 else self.ema_beta * self._acc[j] + (1 - self.ema_beta) * s
-            self.count[j] += 1
+            sizes = torch.tensor([y.shape[0] for _, y in pending], device=self.device)
+            probs = torch.cat([z for z, _ in pending]).float().softmax(1)
+            hit = probs.gather(1, torch.cat([y for _, y in pending])[:, None]).squeeze(1)
+            segment = torch.repeat_interleave(torch.arange(len(pending), device=self.device), sizes)
+            s = torch.zeros(len(pending), device=self.device).index_add_(0, segment, hit) / sizes
+            self._s_hat[j] = self._fold(self._s_hat[j], s, self.count[j])
+            self.count[j] += len(pending)
+            pending.clear()
+
+    def _fold(self, prev: Tensor, s: Tensor, count: int) -> Tensor:
+        """Apply the recursion to the iteration scores ``s`` (in order) after ``count`` earlier ones."""
+        if self.mode == "mean":
+            return (prev * count + s.sum()) / (count + s.numel())
+        beta = self.ema_beta
+        if count == 0:  # ŝ_1 = s_1
+            prev, s = s[0], s[1:]
+        k = s.numel()
+        weights = (1 - beta) * beta ** torch.arange(k - 1, -1, -1, device=self.device, dtype=s.dtype)
+        return beta**k * prev + (weights * s).sum()
 
     @property
     def s_hat(self) -> Tensor:
-        acc = torch.stack(self._acc)
-        if self.mode == "ema":
-            return acc
-        return acc / torch.tensor(self.count, device=self.device).clamp(min=1)
+        self._flush()
+        return self._s_hat
 
     @property
     def discrepancy(self) -> Tensor:
         return modality_discrepancy(self.s_hat)
 
     def state_dict(self) -> dict[str, object]:
-        return {"acc": [a.clone() for a in self._acc], "count": list(self.count)}
+        self._flush()
+        return {"s_hat": self._s_hat.clone(), "count": list(self.count)}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self._acc = [a.to(self.device) for a in state["acc"]]
+        self.reset()
+        self._s_hat = state["s_hat"].to(self.device)
         self.count = list(state["count"])
