@@ -30,8 +30,9 @@ from training.rollout import run_episode
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--t-grow", type=float, default=10.0, help="BSS-H root pacing T_grow (paper: 40 of ~100 epochs)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--t-grow", type=float, default=None,
+                   help="BSS-H root pacing T_grow (default: the policy's, min(40, epochs/2))")
     p.add_argument("--ppo-steps", type=int, default=1600, help="PPO training budget in env steps (= epochs)")
     p.add_argument("--out", default=None, help="write the markdown results here")
     return p.parse_args()
@@ -52,7 +53,7 @@ def policy_runs(args: argparse.Namespace, seeds: list[int]) -> dict[str, list[di
         policy = HEURISTICS[algo](env, **params)
         runs[label] = [run_episode(policy, env, seed=s) for s in seeds]
     env = BSSEnv(**base)
-    agent = PPO("MlpPolicy", env, n_steps=10 * args.epochs, batch_size=50, seed=0, device="cpu", verbose=0)
+    agent = PPO("MlpPolicy", env, n_steps=10 * args.epochs, batch_size=args.epochs * 5, seed=0, device="cpu", verbose=0)
     start = time.perf_counter()
     env.reset(seed=10_000)  # training episodes use seeds disjoint from the evaluation seeds
     agent.learn(total_timesteps=args.ppo_steps)
