@@ -1,6 +1,6 @@
 """BSS on Synthetic: full-data joint training vs BSS-H, BSS-L and a PPO agent; measurement cost.
 
-    python bench/bss_synthetic.py --out bench/RESULTS_bss.md
+    python bench/bss_synthetic.py            # results: BENCHMARKS.md
 
 Each policy runs one episode (= one inner training run) per evaluation seed on the same
 data; the table gives mean ± std test accuracy (fused and per modality). PPO trains once,

@@ -1,6 +1,6 @@
 """Inner learners on Synthetic: joint, ogm_ge, mla, boosting (plain), and boosting driven by DUS-H / BSS-L.
 
-    python bench/learners_synthetic.py --out bench/RESULTS_learners.md
+    python bench/learners_synthetic.py       # results: BENCHMARKS.md
 
 Plain rows train with ``training/train_mml.py``'s loop (every modality B samples per
 iteration). The DUS-H and BSS-L rows run one episode of the DUS / BSS env with the
