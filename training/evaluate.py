@@ -31,7 +31,7 @@ from mmrl_env.learners import LEARNERS, check_learner
 from training import report, train_mml
 from training.config import deep_merge, parse_kv
 from training.rollout import run_episode
-from training.run_config import next_run_dir
+from training.run_config import make_env, next_run_dir
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device")  # --env-kwargs train_mml.run takes
 
@@ -65,13 +65,6 @@ def load_run(spec: str, env_id: str) -> tuple[str, Any, dict[str, Any]]:
     if cfg["env"] != env_id or cfg["algo"] != algo:
         raise SystemExit(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
     return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
-
-
-def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
-    try:
-        return gym.make(env_id, **kwargs)
-    except TypeError as err:  # an unknown env kwarg: the message lists the valid ones
-        raise SystemExit(str(err)) from err
 
 
 def episode_record(episode: dict[str, Any], modalities: tuple[str, ...]) -> report.Record:

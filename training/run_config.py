@@ -24,6 +24,17 @@ DEFAULT_TIMESTEPS = 4096
 COMMAND = ("python", "training/train_agent.py")
 
 
+def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
+    """``gym.make`` for the CLIs: a bad setting (unknown kwarg, value, dataset, learner, missing
+    data) ends the program with the env's own message, which says what is valid, not a traceback."""
+    try:
+        return gym.make(env_id, **kwargs)
+    except KeyError as err:
+        raise SystemExit(f"error: {err.args[0]}") from err
+    except (TypeError, ValueError, FileNotFoundError, NotImplementedError) as err:
+        raise SystemExit(f"error: {err}") from err
+
+
 def next_run_dir(root: Path, algo: str, env_id: str) -> Path:
     base = root / algo
     n = 1

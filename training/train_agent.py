@@ -44,7 +44,7 @@ from training.checkpoint import (
 )
 from training.config import deep_merge
 from training.rollout import run_episode, summarize
-from training.run_config import DEFAULT_TIMESTEPS, new_run, resumed_run
+from training.run_config import DEFAULT_TIMESTEPS, make_env, new_run, resumed_run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -148,7 +148,7 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent."""
     algo, total = cfg["algo"], cfg["total_timesteps"]
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
-    env = Monitor(TensorBoardInfo(gym.make(cfg["env"], **cfg["env_kwargs"]), str(tb_root / "env")))
+    env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
     agent = build_agent(cfg, env, tb_root, checkpoint, args.verbose)
     if state is not None:
@@ -176,13 +176,13 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
     """Score the agent and the baselines on the same held-out seeds; write results.json."""
     algo, env_kwargs = cfg["algo"], cfg["env_kwargs"]
     seeds = [cfg["seed"] + 10_000 + i for i in range(cfg["eval_episodes"])]
-    eval_env = gym.make(cfg["env"], **env_kwargs)
+    eval_env = make_env(cfg["env"], env_kwargs)
     baselines = cfg["baselines"] or default_baselines(method_of(eval_env), algo)
     if algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
         agent = make_agent(algo, eval_env, cfg["hyperparams"], seed=cfg["seed"])
     results = {algo: evaluate(agent, eval_env, seeds)}
     for name in tqdm(baselines, desc="baselines", disable=no_progress):
-        base_env = gym.make(cfg["env"], **deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
+        base_env = make_env(cfg["env"], deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
         results[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), base_env, seeds)
     (run_dir / "results.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=2))
     print_table(results, eval_env.unwrapped.modalities, len(seeds))
