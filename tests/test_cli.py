@@ -21,7 +21,7 @@ def test_ppo_run_writes_agent_config_and_tensorboard(tmp_path, capsys):
     cfg = tmp_path / "ppo.yaml"
     cfg.write_text(yaml.safe_dump({"DUS-Synthetic": {"n_timesteps": 16, "n_steps": 8, "batch_size": 8, "n_epochs": 1}}))
     run = main(["--env", "DUS-Synthetic", "--algo", "ppo", "-c", str(cfg), "-f", str(tmp_path / "runs"),
-                "--eval-episodes", "1", "--no-progress", "--env-kwargs", *SMALL_ENV])
+                "--eval-episodes", "1", "--eval-freq", "8", "--no-progress", "--env-kwargs", *SMALL_ENV])
     assert (run / "model.zip").exists() and "train_agent" in (run / "command.txt").read_text()
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert resolved["hyperparams"]["n_steps"] == 8 and resolved["env_kwargs"]["epochs"] == 1
@@ -30,7 +30,8 @@ def test_ppo_run_writes_agent_config_and_tensorboard(tmp_path, capsys):
                 "step/val_acc", "step/val_acc_modality/video", "episode/return", "episode/test/fused_acc"):
         assert tag in env_tags["scalars"], tag
     assert "actions/0" in env_tags["histograms"]
-    assert "rollout/ep_rew_mean" in tags(run / "sb3_1")["scalars"]
+    sb3_tags = tags(run / "sb3_1")["scalars"]
+    assert "rollout/ep_rew_mean" in sb3_tags and "eval/mean_reward" in sb3_tags
     results = json.loads((run / "results.json").read_text())["results"]
     assert set(results) == {"ppo", "dus-h", "uniform", "random"}
     printed = capsys.readouterr().out
@@ -62,3 +63,17 @@ def test_bad_cli_input_is_explained(tmp_path):
         main(["--env", "DUS-Nope", "-f", str(tmp_path)])
     with pytest.raises(ValueError, match="does not apply"):
         main(["--env", "BSS-Synthetic", "--algo", "dus-h", "-f", str(tmp_path), "--no-progress"])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "bss-l"])
+def test_bss_runs_like_dus(tmp_path, algo):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"default": {"n_timesteps": 4, **({"n_steps": 4, "batch_size": 4}
+                                                                     if algo == "ppo" else {})}}))
+    run = main(["--env", "BSS-Synthetic", "--algo", algo, "-c", str(cfg), "-f", str(tmp_path), "--eval-freq", "0",
+                "--eval-episodes", "1", "--baselines", "full", "--no-progress", "--env-kwargs", *SMALL_ENV])
+    env_tags = set(tags(run / "env")["scalars"])
+    assert {"step/lambda", "step/subset_size", "step/balance/score", "step/balance/similarity",
+            "step/balance/loss", "step/s_hat/video"} <= env_tags
+    results = json.loads((run / "results.json").read_text())["results"]
+    assert set(results) == {algo, "full"}

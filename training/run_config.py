@@ -24,6 +24,9 @@ DEFAULT_TIMESTEPS = 4096
 COMMAND = ("python", "training/train_agent.py")
 
 
+DEFAULT_EVAL_FREQ = 1024  # env steps between deterministic evaluations of a learning agent (0 = off)
+
+
 def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
     """``gym.make`` for the CLIs: a bad setting (unknown kwarg, value, dataset, learner, missing
     data) ends the program with the env's own message, which says what is valid, not a traceback."""
@@ -70,8 +73,11 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
 
     run_dir = next_run_dir(Path(args.log_folder), algo, env_id)
     (run_dir / "command.txt").write_text(shlex.join([*COMMAND, *argv]) + "\n")
+    eval_freq = DEFAULT_EVAL_FREQ if args.eval_freq is None else args.eval_freq
+    if eval_freq < 0:
+        raise SystemExit(f"--eval-freq must be >= 0 env steps (0 = off), got {eval_freq}")
     cfg = {"env": env_id, "algo": algo, "seed": 0 if args.seed is None else args.seed, "total_timesteps": total,
-           "device": device, "eval_episodes": eval_episodes, "baselines": baselines,
+           "device": device, "eval_episodes": eval_episodes, "eval_freq": eval_freq, "baselines": baselines,
            "tensorboard_log": args.tensorboard_log, "hyperparams": hp, "env_kwargs": env_kwargs}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return run_dir, cfg
@@ -79,7 +85,7 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
 
 # flags that define a run: with --resume they come from the run directory's config.yaml
 RUN_FLAGS = ("seed", "total_timesteps", "config", "env_kwargs", "device", "eval_episodes", "baselines",
-             "tensorboard_log")
+             "tensorboard_log", "eval_freq")
 
 
 def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, Any]]:

@@ -24,6 +24,7 @@ from typing import Any
 import gymnasium as gym
 from rich.console import Console
 from rich.table import Table
+from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
 from tqdm import tqdm
 
@@ -44,7 +45,9 @@ from training.checkpoint import (
 )
 from training.config import deep_merge
 from training.rollout import run_episode, summarize
-from training.run_config import DEFAULT_TIMESTEPS, make_env, new_run, resumed_run
+from training.run_config import DEFAULT_EVAL_FREQ, DEFAULT_TIMESTEPS, make_env, new_run, resumed_run
+
+EVAL_EPISODES = 3  # per periodic evaluation; different inner-run seeds each time
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes (seeds) of the final comparison")
     p.add_argument("--baselines", default=None,
                    help="comma-separated heuristics to compare against (default: the method's heuristics)")
+    p.add_argument("--eval-freq", type=int, default=None, metavar="N",
+                   help=f"every N env steps, run the deterministic policy on {EVAL_EPISODES} episodes of a separate "
+                   f"env and log eval/mean_reward (default {DEFAULT_EVAL_FREQ}; 0 = off; learning agents only)")
     p.add_argument("--save-freq", type=int, default=None, metavar="N",
                    help="checkpoint every N env steps (SB3 agents: at the first rollout boundary past each multiple)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
@@ -143,6 +149,19 @@ def run_heuristic(agent: Any, env: gym.Env, obs: Any, start: int, total: int, ch
     return obs
 
 
+def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
+    """SB3's EvalCallback on a separate env: the *deterministic* policy's return (= total
+    validation gain of an inner run) as ``eval/mean_reward``. The training curves come from
+    exploring (stochastic) episodes and can hide what the mean policy has learned. The
+    evaluation env has its own generators, so training is unaffected by it."""
+    freq = cfg.get("eval_freq", 0)
+    if not freq:
+        return []
+    env = Monitor(make_env(cfg["env"], cfg["env_kwargs"]))
+    env.reset(seed=cfg["seed"] + 20_000)  # apart from the training and final-comparison seeds
+    return [EvalCallback(env, n_eval_episodes=EVAL_EPISODES, eval_freq=freq, deterministic=True, verbose=0)]
+
+
 def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
     resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent."""
@@ -157,7 +176,8 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     with Interrupt() as interrupt:
         checkpointer = Checkpointer(run_dir, agent, env, args.save_freq, interrupt)
         if algo in LEARNED:
-            agent.learn(total_timesteps=total - agent.num_timesteps, callback=CheckpointCallback(checkpointer),
+            callbacks = [CheckpointCallback(checkpointer), *periodic_eval(cfg)]
+            agent.learn(total_timesteps=total - agent.num_timesteps, callback=CallbackList(callbacks),
                         progress_bar=not args.no_progress, tb_log_name="sb3", reset_num_timesteps=state is None)
             steps, extra = agent.num_timesteps, {}
             agent.save(run_dir / "model.zip")
