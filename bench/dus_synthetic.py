@@ -37,7 +37,7 @@ def alone_accuracy(env: gym.Env, modality: int, seed: int) -> float:
     return accuracy(pred.unimodal[modality], y)
 
 
-def load_agent(path: str, env: gym.Env) -> Any:
+def load_agent(path: str) -> Any:
     algo = next((a for a in LEARNED if f"/{a}/" in path), "ppo")
     return LEARNED[algo].load(path, device="cpu")
 
@@ -57,7 +57,7 @@ def main() -> None:
         rows[f"{name} alone"] = {f"{name}": [alone_accuracy(env, j, s) for s in seeds]}
     policies = {n: make_agent(n, env, seed=0) for n in ("uniform", "dus-h", "random")}
     if args.agent:
-        policies["agent"] = load_agent(args.agent, env)
+        policies["agent"] = load_agent(args.agent)
     for name, policy in policies.items():
         tests = [run_episode(policy, env, seed=s)["final"]["test"] for s in seeds]
         rows[name] = {"fused": [t["fused_acc"] for t in tests], **{m: [t[f"{m}_acc"] for t in tests] for m in mods}}

@@ -12,7 +12,7 @@ def accuracy(logits: Tensor, labels: Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean().item())
 
 
-def mean_average_precision(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     """Mean over classes present in ``labels`` of the average precision of softmax scores.
 
     One macro-averaged sklearn call over the one-hot labels (per-class calls cost more in
@@ -34,5 +34,5 @@ def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
     return {
         "acc": float((pred == y).mean()),
         "f1": float(f1_score(y, pred, average="macro", labels=np.arange(k), zero_division=0)),
-        "map": mean_average_precision(probs, y, k),
+        "map": mean_average_precision(probs, y),
     }
