@@ -36,3 +36,12 @@ def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
         "f1": float(f1_score(y, pred, average="macro", labels=np.arange(k), zero_division=0)),
         "map": mean_average_precision(probs, y),
     }
+
+
+def prediction_metrics(fused: Tensor, unimodal: list[Tensor], labels: Tensor,
+                       modalities: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """The report every CLI and env shows: ``fused_<metric>`` and ``<modality>_<metric>``."""
+    out = {f"fused_{k}": v for k, v in classification_metrics(fused, labels).items()}
+    for name, z in zip(modalities, unimodal, strict=True):
+        out.update({f"{name}_{k}": v for k, v in classification_metrics(z, labels).items()})
+    return out

@@ -179,3 +179,13 @@ def rollout_policy(policy, env: gym.Env, seed: int = 0) -> tuple[list, list[floa
         infos.append(info)
         rewards.append(reward)
     return obs, rewards, infos
+
+
+def test_base_and_bss_observation_extras_combine():
+    env = make(balance_obs=True, obs_extras=["val_acc"])
+    obs, info = env.reset(seed=0)
+    m = len(env.modalities)
+    assert obs.shape == env.observation_space.shape == (env.layout.size + (m + 1) + 2,)
+    assert env.observation_space.contains(obs)
+    assert obs[env.layout.size] == pytest.approx(info["val_acc"])  # val_acc first, then BSS's entries
+    assert obs[-1] == pytest.approx(info["balance"]["score"])

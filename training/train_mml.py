@@ -21,7 +21,7 @@ from mmrl_env.data import dataset_names, load_dataset
 from mmrl_env.envs.tensorboard import numeric_leaves
 from mmrl_env.learners import check_learner
 from mmrl_env.learners.base import OptimConfig
-from mmrl_env.metrics import accuracy, classification_metrics
+from mmrl_env.metrics import accuracy, prediction_metrics
 from mmrl_env.trainer import InnerTrainer, TrainerConfig
 from training.config import parse_kv
 
@@ -54,10 +54,7 @@ def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict
     if writer is not None:
         writer.close()
     pred, y = trainer.predict(trainer.dataset.test)
-    metrics = {f"fused_{k}": v for k, v in classification_metrics(pred.fused, y).items()}
-    for name, z in zip(names, pred.unimodal, strict=True):
-        metrics.update({f"{name}_{k}": v for k, v in classification_metrics(z, y).items()})
-    return metrics, trainer.learner
+    return prediction_metrics(pred.fused, pred.unimodal, y, names), trainer.learner
 
 
 def format_table(metrics: dict[str, float], names: list[str]) -> str:

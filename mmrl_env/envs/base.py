@@ -19,7 +19,7 @@ import torch
 
 from mmrl_env.data import load_dataset
 from mmrl_env.learners.base import OptimConfig
-from mmrl_env.metrics import accuracy, classification_metrics
+from mmrl_env.metrics import accuracy, classification_metrics, prediction_metrics
 from mmrl_env.monitors.cmd import CumulativeDiscrepancy
 from mmrl_env.trainer import InnerTrainer, TrainerConfig
 
@@ -33,7 +33,6 @@ class ObservationLayout:
 
     num_modalities: int
     action_dim: int
-    extras: tuple[str, ...] = ()
 
     @property
     def s_hat(self) -> slice:
@@ -54,13 +53,21 @@ class ObservationLayout:
 
     @property
     def size(self) -> int:
-        return self.prev_action.stop + (self.num_modalities + 1) * ("val_acc" in self.extras)
+        """Entries of the core layout; optional extras (``_extra_observation``) follow them."""
+        return self.prev_action.stop
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         low, high = np.zeros(self.size, np.float32), np.ones(self.size, np.float32)
         low[self.d], high[self.d] = -1.0, 0.0
         low[self.prev_action] = -1.0
         return low, high
+
+
+def append_extra(base: tuple[np.ndarray, np.ndarray], low: list[float], high: list[float]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``base`` bounds with a subclass's own extra entries appended."""
+    return (np.concatenate([base[0], np.asarray(low, np.float32)]),
+            np.concatenate([base[1], np.asarray(high, np.float32)]))
 
 
 class MultimodalTrainingEnv(gym.Env):
@@ -111,12 +118,13 @@ class MultimodalTrainingEnv(gym.Env):
         self.trainer = InnerTrainer(self.data, cfg, device)
         self.modalities = self.data.modality_names
         self.reward_kind = reward
+        self.obs_extras = tuple(obs_extras)
         m = self.data.num_modalities
         self.monitor = CumulativeDiscrepancy(m, cmd_mode, cmd_ema, self.trainer.device)
         n_val = len(self.trainer.dataset.val)
         self._val_idx = torch.arange(min(val_size or n_val, n_val), device=self.trainer.device)
         self.action_space = self._make_action_space()
-        self.layout = ObservationLayout(m, int(np.prod(self.action_space.shape)), tuple(obs_extras))
+        self.layout = ObservationLayout(m, int(np.prod(self.action_space.shape)))
         (low, high), (x_low, x_high) = self.layout.bounds(), self._extra_bounds()
         self.observation_space = gym.spaces.Box(np.concatenate([low, x_low]), np.concatenate([high, x_high]),
                                                 dtype=np.float32)
@@ -140,6 +148,10 @@ class MultimodalTrainingEnv(gym.Env):
     def _neutral_action(self) -> np.ndarray:
         return np.zeros(self.layout.action_dim, np.float32)
 
+    def _observe_batch(self, batch: Any, out: Any) -> None:
+        """Trainer hook of every env: feed each iteration's unimodal logits to the CMD."""
+        self.monitor.update(out.unimodal_logits, batch.labels)
+
     def _progress(self) -> float:
         """Fraction of the inner run done (DUS: iterations; BSS overrides with epochs)."""
         return self.trainer.iteration / self.trainer.total_iterations
@@ -148,12 +160,16 @@ class MultimodalTrainingEnv(gym.Env):
         return self.trainer.done
 
     def _extra_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds of method-specific observation entries appended after the layout (none by default)."""
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        """Bounds of the optional entries after the core layout: here ``obs_extras``;
+        subclasses append theirs to ``super()``'s (see :func:`append_extra`)."""
+        n = (len(self.modalities) + 1) * ("val_acc" in self.obs_extras)
+        return np.zeros(n, np.float32), np.ones(n, np.float32)
 
     def _extra_observation(self) -> np.ndarray:
         """Values of those entries, within ``_extra_bounds``."""
-        return np.zeros(0, np.float32)
+        if "val_acc" not in self.obs_extras:
+            return np.zeros(0, np.float32)
+        return np.array([self._val["acc"], *(self._val[f"acc_{n}"] for n in self.modalities)], np.float32)
 
     # --- gymnasium API --------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -226,11 +242,8 @@ class MultimodalTrainingEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         s_hat = self.monitor.s_hat.cpu().numpy()
-        parts = [s_hat, s_hat - s_hat.max(), [self._progress()],
-                 self._prev_action.reshape(-1)]
-        if "val_acc" in self.layout.extras:
-            parts.append([self._val["acc"], *(self._val[f"acc_{n}"] for n in self.modalities)])
-        parts.append(self._extra_observation())
+        parts = [s_hat, s_hat - s_hat.max(), [self._progress()], self._prev_action.reshape(-1),
+                 self._extra_observation()]
         obs = np.concatenate([np.asarray(p, np.float32).reshape(-1) for p in parts])
         low, high = self.observation_space.low, self.observation_space.high
         return np.clip(np.nan_to_num(obs, nan=0.0), low, high).astype(np.float32)
@@ -298,7 +311,4 @@ class MultimodalTrainingEnv(gym.Env):
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Full metrics (acc, f1, map) of the current inner model, fused and per modality."""
         pred, y = self.trainer.predict(getattr(self.trainer.dataset, split))
-        out = {f"fused_{k}": v for k, v in classification_metrics(pred.fused, y).items()}
-        for name, z in zip(self.modalities, pred.unimodal, strict=True):
-            out.update({f"{name}_{k}": v for k, v in classification_metrics(z, y).items()})
-        return out
+        return prediction_metrics(pred.fused, pred.unimodal, y, self.modalities)

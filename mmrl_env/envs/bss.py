@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mmrl_env.envs.base import MultimodalTrainingEnv
+from mmrl_env.envs.base import MultimodalTrainingEnv, append_extra
 from mmrl_env.monitors.balance import BalanceMeasurement, BalanceMeasurer
 from mmrl_env.samplers.curriculum import SAMPLINGS, SCHEDULERS, ProportionMap, make_scheduler
 
@@ -87,14 +87,14 @@ class BSSEnv(MultimodalTrainingEnv):
         self._set_scheduler(self.scheduler_kind)
         n = len(self.trainer.dataset.train)
         if self.measure == "warmup":
-            self.trainer.train_epoch(torch.randperm(n, generator=self.trainer.generator), hooks=(self._monitor_hook,))
+            self.trainer.train_epoch(torch.randperm(n, generator=self.trainer.generator), hooks=(self._observe_batch,))
         self._measure()
         self._subset_info = self._describe(torch.arange(n), 1.0)
 
     def _advance(self, action: np.ndarray) -> dict[str, Any]:
         lam = self.proportions.proportion(action)
         order = self.scheduler.order(lam, self.trainer.generator)
-        loss = self.trainer.train_epoch(order, hooks=(self._monitor_hook,))
+        loss = self.trainer.train_epoch(order, hooks=(self._observe_batch,))
         self._epochs_done += 1
         self._subset_info = self._describe(order, lam)  # scored by the measurement that chose it
         measured = (self.remeasure_every is not None and self._epochs_done % self.remeasure_every == 0
@@ -104,15 +104,15 @@ class BSSEnv(MultimodalTrainingEnv):
         return {"measured": measured, "train_loss": loss.item()}
 
     def _extra_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self.balance_obs:
-            return super()._extra_bounds()
-        return np.array([0.0, -1.0], np.float32), np.array([1.0, 1.0], np.float32)
+        base = super()._extra_bounds()
+        return append_extra(base, [0.0, -1.0], [1.0, 1.0]) if self.balance_obs else base
 
     def _extra_observation(self) -> np.ndarray:
+        base = super()._extra_observation()
         if not self.balance_obs:
-            return super()._extra_observation()
+            return base
         sim = float(self.measurement.similarity.mean().item())
-        return np.array([sim, self._subset_info["balance"]["score"]], np.float32)
+        return np.concatenate([base, np.array([sim, self._subset_info["balance"]["score"]], np.float32)])
 
     def _info(self, step_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return super()._info({**self._subset_info, "measurements": self._measurements, **step_info}, **extra)
@@ -141,8 +141,6 @@ class BSSEnv(MultimodalTrainingEnv):
         self._subset_info = bss["subset_info"]
 
     # --- helpers --------------------------------------------------------------------------
-    def _monitor_hook(self, batch, out) -> None:
-        self.monitor.update(out.unimodal_logits, batch.labels)
 
     def _measure(self) -> None:
         self.measurement = self.measurer.measure(self.trainer)

@@ -42,11 +42,9 @@ class DUSEnv(MultimodalTrainingEnv):
 
     def _advance(self, action: np.ndarray) -> dict[str, Any]:
         sizes = self.qmap.quantities(action)
-        loss = self.trainer.train(self.step_iterations, sizes, hooks=(self._monitor_hook,))
+        loss = self.trainer.train(self.step_iterations, sizes, hooks=(self._observe_batch,))
         return {"n": dict(zip(self.modalities, sizes, strict=True)), "train_loss": loss.item()}
 
-    def _monitor_hook(self, batch, out) -> None:
-        self.monitor.update(out.unimodal_logits, batch.labels)
 
     def _info(self, step_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
         step_info.setdefault("n", dict.fromkeys(self.modalities, self.trainer.cfg.batch_size))
