@@ -19,8 +19,8 @@ import torch
 
 import mmrl_env  # noqa: F401
 from agents.factory import LEARNED, make_agent
+from agents.rollout import run_episode
 from mmrl_env.metrics import accuracy
-from training.rollout import run_episode
 
 
 def alone_accuracy(env: gym.Env, modality: int, seed: int) -> float:

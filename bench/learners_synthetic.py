@@ -24,7 +24,7 @@ import torch
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from agents.heuristics import HEURISTICS
-from training.rollout import run_episode
+from agents.rollout import run_episode
 from training.train_mml import run
 
 MODALITIES = ("audio", "video")

@@ -8,6 +8,21 @@ from sklearn.metrics import average_precision_score, f1_score
 from torch import Tensor
 
 
+def true_class_probability(logits: Tensor, labels: Tensor) -> Tensor:
+    """Per sample, the softmax probability given to the true class: y_iᵀ softmax(z_i), shape (N,).
+
+    The one definition behind DUS's iteration score, OGM-GE's s_m and AUG's confidence score.
+    """
+    return logits.float().softmax(dim=1).gather(1, labels[:, None]).squeeze(1)
+
+
+def true_class_score(logits: Tensor, labels: Tensor) -> Tensor:
+    """s = (1/n) Σ_i y_iᵀ softmax(z_i): the mean true-class probability (0-d tensor; 0 for n = 0)."""
+    if logits.shape[0] == 0:
+        return logits.new_zeros(())
+    return true_class_probability(logits, labels).mean()
+
+
 def accuracy(logits: Tensor, labels: Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean().item())
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from mmrl_env.data.base import MultimodalDataset, Split
 from mmrl_env.learners import build_learner, check_learner
 from mmrl_env.learners.base import Batch, OptimConfig, Prediction, StepOutput
+from mmrl_env.models.encoders import check_encoder
 from mmrl_env.samplers.stream import ShuffledStream
 
 Hook = Callable[[Batch, StepOutput], None]
@@ -46,6 +47,8 @@ class InnerTrainer:
 
     def __init__(self, dataset: MultimodalDataset, cfg: TrainerConfig, device: str | torch.device = "auto") -> None:
         check_learner(cfg.learner, cfg.learner_kwargs)  # fail at construction, not at the first reset
+        for spec in dataset.modalities:
+            check_encoder(spec.encoder, **spec.encoder_kwargs)
         self.cfg = cfg
         self.device = resolve_device(device)
         self.dataset = dataset.to(self.device)

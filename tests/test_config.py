@@ -27,5 +27,5 @@ def test_load_sections(tmp_path):
 
 def test_unknown_hyperparameter_lists_valid_ones():
     check_algo_kwargs(PPO, {"n_steps": 8, "env_kwargs": {}}, "cfg")
-    with pytest.raises(ValueError, match="valid keys:.*n_steps"):
+    with pytest.raises(ValueError, match="valid:.*n_steps"):
         check_algo_kwargs(PPO, {"n_stepz": 8}, "cfg")

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import gymnasium
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -181,7 +182,9 @@ def test_default_pretrained_weights_missing_is_explained(twitter, tmp_path: Path
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(FileNotFoundError, match="resnet50-0676ba61.pth"):
         load_twitter2015(root=twitter[1])
-    # the tokenizer directory holds no config.json, so BERT comes from the (empty) HF cache
+    # the tokenizer directory holds no config.json, so BERT comes from the (empty) HF cache; the
+    # encoder's weights are resolved where it is built, and the env refuses at construction
     monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda *a, **k: None)
+    data_kwargs = {"root": str(twitter[1]), "image_encoder": {"weights": None}}
     with pytest.raises(FileNotFoundError, match="bert-base-uncased is not in the local Hugging Face cache"):
-        load_twitter2015(root=twitter[1], image_encoder={"weights": None})
+        gym.make("DUS-Twitter2015", dataset_kwargs=data_kwargs)

@@ -93,7 +93,7 @@ def test_bad_actions_are_rejected_clearly(small_kwargs):
 def test_bad_kwargs_are_rejected_clearly(small_kwargs):
     with pytest.raises(ValueError, match="unknown reward"):
         gym.make("DUS-Synthetic", reward="nope", **small_kwargs)
-    with pytest.raises(ValueError, match="valid keys"):
+    with pytest.raises(ValueError, match="valid:"):
         gym.make("DUS-Synthetic", optim={"lrr": 1.0}, **small_kwargs)
     with pytest.raises(KeyError, match="joint"):
         gym.make("DUS-Synthetic", learner="nope", **small_kwargs).reset(seed=0)

@@ -7,7 +7,7 @@ import math
 
 import yaml
 
-from training import report
+from agents import report
 from training.evaluate import main
 from training.train_agent import main as train
 

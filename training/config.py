@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from mmrl_env.kwargs import unknown_kwargs_message
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # Keys of a config section that are not constructor arguments of the algorithm.
 CLI_KEYS = ("n_timesteps", "env_kwargs", "policy", "eval_episodes")
@@ -57,7 +59,6 @@ def check_algo_kwargs(cls: type, hyperparams: dict[str, Any], source: str) -> No
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     valid = {n for n in params if n not in ("self", "env", "_init_setup_model")} | set(CLI_KEYS)
-    unknown = sorted(set(hyperparams) - valid)
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {source} for {cls.__name__}; "
-                         f"valid keys: {', '.join(sorted(valid))}")
+    message = unknown_kwargs_message(hyperparams, sorted(valid), f"key(s) in {source}", cls.__name__)
+    if message:
+        raise ValueError(message)

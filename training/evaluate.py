@@ -25,12 +25,13 @@ import yaml
 from tqdm import tqdm
 
 import mmrl_env
+from agents import report
 from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
+from agents.rollout import run_episode
 from mmrl_env.learners import LEARNERS, check_learner
-from training import report, train_mml
+from training import train_mml
 from training.config import deep_merge, parse_kv
-from training.rollout import run_episode
 from training.run_config import make_env, next_run_dir
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device")  # --env-kwargs train_mml.run takes

@@ -10,7 +10,7 @@ config, the command line, the TensorBoard events (``env/``: the policy's per-ste
 quantities; ``sb3_1/``: SB3's training curves) and ``results.json`` (the final table).
 ``--save-freq N`` checkpoints the whole run (agent, env, RNGs) every N env steps, Ctrl-C
 checkpoints and stops, and ``--resume <run dir>`` continues to the same result as an
-uninterrupted run (``training/checkpoint.py``).
+uninterrupted run (``agents/checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -29,22 +29,22 @@ from stable_baselines3.common.monitor import Monitor
 from tqdm import tqdm
 
 import mmrl_env
-from agents.factory import LEARNED, algo_names, make_agent, method_of
-from agents.heuristics import HEURISTICS
-from mmrl_env.envs.tensorboard import TensorBoardInfo
-from training.checkpoint import (
+from agents.checkpoint import (
     AGENT_ZIP,
     CHECKPOINTS,
     REPLAY,
-    CheckpointCallback,
     Checkpointer,
     Interrupt,
+    ResumableCheckpointCallback,
     latest_checkpoint,
     load_state,
     restore,
 )
+from agents.factory import LEARNED, algo_names, make_agent, method_of
+from agents.heuristics import HEURISTICS
+from agents.rollout import run_episode, summarize
+from mmrl_env.envs.tensorboard import TensorBoardInfo
 from training.config import deep_merge
-from training.rollout import run_episode, summarize
 from training.run_config import DEFAULT_EVAL_FREQ, DEFAULT_TIMESTEPS, make_env, new_run, resumed_run
 
 EVAL_EPISODES = 3  # per periodic evaluation; different inner-run seeds each time
@@ -176,7 +176,7 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     with Interrupt() as interrupt:
         checkpointer = Checkpointer(run_dir, agent, env, args.save_freq, interrupt)
         if algo in LEARNED:
-            callbacks = [CheckpointCallback(checkpointer), *periodic_eval(cfg)]
+            callbacks = [ResumableCheckpointCallback(checkpointer), *periodic_eval(cfg)]
             agent.learn(total_timesteps=total - agent.num_timesteps, callback=CallbackList(callbacks),
                         progress_bar=not args.no_progress, tb_log_name="sb3", reset_num_timesteps=state is None)
             steps, extra = agent.num_timesteps, {}

@@ -131,8 +131,6 @@ def load_image_text(ds: ImageTextDataset, root: Path | str | None, device: str =
     ``val_fraction`` of train). ``image_encoder`` / ``text_encoder`` override the encoders'
     kwargs: by default ResNet50 reads ``<torch hub dir>/checkpoints/resnet50-0676ba61.pth`` and
     BERT the prepare run's tokenizer directory if it holds weights, else the local HF cache."""
-    from mmrl_env.models.text import find_bert
-
     hint = (f"prepare it first with:\n    {ds.prepare_command(root or '<cache dir>')}\n"
             f"from the raw layout:\n{ds.layout()}")
     cache = open_prepared(ds.name, root, hint)
@@ -143,9 +141,8 @@ def load_image_text(ds: ImageTextDataset, root: Path | str | None, device: str =
             f"{ds.name} uses ImageNet ResNet50 weights, not found at {image_kwargs['weights']}; mmrl never downloads "
             "weights: put torchvision's resnet50 state dict there, or pass dataset_kwargs={'image_encoder': "
             "{'weights': PATH}} (or {'weights': None} to train from scratch)")
+    # the BERT weights are resolved (and a missing copy reported) where the encoder is built
     text_kwargs = {"path": _bert_dir(cache.manifest["config"]["text"]["tokenizer"]), **(text_encoder or {})}
-    if text_kwargs.get("pretrained", True):
-        find_bert(text_kwargs.get("path"))  # fail now, with the fix, rather than at the first reset
     train, val, test = split_rows(cache, val_fraction, val_seed)
     views = [FramesView(1, 1, image_size), TokenView()]
     arrays = [cache.arrays["image"], cache.arrays["text"]]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mmrl_env.data import load_dataset
+from mmrl_env.kwargs import unknown_kwargs_message
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import accuracy, classification_metrics, prediction_metrics
 from mmrl_env.monitors.cmd import CumulativeDiscrepancy
@@ -108,11 +109,11 @@ class MultimodalTrainingEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown obs_extras {sorted(unknown)}; choose from {', '.join(OBS_EXTRAS)}")
         self.data = load_dataset(dataset, **(dataset_kwargs or {}))
-        try:  # the dataset's recommended optimisation, overridden by the caller's keys
-            optim_cfg = OptimConfig(**{**self.data.optim_defaults, **(optim or {})})
-        except TypeError as err:
-            raise ValueError(f"bad optim settings {optim}: valid keys are "
-                             f"{list(OptimConfig.__dataclass_fields__)}") from err
+        message = unknown_kwargs_message(optim or {}, OptimConfig.__dataclass_fields__, "optim setting(s)")
+        if message:
+            raise ValueError(message)
+        # the dataset's recommended optimisation, overridden by the caller's keys
+        optim_cfg = OptimConfig(**{**self.data.optim_defaults, **(optim or {})})
         cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner=learner,
                             learner_kwargs=dict(learner_kwargs or {}), optim=optim_cfg)
         self.trainer = InnerTrainer(self.data, cfg, device)

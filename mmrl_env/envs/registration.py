@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 from typing import Any
 
 import gymnasium as gym
 
 from mmrl_env.data.registry import dataset_names
+from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
 
 # method -> "module:Class" (resolved only when an env is made). None = not built yet.
 METHODS: dict[str, str | None] = {
     "DUS": "mmrl_env.envs.dus:DUSEnv",
     "BSS": "mmrl_env.envs.bss:BSSEnv",
 }
-
-
-def accepted_kwargs(cls: type) -> list[str]:
-    """Keyword arguments ``cls(...)`` accepts: its ``__init__``'s and, while an ``__init__`` passes
-    ``**kwargs`` on, its parents' (arguments without a default are left out: callers supply them)."""
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(klass.__init__).parameters.values()
-        names += [p.name for p in params if p.kind is p.KEYWORD_ONLY
-                  or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)]
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return list(dict.fromkeys(names))
 
 
 def make(method: str, dataset: str, **kwargs: Any) -> gym.Env:
@@ -42,9 +27,9 @@ def make(method: str, dataset: str, **kwargs: Any) -> gym.Env:
     module, name = target.split(":")
     cls = getattr(importlib.import_module(module), name)
     valid = [k for k in accepted_kwargs(cls) if k != "dataset"]
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise TypeError(f"unknown keyword argument(s) {unknown} for {method}-{dataset}; valid: {', '.join(valid)}")
+    message = unknown_kwargs_message(kwargs, valid, "keyword argument(s)", f"{method}-{dataset}")
+    if message:
+        raise TypeError(message)
     return cls(dataset=dataset, **kwargs)
 
 

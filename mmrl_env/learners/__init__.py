@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mmrl_env.envs.registration import accepted_kwargs
+from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
 
 # name -> "module:Class"; resolved lazily.
 LEARNERS: dict[str, str] = {
@@ -25,10 +25,10 @@ def learner_class(name: str) -> type:
 
 def check_learner(name: str, kwargs: dict[str, Any]) -> None:
     """Unknown learner names or ``learner_kwargs`` fail with the valid ones listed."""
-    valid = accepted_kwargs(learner_class(name))
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown learner_kwargs {unknown} for learner {name!r}; valid: {', '.join(valid)}")
+    message = unknown_kwargs_message(kwargs, accepted_kwargs(learner_class(name)), "learner_kwargs",
+                                     f"learner {name!r}")
+    if message:
+        raise ValueError(message)
 
 
 def build_learner(name: str, *args: Any, **kwargs: Any) -> Any:

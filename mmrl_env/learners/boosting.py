@@ -25,6 +25,7 @@ from mmrl_env.learners.base import (
     make_optimizer,
     seeded_init,
 )
+from mmrl_env.metrics import true_class_probability
 from mmrl_env.models.boosting import BoostingNet, OmegaNet
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class BoostingLearner(Learner):
                 zsum = z.detach().float().sum(0)
                 summed.append(zsum)
                 if y.numel():
-                    self.score_sum[r] += zsum.softmax(1).gather(1, y[:, None]).sum()
+                    self.score_sum[r] += true_class_probability(zsum, y).sum()
                     self.score_count[r] += y.numel()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from mmrl_env.learners.base import Batch
 from mmrl_env.learners.joint import JointLearner
-from mmrl_env.monitors.cmd import iteration_score
+from mmrl_env.metrics import true_class_score
 
 
 def ogm_coefficients(scores: Tensor, alpha: float, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
@@ -62,7 +62,7 @@ class OGMGELearner(JointLearner):
         n = batch.n_common
         # OGM's s_m is a sum over the common rows; the mean (the CMD's score) gives the same ratios.
         y = batch.labels[0][:n]
-        coeff, modulated = ogm_coefficients(torch.stack([iteration_score(z[:n], y) for z in logits]), self.alpha_ogm)
+        coeff, modulated = ogm_coefficients(torch.stack([true_class_score(z[:n], y) for z in logits]), self.alpha_ogm)
         self.last_coeff = coeff.detach()
         for j, encoder in enumerate(self.model.encoders):
             for p in encoder.parameters():

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from mmrl_env.models.i3d import I3DEncoder
 from mmrl_env.models.resnet import ResNetEncoder
-from mmrl_env.models.text import BertEncoder
+from mmrl_env.models.text import BertEncoder, find_bert
 from mmrl_env.models.video3d import VideoResNetEncoder
 
 
@@ -55,3 +55,12 @@ def build_encoder(name: str, **kwargs: object) -> nn.Module:
     if name not in ENCODERS:
         raise KeyError(f"unknown encoder {name!r}; known encoders: {', '.join(ENCODERS)}")
     return ENCODERS[name](**kwargs)
+
+
+def check_encoder(name: str, **kwargs: object) -> None:
+    """Fail now, with the fix, for an encoder that could not be built at the first reset:
+    an unknown name, or local pretrained weights that are not there (BERT)."""
+    if name not in ENCODERS:
+        raise KeyError(f"unknown encoder {name!r}; known encoders: {', '.join(ENCODERS)}")
+    if name == "bert" and kwargs.get("pretrained", True):
+        find_bert(kwargs.get("path"))  # type: ignore[arg-type]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mmrl_env.metrics import true_class_probability, true_class_score
+
 
 def iteration_score(logits: Tensor, labels: Tensor) -> Tensor:
     """s_t^(j) = (1/n_j) Σ_i y_iᵀ softmax(z_i^(j)): mean probability given to the true class."""
-    if logits.shape[0] == 0:
-        return logits.new_zeros(())
-    return logits.float().softmax(dim=1).gather(1, labels[:, None]).mean()
+    return true_class_score(logits, labels)
 
 
 def modality_discrepancy(s_hat: Tensor) -> Tensor:
@@ -64,8 +64,7 @@ class CumulativeDiscrepancy:
             if not pending:
                 continue
             sizes = torch.tensor([y.shape[0] for _, y in pending], device=self.device)
-            probs = torch.cat([z for z, _ in pending]).float().softmax(1)
-            hit = probs.gather(1, torch.cat([y for _, y in pending])[:, None]).squeeze(1)
+            hit = true_class_probability(torch.cat([z for z, _ in pending]), torch.cat([y for _, y in pending]))
             segment = torch.repeat_interleave(torch.arange(len(pending), device=self.device), sizes)
             s = torch.zeros(len(pending), device=self.device).index_add_(0, segment, hit) / sizes
             self._s_hat[j] = self._fold(self._s_hat[j], s, self.count[j])

@@ -12,12 +12,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed, safe on servers and in tests
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure  # pyplot-free: no backend is chosen or changed at import
+from matplotlib.ticker import MaxNLocator
 
 METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
@@ -89,7 +87,7 @@ def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tupl
             w.writerow([name, n_seeds, *(f"{v:.6g}" for c in cols for v in row[c])])
 
 
-def _band(ax: plt.Axes, curves: list[list[float]], label: str, **style) -> None:
+def _band(ax: Axes, curves: list[list[float]], label: str, **style) -> None:
     """Mean over seeds with a ±std band; a shorter curve (a diverged run) counts while it lasts."""
     n = max((len(c) for c in curves), default=0)
     if n == 0:
@@ -103,7 +101,8 @@ def _band(ax: plt.Axes, curves: list[list[float]], label: str, **style) -> None:
 
 
 def plot_validation(path: Path, records: dict[str, list[Record]], x_label: str, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     for name, recs in records.items():
         _band(ax, [[100 * v for v in r.curves.get("val_acc", [])] for r in recs], name)
     ax.set(xlabel=x_label, ylabel="validation accuracy (%)", title=title)
@@ -112,7 +111,6 @@ def plot_validation(path: Path, records: dict[str, list[Record]], x_label: str, 
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -123,7 +121,8 @@ def plot_per_policy(path: Path, records: dict[str, list[Record]], prefixes: dict
     names = [n for n, recs in records.items() if any(k.startswith(tuple(prefixes)) for k in recs[0].curves)]
     if not names:
         return None
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1, 3.8), squeeze=False, sharey=True)
+    fig = Figure(figsize=(4.2 * len(names) + 1, 3.8))
+    axes = fig.subplots(1, len(names), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], names, strict=True):
         recs = records[name]
         for prefix, style in prefixes.items():
@@ -136,5 +135,4 @@ def plot_per_policy(path: Path, records: dict[str, list[Record]], prefixes: dict
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -168,8 +168,11 @@ class Checkpointer:
         return save_checkpoint(self.run_dir, self.agent, self.env, steps, **extra)
 
 
-class CheckpointCallback(BaseCallback):
-    """SB3 hook: a rollout's start is a boundary (the previous update is done, nothing pending)."""
+class ResumableCheckpointCallback(BaseCallback):
+    """SB3 hook: a rollout's start is a boundary (the previous update is done, nothing pending).
+
+    Not SB3's ``CheckpointCallback`` (which saves the agent alone): this one saves the whole
+    resumable run through a :class:`Checkpointer`."""
 
     def __init__(self, checkpointer: Checkpointer) -> None:
         super().__init__()

@@ -1,0 +1,41 @@
+"""Keyword-argument checks shared by env ids, learners and the CLIs' config files.
+
+One place decides which keyword arguments a class accepts and how an unknown one is
+reported (with the closest valid name), so every entry point refuses a typo the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Iterable
+
+
+def accepted_kwargs(cls: type) -> list[str]:
+    """Keyword arguments ``cls(...)`` accepts: its ``__init__``'s and, while an ``__init__`` passes
+    ``**kwargs`` on, its parents' (arguments without a default are left out: callers supply them)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in params if p.kind is p.KEYWORD_ONLY
+                  or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return list(dict.fromkeys(names))
+
+
+def unknown_kwargs_message(given: Iterable[str], valid: Iterable[str], what: str, where: str = "") -> str | None:
+    """``None`` when every name in ``given`` is valid; else a message naming the unknown ones
+    (``what``: which kind of names; ``where``: whose), a suggestion for each near miss and
+    the valid names."""
+    valid = list(valid)
+    unknown = sorted(set(given) - set(valid))
+    if not unknown:
+        return None
+    hints = [f"{u!r} -> did you mean {close[0]!r}?" for u in unknown
+             if (close := difflib.get_close_matches(u, valid, n=1, cutoff=0.6))]
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    owner = f" for {where}" if where else ""
+    return f"unknown {what} {unknown}{owner}{hint}; valid: {', '.join(valid)}"
