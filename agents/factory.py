@@ -10,6 +10,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.heuristics import HEURISTICS, HeuristicPolicy
 from agents.reinforce import REINFORCE
+from mmrl_env.envs.control import control_of
 
 LEARNED: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "reinforce": REINFORCE}
 
@@ -19,11 +20,8 @@ def algo_names() -> list[str]:
 
 
 def method_of(env: gym.Env) -> str:
-    """The env family (``DUS``/``BSS``) from the env's registered id or class name."""
-    spec = getattr(env, "spec", None)
-    if spec is not None and "-" in spec.id:
-        return spec.id.split("-")[0]
-    return type(env.unwrapped).__name__.removesuffix("Env")
+    """The env family (``DUS``/``BSS``) the env declares in its :class:`ControlSpec`."""
+    return control_of(env).method
 
 
 def make_agent(algo: str, env: gym.Env, hyperparams: dict[str, Any] | None = None, seed: int | None = None,

@@ -17,9 +17,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import mmrl_env  # noqa: F401
 from agents.factory import LEARNED, make_agent
 from agents.rollout import run_episode
+from mmrl_env.envs.control import control_of  # noqa: F401
 from mmrl_env.metrics import accuracy
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     env = gym.make("DUS-Synthetic", device="cpu")
-    mods = env.unwrapped.modalities
+    mods = control_of(env).modalities
     seeds = [10_000 + i for i in range(args.seeds)]  # the CLI's evaluation seeds for --seed 0
     rows: dict[str, dict[str, list[float]]] = {}
     for j, name in enumerate(mods):

@@ -46,7 +46,7 @@ def plain(learner: str, kwargs: dict[str, Any], epochs: int, seed: int) -> dict[
 
 def in_env(method: str, policy: str, kwargs: dict[str, Any], epochs: int, seed: int) -> dict[str, Any]:
     env = gym.make(f"{method}-Synthetic", learner="boosting", learner_kwargs=kwargs, epochs=epochs, device="cpu")
-    agent = HEURISTICS[policy](env, seed=seed)  # built before the episode (BSS-L selects its scheduler)
+    agent = HEURISTICS[policy](env, seed=seed)  # built before the episode (BSS-L's env runs the learned curriculum)
     final = run_episode(agent, env, seed=seed)["final"]
     env.close()
     return {**final["test"], "classifiers": final["classifiers"]}

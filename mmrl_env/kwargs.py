@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import warnings
 from collections.abc import Iterable
+from typing import Any
 
 
 def accepted_kwargs(cls: type) -> list[str]:
@@ -39,3 +41,29 @@ def unknown_kwargs_message(given: Iterable[str], valid: Iterable[str], what: str
     hint = f" ({'; '.join(hints)})" if hints else ""
     owner = f" for {where}" if where else ""
     return f"unknown {what} {unknown}{owner}{hint}; valid: {', '.join(valid)}"
+
+
+def apply_renames(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with every old keyword of ``cls`` (its classes' ``RENAMED_KWARGS``: old name ->
+    new, possibly dotted, place) moved to its new place, each with a ``FutureWarning``. A value
+    given under both names is an error rather than a silent choice."""
+    renamed: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        renamed.update(vars(klass).get("RENAMED_KWARGS", {}))
+    out = dict(kwargs)
+    for old, new in renamed.items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        *parents, leaf = new.split(".")
+        node = out
+        for p in parents:
+            node[p] = dict(node.get(p) or {})
+            node = node[p]
+        if leaf in node:
+            raise TypeError(f"{old}= is the old name of {new}=; give only one of them")
+        node[leaf] = value
+        shown = f"{parents[0]}={{{leaf!r}: ...}}" if parents else f"{new}="
+        warnings.warn(f"{cls.__name__}: {old}= is deprecated, use {shown} (the old name will be removed)",
+                      FutureWarning, stacklevel=3)
+    return out

@@ -60,3 +60,16 @@ def prediction_metrics(fused: Tensor, unimodal: list[Tensor], labels: Tensor,
     for name, z in zip(modalities, unimodal, strict=True):
         out.update({f"{name}_{k}": v for k, v in classification_metrics(z, labels).items()})
     return out
+
+
+def validation_scores(fused: Tensor, unimodal: list[Tensor], labels: Tensor, modalities: tuple[str, ...] | list[str],
+                      extra: tuple[str, ...] = ()) -> dict[str, float]:
+    """The cheap per-step scores (env reward, per-epoch logs): ``acc`` and ``acc_<modality>``,
+    plus ``f1`` (macro-F1) and/or ``loss`` (cross-entropy) of the fused logits when asked."""
+    out = {"acc": accuracy(fused, labels)}
+    out.update({f"acc_{n}": accuracy(z, labels) for n, z in zip(modalities, unimodal, strict=True)})
+    if "f1" in extra:
+        out["f1"] = classification_metrics(fused, labels)["f1"]
+    if "loss" in extra:
+        out["loss"] = float(torch.nn.functional.cross_entropy(fused, labels).item())
+    return out

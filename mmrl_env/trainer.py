@@ -15,9 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mmrl_env.data import load_dataset
 from mmrl_env.data.base import MultimodalDataset, Split
+from mmrl_env.kwargs import unknown_kwargs_message
 from mmrl_env.learners import build_learner, check_learner
 from mmrl_env.learners.base import Batch, OptimConfig, Prediction, StepOutput
+from mmrl_env.metrics import prediction_metrics
 from mmrl_env.models.encoders import check_encoder
 from mmrl_env.samplers.stream import ShuffledStream
 
@@ -40,6 +43,21 @@ class TrainerConfig:
     learner_kwargs: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval_batch_size: int = 1024
+
+
+def build_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None = None, learner: str = "joint",
+                  learner_kwargs: dict[str, Any] | None = None, batch_size: int = 64, epochs: int = 8,
+                  optim: dict[str, Any] | None = None, device: str | torch.device = "auto") -> InnerTrainer:
+    """Load a registered dataset and set up a trainer on it: the one place where a dataset's
+    recommended optimisation (``optim_defaults``) meets the caller's overrides (``optim``)."""
+    message = unknown_kwargs_message(optim or {}, OptimConfig.__dataclass_fields__, "optim setting(s)")
+    if message:
+        raise ValueError(message)
+    data = load_dataset(dataset, **(dataset_kwargs or {}))
+    cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner=learner,
+                        learner_kwargs=dict(learner_kwargs or {}),
+                        optim=OptimConfig(**{**data.optim_defaults, **(optim or {})}))
+    return InnerTrainer(data, cfg, device)
 
 
 class InnerTrainer:
@@ -141,6 +159,11 @@ class InnerTrainer:
             total = total + self._update(part, [part.numel()] * len(sizes), hooks)
         self._end_epoch()
         return total / max(len(parts), 1)
+
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """Full metrics (acc, macro-F1, mAP) of the current model on a split, fused and per modality."""
+        pred, y = self.predict(getattr(self.dataset, split))
+        return prediction_metrics(pred.fused, pred.unimodal, y, self.dataset.modality_names)
 
     def predict(self, split: Split, idx: Tensor | None = None) -> tuple[Prediction, Tensor]:
         """Predictions of the current model on ``split`` (or its subset ``idx``), in chunks."""

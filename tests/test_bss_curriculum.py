@@ -1,4 +1,4 @@
-"""BSS pacing functions, the proportion map, and the rank / learned schedulers (eqs. 7–11)."""
+"""BSS pacing functions, the proportion map, and the rank / learned curricula (eqs. 7–11)."""
 
 import math
 
@@ -8,12 +8,12 @@ import torch
 from scipy.stats import chisquare
 
 from mmrl_env.samplers.curriculum import (
-    LearnedScheduler,
+    LearnedCurriculum,
     Pacing,
     ProportionMap,
-    RankScheduler,
+    RankCurriculum,
     ema_update,
-    make_scheduler,
+    make_curriculum,
     rank,
     subset_size,
 )
@@ -67,9 +67,9 @@ def test_subset_size_is_ceiling_without_float_noise():
     assert subset_size(400, 1.0) == 400
 
 
-def test_rank_scheduler_takes_top_lambda_and_shuffles():
+def test_rank_curriculum_takes_top_lambda_and_shuffles():
     score = torch.tensor([0.3, -0.5, 0.9, 0.1, 0.7, -0.2, 0.0, 0.5, -0.9, 0.2])
-    sched = RankScheduler()
+    sched = RankCurriculum()
     sched.update(score)
     order = sched.order(0.3, gen(0))
     assert sorted(order.tolist()) == [2, 4, 7]  # the three highest scores
@@ -80,11 +80,11 @@ def test_rank_scheduler_takes_top_lambda_and_shuffles():
     assert torch.equal(sched.order(0.5, gen(3)), sched.order(0.5, gen(3)))
 
 
-def test_scheduler_needs_a_measurement_first():
+def test_curriculum_needs_a_measurement_first():
     with pytest.raises(RuntimeError, match="no balance score"):
-        RankScheduler().order(0.5, gen())
-    with pytest.raises(ValueError, match="unknown scheduler"):
-        make_scheduler("greedy")
+        RankCurriculum().order(0.5, gen())
+    with pytest.raises(ValueError, match="unknown curriculum"):
+        make_curriculum("greedy")
 
 
 def test_ema_update_eq9():
@@ -98,7 +98,7 @@ def test_ema_update_eq9():
 
 
 def test_learned_probabilities_eq10():
-    sched = LearnedScheduler(beta=0.6)
+    sched = LearnedCurriculum(beta=0.6)
     sched.update(torch.tensor([1.0, 0.0, -1.0]))
     sched.update(torch.tensor([0.0, 0.0, 1.0]))
     expected = torch.tensor([0.40175958, 0.2693075, 0.32893292], dtype=torch.float64)
@@ -108,7 +108,7 @@ def test_learned_probabilities_eq10():
 def test_learned_draws_follow_p():
     """Eq. 11: n i.i.d. draws per epoch from p; over many epochs the frequencies match p."""
     score = torch.tensor([1.0, 0.0, -1.0, 0.5, -0.3])
-    sched = LearnedScheduler()
+    sched = LearnedCurriculum()
     sched.update(score)
     g = gen(123)
     draws = torch.cat([sched.order(1.0, g) for _ in range(4000)])
@@ -120,14 +120,14 @@ def test_learned_draws_follow_p():
 
 
 def test_learned_draw_size_scales_with_lambda():
-    sched = LearnedScheduler()
+    sched = LearnedCurriculum()
     sched.update(torch.zeros(400))
     assert sched.order(0.25, gen()).numel() == 100
 
 
 def test_authors_variant_is_a_weighted_permutation():
     score = torch.tensor([0.9, 0.0, -0.8, 0.5])
-    sched = LearnedScheduler(sampling="authors")
+    sched = LearnedCurriculum(sampling="authors")
     sched.update(score)
     g = gen(7)
     orders = torch.stack([sched.order(1.0, g) for _ in range(4000)])

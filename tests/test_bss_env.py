@@ -46,7 +46,7 @@ def rollout(env: gym.Env, seed: int, actions: list[float]) -> tuple[list, list[f
     return observations, rewards, infos
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"scheduler": "learned", "measure": "warmup", "remeasure_every": 1,
+@pytest.mark.parametrize("kwargs", [{}, {"curriculum": "learned", "measure": "warmup", "remeasure_every": 1,
                                          "balance_obs": True}])
 def test_check_env_passes_without_warnings(kwargs):
     env = gym.make("BSS-Synthetic", **SMALL, **kwargs).unwrapped  # made by id: the render-mode check has a spec
@@ -63,12 +63,12 @@ def test_registered_id_builds_a_bss_env():
     assert env.action_space.shape == (1,)
 
 
-@pytest.mark.parametrize("scheduler", ["rank", "learned"])
-def test_same_seed_gives_identical_trajectory(scheduler):
+@pytest.mark.parametrize("curriculum", ["rank", "learned"])
+def test_same_seed_gives_identical_trajectory(curriculum):
     actions = [-0.5, 0.3, 1.0]
-    a = rollout(make(scheduler=scheduler), 11, actions)
+    a = rollout(make(curriculum=curriculum), 11, actions)
     torch.manual_seed(999)  # global RNG state must not matter
-    b = rollout(make(scheduler=scheduler), 11, actions)
+    b = rollout(make(curriculum=curriculum), 11, actions)
     for x, y in zip(a[0], b[0], strict=True):
         np.testing.assert_array_equal(x, y)
     assert a[1] == b[1]
@@ -86,7 +86,7 @@ def test_step_trains_one_epoch_on_the_top_lambda_ranked_subset():
     obs, info = env.reset(seed=0)
     assert info["lambda"] == 1.0 and info["subset_size"] == N_TRAIN
     top = set(rank(env.measurement.score)[: subset_size(N_TRAIN, 0.1)].tolist())
-    order = env.scheduler.order(0.1, torch.Generator().manual_seed(0))
+    order = env.curriculum.order(0.1, torch.Generator().manual_seed(0))
     assert set(order.tolist()) == top
     obs, _, terminated, _, info = env.step(np.array([-1.0], np.float32))
     assert info["lambda"] == pytest.approx(0.1) and info["subset_size"] == 40 == info["subset_unique"]
@@ -107,8 +107,8 @@ def test_remeasure_schedule_and_warmup():
     assert [once.step(np.ones(1, np.float32))[4]["measurements"] for _ in range(3)] == [1, 1, 1]
 
 
-def test_learned_scheduler_draws_with_replacement():
-    env = make(scheduler="learned")
+def test_learned_curriculum_draws_with_replacement():
+    env = make(curriculum="learned")
     env.reset(seed=0)
     info = env.step(np.ones(1, np.float32))[4]
     assert info["subset_size"] == N_TRAIN > info["subset_unique"]
@@ -117,9 +117,9 @@ def test_learned_scheduler_draws_with_replacement():
 def test_balance_obs_extra_is_appended_within_bounds():
     env = make(balance_obs=True)
     obs, _ = env.reset(seed=0)
-    assert obs.shape == (env.layout.size + 2,) == env.observation_space.shape
+    assert obs.shape == (env.layout.core_size + 2,) == env.observation_space.shape
     assert obs[-1] == pytest.approx(env.measurement.score.mean().item(), abs=1e-6)
-    assert make().observation_space.shape == (env.layout.size,)
+    assert make().observation_space.shape == (env.layout.core_size,)
 
 
 def test_measurer_scores_the_whole_training_set():
@@ -149,14 +149,14 @@ def test_bss_h_follows_the_pacing_function():
     assert infos[-1]["lambda"] == pytest.approx(1.0)
 
 
-def test_bss_l_and_full_run_on_their_scheduler():
-    with pytest.raises(ValueError, match="scheduler='learned'"):
+def test_bss_l_and_full_run_on_their_curriculum():
+    with pytest.raises(ValueError, match="curriculum='learned'"):
         HEURISTICS["bss-l"](make())
     env = make(**HEURISTICS["bss-l"].env_kwargs)
     _, _, infos = rollout_policy(HEURISTICS["bss-l"](env), env)
     assert all(i["lambda"] == 1.0 and i["subset_size"] == N_TRAIN for i in infos[1:])
     assert infos[1]["subset_unique"] < N_TRAIN  # draws with replacement from p
-    with pytest.raises(ValueError, match="scheduler='rank'"):
+    with pytest.raises(ValueError, match="curriculum='rank'"):
         HEURISTICS["full"](env)
     env = make(**HEURISTICS["full"].env_kwargs)
     _, _, infos = rollout_policy(HEURISTICS["full"](env), env)
@@ -185,7 +185,7 @@ def test_base_and_bss_observation_extras_combine():
     env = make(balance_obs=True, obs_extras=["val_acc"])
     obs, info = env.reset(seed=0)
     m = len(env.modalities)
-    assert obs.shape == env.observation_space.shape == (env.layout.size + (m + 1) + 2,)
+    assert obs.shape == env.observation_space.shape == (env.layout.core_size + (m + 1) + 2,)
     assert env.observation_space.contains(obs)
-    assert obs[env.layout.size] == pytest.approx(info["val_acc"])  # val_acc first, then BSS's entries
+    assert obs[env.layout.core_size] == pytest.approx(info["val_acc"])  # val_acc first, then BSS's entries
     assert obs[-1] == pytest.approx(info["balance"]["score"])

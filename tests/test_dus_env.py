@@ -81,13 +81,44 @@ def test_fixed_budget_reaches_the_trainer(small_kwargs):
     assert sum(seen[0]) == 2 * small_kwargs["batch_size"]
 
 
-def test_bad_actions_are_rejected_clearly(small_kwargs):
+BAD_ACTIONS = {  # action -> what the message must name
+    "too many": (np.zeros(3, np.float32), r"shape \(3,\)"),
+    "column": (np.zeros((2, 1), np.float32), r"shape \(2, 1\)"),
+    "row": (np.zeros((1, 2), np.float32), r"shape \(1, 2\)"),
+    "nan": (np.array([np.nan, 0.0], np.float32), "NaN"),
+    "inf": ([np.inf, 0.0], "NaN or infinite"),
+    "none": (None, "objects"),
+    "string": ("0.5", "a string"),
+    "strings": (["0.5", "0.1"], "a string"),
+    "bool": (True, "booleans"),
+    "bools": ([True, False], "booleans"),
+    "complex": ([1j, 0.0], "complex"),
+    "dict": ({"audio": 1.0}, "objects"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ACTIONS))
+def test_bad_actions_are_rejected_clearly(small_kwargs, case):
     env = gym.make("DUS-Synthetic", **small_kwargs).unwrapped
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="2 values"):
-        env.step(np.zeros(3, np.float32))
-    with pytest.raises(ValueError, match="NaN"):
-        env.step(np.array([np.nan, 0.0], np.float32))
+    before = env.get_state()
+    action, message = BAD_ACTIONS[case]
+    with pytest.raises(ValueError, match=message) as err:
+        env.step(action)
+    assert "2 finite real number(s) in [-1, 1]" in str(err.value)  # says what is expected
+    after = env.get_state()  # a refused action changes nothing
+    assert after["trainer"]["iteration"] == before["trainer"]["iteration"] == 0
+
+
+def test_accepted_actions_are_exactly_the_box(small_kwargs):
+    env = gym.make("DUS-Synthetic", **small_kwargs).unwrapped
+    env.reset(seed=0)
+    for action in ([0.5, -0.5], np.array([1, -1], np.int64), np.array([0.0, 0.0], np.float64)):
+        env.step(action)
+    bss = gym.make("BSS-Synthetic", **small_kwargs).unwrapped
+    bss.reset(seed=0)
+    assert bss.step(0.5)[4]["lambda"] == pytest.approx(bss.control.action_map.proportion(0.5))  # a number: one entry
+    assert bss.step(np.array([2.0]))[4]["clipped"] == 1  # out of the box: clipped and counted
 
 
 def test_bad_kwargs_are_rejected_clearly(small_kwargs):

@@ -37,7 +37,7 @@ def rollout(env: gym.Env, actions: list[np.ndarray]) -> list:
 @pytest.mark.parametrize(("env_id", "extra"), [
     ("DUS-Synthetic", {"learner": "boosting", "learner_kwargs": {"check_every": 1}}),
     ("DUS-Synthetic", {"learner": "ogm_ge"}),
-    ("BSS-Synthetic", {"scheduler": "learned", "remeasure_every": 1}),
+    ("BSS-Synthetic", {"curriculum": "learned", "remeasure_every": 1}),
     ("BSS-Synthetic", {"learner": "mla"}),
 ])
 def test_env_state_continues_identically(small_kwargs, env_id, extra):

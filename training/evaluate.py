@@ -29,6 +29,7 @@ from agents import report
 from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
+from mmrl_env.envs.control import control_of
 from mmrl_env.learners import LEARNERS, check_learner
 from training import train_mml
 from training.config import deep_merge, parse_kv
@@ -100,7 +101,7 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
         else:
             raise SystemExit(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
                              f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
-        modalities = env.unwrapped.modalities
+        modalities = control_of(env).modalities
         records[name] = [episode_record(run_episode(agent, env, seed=s), modalities) for s in seeds]
     return records, modalities
 

@@ -43,6 +43,7 @@ from agents.checkpoint import (
 from agents.factory import LEARNED, algo_names, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode, summarize
+from mmrl_env.envs.control import control_of
 from mmrl_env.envs.tensorboard import TensorBoardInfo
 from training.config import deep_merge
 from training.run_config import DEFAULT_EVAL_FREQ, DEFAULT_TIMESTEPS, make_env, new_run, resumed_run
@@ -94,7 +95,7 @@ def agent_device(algo: str, device: str) -> str:
 
 def evaluate(policy: Any, env: gym.Env, seeds: list[int]) -> dict[str, tuple[float, float]]:
     episodes = [run_episode(policy, env, seed=s) for s in seeds]
-    return summarize(episodes, env.unwrapped.modalities)
+    return summarize(episodes, control_of(env).modalities)
 
 
 def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: tuple[str, ...], n: int) -> None:
@@ -205,7 +206,7 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
         base_env = make_env(cfg["env"], deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
         results[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), base_env, seeds)
     (run_dir / "results.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=2))
-    print_table(results, eval_env.unwrapped.modalities, len(seeds))
+    print_table(results, control_of(eval_env).modalities, len(seeds))
     tb_root = cfg["tensorboard_log"] or run_dir
     print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")
 

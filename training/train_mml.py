@@ -17,12 +17,11 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from mmrl_env.data import dataset_names, load_dataset
+from mmrl_env.data import dataset_names
 from mmrl_env.envs.tensorboard import numeric_leaves
 from mmrl_env.learners import check_learner
-from mmrl_env.learners.base import OptimConfig
-from mmrl_env.metrics import accuracy, prediction_metrics
-from mmrl_env.trainer import InnerTrainer, TrainerConfig
+from mmrl_env.metrics import validation_scores
+from mmrl_env.trainer import build_trainer
 from training.config import parse_kv
 
 
@@ -32,29 +31,25 @@ def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict
         history: list[dict[str, Any]] | None = None) -> tuple[dict[str, float], Any]:
     """Train ``learner`` for ``epochs``; return (test metrics, the trained learner). ``history``,
     when given, receives each epoch's validation accuracies and learner info (for plots)."""
-    data = load_dataset(dataset, **(dataset_kwargs or {}))
-    cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner=learner,
-                        learner_kwargs=dict(learner_kwargs or {}), optim=OptimConfig(**data.optim_defaults))
-    trainer = InnerTrainer(data, cfg, device)
+    trainer = build_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, device=device)
     trainer.reset(seed)
-    names = data.modality_names
-    sizes = [batch_size] * data.num_modalities
+    names = trainer.dataset.modality_names
+    sizes = [batch_size] * len(names)
     writer = SummaryWriter(log_dir) if log_dir else None
     for epoch in tqdm(range(epochs), desc=f"{learner} on {dataset}", disable=not progress):
         loss = trainer.train(trainer.iterations_per_epoch, sizes)
         if writer is not None or history is not None:
             pred, y = trainer.predict(trainer.dataset.val)
-            info = {"train_loss": loss.item(), "val_acc": accuracy(pred.fused, y),
-                    "val_acc_modality": {n: accuracy(z, y) for n, z in zip(names, pred.unimodal, strict=True)},
-                    **trainer.learner.info()}
+            scores = validation_scores(pred.fused, pred.unimodal, y, names)
+            info = {"train_loss": loss.item(), "val_acc": scores["acc"],
+                    "val_acc_modality": {n: scores[f"acc_{n}"] for n in names}, **trainer.learner.info()}
             for tag, value in numeric_leaves(info) if writer is not None else ():
                 writer.add_scalar(f"step/{tag}", value, epoch + 1)
             if history is not None:
                 history.append(info)
     if writer is not None:
         writer.close()
-    pred, y = trainer.predict(trainer.dataset.test)
-    return prediction_metrics(pred.fused, pred.unimodal, y, names), trainer.learner
+    return trainer.evaluate("test"), trainer.learner
 
 
 def format_table(metrics: dict[str, float], names: list[str]) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from agents.heuristics.base import HeuristicPolicy
-from agents.heuristics.bss import FullDataPolicy, LearnedSchedulerPolicy, PacingPolicy
+from agents.heuristics.bss import FullDataPolicy, LearnedCurriculumPolicy, PacingPolicy
 from agents.heuristics.dus import DUSHeuristicPolicy
 from agents.heuristics.generic import RandomPolicy, UniformPolicy
 
 HEURISTICS: dict[str, type[HeuristicPolicy]] = {
-    p.name: p for p in (DUSHeuristicPolicy, UniformPolicy, RandomPolicy, PacingPolicy, LearnedSchedulerPolicy,
+    p.name: p for p in (DUSHeuristicPolicy, UniformPolicy, RandomPolicy, PacingPolicy, LearnedCurriculumPolicy,
                         FullDataPolicy)
 }
 

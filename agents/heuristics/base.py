@@ -9,13 +9,15 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from mmrl_env.envs.control import control_of
+
 
 class HeuristicPolicy:
     """Base: subclasses implement ``act(obs) -> action`` for one observation.
 
     ``methods`` lists the env families (``DUS``, ``BSS``) the heuristic understands; an
     empty tuple means any. ``env_kwargs`` are the env settings the heuristic stands for
-    (e.g. BSS-L needs the learned scheduler): ``train_agent.py`` makes the heuristic's env
+    (e.g. BSS-L needs the learned curriculum): ``train_agent.py`` makes the heuristic's env
     with them, and a policy refuses an env that contradicts them. ``learn`` is a no-op so a
     heuristic can stand wherever an agent does; ``save`` writes its parameters as JSON.
     """
@@ -25,8 +27,8 @@ class HeuristicPolicy:
     env_kwargs: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, env: gym.Env, seed: int | None = None, **params: Any) -> None:
-        self.env = env.unwrapped
-        self.action_space = env.action_space
+        self.control = control_of(env)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, self.control.action_map.shape, dtype=np.float32)
         self.params = params
         self.rng = np.random.default_rng(seed)
 
@@ -37,7 +39,7 @@ class HeuristicPolicy:
                 deterministic: bool = True) -> tuple[np.ndarray, None]:
         """SB3-style: accepts one observation or a batch (VecEnv) and returns (actions, None)."""
         obs = np.asarray(observation, dtype=np.float32)
-        if obs.ndim == len(self.env.observation_space.shape):
+        if obs.ndim == 1:
             return self.act(obs).astype(np.float32), None
         return np.stack([self.act(o) for o in obs]).astype(np.float32), None
 

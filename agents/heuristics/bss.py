@@ -1,9 +1,9 @@
 """BSS schedulers as policies: λ each epoch, on an env configured as the paper's method.
 
 The action is only λ; *how* λ becomes a sequence (top-λ ranked shuffle, or draws from the
-learned p) is the env's ``scheduler`` setting. Each policy declares the env settings it
+learned p) is the env's ``curriculum`` setting. Each policy declares the env settings it
 stands for in ``env_kwargs`` (``train_agent.py`` makes its env with them) and refuses an
-env made with another scheduler, rather than silently changing the env.
+env made with another curriculum, rather than silently changing the env.
 """
 
 from __future__ import annotations
@@ -14,41 +14,41 @@ import gymnasium as gym
 import numpy as np
 
 from agents.heuristics.base import HeuristicPolicy
+from mmrl_env.envs.control import control_of
 from mmrl_env.samplers.curriculum import Pacing
 
 
 class BSSPolicy(HeuristicPolicy):
-    """Base: select the env's scheduler, then map this policy's λ to the env's action."""
+    """Base: check the env's curriculum, then map this policy's λ to the env's action."""
 
     methods = ("BSS",)
-    env_kwargs: ClassVar[dict[str, Any]] = {"scheduler": "rank"}
+    env_kwargs: ClassVar[dict[str, Any]] = {"curriculum": "rank"}
 
     def __init__(self, env: gym.Env, seed: int | None = None, **params: Any) -> None:
         super().__init__(env, seed, **params)
-        needed = self.env_kwargs["scheduler"]
-        if self.env.scheduler_kind != needed:
-            raise ValueError(f"{self.name} runs on a BSS env made with scheduler={needed!r}, but this one uses "
-                             f"{self.env.scheduler_kind!r}: gym.make(..., scheduler={needed!r}) "
-                             f"(train_agent.py does this for you)")
+        needed, used = self.env_kwargs["curriculum"], self.control.settings.get("curriculum")
+        if used != needed:
+            raise ValueError(f"{self.name} runs on a BSS env made with curriculum={needed!r}, but this one uses "
+                             f"{used!r}: gym.make(..., curriculum={needed!r}) (train_agent.py does this for you)")
 
     def proportion(self, obs: np.ndarray) -> float:
         return 1.0
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.env.proportions.action(self.proportion(obs))
+        return self.control.action_map.action(self.proportion(obs))
 
 
 class FullDataPolicy(BSSPolicy):
-    """No curriculum: λ = 1 with the rank scheduler, i.e. every epoch is a shuffle of all samples."""
+    """No curriculum: λ = 1 with the rank curriculum, i.e. every epoch is a shuffle of all samples."""
 
     name = "full"
 
 
-class LearnedSchedulerPolicy(BSSPolicy):
-    """BSS-L: λ = 1 and the env's learned scheduler draws each epoch's sequence from p (eqs. 9–11)."""
+class LearnedCurriculumPolicy(BSSPolicy):
+    """BSS-L: λ = 1 and the env's learned curriculum draws each epoch's sequence from p (eqs. 9–11)."""
 
     name = "bss-l"
-    env_kwargs = {"scheduler": "learned"}
+    env_kwargs = {"curriculum": "learned"}
 
 
 class PacingPolicy(BSSPolicy):
@@ -61,15 +61,14 @@ class PacingPolicy(BSSPolicy):
     """
 
     name = "bss-h"
-    env_kwargs = {"scheduler": "rank", "remeasure_every": None}
+    env_kwargs = {"curriculum": "rank", "remeasure_every": None}
 
     def __init__(self, env: gym.Env, seed: int | None = None, pacing: str = "root", lambda0: float = 0.1,
                  t_grow: float | None = None, steps: int = 4) -> None:
         if t_grow is None:
-            t_grow = min(40.0, env.unwrapped.epochs / 2)
+            t_grow = min(40.0, control_of(env).epochs / 2)
         super().__init__(env, seed, pacing=pacing, lambda0=lambda0, t_grow=t_grow, steps=steps)
         self.pace = Pacing(pacing, lambda0, t_grow, steps)
-        self.progress_index = self.env.layout.progress
 
     def proportion(self, obs: np.ndarray) -> float:
-        return self.pace(round(float(obs[self.progress_index]) * self.env.epochs))
+        return self.pace(round(float(obs[self.control.layout.progress]) * self.control.epochs))

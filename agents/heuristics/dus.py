@@ -9,7 +9,8 @@ from mmrl_env.samplers.unimodal import dus_heuristic_quantities
 
 
 class DUSHeuristicPolicy(HeuristicPolicy):
-    """n_j ∝ softmax(−κ·d_j)·M·B, clipped, with dead zone τ (SPEC §3).
+    """n_j ∝ softmax(−κ·d_j)·M·B, clipped, with dead zone τ (our formulation: the DUS paper
+    does not publish its rule; README "DUS: choices").
 
     The quantities are turned back into the env's action with ``QuantityMap.action``, so
     the env sees an ordinary action, exactly as from a trained agent.
@@ -20,9 +21,8 @@ class DUSHeuristicPolicy(HeuristicPolicy):
 
     def __init__(self, env, seed: int | None = None, kappa: float = 20.0, tau: float = 0.02) -> None:
         super().__init__(env, seed, kappa=kappa, tau=tau)
-        self.qmap = self.env.qmap
-        self.layout = self.env.layout
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        n = dus_heuristic_quantities(obs[self.layout.d], self.qmap, self.params["kappa"], self.params["tau"])
-        return self.qmap.action(np.asarray(n))
+        qmap = self.control.action_map
+        n = dus_heuristic_quantities(obs[self.control.layout.d], qmap, self.params["kappa"], self.params["tau"])
+        return qmap.action(np.asarray(n))

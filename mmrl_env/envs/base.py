@@ -1,74 +1,32 @@
-"""The training loop as a Gymnasium environment (SPEC §6), shared by DUS and BSS.
+"""The training loop as a Gymnasium environment, shared by DUS and BSS.
 
 Episode = one inner training run; step = one decision interval (the subclass says how
 long and what the action controls); observation = CMD + progress + previous action
-(+ extras); reward = validation gain. Subclasses implement ``action_space`` semantics in
-``_advance``.
+(+ extras); reward = validation gain. The base is the loop only; its parts live apart:
+the trainer (``mmrl_env.trainer``), the reward (``reward.py``), the observation layout
+(``layout.py``), action checking (``actions.py``) and what policies may read
+(``control.py``). A subclass builds its action map after ``super().__init__`` and
+declares it with :meth:`MultimodalTrainingEnv.declare`.
 """
 
 from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from mmrl_env.data import load_dataset
+from mmrl_env.envs.actions import check_action
+from mmrl_env.envs.control import ActionMap, ControlSpec
+from mmrl_env.envs.layout import ObservationExtra, ObservationLayout
+from mmrl_env.envs.reward import ValidationReward
 from mmrl_env.kwargs import unknown_kwargs_message
-from mmrl_env.learners.base import OptimConfig
-from mmrl_env.metrics import accuracy, classification_metrics, prediction_metrics
-from mmrl_env.monitors.cmd import CumulativeDiscrepancy
-from mmrl_env.trainer import InnerTrainer, TrainerConfig
+from mmrl_env.monitors.cmd import CumulativeDiscrepancy, modality_discrepancy
+from mmrl_env.trainer import build_trainer
 
-REWARDS = ("acc", "f1", "loss")
 OBS_EXTRAS = ("val_acc",)
-
-
-@dataclass(frozen=True)
-class ObservationLayout:
-    """Where each quantity sits in the flat observation vector (policies read it)."""
-
-    num_modalities: int
-    action_dim: int
-
-    @property
-    def s_hat(self) -> slice:
-        return slice(0, self.num_modalities)
-
-    @property
-    def d(self) -> slice:
-        return slice(self.num_modalities, 2 * self.num_modalities)
-
-    @property
-    def progress(self) -> int:
-        return 2 * self.num_modalities
-
-    @property
-    def prev_action(self) -> slice:
-        start = 2 * self.num_modalities + 1
-        return slice(start, start + self.action_dim)
-
-    @property
-    def size(self) -> int:
-        """Entries of the core layout; optional extras (``_extra_observation``) follow them."""
-        return self.prev_action.stop
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        low, high = np.zeros(self.size, np.float32), np.ones(self.size, np.float32)
-        low[self.d], high[self.d] = -1.0, 0.0
-        low[self.prev_action] = -1.0
-        return low, high
-
-
-def append_extra(base: tuple[np.ndarray, np.ndarray], low: list[float], high: list[float]
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``base`` bounds with a subclass's own extra entries appended."""
-    return (np.concatenate([base[0], np.asarray(low, np.float32)]),
-            np.concatenate([base[1], np.asarray(high, np.float32)]))
 
 
 class MultimodalTrainingEnv(gym.Env):
@@ -79,12 +37,19 @@ class MultimodalTrainingEnv(gym.Env):
     batch_size, epochs, optim: the inner run (optim: dict of ``OptimConfig`` fields).
     val_size: size of the fixed validation subset the reward is measured on (None = all).
     reward: ``acc`` (100·Δ accuracy, default), ``f1`` (100·Δ macro-F1), ``loss`` (−Δ val loss).
-    cmd_mode / cmd_ema: the CMD's running mean (paper) or EMA.
+    cmd_kwargs: the CMD monitor's settings, ``{"mode": "mean" | "ema", "ema": 0.99}``.
     obs_extras: optional observation extras, from ``OBS_EXTRAS``.
     device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``.
+
+    Sub-settings of a component are always a nested dict named ``<component>_kwargs``
+    (``optim`` too); the old flat names (``cmd_mode``, ``cmd_ema``, ...) still work through
+    ``gym.make`` with a deprecation warning (``RENAMED_KWARGS``).
     """
 
     metadata = {"render_modes": []}
+    method: ClassVar[str] = ""
+    # old keyword -> its new (dotted) place; applied by ``gym.make`` (``mmrl_env.kwargs.apply_renames``)
+    RENAMED_KWARGS: ClassVar[dict[str, str]] = {"cmd_mode": "cmd_kwargs.mode", "cmd_ema": "cmd_kwargs.ema"}
 
     def __init__(
         self,
@@ -97,48 +62,45 @@ class MultimodalTrainingEnv(gym.Env):
         optim: dict[str, Any] | None = None,
         val_size: int | None = 500,
         reward: str = "acc",
-        cmd_mode: str = "mean",
-        cmd_ema: float = 0.99,
+        cmd_kwargs: dict[str, Any] | None = None,
         obs_extras: tuple[str, ...] | list[str] = (),
         device: str = "auto",
     ) -> None:
         super().__init__()
-        if reward not in REWARDS:
-            raise ValueError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
         unknown = set(obs_extras) - set(OBS_EXTRAS)
         if unknown:
             raise ValueError(f"unknown obs_extras {sorted(unknown)}; choose from {', '.join(OBS_EXTRAS)}")
-        self.data = load_dataset(dataset, **(dataset_kwargs or {}))
-        message = unknown_kwargs_message(optim or {}, OptimConfig.__dataclass_fields__, "optim setting(s)")
+        ValidationReward.check(reward, val_size)
+        message = unknown_kwargs_message(cmd_kwargs or {}, ("mode", "ema"), "cmd_kwargs")
         if message:
             raise ValueError(message)
-        # the dataset's recommended optimisation, overridden by the caller's keys
-        optim_cfg = OptimConfig(**{**self.data.optim_defaults, **(optim or {})})
-        cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner=learner,
-                            learner_kwargs=dict(learner_kwargs or {}), optim=optim_cfg)
-        self.trainer = InnerTrainer(self.data, cfg, device)
-        self.modalities = self.data.modality_names
-        self.reward_kind = reward
+        self.trainer = build_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim,
+                                     device)
+        self.modalities = self.trainer.dataset.modality_names
         self.obs_extras = tuple(obs_extras)
-        m = self.data.num_modalities
-        self.monitor = CumulativeDiscrepancy(m, cmd_mode, cmd_ema, self.trainer.device)
-        n_val = len(self.trainer.dataset.val)
-        self._val_idx = torch.arange(min(val_size or n_val, n_val), device=self.trainer.device)
-        self.action_space = self._make_action_space()
-        self.layout = ObservationLayout(m, int(np.prod(self.action_space.shape)))
-        (low, high), (x_low, x_high) = self.layout.bounds(), self._extra_bounds()
-        self.observation_space = gym.spaces.Box(np.concatenate([low, x_low]), np.concatenate([high, x_high]),
-                                                dtype=np.float32)
-        self._prev_action = np.zeros(self.layout.action_dim, np.float32)
+        cmd = {"mode": "mean", "ema": 0.99, **(cmd_kwargs or {})}
+        self.monitor = CumulativeDiscrepancy(len(self.modalities), cmd["mode"], cmd["ema"], self.trainer.device)
+        self.reward = ValidationReward(reward, val_size, self.trainer)
         self._val: dict[str, float] | None = None  # None until reset: step() refuses to run before it
         self._done = False
         self._clipped = 0  # action entries clipped into the action space this episode
 
-    # --- subclass hooks -------------------------------------------------------------
-    @abstractmethod
-    def _make_action_space(self) -> gym.spaces.Box:
-        """The action space; ``self.data`` and ``self.trainer`` exist already."""
+    def declare(self, action_map: ActionMap, extras: tuple[ObservationExtra, ...] = (),
+                settings: dict[str, Any] | None = None) -> None:
+        """Called once by the subclass's constructor: its action map, its observation extras
+        (after the base's) and the settings policies may read. Sets the spaces and ``control``."""
+        m = len(self.modalities)
+        val_acc = ObservationExtra("val_acc", (0.0,) * (m + 1), (1.0,) * (m + 1))  # fused, then per modality
+        base = (val_acc,) if "val_acc" in self.obs_extras else ()
+        self.action_map = action_map
+        self.layout = ObservationLayout(m, int(np.prod(action_map.shape)), (*base, *extras))
+        self.action_space = gym.spaces.Box(-1.0, 1.0, action_map.shape, dtype=np.float32)
+        self.observation_space = gym.spaces.Box(*self.layout.bounds(), dtype=np.float32)
+        self.control = ControlSpec(self.method, tuple(self.modalities), self.layout, action_map,
+                                   self.trainer.cfg.epochs, dict(settings or {}))
+        self._prev_action = self._neutral_action()
 
+    # --- subclass hooks (called while stepping, never from the constructor) --------------
     @abstractmethod
     def _advance(self, action: np.ndarray) -> dict[str, Any]:
         """Run one decision interval under ``action``; return method-specific info."""
@@ -160,17 +122,11 @@ class MultimodalTrainingEnv(gym.Env):
     def _finished(self) -> bool:
         return self.trainer.done
 
-    def _extra_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds of the optional entries after the core layout: here ``obs_extras``;
-        subclasses append theirs to ``super()``'s (see :func:`append_extra`)."""
-        n = (len(self.modalities) + 1) * ("val_acc" in self.obs_extras)
-        return np.zeros(n, np.float32), np.ones(n, np.float32)
-
-    def _extra_observation(self) -> np.ndarray:
-        """Values of those entries, within ``_extra_bounds``."""
+    def _extra_values(self) -> dict[str, np.ndarray]:
+        """Values of the declared observation extras by name; subclasses add theirs to ``super()``'s."""
         if "val_acc" not in self.obs_extras:
-            return np.zeros(0, np.float32)
-        return np.array([self._val["acc"], *(self._val[f"acc_{n}"] for n in self.modalities)], np.float32)
+            return {}
+        return {"val_acc": np.array([self._val["acc"], *(self._val[f"acc_{n}"] for n in self.modalities)])}
 
     # --- gymnasium API --------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -179,7 +135,7 @@ class MultimodalTrainingEnv(gym.Env):
         self.monitor.reset()
         self._on_reset()
         self._prev_action = self._neutral_action()
-        self._val = self._validate()
+        self._val = self.reward.measure(self.trainer)
         self._done, self._clipped = False, 0
         return self._observation(), self._info({})
 
@@ -188,7 +144,7 @@ class MultimodalTrainingEnv(gym.Env):
             raise RuntimeError("call reset() before step(): no inner training run has started")
         if self._done:
             raise RuntimeError("this inner training run has ended (terminated=True); call reset() to start another")
-        action, clipped = self._check_action(action)
+        action, clipped = check_action(action, self.action_space)
         self._clipped += clipped
         step_info = self._advance(action)
         self._prev_action = action
@@ -198,8 +154,8 @@ class MultimodalTrainingEnv(gym.Env):
         if diverged:
             reward = 0.0
         else:
-            self._val = self._validate()
-            reward = self._reward(prev, self._val)
+            self._val = self.reward.measure(self.trainer)
+            reward = self.reward.gain(prev, self._val)
         terminated = self._done = diverged or self._finished()
         info = self._info(step_info, train_loss=loss, diverged=diverged, clipped=clipped,
                           clipped_episode=self._clipped)
@@ -207,62 +163,28 @@ class MultimodalTrainingEnv(gym.Env):
             info["test"] = self.evaluate("test")
         return self._observation(), reward, terminated, False, info
 
-    # --- helpers --------------------------------------------------------------------
-    def _check_action(self, action: Any) -> tuple[np.ndarray, int]:
-        """The action as a finite array of the space's shape, clipped into the space, and how
-        many entries needed clipping. Raises ``ValueError`` before any state changes, so a bad
-        action costs nothing: the run continues from the same point with the next action."""
-        expected = f"{self.layout.action_dim} finite number(s) in [-1, 1] (shape {self.action_space.shape})"
-        try:
-            a = np.asarray(action, dtype=np.float32)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"action must be {expected}, got {action!r}") from err
-        if a.size != self.layout.action_dim:
-            raise ValueError(f"action must have {self.layout.action_dim} values (one per "
-                             f"{'modality' if self.layout.action_dim > 1 else 'step'}), got shape {a.shape}")
-        a = a.reshape(self.action_space.shape)
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action contains NaN or infinite values: {a}; expected {expected}")
-        clipped = np.clip(a, self.action_space.low, self.action_space.high)
-        return clipped, int(np.count_nonzero(clipped != a))
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """Full metrics (acc, f1, map) of the current inner model, fused and per modality."""
+        return self.trainer.evaluate(split)
 
-    def _validate(self) -> dict[str, float]:
-        pred, y = self.trainer.predict(self.trainer.dataset.val, self._val_idx)
-        out = {"acc": accuracy(pred.fused, y)}
-        out.update({f"acc_{n}": accuracy(z, y) for n, z in zip(self.modalities, pred.unimodal, strict=True)})
-        if self.reward_kind == "f1":
-            out["f1"] = classification_metrics(pred.fused, y)["f1"]
-        if self.reward_kind == "loss":
-            out["loss"] = float(torch.nn.functional.cross_entropy(pred.fused, y).item())
-        return out
-
-    def _reward(self, prev: dict[str, float], cur: dict[str, float]) -> float:
-        if self.reward_kind == "loss":
-            return prev["loss"] - cur["loss"]
-        return 100.0 * (cur[self.reward_kind] - prev[self.reward_kind])
-
+    # --- observation and info ---------------------------------------------------------
     def _observation(self) -> np.ndarray:
-        s_hat = self.monitor.s_hat.cpu().numpy()
-        parts = [s_hat, s_hat - s_hat.max(), [self._progress()], self._prev_action.reshape(-1),
-                 self._extra_observation()]
-        obs = np.concatenate([np.asarray(p, np.float32).reshape(-1) for p in parts])
-        low, high = self.observation_space.low, self.observation_space.high
-        return np.clip(np.nan_to_num(obs, nan=0.0), low, high).astype(np.float32)
+        return self.layout.assemble(self.monitor.s_hat.cpu().numpy(), self._progress(), self._prev_action,
+                                    self._extra_values())
 
     def _info(self, step_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
         s_hat = self.monitor.s_hat.cpu().numpy()
-        info: dict[str, Any] = {
+        return {
             "iteration": self.trainer.iteration,
             "epoch": self.trainer.epoch,
             "s_hat": dict(zip(self.modalities, s_hat.tolist(), strict=True)),
-            "d": dict(zip(self.modalities, (s_hat - s_hat.max()).tolist(), strict=True)),
+            "d": dict(zip(self.modalities, modality_discrepancy(s_hat).tolist(), strict=True)),
             "val_acc": self._val["acc"],
             "val_acc_modality": {n: self._val[f"acc_{n}"] for n in self.modalities},
             **self.trainer.learner.info(),
             **step_info,
             **extra,
         }
-        return info
 
     # --- checkpoints ----------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -308,8 +230,3 @@ class MultimodalTrainingEnv(gym.Env):
                 "split_sizes": [len(d.train), len(d.val), len(d.test)],
                 "modalities": list(self.modalities), "learner": self.trainer.cfg.learner,
                 "action_shape": list(self.action_space.shape), "observation_shape": list(self.observation_space.shape)}
-
-    def evaluate(self, split: str = "test") -> dict[str, float]:
-        """Full metrics (acc, f1, map) of the current inner model, fused and per modality."""
-        pred, y = self.trainer.predict(getattr(self.trainer.dataset, split))
-        return prediction_metrics(pred.fused, pred.unimodal, y, self.modalities)

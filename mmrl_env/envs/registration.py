@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 
 from mmrl_env.data.registry import dataset_names
-from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
+from mmrl_env.kwargs import accepted_kwargs, apply_renames, unknown_kwargs_message
 
 # method -> "module:Class" (resolved only when an env is made). None = not built yet.
 METHODS: dict[str, str | None] = {
@@ -26,6 +26,7 @@ def make(method: str, dataset: str, **kwargs: Any) -> gym.Env:
                                   f"available methods: {', '.join(built)}")
     module, name = target.split(":")
     cls = getattr(importlib.import_module(module), name)
+    kwargs = apply_renames(cls, kwargs)
     valid = [k for k in accepted_kwargs(cls) if k != "dataset"]
     message = unknown_kwargs_message(kwargs, valid, "keyword argument(s)", f"{method}-{dataset}")
     if message:

@@ -1,4 +1,5 @@
-"""BSS curriculum: pacing functions, the proportion action map, and the two sequence schedulers.
+"""BSS curriculum: pacing functions, the proportion action map, and the two curricula
+(the paper's "sequence schedulers"; named curricula here so as not to clash with LR schedulers).
 
 * Heuristic (``rank``, eqs. 7–8): rank the training set by balance score (descending) and
   train each epoch on a random shuffle of the top ⌈λ·n⌉ samples.
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 
 PACINGS = ("root", "linear", "baby_step")
-SCHEDULERS = ("rank", "learned")
+CURRICULA = ("rank", "learned")
 SAMPLINGS = ("paper", "authors")
 
 
@@ -68,6 +69,11 @@ class ProportionMap:
         if not 0.0 < self.lambda_min <= 1.0:
             raise ValueError(f"lambda_min must lie in (0, 1], got {self.lambda_min}")
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the action (one entry: λ)."""
+        return (1,)
+
     def proportion(self, action: np.ndarray | float) -> float:
         a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
         return self.lambda_min + (a + 1) / 2 * (1 - self.lambda_min)
@@ -93,7 +99,7 @@ def ema_update(s_hat: Tensor | None, score: Tensor, beta: float = 0.6) -> Tensor
     return score.clone() if s_hat is None else (1 - beta) * s_hat + beta * score
 
 
-class Scheduler(Protocol):
+class Curriculum(Protocol):
     """Turns balance measurements into one epoch's index sequence."""
 
     def update(self, score: Tensor) -> None: ...
@@ -105,7 +111,7 @@ class Scheduler(Protocol):
     def load_state_dict(self, state: dict[str, Tensor | None]) -> None: ...
 
 
-class RankScheduler:
+class RankCurriculum:
     """Heuristic scheduler (eq. 8): a random shuffle of the top-⌈λ·n⌉ ranked samples.
 
     ``update`` re-ranks with the newest score (the paper ranks once: measure only once).
@@ -130,7 +136,7 @@ class RankScheduler:
         self.ranking = state["ranking"]
 
 
-class LearnedScheduler:
+class LearnedCurriculum:
     """Learning-based scheduler (eqs. 9–11): EMA of the scores, p = softmax(ŝ), draws from p."""
 
     def __init__(self, beta: float = 0.6, sampling: str = "paper") -> None:
@@ -166,9 +172,9 @@ class LearnedScheduler:
         self.s_hat = state["s_hat"]
 
 
-def make_scheduler(kind: str, beta: float = 0.6, sampling: str = "paper") -> Scheduler:
+def make_curriculum(kind: str, beta: float = 0.6, sampling: str = "paper") -> Curriculum:
     if kind == "rank":
-        return RankScheduler()
+        return RankCurriculum()
     if kind == "learned":
-        return LearnedScheduler(beta, sampling)
-    raise ValueError(f"unknown scheduler {kind!r}; choose one of {', '.join(SCHEDULERS)}")
+        return LearnedCurriculum(beta, sampling)
+    raise ValueError(f"unknown curriculum {kind!r}; choose one of {', '.join(CURRICULA)}")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+BUDGET_MODES = ("fixed", "free")
+
 
 @dataclass(frozen=True)
 class QuantityMap:
@@ -24,7 +26,7 @@ class QuantityMap:
     temperature: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("fixed", "free"):
+        if self.mode not in BUDGET_MODES:
             raise ValueError(f"budget mode must be 'fixed' or 'free', got {self.mode!r}")
         if not 0 <= self.n_min <= self.batch_size <= self.n_max:
             raise ValueError(
@@ -34,15 +36,21 @@ class QuantityMap:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
 
     @property
-    def budget(self) -> int:
+    def total(self) -> int:
+        """M·B: the fixed budget's sum of the n_j."""
         return self.num_modalities * self.batch_size
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the action (one entry per modality)."""
+        return (self.num_modalities,)
 
     def quantities(self, action: np.ndarray) -> list[int]:
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
         if self.mode == "free":
             return [int(round(self.n_min + (x + 1) / 2 * (self.n_max - self.n_min))) for x in a]
         w = np.exp(self.temperature * (a - a.max()))
-        return project_budget(w / w.sum() * self.budget, self.budget, self.n_min, self.n_max)
+        return project_budget(w / w.sum() * self.total, self.total, self.n_min, self.n_max)
 
     def action(self, quantities: np.ndarray) -> np.ndarray:
         """An action that maps (up to rounding and clipping to [−1, 1]) to ``quantities``."""
@@ -50,7 +58,7 @@ class QuantityMap:
         if self.mode == "free":
             a = 2 * (n - self.n_min) / max(self.n_max - self.n_min, 1) - 1
         else:
-            a = np.log(np.maximum(n, 1e-3) / self.budget) / self.temperature
+            a = np.log(np.maximum(n, 1e-3) / self.total) / self.temperature
             a -= a.mean()
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
@@ -97,4 +105,4 @@ def dus_heuristic_quantities(d: np.ndarray, qmap: QuantityMap, kappa: float = 20
     if np.all(np.abs(d) < tau):
         return [qmap.batch_size] * qmap.num_modalities
     w = np.exp(-kappa * (d - d.min()))
-    return project_budget(w / w.sum() * qmap.budget, qmap.budget, qmap.n_min, qmap.n_max)
+    return project_budget(w / w.sum() * qmap.total, qmap.total, qmap.n_min, qmap.n_max)

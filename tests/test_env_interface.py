@@ -1,0 +1,88 @@
+"""The env's public surface after the architecture tidy: one observation builder, typed
+action maps published to policies as a ControlSpec, one kwargs style with the old names
+still working (with a deprecation warning)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.env_util import make_vec_env
+
+from agents.heuristics import HEURISTICS
+from mmrl_env.envs.control import ControlSpec, control_of
+from mmrl_env.envs.layout import ObservationExtra, ObservationLayout
+from mmrl_env.samplers.curriculum import ProportionMap
+from mmrl_env.samplers.unimodal import QuantityMap
+
+
+def test_layout_assembles_and_slices_the_same_order():
+    layout = ObservationLayout(2, 2, (ObservationExtra("val_acc", (0.0,) * 3, (1.0,) * 3),
+                                      ObservationExtra("balance", (0.0, -1.0), (1.0, 1.0))))
+    obs = layout.assemble(np.array([0.6, 0.2]), 0.25, np.array([0.5, -0.5]),
+                          {"val_acc": np.array([0.7, 0.6, 0.3]), "balance": np.array([0.4, -2.0])})
+    assert obs.shape == (layout.size,) == (2 + 2 + 1 + 2 + 3 + 2,)
+    np.testing.assert_allclose(obs[layout.s_hat], [0.6, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(obs[layout.d], [0.0, -0.4], rtol=1e-6)  # d = ŝ − max ŝ, computed here
+    assert obs[layout.progress] == pytest.approx(0.25)
+    np.testing.assert_allclose(obs[layout.slice("val_acc")], [0.7, 0.6, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(obs[layout.slice("balance")], [0.4, -1.0])  # clipped into its bounds
+    with pytest.raises(KeyError, match="val_acc, balance"):
+        layout.slice("nope")
+    with pytest.raises(ValueError, match="declares"):
+        layout.assemble(np.zeros(2), 0.0, np.zeros(2), {"val_acc": np.zeros(2), "balance": np.zeros(2)})
+
+
+def test_envs_publish_their_control_spec(small_kwargs):
+    dus = gym.make("DUS-Synthetic", **small_kwargs)
+    spec = control_of(dus)  # through gym.make's wrappers, no .unwrapped
+    assert isinstance(spec, ControlSpec) and spec.method == "DUS" and spec.modalities == ("audio", "video")
+    assert isinstance(spec.action_map, QuantityMap) and spec.action_map.shape == dus.action_space.shape
+    assert spec.layout.size == dus.observation_space.shape[0] and spec.epochs == small_kwargs["epochs"]
+    bss = gym.make("BSS-Synthetic", **small_kwargs, curriculum="learned")
+    spec = control_of(bss)
+    assert isinstance(spec.action_map, ProportionMap) and spec.settings["curriculum"] == "learned"
+    # the action maps work both ways
+    q = control_of(dus).action_map
+    assert q.quantities(q.action(np.array([40, 24]))) == [40, 24]
+    assert spec.action_map.proportion(spec.action_map.action(0.55)) == pytest.approx(0.55)
+
+
+def test_heuristics_act_on_an_sb3_vec_env_through_the_spec(small_kwargs):
+    venv = make_vec_env("DUS-Synthetic", n_envs=2, env_kwargs=small_kwargs, seed=0)
+    policy = HEURISTICS["dus-h"](venv)
+    obs = venv.reset()
+    actions, _ = policy.predict(obs)
+    assert actions.shape == (2, 2)
+    single = HEURISTICS["dus-h"](gym.make("DUS-Synthetic", **small_kwargs))
+    np.testing.assert_array_equal(actions[0], single.predict(obs[0])[0])
+
+
+@pytest.mark.parametrize(("env_id", "old", "new"), [
+    ("DUS-Synthetic", {"cmd_mode": "ema", "cmd_ema": 0.9}, {"cmd_kwargs": {"mode": "ema", "ema": 0.9}}),
+    ("DUS-Synthetic", {"budget": "free"}, {"budget_mode": "free"}),
+    ("BSS-Synthetic", {"scheduler": "learned", "beta": 0.5, "sampling": "authors", "measure_alpha": 0.3},
+     {"curriculum": "learned", "curriculum_kwargs": {"beta": 0.5, "sampling": "authors"},
+      "measurer_kwargs": {"alpha": 0.3}}),
+])
+def test_old_kwarg_names_still_work_with_a_warning(small_kwargs, env_id, old, new):
+    with pytest.warns(FutureWarning, match="deprecated") as caught:
+        env_old = gym.make(env_id, **small_kwargs, **old).unwrapped
+    assert len(caught) == len(old)
+    env_new = gym.make(env_id, **small_kwargs, **new).unwrapped
+    a = [env_old.reset(seed=3)[0], env_old.step(env_old.action_space.sample() * 0)[0]]
+    b = [env_new.reset(seed=3)[0], env_new.step(env_new.action_space.sample() * 0)[0]]
+    np.testing.assert_array_equal(a, b)  # the old names mean exactly the new ones
+    assert env_old.control.settings == env_new.control.settings
+
+
+def test_old_and_new_name_together_is_an_error(small_kwargs):
+    with pytest.raises(TypeError, match="give only one"):
+        gym.make("BSS-Synthetic", **small_kwargs, scheduler="learned", curriculum="rank")
+
+
+def test_mistyped_kwarg_gets_a_suggestion(small_kwargs):
+    with pytest.raises(TypeError, match="'curriculm' -> did you mean 'curriculum'"):
+        gym.make("BSS-Synthetic", **small_kwargs, curriculm="learned")
+    with pytest.raises(ValueError, match="unknown curriculum_kwargs"):
+        gym.make("BSS-Synthetic", **small_kwargs, curriculum_kwargs={"betta": 0.5})
