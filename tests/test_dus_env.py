@@ -42,7 +42,7 @@ def test_spaces_and_episode_contract(small_kwargs):
         assert env.observation_space.contains(obs) and not trunc and np.isfinite(r)
         steps += 1
     u = env.unwrapped
-    assert steps == -(-u.trainer.total_iterations // u.step_iterations)
+    assert steps == -(-u.trainer.total_iterations // u.runs.step_iterations)
     assert obs[u.layout.progress] == pytest.approx(1.0)
     assert set(info["test"]) >= {"fused_acc", "fused_f1", "fused_map", "audio_acc", "video_acc"}
     assert set(info["n"]) == {"audio", "video"} and "s_hat" in info and "d" in info
@@ -73,8 +73,8 @@ def test_fixed_budget_reaches_the_trainer(small_kwargs):
     env = gym.make("DUS-Synthetic", **small_kwargs)
     env.reset(seed=0)
     seen = []
-    env.unwrapped.trainer.learner.train_step = (lambda f: lambda b: (seen.append([len(y) for y in b.labels]), f(b))[1])(
-        env.unwrapped.trainer.learner.train_step)
+    learner = env.unwrapped.trainer.learner
+    learner.train_step = (lambda f: lambda b: (seen.append(b.sizes[0].tolist()), f(b))[1])(learner.train_step)
     _, _, _, _, info = env.step(np.array([-1.0, 1.0], np.float32))
     assert info["n"]["video"] > info["n"]["audio"]
     assert all(sizes == [info["n"]["audio"], info["n"]["video"]] for sizes in seen)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from mmrl_env.envs.actions import check_action
+from mmrl_env.envs.actions import as_action_array
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 
@@ -59,6 +59,11 @@ class MultimodalTrainingEnv(gym.Env):
     def modalities(self) -> tuple[str, ...]:
         return tuple(self.runs.modalities)
 
+    @property
+    def layout(self) -> Any:
+        """The observation layout (also ``control.layout``)."""
+        return self.runs.layout
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         obs, infos = self.runs.reset_runs(seed=None if seed is None else [seed])
@@ -69,7 +74,7 @@ class MultimodalTrainingEnv(gym.Env):
             raise RuntimeError("call reset() before step(): no inner training run has started")
         if self.runs._done[0]:
             raise RuntimeError("this inner training run has ended (terminated=True); call reset() to start another")
-        action, _ = check_action(action, self.action_space)  # the flat/scalar forms become the space's shape
+        action = as_action_array(action, self.action_space)  # the flat/scalar forms become the space's shape
         obs, rewards, terminated, truncated, infos = self.runs.step_runs(action[None])
         return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
 

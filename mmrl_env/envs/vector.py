@@ -323,7 +323,7 @@ class MultimodalTrainingVectorEnv(VectorEnv):
     def _identity(self) -> dict[str, Any]:
         """What must match for a state to fit this env: class, data, learner, spaces, K."""
         d = self.trainer.dataset
-        return {"env": type(self).__name__, "dataset": d.name, "classes": d.num_classes,
+        return {"env": f"{self.method}Env", "dataset": d.name, "classes": d.num_classes,
                 "split_sizes": [len(d.train), len(d.val), len(d.test)], "runs": self.num_envs,
                 "modalities": list(self.modalities), "learner": self.trainer.cfg.learner,
                 "action_shape": list(self.single_action_space.shape),
