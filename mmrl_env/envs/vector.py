@@ -46,6 +46,7 @@ class MultimodalTrainingVectorEnv(VectorEnv):
     ``sequential``)."""
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    render_mode: str | None = None
     method: ClassVar[str] = ""
     # old keyword -> its new (dotted) place; applied by ``gym.make`` (``mmrl_env.kwargs.apply_renames``)
     RENAMED_KWARGS: ClassVar[dict[str, str]] = {"cmd_mode": "cmd_kwargs.mode", "cmd_ema": "cmd_kwargs.ema"}
