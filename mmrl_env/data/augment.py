@@ -29,7 +29,14 @@ Why this and not the alternatives:
   differ by a few grey levels (measured by ``bench/gpu_throughput.py --pixel-check`` and quoted
   in BENCHMARKS.md); ``grid_sample`` would not antialias at all.
 
-Other differences from the per-clip path, both small: at a crop's border roi_align reads the
+**Backends.** ``batched`` is the above; on the CPU, ``auto`` picks ``per_sample`` instead:
+the same boxes and flips, applied by torchvision's uint8 resize per sample. A CPU has no
+launch overhead to remove, and its float roi_align over the whole stored frame (plus the
+float conversion of the full input and the flip's copy) measured about 2× slower than the
+SIMD uint8 resize, which touches only the crop (BENCHMARKS.md). Both backends are tested
+against each other (they differ only by uint8 rounding and at the crop's border).
+
+Other differences of the batched path from the per-clip torchvision path, both small: at a crop's border roi_align reads the
 neighbouring pixels of the full image where a cropped-then-resized tensor repeats its edge
 pixel, and the result is float (the old path rounded the resized image back to uint8 before
 normalising). Flip: one ``torch.where`` over the batch (probability ``flip_p`` per sample).
@@ -43,9 +50,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torchvision.ops import roi_align
+from torchvision.transforms import v2
 
 ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before falling back
 DEFAULT_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+BACKENDS = ("auto", "batched", "per_sample")
 
 
 def sample_boxes(n: int, height: int, width: int, generator: torch.Generator,
@@ -105,19 +114,40 @@ def resized_crop(x: Tensor, rois: Tensor, size: int | tuple[int, int]) -> Tensor
     return roi_align(x, rois, out, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
+def _per_sample(x: Tensor, boxes: Tensor, flip: Tensor, size: int) -> Tensor:
+    """The CPU backend: torchvision's uint8 resize per sample on the drawn boxes (SIMD, and it
+    touches only the crop) — on a CPU there is no launch overhead for batching to remove."""
+    out = torch.empty((*x.shape[:-2], size, size), dtype=x.dtype, device=x.device)
+    for n, (top, left, h, w) in enumerate(boxes.tolist()):
+        crop = v2.functional.resized_crop(x[n], top, left, h, w, [size, size], antialias=True)
+        out[n] = crop.flip(-1) if flip[n] else crop
+    return out.float()
+
+
 def random_resized_crop_flip(x: Tensor, size: int, generator: torch.Generator,
                              scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = DEFAULT_RATIO,
-                             flip_p: float = 0.5) -> Tensor:
+                             flip_p: float = 0.5, backend: str = "auto") -> Tensor:
     """uint8 or float ``x`` (B, ..., H, W) → float32 (B, ..., size, size): one random box per
     sample (shared by all its leading dims, e.g. a clip's frames and channels), then a
     horizontal flip with probability ``flip_p`` per sample. Values keep their scale (0..255 for
-    uint8 input); draws come from ``generator`` only, and reach ``x``'s device in one copy."""
+    uint8 input); draws come from ``generator`` only, and reach ``x``'s device in one copy.
+
+    ``backend``: ``batched`` (one ``roi_align`` + one ``where`` for the batch), ``per_sample``
+    (torchvision per sample, same boxes), or ``auto``: ``per_sample`` on the CPU, where it is
+    the faster (BENCHMARKS.md), ``batched`` on an accelerator.
+    """
     if x.dim() < 3:
         raise ValueError(f"expected a batch (B, ..., H, W), got shape {tuple(x.shape)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown augmentation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        backend = "per_sample" if x.device.type == "cpu" else "batched"
     lead, (height, width) = x.shape[:-2], x.shape[-2:]
     n = x.shape[0]
     boxes = sample_boxes(n, height, width, generator, scale, ratio)
     flip = torch.rand(n, generator=generator, device=generator.device) < flip_p
+    if backend == "per_sample":  # per sample (F, C, H, W): torchvision's 3-channel uint8 fast path
+        return _per_sample(x, boxes.cpu(), flip.cpu(), size)
     params = to_device(torch.cat([crop_rois(boxes), flip[:, None].float()], dim=1), x.device)
     out = resized_crop(x.reshape(n, -1, height, width).float(), params[:, :5], size)
     if flip_p > 0:
