@@ -39,7 +39,8 @@ against each other (they differ only by uint8 rounding and at the crop's border)
 Other differences of the batched path from the per-clip torchvision path, both small: at a
 crop's border roi_align reads the neighbouring pixels of the full image where a
 cropped-then-resized tensor repeats its edge pixel, and the result is float (the old path
-rounded the resized image back to uint8 before normalising). Flip: one ``torch.where`` over the batch (probability ``flip_p`` per sample).
+rounded the resized image back to uint8 before normalising). Flip: one ``torch.where`` over
+the batch (probability ``flip_p`` per sample).
 """
 
 from __future__ import annotations
