@@ -26,8 +26,8 @@ Why this and not the alternatives:
 * on **downscale** (``image_size`` below the stored side) it averages ``ceil(w/S)²`` bilinear
   samples spread over each output pixel's footprint: a box prefilter, so it does antialias,
   but with a box where torchvision's ``antialias=True`` uses a wider triangle filter. The two
-  differ by a few grey levels (measured by ``bench/gpu_throughput.py --pixel-check`` and quoted
-  in BENCHMARKS.md); ``grid_sample`` would not antialias at all.
+  differ by a few grey levels (every ``bench/gpu_throughput.py`` run measures it on a fixed box;
+  figures in BENCHMARKS.md); ``grid_sample`` would not antialias at all.
 
 **Backends.** ``batched`` is the above; on the CPU, ``auto`` picks ``per_sample`` instead:
 the same boxes and flips, applied by torchvision's uint8 resize per sample. A CPU has no
