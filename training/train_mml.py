@@ -18,6 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from mmrl_env.data import dataset_names
+from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.tensorboard import numeric_leaves
 from mmrl_env.learners import check_learner
 from mmrl_env.metrics import validation_scores
@@ -71,7 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--log-dir", default=None, help="TensorBoard directory (default: no logging)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic CUDA kernels (slower; mmrl_env/determinism.py); CPU runs already are")
     a = p.parse_args(argv)
+    if a.deterministic:
+        set_deterministic()
     if a.dataset not in dataset_names():
         raise SystemExit(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
     learner_kwargs = parse_kv(a.learner_kwargs)
