@@ -94,7 +94,7 @@ def test_boosting_every_added_classifier_receives_gradient(rule):
 
 def test_mla_projection_on_three_modalities():
     data = three_modalities()
-    learner = MLALearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0), project=True)
+    learner = MLALearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0), project="batch")
     grads = []
     step = learner.optimizer.step
 
