@@ -53,7 +53,7 @@ def plain(learner: str, kwargs: dict[str, Any], epochs: int, seed: int, form: st
 
 def in_env(method: str, policy: str, kwargs: dict[str, Any], epochs: int, seed: int, form: str) -> dict[str, Any]:
     env = gym.make(f"{method}-Synthetic", learner="boosting", learner_kwargs=kwargs, epochs=epochs, device="cpu",
-                   dataset_kwargs={"form": form})
+                   dataset_kwargs={"form": form}, **HEURISTICS[policy].env_kwargs)  # the settings it stands for
     agent = HEURISTICS[policy](env, seed=seed)  # built before the episode (BSS-L selects its scheduler)
     final = run_episode(agent, env, seed=seed)["final"]
     env.close()
