@@ -111,12 +111,16 @@ def main() -> None:
              "|---|---|---|---|---|---|"]
     start = time.perf_counter()
     base: list[dict[str, Any]] = []
+    results: dict[str, list[dict[str, Any]]] = {}
     for name, fn in configs.items():
         t0 = time.perf_counter()
-        runs = [fn(s) for s in seeds]
+        runs = results[name] = [fn(s) for s in seeds]
         base = base or runs
         lines.append(row(name, runs, base))
         print(f"{name}: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    if {"boosting (ω cover)", "boosting (ω one-hot)"} <= set(results):  # the ω-target choice (README)
+        lines += ["", "Δ fused, boosting ω cover − ω one-hot (paired over seeds): "
+                  + paired(results["boosting (ω cover)"], results["boosting (ω one-hot)"])]
     lines += ["", f"Wall time: {time.perf_counter() - start:.0f}s on CPU (1 thread)."]
     text = "\n".join(lines)
     print(text)
