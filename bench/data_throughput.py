@@ -61,6 +61,7 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         batches = [torch.randperm(len(split), generator=g)[: args.batch_size] for _ in range(args.batches + 1)]
         views = [SpectrogramView(), FramesView(3, 3, 224)]
+        generator = torch.Generator().manual_seed(1)
         clips = open_cache(cache).manifest["clips"]
 
         def cached(train: bool) -> Callable[[torch.Tensor], None]:
@@ -73,8 +74,7 @@ def main() -> None:
             def fetch(idx: torch.Tensor) -> None:
                 items = [process_clip(CREMAD, Path(tmp) / "raw", clips[r], 3, 224) for r in split.rows[idx.numpy()]]
                 for j, key in enumerate(("audio", "frames")):
-                    with torch.random.fork_rng(devices=[]):
-                        views[j](torch.from_numpy(np.stack([it[key] for it in items])), train)
+                    views[j](torch.from_numpy(np.stack([it[key] for it in items])), train, generator)
             return fetch
 
         rates = {(path, train): rate(make(train), batches)

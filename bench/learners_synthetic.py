@@ -1,12 +1,14 @@
 """Inner learners on Synthetic: joint, ogm_ge, mla, boosting (plain), and boosting driven by DUS-H / BSS-L.
 
-    python bench/learners_synthetic.py       # results: BENCHMARKS.md
+    python bench/learners_synthetic.py --seeds 10                    # results: BENCHMARKS.md
+    python bench/learners_synthetic.py --form raw --only joint "boosting (ω cover)" "boosting (ω one-hot)"
 
 Plain rows train with ``training/train_mml.py``'s loop (every modality B samples per
 iteration). The DUS-H and BSS-L rows run one episode of the DUS / BSS env with the
 boosting learner under that heuristic policy. Data: Synthetic with its default seed 0 for
 every run; the seed varies model init and sample order. The table gives mean ± std test
-accuracy (fused and per modality) and, for boosting, the classifier counts ACA chose.
+accuracy (fused and per modality), the paired difference of fused accuracy to ``joint`` on
+the same seeds (mean and 95 % t-interval), and, for boosting, the classifier counts ACA chose.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from scipy import stats
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from agents.heuristics import HEURISTICS
@@ -32,31 +35,46 @@ MODALITIES = ("audio", "video")
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--aca-every", type=int, default=2, help="boosting's ACA period T in epochs (paper: 10-20 of ~100)")
+    p.add_argument("--form", choices=["features", "raw"], default="features", help="Synthetic's form (raw: CNNs)")
+    p.add_argument("--aca-every", default="auto",
+                   help="boosting's ACA period T in epochs, or 'auto' (a fifth of the run; paper: 10-20 of ~100)")
+    p.add_argument("--only", nargs="*", default=None, help="run only these rows (joint always runs: the pairing)")
     p.add_argument("--out", default=None, help="write the markdown results here")
     return p.parse_args()
 
 
-def plain(learner: str, kwargs: dict[str, Any], epochs: int, seed: int) -> dict[str, Any]:
-    metrics, trained = run("Synthetic", learner, kwargs, epochs=epochs, seed=seed, device="cpu", progress=False)
+def plain(learner: str, kwargs: dict[str, Any], epochs: int, seed: int, form: str) -> dict[str, Any]:
+    metrics, trained = run("Synthetic", learner, kwargs, epochs=epochs, seed=seed, device="cpu", progress=False,
+                           dataset_kwargs={"form": form})
     return {**metrics, **trained.info()}
 
 
-def in_env(method: str, policy: str, kwargs: dict[str, Any], epochs: int, seed: int) -> dict[str, Any]:
-    env = gym.make(f"{method}-Synthetic", learner="boosting", learner_kwargs=kwargs, epochs=epochs, device="cpu")
+def in_env(method: str, policy: str, kwargs: dict[str, Any], epochs: int, seed: int, form: str) -> dict[str, Any]:
+    env = gym.make(f"{method}-Synthetic", learner="boosting", learner_kwargs=kwargs, epochs=epochs, device="cpu",
+                   dataset_kwargs={"form": form}, **HEURISTICS[policy].env_kwargs)  # the settings it stands for
     agent = HEURISTICS[policy](env, seed=seed)  # built before the episode (BSS-L's env runs the learned curriculum)
     final = run_episode(agent, env, seed=seed)["final"]
     env.close()
     return {**final["test"], "classifiers": final["classifiers"]}
 
 
-def row(name: str, runs: list[dict[str, Any]]) -> str:
+def paired(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> str:
+    """Fused-accuracy difference to the baseline on the same seeds: mean [95 % t-interval]."""
+    d = 100 * (np.array([r["fused_acc"] for r in runs]) - np.array([b["fused_acc"] for b in base]))
+    if len(d) < 2 or not d.any():
+        return f"{d.mean():+.1f}"
+    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+    return f"{d.mean():+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
+def row(name: str, runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> str:
     cells = []
     for part in ("fused", *MODALITIES):
         acc = 100 * np.array([r[f"{part}_acc"] for r in runs])
         cells.append(f"{acc.mean():.1f} ± {acc.std():.1f}")
+    cells.append(paired(runs, base) if runs is not base else "–")
     counts = " ".join("/".join(str(r["classifiers"][m]) for m in MODALITIES) for r in runs if "classifiers" in r)
     return f"| {name} | " + " | ".join(cells) + f" | {counts or '–'} |"
 
@@ -65,25 +83,44 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)  # the bench machine is shared
     seeds = list(range(args.seeds))
-    boost = {"check_every": args.aca_every}
+    every: int | str = int(args.aca_every) if args.aca_every != "auto" else "auto"
+    boost = {"check_every": every}
+    e, f = args.epochs, args.form
     configs = {
-        "joint": lambda s: plain("joint", {}, args.epochs, s),
-        "ogm_ge": lambda s: plain("ogm_ge", {}, args.epochs, s),
-        "mla": lambda s: plain("mla", {}, args.epochs, s),
-        "mla (projection)": lambda s: plain("mla", {"project": True}, args.epochs, s),
-        "boosting": lambda s: plain("boosting", boost, args.epochs, s),
-        "boosting + DUS-H": lambda s: in_env("DUS", "dus-h", boost, args.epochs, s),
-        "boosting + BSS-L": lambda s: in_env("BSS", "bss-l", boost, args.epochs, s),
+        "joint": lambda s: plain("joint", {}, e, s, f),
+        "ogm_ge (published)": lambda s: plain("ogm_ge", {}, e, s, f),
+        "ogm_ge (variant=joint)": lambda s: plain("ogm_ge", {"variant": "joint"}, e, s, f),
+        "mla": lambda s: plain("mla", {}, e, s, f),
+        "mla (project=gs, released)": lambda s: plain("mla", {"project": "gs"}, e, s, f),
+        "mla (project=batch)": lambda s: plain("mla", {"project": "batch"}, e, s, f),
+        "boosting (ω cover)": lambda s: plain("boosting", {**boost, "omega_target": "cover"}, e, s, f),
+        "boosting (ω one-hot)": lambda s: plain("boosting", {**boost, "omega_target": "onehot"}, e, s, f),
+        "boosting + DUS-H": lambda s: in_env("DUS", "dus-h", boost, e, s, f),
+        "boosting + BSS-L": lambda s: in_env("BSS", "bss-l", boost, e, s, f),
     }
+    if args.only:
+        unknown = set(args.only) - set(configs)
+        if unknown:
+            raise SystemExit(f"unknown rows {sorted(unknown)}; rows: {list(configs)}")
+        configs = {k: v for k, v in configs.items() if k == "joint" or k in args.only}
     lines = [f"Command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`", "",
-             f"Synthetic (features), {args.epochs} epochs, batch 64, SGD lr 0.05; boosting ACA every "
-             f"T = {args.aca_every} epochs; seeds {seeds}; test accuracy %, mean ± std over seeds.", "",
-             "| learner | fused | audio | video | classifiers audio/video per seed |", "|---|---|---|---|---|"]
+             f"Synthetic ({args.form}), {args.epochs} epochs, batch 64, SGD lr 0.05; boosting ACA every "
+             f"T = {args.aca_every} epochs; seeds {seeds}; test accuracy %, mean ± std over seeds; "
+             "Δ fused vs joint: paired over seeds, mean [95 % t-interval].", "",
+             "| learner | fused | audio | video | Δ fused vs joint | classifiers audio/video per seed |",
+             "|---|---|---|---|---|---|"]
     start = time.perf_counter()
+    base: list[dict[str, Any]] = []
+    results: dict[str, list[dict[str, Any]]] = {}
     for name, fn in configs.items():
         t0 = time.perf_counter()
-        lines.append(row(name, [fn(s) for s in seeds]))
+        runs = results[name] = [fn(s) for s in seeds]
+        base = base or runs
+        lines.append(row(name, runs, base))
         print(f"{name}: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    if {"boosting (ω cover)", "boosting (ω one-hot)"} <= set(results):  # the ω-target choice (README)
+        lines += ["", "Δ fused, boosting ω cover − ω one-hot (paired over seeds): "
+                  + paired(results["boosting (ω cover)"], results["boosting (ω one-hot)"])]
     lines += ["", f"Wall time: {time.perf_counter() - start:.0f}s on CPU (1 thread)."]
     text = "\n".join(lines)
     print(text)

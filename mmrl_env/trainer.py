@@ -94,6 +94,7 @@ class InnerTrainer:
         self.generator.manual_seed(seed)
         self.learner = build_learner(self.cfg.learner, self.dataset, self.cfg.optim, self.device,
                                      self.generator, **self.cfg.learner_kwargs)
+        self.learner.set_run_length(self.cfg.epochs, self.iterations_per_epoch)
         self.stream = ShuffledStream(len(self.dataset.train), self.generator, self.device)
         self.iteration = 0
         self.epoch = 0

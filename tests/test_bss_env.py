@@ -171,6 +171,9 @@ def test_bss_h_default_t_grow_reaches_full_data_within_the_run():
     _, _, infos = rollout_policy(HEURISTICS["bss-h"](env), env)
     assert infos[-1]["lambda"] == pytest.approx(1.0)
     assert infos[1]["lambda"] == pytest.approx(0.1)
+    assert HEURISTICS["bss-h"](env, t_grow="auto").pace.t_grow == 2.0  # "auto" = min(40, epochs / 2)
+    with pytest.warns(UserWarning, match="t_grow=40 is longer than the run"):
+        HEURISTICS["bss-h"](env, t_grow=40)
 
 
 def rollout_policy(policy, env: gym.Env, seed: int = 0) -> tuple[list, list[float], list[dict]]:

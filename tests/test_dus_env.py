@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from sklearn.metrics import f1_score
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 
@@ -132,11 +133,23 @@ def test_bad_kwargs_are_rejected_clearly(small_kwargs):
 
 @pytest.mark.parametrize("reward", ["f1", "loss"])
 def test_alternative_rewards(small_kwargs, reward):
+    """The reward is the change of the named validation metric, recomputed here by hand."""
     env = gym.make("DUS-Synthetic", reward=reward, obs_extras=["val_acc"], **small_kwargs)
     obs, _ = env.reset(seed=0)
     assert obs.shape == env.observation_space.shape
-    _, r, *_ = env.step(env.action_space.sample())
-    assert np.isfinite(r)
+    base = env.unwrapped
+
+    def metric() -> float:
+        pred, y = base.trainer.predict(base.trainer.dataset.val, base.reward.idx)
+        if reward == "loss":
+            return torch.nn.functional.cross_entropy(pred.fused, y).item()
+        return f1_score(y.numpy(), pred.fused.argmax(1).numpy(), average="macro", zero_division=0)
+
+    before = metric()
+    _, r, *_ = env.step(np.array([1.0, -1.0], np.float32))
+    after = metric()
+    expected = before - after if reward == "loss" else 100.0 * (after - before)
+    assert expected != 0.0 and r == pytest.approx(expected, abs=1e-5)
 
 
 def test_divergence_ends_episode(small_kwargs):

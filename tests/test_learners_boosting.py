@@ -11,7 +11,13 @@ import torch
 
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.learners.base import Batch, OptimConfig
-from mmrl_env.learners.boosting import BoostingLearner, aca_decision, boosting_losses, residual_labels
+from mmrl_env.learners.boosting import (
+    BoostingLearner,
+    aca_decision,
+    boosting_losses,
+    omega_target,
+    residual_labels,
+)
 
 LN2 = math.log(2.0)
 
@@ -116,15 +122,53 @@ def test_epoch_end_runs_aca_every_T_epochs(data):
     assert learner.score_count == [0, 0]  # a new check window starts
 
 
-def test_omega_moves_towards_one_hot_of_weakest(data):
-    learner = make(data, omega_steps=20)
-    s = torch.tensor([0.8, 0.4])
-    g = torch.tensor([0.0, 1.0])
-    before = ((g - learner.omega_net(s)) ** 2).sum().item()
-    omega = learner.fit_omega(s)
-    assert ((g - omega) ** 2).sum().item() < before
-    assert torch.allclose(omega, learner.omega_net(s).detach())
+def test_omega_fits_paper_one_hot_target(data):
+    learner = make(data, omega_target="onehot", omega_steps=300)
+    omega = learner.fit_omega(torch.tensor([0.8, 0.4]))  # video is the weakest: g = [0, 1]
+    assert omega.tolist() == pytest.approx([0.0, 1.0], abs=0.05)
+    assert torch.allclose(omega, learner.omega_net(torch.tensor([0.8, 0.4])).detach())
+    omega = learner.fit_omega(torch.tensor([0.4, 0.8]))  # the order flips: so does ω
+    assert omega.tolist() == pytest.approx([1.0, 0.0], abs=0.05)
     assert set(learner.info()["omega"]) == {"audio", "video"}
+
+
+def test_omega_target_rules():
+    s = torch.tensor([0.4, 0.8])  # audio weakest
+    assert omega_target(s, [1, 3], "onehot").tolist() == [1.0, 0.0]  # paper: video's 2 added classifiers off
+    assert omega_target(s, [1, 3], "cover").tolist() == pytest.approx([1.0, 0.5])  # damped by s_min/s_r, not off
+    assert omega_target(s, [1, 1], "cover").tolist() == [1.0, 0.0]  # no added classifiers: the paper's g
+    s3 = torch.tensor([0.9, 0.5, 0.45])
+    assert omega_target(s3, [1, 2, 2], "cover").tolist() == [0.0, 1.0, 1.0]  # every lagging modality covered
+    assert omega_target(s3, [1, 2, 2], "onehot").tolist() == [0.0, 0.0, 1.0]
+
+
+def test_flip_keeps_earlier_classifiers_on(data):
+    """Video got classifiers while weak; then audio falls behind: with ``cover`` video's stay on."""
+    for rule, low in (("cover", 0.5), ("onehot", None)):
+        learner = make(data, omega_target=rule, omega_steps=300)
+        learner.assign(torch.tensor([0.8, 0.4]))
+        learner.assign(torch.tensor([0.8, 0.4]))
+        assert learner.model.counts == [1, 3]
+        learner.assign(torch.tensor([0.5, 0.7]))
+        assert learner.model.counts == [2, 3]
+        if low is None:
+            assert abs(learner.omega[1].item()) < 0.05  # the paper's rule switches video's two off
+        else:
+            assert learner.omega[1].item() > low
+
+
+def test_check_every_auto_scales_with_the_run(data):
+    learner = make(data)
+    assert learner.check_every == 20  # the paper's T until the run length is known
+    learner.set_run_length(8, 10)
+    assert learner.check_every == 2  # a fifth of the run: ACA acts 4 times in 8 epochs
+    learner.set_run_length(100, 10)
+    assert learner.check_every == 20
+    fixed = make(data, check_every=20)
+    with pytest.warns(UserWarning, match="check_every=20 is longer than the run"):
+        fixed.set_run_length(8, 10)
+    with pytest.raises(ValueError, match="positive number of epochs or 'auto'"):
+        make(data, check_every=0)
 
 
 def test_state_dict_round_trip_with_added_classifiers(data):

@@ -70,16 +70,31 @@ def test_three_modalities_with_unequal_quantities(learner):
         assert set(trainer.learner.info()["classifiers"]) == {"rgb", "of", "depth"}
 
 
-def test_boosting_aca_on_three_modalities():
-    learner = BoostingLearner(three_modalities(), OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0))
-    assert learner.assign(torch.tensor([0.9, 0.5, 0.5])) == [1, 2]
+@pytest.mark.parametrize("rule", ["cover", "onehot"])
+def test_boosting_every_added_classifier_receives_gradient(rule):
+    """Scores [0.9, 0.5, 0.45]: ACA adds to modalities 1 AND 2; both new classifiers must train.
+
+    The paper's one-hot target (the weakest only) leaves modality 1's ω ≈ 0 and so its new
+    classifier without gradient: kept as an option, it must show exactly that failure."""
+    data = three_modalities()
+    learner = BoostingLearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0),
+                              omega_target=rule)
+    assert learner.assign(torch.tensor([0.9, 0.5, 0.45])) == [1, 2]
     assert learner.model.counts == [1, 2, 2]
-    assert learner.omega.shape == (3,)
+    idx = torch.arange(32)
+    y = data.train.gather_labels(idx)
+    learner.train_step(Batch([data.train.gather(j, idx) for j in range(3)], [y] * 3, 32, 32))
+    norms = [learner.model.layer1[r][1].weight.grad.norm().item() for r in (1, 2)]
+    if rule == "cover":
+        assert learner.omega[1:].tolist() == pytest.approx([1.0, 1.0], abs=0.05)
+        assert min(norms) > 0.25 * max(norms) > 0
+    else:
+        assert norms[0] < 1e-3 * norms[1]
 
 
 def test_mla_projection_on_three_modalities():
     data = three_modalities()
-    learner = MLALearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0), project=True)
+    learner = MLALearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0), project="batch")
     grads = []
     step = learner.optimizer.step
 

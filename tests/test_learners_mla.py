@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -50,8 +52,8 @@ def test_alternating_steps_on_own_samples(data):
     assert [z.shape[0] for z in out.unimodal_logits] == [16, 48]
 
 
-def test_projection_makes_head_gradient_orthogonal(data):
-    plain, proj = make(data), make(data, project=True)
+def test_batch_projection_makes_head_gradient_orthogonal(data):
+    plain, proj = make(data), make(data, project="batch")
     ev_plain, ev_proj = record(plain), record(proj)
     b = batch(data, [32, 32])
     plain.train_step(b)
@@ -64,11 +66,60 @@ def test_projection_makes_head_gradient_orthogonal(data):
     assert abs(torch.dot(g_plain[1], g_plain[0]).item()) > 1e-3  # ... and was not orthogonal before
 
 
+def hand_projector_update(P: torch.Tensor, feats: torch.Tensor, a: float) -> torch.Tensor:
+    r = feats.mean(0, keepdim=True)
+    k = P @ r.T
+    P = P - k @ k.T / (a + (r @ k).item())
+    return P / P.norm()
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_gs_projection_is_the_released_algorithm(data):
+    """P₀ = I; before each step but the first: P ← normalise(P − k kᵀ/(a + r k)), G_W ← G_W Pᵀ."""
+    plain, proj = make(data), make(data, project=True)
+    ev_plain, ev_proj = record(plain), record(proj)
+    feats: list[torch.Tensor] = []
+    for enc in proj.model.encoders:
+        enc.register_forward_hook(lambda m, i, o: feats.append(o.detach().clone()))
+    b = batch(data, [32, 32])
+    plain.train_step(b)
+    proj.train_step(b)
+    g_plain = [e[1] for e in ev_plain if e[0] == "step"]
+    g_proj = [e[1] for e in ev_proj if e[0] == "step"]
+    k, d = proj.num_classes, proj.model.head.in_features
+    assert torch.equal(g_plain[0], g_proj[0])  # the run's first step is left as is
+    P = hand_projector_update(torch.eye(d), feats[1], 0.1)  # batch 0 of the epoch: a = 0.1^(0/L + 1)
+    w_plain, bias_plain = g_plain[1][: k * d].view(k, d), g_plain[1][k * d:]
+    assert torch.allclose(g_proj[1][: k * d].view(k, d), w_plain @ P.T, atol=1e-6)  # weight projected
+    assert torch.equal(g_proj[1][k * d:], bias_plain)  # bias untouched
+    assert torch.allclose(proj.projector.P, P, atol=1e-6)
+    proj.train_step(batch(data, [32, 32]))  # batch 1 of 4: a = 0.1^(1/4 + 1); P keeps building on the old one
+    for u in feats[2:]:
+        P = hand_projector_update(P, u, 0.1 ** (1 / 4 + 1))
+    assert torch.allclose(proj.projector.P, P, atol=1e-6) and proj.projector.count == 4
+    proj.on_epoch_end(0)
+    assert proj.batch_index == 0 and torch.equal(proj.projector.P, P)  # persists across epochs
+
+
+def test_gs_projector_survives_checkpoints(data):
+    a = make(data, project="gs")
+    a.train_step(batch(data, [32, 32]))
+    b = make(data, project="gs")
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.projector.P, b.projector.P) and b.projector.count == 2 and b.batch_index == 1
+    with pytest.raises(ValueError, match="project must be one of"):
+        make(data, project="orthogonal")
+
+
 def test_entropy_weights_favour_confident_modality():
     confident = torch.tensor([[8.0, 0.0, 0.0]])
     unsure = torch.tensor([[0.1, 0.0, 0.0]])
     w = entropy_weights([unsure, confident])
     assert w.shape == (2, 1) and w[1, 0] > w[0, 0] and torch.allclose(w.sum(0), torch.ones(1))
+    p = torch.tensor([4.0, 1.0, 1.0]) / 6  # softmax([ln 4, 0, 0]): entropy by hand vs ln 3 for uniform logits
+    h_conf, h_unif = -(p * p.log()).sum().item(), math.log(3)
+    w = entropy_weights([torch.zeros(1, 3), torch.tensor([[math.log(4.0), 0.0, 0.0]])])
+    assert w[1, 0].item() == pytest.approx(1 / (1 + math.exp(h_conf - h_unif)), rel=1e-5)
 
 
 def test_fixed_and_entropy_inference(data):
@@ -76,7 +127,10 @@ def test_fixed_and_entropy_inference(data):
     fixed = make(data, inference="fixed", weights=[0.25, 0.75]).predict(x)
     assert torch.allclose(fixed.fused, 0.25 * fixed.unimodal[0] + 0.75 * fixed.unimodal[1], atol=1e-6)
     ent = make(data).predict(x)
-    w = entropy_weights(ent.unimodal)
-    assert torch.allclose(ent.fused, w[0, :, None] * ent.unimodal[0] + w[1, :, None] * ent.unimodal[1], atol=1e-6)
+    p = [z.softmax(1) for z in ent.unimodal]  # by hand: w_j ∝ exp(−H_j), H_j = −Σ p log p per sample
+    h = torch.stack([-(q * q.log()).sum(1) for q in p])
+    w = torch.exp(-h) / torch.exp(-h).sum(0)
+    assert torch.allclose(ent.fused, w[0, :, None] * ent.unimodal[0] + w[1, :, None] * ent.unimodal[1], atol=1e-5)
+    assert not torch.allclose(ent.fused, 0.5 * (ent.unimodal[0] + ent.unimodal[1]), atol=1e-4)  # not equal weights
     with pytest.raises(ValueError):
         make(data, inference="vote")

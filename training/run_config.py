@@ -77,7 +77,8 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
     if eval_freq < 0:
         raise SystemExit(f"--eval-freq must be >= 0 env steps (0 = off), got {eval_freq}")
     cfg = {"env": env_id, "algo": algo, "seed": 0 if args.seed is None else args.seed, "total_timesteps": total,
-           "device": device, "eval_episodes": eval_episodes, "eval_freq": eval_freq, "baselines": baselines,
+           "device": device, "deterministic": bool(args.deterministic), "eval_episodes": eval_episodes,
+           "eval_freq": eval_freq, "baselines": baselines,
            "tensorboard_log": args.tensorboard_log, "hyperparams": hp, "env_kwargs": env_kwargs}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return run_dir, cfg
@@ -85,7 +86,7 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
 
 # flags that define a run: with --resume they come from the run directory's config.yaml
 RUN_FLAGS = ("seed", "total_timesteps", "config", "env_kwargs", "device", "eval_episodes", "baselines",
-             "tensorboard_log", "eval_freq")
+             "tensorboard_log", "eval_freq", "deterministic")
 
 
 def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, Any]]:

@@ -43,6 +43,7 @@ from agents.checkpoint import (
 from agents.factory import LEARNED, algo_names, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode, summarize
+from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.tensorboard import TensorBoardInfo
 from training.config import deep_merge
@@ -77,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="checkpoint every N env steps (SB3 agents: at the first rollout boundary past each multiple)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its newest checkpoint, with the settings of its config.yaml")
+    p.add_argument("--deterministic", action="store_true", default=None,
+                   help="deterministic CUDA kernels, so that --resume on a GPU continues bit for bit where PyTorch "
+                   "allows it (slower; mmrl_env/determinism.py); CPU runs are deterministic anyway")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("-v", "--verbose", type=int, default=0)
     return p.parse_args(argv)
@@ -217,6 +221,8 @@ def main(argv: list[str] | None = None) -> Path:
         raise SystemExit(f"--save-freq must be a positive number of env steps, got {args.save_freq}")
     argv_used = sys.argv[1:] if argv is None else argv
     run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
+    if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
+        set_deterministic()
     print(f"run directory: {run_dir}")
     try:
         agent = train(cfg, run_dir, args)

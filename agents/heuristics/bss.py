@@ -8,6 +8,7 @@ env made with another curriculum, rather than silently changing the env.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -56,17 +57,22 @@ class PacingPolicy(BSSPolicy):
 
     t = progress · epochs, read from the observation's progress entry (the number of
     epochs already trained in this episode). The paper ranks once: its env settings turn
-    re-measuring off. ``t_grow`` defaults to the paper's 40 epochs, capped at half the run
-    (an 8-epoch run would otherwise never reach λ = 1).
+    re-measuring off. ``t_grow`` (``None`` or ``"auto"``) defaults to the paper's 40 epochs,
+    capped at half the run (an 8-epoch run would otherwise never reach λ = 1); an explicit
+    ``t_grow`` longer than the run warns, like the learners' period-like parameters.
     """
 
     name = "bss-h"
     env_kwargs = {"curriculum": "rank", "remeasure_every": None}
 
     def __init__(self, env: gym.Env, seed: int | None = None, pacing: str = "root", lambda0: float = 0.1,
-                 t_grow: float | None = None, steps: int = 4) -> None:
-        if t_grow is None:
-            t_grow = min(40.0, control_of(env).epochs / 2)
+                 t_grow: float | str | None = None, steps: int = 4) -> None:
+        epochs = control_of(env).epochs
+        if t_grow is None or t_grow == "auto":
+            t_grow = min(40.0, epochs / 2)
+        elif float(t_grow) > epochs:
+            warnings.warn(f"t_grow={t_grow} is longer than the run ({epochs} epochs): λ never reaches 1; "
+                          "use t_grow='auto' (min(40, epochs/2))", stacklevel=2)
         super().__init__(env, seed, pacing=pacing, lambda0=lambda0, t_grow=t_grow, steps=steps)
         self.pace = Pacing(pacing, lambda0, t_grow, steps)
 

@@ -4,7 +4,8 @@
 locality, then put back in the caller's order), converts on the target device and applies
 train-time augmentation there. ``resident=True`` copies the split's raw (uint8/float16)
 rows to the device once, on the first ``gather``, so a GPU run never touches the disk again.
-Augmentation draws from the split's private generator (SB3 seeds torch globally).
+Augmentation draws from the split's private generator (SB3 seeds torch globally) and runs
+batched on the batch's device (``mmrl_env.data.augment``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
+from mmrl_env.data.augment import Normalize, random_resized_crop_flip
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ModalityView(Protocol):
-    """How one stored array becomes model input."""
+    """How one stored array becomes model input; train-time randomness comes from ``generator``
+    (the split's private one), never from the global RNG."""
 
     def read(self, array: np.ndarray, rows: np.ndarray) -> np.ndarray: ...
 
-    def __call__(self, x: Tensor, train: bool) -> Tensor: ...
+    def __call__(self, x: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor: ...
 
 
 class SpectrogramView:
@@ -35,7 +39,7 @@ class SpectrogramView:
     def read(self, array: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return array[rows]
 
-    def __call__(self, x: Tensor, train: bool) -> Tensor:
+    def __call__(self, x: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
         return x.float().unsqueeze(1)
 
 
@@ -44,7 +48,9 @@ class FramesView:
 
     ``count`` < stored frames takes evenly spaced stored frames. Train: one
     RandomResizedCrop (area ``scale``) + horizontal flip per clip (the same for all its
-    frames, so motion stays consistent); eval: resize when the stored size differs.
+    frames, so motion stays consistent), for the whole batch at once on its device
+    (:func:`~mmrl_env.data.augment.random_resized_crop_flip`); eval: resize when the stored
+    size differs.
     ``flip=False`` where left and right differ in meaning (gestures, flow). Single images
     (B, C, S, S) work too with ``stored = count = 1`` (every op acts on the last 3 dims).
     """
@@ -57,23 +63,24 @@ class FramesView:
         if not 1 <= count <= stored:
             raise ValueError(f"frames must be between 1 and the {stored} frames stored in the cache, got {count}")
         self.select = None if count == stored else even_indices(stored, count)
-        self.size = size
-        self.mean, self.std = list(mean), list(std)
-        crop = v2.RandomResizedCrop(size, scale=scale, antialias=True)
-        self.augment = v2.Compose([crop, v2.RandomHorizontalFlip()]) if flip else crop
+        self.size, self.scale, self.flip_p = size, scale, 0.5 if flip else 0.0
+        self.normalize = Normalize(mean, std, 1.0 / 255)
 
     def read(self, array: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return array[rows] if self.select is None else array[rows[:, None], self.select[None, :]]
 
-    def __call__(self, x: Tensor, train: bool) -> Tensor:
-        # crop/resize on uint8 (torchvision's fast CPU path), then one float conversion
+    def __call__(self, x: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
         if train:
-            x = torch.stack([self.augment(clip) for clip in x])
-        elif x.shape[-1] != self.size or x.shape[-2] != self.size:
-            b, f = x.shape[:2]
-            x = v2.functional.resize(x.flatten(0, 1), [self.size, self.size], antialias=True).unflatten(0, (b, f))
-        x = v2.functional.to_dtype(x, torch.float32, scale=True)
-        return v2.functional.normalize(x, self.mean, self.std, inplace=True)
+            if generator is None:
+                raise ValueError("train-time augmentation needs the split's generator")
+            x = random_resized_crop_flip(x, self.size, generator, self.scale, flip_p=self.flip_p)
+        else:
+            if x.shape[-1] != self.size or x.shape[-2] != self.size:  # one batched antialiased resize
+                lead = x.shape[:-3]
+                x = v2.functional.resize(x.flatten(0, -4), [self.size, self.size], antialias=True)
+                x = x.unflatten(0, lead)
+            x = x.to(torch.float32, copy=True)  # normalised in place below: never the stored rows
+        return self.normalize(x)
 
 
 class CachedSplit:
@@ -111,12 +118,7 @@ class CachedSplit:
 
     def gather(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
         x = self._raw(modality, idx)
-        if not train:
-            return self.views[modality](x, False)
-        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
-        with torch.random.fork_rng(devices=[]):  # torchvision draws crop/flip from the global CPU RNG
-            torch.manual_seed(seed)
-            return self.views[modality](x, True)
+        return self.views[modality](x, train, self.generator if train else None)
 
     def gather_labels(self, idx: Tensor) -> Tensor:
         return self._labels_dev.index_select(0, idx.to(self.device))
@@ -135,5 +137,5 @@ class CachedSplit:
 class VolumeView(FramesView):
     """:class:`FramesView` for 3D-conv encoders: channels before time, (B, C, T, H, W)."""
 
-    def __call__(self, x: Tensor, train: bool) -> Tensor:
-        return super().__call__(x, train).transpose(1, 2)
+    def __call__(self, x: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
+        return super().__call__(x, train, generator).transpose(1, 2)

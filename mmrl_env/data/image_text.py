@@ -114,7 +114,7 @@ class TokenView:
     def read(self, array: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return array[rows]
 
-    def __call__(self, x: Tensor, train: bool) -> Tensor:
+    def __call__(self, x: Tensor, train: bool, generator: torch.Generator | None = None) -> Tensor:
         return x.long()
 
 

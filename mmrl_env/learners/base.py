@@ -9,6 +9,7 @@ touching any env.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -77,6 +78,20 @@ def budget_ce(logits: Tensor, labels: Tensor, budget: int) -> Tensor:
     return nn.functional.cross_entropy(logits, labels, reduction="sum") / budget
 
 
+def auto_period(value: int | str, epochs: int | None, fraction: float, fallback: int, what: str) -> int:
+    """A period in epochs: ``"auto"`` is ``fraction`` of the run (at least 1), or ``fallback`` (the
+    paper's value) while the run length is unknown; a fixed period longer than the run warns,
+    since it would never act."""
+    if value == "auto":
+        return fallback if epochs is None else max(1, round(fraction * epochs))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive number of epochs or 'auto', got {value!r}")
+    if epochs is not None and value > epochs:
+        warnings.warn(f"{what}={value} is longer than the run ({epochs} epochs): it never acts; "
+                      f"use {what}='auto' ({fraction:g} of the run) or a smaller value", stacklevel=3)
+    return value
+
+
 @contextlib.contextmanager
 def seeded_init(generator: torch.Generator) -> Iterator[None]:
     """Module init draws from the global RNG: fork it, seeded from our private generator,
@@ -101,6 +116,11 @@ def to_channels_last(model: nn.Module) -> nn.Module:
 
 class Learner(ABC):
     """Owns the inner model, its optimizer and LR schedule."""
+
+    # The run's length, told by the trainer (``set_run_length``) so that period-like defaults
+    # ("auto") scale with the run; None for a learner used outside a trainer.
+    run_epochs: int | None = None
+    iterations_per_epoch: int | None = None
 
     def __init__(
         self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device, generator: torch.Generator
@@ -136,6 +156,10 @@ class Learner(ABC):
 
     @abstractmethod
     def predict(self, inputs: list[Tensor]) -> Prediction: ...
+
+    def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
+        """The trainer's run length: resolves "auto" periods and warns about periods longer than the run."""
+        self.run_epochs, self.iterations_per_epoch = int(epochs), int(iterations_per_epoch)
 
     def on_epoch_end(self, epoch: int) -> None:
         """Called after every full epoch of iterations (LR schedule; ACA for boosting)."""

@@ -5,6 +5,16 @@ fits the residual of the earlier ones while the whole ensemble keeps fitting the
 (paper eqs. 2–6). Every T epochs ACA compares the modalities' OGM scores and gives the
 lagging modality one more classifier, which directly adds classification capacity where
 the imbalance is; a small network ω turns the scores into weights of the added classifiers.
+
+ω's target (``omega_target``). The paper's g is the one-hot of the weakest modality, written
+for two modalities where ACA keeps feeding the same weak one. Fitted to convergence, that
+target sets ω ≈ 0 for every other modality, which switches off (forward AND gradient) the
+classifiers ACA added to a lagging-but-not-weakest modality (M > 2), or to the formerly weak
+modality once the order flips (M = 2). ``"cover"`` (default) keeps g = 1 on every lagging
+modality (the weakest and, for M > 2, each one ACA would give a classifier) and gives a
+leading modality that owns added classifiers g = s_min / s_r ∈ (0, 1): damped by how far it
+leads, never off. While no such flip happens it equals the paper's rule. ``"onehot"`` is the
+paper's literal g. Measured on Synthetic (BENCHMARKS.md, learners).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from mmrl_env.learners.base import (
     OptimConfig,
     Prediction,
     StepOutput,
+    auto_period,
     budget_ce,
     make_optimizer,
     seeded_init,
@@ -76,21 +87,55 @@ def aca_decision(scores: Tensor, sigma: float = 1.0, tau: float = 0.01) -> list[
     return [r for r, x in enumerate(s) if (total - x) / (len(s) - 1) - x > tau]
 
 
+OMEGA_TARGETS = ("cover", "onehot")
+AUTO_ACA_FRACTION = 0.2  # "auto" T: a fifth of the run, the paper's CREMA-D ratio (T = 20 of 100 epochs)
+PAPER_T = 20  # "auto" before the run length is known (a learner built outside a trainer)
+
+
+def omega_target(scores: Tensor, counts: list[int], rule: str = "cover", sigma: float = 1.0,
+                 tau: float = 0.01) -> Tensor:
+    """ω's regression target g from the window's scores and the classifier counts (module docstring).
+
+    ``onehot``: g = one-hot of the weakest modality (paper). ``cover``: g_r = 1 for every lagging
+    modality (the weakest, plus :func:`aca_decision`'s picks), s_min/s_r for a leading modality that
+    owns added classifiers, 0 for a leading one that owns none (its ω is unused).
+    """
+    s = scores.detach().float()
+    weakest = int(s.argmin())
+    g = nn.functional.one_hot(torch.tensor(weakest, device=s.device), s.numel()).float()
+    if rule == "onehot":
+        return g
+    lagging = {weakest, *aca_decision(s, sigma, tau)}
+    for r, count in enumerate(counts):
+        if r in lagging:
+            g[r] = 1.0
+        elif count > 1:
+            g[r] = s[weakest] / s[r].clamp(min=1e-8)
+    return g
+
+
 class BoostingLearner(Learner):
     """AUG. Unimodal logits = Σ_t ω-weighted classifier logits; inference = their late-fusion sum.
 
-    ``lam`` (λ, residual softening), ``check_every`` (ACA period T in epochs), ``sigma``,
-    ``tau``, ``max_classifiers`` (cap per modality), ``hidden`` (Layer1 width),
-    ``omega_lr``/``omega_steps`` (ω's optimiser at each ACA call; the paper trains it "until
-    convergence" with the backbone's optimiser type).
+    ``lam`` (λ, residual softening), ``check_every`` (ACA period T in epochs; ``"auto"`` =
+    ``AUTO_ACA_FRACTION`` of the run, so ACA acts in short runs too; 20 until a trainer tells the
+    run length), ``sigma``, ``tau``, ``max_classifiers`` (cap per modality), ``hidden`` (Layer1
+    width), ``omega_target`` (``cover`` / ``onehot``, module docstring), ``omega_lr`` /
+    ``omega_steps`` (ω's optimiser at each ACA call; the paper trains it "until convergence"
+    with the backbone's optimiser type).
     """
 
-    def __init__(self, dataset, optim: OptimConfig, device, generator, lam: float = 0.2, check_every: int = 20,
-                 sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10, hidden: int = 256,
-                 omega_lr: float = 1e-3, omega_steps: int = 100) -> None:
-        if check_every < 1 or max_classifiers < 1:
-            raise ValueError("check_every and max_classifiers must be >= 1")
-        self.lam, self.check_every, self.sigma, self.tau = lam, check_every, sigma, tau
+    def __init__(self, dataset, optim: OptimConfig, device, generator, lam: float = 0.2,
+                 check_every: int | str = "auto", sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10,
+                 hidden: int = 256, omega_target: str = "cover", omega_lr: float = 1e-3,
+                 omega_steps: int = 100) -> None:
+        if max_classifiers < 1:
+            raise ValueError(f"max_classifiers must be >= 1, got {max_classifiers}")
+        if omega_target not in OMEGA_TARGETS:
+            raise ValueError(f"omega_target must be one of {OMEGA_TARGETS}, got {omega_target!r}")
+        self.check_every_arg = check_every
+        self.check_every = auto_period(check_every, None, AUTO_ACA_FRACTION, PAPER_T, "check_every")
+        self.lam, self.sigma, self.tau, self.omega_target = lam, sigma, tau, omega_target
         self.max_classifiers, self.hidden, self.omega_steps = max_classifiers, hidden, omega_steps
         super().__init__(dataset, optim, device, generator)
         m = dataset.num_modalities
@@ -104,6 +149,10 @@ class BoostingLearner(Learner):
 
     def build_model(self) -> nn.Module:
         return BoostingNet(self.dataset.modalities, self.num_classes, self.hidden)
+
+    def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
+        super().set_run_length(epochs, iterations_per_epoch)
+        self.check_every = auto_period(self.check_every_arg, epochs, AUTO_ACA_FRACTION, PAPER_T, "check_every")
 
     def _reset_scores(self) -> None:
         m = self.dataset.num_modalities
@@ -180,9 +229,9 @@ class BoostingLearner(Learner):
         return layer
 
     def fit_omega(self, scores: Tensor) -> Tensor:
-        """Train ω on ‖g − ω(s)‖², g = one-hot of the weakest modality; store ω(s)."""
+        """Train ω on ‖g − ω(s)‖², g from :func:`omega_target` (after this call's additions); store ω(s)."""
         s = scores.detach().float()
-        g = nn.functional.one_hot(s.argmin(), s.numel()).float()
+        g = omega_target(s, self.model.counts, self.omega_target, self.sigma, self.tau)
         self.omega_net.train()
         for _ in range(self.omega_steps):
             self.omega_optimizer.zero_grad(set_to_none=True)

@@ -3,15 +3,28 @@
 Modalities take turns: each batch runs one optimizer step per modality, encoder j and the
 ONE shared head trained on modality j's own n_j samples. Alternating removes the joint
 loss through which the strong modality starves the weak one; sharing the head keeps the
-modalities in one decision space. Optionally the head's gradient of modality j is
-projected onto the orthogonal complement of the earlier modalities' head gradients in the
-same round, so learning modality j does not undo what the head just learned for them
-(the MLA paper's idea; the public release never applies it, here it does when enabled).
+modalities in one decision space.
+
+Head-gradient projection (``project``), so learning modality j does not undo what the head
+learned for the others:
+
+- ``True`` / ``"gs"``: the released algorithm (``GSPlugin.before_update`` of the MLA code). One
+  D×D projector P (D = feature dim, P₀ = I) persists for the whole run. Before every
+  optimizer step except the run's very first, with r the mean feature of the batch just
+  used and a = 0.1^(1 + b/L) (b: batch index in the epoch, L: batches per epoch):
+  k = P·rᵀ, P ← P − k·kᵀ / (a + r·k), P ← P / ‖P‖_F, and the head's weight gradient
+  G ← G·Pᵀ (the bias is left alone). The release's own call never matches its parameter name,
+  so it never projects (SPEC §2); here it does when enabled.
+- ``"batch"``: our earlier variant: per batch, modality j's whole head gradient minus its
+  components along the earlier modalities' head gradients of the same batch (Gram–Schmidt);
+  no state across batches.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +33,7 @@ from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, Step
 from mmrl_env.models.encoders import build_encoder
 
 INFERENCE = ("entropy", "fixed")
+PROJECTIONS = {False: None, "none": None, True: "gs", "gs": "gs", "batch": "batch"}
 
 
 class SharedHeadNet(nn.Module):
@@ -44,6 +58,25 @@ def project_orthogonal(grad: Tensor, basis: list[Tensor]) -> Tensor:
     return grad
 
 
+class GSProjector:
+    """The released MLA projector (module docstring): P persists across steps, epochs and modalities."""
+
+    def __init__(self, dim: int, device: torch.device) -> None:
+        self.P = torch.eye(dim, device=device)
+        self.count = 0  # optimizer steps seen (the release's exp_count): the first one is left as is
+
+    def __call__(self, weight: nn.Parameter, feats: Tensor, batch_index: int, batches: int) -> None:
+        """Update P with the batch's mean feature and project ``weight.grad`` (K×D) through it."""
+        if self.count > 0 and weight.grad is not None:
+            a = 0.1 ** (batch_index / batches + 1)
+            r = feats.detach().float().mean(0, keepdim=True)  # 1×D
+            k = self.P @ r.T  # D×1
+            self.P = self.P - (k @ k.T) / (a + r @ k)
+            self.P = self.P / torch.linalg.matrix_norm(self.P)  # Frobenius
+            weight.grad = weight.grad @ self.P.T.to(weight.grad.dtype)
+        self.count += 1
+
+
 def entropy_weights(logits: list[Tensor]) -> Tensor:
     """Per-sample fusion weights (M, N): softmax over modalities of −entropy (confident → heavier)."""
     logp = torch.stack([z.float().log_softmax(1) for z in logits])
@@ -54,22 +87,27 @@ def entropy_weights(logits: list[Tensor]) -> Tensor:
 class MLALearner(Learner):
     """Alternating unimodal steps through a shared head.
 
-    ``project``: orthogonalise the head gradient against earlier modalities' in each round.
-    ``inference``: ``entropy`` (per-sample weights from prediction entropy, MLA's test-time
-    fusion) or ``fixed`` (``weights``, default equal).
+    ``project``: head-gradient projection, ``False`` (default), ``True``/``"gs"`` (the released
+    algorithm) or ``"batch"`` (ours), see the module docstring. ``inference``: ``entropy``
+    (per-sample weights from prediction entropy, MLA's test-time fusion) or ``fixed``
+    (``weights``, default equal).
     """
 
-    def __init__(self, dataset, optim: OptimConfig, device, generator, project: bool = False,
+    def __init__(self, dataset, optim: OptimConfig, device, generator, project: bool | str = False,
                  inference: str = "entropy", weights: Sequence[float] | None = None) -> None:
+        if not isinstance(project, bool | str) or project not in PROJECTIONS:
+            raise ValueError(f"project must be one of False, True, 'gs', 'batch', got {project!r}")
         if inference not in INFERENCE:
             raise ValueError(f"inference must be one of {INFERENCE}, got {inference!r}")
         m = dataset.num_modalities
         if weights is not None and len(weights) != m:
             raise ValueError(f"need one fusion weight per modality ({m}), got {list(weights)}")
-        self.project, self.inference = project, inference
+        self.project, self.inference = PROJECTIONS[project], inference
         self.weights = torch.tensor(weights if weights is not None else [1.0 / m] * m, dtype=torch.float32)
         super().__init__(dataset, optim, device, generator)
         self.weights = self.weights.to(device)
+        self.projector = GSProjector(self.model.head.in_features, device) if self.project == "gs" else None
+        self.batch_index = 0  # batches done in this epoch (the projector's a)
 
     def build_model(self) -> nn.Module:
         return SharedHeadNet(self.dataset, self.num_classes)
@@ -80,18 +118,40 @@ class MLALearner(Learner):
         basis: list[Tensor] = []
         total = torch.zeros((), device=self.device)
         logits = []
+        batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.budget))
         for j, (x, y) in enumerate(zip(batch.inputs, batch.labels, strict=True)):
             with self.autocast():
-                z = self.model(j, x)
+                u = self.model.encoders[j](x)
+                z = self.model.head(u)
                 loss = budget_ce(z.float(), y, batch.budget)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.project:
+            if self.project == "gs":
+                self.projector(self.model.head.weight, u, self.batch_index, batches)
+            elif self.project == "batch":
                 basis = self._project_head(head, basis)
             self.optimizer.step()
             total = total + loss.detach()
             logits.append(z.detach().float())
+        self.batch_index += 1
         return StepOutput(total, logits)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        super().on_epoch_end(epoch)
+        self.batch_index = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {**super().state_dict(), "batch_index": self.batch_index}
+        if self.projector is not None:
+            state["projector"] = {"P": self.projector.P.clone(), "count": self.projector.count}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.batch_index = int(state.get("batch_index", 0))
+        if self.projector is not None:
+            self.projector.P = state["projector"]["P"].to(self.device)
+            self.projector.count = int(state["projector"]["count"])
 
     @staticmethod
     def _project_head(head: list[nn.Parameter], basis: list[Tensor]) -> list[Tensor]:
