@@ -29,8 +29,8 @@ class MMRLVecEnv(VecEnv):
                             f"'vector_entry_point')), got {type(venv).__name__}")
         if venv.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError(f"SB3 needs autoreset_mode='SameStep', this env uses {venv.autoreset_mode.value!r}")
+        self.venv = venv  # before VecEnv.__init__, which reads render_mode through get_attr
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
-        self.venv = venv
         self._actions: np.ndarray | None = None
 
     def reset(self) -> VecEnvObs:

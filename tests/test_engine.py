@@ -149,10 +149,9 @@ def test_a_run_trains_on_exactly_its_rows(form: str) -> None:
     clean_vt, batch, clean = step(False)
     noisy_vt, _, noisy = step(True)
     assert torch.equal(clean.loss[0], noisy.loss[0])
-    for name, p in clean_vt.learner.stack.params.items():
-        assert torch.equal(p[0], noisy_vt.learner.stack.params[name][0]), name
-    for name, b in clean_vt.learner.stack.buffers.items():
-        assert torch.equal(b[0], noisy_vt.learner.stack.buffers[name][0]), name
+    noisy_state = noisy_vt.learner.stack.run_state_dict(0)
+    for name, t in clean_vt.learner.stack.run_state_dict(0).items():
+        assert torch.equal(t, noisy_state[name]), name
     # the loss of run 0 by hand from its unimodal logits and the fusion head's 8 common rows
     tr = InnerTrainer(ds, cfg, "cpu")
     tr.reset(0)
@@ -172,17 +171,16 @@ def test_an_inactive_run_does_not_move(form: str) -> None:
     ds, cfg, sizes = setup(form)
     vt, _ = vector(ds, cfg, SEEDS, sizes, 2)
     before = vt.learner.state_dict()
+    weights = [vt.learner.stack.run_state_dict(k) for k in range(3)]
     vt.train(3, sizes, active=torch.tensor([True, False, True]))
     b = cfg.batch_size
     vt.train_epoch([torch.arange(b + 8), None, torch.arange(2 * b + 6)])
     after = vt.learner.state_dict()
-    for group in ("params", "buffers"):
-        for name, t in before[group].items():
-            assert torch.equal(t[1], after[group][name][1]), name
-            assert not torch.equal(t[0], after[group][name][0]) or "num_batches" in name or "running" in name
-    for name, state in before["optimizer"]["state"].items():
-        for key, buf in state.items():
-            assert torch.equal(buf[1], after["optimizer"]["state"][name][key][1])
+    for k in range(3):
+        moved = [name for name, t in vt.learner.stack.run_state_dict(k).items() if not torch.equal(t, weights[k][name])]
+        assert moved == [] if k == 1 else len(moved) == len(weights[k])
+    for key, buf in before["optimizer"]["state"].items():
+        assert buf[1].abs().sum() > 0 and torch.equal(buf[1], after["optimizer"]["state"][key][1])
     assert vt.iteration.tolist() == [2 + 3 + 2, 2, 2 + 3 + 3]
     assert vt.epoch.tolist() == [1, 0, 1]  # 6 or 12 iterations per epoch: only train_epoch ended one
     assert after["scheduler"]["lr"][1] == cfg.optim.lr
@@ -227,9 +225,10 @@ def test_resume_equals_uninterrupted() -> None:
     resumed = VectorTrainer(ds, cfg, 3, "cpu")
     resumed.load_state_dict(state)
     resumed.train(3, sizes)
-    for group in ("params", "buffers"):
-        for name, t in vt.learner.state_dict()[group].items():
-            assert torch.equal(t, resumed.learner.state_dict()[group][name]), name
+    for k in range(3):
+        want = vt.learner.stack.run_state_dict(k)
+        for name, t in resumed.learner.stack.run_state_dict(k).items():
+            assert torch.equal(t, want[name]), name
     assert torch.equal(vt.iteration, resumed.iteration)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call, grad_and_value, vmap
 
 from mmrl_env.data.base import MultimodalDataset
@@ -26,16 +26,21 @@ from mmrl_env.learners.joint import joint_objective
 from mmrl_env.models.multimodal import MultimodalNet
 
 
+def per_sample_ce(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy per row. ``nn.functional.cross_entropy`` under ``vmap`` runs a Python
+    decomposition of ``nll_loss``; log-softmax + gather has native batching rules."""
+    return -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+
 def masked_budget_ce(logits: Tensor, labels: Tensor, mask: Tensor, budget: int) -> Tensor:
     """``budget_ce`` over the rows where ``mask`` is 1: equals ``budget_ce(logits[:n], labels[:n],
     budget)`` for a mask that selects the first n rows, with a shape that does not depend on n."""
-    return (nn.functional.cross_entropy(logits, labels, reduction="none") * mask).sum() / budget
+    return (per_sample_ce(logits, labels) * mask).sum() / budget
 
 
 def masked_mean_ce(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
     """Mean cross-entropy over the rows where ``mask`` is 1 (0 when there are none)."""
-    ce = nn.functional.cross_entropy(logits, labels, reduction="none")
-    return (ce * mask).sum() / mask.sum().clamp(min=1)
+    return (per_sample_ce(logits, labels) * mask).sum() / mask.sum().clamp(min=1)
 
 
 class JointNet(MultimodalNet):
@@ -67,7 +72,7 @@ class VectorJointLearner:
         self.alpha, self.device = alpha, device
         self.amp = device.type == "cuda"  # bf16 autocast on CUDA, as the single learner
         self.stack = RunStack(lambda: JointNet(dataset.modalities, dataset.num_classes, fusion), generators, device)
-        self.optimizer = StackedOptimizer(self.stack.params, optim)
+        self.optimizer = StackedOptimizer(self.stack.flat, optim)
         self.scheduler = StackedStepLR(len(generators), optim, device)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
         self._predict_fns: dict[bool, Any] = {}
@@ -91,10 +96,12 @@ class VectorJointLearner:
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
-    def _loss(self, params: dict[str, Tensor], buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor,
+    def _loss(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor,
               masks: Tensor, budget: int) -> tuple[Tensor, tuple[list[Tensor], dict[str, Any]]]:
-        """One run's loss (called under vmap): the joint objective with masked terms."""
+        """One run's loss (called under vmap on its (P,) parameter row): the joint objective
+        with masked terms."""
         stats: dict[str, Any] = {}
+        params = self.stack.unflatten(flat)
         with self._autocast():
             logits, z_multi = functional_call(self.stack.template, (params, buffers), (inputs, masks, stats))
         logits = [z.float() for z in logits]
@@ -107,9 +114,9 @@ class VectorJointLearner:
         """One update of every active run (a run with all sizes 0 keeps its state exactly)."""
         self._set_training(True)
         active = batch.active
-        grads, (loss, (logits, stats)) = self._train_fn(self.stack.params, self.stack.buffers, batch.inputs,
+        grads, (loss, (logits, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, batch.inputs,
                                                         batch.labels, batch.masks, batch.budget)
-        self.optimizer.step(self.stack.params, grads, self.scheduler.lr, active)
+        self.optimizer.step(self.stack.flat, grads, self.scheduler.lr, active)
         for name, momentum in self.stack.bn_momenta.items():
             update_running_stats(self.stack.buffers, name, momentum, stats[name], active)
         return VectorStepOutput(loss.detach() * active, logits, active)
@@ -125,24 +132,22 @@ class VectorJointLearner:
         self._set_training(False)
         if per_run not in self._predict_fns:
             self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
-        uni, multi = self._predict_fns[per_run](self.stack.params, self.stack.buffers, inputs)
+        uni, multi = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
         return VectorPrediction(multi + torch.stack(uni).sum(0), uni, multi)
 
-    def _forward(self, params: dict[str, Tensor], buffers: dict[str, Tensor],
-                 inputs: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+    def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[list[Tensor], Tensor]:
         with self._autocast():
-            logits, z_multi = functional_call(self.stack.template, (params, buffers), (inputs,))
+            logits, z_multi = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (inputs,))
         return [z.float() for z in logits], z_multi.float()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"params": {k: v.clone() for k, v in self.stack.params.items()},
+        return {"params": self.stack.flat.clone(),
                 "buffers": {k: v.clone() for k, v in self.stack.buffers.items()},
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
-            for k, v in state["params"].items():
-                self.stack.params[k].copy_(v)
+            self.stack.flat.copy_(state["params"])
             for k, v in state["buffers"].items():
                 self.stack.buffers[k].copy_(v)
         self.optimizer.load_state_dict(state["optimizer"])

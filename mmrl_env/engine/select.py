@@ -26,6 +26,7 @@ from mmrl_env.trainer import resolve_device, trainer_setup
 ENGINES = ("auto", "batched", "sequential")
 BATCHED_ENCODERS = ("mlp", "cnn")
 SMALL_MODEL_GPU_MIN_RUNS = 64
+BATCHED_MIN_RUNS = 4
 
 
 def batched_blocker(encoders: list[str], learner: str) -> str | None:
@@ -59,6 +60,6 @@ def build_run_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None, learn
     if engine == "batched" and blocker:
         raise ValueError(f"engine='batched' cannot run this env: {blocker}; use engine='auto' or 'sequential'")
     where = choose_device(device, encoders, num_runs)
-    if engine == "sequential" or blocker:
+    if engine == "sequential" or blocker or (engine == "auto" and num_runs < BATCHED_MIN_RUNS):
         return SequentialTrainer(data, cfg, num_runs, where)
     return VectorTrainer(data, cfg, num_runs, where)

@@ -15,6 +15,7 @@ the batching rule produces anyway.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -26,17 +27,33 @@ from mmrl_env.learners.base import seeded_init
 
 
 class RunStack:
-    """Stacked parameters and buffers of K models built by ``build`` (an ``nn.Module`` factory)."""
+    """Stacked parameters and buffers of K models built by ``build`` (an ``nn.Module`` factory).
+
+    All parameters of a run live in one row of a flat (K, P) tensor (``flat``); ``params`` holds
+    (K, ...) views into it under the model's names. The gradient and the optimizer then work on
+    one tensor instead of one per parameter: at small K the step is overhead-bound, and this
+    removes most of the per-parameter ops and pytree traffic.
+    """
 
     def __init__(self, build: Callable[[], nn.Module], generators: Sequence[torch.Generator],
                  device: torch.device) -> None:
         self.build, self.device = build, device
         models = [self._build(g) for g in generators]
         params, buffers = stack_module_state(models)
-        self.params: dict[str, Tensor] = {k: v.detach() for k, v in params.items()}
+        self.names = list(params)
+        self.shapes = [tuple(params[n].shape[1:]) for n in self.names]
+        self.numels = [math.prod(s) for s in self.shapes]
+        self.flat = torch.cat([params[n].detach().flatten(1) for n in self.names], dim=1)
+        self.params: dict[str, Tensor] = {n: t.view(-1, *shape) for n, t, shape in
+                                          zip(self.names, self.flat.split(self.numels, dim=1), self.shapes,
+                                              strict=True)}
         self.buffers: dict[str, Tensor] = buffers
         self.template = masked_template(models[0])
         self.bn_momenta = batchnorm_momenta(self.template)
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        """One run's (P,) parameter row as the model's named tensors (views; usable under vmap)."""
+        return {n: t.view(shape) for n, t, shape in zip(self.names, flat.split(self.numels), self.shapes, strict=True)}
 
     @property
     def num_runs(self) -> int:
