@@ -45,10 +45,10 @@ class TrainerConfig:
     eval_batch_size: int = 1024
 
 
-def build_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None = None, learner: str = "joint",
+def trainer_setup(dataset: str, dataset_kwargs: dict[str, Any] | None = None, learner: str = "joint",
                   learner_kwargs: dict[str, Any] | None = None, batch_size: int = 64, epochs: int = 8,
-                  optim: dict[str, Any] | None = None, device: str | torch.device = "auto") -> InnerTrainer:
-    """Load a registered dataset and set up a trainer on it: the one place where a dataset's
+                  optim: dict[str, Any] | None = None) -> tuple[MultimodalDataset, TrainerConfig]:
+    """Load a registered dataset and configure a run on it: the one place where a dataset's
     recommended optimisation (``optim_defaults``) meets the caller's overrides (``optim``)."""
     message = unknown_kwargs_message(optim or {}, OptimConfig.__dataclass_fields__, "optim setting(s)")
     if message:
@@ -57,6 +57,14 @@ def build_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None = None, le
     cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner=learner,
                         learner_kwargs=dict(learner_kwargs or {}),
                         optim=OptimConfig(**{**data.optim_defaults, **(optim or {})}))
+    return data, cfg
+
+
+def build_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None = None, learner: str = "joint",
+                  learner_kwargs: dict[str, Any] | None = None, batch_size: int = 64, epochs: int = 8,
+                  optim: dict[str, Any] | None = None, device: str | torch.device = "auto") -> InnerTrainer:
+    """One inner run on a registered dataset (see :func:`trainer_setup`)."""
+    data, cfg = trainer_setup(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim)
     return InnerTrainer(data, cfg, device)
 
 

@@ -13,6 +13,7 @@ import mmrl_env  # noqa: F401  (registers the ids)
 from agents.heuristics import HEURISTICS
 from mmrl_env.envs.bss import BSSEnv
 from mmrl_env.envs.dus import DUSEnv
+from mmrl_env.learners.base import Prediction
 from mmrl_env.monitors.balance import measure_prediction
 from mmrl_env.samplers.curriculum import Pacing, rank, subset_size
 
@@ -93,7 +94,7 @@ def test_step_trains_one_epoch_on_the_top_lambda_ranked_subset():
     assert info["iteration"] == 1 and info["epoch"] == 1  # one epoch of ⌈40 / 64⌉ batches
     assert info["balance"]["score"] == pytest.approx(env.measurement.score[list(top)].mean().item(), abs=1e-6)
     assert obs[env.layout.progress] == pytest.approx(1 / 3) and not terminated
-    assert env.monitor.s_hat.gt(0).all()  # the CMD saw the epoch's unimodal logits
+    assert env.runs.monitor.s_hat.gt(0).all()  # the CMD saw the epoch's unimodal logits
 
 
 def test_remeasure_schedule_and_warmup():
@@ -125,12 +126,13 @@ def test_balance_obs_extra_is_appended_within_bounds():
 def test_measurer_scores_the_whole_training_set():
     env = make()
     env.reset(seed=0)
-    m = env.measurer.measure(env.trainer)
+    m = env.measurer.measure_runs(env.trainer)[0]
     assert m.score.shape == (400,)
     assert m.score.min() >= -1 and m.score.max() <= 1
     assert m.score.max() - m.score.min() > 0.5  # min-max normalised over the training set
-    pred, y = env.trainer.predict(env.trainer.dataset.train)
-    assert torch.allclose(m.score, measure_prediction(pred, y).score)
+    pred, y = env.trainer.predict(env.trainer.dataset.train)  # (K = 1, N, C) logits
+    single = Prediction(pred.fused[0], [z[0] for z in pred.unimodal], pred.multi[0])
+    assert torch.allclose(m.score, measure_prediction(single, y).score)
     assert torch.allclose(env.measurement.score, m.score)  # reset measured the untrained model
 
 

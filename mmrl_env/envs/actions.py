@@ -20,6 +20,13 @@ NUMERIC_KINDS = "fiu"  # numpy dtype kinds: float, signed and unsigned integer
 def check_action(action: Any, space: gym.spaces.Box) -> tuple[np.ndarray, int]:
     """The action as a float32 array of ``space``'s shape, clipped into the space, and how many
     entries needed clipping. Raises ``ValueError`` naming what was wrong."""
+    a = as_action_array(action, space)
+    clipped = np.clip(a, space.low, space.high)
+    return clipped, int(np.count_nonzero(clipped != a))
+
+
+def as_action_array(action: Any, space: gym.spaces.Box) -> np.ndarray:
+    """The action as a finite float32 array of ``space``'s shape (not clipped), or ``ValueError``."""
     size = int(np.prod(space.shape))
     expected = (f"{size} finite real number(s) in [{space.low.min():g}, {space.high.max():g}] "
                 f"(an array of shape {space.shape}" + (" or a flat list" if len(space.shape) > 1 else "") + ")")
@@ -36,5 +43,4 @@ def check_action(action: Any, space: gym.spaces.Box) -> tuple[np.ndarray, int]:
     a = a.astype(np.float32).reshape(space.shape)
     if not np.all(np.isfinite(a)):
         raise ValueError(f"action contains NaN or infinite values: {a}; expected {expected}")
-    clipped = np.clip(a, space.low, space.high)
-    return clipped, int(np.count_nonzero(clipped != a))
+    return a

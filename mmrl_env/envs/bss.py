@@ -14,6 +14,7 @@ import torch
 
 from mmrl_env.envs.base import MultimodalTrainingEnv
 from mmrl_env.envs.layout import ObservationExtra
+from mmrl_env.envs.vector import Infos, MultimodalTrainingVectorEnv
 from mmrl_env.kwargs import unknown_kwargs_message
 from mmrl_env.monitors.balance import BalanceMeasurement, BalanceMeasurer
 from mmrl_env.samplers.curriculum import CURRICULA, SAMPLINGS, ProportionMap, make_curriculum
@@ -21,13 +22,15 @@ from mmrl_env.samplers.curriculum import CURRICULA, SAMPLINGS, ProportionMap, ma
 MEASURE_MOMENTS = ("start", "warmup")
 
 
-class BSSEnv(MultimodalTrainingEnv):
-    """Balance-aware sequence sampling.
+class BSSVectorEnv(MultimodalTrainingVectorEnv):
+    """Balance-aware sequence sampling over K inner runs.
 
-    Action: Box[−1, 1] of shape (1,), mapped linearly to λ ∈ [λ_min, 1]. Step: ONE epoch over
-    ⌈λ·n⌉ training samples chosen by the curriculum; episode: ``epochs`` steps.
+    Action per run: Box[−1, 1] of shape (1,), mapped linearly to λ ∈ [λ_min, 1]. Step: ONE
+    epoch over ⌈λ·n⌉ training samples chosen by the run's curriculum; episode: ``epochs``
+    steps. Runs with different λ (epoch lengths) share one batched step; a run whose epoch
+    is over rests (all-zero mask) while the longer ones finish.
 
-    Extra kwargs (beyond :class:`MultimodalTrainingEnv`):
+    Extra kwargs (beyond the common ones):
     lambda_min: smallest proportion (default 0.1 = the paper's λ0).
     curriculum: ``rank`` (shuffle of the top-⌈λ·n⌉ by balance score, eq. 8) or ``learned``
         (⌈λ·n⌉ draws from p = softmax(EMA score), eqs. 9–11). The bss-l policy needs
@@ -70,74 +73,80 @@ class BSSEnv(MultimodalTrainingEnv):
         self.measure, self.remeasure_every = measure, remeasure_every
         self.balance_obs = balance_obs
         self.measurer = BalanceMeasurer(**{"alpha": 0.2, **(measurer_kwargs or {})})
-        self.measurement: BalanceMeasurement | None = None
         self.curriculum_kind = curriculum
-        self.curriculum = self._new_curriculum()
+        k = self.num_envs
+        self.measurements: list[BalanceMeasurement | None] = [None] * k
+        self.curricula = [make_curriculum(curriculum, **self.curriculum_settings) for _ in range(k)]
         self.epochs = self.trainer.cfg.epochs
-        self._epochs_done, self._measurements = 0, 0
-        self._subset_info: dict[str, Any] = {}
+        self._epochs_done = np.zeros(k, np.int64)
+        self._measured = np.zeros(k, np.int64)
+        self._subset_info: list[dict[str, Any]] = [{} for _ in range(k)]
         extras = (ObservationExtra("balance", (0.0, -1.0), (1.0, 1.0)),) if balance_obs else ()
         self.declare(ProportionMap(lambda_min), extras,
                      settings={"curriculum": curriculum, "remeasure_every": remeasure_every})
 
-    def _new_curriculum(self) -> Any:
-        """A fresh curriculum of the env's kind, started from the latest measurement (EMA restarts)."""
-        curriculum = make_curriculum(self.curriculum_kind, **self.curriculum_settings)
-        if self.measurement is not None:
-            curriculum.update(self.measurement.score)
-        return curriculum
-
-    # --- MultimodalTrainingEnv hooks ------------------------------------------------------
+    # --- MultimodalTrainingVectorEnv hooks -----------------------------------------------
     def _neutral_action(self) -> np.ndarray:
         """λ = 1: the whole training set, i.e. plain joint training."""
         return np.ones(1, np.float32)
 
-    def _progress(self) -> float:
+    def _progress(self) -> np.ndarray:
         return self._epochs_done / self.epochs
 
-    def _finished(self) -> bool:
+    def _finished(self) -> np.ndarray:
         return self._epochs_done >= self.epochs
 
-    def _on_reset(self) -> None:
-        self._epochs_done, self._measurements = 0, 0
-        self.measurement = None
-        self.curriculum = self._new_curriculum()
+    def _on_reset(self, runs: list[int]) -> None:
+        self._epochs_done[runs], self._measured[runs] = 0, 0
         n = len(self.trainer.dataset.train)
-        if self.measure == "warmup":
-            self.trainer.train_epoch(torch.randperm(n, generator=self.trainer.generator), hooks=(self._observe_batch,))
-        self._measure()
-        self._subset_info = self._describe(torch.arange(n), 1.0)
+        for k in runs:
+            self.measurements[k] = None
+            self.curricula[k] = make_curriculum(self.curriculum_kind, **self.curriculum_settings)
+        if self.measure == "warmup":  # one full-data epoch per run being reset; the others rest
+            orders = [torch.randperm(n, generator=self.trainer.generators[k]) if k in runs else None
+                      for k in range(self.num_envs)]
+            self.trainer.train_epoch(orders, hooks=(self._observe_batch,))
+        self._measure(runs)
+        for k in runs:
+            self._subset_info[k] = self._describe(k, torch.arange(n), 1.0)
 
-    def _advance(self, action: np.ndarray) -> dict[str, Any]:
-        proportion = self.action_map.proportion(action)
-        order = self.curriculum.order(proportion, self.trainer.generator)
-        loss = self.trainer.train_epoch(order, hooks=(self._observe_batch,))
-        self._epochs_done += 1
-        self._subset_info = self._describe(order, proportion)  # scored by the measurement that chose it
-        measured = (self.remeasure_every is not None and self._epochs_done % self.remeasure_every == 0
-                    and not self._finished())  # a score after the last epoch would go unused
-        if measured:
-            self._measure()
-        return {"measured": measured, "train_loss": loss.item()}
+    def _advance(self, actions: np.ndarray, stepping: np.ndarray) -> tuple[torch.Tensor, Infos]:
+        proportions = [self.action_map.proportion(a) for a in actions]
+        orders = [self.curricula[k].order(proportions[k], self.trainer.generators[k]) if stepping[k] else None
+                  for k in range(self.num_envs)]
+        loss = self.trainer.train_epoch(orders, hooks=(self._observe_batch,))
+        self._epochs_done[stepping] += 1
+        for k in np.flatnonzero(stepping):  # scored by the measurement that chose the sequence
+            self._subset_info[k] = self._describe(k, orders[k], proportions[k])
+        due = stepping & ~self._finished()  # a score after the last epoch would go unused
+        if self.remeasure_every is not None:
+            due &= self._epochs_done % self.remeasure_every == 0
+        else:
+            due[:] = False
+        if due.any():
+            self._measure(np.flatnonzero(due).tolist())
+        return loss, [{"measured": bool(due[k])} for k in range(self.num_envs)]
 
-    def _extra_values(self) -> dict[str, np.ndarray]:
-        values = super()._extra_values()
+    def _extra_values(self, run: int) -> dict[str, np.ndarray]:
+        values = super()._extra_values(run)
         if self.balance_obs:
-            sim = float(self.measurement.similarity.mean().item())
-            values["balance"] = np.array([sim, self._subset_info["balance"]["score"]], np.float32)
+            sim = float(self.measurements[run].similarity.mean().item())
+            values["balance"] = np.array([sim, self._subset_info[run]["balance"]["score"]], np.float32)
         return values
 
-    def _info(self, step_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return super()._info({**self._subset_info, "measurements": self._measurements, **step_info}, **extra)
+    def _info(self, run: int, method_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return super()._info(run, {**self._subset_info[run], "measurements": int(self._measured[run]),
+                                   **method_info}, **extra)
 
     # --- checkpoints ----------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        """The base state plus the curriculum: measurement, curriculum state, epoch counters."""
-        m = self.measurement
+        """The base state plus each run's curriculum: measurement, curriculum state, counters."""
+        measurements = [None if m is None else {"score": m.score, "similarity": m.similarity, "loss": m.loss}
+                        for m in self.measurements]
         return {**super().get_state(), "bss": copy.deepcopy({
-            "measurement": None if m is None else {"score": m.score, "similarity": m.similarity, "loss": m.loss},
-            "curriculum_kind": self.curriculum_kind, "curriculum": self.curriculum.state_dict(),
-            "epochs_done": self._epochs_done, "measurements": self._measurements, "subset_info": self._subset_info})}
+            "measurements": measurements, "curricula": [c.state_dict() for c in self.curricula],
+            "epochs_done": self._epochs_done.tolist(), "measured": self._measured.tolist(),
+            "subset_info": self._subset_info})}
 
     def _identity(self) -> dict[str, Any]:
         return {**super()._identity(), "curriculum": self.curriculum_kind}
@@ -145,20 +154,48 @@ class BSSEnv(MultimodalTrainingEnv):
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         bss = copy.deepcopy(state["bss"])
-        m = bss["measurement"]
-        self.measurement = None if m is None else BalanceMeasurement(m["score"], m["similarity"], m["loss"])
-        self.curriculum = make_curriculum(self.curriculum_kind, **self.curriculum_settings)
-        self.curriculum.load_state_dict(bss["curriculum"])
-        self._epochs_done, self._measurements = bss["epochs_done"], bss["measurements"]
+        self.measurements = [None if m is None else BalanceMeasurement(m["score"], m["similarity"], m["loss"])
+                             for m in bss["measurements"]]
+        self.curricula = [make_curriculum(self.curriculum_kind, **self.curriculum_settings)
+                          for _ in range(self.num_envs)]
+        for curriculum, s in zip(self.curricula, bss["curricula"], strict=True):
+            curriculum.load_state_dict(s)
+        self._epochs_done = np.array(bss["epochs_done"], np.int64)
+        self._measured = np.array(bss["measured"], np.int64)
         self._subset_info = bss["subset_info"]
 
     # --- helpers --------------------------------------------------------------------------
-    def _measure(self) -> None:
-        self.measurement = self.measurer.measure(self.trainer)
-        self.curriculum.update(self.measurement.score)
-        self._measurements += 1
+    def _measure(self, runs: list[int]) -> None:
+        """Measure ``runs`` (one batched prediction pass scores every run; the others are kept)."""
+        measured = self.measurer.measure_runs(self.trainer)
+        for k in runs:
+            self.measurements[k] = measured[k]
+            self.curricula[k].update(measured[k].score)
+            self._measured[k] += 1
 
-    def _describe(self, order: torch.Tensor, proportion: float) -> dict[str, Any]:
+    def _describe(self, run: int, order: torch.Tensor, proportion: float) -> dict[str, Any]:
         """What a person inspects about an epoch's sequence (means of its raw measures)."""
         return {"lambda": proportion, "subset_size": int(order.numel()), "subset_unique": int(order.unique().numel()),
-                "balance": self.measurement.subset_means(order)}
+                "balance": self.measurements[run].subset_means(order)}
+
+
+class BSSEnv(MultimodalTrainingEnv):
+    """One BSS inner run: the K = 1 view of :class:`BSSVectorEnv` (same kwargs, minus K)."""
+
+    vector_class = BSSVectorEnv
+
+    @property
+    def measurement(self) -> BalanceMeasurement | None:
+        return self.runs.measurements[0]
+
+    @property
+    def curriculum(self) -> Any:
+        return self.runs.curricula[0]
+
+    @property
+    def measurer(self) -> BalanceMeasurer:
+        return self.runs.measurer
+
+    @property
+    def epochs(self) -> int:
+        return self.runs.epochs

@@ -9,21 +9,24 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from mmrl_env.envs.base import MultimodalTrainingEnv
+from mmrl_env.envs.vector import Infos, MultimodalTrainingVectorEnv
 from mmrl_env.samplers.unimodal import BUDGET_MODES, QuantityMap
 
 
-class DUSEnv(MultimodalTrainingEnv):
-    """Data-aware unimodal sampling.
+class DUSVectorEnv(MultimodalTrainingVectorEnv):
+    """Data-aware unimodal sampling over K inner runs.
 
-    Action: Box[−1, 1]^M, mapped by :class:`~mmrl_env.samplers.unimodal.QuantityMap` to
-    n_j (``budget_mode="fixed"``: Σ n_j = M·B always; ``"free"``: each n_j in [n_min, n_max]).
+    Action per run: Box[−1, 1]^M, mapped by :class:`~mmrl_env.samplers.unimodal.QuantityMap`
+    to n_j (``budget_mode="fixed"``: Σ n_j = M·B always; ``"free"``: each n_j in [n_min, n_max]).
     Step: ``step_fraction`` of an epoch of iterations (default ½ epoch), every modality
-    drawing its n_j samples from one shared shuffled order.
+    drawing its n_j samples from the run's one shared shuffled order; runs with different
+    n_j share one batched step through per-sample masks.
 
-    Extra kwargs (beyond :class:`MultimodalTrainingEnv`): budget_mode, n_min (default B/4),
-    n_max (default 2B, capped by the fixed budget), temperature, step_fraction.
+    Extra kwargs (beyond the common ones): budget_mode, n_min (default B/4), n_max (default 2B,
+    capped by the fixed budget), temperature, step_fraction.
     """
 
     method = "DUS"
@@ -42,11 +45,17 @@ class DUSEnv(MultimodalTrainingEnv):
         self.declare(qmap, settings={"budget_mode": budget_mode})
         self.step_iterations = max(1, round(step_fraction * self.trainer.iterations_per_epoch))
 
-    def _advance(self, action: np.ndarray) -> dict[str, Any]:
-        sizes = self.action_map.quantities(action)
-        loss = self.trainer.train(self.step_iterations, sizes, hooks=(self._observe_batch,))
-        return {"n": dict(zip(self.modalities, sizes, strict=True)), "train_loss": loss.item()}
+    def _advance(self, actions: np.ndarray, stepping: np.ndarray) -> tuple[torch.Tensor, Infos]:
+        sizes = [self.action_map.quantities(a) for a in actions]
+        loss = self.trainer.train(self.step_iterations, sizes, active=torch.from_numpy(stepping),
+                                  hooks=(self._observe_batch,))
+        return loss, [{"n": dict(zip(self.modalities, n, strict=True))} for n in sizes]
 
-    def _info(self, step_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        step_info.setdefault("n", dict.fromkeys(self.modalities, self.trainer.cfg.batch_size))
-        return super()._info(step_info, **extra)
+    def _method_info(self, run: int) -> dict[str, Any]:
+        return {"n": dict.fromkeys(self.modalities, self.trainer.cfg.batch_size)}
+
+
+class DUSEnv(MultimodalTrainingEnv):
+    """One DUS inner run: the K = 1 view of :class:`DUSVectorEnv` (same kwargs, minus K)."""
+
+    vector_class = DUSVectorEnv

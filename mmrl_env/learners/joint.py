@@ -9,6 +9,15 @@ from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, Step
 from mmrl_env.models.multimodal import MultimodalNet
 
 
+def joint_objective(uni: Tensor, fused: Tensor | None, alpha: float) -> Tensor:
+    """α·Σ_j CE_j + (1−α)·CE_multi (no fusion term when no sample is common to all modalities).
+
+    A pure function so that the K-run engine (``mmrl_env.engine``) combines its masked terms
+    with the same formula, in the same order."""
+    loss = alpha * uni
+    return loss if fused is None else loss + (1 - alpha) * fused
+
+
 class JointLearner(Learner):
     """Loss (1−α)·CE(z_multi) + α·Σ_j CE(z_j); inference z_multi + Σ_j z_j.
 
@@ -33,11 +42,11 @@ class JointLearner(Learner):
             feats = [model.encode(j, x) for j, x in enumerate(batch.inputs)]
             logits = [head(u) for head, u in zip(model.heads, feats, strict=True)]
             uni = sum(budget_ce(z.float(), y, batch.budget) for z, y in zip(logits, batch.labels, strict=True))
-            loss = self.alpha * uni
+            fused = None
             if batch.n_common > 0:
                 z_multi = model.fusion([u[: batch.n_common] for u in feats])
-                loss = loss + (1 - self.alpha) * nn.functional.cross_entropy(
-                    z_multi.float(), batch.labels[0][: batch.n_common])
+                fused = nn.functional.cross_entropy(z_multi.float(), batch.labels[0][: batch.n_common])
+            loss = joint_objective(uni, fused, self.alpha)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.modulate_gradients(batch, logits)

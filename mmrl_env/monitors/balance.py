@@ -8,7 +8,7 @@ means the modalities agree (eq. 4) on a sample the model already fits well (eq. 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -82,3 +82,10 @@ class BalanceMeasurer:
     def measure(self, trainer: InnerTrainer) -> BalanceMeasurement:
         pred, labels = trainer.predict(trainer.dataset.train)
         return measure_prediction(pred, labels, self.alpha)
+
+    def measure_runs(self, trainer: Any) -> list[BalanceMeasurement]:
+        """One measurement per run of a K-run trainer, from one batched prediction pass."""
+        pred, labels = trainer.predict(trainer.dataset.train)
+        return [measure_prediction(Prediction(pred.fused[k], [z[k] for z in pred.unimodal],
+                                              None if pred.multi is None else pred.multi[k]), labels, self.alpha)
+                for k in range(pred.fused.shape[0])]

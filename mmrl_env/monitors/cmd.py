@@ -1,15 +1,22 @@
-"""DUS's cumulative modality discrepancy (CMD), SPEC §3.
+"""DUS's cumulative modality discrepancy (CMD), for K inner runs at once.
 
-Scores live on the training device as tensors: updating them costs no host sync; the env
-reads them once per decision step.
+Per-iteration score (DUS paper): s_t^(j) = (1/n_j) Σ_i y_iᵀ softmax(z_i^(j)) over modality j's
+own mini-batch; cumulative score ŝ (running mean, or an EMA); discrepancy d^(j) = ŝ^(j) −
+max_k ŝ^(k) (our definition: the paper's exact combination is not public). Scores live on
+the training device as (K, M) tensors: updating them costs no host sync; the env reads
+them once per decision step.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from mmrl_env.metrics import true_class_probability, true_class_score
+
+CMD_MODES = ("mean", "ema")
 
 
 def iteration_score(logits: Tensor, labels: Tensor) -> Tensor:
@@ -17,73 +24,81 @@ def iteration_score(logits: Tensor, labels: Tensor) -> Tensor:
     return true_class_score(logits, labels)
 
 
-def modality_discrepancy(s_hat: Tensor) -> Tensor:
-    """d^(j) = ŝ^(j) − max_k ŝ^(k): 0 for the strongest modality, negative for the others.
+def modality_discrepancy(s_hat: Any) -> Any:
+    """d^(j) = ŝ^(j) − max_k ŝ^(k) over the last axis: 0 for the strongest modality, negative
+    for the others (tensors or arrays, one run (M,) or K runs (K, M)).
 
-    This is *our* definition (the paper's exact combination is not public; SPEC §3); every
-    consumer goes through this one function.
+    This is *our* definition (the paper's exact combination is not public); every consumer
+    goes through this one function.
     """
-    return s_hat - s_hat.max()
+    if isinstance(s_hat, Tensor):
+        return s_hat - s_hat.amax(dim=-1, keepdim=True)
+    return s_hat - s_hat.max(axis=-1, keepdims=True)
 
 
 class CumulativeDiscrepancy:
-    """Running cumulative scores ŝ^(j) and their discrepancies d^(j).
+    """Running cumulative scores ŝ (K runs × M modalities) and their discrepancies d.
 
     ``mode="mean"`` (paper): ŝ_t = ((t−1)/t)·ŝ_{t−1} + s_t/t, i.e. the mean of the s_t.
     ``mode="ema"``: ŝ_t = β·ŝ_{t−1} + (1−β)·s_t, which keeps tracking late in a long run.
-    Both start at ŝ_1 = s_1. Modalities with an empty batch (n_j = 0) keep their score.
+    Both start at ŝ_1 = s_1. A modality with an empty batch (n_j = 0) in a run keeps its
+    score there, and a run that did not step is untouched.
 
-    ``update`` runs every training iteration, so it only keeps the detached logits; the
-    scores of all pending iterations are computed in one batched pass when ŝ is read (once
-    per env step), with exactly the same recursion.
+    ``update`` runs every training iteration, so it only computes the (K, M) iteration scores
+    (a few batched ops) and queues them; the recursion over all pending iterations runs when
+    ŝ is read (once per env step).
     """
 
-    def __init__(self, num_modalities: int, mode: str = "mean", ema_beta: float = 0.99,
+    def __init__(self, num_runs: int, num_modalities: int, mode: str = "mean", ema_beta: float = 0.99,
                  device: torch.device | str = "cpu") -> None:
-        if mode not in ("mean", "ema"):
+        if mode not in CMD_MODES:
             raise ValueError(f"CMD mode must be 'mean' or 'ema', got {mode!r}")
         if not 0.0 <= ema_beta < 1.0:
             raise ValueError(f"ema_beta must lie in [0, 1), got {ema_beta}")
-        self.mode, self.ema_beta, self.num_modalities = mode, ema_beta, num_modalities
+        self.mode, self.ema_beta = mode, ema_beta
+        self.num_runs, self.num_modalities = num_runs, num_modalities
         self.device = torch.device(device)
-        self.reset()
+        self._s_hat = torch.zeros(num_runs, num_modalities, device=self.device)
+        self._count = torch.zeros(num_runs, num_modalities, device=self.device)
+        self._pending: list[tuple[Tensor, Tensor]] = []
 
-    def reset(self) -> None:
-        self._s_hat = torch.zeros(self.num_modalities, device=self.device)
-        self.count = [0] * self.num_modalities
-        self._pending: list[list[tuple[Tensor, Tensor]]] = [[] for _ in range(self.num_modalities)]
+    def reset(self, runs: list[int] | None = None) -> None:
+        """Forget the scores of ``runs`` (default: all)."""
+        self._flush()
+        sel = slice(None) if runs is None else torch.as_tensor(runs, dtype=torch.long, device=self.device)
+        self._s_hat[sel] = 0.0
+        self._count[sel] = 0.0
 
-    def update(self, logits: list[Tensor], labels: list[Tensor]) -> None:
-        """Queue one iteration's unimodal logits (no computation, no host sync)."""
-        for j, (z, y) in enumerate(zip(logits, labels, strict=True)):
-            if z.shape[0]:
-                self._pending[j].append((z, y))
+    def update(self, logits: list[Tensor], labels: Tensor, masks: Tensor) -> None:
+        """Queue one iteration: ``logits[j]`` (K, N, C) of modality j, ``labels`` (K, N) and the
+        (K, M, N) masks of the rows each run's modality trained on."""
+        hit = torch.stack([true_class_probability(z.flatten(0, 1), labels.flatten()).view(labels.shape)
+                           for z in logits], dim=1)  # (K, M, N)
+        n = masks.sum(-1)
+        self._pending.append(((hit * masks).sum(-1) / n.clamp(min=1), n > 0))
 
     def _flush(self) -> None:
-        for j, pending in enumerate(self._pending):
-            if not pending:
-                continue
-            sizes = torch.tensor([y.shape[0] for _, y in pending], device=self.device)
-            hit = true_class_probability(torch.cat([z for z, _ in pending]), torch.cat([y for _, y in pending]))
-            segment = torch.repeat_interleave(torch.arange(len(pending), device=self.device), sizes)
-            s = torch.zeros(len(pending), device=self.device).index_add_(0, segment, hit) / sizes
-            self._s_hat[j] = self._fold(self._s_hat[j], s, self.count[j])
-            self.count[j] += len(pending)
-            pending.clear()
-
-    def _fold(self, prev: Tensor, s: Tensor, count: int) -> Tensor:
-        """Apply the recursion to the iteration scores ``s`` (in order) after ``count`` earlier ones."""
+        if not self._pending:
+            return
+        s = torch.stack([p[0] for p in self._pending])  # (T, K, M)
+        valid = torch.stack([p[1] for p in self._pending])
+        self._pending.clear()
         if self.mode == "mean":
-            return (prev * count + s.sum()) / (count + s.numel())
+            steps = valid.sum(0)
+            total = self._s_hat * self._count + (s * valid).sum(0)
+            self._count = self._count + steps
+            self._s_hat = torch.where(steps > 0, total / self._count.clamp(min=1), self._s_hat)
+            return
         beta = self.ema_beta
-        if count == 0:  # ŝ_1 = s_1
-            prev, s = s[0], s[1:]
-        k = s.numel()
-        weights = (1 - beta) * beta ** torch.arange(k - 1, -1, -1, device=self.device, dtype=s.dtype)
-        return beta**k * prev + (weights * s).sum()
+        for s_t, v_t in zip(s, valid, strict=True):  # T iterations of (K, M) ops; never a loop over runs
+            first = v_t & (self._count == 0)  # ŝ_1 = s_1
+            ema = beta * self._s_hat + (1 - beta) * s_t
+            self._s_hat = torch.where(first, s_t, torch.where(v_t, ema, self._s_hat))
+            self._count = self._count + v_t
 
     @property
     def s_hat(self) -> Tensor:
+        """(K, M) cumulative scores."""
         self._flush()
         return self._s_hat
 
@@ -91,11 +106,11 @@ class CumulativeDiscrepancy:
     def discrepancy(self) -> Tensor:
         return modality_discrepancy(self.s_hat)
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Tensor]:
         self._flush()
-        return {"s_hat": self._s_hat.clone(), "count": list(self.count)}
+        return {"s_hat": self._s_hat.clone(), "count": self._count.clone()}
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        self.reset()
-        self._s_hat = state["s_hat"].to(self.device)
-        self.count = list(state["count"])
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self._pending.clear()
+        self._s_hat = state["s_hat"].to(self.device).clone()
+        self._count = state["count"].to(self.device).clone()

@@ -1,0 +1,106 @@
+"""Inner iterations per second: the vectorized engine (K runs at once) vs K separate single runs.
+
+    python bench/vector_throughput.py                       # CPU, Synthetic features + raw
+    python bench/vector_throughput.py --device cuda         # the same on a GPU
+
+For each K, a few single ``InnerTrainer`` runs are timed right before the K-run
+``VectorTrainer`` (alternating, so a load change on a shared machine hits both), and the
+speed-up is (K · iterations / engine time) / (iterations / single-run time): the throughput
+of one batched engine over that of K runs one after the other. Every run gets its own DUS
+sizes n_kj (Σ_j n_kj = M·B, as DUS's fixed budget), so the masks are exercised. Results:
+BENCHMARKS.md ("Vectorized engine").
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+import torch
+
+from mmrl_env.data.synthetic import load_synthetic
+from mmrl_env.engine import VectorTrainer
+from mmrl_env.trainer import InnerTrainer, TrainerConfig, resolve_device
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="K for Synthetic features")
+    p.add_argument("--raw-ks", type=int, nargs="+", default=[1, 4, 16], help="K for Synthetic raw (small CNN)")
+    p.add_argument("--iterations", type=int, default=20, help="timed iterations per measurement")
+    p.add_argument("--single-runs", type=int, default=3, help="single runs timed per K (their mean is the baseline)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--sizes", choices=["dus", "equal"], default="dus",
+                   help="dus: each run its own random n_kj (Σ_j n_kj = 2B); equal: every n_kj = B")
+    return p.parse_args()
+
+
+def sizes_for(k: int, batch: int, kind: str, seed: int = 0) -> list[list[int]]:
+    """Per-run DUS sizes: n_audio in [B/4, 7B/4], n_video = 2B − n_audio (or all B)."""
+    if kind == "equal":
+        return [[batch, batch]] * k
+    g = torch.Generator().manual_seed(seed)
+    audio = torch.randint(batch // 4, 7 * batch // 4 + 1, (k,), generator=g).tolist()
+    return [[a, 2 * batch - a] for a in audio]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_single(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[int]], iterations: int) -> float:
+    """Mean seconds per iteration over ``len(sizes)`` single runs (2 warm-up iterations each)."""
+    tr = InnerTrainer(ds, cfg, device)
+    total = 0.0
+    for seed, s in enumerate(sizes):
+        tr.reset(seed)
+        tr.train(2, s)
+        sync(device)
+        start = time.perf_counter()
+        tr.train(iterations, s).item()
+        sync(device)
+        total += time.perf_counter() - start
+    return total / (len(sizes) * iterations)
+
+
+def time_engine(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[int]], iterations: int) -> float:
+    """Seconds per batched iteration of all K runs (2 warm-up iterations)."""
+    vt = VectorTrainer(ds, cfg, len(sizes), device)
+    vt.reset(list(range(len(sizes))))
+    vt.train(2, sizes)
+    sync(device)
+    start = time.perf_counter()
+    vt.train(iterations, sizes).sum().item()
+    sync(device)
+    return (time.perf_counter() - start) / iterations
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    cfg = TrainerConfig(batch_size=args.batch_size, epochs=1000)  # long runs: no run ends while timed
+    print(f"Command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`  \nDevice: {name}; torch "
+          f"{torch.__version__}; B = {args.batch_size}; {args.iterations} timed iterations; baseline: mean of "
+          f"{args.single_runs} single runs timed right before each K; sizes: {args.sizes}.\n")
+    print("| data | K | single run (it/s) | engine (run-it/s) | speed-up vs K single runs |")
+    print("|---|---|---|---|---|")
+    for form, ks in (("features", args.ks), ("raw", args.raw_ks)):
+        ds = load_synthetic(form=form)
+        for k in ks:
+            sizes = sizes_for(k, args.batch_size, args.sizes)
+            single = time_single(ds, cfg, device, sizes[: args.single_runs], args.iterations)
+            engine = time_engine(ds, cfg, device, sizes, args.iterations)
+            print(f"| Synthetic {form} | {k} | {1 / single:.0f} | {k / engine:.0f} | **{single * k / engine:.2f}×** |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

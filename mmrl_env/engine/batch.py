@@ -1,0 +1,61 @@
+"""What one batched step of K runs consumes and returns (the K-run ``Batch``/``StepOutput``).
+
+Runs that differ in batch composition share one step through per-sample masks over a common
+window of N rows: run k's modality j trains on the first n_kj rows of run k's window
+(``masks[k, j, :n_kj] = 1``), its fusion loss on the first n_common_k = min_j n_kj rows — the
+single ``Batch`` semantics, row for row. Rows past a run's sizes are padding; a run with all
+sizes 0 does not step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+def prefix_masks(sizes: Tensor, n: int) -> Tensor:
+    """(K, M) sample counts -> (K, M, n) float masks that select each count's first rows."""
+    rows = torch.arange(n, device=sizes.device)
+    return (rows < sizes.unsqueeze(-1)).float()
+
+
+@dataclass
+class VectorBatch:
+    """K windows of N train indices (padding included), their inputs, labels and masks."""
+
+    windows: Tensor  # (K, N) train-split indices
+    inputs: list[Tensor]  # per modality (K, N, ...)
+    labels: Tensor  # (K, N); every modality's labels are a prefix of its run's window
+    sizes: Tensor  # (K, M) long: n_kj
+    masks: Tensor  # (K, M, N) float prefix masks of ``sizes``
+    budget: int  # reference batch size B: per-modality losses are normalised by it
+
+    @property
+    def n_common(self) -> Tensor:
+        """(K,) rows that count for every modality (the fusion loss's rows)."""
+        return self.sizes.min(dim=1).values
+
+    @property
+    def active(self) -> Tensor:
+        """(K,) runs that train on at least one row."""
+        return self.sizes.amax(dim=1) > 0
+
+    def run_labels(self, run: int, modality: int) -> Tensor:
+        """Run ``run``'s labels for ``modality`` as the single ``Batch`` holds them."""
+        return self.labels[run, : int(self.sizes[run, modality])]
+
+
+@dataclass
+class VectorStepOutput:
+    loss: Tensor  # (K,) detached; 0 for runs that did not step
+    unimodal_logits: list[Tensor]  # per modality (K, N, C) detached; rows past n_kj are padding
+    active: Tensor  # (K,) bool: runs that stepped
+
+
+@dataclass
+class VectorPrediction:
+    fused: Tensor  # (K, N, C) logits of the learner's inference rule
+    unimodal: list[Tensor]  # per modality (K, N, C)
+    multi: Tensor | None = None  # (K, N, C) the fusion head's own logits

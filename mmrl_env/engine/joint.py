@@ -1,0 +1,154 @@
+"""The ``joint`` learner for K runs at once: one ``vmap(grad_and_value(...))`` per step.
+
+Run k is the single :class:`~mmrl_env.learners.joint.JointLearner` with run k's seed: the
+same model construction, the same loss (:func:`~mmrl_env.learners.joint.joint_objective` over
+``budget_ce``-normalised unimodal terms and the mean fusion CE on the common rows), the same
+optimizer and StepLR — expressed with per-sample masks so runs with different n_kj share the
+step (see :mod:`mmrl_env.engine.batch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.func import functional_call, grad_and_value, vmap
+
+from mmrl_env.data.base import MultimodalDataset
+from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
+from mmrl_env.engine.batchnorm import bn_rows, update_running_stats
+from mmrl_env.engine.optim import StackedOptimizer, StackedStepLR
+from mmrl_env.engine.stack import RunStack
+from mmrl_env.learners.base import OptimConfig
+from mmrl_env.learners.joint import joint_objective
+from mmrl_env.models.multimodal import MultimodalNet
+
+
+def per_sample_ce(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy per row. ``nn.functional.cross_entropy`` under ``vmap`` runs a Python
+    decomposition of ``nll_loss``; log-softmax + gather has native batching rules."""
+    return -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+
+def masked_budget_ce(logits: Tensor, labels: Tensor, mask: Tensor, budget: int) -> Tensor:
+    """``budget_ce`` over the rows where ``mask`` is 1: equals ``budget_ce(logits[:n], labels[:n],
+    budget)`` for a mask that selects the first n rows, with a shape that does not depend on n."""
+    return (per_sample_ce(logits, labels) * mask).sum() / budget
+
+
+def masked_mean_ce(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
+    """Mean cross-entropy over the rows where ``mask`` is 1 (0 when there are none)."""
+    return (per_sample_ce(logits, labels) * mask).sum() / mask.sum().clamp(min=1)
+
+
+class JointNet(MultimodalNet):
+    """``MultimodalNet`` with a forward for ``functional_call``: same construction and
+    parameter names, so run k's weights load into the single learner's model and back."""
+
+    def forward(self, inputs: list[Tensor], masks: Tensor | None = None,
+                bn_stats: dict[str, Any] | None = None) -> tuple[list[Tensor], Tensor]:
+        """Unimodal logits per modality and fused logits z_multi for every row. In training,
+        ``masks`` (M, N) tells each modality's BatchNorm layers which rows are real."""
+        feats = []
+        for j, x in enumerate(inputs):
+            if self.training:
+                with bn_rows(masks[j], bn_stats):
+                    feats.append(self.encode(j, x))
+            else:
+                feats.append(self.encode(j, x))
+        logits = [head(u) for head, u in zip(self.heads, feats, strict=True)]
+        return logits, self.fusion(feats)
+
+
+class VectorJointLearner:
+    """K independent joint learners as stacked tensors: parameters, optimizer state, lr."""
+
+    def __init__(self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device,
+                 generators: Sequence[torch.Generator], alpha: float = 0.2, fusion: str = "concat") -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        self.alpha, self.device = alpha, device
+        self.amp = device.type == "cuda"  # bf16 autocast on CUDA, as the single learner
+        self.stack = RunStack(lambda: JointNet(dataset.modalities, dataset.num_classes, fusion), generators, device)
+        self.optimizer = StackedOptimizer(self.stack.flat, optim)
+        self.scheduler = StackedStepLR(len(generators), optim, device)
+        self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
+        self._predict_fns: dict[bool, Any] = {}
+
+    @property
+    def num_runs(self) -> int:
+        return self.stack.num_runs
+
+    def reset_runs(self, runs: Sequence[int], generators: Sequence[torch.Generator]) -> None:
+        """Fresh models, optimizer state and lr in slots ``runs`` (built from their generators)."""
+        for run, gen in zip(runs, generators, strict=True):
+            self.stack.rebuild(run, gen)
+        idx = torch.as_tensor(list(runs), dtype=torch.long, device=self.device)
+        self.optimizer.reset_runs(idx)
+        self.scheduler.reset_runs(idx)
+
+    def _set_training(self, mode: bool) -> None:
+        if self.stack.template.training != mode:
+            self.stack.template.train(mode)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _loss(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor,
+              masks: Tensor, budget: int) -> tuple[Tensor, tuple[list[Tensor], dict[str, Any]]]:
+        """One run's loss (called under vmap on its (P,) parameter row): the joint objective
+        with masked terms."""
+        stats: dict[str, Any] = {}
+        params = self.stack.unflatten(flat)
+        with self._autocast():
+            logits, z_multi = functional_call(self.stack.template, (params, buffers), (inputs, masks, stats))
+        logits = [z.float() for z in logits]
+        uni = sum(masked_budget_ce(z, labels, m, budget) for z, m in zip(logits, masks, strict=True))
+        fused = masked_mean_ce(z_multi.float(), labels, masks.amin(dim=0))
+        loss = joint_objective(uni, fused, self.alpha)
+        return loss, ([z.detach() for z in logits], stats)
+
+    def train_step(self, batch: VectorBatch) -> VectorStepOutput:
+        """One update of every active run (a run with all sizes 0 keeps its state exactly)."""
+        self._set_training(True)
+        active = batch.active
+        grads, (loss, (logits, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, batch.inputs,
+                                                        batch.labels, batch.masks, batch.budget)
+        self.optimizer.step(self.stack.flat, grads, self.scheduler.lr, active)
+        for name, momentum in self.stack.bn_momenta.items():
+            update_running_stats(self.stack.buffers, name, momentum, stats[name], active)
+        return VectorStepOutput(loss.detach() * active, logits, active)
+
+    def on_epoch_end(self, runs: Tensor) -> None:
+        """An epoch ended for the runs where ``runs`` (K,) bool is true: their StepLR steps."""
+        self.scheduler.step(runs)
+
+    @torch.no_grad()
+    def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
+        """Every run's fused, unimodal and z_multi logits on ``inputs``: shared (N, ...) tensors,
+        or (K, N, ...) with ``per_run``."""
+        self._set_training(False)
+        if per_run not in self._predict_fns:
+            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
+        uni, multi = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
+        return VectorPrediction(multi + torch.stack(uni).sum(0), uni, multi)
+
+    def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+        with self._autocast():
+            logits, z_multi = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (inputs,))
+        return [z.float() for z in logits], z_multi.float()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": self.stack.flat.clone(),
+                "buffers": {k: v.clone() for k, v in self.stack.buffers.items()},
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.stack.flat.copy_(state["params"])
+            for k, v in state["buffers"].items():
+                self.stack.buffers[k].copy_(v)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,106 @@
+"""Optimizers and the LR schedule on stacked parameters (leading run axis K).
+
+Each run keeps its own optimizer state and learning rate; one update serves all K runs with a
+handful of batched ops on the flat (K, P) parameter tensor (no loop over runs or parameters). The
+formulas are ``torch.optim.SGD`` (momentum, weight decay, dampening 0, no Nesterov) and
+``torch.optim.Adam`` (L2 weight decay, no AMSGrad), so run k follows the single learner's
+``make_optimizer``. A per-run ``active`` flag gates the whole update: a run that did not step
+keeps its parameters *and* its momentum/moments (weight decay would otherwise move it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmrl_env.learners.base import OptimConfig
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which make_optimizer uses
+
+
+class StackedOptimizer:
+    """SGD or Adam over stacked flat parameters (K, P): per-run state, lr and step count."""
+
+    def __init__(self, params: Tensor, cfg: OptimConfig) -> None:
+        if cfg.name not in ("sgd", "adam"):
+            raise ValueError(f"unknown optimizer {cfg.name!r}; use 'sgd' or 'adam'")
+        self.cfg = cfg
+        keys = ("momentum_buffer",) if cfg.name == "sgd" else ("exp_avg", "exp_avg_sq")
+        self.state: dict[str, Tensor] = {k: torch.zeros_like(params) for k in keys}
+        self.steps = torch.zeros(params.shape[0], dtype=torch.long, device=params.device)
+
+    def reset_runs(self, runs: Tensor) -> None:
+        """Fresh optimizer state for the runs ``runs`` (a new inner run starts in those slots)."""
+        for buf in self.state.values():
+            buf[runs] = 0
+        self.steps[runs] = 0
+
+    @torch.no_grad()
+    def step(self, params: Tensor, grads: Tensor, lr: Tensor, active: Tensor) -> None:
+        """Update ``params`` (K, P) in place for the runs where ``active`` (K,) is true; ``lr`` is (K,)."""
+        self.steps += active.long()
+        on = active.to(params.dtype).unsqueeze(1)
+        g = grads.add(params, alpha=self.cfg.weight_decay) if self.cfg.weight_decay else grads
+        if self.cfg.name == "sgd":
+            self._sgd(params, g, lr.to(params.dtype).unsqueeze(1), on)
+        else:
+            self._adam(params, g, lr, active)
+
+    def _sgd(self, params: Tensor, g: Tensor, lr: Tensor, on: Tensor) -> None:
+        if self.cfg.momentum:
+            buf = self.state["momentum_buffer"]
+            keep = torch.where(on > 0, self.cfg.momentum, 1.0)  # an inactive run keeps buf * 1 + 0
+            buf.mul_(keep).add_(g * on)
+            g = buf
+        params.sub_((lr * on) * g)  # an inactive run: p - 0 * buf = p exactly
+
+    def _adam(self, params: Tensor, g: Tensor, lr: Tensor, active: Tensor) -> None:
+        beta1, beta2 = ADAM_BETAS
+        t = self.steps.clamp(min=1).to(torch.float64)
+        step = torch.where(active, lr / (1 - beta1 ** t), torch.zeros_like(lr)).to(params.dtype).unsqueeze(1)
+        bc2_sqrt = (1 - beta2 ** t).sqrt().to(params.dtype).unsqueeze(1)
+        a = active.unsqueeze(1)
+        m = torch.where(a, self.state["exp_avg"].lerp(g, 1 - beta1), self.state["exp_avg"])
+        v = torch.where(a, self.state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g, self.state["exp_avg_sq"])
+        self.state["exp_avg"].copy_(m)
+        self.state["exp_avg_sq"].copy_(v)
+        params.sub_(step * m / (v.sqrt() / bc2_sqrt + ADAM_EPS))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": {k: v.clone() for k, v in self.state.items()}, "steps": self.steps.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state["state"].items():
+            self.state[key].copy_(value)
+        self.steps.copy_(state["steps"])
+
+
+class StackedStepLR:
+    """``StepLR`` per run: run k's lr is multiplied by γ every ``step_size`` of *its own* epochs.
+
+    Kept as float64, multiplied in the same order as ``torch.optim.lr_scheduler.StepLR``
+    (chained), so run k's lr is the single run's Python float.
+    """
+
+    def __init__(self, num_runs: int, cfg: OptimConfig, device: torch.device) -> None:
+        self.cfg = cfg
+        self.lr = torch.full((num_runs,), cfg.lr, dtype=torch.float64, device=device)
+        self.epochs = torch.zeros(num_runs, dtype=torch.long, device=device)
+
+    def reset_runs(self, runs: Tensor) -> None:
+        self.lr[runs] = self.cfg.lr
+        self.epochs[runs] = 0
+
+    def step(self, runs: Tensor) -> None:
+        """An epoch ended for the runs where ``runs`` (K,) bool is true."""
+        self.epochs += runs.long()
+        decay = runs & (self.epochs % self.cfg.step_size == 0)
+        self.lr = torch.where(decay, self.lr * self.cfg.gamma, self.lr)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"lr": self.lr.clone(), "epochs": self.epochs.clone()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.lr, self.epochs = state["lr"].clone(), state["epochs"].clone()

@@ -1,0 +1,77 @@
+"""K models as stacked tensors: one leading run axis over every parameter and buffer.
+
+Run k's model is built exactly as the single learner builds it (``seeded_init`` from run k's
+private generator, then ``to(device)``), so its initial weights equal the single run's for
+the same seed; the K models are then stacked with ``torch.func.stack_module_state``. The
+forward pass uses one storage-free template (meta device, BatchNorm swapped for the engine's
+masked layer) through ``torch.func.functional_call``.
+
+Memory format: the stacked tensors stay contiguous. The single learner turns convolutions
+``channels_last`` on CUDA, but ``channels_last`` breaks ``vmap`` (``Tensor.clone`` with a
+``memory_format`` has no batching rule), and under ``vmap`` the convolution of K runs becomes
+one grouped convolution over a (N, K·C, H, W) tensor, for which the contiguous layout is what
+the batching rule produces anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import stack_module_state
+
+from mmrl_env.engine.batchnorm import batchnorm_momenta, masked_template
+from mmrl_env.learners.base import seeded_init
+
+
+class RunStack:
+    """Stacked parameters and buffers of K models built by ``build`` (an ``nn.Module`` factory).
+
+    All parameters of a run live in one row of a flat (K, P) tensor (``flat``); ``params`` holds
+    (K, ...) views into it under the model's names. The gradient and the optimizer then work on
+    one tensor instead of one per parameter: at small K the step is overhead-bound, and this
+    removes most of the per-parameter ops and pytree traffic.
+    """
+
+    def __init__(self, build: Callable[[], nn.Module], generators: Sequence[torch.Generator],
+                 device: torch.device) -> None:
+        self.build, self.device = build, device
+        models = [self._build(g) for g in generators]
+        params, buffers = stack_module_state(models)
+        self.names = list(params)
+        self.shapes = [tuple(params[n].shape[1:]) for n in self.names]
+        self.numels = [math.prod(s) for s in self.shapes]
+        self.flat = torch.cat([params[n].detach().flatten(1) for n in self.names], dim=1)
+        self.params: dict[str, Tensor] = {n: t.view(-1, *shape) for n, t, shape in
+                                          zip(self.names, self.flat.split(self.numels, dim=1), self.shapes,
+                                              strict=True)}
+        self.buffers: dict[str, Tensor] = buffers
+        self.template = masked_template(models[0])
+        self.bn_momenta = batchnorm_momenta(self.template)
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        """One run's (P,) parameter row as the model's named tensors (views; usable under vmap)."""
+        return {n: t.view(shape) for n, t, shape in zip(self.names, flat.split(self.numels), self.shapes, strict=True)}
+
+    @property
+    def num_runs(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def _build(self, generator: torch.Generator) -> nn.Module:
+        with seeded_init(generator):
+            return self.build().to(self.device)
+
+    @torch.no_grad()
+    def rebuild(self, run: int, generator: torch.Generator) -> None:
+        """A fresh model in slot ``run``, built from ``generator`` as a single run would be."""
+        model = self._build(generator)
+        for name, p in model.named_parameters():
+            self.params[name][run].copy_(p)
+        for name, b in model.named_buffers():
+            self.buffers[name][run].copy_(b)
+
+    def run_state_dict(self, run: int) -> dict[str, Tensor]:
+        """Run ``run``'s weights as the single model's ``state_dict`` (e.g. to compare or export)."""
+        return {name: t[run].clone() for name, t in {**self.params, **self.buffers}.items()}

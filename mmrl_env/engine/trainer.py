@@ -1,0 +1,200 @@
+"""The K-run inner trainer: K independent runs of ``InnerTrainer`` as one batched engine.
+
+Run k owns everything a single ``InnerTrainer`` owns — a private ``torch.Generator`` seeded by
+its own seed, its ``ShuffledStream``, iteration/epoch counters, model, optimizer state and
+StepLR — so run k of a K-run engine reproduces ``InnerTrainer`` with that seed, sizes and
+orders (float tolerance: batched kernels sum in another order). Per step, the runs' index
+windows are drawn per run (a cheap loop over index streams), padded to one common length and
+trained in one ``vmap``-ed step; the model work never loops over runs.
+
+Learners: ``joint`` (others to follow). Contiguous memory format only (no ``channels_last``,
+which breaks ``vmap``; see :mod:`mmrl_env.engine.stack`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmrl_env.data.base import MultimodalDataset, Split
+from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput, prefix_masks
+from mmrl_env.engine.joint import VectorJointLearner
+from mmrl_env.learners import check_learner
+from mmrl_env.samplers.stream import ShuffledStream
+from mmrl_env.trainer import TrainerConfig, resolve_device
+
+VectorHook = Callable[[VectorBatch, VectorStepOutput], None]
+VECTOR_LEARNERS = {"joint": VectorJointLearner}
+
+
+class VectorTrainer:
+    """K inner training runs on one device; ``reset`` (all runs or some) starts new runs."""
+
+    def __init__(self, dataset: MultimodalDataset, cfg: TrainerConfig, num_runs: int,
+                 device: str | torch.device = "auto") -> None:
+        if num_runs < 1:
+            raise ValueError(f"num_runs must be at least 1, got {num_runs}")
+        check_learner(cfg.learner, cfg.learner_kwargs)
+        if cfg.learner not in VECTOR_LEARNERS:
+            raise ValueError(f"the vector engine supports learner(s) {', '.join(VECTOR_LEARNERS)}, not "
+                             f"{cfg.learner!r}; run it with the single InnerTrainer")
+        self.cfg, self.num_runs = cfg, num_runs
+        self.device = resolve_device(device)
+        self.dataset = dataset.to(self.device)
+        self.iterations_per_epoch = max(1, math.ceil(len(self.dataset.train) / cfg.batch_size))
+        self.total_iterations = cfg.epochs * self.iterations_per_epoch
+        self.generators = [torch.Generator() for _ in range(num_runs)]
+        self.learner: Any = None
+        self.streams: list[ShuffledStream] = []
+        self.iteration = torch.zeros(num_runs, dtype=torch.long)  # host counters: control flow, no sync
+        self.epoch = torch.zeros(num_runs, dtype=torch.long)
+
+    @property
+    def done(self) -> Tensor:
+        """(K,) bool: the run's iteration budget is spent."""
+        return self.iteration >= self.total_iterations
+
+    def reset(self, seeds: Sequence[int], runs: Sequence[int] | None = None) -> None:
+        """Start new runs: ``seeds[i]`` for slot ``runs[i]`` (default: every slot, in order).
+
+        Each slot is built exactly as ``InnerTrainer.reset(seed)`` builds its run."""
+        runs = list(range(self.num_runs)) if runs is None else list(runs)
+        if len(seeds) != len(runs):
+            raise ValueError(f"got {len(seeds)} seeds for {len(runs)} runs; pass one seed per run")
+        if any(not 0 <= r < self.num_runs for r in runs):
+            raise ValueError(f"runs must lie in [0, {self.num_runs}), got {runs}")
+        for run, seed in zip(runs, seeds, strict=True):
+            self.generators[run].manual_seed(int(seed))
+        if self.learner is None:
+            if len(runs) != self.num_runs:
+                raise ValueError("the first reset must start every run (runs=None)")
+            ordered = [self.generators[r] for r in range(self.num_runs)]
+            self.learner = VECTOR_LEARNERS[self.cfg.learner](self.dataset, self.cfg.optim, self.device, ordered,
+                                                             **self.cfg.learner_kwargs)
+            self.streams = [ShuffledStream(len(self.dataset.train), g) for g in ordered]
+        else:
+            self.learner.reset_runs(runs, [self.generators[r] for r in runs])
+            for run in runs:
+                self.streams[run] = ShuffledStream(len(self.dataset.train), self.generators[run])
+        self.iteration[runs] = 0
+        self.epoch[runs] = 0
+
+    def _batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
+        """Pad the runs' windows to one length (index 0; masked out) and gather their inputs."""
+        n = max(1, max(w.numel() for w in windows))
+        idx = torch.zeros(self.num_runs, n, dtype=torch.long)
+        for k, w in enumerate(windows):
+            idx[k, : w.numel()] = w
+        idx = idx.to(self.device, non_blocking=True)
+        flat = idx.flatten()
+        split = self.dataset.train
+        inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
+                  for j in range(self.dataset.num_modalities)]
+        sizes = sizes.to(self.device)
+        return VectorBatch(idx, inputs, split.gather_labels(flat).view(self.num_runs, n), sizes,
+                           prefix_masks(sizes, n), self.cfg.batch_size)
+
+    def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
+        batch = self._batch(windows, sizes)
+        out = self.learner.train_step(batch)
+        for hook in hooks:
+            hook(batch, out)
+        return out
+
+    def _end_epoch(self, runs: Tensor) -> None:
+        self.learner.on_epoch_end(runs.to(self.device))
+        self.epoch += runs.long()
+
+    def _sizes(self, sizes: Sequence[Sequence[int]] | Tensor) -> Tensor:
+        sizes = torch.as_tensor(sizes, dtype=torch.long).cpu()
+        expected = (self.num_runs, self.dataset.num_modalities)
+        if sizes.shape != expected:
+            raise ValueError(f"sizes must have shape (runs, modalities) = {expected}, got {tuple(sizes.shape)}")
+        if (sizes < 0).any():
+            raise ValueError("sizes must be non-negative sample counts")
+        return sizes
+
+    def train(self, iterations: int, sizes: Sequence[Sequence[int]] | Tensor, active: Tensor | None = None,
+              hooks: tuple[VectorHook, ...] = ()) -> Tensor:
+        """Up to ``iterations`` updates of every active run (a run stops at its end), as
+        ``InnerTrainer.train`` with run k's ``sizes[k]``. ``active`` (K,) bool leaves the other
+        runs untouched. Returns each run's mean loss over its updates, (K,) on the device."""
+        sizes = self._sizes(sizes)
+        wanted = torch.ones(self.num_runs, dtype=torch.bool) if active is None else active.cpu().bool()
+        total = torch.zeros(self.num_runs, device=self.device)
+        count = torch.zeros(self.num_runs, dtype=torch.long)
+        for _ in range(iterations):
+            stepping = wanted & ~self.done
+            if not stepping.any():
+                break
+            windows = [self.streams[k].next_window(int(sizes[k].max()), self.cfg.batch_size) if stepping[k]
+                       else sizes.new_zeros(0) for k in range(self.num_runs)]
+            out = self._step(windows, sizes * stepping.unsqueeze(1), hooks)
+            total = total + out.loss
+            self.iteration += stepping.long()
+            count += stepping.long()
+            ended = stepping & (self.iteration % self.iterations_per_epoch == 0)
+            if ended.any():
+                self._end_epoch(ended)
+        return total / count.clamp(min=1).to(self.device)
+
+    def train_epoch(self, orders: Sequence[Tensor | None], hooks: tuple[VectorHook, ...] = ()) -> Tensor:
+        """One epoch per run over its own ``orders[k]`` (e.g. its curriculum subset), in batches
+        of B, as ``InnerTrainer.train_epoch``; runs given ``None`` do not train. Runs whose order
+        is shorter stop stepping (all-zero mask) while the longer ones finish. Returns each
+        run's mean loss, (K,) on the device."""
+        if len(orders) != self.num_runs:
+            raise ValueError(f"got {len(orders)} orders for {self.num_runs} runs; pass None for a run that rests")
+        b, m = self.cfg.batch_size, self.dataset.num_modalities
+        parts = [[] if o is None else list(o.cpu().split(b)) for o in orders]
+        steps = max(len(p) for p in parts)
+        total = torch.zeros(self.num_runs, device=self.device)
+        for s in range(steps):
+            windows = [p[s] if s < len(p) else torch.zeros(0, dtype=torch.long) for p in parts]
+            sizes = torch.tensor([[w.numel()] * m for w in windows], dtype=torch.long)
+            out = self._step(windows, sizes, hooks)
+            total = total + out.loss
+            self.iteration += (sizes[:, 0] > 0).long()
+        participating = torch.tensor([o is not None for o in orders])
+        self._end_epoch(participating)
+        return total / torch.tensor([max(len(p), 1) for p in parts], device=self.device)
+
+    def predict(self, split: Split, idx: Tensor | None = None) -> tuple[VectorPrediction, Tensor]:
+        """Every run's predictions on ``split`` (or its subset ``idx``, shared by all runs), in
+        chunks: (K, N, C) logits and the (N,) labels."""
+        if idx is None:
+            idx = torch.arange(len(split), device=self.device)
+        chunks = [self.learner.predict([split.gather(j, part) for j in range(self.dataset.num_modalities)])
+                  for part in idx.split(self.cfg.eval_batch_size)]
+        fused = torch.cat([c.fused for c in chunks], dim=1)
+        uni = [torch.cat([c.unimodal[j] for c in chunks], dim=1) for j in range(self.dataset.num_modalities)]
+        multi = torch.cat([c.multi for c in chunks], dim=1)
+        return VectorPrediction(fused, uni, multi), split.gather_labels(idx)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every run so far: learner state, streams, counters and the private generators."""
+        if self.learner is None:
+            return {"started": False}
+        return {"started": True, "learner": self.learner.state_dict(),
+                "streams": [s.state_dict() for s in self.streams], "iteration": self.iteration.clone(),
+                "epoch": self.epoch.clone(), "generators": [g.get_state() for g in self.generators]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict``; generators last, since building the models draws from them."""
+        if not state["started"]:
+            self.learner = None
+            self.iteration.zero_()
+            self.epoch.zero_()
+            return
+        self.reset([0] * self.num_runs)
+        self.learner.load_state_dict(state["learner"])
+        for stream, s in zip(self.streams, state["streams"], strict=True):
+            stream.load_state_dict(s)
+        self.iteration.copy_(state["iteration"])
+        self.epoch.copy_(state["epoch"])
+        for g, s in zip(self.generators, state["generators"], strict=True):
+            g.set_state(s)

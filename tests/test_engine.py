@@ -1,0 +1,246 @@
+"""The K-run engine reproduces K single runs: run k of a batch = ``InnerTrainer`` with run k's seed.
+
+Float32 trajectories of SGD with momentum amplify rounding (batched kernels sum in another
+order; a ReLU or max-pool tie can flip after a few steps), so the long comparisons run in
+float64, where the engine and the single path agree to ~1e-14, and a short float32 check
+shows the default dtype is fine too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from mmrl_env.data.base import MultimodalDataset, TensorSplit
+from mmrl_env.data.synthetic import load_synthetic
+from mmrl_env.engine import VectorTrainer
+from mmrl_env.learners.base import OptimConfig, budget_ce
+from mmrl_env.trainer import InnerTrainer, TrainerConfig
+
+SEEDS = [0, 1, 2]
+SIZES = [[32, 32], [48, 16], [20, 40]]  # run 0 plain, run 1 audio-heavy, run 2 video-heavy (B = 32)
+RAW_SIZES = [[16, 16], [24, 8], [10, 20]]  # the same at B = 16: the CNN path is slow on CPU in float64
+RTOL = 1e-5
+
+
+def dataset(form: str = "features", dtype: torch.dtype = torch.float32) -> MultimodalDataset:
+    ds = load_synthetic(n_train=192, n_val=48, n_test=48, form=form)
+    for name in ("train", "val", "test"):
+        split = getattr(ds, name)
+        setattr(ds, name, TensorSplit([x.to(dtype) for x in split.inputs], split.labels))
+    return ds
+
+
+@pytest.fixture
+def float64() -> Iterator[None]:
+    """Models built while the default dtype is float64 get float64 parameters on both paths."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+def config(batch_size: int = 32, **optim: object) -> TrainerConfig:
+    return TrainerConfig(batch_size=batch_size, epochs=2,
+                         optim=OptimConfig(lr=0.05, step_size=1, gamma=0.5, **optim))
+
+
+def setup(form: str, dtype: torch.dtype = torch.float32) -> tuple[MultimodalDataset, TrainerConfig, list[list[int]]]:
+    if form == "raw":
+        return dataset(form, dtype), config(16), RAW_SIZES
+    return dataset(form, dtype), config(), SIZES
+
+
+def rel_error(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Largest per-tensor max|a − b| / max|a| over a state dict."""
+    assert a.keys() == b.keys()
+    return max(((a[n].double() - b[n].double()).abs().max() / a[n].double().abs().max().clamp(min=1e-12)).item()
+               for n in a)
+
+
+def single(ds: MultimodalDataset, cfg: TrainerConfig, seed: int, sizes: list[int], iterations: int):
+    """The reference: one ``InnerTrainer`` run, with its per-step losses and unimodal logits."""
+    tr = InnerTrainer(ds, cfg, "cpu")
+    tr.reset(seed)
+    steps: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
+    tr.train(iterations, sizes, hooks=(lambda b, out: steps.append((out.loss, out.unimodal_logits)),))
+    return tr, steps
+
+
+def vector(ds: MultimodalDataset, cfg: TrainerConfig, seeds: list[int], sizes: list[list[int]], iterations: int):
+    vt = VectorTrainer(ds, cfg, len(seeds), "cpu")
+    vt.reset(seeds)
+    steps: list = []
+    vt.train(iterations, sizes, hooks=(lambda b, out: steps.append((b, out)),))
+    return vt, steps
+
+
+@pytest.mark.parametrize(("form", "iterations"), [("features", 8), ("raw", 3)])
+def test_run_k_reproduces_the_single_trainer(float64: None, form: str, iterations: int) -> None:
+    """Parameters, BatchNorm buffers, per-step losses, logits and predictions of every run;
+    8 iterations of 6 per epoch cross an epoch end, so the per-run StepLR is covered too."""
+    ds, cfg, sizes = setup(form, torch.float64)
+    vt, vsteps = vector(ds, cfg, SEEDS, sizes, iterations)
+    assert vt.epoch.tolist() == [iterations // vt.iterations_per_epoch] * 3
+    for k, seed in enumerate(SEEDS):
+        tr, steps = single(ds, cfg, seed, sizes[k], iterations)
+        assert rel_error(tr.learner.model.state_dict(), vt.learner.stack.run_state_dict(k)) < RTOL
+        assert vt.learner.scheduler.lr[k].item() == tr.learner.scheduler.get_last_lr()[0]
+        for (loss, logits), (batch, out) in zip(steps, vsteps, strict=True):
+            torch.testing.assert_close(out.loss[k], loss, rtol=RTOL, atol=0)
+            for j, z in enumerate(logits):
+                n = z.shape[0]
+                assert int(batch.sizes[k, j]) == n
+                torch.testing.assert_close(out.unimodal_logits[j][k, :n], z, rtol=RTOL, atol=1e-9)
+                assert torch.equal(batch.run_labels(k, j), tr.dataset.train.gather_labels(batch.windows[k, :n]))
+        pred, y = tr.predict(tr.dataset.test)
+        vpred, vy = vt.predict(vt.dataset.test)
+        assert torch.equal(y, vy)
+        for got, want in [(vpred.fused[k], pred.fused), (vpred.multi[k], pred.multi),
+                          *((vpred.unimodal[j][k], pred.unimodal[j]) for j in range(2))]:
+            torch.testing.assert_close(got, want, rtol=RTOL, atol=1e-9)
+
+
+@pytest.mark.parametrize(("form", "iterations"), [("features", 5), ("raw", 2)])
+def test_float32_matches_for_a_few_steps(form: str, iterations: int) -> None:
+    ds, cfg, sizes = setup(form)
+    vt, _ = vector(ds, cfg, SEEDS, sizes, iterations)
+    for k, seed in enumerate(SEEDS):
+        tr, _ = single(ds, cfg, seed, sizes[k], iterations)
+        assert rel_error(tr.learner.model.state_dict(), vt.learner.stack.run_state_dict(k)) < RTOL
+
+
+def test_adam_matches_torch_adam(float64: None) -> None:
+    ds, cfg = dataset("features", torch.float64), config(name="adam", weight_decay=1e-3)
+    cfg.optim.lr = 1e-3
+    vt, _ = vector(ds, cfg, SEEDS, SIZES, 8)
+    for k, seed in enumerate(SEEDS):
+        tr, _ = single(ds, cfg, seed, SIZES[k], 8)
+        assert rel_error(tr.learner.model.state_dict(), vt.learner.stack.run_state_dict(k)) < RTOL
+
+
+def test_runs_are_independent(float64: None) -> None:
+    """Changing run 0's sizes (and with them the padded window length) leaves runs 1, 2 alone."""
+    ds, cfg = dataset("features", torch.float64), config()
+    a, _ = vector(ds, cfg, SEEDS, SIZES, 4)
+    b, _ = vector(ds, cfg, SEEDS, [[64, 8], *SIZES[1:]], 4)
+    assert rel_error(a.learner.stack.run_state_dict(0), b.learner.stack.run_state_dict(0)) > 1e-3
+    for k in (1, 2):
+        assert rel_error(a.learner.stack.run_state_dict(k), b.learner.stack.run_state_dict(k)) < 1e-12
+
+
+@pytest.mark.parametrize("form", ["features", "raw"])
+def test_a_run_trains_on_exactly_its_rows(form: str) -> None:
+    """Run 0 has n_audio = n_min = 8: rows past them (here replaced by noise) change nothing,
+    and its loss is the joint loss of exactly those 8 audio and 32 video rows."""
+    ds, cfg = dataset(form), config()
+    sizes = torch.tensor([[8, 32], [32, 32]])
+
+    def step(noise: bool):
+        vt = VectorTrainer(ds, cfg, 2, "cpu")
+        vt.reset([0, 1])
+        batch = vt._batch([vt.streams[k].next_window(32, 32) for k in range(2)], sizes)
+        if noise:
+            batch.inputs[0][0, 8:] = 100 * torch.randn_like(batch.inputs[0][0, 8:])
+        return vt, batch, vt.learner.train_step(batch)
+
+    clean_vt, batch, clean = step(False)
+    noisy_vt, _, noisy = step(True)
+    assert torch.equal(clean.loss[0], noisy.loss[0])
+    noisy_state = noisy_vt.learner.stack.run_state_dict(0)
+    for name, t in clean_vt.learner.stack.run_state_dict(0).items():
+        assert torch.equal(t, noisy_state[name]), name
+    # the loss of run 0 by hand from its unimodal logits and the fusion head's 8 common rows
+    tr = InnerTrainer(ds, cfg, "cpu")
+    tr.reset(0)
+    single_batch = tr.make_batch(batch.windows[0, :32].clone(), [8, 32])
+    assert [x.shape[0] for x in single_batch.inputs] == [8, 32]
+    z = [clean.unimodal_logits[j][0, :n] for j, n in enumerate((8, 32))]
+    uni = sum(budget_ce(zj, y, 32) for zj, y in zip(z, single_batch.labels, strict=True))
+    out = tr.learner.train_step(single_batch)
+    torch.testing.assert_close(out.loss, clean.loss[0], rtol=RTOL, atol=0)
+    assert uni.item() * 0.2 < clean.loss[0].item()  # the fusion term adds to the unimodal ones
+
+
+@pytest.mark.parametrize("form", ["features", "raw"])
+def test_an_inactive_run_does_not_move(form: str) -> None:
+    """After steps that fill its momentum, a resting run keeps parameters, momentum, BatchNorm
+    buffers, lr and counters exactly (weight decay and momentum would otherwise move it)."""
+    ds, cfg, sizes = setup(form)
+    vt, _ = vector(ds, cfg, SEEDS, sizes, 2)
+    before = vt.learner.state_dict()
+    weights = [vt.learner.stack.run_state_dict(k) for k in range(3)]
+    vt.train(3, sizes, active=torch.tensor([True, False, True]))
+    b = cfg.batch_size
+    vt.train_epoch([torch.arange(b + 8), None, torch.arange(2 * b + 6)])
+    after = vt.learner.state_dict()
+    for k in range(3):
+        moved = [name for name, t in vt.learner.stack.run_state_dict(k).items() if not torch.equal(t, weights[k][name])]
+        assert moved == [] if k == 1 else len(moved) == len(weights[k])
+    for key, buf in before["optimizer"]["state"].items():
+        assert buf[1].abs().sum() > 0 and torch.equal(buf[1], after["optimizer"]["state"][key][1])
+    assert vt.iteration.tolist() == [2 + 3 + 2, 2, 2 + 3 + 3]
+    assert vt.epoch.tolist() == [1, 0, 1]  # 6 or 12 iterations per epoch: only train_epoch ended one
+    assert after["scheduler"]["lr"][1] == cfg.optim.lr
+
+
+def test_train_epoch_reproduces_single_epochs_of_different_lengths(float64: None) -> None:
+    """BSS: each run its own curriculum order and epoch length in one batched loop."""
+    ds, cfg, _ = setup("raw", torch.float64)
+    orders = [torch.randperm(192, generator=torch.Generator().manual_seed(k))[:n] for k, n in enumerate((35, 20, 48))]
+    vt = VectorTrainer(ds, cfg, 3, "cpu")
+    vt.reset(SEEDS)
+    vloss = vt.train_epoch(orders)
+    for k, seed in enumerate(SEEDS):
+        tr = InnerTrainer(ds, cfg, "cpu")
+        tr.reset(seed)
+        loss = tr.train_epoch(orders[k])
+        torch.testing.assert_close(vloss[k], loss, rtol=RTOL, atol=0)
+        assert rel_error(tr.learner.model.state_dict(), vt.learner.stack.run_state_dict(k)) < RTOL
+        assert vt.iteration[k] == tr.iteration and vt.epoch[k] == tr.epoch
+
+
+def test_reset_of_one_slot_starts_a_fresh_run(float64: None) -> None:
+    """Autoreset: slot 1 restarts with seed 7 and then follows ``InnerTrainer`` seed 7; the
+    other slots carry on as if nothing happened."""
+    ds, cfg = dataset("features", torch.float64), config()
+    vt, _ = vector(ds, cfg, SEEDS, SIZES, 3)
+    untouched, _ = vector(ds, cfg, SEEDS, SIZES, 6)
+    vt.reset([7], runs=[1])
+    assert vt.iteration.tolist() == [3, 0, 3]
+    vt.train(3, SIZES)
+    tr, _ = single(ds, cfg, 7, SIZES[1], 3)
+    assert rel_error(tr.learner.model.state_dict(), vt.learner.stack.run_state_dict(1)) < RTOL
+    for k in (0, 2):
+        assert rel_error(untouched.learner.stack.run_state_dict(k), vt.learner.stack.run_state_dict(k)) < 1e-12
+
+
+def test_resume_equals_uninterrupted() -> None:
+    ds, cfg, sizes = setup("raw")
+    vt, _ = vector(ds, cfg, SEEDS, sizes, 2)
+    state = vt.state_dict()
+    vt.train(3, sizes)
+    resumed = VectorTrainer(ds, cfg, 3, "cpu")
+    resumed.load_state_dict(state)
+    resumed.train(3, sizes)
+    for k in range(3):
+        want = vt.learner.stack.run_state_dict(k)
+        for name, t in resumed.learner.stack.run_state_dict(k).items():
+            assert torch.equal(t, want[name]), name
+    assert torch.equal(vt.iteration, resumed.iteration)
+
+
+def test_bad_input_is_refused() -> None:
+    ds = dataset()
+    with pytest.raises(ValueError, match="supports learner"):
+        VectorTrainer(ds, TrainerConfig(learner="mla"), 2, "cpu")
+    vt = VectorTrainer(ds, config(), 2, "cpu")
+    with pytest.raises(ValueError, match="one seed per run"):
+        vt.reset([0])
+    vt.reset([0, 1])
+    with pytest.raises(ValueError, match=r"shape \(runs, modalities\)"):
+        vt.train(1, [32, 32])
+    with pytest.raises(ValueError, match="pass None"):
+        vt.train_epoch([torch.arange(10)])

@@ -1,0 +1,87 @@
+"""The engine's masked BatchNorm equals ``nn.BatchNorm2d`` on the valid rows, train and eval."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from mmrl_env.engine.batchnorm import MaskedBatchNorm2d, bn_rows, masked_template, update_running_stats
+
+
+def reference(seed: int) -> nn.BatchNorm2d:
+    torch.manual_seed(seed)
+    bn = nn.BatchNorm2d(4)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    return bn
+
+
+def test_all_rows_valid_matches_batchnorm2d_train_and_eval() -> None:
+    bn = reference(0)
+    masked = masked_template(nn.Sequential(bn))[0]
+    assert isinstance(masked, MaskedBatchNorm2d) and masked.qualified_name == "0"
+    params, buffers = stack_module_state([bn])
+    params = {k.removeprefix("0."): v.detach() for k, v in params.items()}
+    buffers = {k.removeprefix("0."): v for k, v in buffers.items()}
+    x = 3 * torch.randn(1, 10, 4, 5, 5) + 1
+    masked.train()
+
+    def train_forward(p, b, xs, mask):
+        stats: dict = {}
+        with bn_rows(mask, stats):
+            y = functional_call(masked, (p, b), (xs,))
+        return y, stats
+
+    for _ in range(3):  # three steps: the running statistics accumulate the same way
+        y, stats = vmap(train_forward)(params, buffers, x, torch.ones(1, 10))
+        mean, var, count = stats["0"]
+        step = torch.tensor([True])
+        update_running_stats({f"m.{k}": v for k, v in buffers.items()}, "m", bn.momentum, (mean, var, count), step)
+        torch.testing.assert_close(y[0], bn.train()(x[0]), rtol=1e-5, atol=1e-5)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(buffers[name][0], getattr(bn, name), rtol=1e-5, atol=1e-6)
+    masked.eval()
+    y = vmap(lambda p, b, xs: functional_call(masked, (p, b), (xs,)))(params, buffers, x)
+    torch.testing.assert_close(y[0], bn.eval()(x[0]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_masked_rows_are_ignored(n: int) -> None:
+    """Statistics over the first n rows only; output rows < n equal BatchNorm2d on x[:n]; the
+    padding rows' values do not matter. A zero mask leaves the running statistics alone."""
+    bn = reference(1).train()
+    masked = masked_template(nn.Sequential(bn))[0].train()
+    state = {k: v.detach().clone() for k, v in bn.state_dict().items()}
+    x = torch.randn(8, 4, 3, 3)
+    x[n:] = 1e3 * torch.randn(8 - n, 4, 3, 3)
+    mask = (torch.arange(8) < n).float()
+    stats: dict = {}
+    with bn_rows(mask, stats):
+        y = functional_call(masked, state, (x,))
+    if n > 1:  # nn.BatchNorm2d refuses one value per channel in training; ours just uses it
+        torch.testing.assert_close(y[:n], bn(x[:n]), rtol=1e-5, atol=1e-5)
+        mean, var, count = stats["0"]
+        stacked = {f"m.{k}": v.unsqueeze(0).clone() for k, v in state.items()}
+        update_running_stats(stacked, "m", bn.momentum, (mean[None], var[None], count[None]), torch.tensor([True]))
+        torch.testing.assert_close(stacked["m.running_var"][0], bn.running_var, rtol=1e-5, atol=1e-6)
+    stats = {}
+    with bn_rows(torch.zeros(8), stats):
+        assert torch.isfinite(functional_call(masked, state, (x,))).all()
+    stacked = {f"m.{k}": v.unsqueeze(0).clone() for k, v in state.items()}
+    mean, var, count = stats["0"]
+    update_running_stats(stacked, "m", bn.momentum, (mean[None], var[None], count[None]), torch.tensor([True]))
+    for k, v in state.items():
+        assert torch.equal(stacked[f"m.{k}"][0], v)
+
+
+def test_training_forward_needs_a_row_scope_and_other_norms_are_refused() -> None:
+    masked = masked_template(nn.Sequential(nn.BatchNorm2d(2)))[0]
+    state = {k: torch.ones(2) if "running" in k else torch.tensor(0) for k, _ in masked.named_buffers()}
+    state |= {k: torch.ones(2) for k, _ in masked.named_parameters()}
+    with pytest.raises(RuntimeError, match="bn_rows"):
+        functional_call(masked.train(), state, (torch.randn(4, 2, 3, 3),))
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        masked_template(nn.Sequential(nn.BatchNorm1d(3)))
