@@ -16,9 +16,49 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # pyplot-free: no backend is chosen or changed at import
 from matplotlib.ticker import MaxNLocator
+from rich.table import Table
 
 METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
+BEST_MARK = "*"
+RETURN_NOTE = ("return = the episode's summed reward, i.e. the inner run's total validation gain "
+               "(reward='acc': accuracy points from the first to the last decision step)")
+HOW_TO_READ = ("How to read it: a policy helps when its test fused accuracy beats 'uniform' (plain joint training) "
+               "by more than the spread over seeds; " + BEST_MARK
+               + " marks the best test fused accuracy (every policy on a tie).")
+
+
+def cell(mean: float, std: float, n_seeds: int, scale: float = 100.0) -> str:
+    """``mean ± std`` (scaled), the mean alone for one seed (its std is 0 by construction),
+    ``n/a`` when no seed produced the value (every run diverged)."""
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{scale * mean:.2f}" if n_seeds <= 1 else f"{scale * mean:.2f} ± {scale * std:.2f}"
+
+
+def best_rows(summary: dict[str, dict[str, tuple]], column: str) -> set[str]:
+    """The policies with the highest mean ``column`` (all of them on a tie; none when no
+    policy has a finite value)."""
+    scored = {n: row[column][0] for n, row in summary.items() if column in row and np.isfinite(row[column][0])}
+    top = max(scored.values(), default=None)
+    return {n for n, v in scored.items() if v == top}
+
+
+def rich_table(summary: dict[str, dict[str, tuple]], columns: list[tuple[str, str, float]], n_seeds: int,
+               title: str, best_column: str) -> Table:
+    """A terminal table: ``columns`` = (key, header, scale); the best row (by ``best_column``)
+    is marked and bold; the notes on the return and how to read it are the caption."""
+    spread = "" if n_seeds <= 1 else ", mean ± std over seeds"
+    table = Table(title=f"{title} ({n_seeds} seed{'s' if n_seeds != 1 else ''}{spread}; accuracy in %)",
+                  caption=f"{RETURN_NOTE}.\n{HOW_TO_READ}", caption_justify="left")
+    table.add_column("policy")
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    best = best_rows(summary, best_column)
+    for name, row in summary.items():
+        cells = [cell(*row.get(key, (float("nan"), 0.0)), n_seeds, scale) for key, _, scale in columns]
+        table.add_row(f"{name} {BEST_MARK}" if name in best else name, *cells, style="bold" if name in best else None)
+    return table
 
 
 @dataclass
@@ -62,19 +102,31 @@ def _header(col: str) -> str:
 
 
 def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> str:
-    """Percent for metrics and the imbalance (accuracy points); the return as it is."""
+    """Percent for metrics and the imbalance (accuracy points); the return as it is. The best
+    test fused accuracy is marked; one seed gets no ``± 0.00``."""
     cols = columns(modalities)
-    lines = [f"mean ± std over {n_seeds} seed(s); metrics and imbalance in %", "",
+    spread = "mean ± std over" if n_seeds > 1 else "one run,"
+    lines = [f"{spread} {n_seeds} seed(s); metrics and imbalance (best minus worst modality's test accuracy) in %. "
+             f"{RETURN_NOTE}.", "", HOW_TO_READ, "",
              "| policy | " + " | ".join(_header(c) for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
+    best = best_rows(summary, "fused_acc")
     for name, row in summary.items():
-        cells = []
-        for c in cols:
-            mean, std = row[c]
-            scale = 1.0 if c == "return" else 100.0
-            cells.append(f"{scale * mean:.2f} ± {scale * std:.2f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        cells = [cell(*row[c], n_seeds, 1.0 if c == "return" else 100.0) for c in cols]
+        label = f"**{name}** {BEST_MARK}" if name in best else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def terminal_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int,
+                   title: str) -> Table:
+    """The evaluation table for the terminal: accuracies, fused F1/mAP, imbalance and return
+    (the per-modality F1 and mAP are in results.md / results.csv)."""
+    cols = [("return", "return", 1.0), ("fused_acc", "test fused acc", 100.0),
+            *((f"{m}_acc", f"test {m} acc", 100.0) for m in modalities),
+            ("fused_f1", "test fused macro-F1", 100.0), ("fused_map", "test fused mAP", 100.0),
+            ("imbalance", "imbalance", 100.0)]
+    return rich_table(summary, cols, n_seeds, title, "fused_acc")
 
 
 def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import gymnasium as gym
 import yaml
+from rich.console import Console
 from tqdm import tqdm
 
 import mmrl_env
@@ -157,7 +158,9 @@ def main(argv: list[str] | None = None) -> Path:
                                             f"{args.env}: the policy's actions (n_j or λ)"))
         files.append(report.plot_per_policy(out / "cmd.png", records, {"s_hat/": "-", "d/": "--"}, x_label,
                                             f"{args.env}: CMD ŝ (solid) and d (dashed)"))
-    print(table)
+    what = "policies" if args.policies else "inner learners (no RL)"
+    Console(width=max(120, Console().width)).print(
+        report.terminal_table(summary, modalities, len(seeds), f"{args.env}: {what}"))
     print("written:\n" + "\n".join(f"  {f}" for f in files if f is not None))
     return out
 
