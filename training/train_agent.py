@@ -1,4 +1,4 @@
-"""Train an agent (or run a heuristic) on an mmrl environment; compare with baselines.
+r"""Train an agent (or run a heuristic) on an mmrl environment; compare with baselines.
 
 examples:
   python training/train_agent.py --env DUS-Synthetic                 # PPO, defaults
@@ -50,7 +50,7 @@ from agents.checkpoint import (
 from agents.factory import LEARNED, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode, summarize
-from mmrl_env.envs.tensorboard import TensorBoardInfo
+from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
 from training.config import DEFAULT_THREADS, deep_merge, set_threads
 from training.run_config import (
     DEFAULT_EVAL_FREQ,
@@ -121,6 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL",
                    help="SB3's verbosity: 0 quiet (default), 1 its training table every rollout, 2 debug")
     return p.parse_args(argv)
+
+
+HPARAM_METRICS = ("return", "val_acc", "test_fused_acc", "test_fused_f1")  # the agent's, in the hparams tab
 
 
 def default_baselines(method: str, algo: str) -> list[str]:
@@ -287,6 +290,7 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
     (run_dir / "results.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=2))
     print_table(results, eval_env.unwrapped.modalities, len(seeds), cfg["env"])
     tb_root = cfg["tensorboard_log"] or run_dir
+    write_config(tb_root, cfg, {k: v[0] for k, v in results[algo].items() if k in HPARAM_METRICS})
     print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")
 
 
@@ -298,6 +302,8 @@ def main(argv: list[str] | None = None) -> Path:
     argv_used = sys.argv[1:] if argv is None else argv
     run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
     print(f"run directory: {run_dir}")
+    if not args.resume:
+        write_config(cfg["tensorboard_log"] or run_dir, cfg)
     try:
         agent = train(cfg, run_dir, args)
     except KeyboardInterrupt as stop:
