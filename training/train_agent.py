@@ -50,6 +50,7 @@ from agents.checkpoint import (
 from agents.factory import LEARNED, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode, summarize
+from mmrl_env.envs.registration import versioned_id
 from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
 from training.config import DEFAULT_THREADS, deep_merge, set_threads
 from training.run_config import (
@@ -157,7 +158,7 @@ def open_checkpoint(run_dir: Path, cfg: dict[str, Any]) -> tuple[Path, dict[str,
     if checkpoint is None:
         raise SystemExit(f"--resume {run_dir}: no checkpoint in {run_dir / CHECKPOINTS} (was --save-freq set?)")
     state = load_state(checkpoint)
-    if state["env_id"] != cfg["env"]:
+    if versioned_id(state["env_id"] or "") != versioned_id(cfg["env"]):  # DUS-Synthetic is DUS-Synthetic-v0
         raise SystemExit(f"checkpoint {checkpoint} is from env {state['env_id']}, the run is {cfg['env']}")
     return checkpoint, state
 
