@@ -1,8 +1,8 @@
 """rl-zoo style hyperparameter files and ``key=value`` / ``key:value`` overrides for the CLIs.
 
 The shipped files live in the top-level ``configs/`` folder of the source tree; a wheel
-installs the same files as the package ``training.configs`` (see ``setup.py``), so
-:func:`config_path` finds them in a checkout, an editable install and a plain
+installs the same files as the package ``training.configs``, i.e. beside this module
+(see ``setup.py``), so :func:`config_path` finds them in a checkout, an editable install and a plain
 ``pip install .`` alike. ``python -m training.config ppo`` prints the path (for rl-zoo3's
 ``-conf``).
 """
@@ -10,7 +10,6 @@ installs the same files as the package ``training.configs`` (see ``setup.py``), 
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import inspect
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.kwargs import unknown_kwargs_message
 
 SOURCE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"  # a checkout or an editable install
+INSTALLED_CONFIGS = Path(__file__).resolve().parent / "configs"  # a wheel: the package training.configs
 # Keys of a config section that are not constructor arguments of the algorithm (rl-zoo's, plus
 # eval_episodes: the episodes of train_agent.py's final comparison).
 CLI_KEYS = ("n_timesteps", "env_kwargs", "policy", "eval_episodes", "n_envs")
@@ -34,9 +34,7 @@ _PAIR = re.compile(r"^([A-Za-z_][\w.]*)[=:](.*)$", re.DOTALL)
 def config_dir() -> Path:
     """The folder of the shipped ``<algo>.yaml`` files: the source tree's ``configs/`` when
     present, else the installed package ``training.configs``."""
-    if SOURCE_CONFIGS.is_dir():
-        return SOURCE_CONFIGS
-    return Path(str(importlib.resources.files("training.configs")))
+    return SOURCE_CONFIGS if SOURCE_CONFIGS.is_dir() else INSTALLED_CONFIGS
 
 
 def config_path(algo: str) -> Path:
