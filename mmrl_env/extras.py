@@ -14,7 +14,6 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "av": ("audio-video", "av"),
     "cv2": ("audio-video", "opencv-python-headless"),
     "transformers": ("text", "transformers"),
-    "rl_zoo3": ("zoo", "rl_zoo3"),
 }
 
 
