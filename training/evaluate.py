@@ -31,6 +31,7 @@ from agents import report
 from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
+from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import train_mml
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
@@ -71,7 +72,7 @@ def load_run(spec: str, env_id: str) -> tuple[str, Any, dict[str, Any]]:
     if not (run / "model.zip").is_file() or not (run / "config.yaml").is_file():
         raise SystemExit(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    if cfg["env"] != env_id or cfg["algo"] != algo:
+    if versioned_id(cfg["env"]) != versioned_id(env_id) or cfg["algo"] != algo:
         raise SystemExit(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
     return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
 
@@ -135,7 +136,7 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
             raise SystemExit(f"--learner-kwargs: {err.args[0]} (use LEARNER.KEY=VALUE)") from err
         if name not in names:
             raise SystemExit(f"--learner-kwargs for {name!r}, which is not among --learners {args.learners}")
-    dataset = args.env.split("-", 1)[1]
+    dataset = short_id(args.env).split("-", 1)[1]
     records: dict[str, list[report.Record]] = {}
     modalities: tuple[str, ...] = ()
     for name in names:
