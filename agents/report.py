@@ -174,9 +174,10 @@ def plot_validation(path: Path, records: dict[str, list[Record]], x_label: str, 
 SYMBOLS = {"n/": "n", "s_hat/": "ŝ", "d/": "d", "lambda": "λ", "sequence/": ""}
 
 
-def _label(prefix: str, subject: str) -> str:
+def _label(prefix: str, key: str) -> str:
+    """``n/audio`` -> ``n audio``, ``lambda`` -> ``λ``, ``sequence/distinct fraction`` -> ``distinct fraction``."""
     symbol = SYMBOLS.get(prefix, prefix.rstrip("/"))
-    return f"{symbol} {subject}".strip() if subject != symbol else symbol
+    return f"{symbol} {key[len(prefix):]}".strip()
 
 
 def plot_per_policy(path: Path, records: dict[str, list[Record]], rows: list[tuple[dict[str, str], str]],
@@ -207,7 +208,7 @@ def plot_per_policy(path: Path, records: dict[str, list[Record]], rows: list[tup
             recs = records[name]
             for i, (prefix, key, style) in enumerate(keys(recs, prefixes)):
                 subject = key[len(prefix):] or key
-                label = _label(prefix, subject)
+                label = _label(prefix, key)
                 line = _band(ax, [rec.curves[key] for rec in recs], label, color=colors[subject], linestyle=style,
                              linewidth=max(3.2 - 1.2 * (i % len(subjects)), 1.2), alpha=0.9)
                 if line is not None:
