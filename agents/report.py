@@ -40,7 +40,8 @@ def cell(mean: float, std: float, n_seeds: int, scale: float = 100.0) -> str:
 def best_rows(summary: dict[str, dict[str, tuple]], column: str) -> set[str]:
     """The policies with the highest mean ``column`` (all of them on a tie; none when no
     policy has a finite value)."""
-    scored = {n: row[column][0] for n, row in summary.items() if column in row and np.isfinite(row[column][0])}
+    scored = {n: round(row[column][0], 6) for n, row in summary.items()  # equal as printed = a tie
+              if column in row and np.isfinite(row[column][0])}
     top = max(scored.values(), default=None)
     return {n for n, v in scored.items() if v == top}
 
