@@ -14,11 +14,53 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure  # pyplot-free: no backend is chosen or changed at import
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D  # pyplot-free: no backend is chosen or changed at import
 from matplotlib.ticker import MaxNLocator
+from rich.table import Table
 
 METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
+BEST_MARK = "*"
+RETURN_NOTE = ("return = the episode's summed reward, i.e. the inner run's total validation gain "
+               "(reward='acc': accuracy points from the first to the last decision step)")
+HOW_TO_READ = ("How to read it: a policy helps when its test fused accuracy beats 'uniform' (plain joint training) "
+               "by more than the spread over seeds; " + BEST_MARK
+               + " marks the best test fused accuracy (every policy on a tie).")
+
+
+def cell(mean: float, std: float, n_seeds: int, scale: float = 100.0) -> str:
+    """``mean ± std`` (scaled), the mean alone for one seed (its std is 0 by construction),
+    ``n/a`` when no seed produced the value (every run diverged)."""
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{scale * mean:.2f}" if n_seeds <= 1 else f"{scale * mean:.2f} ± {scale * std:.2f}"
+
+
+def best_rows(summary: dict[str, dict[str, tuple]], column: str) -> set[str]:
+    """The policies with the highest mean ``column`` (all of them on a tie; none when no
+    policy has a finite value)."""
+    scored = {n: round(row[column][0], 6) for n, row in summary.items()  # equal as printed = a tie
+              if column in row and np.isfinite(row[column][0])}
+    top = max(scored.values(), default=None)
+    return {n for n, v in scored.items() if v == top}
+
+
+def rich_table(summary: dict[str, dict[str, tuple]], columns: list[tuple[str, str, float]], n_seeds: int,
+               title: str, best_column: str) -> Table:
+    """A terminal table: ``columns`` = (key, header, scale); the best row (by ``best_column``)
+    is marked and bold; the notes on the return and how to read it are the caption."""
+    spread = "" if n_seeds <= 1 else ", mean ± std over seeds"
+    table = Table(title=f"{title} ({n_seeds} seed{'s' if n_seeds != 1 else ''}{spread}; accuracy in %)",
+                  caption=f"{RETURN_NOTE}.\n{HOW_TO_READ}", caption_justify="left")
+    table.add_column("policy")
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    best = best_rows(summary, best_column)
+    for name, row in summary.items():
+        cells = [cell(*row.get(key, (float("nan"), 0.0)), n_seeds, scale) for key, _, scale in columns]
+        table.add_row(f"{name} {BEST_MARK}" if name in best else name, *cells, style="bold" if name in best else None)
+    return table
 
 
 @dataclass
@@ -62,19 +104,31 @@ def _header(col: str) -> str:
 
 
 def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> str:
-    """Percent for metrics and the imbalance (accuracy points); the return as it is."""
+    """Percent for metrics and the imbalance (accuracy points); the return as it is. The best
+    test fused accuracy is marked; one seed gets no ``± 0.00``."""
     cols = columns(modalities)
-    lines = [f"mean ± std over {n_seeds} seed(s); metrics and imbalance in %", "",
+    spread = "mean ± std over" if n_seeds > 1 else "one run,"
+    lines = [f"{spread} {n_seeds} seed(s); metrics and imbalance (best minus worst modality's test accuracy) in %. "
+             f"{RETURN_NOTE}.", "", HOW_TO_READ, "",
              "| policy | " + " | ".join(_header(c) for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
+    best = best_rows(summary, "fused_acc")
     for name, row in summary.items():
-        cells = []
-        for c in cols:
-            mean, std = row[c]
-            scale = 1.0 if c == "return" else 100.0
-            cells.append(f"{scale * mean:.2f} ± {scale * std:.2f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        cells = [cell(*row[c], n_seeds, 1.0 if c == "return" else 100.0) for c in cols]
+        label = f"**{name}** {BEST_MARK}" if name in best else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def terminal_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int,
+                   title: str) -> Table:
+    """The evaluation table for the terminal: accuracies, fused F1/mAP, imbalance and return
+    (the per-modality F1 and mAP are in results.md / results.csv)."""
+    cols = [("return", "return", 1.0), ("fused_acc", "test fused acc", 100.0),
+            *((f"{m}_acc", f"test {m} acc", 100.0) for m in modalities),
+            ("fused_f1", "test fused macro-F1", 100.0), ("fused_map", "test fused mAP", 100.0),
+            ("imbalance", "imbalance", 100.0)]
+    return rich_table(summary, cols, n_seeds, title, "fused_acc")
 
 
 def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> None:
@@ -87,24 +141,28 @@ def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tupl
             w.writerow([name, n_seeds, *(f"{v:.6g}" for c in cols for v in row[c])])
 
 
-def _band(ax: Axes, curves: list[list[float]], label: str, **style) -> None:
-    """Mean over seeds with a ±std band; a shorter curve (a diverged run) counts while it lasts."""
+def _band(ax: Axes, curves: list[list[float]], label: str, start: int = 0, **style) -> Line2D | None:
+    """Mean over seeds with a ±std band; a shorter curve (a diverged run) counts while it lasts.
+    ``start``: the x of the first value (0 = before training, 1 = after the first epoch)."""
     n = max((len(c) for c in curves), default=0)
     if n == 0:
-        return
+        return None
     values = np.array([list(c) + [np.nan] * (n - len(c)) for c in curves], dtype=float)
     with warnings.catch_warnings():  # an all-NaN column (no action yet at step 0) is expected
         warnings.simplefilter("ignore", RuntimeWarning)
         mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
-    line, = ax.plot(np.arange(n), mean, label=label, **style)
-    ax.fill_between(np.arange(n), mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
+    x = np.arange(start, start + n)
+    line, = ax.plot(x, mean, label=label, **style)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
+    return line
 
 
-def plot_validation(path: Path, records: dict[str, list[Record]], x_label: str, title: str) -> Path:
+def plot_validation(path: Path, records: dict[str, list[Record]], x_label: str, title: str, start: int = 0) -> Path:
+    """Validation accuracy per policy; ``start`` as in :func:`_band`."""
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
     for name, recs in records.items():
-        _band(ax, [[100 * v for v in r.curves.get("val_acc", [])] for r in recs], name)
+        _band(ax, [[100 * v for v in r.curves.get("val_acc", [])] for r in recs], name, start)
     ax.set(xlabel=x_label, ylabel="validation accuracy (%)", title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -114,25 +172,57 @@ def plot_validation(path: Path, records: dict[str, list[Record]], x_label: str, 
     return path
 
 
-def plot_per_policy(path: Path, records: dict[str, list[Record]], prefixes: dict[str, str], x_label: str,
-                    title: str) -> Path | None:
-    """One panel per policy; every curve whose name starts with a key of ``prefixes`` is drawn
-    (mean ± std over seeds) with that prefix's line style. None when no policy has such curves."""
-    names = [n for n, recs in records.items() if any(k.startswith(tuple(prefixes)) for k in recs[0].curves)]
+SYMBOLS = {"n/": "n", "s_hat/": "ŝ", "d/": "d", "lambda": "λ", "sequence/": ""}
+
+
+def _label(prefix: str, key: str) -> str:
+    """``n/audio`` -> ``n audio``, ``lambda`` -> ``λ``, ``sequence/distinct fraction`` -> ``distinct fraction``."""
+    symbol = SYMBOLS.get(prefix, prefix.rstrip("/"))
+    return f"{symbol} {key[len(prefix):]}".strip()
+
+
+def plot_per_policy(path: Path, records: dict[str, list[Record]], rows: list[tuple[dict[str, str], str]],
+                    x_label: str, title: str) -> Path | None:
+    """A grid: one column per policy, one row per entry of ``rows`` = (curve-name prefix ->
+    line style, y-axis label). Every curve whose name starts with a prefix is drawn (mean ±
+    std over seeds). A curve's colour belongs to its subject (the name after the prefix, e.g.
+    the modality) in every panel, so ŝ and d of one modality share it; overlapping curves stay
+    visible (the first is drawn wider); one legend for the figure. Rows no policy has are
+    dropped; None when nothing is left."""
+    def keys(recs: list[Record], prefixes: dict[str, str]) -> list[tuple[str, str, str]]:
+        return [(prefix, key, style) for prefix, style in prefixes.items()
+                for key in sorted(k for k in recs[0].curves if k.startswith(prefix))]
+
+    rows = [(prefixes, y) for prefixes, y in rows if any(keys(recs, prefixes) for recs in records.values())]
+    names = [n for n, recs in records.items() if any(keys(recs, prefixes) for prefixes, _ in rows)]
     if not names:
         return None
-    fig = Figure(figsize=(4.2 * len(names) + 1, 3.8))
-    axes = fig.subplots(1, len(names), squeeze=False, sharey=True)
-    for ax, name in zip(axes[0], names, strict=True):
-        recs = records[name]
-        for prefix, style in prefixes.items():
-            for key in sorted(k for k in recs[0].curves if k.startswith(prefix)):
-                _band(ax, [r.curves[key] for r in recs], key, linestyle=style)
-        ax.set(title=name, xlabel=x_label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    subjects = sorted({key[len(prefix):] or key for recs in records.values() for prefixes, _ in rows
+                       for prefix, key, _ in keys(recs, prefixes)})
+    colors = {subject: f"C{i}" for i, subject in enumerate(subjects)}
+    fig = Figure(figsize=(3.8 * len(names) + 2.2, 3.0 * len(rows) + 0.8), layout="constrained")
+    axes = fig.subplots(len(rows), len(names), squeeze=False, sharex=True, sharey="row")
+    handles: dict[str, Line2D] = {}
+    for r, (prefixes, y_label) in enumerate(rows):
+        for c, name in enumerate(names):
+            ax = axes[r][c]
+            recs = records[name]
+            for i, (prefix, key, style) in enumerate(keys(recs, prefixes)):
+                subject = key[len(prefix):] or key
+                label = _label(prefix, key)
+                line = _band(ax, [rec.curves[key] for rec in recs], label, color=colors[subject], linestyle=style,
+                             linewidth=max(3.2 - 1.2 * (i % len(subjects)), 1.2), alpha=0.9)
+                if line is not None:
+                    handles.setdefault(label, line)
+            if r == 0:
+                ax.set_title(name)
+            if c == 0:
+                ax.set_ylabel(y_label)
+            if r == len(rows) - 1:
+                ax.set_xlabel(x_label)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path

@@ -132,7 +132,7 @@ def test_missing_root_names_layout_and_command(tmp_path: Path) -> None:
         load_cremad(root=tmp_path / "nowhere")
     msg = str(err.value)
     assert "AudioWAV/{clip}.wav" in msg and "Image-01-FPS/{clip}" in msg
-    assert f"python -m mmrl_env.data.prepare cremad --raw <raw CremaD dir> --out {tmp_path / 'nowhere'}" in msg
+    assert f"python -m mmrl_env.data.prepare cremad --raw <raw> --out {tmp_path / 'nowhere'}" in msg
     with pytest.raises(FileNotFoundError, match="prepare cremad"):
         gymnasium.make("DUS-CremaD", dataset_kwargs={"root": str(tmp_path)})
 

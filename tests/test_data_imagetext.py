@@ -159,7 +159,7 @@ def test_missing_root_and_raw_name_layout_and_command(tmp_path: Path, tokenizer:
     with pytest.raises(FileNotFoundError) as err:
         load_twitter2015(root=tmp_path / "nowhere")
     assert "twitter2015_images/<image id>" in str(err.value)
-    assert "python -m mmrl_env.data.prepare twitter2015 --raw <raw Twitter2015 dir> --tokenizer" in str(err.value)
+    assert "python -m mmrl_env.data.prepare twitter2015 --raw <raw> --tokenizer" in str(err.value)
     with pytest.raises(FileNotFoundError, match="prepare sarcasm"):
         gymnasium.make("DUS-Sarcasm", dataset_kwargs={"root": str(tmp_path)})
     assert run_prepare("sarcasm", tmp_path / "absent", tmp_path / "c", tokenizer) == 1

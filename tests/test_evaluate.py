@@ -8,7 +8,7 @@ import math
 import yaml
 
 from agents import report
-from training.evaluate import main
+from training.evaluate import episode_record, main
 from training.train_agent import main as train
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
@@ -37,8 +37,19 @@ def test_heuristics_and_a_trained_agent_on_dus(tmp_path, capsys):
     for name in ("val_acc.png", "actions.png", "cmd.png"):
         assert (out / name).read_bytes()[:4] == PNG
     printed = capsys.readouterr().out
-    assert "| dus-h |" in printed and str(out / "results.md") in printed and str(out / "cmd.png") in printed
-    assert "fused macro-F1" in (out / "results.md").read_text()
+    assert "│ dus-h" in printed and "| dus-h |" not in printed  # a rich table; Markdown only in the file
+    assert str(out / "results.md") in printed and str(out / "cmd.png") in printed
+    md = (out / "results.md").read_text()
+    assert "fused macro-F1" in md and "| **" in md and "How to read it" in md  # the best row is marked
+
+
+def test_bss_record_shows_what_the_scheduler_did():
+    infos = [{"val_acc": 0.1, "s_hat": {"a": 0.5}, "d": {"a": 0.0}}]
+    infos += [{"val_acc": 0.2, "s_hat": {"a": 0.6}, "d": {"a": 0.0}, "lambda": 1.0, "subset_size": 10,
+               "subset_unique": 6, "balance": {"score": 0.3}}]
+    record = episode_record({"infos": infos, "final": {}, "return": 1.0}, ("a",))
+    assert record.curves["sequence/distinct fraction"][1] == 0.6
+    assert record.curves["sequence/mean balance score"][1] == 0.3 and math.isnan(record.curves["lambda"][0])
 
 
 def test_bss_policies(tmp_path):
@@ -55,7 +66,7 @@ def test_learners_mode(tmp_path, capsys):
                 "dataset_kwargs.n_val=32", "dataset_kwargs.n_test=32"])
     assert list(rows(out / "results.csv")) == ["joint", "boosting"]
     assert (out / "val_acc.png").read_bytes()[:4] == PNG
-    assert "| boosting |" in capsys.readouterr().out
+    assert "│ boosting" in capsys.readouterr().out
 
 
 def test_summary_imbalance_and_diverged_seeds():
@@ -73,5 +84,5 @@ def test_diverged_runs_are_reported_not_fatal(tmp_path):
                 "--env-kwargs", *SMALL_ENV, "optim.lr=10000"])
     row = rows(out / "results.csv")["uniform"]
     assert row["fused_acc_mean"] == "nan" and row["return_mean"] != "nan"  # no test metrics, but a return
-    assert "nan ± 0.00" in (out / "results.md").read_text()
+    assert "| n/a |" in (out / "results.md").read_text()
     assert (out / "val_acc.png").exists()

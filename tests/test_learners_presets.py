@@ -57,12 +57,12 @@ def test_env_kwargs_tokens_round_trip():
     assert "optim.lr=0.01" in tokens and "remeasure_every=5" in tokens
 
 
-def test_config_flag_with_overrides(capsys, monkeypatch):
+def test_config_flag_with_overrides(capsys, monkeypatch, tmp_path):
     seen = {}
     real_run = train_mml.run
 
     def fake_run(dataset, learner, learner_kwargs, epochs, batch_size, seed, device, log_dir, dataset_kwargs,
-                 optim=None):
+                 progress=True, optim=None):
         seen.update(dataset=dataset, learner=learner, learner_kwargs=learner_kwargs, epochs=epochs,
                     batch_size=batch_size, optim=optim, dataset_kwargs=dataset_kwargs)
         return real_run(dataset, learner, learner_kwargs, epochs, batch_size, seed, "cpu", None, dataset_kwargs,
@@ -70,13 +70,13 @@ def test_config_flag_with_overrides(capsys, monkeypatch):
 
     monkeypatch.setattr(train_mml, "run", fake_run)
     preset = next(p for p in PRESETS if p.stem == "cremad_aug")
-    train_mml.main(["--config", str(preset), "--dataset", "Synthetic", "--epochs", "1", "--dataset-kwargs",
-                    "n_train=64", "n_val=16", "n_test=16", "--learner-kwargs", "check_every=1"])
+    train_mml.main(["--config", str(preset), "-f", str(tmp_path), "--dataset", "Synthetic", "--epochs", "1",
+                    "--dataset-kwargs", "n_train=64", "n_val=16", "n_test=16", "--learner-kwargs", "check_every=1"])
     assert seen["dataset"] == "Synthetic" and seen["epochs"] == 1  # the CLI overrides the file ...
     assert seen["learner"] == "boosting" and seen["batch_size"] == 64  # ... which fills in the rest
     assert seen["learner_kwargs"] == {"lam": 0.2, "check_every": 1, "sigma": 1.0, "tau": 0.01, "omega_lr": 1e-3}
     assert seen["optim"]["step_size"] == 70
-    assert "test metrics of boosting" in capsys.readouterr().out
+    assert "Test metrics of boosting" in capsys.readouterr().out
 
 
 def test_bad_configs(tmp_path):

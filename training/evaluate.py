@@ -1,17 +1,18 @@
 """Compare policies (or inner learners) over seeds: a table and plots in one directory.
 
-    python training/evaluate.py --env DUS-Synthetic --policies ppo:runs/ppo/DUS-Synthetic_1,dus-h,uniform --seeds 5
-    python training/evaluate.py --env BSS-Synthetic --policies bss-h,bss-l,full --seeds 5
-    python training/evaluate.py --env DUS-Synthetic --learners joint,boosting,ogm_ge,mla --seeds 3
+examples:
+  python training/evaluate.py --env DUS-Synthetic --policies ppo:runs/ppo/DUS-Synthetic_1,dus-h,uniform --seeds 5
+  python training/evaluate.py --env BSS-Synthetic --policies bss-h,bss-l,full --seeds 5
+  python training/evaluate.py --env DUS-Synthetic --learners joint,boosting,ogm_ge,mla --seeds 3
 
 A policy is a heuristic name (its env is made with the env settings it stands for, as in
-``train_agent.py``) or ``<algo>:<run dir>`` (the agent in ``<run dir>/model.zip``, on the env
-of ``<run dir>/config.yaml``). Heuristics run on the env settings of the first run dir given,
-then ``--env-kwargs``. ``--learners`` trains each inner learner without RL
-(``train_mml.run``) instead. Output (``--out``, default ``runs/eval/<env>_<n>``):
-``results.md`` and ``results.csv`` (mean ± std over seeds of fused and per-modality test
-accuracy, macro-F1 and mAP, the final gap between the modalities' accuracies, the return)
-and PNG plots of validation accuracy, the policy's actions and the CMD over training.
+train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the env of
+<run dir>/config.yaml). Heuristics run on the env settings of the first run dir given, then
+--env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead.
+Output (--out, default runs/eval/<env>_<n>): results.md and results.csv (mean ± std over
+seeds of fused and per-modality test accuracy, macro-F1 and mAP, the final gap between the
+modalities' accuracies, the return) and PNG plots of validation accuracy, the policy's
+choices and the CMD over training. The terminal shows the main columns as a table.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import gymnasium as gym
 import yaml
+from rich.console import Console
 from tqdm import tqdm
 
 import mmrl_env
@@ -30,9 +32,10 @@ from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
 from mmrl_env.envs.control import control_of
+from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import train_mml
-from training.config import deep_merge, parse_kv
+from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import make_env, next_run_dir
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device")  # --env-kwargs train_mml.run takes
@@ -40,18 +43,24 @@ LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device")  # --env
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="DUS-Synthetic", help=f"env id, one of: {', '.join(mmrl_env.env_ids())}")
+    p.add_argument("--env", default="DUS-Synthetic", metavar="ID",
+                   help=f"env id, short or -v0 (default DUS-Synthetic): {', '.join(mmrl_env.env_ids())}")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--policies", help=f"comma-separated: heuristics ({', '.join(HEURISTICS)}) "
+    what.add_argument("--policies", metavar="A,B,...", help=f"comma-separated: heuristics ({', '.join(HEURISTICS)}) "
                       f"and/or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
-    what.add_argument("--learners", help=f"comma-separated inner learners: {', '.join(LEARNERS)}")
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds (episodes / runs) per policy")
-    p.add_argument("--first-seed", type=int, default=10_000, help="seeds are first-seed, first-seed+1, ...")
-    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="as in train_agent.py")
+    what.add_argument("--learners", metavar="A,B,...",
+                      help=f"comma-separated inner learners, trained without RL: {', '.join(LEARNERS)}")
+    p.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds (episodes / runs) per policy (default 5)")
+    p.add_argument("--first-seed", type=int, default=10_000, metavar="S",
+                   help="seeds are S, S+1, ... (default 10000: the seeds of train_agent.py's final comparison)")
+    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="env keyword arguments as in train_agent.py (key=value or key:value; data_root=DIR)")
     p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="LEARNER.KEY=VALUE",
-                   help="--learners mode: e.g. boosting.check_every=2")
-    p.add_argument("--out", default=None, help="output directory (default runs/eval/<env>_<n>)")
-    p.add_argument("--no-progress", action="store_true")
+                   help="--learners mode: per-learner keyword arguments, e.g. boosting.check_every=2")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/eval/<env>_<n>)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help=f"torch CPU threads (default {DEFAULT_THREADS}, see BENCHMARKS.md; 0 = torch's own choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return p.parse_args(argv)
 
 
@@ -64,7 +73,7 @@ def load_run(spec: str, env_id: str) -> tuple[str, Any, dict[str, Any]]:
     if not (run / "model.zip").is_file() or not (run / "config.yaml").is_file():
         raise SystemExit(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    if cfg["env"] != env_id or cfg["algo"] != algo:
+    if versioned_id(cfg["env"]) != versioned_id(env_id) or cfg["algo"] != algo:
         raise SystemExit(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
     return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
 
@@ -82,6 +91,11 @@ def episode_record(episode: dict[str, Any], modalities: tuple[str, ...]) -> repo
         curves.update({f"n/{m}": nan + [i["n"][m] for i in steps] for m in modalities})
     if steps and "lambda" in steps[0]:
         curves["lambda"] = nan + [i["lambda"] for i in steps]
+        # what the scheduler did with λ: the learned one samples with replacement, so its
+        # sequence repeats samples and favours high balance scores even at λ = 1
+        curves["sequence/distinct fraction"] = nan + [i["subset_unique"] / max(i["subset_size"], 1) for i in steps]
+        curves["sequence/mean balance score"] = nan + [i.get("balance", {}).get("score", float("nan"))
+                                                       for i in steps]
     return report.Record({**episode["final"].get("test", {}), "return": episode["return"]}, curves)
 
 
@@ -123,7 +137,7 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
             raise SystemExit(f"--learner-kwargs: {err.args[0]} (use LEARNER.KEY=VALUE)") from err
         if name not in names:
             raise SystemExit(f"--learner-kwargs for {name!r}, which is not among --learners {args.learners}")
-    dataset = args.env.split("-", 1)[1]
+    dataset = short_id(args.env).split("-", 1)[1]
     records: dict[str, list[report.Record]] = {}
     modalities: tuple[str, ...] = ()
     for name in names:
@@ -139,6 +153,7 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
+    set_threads(args.threads)
     if args.env not in gym.registry:
         raise SystemExit(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
     seeds = [args.first_seed + i for i in range(args.seeds)]
@@ -150,15 +165,20 @@ def main(argv: list[str] | None = None) -> Path:
     table = report.markdown_table(summary, modalities, len(seeds))
     (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}\n\n{table}")
     report.write_csv(out / "results.csv", summary, modalities, len(seeds))
-    x_label = "decision step" if args.policies else "epoch"
+    # policies: step 0 is the untrained model (after reset); learners: epoch 1 is after the first epoch
+    x_label, start = ("decision step (0 = before training)", 0) if args.policies else ("epoch (after)", 1)
     files = [out / "results.md", out / "results.csv",
-             report.plot_validation(out / "val_acc.png", records, x_label, f"{args.env}: validation accuracy")]
+             report.plot_validation(out / "val_acc.png", records, x_label, f"{args.env}: validation accuracy", start)]
     if args.policies:
-        files.append(report.plot_per_policy(out / "actions.png", records, {"n/": "-", "lambda": "-"}, x_label,
-                                            f"{args.env}: the policy's actions (n_j or λ)"))
-        files.append(report.plot_per_policy(out / "cmd.png", records, {"s_hat/": "-", "d/": "--"}, x_label,
-                                            f"{args.env}: CMD ŝ (solid) and d (dashed)"))
-    print(table)
+        rows = [({"n/": "-"}, "n_j: samples per iteration"), ({"lambda": "-"}, "λ: curriculum proportion"),
+                ({"sequence/": "-"}, "the epoch's sample sequence")]
+        files.append(report.plot_per_policy(out / "actions.png", records, rows, x_label,
+                                            f"{args.env}: what the policy chose"))
+        files.append(report.plot_per_policy(out / "cmd.png", records, [({"s_hat/": "-", "d/": "--"}, "ŝ, d")],
+                                            x_label, f"{args.env}: CMD ŝ (solid) and d (dashed) per modality"))
+    what = "policies" if args.policies else "inner learners (no RL)"
+    Console(width=max(120, Console().width)).print(
+        report.terminal_table(summary, modalities, len(seeds), f"{args.env}: {what}"))
     print("written:\n" + "\n".join(f"  {f}" for f in files if f is not None))
     return out
 

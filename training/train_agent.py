@@ -1,16 +1,22 @@
-"""Train an agent (or run a heuristic) on an mmrl environment; compare with baselines.
+r"""Train an agent (or run a heuristic) on an mmrl environment; compare with baselines.
 
-    python training/train_agent.py --env DUS-Synthetic                 # PPO, defaults
-    python training/train_agent.py --env DUS-Synthetic --algo dus-h    # a heuristic policy
-    python training/train_agent.py --env DUS-Synthetic --algo sac -c configs/sac.yaml \
-        --env-kwargs epochs=4 dataset_kwargs.n_train=1000
+examples:
+  python training/train_agent.py --env DUS-Synthetic                 # PPO, defaults
+  python training/train_agent.py --env DUS-Synthetic --algo dus-h    # a heuristic policy
+  python training/train_agent.py --env DUS-Synthetic --algo sac -c configs/sac.yaml \
+      --env-kwargs epochs=4 dataset_kwargs.n_train=1000
+  python training/train_agent.py --env DUS-CremaD                    # data in $MMRL_DATA/cremad
 
-The run directory (``--log-folder``/<algo>/<env>_<n>) keeps the saved agent, the resolved
-config, the command line, the TensorBoard events (``env/``: the policy's per-step
-quantities; ``sb3_1/``: SB3's training curves) and ``results.json`` (the final table).
-``--save-freq N`` checkpoints the whole run (agent, env, RNGs) every N env steps, Ctrl-C
-checkpoints and stops, and ``--resume <run dir>`` continues to the same result as an
-uninterrupted run (``agents/checkpoint.py``).
+The flags and YAML keys are rl-baselines3-zoo's where they mean the same thing (-n/--n-timesteps,
+-conf/--conf-file, -params/--hyperparams, -i/--trained-agent, --n-envs, --env-kwargs k:v, -f,
+-tb, --seed, --device, --save-freq); --eval-episodes differs: here it is the number of seeds of
+the final comparison, and --periodic-eval-episodes is the zoo's meaning.
+
+The run directory (--log-folder/<algo>/<env>_<n>) keeps the saved agent, the resolved config,
+the command line, the TensorBoard events (env/: the policy's per-step quantities; sb3_1/:
+SB3's training curves) and results.json (the final table). --save-freq N checkpoints the
+whole run (agent, env, RNGs) every N env steps, Ctrl-C checkpoints and stops, and
+--resume <run dir> continues to the same result as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ from typing import Any
 
 import gymnasium as gym
 from rich.console import Console
-from rich.table import Table
 from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from tqdm import tqdm
 
 import mmrl_env
+from agents import report
 from agents.checkpoint import (
     AGENT_ZIP,
     CHECKPOINTS,
@@ -40,50 +47,89 @@ from agents.checkpoint import (
     load_state,
     restore,
 )
-from agents.factory import LEARNED, algo_names, make_agent, method_of
+from agents.factory import LEARNED, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode, summarize
 from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.control import control_of
-from mmrl_env.envs.tensorboard import TensorBoardInfo
-from training.config import deep_merge
-from training.run_config import DEFAULT_EVAL_FREQ, DEFAULT_TIMESTEPS, make_env, new_run, resumed_run
-
-EVAL_EPISODES = 3  # per periodic evaluation; different inner-run seeds each time
+from mmrl_env.envs.registration import versioned_id
+from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
+from training.config import DEFAULT_THREADS, deep_merge, set_threads
+from training.run_config import (
+    DEFAULT_EVAL_FREQ,
+    DEFAULT_TIMESTEPS,
+    EVAL_EPISODES,
+    make_env,
+    new_run,
+    resumed_run,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default=None,
-                   help=f"env id (default DUS-Synthetic), one of: {', '.join(mmrl_env.env_ids())}")
-    p.add_argument("--algo", default=None, help=f"default ppo; one of: {', '.join(algo_names())}")
-    p.add_argument("--seed", type=int, default=None, help="default 0")
-    p.add_argument("-n", "--total-timesteps", type=int, default=None,
-                   help=f"env steps to train for (default: config n_timesteps, else {DEFAULT_TIMESTEPS})")
-    p.add_argument("-c", "--config", default=None, help="YAML hyperparameters, sections per env id "
-                   "(default: configs/<algo>.yaml)")
-    p.add_argument("--env-kwargs", nargs="*", default=None, metavar="KEY=VALUE",
-                   help="env keyword arguments; dotted keys nest (dataset_kwargs.n_train=500)")
+    heuristics = ", ".join(HEURISTICS)
+    p.add_argument("--env", default=None, metavar="ID",
+                   help=f"env id, short or versioned (-v0) (default DUS-Synthetic): {', '.join(mmrl_env.env_ids())}")
+    p.add_argument("--algo", default=None,
+                   help=f"agent (default ppo): learned {', '.join(LEARNED)}; heuristics {heuristics}")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the agent and the training env (default 0); the final comparison uses seeds "
+                   "seed+10000, seed+10001, ...")
+    p.add_argument("-n", "--n-timesteps", "--total-timesteps", dest="total_timesteps", type=int, default=None,
+                   metavar="N", help=f"env steps to train for (default: the config's n_timesteps, else "
+                   f"{DEFAULT_TIMESTEPS}); rounded up to whole rollouts (n_steps x n_envs) for ppo/a2c/reinforce")
+    p.add_argument("-c", "-conf", "--conf-file", "--config", dest="config", default=None, metavar="YAML",
+                   help="hyperparameter file, rl-zoo format: one section per env id, 'default' for the rest "
+                   "(default: the shipped configs/<algo>.yaml)")
+    p.add_argument("-params", "--hyperparams", nargs="+", default=None, metavar="KEY:VALUE",
+                   help="override keys of the config section (agent constructor arguments, n_envs, policy, ...), "
+                   "e.g. -params learning_rate:3e-4 n_steps:128; values are YAML")
+    p.add_argument("-i", "--trained-agent", default=None, metavar="PATH",
+                   help="continue training a saved learned agent: its model.zip or its run directory (the agent "
+                   "keeps its own hyperparameters; a new run directory is made)")
+    p.add_argument("--n-envs", type=int, default=None, metavar="N",
+                   help="env copies stepped together by the learned agent (default: the config's n_envs, else 1)")
+    p.add_argument("--vec-env", choices=("dummy", "subproc"), default=None,
+                   help="with --n-envs > 1: SB3's DummyVecEnv (one process, default) or SubprocVecEnv")
+    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="env keyword arguments, key=value or key:value; values are YAML; dotted keys nest "
+                   "(dataset_kwargs.n_train=500); data_root=DIR is short for dataset_kwargs.root=DIR")
     p.add_argument("--device", default=None,
-                   help="device of the inner training and the agent: auto (default), cpu, cuda")
-    p.add_argument("-f", "--log-folder", default="runs", help="root of the run directories")
-    p.add_argument("--tensorboard-log", default=None, help="TensorBoard root (default: the run directory)")
-    p.add_argument("--eval-episodes", type=int, default=None, help="episodes (seeds) of the final comparison")
-    p.add_argument("--baselines", default=None,
-                   help="comma-separated heuristics to compare against (default: the method's heuristics)")
+                   help="device of the inner training and the agent: auto (default; CUDA when present, on-policy "
+                   "MLP agents stay on the CPU), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", "--num-threads", dest="threads", type=int, default=None, metavar="N",
+                   help=f"torch CPU threads (default {DEFAULT_THREADS}: fastest for the small inner models, "
+                   "see BENCHMARKS.md; 0 = torch's own choice)")
+    p.add_argument("-f", "--log-folder", default="runs", help="root of the run directories (default runs)")
+    p.add_argument("-tb", "--tensorboard-log", default=None, metavar="DIR",
+                   help="TensorBoard root (default: the run directory)")
+    p.add_argument("--eval-episodes", type=int, default=None, metavar="N",
+                   help="seeds (episodes) of the final comparison of the agent and the baselines "
+                   "(default: the config's eval_episodes, else 3)")
     p.add_argument("--eval-freq", type=int, default=None, metavar="N",
-                   help=f"every N env steps, run the deterministic policy on {EVAL_EPISODES} episodes of a separate "
-                   f"env and log eval/mean_reward (default {DEFAULT_EVAL_FREQ}; 0 = off; learning agents only)")
+                   help=f"every N env steps, run the deterministic policy on a separate env and log "
+                   f"eval/mean_reward (default {DEFAULT_EVAL_FREQ}; 0 = off; learned agents only)")
+    p.add_argument("--periodic-eval-episodes", type=int, default=None, metavar="N",
+                   help=f"episodes of each periodic evaluation (default {EVAL_EPISODES}; rl-zoo calls this "
+                   "--eval-episodes)")
+    p.add_argument("--baselines", default=None, metavar="A,B",
+                   help=f"comma-separated heuristics to compare against (default: the env method's heuristics and "
+                   f"random): {heuristics}")
     p.add_argument("--save-freq", type=int, default=None, metavar="N",
-                   help="checkpoint every N env steps (SB3 agents: at the first rollout boundary past each multiple)")
+                   help="checkpoint every N env steps (learned agents: at the first rollout boundary past each "
+                   "multiple); default: only on Ctrl-C")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its newest checkpoint, with the settings of its config.yaml")
     p.add_argument("--deterministic", action="store_true", default=None,
                    help="deterministic CUDA kernels, so that --resume on a GPU continues bit for bit where PyTorch "
                    "allows it (slower; mmrl_env/determinism.py); CPU runs are deterministic anyway")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("-v", "--verbose", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars (training and baselines)")
+    p.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL",
+                   help="SB3's verbosity: 0 quiet (default), 1 its training table every rollout, 2 debug")
     return p.parse_args(argv)
+
+
+HPARAM_METRICS = ("return", "val_acc", "test_fused_acc", "test_fused_f1")  # the agent's, in the hparams tab
 
 
 def default_baselines(method: str, algo: str) -> list[str]:
@@ -102,19 +148,12 @@ def evaluate(policy: Any, env: gym.Env, seeds: list[int]) -> dict[str, tuple[flo
     return summarize(episodes, control_of(env).modalities)
 
 
-def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: tuple[str, ...], n: int) -> None:
-    cols = ["return", "val_acc", "test_fused_acc", *(f"test_{m}_acc" for m in modalities), "test_fused_f1"]
-    table = Table(title=f"Final comparison, mean ± std over {n} seed(s) (accuracy in %)")
-    table.add_column("policy")
-    for c in cols:
-        table.add_column(c.replace("test_", "test ").replace("_", " "), justify="right")
-    for name, row in results.items():
-        cells = []
-        for c in cols:
-            mean, std = row.get(c, (float("nan"), 0.0))
-            scale = 1.0 if c == "return" else 100.0
-            cells.append(f"{scale * mean:.2f} ± {scale * std:.2f}")
-        table.add_row(name, *cells)
+def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: tuple[str, ...], n: int,
+                env_id: str) -> None:
+    cols = [("return", "return", 1.0), ("val_acc", "val acc", 100.0), ("test_fused_acc", "test fused acc", 100.0),
+            *((f"test_{m}_acc", f"test {m} acc", 100.0) for m in modalities),
+            ("test_fused_f1", "test fused macro-F1", 100.0)]
+    table = report.rich_table(results, cols, n, f"Final comparison on {env_id}, held-out seeds", "test_fused_acc")
     Console(width=max(120, Console().width)).print(table)
 
 
@@ -124,14 +163,29 @@ def open_checkpoint(run_dir: Path, cfg: dict[str, Any]) -> tuple[Path, dict[str,
     if checkpoint is None:
         raise SystemExit(f"--resume {run_dir}: no checkpoint in {run_dir / CHECKPOINTS} (was --save-freq set?)")
     state = load_state(checkpoint)
-    if state["env_id"] != cfg["env"]:
+    if versioned_id(state["env_id"] or "") != versioned_id(cfg["env"]):  # DUS-Synthetic is DUS-Synthetic-v0
         raise SystemExit(f"checkpoint {checkpoint} is from env {state['env_id']}, the run is {cfg['env']}")
     return checkpoint, state
 
 
-def build_agent(cfg: dict[str, Any], env: gym.Env, tb_root: Path, checkpoint: Path | None, verbose: int) -> Any:
-    """A fresh agent, or the checkpoint's SB3 agent (with SAC's replay buffer)."""
+def load_trained_agent(cfg: dict[str, Any], env: Any, tb_root: Path, device: str, verbose: int) -> Any:
+    """``-i``: the saved agent, on this run's env, to train for ``total_timesteps`` more steps."""
+    path = cfg["trained_agent"]
+    try:
+        agent = LEARNED[cfg["algo"]].load(path, env=env, device=device, tensorboard_log=str(tb_root),
+                                          verbose=verbose)
+    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
+        raise SystemExit(f"-i {path}: cannot continue it as a {cfg['algo']} agent on {cfg['env']}: {err}") from err
+    agent.set_random_seed(cfg["seed"])
+    agent.num_timesteps = 0  # this run counts its own steps
+    return agent
+
+
+def build_agent(cfg: dict[str, Any], env: Any, tb_root: Path, checkpoint: Path | None, verbose: int) -> Any:
+    """A fresh agent, the ``-i`` agent, or the checkpoint's SB3 agent (with SAC's replay buffer)."""
     algo, device = cfg["algo"], agent_device(cfg["algo"], cfg["device"])
+    if checkpoint is None and cfg.get("trained_agent"):
+        return load_trained_agent(cfg, env, tb_root, device, verbose)
     if checkpoint is None or algo not in LEARNED:
         return make_agent(algo, env, cfg["hyperparams"], seed=cfg["seed"], device=device,
                           tensorboard_log=str(tb_root), verbose=verbose)
@@ -164,12 +218,42 @@ def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
         return []
     env = Monitor(make_env(cfg["env"], cfg["env_kwargs"]))
     env.reset(seed=cfg["seed"] + 20_000)  # apart from the training and final-comparison seeds
-    return [EvalCallback(env, n_eval_episodes=EVAL_EPISODES, eval_freq=freq, deterministic=True, verbose=0)]
+    calls = max(freq // cfg.get("n_envs", 1), 1)  # the callback counts vectorised steps
+    return [EvalCallback(env, n_eval_episodes=cfg.get("periodic_eval_episodes", EVAL_EPISODES), eval_freq=calls,
+                         deterministic=True, verbose=0)]
+
+
+def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
+    """``--n-envs`` copies of the env in SB3's DummyVecEnv or SubprocVecEnv; copy 0 logs to
+    ``env/`` (the documented tags), copy i to ``env_<i>/``. The agent seeds copy i with seed + i."""
+    make_env(cfg["env"], cfg["env_kwargs"]).close()  # a bad setting fails here, with its message
+
+    def factory(i: int) -> Any:
+        log_dir = str(tb_root / ("env" if i == 0 else f"env_{i}"))
+        return lambda: Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), log_dir))
+
+    cls = SubprocVecEnv if cfg.get("vec_env") == "subproc" else DummyVecEnv
+    return cls([factory(i) for i in range(cfg["n_envs"])])
+
+
+def train_vectorised(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
+    """A learned agent on ``n_envs`` > 1 env copies (no checkpoints yet: ``new_run`` refuses
+    ``--save-freq`` here, and Ctrl-C stops without one)."""
+    tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
+    env = vec_env(cfg, tb_root)
+    agent = build_agent(cfg, env, tb_root, None, args.verbose)
+    agent.learn(total_timesteps=cfg["total_timesteps"], callback=CallbackList(periodic_eval(cfg)),
+                progress_bar=not args.no_progress, tb_log_name="sb3")
+    agent.save(run_dir / "model.zip")
+    env.close()
+    return agent
 
 
 def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
     resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent."""
+    if cfg.get("n_envs", 1) > 1:
+        return train_vectorised(cfg, run_dir, args)
     algo, total = cfg["algo"], cfg["total_timesteps"]
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
     env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
@@ -210,13 +294,15 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
         base_env = make_env(cfg["env"], deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
         results[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), base_env, seeds)
     (run_dir / "results.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=2))
-    print_table(results, control_of(eval_env).modalities, len(seeds))
+    print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"])
     tb_root = cfg["tensorboard_log"] or run_dir
+    write_config(tb_root, cfg, {k: v[0] for k, v in results[algo].items() if k in HPARAM_METRICS})
     print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")
 
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
+    set_threads(args.threads)
     if args.save_freq is not None and args.save_freq < 1:
         raise SystemExit(f"--save-freq must be a positive number of env steps, got {args.save_freq}")
     argv_used = sys.argv[1:] if argv is None else argv
@@ -224,6 +310,8 @@ def main(argv: list[str] | None = None) -> Path:
     if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
         set_deterministic()
     print(f"run directory: {run_dir}")
+    if not args.resume:
+        write_config(cfg["tensorboard_log"] or run_dir, cfg)
     try:
         agent = train(cfg, run_dir, args)
     except KeyboardInterrupt as stop:

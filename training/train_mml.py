@@ -1,23 +1,31 @@
 """Train one inner learner WITHOUT RL, for baseline tables.
 
-    python training/train_mml.py --dataset Synthetic --learner boosting --learner-kwargs check_every=2
-    python training/train_mml.py --config configs/paper/cremad_aug.yaml      # a paper preset (README)
-    python training/train_mml.py --config configs/paper/cremad_aug.yaml --dataset Synthetic --epochs 2
+examples:
+  python training/train_mml.py --dataset Synthetic --learner boosting --learner-kwargs check_every=2
+  python training/train_mml.py --dataset CremaD --learner ogm_ge        # data in $MMRL_DATA/cremad
+  python training/train_mml.py --config configs/paper/cremad_aug.yaml   # a paper preset (README)
+  python training/train_mml.py --config configs/paper/cremad_aug.yaml --dataset Synthetic --epochs 2
 
-Every modality gets B samples per iteration (plain joint sampling). Per epoch the
-validation accuracies and the learner's ``info()`` leaves go to TensorBoard under the tags
-the env wrapper uses (``step/val_acc``, ``step/val_acc_modality/<mod>``, ``step/<leaf>``);
-at the end a test table (fused and per modality: acc, macro-F1, mAP) is printed.
+Every modality gets B samples per iteration (plain joint sampling). The run directory
+(--log-folder/mml/<dataset>-<learner>_<n>, or --log-dir) gets the TensorBoard events (per
+epoch, under the env wrapper's tags: step/val_acc, step/val_acc_modality/<modality>,
+step/<learner info>), config.yaml, command.txt and results.json; the test table (fused and
+per modality: accuracy, macro-F1, mAP, in %) is printed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
+from rich.console import Console
+from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -25,11 +33,12 @@ from mmrl_env.data import dataset_names
 from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.tensorboard import numeric_leaves
 from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
-from mmrl_env.learners import check_learner
+from mmrl_env.learners import LEARNERS, check_learner
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import validation_scores
 from mmrl_env.trainer import build_trainer
-from training.config import deep_merge, parse_kv
+from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
+from training.run_config import next_run_dir
 
 # --config: a YAML of this script's arguments (dashes as underscores) plus ``optim`` (OptimConfig fields
 # over the dataset's defaults). Presets that drive an env with a policy (BSS rows) also carry ``env``
@@ -103,63 +112,112 @@ def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict
     return trainer.evaluate("test"), trainer.learner
 
 
-def format_table(metrics: dict[str, float], names: list[str]) -> str:
-    rows = [f"{'':10s} {'acc':>7s} {'macroF1':>7s} {'mAP':>7s}"]
+def format_table(metrics: dict[str, float], names: list[str], title: str) -> Table:
+    """Test accuracy, macro-F1 and mAP in %, fused and per modality."""
+    table = Table(title=title)
+    table.add_column("")
+    for header in ("acc", "macro-F1", "mAP"):
+        table.add_column(f"{header} (%)", justify="right")
     for part in ["fused", *names]:
-        rows.append(f"{part:10s} " + " ".join(f"{metrics[f'{part}_{k}']:7.4f}" for k in ("acc", "f1", "map")))
-    return "\n".join(rows)
+        table.add_row(part, *(f"{100 * metrics[f'{part}_{k}']:.2f}" for k in ("acc", "f1", "map")))
+    return table
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def learner_summary(info: dict[str, Any]) -> str:
+    """The learner's final ``info()`` as ``name=value`` pairs (e.g. boosting's classifier counts)."""
+    return ", ".join(f"{tag}={value:.4g}" for tag, value in numeric_leaves(info))
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The flags, with a ``--config`` file's values as their defaults, and that file's contents."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=None, metavar="YAML",
                    help="a YAML of these arguments (e.g. configs/paper/cremad_aug.yaml); flags given here override it")
     p.add_argument("--print-env-kwargs", action="store_true",
                    help="print the config's env settings as --env-kwargs tokens for train_agent.py / evaluate.py")
-    p.add_argument("--dataset", default="Synthetic")
-    p.add_argument("--learner", default="joint")
-    p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
-    p.add_argument("--dataset-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--log-dir", default=None, help="TensorBoard directory (default: no logging)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--dataset", default="Synthetic", help=f"dataset (default Synthetic): {', '.join(dataset_names())}")
+    p.add_argument("--learner", default="joint", help=f"inner learner (default joint): {', '.join(LEARNERS)}")
+    p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="the learner's keyword arguments, key=value or key:value, values YAML "
+                   "(e.g. boosting: check_every=2; ogm_ge: alpha_ogm=0.8)")
+    p.add_argument("--dataset-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="the dataset loader's keyword arguments (e.g. root=DIR, n_train=500)")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="the dataset's prepared cache (short for --dataset-kwargs root=DIR; default $MMRL_DATA/<name>)")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    p.add_argument("--batch-size", type=int, default=64, help="B, samples per modality per iteration (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of model init and batch order (default 0)")
+    p.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("-f", "--log-folder", default="runs",
+                   help="root of the run directories (default runs): <root>/mml/<dataset>-<learner>_<n>")
+    p.add_argument("--log-dir", default=None, metavar="DIR", help="use DIR as the run directory instead")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help=f"torch CPU threads (default {DEFAULT_THREADS}, see BENCHMARKS.md; 0 = torch's own choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic CUDA kernels (slower; mmrl_env/determinism.py); CPU runs already are")
     pre, _ = p.parse_known_args(argv)
     cfg = load_config(pre.config) if pre.config else {}
-    if pre.print_env_kwargs:
-        if not cfg:
-            raise SystemExit("--print-env-kwargs needs --config")
-        print(" ".join(kv_tokens(env_kwargs_of(cfg))))
-        return
-    if "policy" in cfg:
-        env_id, policy = cfg.get("env", "<env id>"), cfg["policy"]
-        raise SystemExit(f"{pre.config} drives the {env_id} env with the {policy!r} policy, which train_mml cannot "
-                         f"run; use: python training/evaluate.py --env {env_id} --policies {policy} --env-kwargs "
-                         f"$(python training/train_mml.py --config {pre.config} --print-env-kwargs)")
     p.set_defaults(**{k: v for k, v in cfg.items() if k in CONFIG_KEYS and not isinstance(v, dict)})
-    a = p.parse_args(argv)
+    return p.parse_args(argv), cfg
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    a, cfg_file = parse_args(argv)
+    if a.print_env_kwargs:
+        if not cfg_file:
+            raise SystemExit("--print-env-kwargs needs --config")
+        print(" ".join(kv_tokens(env_kwargs_of(cfg_file))))
+        return None
+    if "policy" in cfg_file:
+        env_id, policy = cfg_file.get("env", "<env id>"), cfg_file["policy"]
+        raise SystemExit(f"{a.config} drives the {env_id} env with the {policy!r} policy, which train_mml cannot "
+                         f"run; use: python training/evaluate.py --env {env_id} --policies {policy} --env-kwargs "
+                         f"$(python training/train_mml.py --config {a.config} --print-env-kwargs)")
     if a.deterministic:
         set_deterministic()
     if a.dataset not in dataset_names():
         raise SystemExit(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
-    learner_kwargs = deep_merge(cfg.get("learner_kwargs") or {}, parse_kv(a.learner_kwargs))
-    dataset_kwargs = deep_merge(cfg.get("dataset_kwargs") or {}, parse_kv(a.dataset_kwargs))
+    learner_kwargs = deep_merge(cfg_file.get("learner_kwargs") or {}, parse_kv(a.learner_kwargs))
     try:
         check_learner(a.learner, learner_kwargs)
     except (KeyError, ValueError) as err:
         raise SystemExit(err.args[0]) from err
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    metrics, learner = run(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, a.seed,
-                           a.device, a.log_dir, dataset_kwargs, optim=cfg.get("optim"))
-    print(f"test metrics of {a.learner} on {a.dataset} (seed {a.seed}, {a.epochs} epochs)")
-    print(format_table(metrics, list(learner.dataset.modality_names)))
-    if learner.info():
-        print("learner:", learner.info())
+    dataset_kwargs = deep_merge(cfg_file.get("dataset_kwargs") or {}, parse_kv(a.dataset_kwargs))
+    if a.data_root is not None:
+        if "root" in dataset_kwargs and str(dataset_kwargs["root"]) != a.data_root:
+            raise SystemExit(f"--data-root {a.data_root} contradicts --dataset-kwargs root={dataset_kwargs['root']}")
+        dataset_kwargs["root"] = a.data_root
+    set_threads(a.threads)
+    made = not a.log_dir  # a numbered run directory is removed again when the run fails
+    if a.log_dir:
+        run_dir = Path(a.log_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = next_run_dir(Path(a.log_folder), "mml", f"{a.dataset}-{a.learner}")
+    argv_used = sys.argv[1:] if argv is None else argv
+    (run_dir / "command.txt").write_text(shlex.join(["python", "training/train_mml.py", *argv_used]) + "\n")
+    cfg = {"dataset": a.dataset, "learner": a.learner, "learner_kwargs": learner_kwargs, "epochs": a.epochs,
+           "batch_size": a.batch_size, "seed": a.seed, "device": a.device, "dataset_kwargs": dataset_kwargs,
+           "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic)}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    print(f"run directory: {run_dir}")
+    try:
+        metrics, learner = run(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, a.seed,
+                               a.device, str(run_dir), dataset_kwargs, progress=not a.no_progress,
+                               optim=cfg_file.get("optim"))
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
+        if made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise SystemExit(f"error: {err}") from err
+    info = learner.info()
+    (run_dir / "results.json").write_text(json.dumps({"test": metrics, "learner_info": info}, indent=2))
+    title = f"Test metrics of {a.learner} on {a.dataset} (seed {a.seed}, {a.epochs} epochs)"
+    Console(width=max(100, Console().width)).print(format_table(metrics, list(learner.dataset.modality_names), title))
+    if info:
+        print(f"learner state at the end: {learner_summary(info)}")
+    print(f"saved: {run_dir}  (tensorboard --logdir {run_dir})")
+    return run_dir
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from scipy.signal import resample_poly
+
+from mmrl_env.extras import require
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class AudioConfig:
 def read_audio(path: Path, sample_rate: int) -> np.ndarray:
     """Mono float32 waveform at ``sample_rate``: soundfile for audio files, PyAV for videos."""
     if path.suffix.lower() in {".wav", ".flac", ".ogg"}:
+        sf = require("soundfile", "reading wav files")
         wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
         wave = wave.mean(axis=1)
     else:
@@ -56,7 +58,7 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
 
 def _decode_audio_stream(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
     """Audio track of a container (e.g. an .mp4 clip) as mono float32, resampled by PyAV."""
-    import av
+    av = require("av", "decoding audio from video files")
 
     with av.open(str(path)) as container:
         if not container.streams.audio:

@@ -65,18 +65,19 @@ class AVDataset:
         width = max(map(len, lines)) + 2
         return "\n".join(f"    {k:<{width}}{v}" for k, v in lines.items())
 
-    def prepare_command(self, out: str | Path = "<cache dir>") -> str:
-        return f"python -m mmrl_env.data.prepare {self.command} --raw <raw {self.name} dir> --out {out}"
+    def prepare_command(self, out: str | Path | None = None) -> str:
+        """The prepare command line; without ``out`` it writes to the data home."""
+        where = f" --out {out}" if out is not None else ""
+        return f"python -m mmrl_env.data.prepare {self.command} --raw <raw>{where}"
 
 
 def load_av(ds: AVDataset, root: Path | str | None, device: str = "cpu", resident: bool = False,
             frames: int = 3, image_size: int = 224, val_fraction: float = 0.1, val_seed: int = 0,
             seed: int = 0) -> MultimodalDataset:
-    """Serve a prepared cache. Validation: the cache's ``val`` rows if the lists had any,
-    else a stratified ``val_fraction`` of train chosen with ``val_seed`` (see ``validation``)."""
-    hint = (f"prepare it first with:\n    {ds.prepare_command(root or '<cache dir>')}\n"
-            f"from the raw layout:\n{ds.layout()}")
-    cache = open_prepared(ds.name, root, hint)
+    """Serve a prepared cache (``root``, default ``$MMRL_DATA/<command>``). Validation: the
+    cache's ``val`` rows if the lists had any, else a stratified ``val_fraction`` of train
+    chosen with ``val_seed`` (see ``validation``)."""
+    cache = open_prepared(ds.name, ds.command, root, ds.prepare_command(root), ds.layout())
     train, val, test = split_rows(cache, val_fraction, val_seed)
     stored = cache.manifest["config"]["frames"]["count"]
     views = [SpectrogramView(), FramesView(stored, frames, image_size)]

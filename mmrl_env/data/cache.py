@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrl_env.data.home import missing_data_message, resolve_root
 from mmrl_env.data.validation import stratified_holdout
 
 MANIFEST = "manifest.json"
@@ -126,16 +127,21 @@ def open_cache(root: Path) -> Cache:
     return Cache(root, manifest, arrays, np.load(root / "labels.npy"), np.load(root / "status.npy"))
 
 
-def open_prepared(name: str, root: Path | str | None, hint: str) -> Cache:
-    """Open the cache of dataset ``name`` for a loader; every error carries ``hint`` (how to prepare it)."""
-    if root is None or not Path(root).is_dir():
-        raise FileNotFoundError(f"{name} cache directory {root} not found; {hint}")
+def open_prepared(name: str, command: str, root: Path | str | None, prepare: str, layout: str) -> Cache:
+    """Open the cache of dataset ``name`` for a loader: ``root``, else the data home's
+    ``<command>`` directory. A missing or unprepared cache raises an error that names the
+    directory it looked in and the ``prepare`` command that fills it."""
+    path = resolve_root(root, command)
+    if not path.is_dir():
+        raise FileNotFoundError(missing_data_message(name, command, path, root is not None, prepare, layout,
+                                                     "which does not exist"))
     try:
-        cache = open_cache(Path(root))
+        cache = open_cache(path)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"{root} is not a prepared {name} cache ({err}); {hint}") from err
+        raise FileNotFoundError(missing_data_message(name, command, path, root is not None, prepare, layout,
+                                                     f"which holds no prepared cache ({err})")) from err
     if cache.manifest["dataset"] != name:
-        raise ValueError(f"{root} holds a {cache.manifest['dataset']} cache, not {name}")
+        raise ValueError(f"{path} holds a {cache.manifest['dataset']} cache, not {name}")
     return cache
 
 

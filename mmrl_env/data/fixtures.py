@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from PIL import Image
+
+from mmrl_env.extras import require
 
 
 def write_wav(path: Path, label: int, seconds: float = 0.5, sample_rate: int = 16_000, seed: int = 0) -> None:
@@ -19,6 +20,7 @@ def write_wav(path: Path, label: int, seconds: float = 0.5, sample_rate: int = 1
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     wave = 0.5 * np.sin(2 * np.pi * (220.0 * (label + 1)) * t) + 0.05 * rng.standard_normal(t.size)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sf = require("soundfile", "writing wav fixtures")
     sf.write(str(path), wave.astype(np.float32), sample_rate)
 
 
@@ -41,7 +43,7 @@ def write_frames(directory: Path, label: int, count: int = 3, size: int | tuple[
 def write_video(path: Path, label: int, seconds: int = 3, fps: int = 5, size: int = 48,
                 with_audio: bool = False, sample_rate: int = 16_000) -> None:
     """A short video via PyAV (.flv → FLV1, else MPEG-4 part 2), with an AAC tone if asked."""
-    import av
+    av = require("av", "writing video fixtures")
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:

@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from mmrl_env.data.fixtures import _image
+from mmrl_env.extras import require
 
 WORDS = ("good", "great", "fine", "okay", "bad", "awful", "the", "a", "is", "day", "movie", "really")
 # A BertConfig small enough for CPU tests (vocab_size must cover the tokenizer's vocabulary).
@@ -21,7 +22,7 @@ TINY_BERT = {"vocab_size": 5 + len(WORDS), "hidden_size": 16, "num_hidden_layers
 
 def write_tokenizer(folder: Path) -> Path:
     """A WordPiece vocabulary of the special tokens + ``WORDS``, saved as a transformers tokenizer."""
-    from transformers import BertTokenizerFast
+    BertTokenizerFast = require("transformers", "tokenizer fixtures").BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab.txt"

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmrl_env.extras import require
+
 BOUND = 20.0  # pixels (of the stored frame size)
 
 
 def farneback(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     """(H, W, 2) float32 flow (dx, dy) from RGB uint8 frame ``prev`` (H, W, 3) to ``nxt``."""
-    import cv2
+    cv2 = require("cv2", "NVGesture's optical flow")
 
     a, b = (cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in (prev, nxt))
     return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mmrl_env.extras import require
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
@@ -47,7 +49,7 @@ def frames_from_dir(directory: Path, count: int, size: int) -> np.ndarray:
 def frames_from_video(path: Path, count: int, size: int, fps: float = 1.0) -> np.ndarray:
     """(count, 3, size, size) from a video: first frame at or after every 1/fps seconds,
     (as a 1-fps extraction would keep), then ``count`` evenly spaced ones of those."""
-    import av
+    av = require("av", "decoding video frames")
 
     kept: list[Image.Image] = []
     with av.open(str(path)) as container:

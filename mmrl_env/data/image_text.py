@@ -53,9 +53,10 @@ class ImageTextDataset:
     def layout(self) -> str:
         return "\n".join(f"    {line}" for line in self.layout_lines)
 
-    def prepare_command(self, out: str | Path = "<cache dir>") -> str:
-        return (f"python -m mmrl_env.data.prepare {self.command} --raw <raw {self.name} dir> "
-                f"--tokenizer <bert-base-uncased dir> --out {out}")
+    def prepare_command(self, out: str | Path | None = None) -> str:
+        """The prepare command line; without ``out`` it writes to the data home."""
+        where = f" --out {out}" if out is not None else ""
+        return f"python -m mmrl_env.data.prepare {self.command} --raw <raw> --tokenizer <bert-base-uncased dir>{where}"
 
 
 def first_existing(raw: Path, candidates: Sequence[str], is_dir: bool = False) -> str:
@@ -127,13 +128,12 @@ def load_image_text(ds: ImageTextDataset, root: Path | str | None, device: str =
                     image_size: int = 224, val_fraction: float = 0.1, val_seed: int = 0, seed: int = 0,
                     image_encoder: dict[str, Any] | None = None,
                     text_encoder: dict[str, Any] | None = None) -> MultimodalDataset:
-    """Serve a prepared cache. The official dev split is the validation set (else a stratified
-    ``val_fraction`` of train). ``image_encoder`` / ``text_encoder`` override the encoders'
-    kwargs: by default ResNet50 reads ``<torch hub dir>/checkpoints/resnet50-0676ba61.pth`` and
-    BERT the prepare run's tokenizer directory if it holds weights, else the local HF cache."""
-    hint = (f"prepare it first with:\n    {ds.prepare_command(root or '<cache dir>')}\n"
-            f"from the raw layout:\n{ds.layout()}")
-    cache = open_prepared(ds.name, root, hint)
+    """Serve a prepared cache (``root``, default ``$MMRL_DATA/<command>``). The official dev
+    split is the validation set (else a stratified ``val_fraction`` of train). ``image_encoder``
+    / ``text_encoder`` override the encoders' kwargs: by default ResNet50 reads ``<torch hub
+    dir>/checkpoints/resnet50-0676ba61.pth`` and BERT the prepare run's tokenizer directory if
+    it holds weights, else the local HF cache."""
+    cache = open_prepared(ds.name, ds.command, root, ds.prepare_command(root), ds.layout())
     image_kwargs = {"weights": str(Path(torch.hub.get_dir()) / "checkpoints" / RESNET50_IMAGENET),
                     **(image_encoder or {})}
     if image_kwargs.get("weights") is not None and not Path(image_kwargs["weights"]).expanduser().is_file():

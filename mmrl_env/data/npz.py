@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
+from mmrl_env.data.home import resolve_root, where_text
 from mmrl_env.data.validation import stratified_holdout
 
 LAYOUT = "<root>/train.npz, [val.npz], test.npz (arrays '<modality>' and 'labels'), optional meta.json"
@@ -78,10 +79,13 @@ def _split(arrays: dict[str, np.ndarray], modalities: list[str], rows: np.ndarra
 
 def load_npz(root: str | Path | None = None, val_fraction: float = 0.1, val_seed: int = 0,
              device: str = "cpu") -> MultimodalDataset:
-    """The ``Custom`` dataset from ``root`` (format in the module docstring)."""
-    if root is None or not Path(root).is_dir():
-        raise FileNotFoundError(f"Custom data directory {root} not found; expected {LAYOUT}")
-    root = Path(root)
+    """The ``Custom`` dataset from ``root``, default ``$MMRL_DATA/custom`` (format in the module docstring)."""
+    path = resolve_root(root, "custom")
+    if not path.is_dir():
+        raise FileNotFoundError(f"Custom data directory {where_text(path, root is not None)} not found; expected "
+                                f"{LAYOUT}. Pass data_root=<dir> (CLI: --env-kwargs data_root=<dir>) or put the "
+                                f"files in {path}")
+    root = path
     meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {}
     data = {s: _load(root / f"{s}.npz") for s in ("train", "test")}
     if (root / "val.npz").is_file():

@@ -100,21 +100,23 @@ def read_lists(raw: Path) -> list[GestureRow]:
     return rows
 
 
-def prepare_command(out: str | Path = "<cache dir>") -> str:
-    return f"python -m mmrl_env.data.prepare nvgesture --raw <raw NVGesture dir> --out {out}"
+def prepare_command(out: str | Path | None = None) -> str:
+    """The prepare command line; without ``out`` it writes to the data home."""
+    where = f" --out {out}" if out is not None else ""
+    return f"python -m mmrl_env.data.prepare nvgesture --raw <raw>{where}"
 
 
 def load_nvgesture(root: str | Path | None = None, device: str = "cpu", resident: bool = False,
                    frames: int | None = None, image_size: int = 224, encoder: str = "i3d",
                    weights_dir: str | Path | None = None, val_fraction: float = 0.1, val_seed: int = 0,
                    seed: int = 0) -> MultimodalDataset:
-    """NVGesture from a prepared cache: modalities ``rgb`` (3), ``flow`` (2), ``depth`` (1), each
-    float32 (B, C, T, H, W) in [-1, 1]. ``encoder``: ``i3d`` (default) or a torchvision video
-    ResNet (``r3d_18``, ``r2plus1d_18``), from scratch unless ``weights_dir`` holds the I3D
-    checkpoints ``rgb_imagenet.pt`` (rgb, depth) and ``flow_imagenet.pt`` (flow).
-    Train: one RandomResizedCrop (area 0.6–1) per clip, no flip (left/right gestures differ)."""
-    hint = f"prepare it first with:\n    {prepare_command(root or '<cache dir>')}\nfrom the raw layout:\n{LAYOUT}"
-    cache = open_prepared("NVGesture", root, hint)
+    """NVGesture from a prepared cache (``root``, default ``$MMRL_DATA/nvgesture``): modalities
+    ``rgb`` (3), ``flow`` (2), ``depth`` (1), each float32 (B, C, T, H, W) in [-1, 1].
+    ``encoder``: ``i3d`` (default) or a torchvision video ResNet (``r3d_18``, ``r2plus1d_18``),
+    from scratch unless ``weights_dir`` holds the I3D checkpoints ``rgb_imagenet.pt`` (rgb,
+    depth) and ``flow_imagenet.pt`` (flow). Train: one RandomResizedCrop (area 0.6–1) per clip,
+    no flip (left/right gestures differ)."""
+    cache = open_prepared("NVGesture", "nvgesture", root, prepare_command(root), LAYOUT)
     train, val, test = split_rows(cache, val_fraction, val_seed)
     stored = cache.manifest["config"]["frames"]["count"]
     views = [VolumeView(stored, frames or stored, image_size, flip=False, scale=(0.6, 1.0), mean=(0.5,) * c,

@@ -22,6 +22,7 @@ from mmrl_env.data.build_cache import fill_cache
 from mmrl_env.data.cache import CacheWriter
 from mmrl_env.data.frames import even_indices
 from mmrl_env.data.nvgesture import LAYOUT, MODALITIES, GestureRow, Sensor, read_lists
+from mmrl_env.extras import require
 
 
 def decode_range(raw: Path, sensor: Sensor, size: int, mode: str = "RGB") -> np.ndarray:
@@ -29,7 +30,7 @@ def decode_range(raw: Path, sensor: Sensor, size: int, mode: str = "RGB") -> np.
 
     A video shorter than ``end`` keeps what it has (the lists' ends are sometimes one past).
     """
-    import av
+    av = require("av", "decoding NVGesture videos")
 
     path = raw / sensor.video
     if not path.is_file():

@@ -1,5 +1,6 @@
 """Command line: raw data → the memory-mapped cache the loaders read.
 
+    python -m mmrl_env.data.prepare cremad --raw /data/CREMA-D       # -> $MMRL_DATA/cremad
     python -m mmrl_env.data.prepare cremad --raw /data/CREMA-D --out /data/cache/cremad
     python -m mmrl_env.data.prepare kinetics_sounds --raw /data/KS --out /data/cache/ks
     python -m mmrl_env.data.prepare vggsound --raw /data/VGGSound --out /data/cache/vggsound
@@ -7,8 +8,10 @@
     python -m mmrl_env.data.prepare sarcasm --raw /data/sarcasm --tokenizer /models/bert-base-uncased --out ...
     python -m mmrl_env.data.prepare nvgesture --raw /data/nvGesture --out /data/cache/nvgesture
 
-Re-running the same command resumes (clips already cached are skipped, failed ones are
-retried). Exit status 1 when the raw data (or the tokenizer) is missing or no clip is usable.
+Without ``--out`` the cache goes to ``$MMRL_DATA/<dataset>`` (default ``~/.cache/mmrl``),
+where every loader looks when no root is given. Re-running the same command resumes
+(clips already cached are skipped, failed ones are retried). Exit status 1 when the raw
+data (or the tokenizer) is missing or no clip is usable.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from mmrl_env.data.audio_video import AVDataset, PrepareError
 from mmrl_env.data.build_cache import prepare_av
 from mmrl_env.data.cache import CacheMismatchError
 from mmrl_env.data.cremad import CREMAD
+from mmrl_env.data.home import DATA_ENV, SOURCES, dataset_dir
 from mmrl_env.data.image_text import ImageTextDataset
 from mmrl_env.data.kinetics import KINETICS_SOUNDS, VGGSOUND
 from mmrl_env.data.nvgesture import LAYOUT
@@ -36,10 +40,12 @@ def _subparser(sub: argparse._SubParsersAction, command: str, name: str, layout:
                what: str = "frame") -> argparse.ArgumentParser:
     """A sub-command with the options every dataset shares."""
     p = sub.add_parser(command, help=f"{name}; raw layout:\n{layout}",
-                       description=f"Cache {name}. Raw layout:\n{layout}",
+                       description=f"Cache {name}. Raw data: {SOURCES[command]}. Raw layout:\n{layout}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--raw", required=True, help="directory of the raw dataset (layout above)")
-    p.add_argument("--out", required=True, help="cache directory to create or resume")
+    p.add_argument("--out", default=None,
+                   help=f"cache directory to create or resume (default {dataset_dir(command)}: "
+                   f"${DATA_ENV}/{command}, where the loaders look without a root)")
     p.add_argument("--size", type=int, default=size, help=f"stored {what} side in pixels (default {size})")
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="rebuild a cache made with another recipe")
@@ -48,7 +54,8 @@ def _subparser(sub: argparse._SubParsersAction, command: str, name: str, layout:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmrl_env.data.prepare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mmrl_env.data.prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="dataset", required=True)
     for command, ds in DATASETS.items():
         p = _subparser(sub, command, ds.name, ds.layout(), 224)
@@ -67,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.out = args.out or str(dataset_dir(args.dataset))
     common = dict(size=args.size, overwrite=args.overwrite, progress=not args.quiet, workers=args.workers)
     try:
         if args.dataset in DATASETS:
@@ -83,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PrepareError, CacheMismatchError, TokenizerNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    print(f"cache ready: {args.out}")
     return 0
 
 

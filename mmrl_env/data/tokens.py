@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mmrl_env.extras import require
+
 TOKENIZER_HELP = (
     "put the files of bert-base-uncased's tokenizer (vocab.txt, plus tokenizer.json / tokenizer_config.json "
     "if you have them; a full snapshot of the model directory also holds the weights the 'bert' encoder "
@@ -30,7 +32,8 @@ class TokenizerNotFoundError(FileNotFoundError):
 
 def load_tokenizer(path: str | Path | None) -> Any:
     """A ``transformers`` tokenizer from the local directory ``path`` (never the network)."""
-    from transformers import AutoTokenizer, BertTokenizerFast
+    transformers = require("transformers", "BERT tokenisation (Twitter2015, Sarcasm)")
+    AutoTokenizer, BertTokenizerFast = transformers.AutoTokenizer, transformers.BertTokenizerFast
 
     if path is None or not Path(path).expanduser().is_dir():
         raise TokenizerNotFoundError(f"tokenizer directory {path} not found: {TOKENIZER_HELP}")

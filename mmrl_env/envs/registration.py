@@ -1,20 +1,62 @@
-"""Environment ids ``{DUS,BSS}-<Dataset>``. Torch-free: registering touches no data."""
+"""Environment ids ``{DUS,BSS}-<Dataset>-v0``, with the short ``{DUS,BSS}-<Dataset>`` kept as
+aliases. Torch-free: registering touches no data.
+
+Gymnasium resolves a short name to its newest version (``gymnasium.make("DUS-Synthetic")``
+builds ``DUS-Synthetic-v0``) but warns each time, and refuses to register an unversioned id
+next to a versioned one. The alias is intended here, so: its spec is put into
+``gymnasium.registry`` directly (tools that check the registry, like rl-zoo3's ``--env``,
+accept both ids) and Gymnasium's warning is silenced for our ids only.
+"""
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
 
 from mmrl_env.data.registry import dataset_names
 from mmrl_env.kwargs import accepted_kwargs, apply_renames, unknown_kwargs_message
+
+VERSION = "v0"  # bump when an env's dynamics change in a way that changes results
+ENTRY_POINT = "mmrl_env.envs.registration:make"
+VECTOR_ENTRY_POINT = "mmrl_env.envs.registration:make_vec"
 
 # method -> "module:Class" (resolved only when an env is made). None = not built yet.
 METHODS: dict[str, str | None] = {
     "DUS": "mmrl_env.envs.dus:DUSEnv",
     "BSS": "mmrl_env.envs.bss:BSSEnv",
 }
+
+
+class EnvKwargsError(TypeError):
+    """An unknown or contradicting env keyword argument. A ``TypeError`` like Python's own, but
+    ``gymnasium.make``'s re-raise (``<message> was raised from the environment creator for
+    <id> with kwargs (...)``) is cut back to our message, which already names the valid
+    keywords and the closest one."""
+
+    GLUE = " was raised from the environment creator for "
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.split(self.GLUE, 1)[0])
+
+
+def translate_data_root(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``data_root=X`` is short for ``dataset_kwargs={"root": X}``; both at once must agree."""
+    if "data_root" not in kwargs:
+        return kwargs
+    kwargs = dict(kwargs)
+    root = kwargs.pop("data_root")
+    dataset_kwargs = dict(kwargs.get("dataset_kwargs") or {})
+    if "root" in dataset_kwargs and root is not None and str(dataset_kwargs["root"]) != str(root):
+        raise EnvKwargsError(f"data_root={root!r} contradicts dataset_kwargs.root={dataset_kwargs['root']!r}; "
+                             "give one of them (data_root is short for dataset_kwargs.root)")
+    if root is not None:
+        dataset_kwargs["root"] = str(root)
+    kwargs["dataset_kwargs"] = dataset_kwargs
+    return kwargs
 
 
 def _env_class(method: str, vector: bool) -> type:
@@ -30,13 +72,14 @@ def _env_class(method: str, vector: bool) -> type:
 
 
 def _checked_kwargs(cls: type, env_id: str, kwargs: dict[str, Any], fixed: tuple[str, ...]) -> dict[str, Any]:
-    """``kwargs`` with renamed names moved; unknown ones refused with the valid names."""
+    """``kwargs`` with renamed names moved and ``data_root`` translated; unknown ones refused
+    with the valid names and the closest one."""
     kwargs = apply_renames(cls, kwargs)
-    valid = [k for k in accepted_kwargs(cls) if k not in ("dataset", *fixed)]
+    valid = [k for k in accepted_kwargs(cls) if k not in ("dataset", *fixed)] + ["data_root"]
     message = unknown_kwargs_message(kwargs, valid, "keyword argument(s)", env_id)
     if message:
-        raise TypeError(message)
-    return kwargs
+        raise EnvKwargsError(message)
+    return translate_data_root(kwargs)
 
 
 def make(method: str, dataset: str, **kwargs: Any) -> gym.Env:
@@ -54,17 +97,35 @@ def make_vec(method: str, dataset: str, num_envs: int = 1, **kwargs: Any) -> gym
     return cls(num_envs=num_envs, dataset=dataset, **kwargs)
 
 
-def env_ids() -> list[str]:
-    return [f"{m}-{d}" for m in METHODS for d in dataset_names()]
+def short_id(env_id: str) -> str:
+    """``DUS-Synthetic-v0`` -> ``DUS-Synthetic`` (other ids unchanged)."""
+    suffix = f"-{VERSION}"
+    return env_id[: -len(suffix)] if env_id.endswith(suffix) else env_id
+
+
+def versioned_id(env_id: str) -> str:
+    """``DUS-Synthetic`` -> ``DUS-Synthetic-v0`` (a versioned id unchanged)."""
+    return f"{short_id(env_id)}-{VERSION}"
+
+
+def env_ids(versioned: bool = False) -> list[str]:
+    """The registered ids, short (default) or versioned."""
+    return [f"{m}-{d}" + (f"-{VERSION}" if versioned else "") for m in METHODS for d in dataset_names()]
 
 
 def register_envs() -> None:
-    """(Re-)register an id for every method × dataset (call again after ``register_dataset``)."""
+    """(Re-)register ``<method>-<dataset>-v0`` and its alias ``<method>-<dataset>`` for every
+    method × dataset (call again after ``register_dataset``)."""
     for method in METHODS:
         for dataset in dataset_names():
-            env_id = f"{method}-{dataset}"
-            if env_id in gym.registry:
-                continue
-            gym.register(id=env_id, entry_point="mmrl_env.envs.registration:make",
-                         vector_entry_point="mmrl_env.envs.registration:make_vec",
-                         kwargs={"method": method, "dataset": dataset}, disable_env_checker=True)
+            short = f"{method}-{dataset}"
+            kwargs = {"method": method, "dataset": dataset}
+            if f"{short}-{VERSION}" not in gym.registry:
+                gym.register(id=f"{short}-{VERSION}", entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
+                             kwargs=kwargs, disable_env_checker=True)
+            if short not in gym.registry:  # the alias; see the module docstring for why not gym.register
+                gym.registry[short] = EnvSpec(id=short, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
+                                              kwargs=kwargs, disable_env_checker=True)
+    methods = "|".join(METHODS)
+    warnings.filterwarnings("ignore", message=f".*Using the latest versioned environment `({methods})-[A-Za-z0-9_]+-v",
+                            category=UserWarning)

@@ -4,17 +4,21 @@ Every numeric leaf of ``info`` becomes a scalar tag ``step/<path>`` at the env's
 step (nested dicts join with ``/``: ``step/n/audio``, ``step/s_hat/video``,
 ``step/val_acc_modality/audio``); the reward is ``step/reward``. At the end of an episode:
 ``episode/return``, ``episode/length``, the test metrics ``episode/test/<metric>`` and one
-histogram of the episode's actions per action dimension (``actions/<i>``). Method-specific
-quantities (BSS's λ, boosting's classifier counts) appear without code here.
+histogram of the episode's raw actions per action dimension, named by what it controls:
+``actions/<modality>`` (DUS: a_j, which sets n_j) or ``actions/lambda`` (BSS: a, which sets
+λ). Method-specific quantities (BSS's λ, boosting's classifier counts) appear without code
+here. :func:`write_config` puts a run's resolved settings in the text and hparams tabs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import yaml
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -28,6 +32,48 @@ def numeric_leaves(info: dict[str, Any], prefix: str = "") -> Iterator[tuple[str
             yield path, float(value)
 
 
+def action_names(env: gym.Env) -> list[str]:
+    """A name per action dimension: the env's ``action_names`` if it has them; else the
+    modalities when there is one dimension per modality (DUS), ``lambda`` for a single
+    dimension (BSS's curriculum proportion), else the indices."""
+    unwrapped = env.unwrapped
+    size = int(np.prod(env.action_space.shape or (1,)))
+    names = getattr(unwrapped, "action_names", None)
+    if names is not None and len(names) == size:
+        return list(names)
+    modalities = list(getattr(unwrapped, "modalities", ()))
+    if len(modalities) == size and size > 1:
+        return modalities
+    return ["lambda"] if size == 1 else [str(i) for i in range(size)]
+
+
+def flat_settings(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"env_kwargs/epochs": 8, ...}`` with values TensorBoard's hparams
+    tab accepts (numbers, strings, booleans; anything else as its string)."""
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_settings(value, path + "/"))
+        elif isinstance(value, (bool, int, float, str)):
+            out[path] = value
+        else:
+            out[path] = "None" if value is None else str(value)
+    return out
+
+
+def write_config(log_dir: str | Path, cfg: dict[str, Any], metrics: dict[str, float] | None = None) -> None:
+    """The run's resolved settings as YAML in the text tab (``config``); with ``metrics`` (the
+    final results) also one row of the hparams tab, so runs can be compared by setting."""
+    writer = SummaryWriter(str(log_dir))
+    if metrics is None:
+        text = yaml.safe_dump(cfg, sort_keys=False)
+        writer.add_text("config", "\n".join("    " + line for line in text.splitlines()))  # a Markdown code block
+    else:
+        writer.add_hparams(flat_settings(cfg), {f"hparam/{k}": v for k, v in metrics.items()}, run_name="hparams")
+    writer.close()
+
+
 class TensorBoardInfo(gym.Wrapper):
     """Log ``info``/reward per step and a summary per episode to ``log_dir``."""
 
@@ -39,6 +85,7 @@ class TensorBoardInfo(gym.Wrapper):
         self.episode = 0
         self._actions: list[np.ndarray] = []
         self._return = 0.0
+        self.action_names = action_names(env)
 
     def reset(self, **kwargs: Any):
         self._actions, self._return = [], 0.0
@@ -63,8 +110,8 @@ class TensorBoardInfo(gym.Wrapper):
         for tag, value in numeric_leaves(info.get("test", {})):
             self.writer.add_scalar(f"episode/test/{tag}", value, self.episode)
         actions = np.stack(self._actions)
-        for i in range(actions.shape[1]):
-            self.writer.add_histogram(f"actions/{i}", actions[:, i], self.episode)
+        for i, name in enumerate(self.action_names[: actions.shape[1]]):
+            self.writer.add_histogram(f"actions/{name}", actions[:, i], self.episode)
         self.writer.flush()
 
     def get_state(self) -> dict[str, Any]:

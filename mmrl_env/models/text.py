@@ -13,6 +13,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mmrl_env.extras import require
+
 DEFAULT_BERT = "bert-base-uncased"
 BERT_HELP = (
     "mmrl never downloads weights: put bert-base-uncased's files (config.json and model.safetensors or "
@@ -52,7 +54,8 @@ class BertEncoder(nn.Module):
     def __init__(self, path: str | Path | None = None, pretrained: bool = True,
                  config: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from transformers import BertConfig, BertModel
+        transformers = require("transformers", "the BERT text encoder")
+        BertConfig, BertModel = transformers.BertConfig, transformers.BertModel
 
         if pretrained:
             source = find_bert(path)

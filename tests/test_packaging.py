@@ -1,0 +1,55 @@
+"""Slow: the wheel ships the configs, and rl-zoo3 trains and replays on our envs unchanged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_ZOO_ENV = ["epochs:1", "batch_size:32", "val_size:50", "dataset_kwargs:dict(n_train=192,n_val=50,n_test=50)",
+                 "device:'cpu'"]  # the zoo evaluates values as Python
+
+
+def run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out
+
+
+@pytest.mark.slow
+def test_wheel_finds_the_shipped_configs_outside_the_checkout(tmp_path):
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "whl"),
+         str(ROOT)], tmp_path)
+    venv.create(tmp_path / "v", system_site_packages=True, with_pip=True)
+    python = str(tmp_path / "v" / "bin" / "python")
+    wheel = next((tmp_path / "whl").glob("mmrl-*.whl"))
+    # --ignore-installed: the shared environment may hold an editable mmrl of the same version
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)], tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([python, "-c", "import training.config as c; print(c.config_dir()); "
+                          "print(c.load_hyperparams('ppo', 'BSS-Synthetic')['n_steps'])"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    where, n_steps = out.stdout.split()
+    assert where == str(tmp_path / "v" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+                        / "site-packages" / "training" / "configs")
+    assert n_steps == "128"  # the BSS-Synthetic section of the shipped configs/ppo.yaml
+
+
+@pytest.mark.slow
+def test_rl_zoo_trains_and_replays(tmp_path):
+    pytest.importorskip("rl_zoo3", reason="the optional extra: pip install -e '.[zoo]'")
+    common = ["--algo", "ppo", "--env", "DUS-Synthetic", "--gym-packages", "mmrl_env", "-f", str(tmp_path / "logs")]
+    run([sys.executable, "-m", "rl_zoo3.train", *common, "-conf", str(ROOT / "configs" / "ppo.yaml"), "-n", "32",
+         "-params", "n_steps:16", "batch_size:16", "--eval-freq", "-1", "--seed", "0",
+         "--env-kwargs", *SMALL_ZOO_ENV], tmp_path, PYTHONPATH=str(ROOT))
+    assert (tmp_path / "logs" / "ppo" / "DUS-Synthetic_1" / "DUS-Synthetic.zip").is_file()
+    out = run([sys.executable, "-m", "rl_zoo3.enjoy", *common, "-n", "8", "--no-render"], tmp_path,
+              PYTHONPATH=str(ROOT))
+    assert "Mean reward" in out.stdout
