@@ -78,7 +78,7 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
 
 def test_every_learner_is_batched_with_the_single_learners_kwargs() -> None:
     """Same keyword names and defaults as the single learner (the trainer validates against it)."""
-    assert {"joint", "ogm_ge"} <= set(VECTOR_LEARNERS)
+    assert {"joint", "ogm_ge", "mla"} <= set(VECTOR_LEARNERS)
     for name, cls in VECTOR_LEARNERS.items():
         own = {n: p.default for n, p in inspect.signature(learner_class(name).__init__).parameters.items()
                if p.default is not p.empty}
@@ -116,6 +116,28 @@ def test_ogm_ge_cnn_path() -> None:
     compare("ogm_ge", {}, [[16, 16], [24, 8], [10, 20]], 2, form="raw")
 
 
+# --- MLA ---------------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("kwargs", [{}, {"project": True}, {"project": "batch", "inference": "fixed",
+                                                            "weights": [0.3, 0.7]}])
+def test_mla_run_k_reproduces_the_single_learner(kwargs: dict[str, Any]) -> None:
+    """Alternating per-modality steps; the released projector persists per run across the epoch end."""
+
+    def check(vt: VectorTrainer, tr: InnerTrainer, k: int) -> None:
+        assert vt.learner.batch_index[k] == tr.learner.batch_index
+        if tr.learner.projector is not None:
+            assert vt.learner.count[k] == tr.learner.projector.count
+            torch.testing.assert_close(vt.learner.P[k], tr.learner.projector.P, rtol=RTOL, atol=1e-9)
+
+    compare("mla", kwargs, SIZES, 8, check=check)
+
+
+@pytest.mark.usefixtures("float64")
+def test_mla_cnn_path() -> None:
+    compare("mla", {"project": "gs"}, [[16, 16], [24, 8], [10, 20]], 2, form="raw")
+
+
 # --- env level ---------------------------------------------------------------------------------
 
 ENV_KWARGS = {"dataset_kwargs": {"n_train": 320, "n_val": 100, "n_test": 100}, "epochs": 2, "batch_size": 32,
@@ -147,3 +169,8 @@ def env_episode(learner: str) -> None:
 def test_ogm_ge_in_the_env() -> None:
     info = env_episode("ogm_ge")
     assert set(info["ogm_coeff"]) == {"audio", "video"}
+
+
+def test_mla_in_the_env() -> None:
+    info = env_episode("mla")
+    assert 0.0 <= info["test"]["video_acc"] <= 1.0
