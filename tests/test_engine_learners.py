@@ -35,26 +35,37 @@ def run_state(vt: VectorTrainer, k: int) -> dict[str, torch.Tensor]:
     return learner.run_state_dict(k) if hasattr(learner, "run_state_dict") else learner.stack.run_state_dict(k)
 
 
-def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterations: int,
-            form: str = "features", check: Callable[[VectorTrainer, InnerTrainer, int], None] | None = None) -> None:
-    """Train K runs batched and each one alone; everything observable must agree."""
+Schedule = list[tuple[int, list[bool]]]
+
+
+def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterations: int | Schedule,
+            form: str = "features", check: Callable[[VectorTrainer, InnerTrainer, int], None] | None = None,
+            optim: dict[str, Any] | None = None) -> None:
+    """Train K runs batched and each one alone; everything observable must agree. ``iterations``:
+    a count, or a schedule of (count, active runs) so that runs fall out of step with each other."""
     ds = dataset(form, torch.float64)
     cfg = learner_config(learner, kwargs, 32 if form == "features" else 16)
+    for key, value in (optim or {}).items():
+        setattr(cfg.optim, key, value)
+    schedule = [(iterations, [True] * len(SEEDS))] if isinstance(iterations, int) else iterations
     vt = VectorTrainer(ds, cfg, len(SEEDS), "cpu")
     vt.reset(SEEDS)
     vsteps: list = []
-    vt.train(iterations, sizes, hooks=(lambda b, out: vsteps.append((b, out)),))
+    for count, active in schedule:
+        vt.train(count, sizes, active=torch.tensor(active), hooks=(lambda b, out: vsteps.append((b, out)),))
     vpred, vy = vt.predict(vt.dataset.test)
     for k, seed in enumerate(SEEDS):
         tr = InnerTrainer(ds, cfg, "cpu")
         tr.reset(seed)
         steps: list = []
-        tr.train(iterations, sizes[k], hooks=(lambda b, out, s=steps: s.append((out.loss, out.unimodal_logits)),))
+        total = sum(count for count, active in schedule if active[k])
+        tr.train(total, sizes[k], hooks=(lambda b, out, s=steps: s.append((out.loss, out.unimodal_logits)),))
+        mine = [(b, out) for b, out in vsteps if out.active[k]]
         assert vt.epoch[k] == tr.epoch and vt.iteration[k] == tr.iteration
         assert torch.equal(vt.generators[k].get_state(), tr.generator.get_state()), "random draws differ"
         assert rel_error(tr.learner.model.state_dict(), run_state(vt, k)) < RTOL
         assert vt.learner.scheduler.lr[k].item() == pytest.approx(tr.learner.scheduler.get_last_lr()[0], rel=1e-12)
-        for (loss, logits), (batch, out) in zip(steps, vsteps, strict=True):
+        for (loss, logits), (batch, out) in zip(steps, mine, strict=True):
             torch.testing.assert_close(out.loss[k], loss.to(out.loss.dtype), rtol=RTOL, atol=1e-9)
             for j, z in enumerate(logits):
                 n = z.shape[0]
@@ -78,7 +89,7 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
 
 def test_every_learner_is_batched_with_the_single_learners_kwargs() -> None:
     """Same keyword names and defaults as the single learner (the trainer validates against it)."""
-    assert {"joint", "ogm_ge", "mla"} <= set(VECTOR_LEARNERS)
+    assert set(VECTOR_LEARNERS) == {"joint", "ogm_ge", "mla", "boosting"}
     for name, cls in VECTOR_LEARNERS.items():
         own = {n: p.default for n, p in inspect.signature(learner_class(name).__init__).parameters.items()
                if p.default is not p.empty}
@@ -138,6 +149,91 @@ def test_mla_cnn_path() -> None:
     compare("mla", {"project": "gs"}, [[16, 16], [24, 8], [10, 20]], 2, form="raw")
 
 
+# --- boosting ----------------------------------------------------------------------------------
+
+LAGGED = [(6, [True, True, True]), (3, [True, False, True]), (5, [True, True, True])]  # run 1 falls 3 steps behind
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize(("kwargs", "optim"), [
+    ({"check_every": 1, "omega_steps": 20}, None),
+    ({"check_every": 1, "omega_steps": 20, "omega_target": "onehot", "max_classifiers": 2}, None),  # the cap
+    ({"check_every": 1, "omega_steps": 20, "hidden": 32, "tau": 0.0}, {"name": "adam", "lr": 1e-3}),  # Adam per slot
+])
+def test_boosting_run_k_reproduces_the_single_learner(kwargs: dict[str, Any], optim: dict[str, Any] | None) -> None:
+    """ACA at every epoch end (T = 1); run 1 reaches its epoch ends later than runs 0 and 2, so
+    runs add classifiers at different times yet stay in one batch."""
+    grown: list[int] = []
+
+    def check(vt: VectorTrainer, tr: InnerTrainer, k: int) -> None:
+        assert vt.learner.counts[k].tolist() == tr.learner.model.counts
+        torch.testing.assert_close(vt.learner.omega[k], tr.learner.omega.to(vt.learner.omega.dtype), rtol=1e-5,
+                                   atol=1e-9)
+        torch.testing.assert_close(vt.learner.scores()[k], tr.learner.scores(), rtol=1e-5, atol=1e-9)
+        grown.append(sum(tr.learner.model.counts) - 2)
+
+    compare("boosting", kwargs, SIZES, LAGGED, check=check, optim=optim)
+    assert sum(grown) > 0  # ACA did add classifiers
+
+
+@pytest.mark.usefixtures("float64")
+def test_boosting_cnn_path_with_curriculum_epochs() -> None:
+    """BatchNorm encoders and BSS-style epochs (``train_epoch``, one short order per run): ACA after
+    each one-step epoch, then a step with the new classifiers live."""
+    ds = dataset("raw", torch.float64)
+    cfg = learner_config("boosting", {"check_every": 1, "omega_steps": 5, "hidden": 16, "tau": 0.0}, 16)
+    orders = [torch.randperm(192, generator=torch.Generator().manual_seed(k))[:n] for k, n in enumerate((16, 12, 16))]
+    vt = VectorTrainer(ds, cfg, 3, "cpu")
+    vt.reset(SEEDS)
+    vloss = [vt.train_epoch(orders) for _ in range(2)]
+    pred, _ = vt.predict(vt.dataset.test)
+    for k, seed in enumerate(SEEDS):
+        tr = InnerTrainer(ds, cfg, "cpu")
+        tr.reset(seed)
+        loss = [tr.train_epoch(orders[k]) for _ in range(2)]
+        torch.testing.assert_close(torch.stack([v[k] for v in vloss]), torch.stack(loss), rtol=RTOL, atol=0)
+        assert vt.learner.counts[k].tolist() == tr.learner.model.counts and sum(tr.learner.model.counts) > 2
+        assert rel_error(tr.learner.model.state_dict(), run_state(vt, k)) < RTOL
+        torch.testing.assert_close(pred.fused[k], tr.predict(tr.dataset.test)[0].fused, rtol=RTOL, atol=1e-9)
+
+
+def test_slot_activation_starts_that_slots_optimizer_state_fresh_for_that_run_only() -> None:
+    cfg = learner_config("boosting", {"check_every": 1, "max_classifiers": 3})
+    vt = VectorTrainer(dataset(), cfg, 3, "cpu")
+    vt.reset(SEEDS)
+    learner = vt.learner
+    for part in learner.groups["slot1.0"].parts:
+        part.state["momentum_buffer"].fill_(1.0)  # as if every run had trained this slot
+    before = learner.stack.params["slots.1.0.weight"].clone()
+    learner.add_classifier(1, 1)
+    assert learner.counts.tolist() == [[1, 1], [1, 2], [1, 1]]
+    for part in learner.groups["slot1.0"].parts:
+        buf = part.state["momentum_buffer"]
+        assert buf[1].abs().sum() == 0 and (buf[[0, 2]] == 1).all()
+    after = learner.stack.params["slots.1.0.weight"].clone()
+    assert not torch.equal(after[1], before[1]) and torch.equal(after[[0, 2]], before[[0, 2]])
+    assert vt.run_info(1)["classifiers"] == {"audio": 1, "video": 2}
+    vt.train(1, SIZES)  # the live slot trains in run 1 only
+    moved = (learner.stack.params["slots.1.0.weight"] != after).flatten(1).any(1)
+    assert moved.tolist() == [False, True, False]
+
+
+def test_boosting_resume_equals_uninterrupted() -> None:
+    cfg = learner_config("boosting", {"check_every": 1, "omega_steps": 5})
+    ds = dataset()
+    vt = VectorTrainer(ds, cfg, 3, "cpu")
+    vt.reset(SEEDS)
+    vt.train(6, SIZES)  # ends an epoch: ACA added classifiers
+    state = vt.state_dict()
+    vt.train(7, SIZES)
+    resumed = VectorTrainer(ds, cfg, 3, "cpu")
+    resumed.load_state_dict(state)
+    resumed.train(7, SIZES)
+    assert torch.equal(vt.learner.counts, resumed.learner.counts) and vt.learner.counts.sum() > 6
+    assert torch.equal(vt.learner.stack.flat, resumed.learner.stack.flat)
+    assert torch.equal(vt.learner.omega, resumed.learner.omega)
+
+
 # --- env level ---------------------------------------------------------------------------------
 
 ENV_KWARGS = {"dataset_kwargs": {"n_train": 320, "n_val": 100, "n_test": 100}, "epochs": 2, "batch_size": 32,
@@ -174,3 +270,8 @@ def test_ogm_ge_in_the_env() -> None:
 def test_mla_in_the_env() -> None:
     info = env_episode("mla")
     assert 0.0 <= info["test"]["video_acc"] <= 1.0
+
+
+def test_boosting_in_the_env() -> None:
+    info = env_episode("boosting")
+    assert sum(info["classifiers"].values()) >= 3 and set(info["omega"]) == {"audio", "video"}

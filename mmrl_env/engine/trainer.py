@@ -23,6 +23,7 @@ from torch import Tensor
 
 from mmrl_env.data.base import MultimodalDataset, Split
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput, prefix_masks
+from mmrl_env.engine.boosting import VectorBoostingLearner
 from mmrl_env.engine.joint import VectorJointLearner
 from mmrl_env.engine.mla import VectorMLALearner
 from mmrl_env.engine.ogm_ge import VectorOGMGELearner
@@ -31,7 +32,8 @@ from mmrl_env.samplers.stream import ShuffledStream
 from mmrl_env.trainer import TrainerConfig, resolve_device
 
 VectorHook = Callable[[VectorBatch, VectorStepOutput], None]
-VECTOR_LEARNERS = {"joint": VectorJointLearner, "ogm_ge": VectorOGMGELearner, "mla": VectorMLALearner}
+VECTOR_LEARNERS = {"joint": VectorJointLearner, "ogm_ge": VectorOGMGELearner, "mla": VectorMLALearner,
+                   "boosting": VectorBoostingLearner}
 
 
 class VectorTrainer:
