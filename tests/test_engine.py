@@ -234,8 +234,8 @@ def test_resume_equals_uninterrupted() -> None:
 
 def test_bad_input_is_refused() -> None:
     ds = dataset()
-    with pytest.raises(ValueError, match="supports learner"):
-        VectorTrainer(ds, TrainerConfig(learner="mla"), 2, "cpu")
+    with pytest.raises(KeyError, match="unknown learner"):
+        VectorTrainer(ds, TrainerConfig(learner="nope"), 2, "cpu")
     vt = VectorTrainer(ds, config(), 2, "cpu")
     with pytest.raises(ValueError, match="one seed per run"):
         vt.reset([0])

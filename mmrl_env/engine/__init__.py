@@ -2,6 +2,8 @@
 
 * :mod:`~mmrl_env.engine.trainer` — :class:`VectorTrainer`, the K-run ``InnerTrainer``;
 * :mod:`~mmrl_env.engine.joint` — the ``joint`` learner on stacked tensors (``vmap``);
+* :mod:`~mmrl_env.engine.ogm_ge`, :mod:`~mmrl_env.engine.mla`, :mod:`~mmrl_env.engine.boosting` — the
+  other learners, on :mod:`~mmrl_env.engine.stacked` (optimizer groups, per-run housekeeping);
 * :mod:`~mmrl_env.engine.stack` — K models as stacked parameters/buffers;
 * :mod:`~mmrl_env.engine.optim` — SGD/Adam and StepLR with per-run state and lr;
 * :mod:`~mmrl_env.engine.batchnorm` — BatchNorm over valid rows, running stats returned;

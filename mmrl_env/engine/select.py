@@ -5,7 +5,7 @@ all K runs. It covers the learners in ``VECTOR_LEARNERS`` with the small encoder
 (``BATCHED_ENCODERS``: the MLP and the small CNN of Synthetic and ``Custom`` data).
 ``engine="sequential"``: :class:`~mmrl_env.engine.sequential.SequentialTrainer`, K ordinary
 runs in turn — the path of the big encoders (ResNet, BERT, I3D, 3-D ResNets), which already
-fill a GPU at B = 64, and of learners not yet on the run axis. ``auto`` (default) picks
+fill a GPU at B = 64 (every learner is on the run axis). ``auto`` (default) picks
 ``batched`` wherever it applies.
 
 ``device="auto"``: CUDA when present — except for the small encoders with fewer than

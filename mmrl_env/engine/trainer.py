@@ -7,8 +7,9 @@ orders (float tolerance: batched kernels sum in another order). Per step, the ru
 windows are drawn per run (a cheap loop over index streams), padded to one common length and
 trained in one ``vmap``-ed step; the model work never loops over runs.
 
-Learners: ``joint`` (others to follow). Contiguous memory format only (no ``channels_last``,
-which breaks ``vmap``; see :mod:`mmrl_env.engine.stack`).
+Learners: ``VECTOR_LEARNERS`` (every learner has a port; see their modules for what each one
+does per run). Contiguous memory format only (no ``channels_last``, which breaks ``vmap``; see
+:mod:`mmrl_env.engine.stack`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ from torch import Tensor
 
 from mmrl_env.data.base import MultimodalDataset, Split
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput, prefix_masks
+from mmrl_env.engine.boosting import VectorBoostingLearner
 from mmrl_env.engine.joint import VectorJointLearner
+from mmrl_env.engine.mla import VectorMLALearner
+from mmrl_env.engine.ogm_ge import VectorOGMGELearner
 from mmrl_env.learners import check_learner
 from mmrl_env.samplers.stream import ShuffledStream
 from mmrl_env.trainer import TrainerConfig, resolve_device
 
 VectorHook = Callable[[VectorBatch, VectorStepOutput], None]
-VECTOR_LEARNERS = {"joint": VectorJointLearner}
+VECTOR_LEARNERS = {"joint": VectorJointLearner, "ogm_ge": VectorOGMGELearner, "mla": VectorMLALearner,
+                   "boosting": VectorBoostingLearner}
 
 
 class VectorTrainer:
@@ -75,6 +80,8 @@ class VectorTrainer:
             ordered = [self.generators[r] for r in range(self.num_runs)]
             self.learner = VECTOR_LEARNERS[self.cfg.learner](self.dataset, self.cfg.optim, self.device, ordered,
                                                              **self.cfg.learner_kwargs)
+            if hasattr(self.learner, "set_run_length"):  # "auto" periods scale with the run, as in InnerTrainer
+                self.learner.set_run_length(self.cfg.epochs, self.iterations_per_epoch)
             self.streams = [ShuffledStream(len(self.dataset.train), g) for g in ordered]
         else:
             self.learner.reset_runs(runs, [self.generators[r] for r in runs])
@@ -172,8 +179,12 @@ class VectorTrainer:
                   for part in idx.split(self.cfg.eval_batch_size)]
         fused = torch.cat([c.fused for c in chunks], dim=1)
         uni = [torch.cat([c.unimodal[j] for c in chunks], dim=1) for j in range(self.dataset.num_modalities)]
-        multi = torch.cat([c.multi for c in chunks], dim=1)
+        multi = None if chunks[0].multi is None else torch.cat([c.multi for c in chunks], dim=1)
         return VectorPrediction(fused, uni, multi), split.gather_labels(idx)
+
+    def run_info(self, run: int) -> dict[str, Any]:
+        """Learner-specific quantities of one run (classifier counts, ω, OGM coefficients; {} for joint)."""
+        return self.learner.run_info(run) if hasattr(self.learner, "run_info") else {}
 
     def state_dict(self) -> dict[str, Any]:
         """Every run so far: learner state, streams, counters and the private generators."""

@@ -50,8 +50,12 @@ def residual_labels(onehot: Tensor, prev_logits: Tensor, lam: float) -> Tensor:
     """
     if prev_logits.shape[0] == 0:
         return onehot
-    p = prev_logits.detach().float().softmax(-1).sum(0)
-    return (onehot - lam * onehot * p).clamp(min=0)
+    return residual_target(onehot, prev_logits.detach().float().softmax(-1).sum(0), lam)
+
+
+def residual_target(onehot: Tensor, prev_probs: Tensor, lam: float) -> Tensor:
+    """ŷ = (y − λ·y ⊙ p).clamp(min=0) from p, the summed softmax of the earlier classifiers (N, K)."""
+    return (onehot - lam * onehot * prev_probs).clamp(min=0)
 
 
 def soft_ce(logits: Tensor, target: Tensor, budget: int) -> Tensor:
@@ -114,6 +118,14 @@ def omega_target(scores: Tensor, counts: list[int], rule: str = "cover", sigma: 
     return g
 
 
+def check_kwargs(max_classifiers: int, omega_target: str) -> None:
+    """``max_classifiers`` and ``omega_target`` as :class:`BoostingLearner` accepts them."""
+    if max_classifiers < 1:
+        raise ValueError(f"max_classifiers must be >= 1, got {max_classifiers}")
+    if omega_target not in OMEGA_TARGETS:
+        raise ValueError(f"omega_target must be one of {OMEGA_TARGETS}, got {omega_target!r}")
+
+
 class BoostingLearner(Learner):
     """AUG. Unimodal logits = Σ_t ω-weighted classifier logits; inference = their late-fusion sum.
 
@@ -129,10 +141,7 @@ class BoostingLearner(Learner):
                  check_every: int | str = "auto", sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10,
                  hidden: int = 256, omega_target: str = "cover", omega_lr: float = 1e-3,
                  omega_steps: int = 100) -> None:
-        if max_classifiers < 1:
-            raise ValueError(f"max_classifiers must be >= 1, got {max_classifiers}")
-        if omega_target not in OMEGA_TARGETS:
-            raise ValueError(f"omega_target must be one of {OMEGA_TARGETS}, got {omega_target!r}")
+        check_kwargs(max_classifiers, omega_target)
         self.check_every_arg = check_every
         self.check_every = auto_period(check_every, None, AUTO_ACA_FRACTION, PAPER_T, "check_every")
         self.lam, self.sigma, self.tau, self.omega_target = lam, sigma, tau, omega_target
@@ -232,6 +241,7 @@ class BoostingLearner(Learner):
         """Train ω on ‖g − ω(s)‖², g from :func:`omega_target` (after this call's additions); store ω(s)."""
         s = scores.detach().float()
         g = omega_target(s, self.model.counts, self.omega_target, self.sigma, self.tau)
+        s = s.to(self.omega_net.net[0].weight.dtype)  # float32 unless the model is built in another dtype
         self.omega_net.train()
         for _ in range(self.omega_steps):
             self.omega_optimizer.zero_grad(set_to_none=True)

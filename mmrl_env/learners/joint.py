@@ -18,6 +18,11 @@ def joint_objective(uni: Tensor, fused: Tensor | None, alpha: float) -> Tensor:
     return loss if fused is None else loss + (1 - alpha) * fused
 
 
+def check_alpha(alpha: float) -> None:
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+
+
 class JointLearner(Learner):
     """Loss (1−α)·CE(z_multi) + α·Σ_j CE(z_j); inference z_multi + Σ_j z_j.
 
@@ -26,8 +31,7 @@ class JointLearner(Learner):
 
     def __init__(self, dataset, optim: OptimConfig, device, generator, alpha: float = 0.2,
                  fusion: str = "concat") -> None:
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        check_alpha(alpha)
         self.alpha = alpha
         self.fusion_name = fusion
         super().__init__(dataset, optim, device, generator)

@@ -36,6 +36,16 @@ INFERENCE = ("entropy", "fixed")
 PROJECTIONS = {False: None, "none": None, True: "gs", "gs": "gs", "batch": "batch"}
 
 
+def check_kwargs(project: bool | str, inference: str, weights: Sequence[float] | None, modalities: int) -> None:
+    """``project``, ``inference`` and ``weights`` as :class:`MLALearner` accepts them."""
+    if not isinstance(project, bool | str) or project not in PROJECTIONS:
+        raise ValueError(f"project must be one of False, True, 'gs', 'batch', got {project!r}")
+    if inference not in INFERENCE:
+        raise ValueError(f"inference must be one of {INFERENCE}, got {inference!r}")
+    if weights is not None and len(weights) != modalities:
+        raise ValueError(f"need one fusion weight per modality ({modalities}), got {list(weights)}")
+
+
 class SharedHeadNet(nn.Module):
     """Encoders φ_j and one linear head shared by every modality (needs equal feature dims)."""
 
@@ -58,6 +68,14 @@ def project_orthogonal(grad: Tensor, basis: list[Tensor]) -> Tensor:
     return grad
 
 
+def gs_projector_step(P: Tensor, r: Tensor, a: float | Tensor) -> Tensor:
+    """One update of the released projector with the batch's mean feature ``r`` (1×D):
+    k = P·rᵀ, P ← P − k·kᵀ / (a + r·k), then P / ‖P‖_F. Pure, so the K-run engine ``vmap``s it."""
+    k = P @ r.T  # D×1
+    P = P - (k @ k.T) / (a + r @ k)
+    return P / torch.linalg.matrix_norm(P)  # Frobenius
+
+
 class GSProjector:
     """The released MLA projector (module docstring): P persists across steps, epochs and modalities."""
 
@@ -69,10 +87,8 @@ class GSProjector:
         """Update P with the batch's mean feature and project ``weight.grad`` (K×D) through it."""
         if self.count > 0 and weight.grad is not None:
             a = 0.1 ** (batch_index / batches + 1)
-            r = feats.detach().float().mean(0, keepdim=True)  # 1×D
-            k = self.P @ r.T  # D×1
-            self.P = self.P - (k @ k.T) / (a + r @ k)
-            self.P = self.P / torch.linalg.matrix_norm(self.P)  # Frobenius
+            r = feats.detach().float().mean(0, keepdim=True).to(self.P.dtype)  # 1×D
+            self.P = gs_projector_step(self.P, r, a)
             weight.grad = weight.grad @ self.P.T.to(weight.grad.dtype)
         self.count += 1
 
@@ -95,13 +111,8 @@ class MLALearner(Learner):
 
     def __init__(self, dataset, optim: OptimConfig, device, generator, project: bool | str = False,
                  inference: str = "entropy", weights: Sequence[float] | None = None) -> None:
-        if not isinstance(project, bool | str) or project not in PROJECTIONS:
-            raise ValueError(f"project must be one of False, True, 'gs', 'batch', got {project!r}")
-        if inference not in INFERENCE:
-            raise ValueError(f"inference must be one of {INFERENCE}, got {inference!r}")
+        check_kwargs(project, inference, weights, dataset.num_modalities)
         m = dataset.num_modalities
-        if weights is not None and len(weights) != m:
-            raise ValueError(f"need one fusion weight per modality ({m}), got {list(weights)}")
         self.project, self.inference = PROJECTIONS[project], inference
         self.weights = torch.tensor(weights if weights is not None else [1.0 / m] * m, dtype=torch.float32)
         super().__init__(dataset, optim, device, generator)

@@ -65,6 +65,15 @@ def fusion_slice_logits(fusion: nn.Module, feats: list[Tensor]) -> list[Tensor]:
                      f"or 'sum' (got {type(fusion).__name__}), or variant='joint' for the other fusions")
 
 
+def check_variant(variant: str, joint_kwargs: dict[str, Any]) -> None:
+    """``variant`` is known, and ``alpha`` (the joint variant's auxiliary weight) only comes with it."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "published" and "alpha" in joint_kwargs:
+        raise ValueError("alpha weighs the auxiliary unimodal losses of variant='joint'; the published OGM-GE "
+                         "trains the fused cross-entropy only (drop alpha or set variant='joint')")
+
+
 def resolve_window(window: tuple[int, int] | list[int] | str, epochs: int | None) -> tuple[int, int]:
     """``"auto"``: epochs [0, round(½·epochs)] (reference 0–50 of 100); a fixed window that starts after
     the run's last epoch warns, since it never acts."""
@@ -92,11 +101,7 @@ class OGMGELearner(JointLearner):
     def __init__(self, dataset, optim, device, generator, alpha_ogm: float = 0.8,
                  modulation_epochs: tuple[int, int] | str = "auto", ge: bool = True, variant: str = "published",
                  **joint_kwargs) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        if variant == "published" and "alpha" in joint_kwargs:
-            raise ValueError("alpha weighs the auxiliary unimodal losses of variant='joint'; the published OGM-GE "
-                             "trains the fused cross-entropy only (drop alpha or set variant='joint')")
+        check_variant(variant, joint_kwargs)
         self.variant, self.alpha_ogm, self.ge = variant, alpha_ogm, ge
         self.window_arg = modulation_epochs
         self.modulation_epochs = resolve_window(modulation_epochs, None)

@@ -1,0 +1,172 @@
+"""``mla`` for K runs at once: run k is :class:`~mmrl_env.learners.mla.MLALearner` with run k's seed.
+
+The alternation is over modalities, not runs: per batch, for j = 1..M, one ``vmap``-ed
+gradient of modality j's loss (encoder j and the shared head on run k's n_kj rows), the
+head-gradient projection, then one optimizer step of encoder j's and the head's parameter
+groups (:mod:`~mmrl_env.engine.stacked`) — so the head steps M times per batch and each
+encoder once, each group with its own optimizer state and Adam step count, as the single
+optimizer treats parameters without a gradient.
+
+Projection per run: ``project=True``/``"gs"`` keeps each run's D×D projector P, its step
+count and its batch index (K, ...) and updates them with the single learner's pure
+:func:`~mmrl_env.learners.mla.gs_projector_step` under ``vmap``; a run's first optimizer step is
+left as is, per run. ``"batch"`` applies :func:`~mmrl_env.learners.mla.project_orthogonal` per
+run. The batch's mean feature r is a masked mean over the run's n_kj rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.func import functional_call, grad_and_value, vmap
+
+from mmrl_env.data.base import MultimodalDataset
+from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
+from mmrl_env.engine.batchnorm import bn_rows
+from mmrl_env.engine.joint import masked_budget_ce
+from mmrl_env.engine.stacked import StackedLearner, column_ranges, columns
+from mmrl_env.learners.base import OptimConfig
+from mmrl_env.learners.mla import (
+    PROJECTIONS,
+    SharedHeadNet,
+    check_kwargs,
+    entropy_weights,
+    gs_projector_step,
+    project_orthogonal,
+)
+
+
+class MLANet(SharedHeadNet):
+    """``SharedHeadNet`` that also returns the features (the projector's r); same parameters."""
+
+    def forward(self, j: int, x: Tensor, mask: Tensor | None = None,
+                bn_stats: dict[str, Any] | None = None) -> tuple[Tensor, Tensor]:
+        if self.training:
+            with bn_rows(mask, bn_stats):
+                u = self.encoders[j](x)
+        else:
+            u = self.encoders[j](x)
+        return u, self.head(u)
+
+
+class VectorMLALearner(StackedLearner):
+    """K MLA runs; kwargs as :class:`~mmrl_env.learners.mla.MLALearner`."""
+
+    def __init__(self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device,
+                 generators: Sequence[torch.Generator], project: bool | str = False, inference: str = "entropy",
+                 weights: Sequence[float] | None = None) -> None:
+        m = dataset.num_modalities
+        check_kwargs(project, inference, weights, m)
+        self.project, self.inference = PROJECTIONS[project], inference
+        super().__init__(lambda: MLANet(dataset, dataset.num_classes), dataset, optim, device, generators)
+        self.weights = torch.tensor(weights if weights is not None else [1.0 / m] * m, dtype=torch.float32,
+                                    device=device)
+        for j in range(m):
+            self.add_group(f"encoder{j}", lambda n, j=j: n.startswith(f"encoders.{j}."))
+        self.add_group("head", lambda n: n.startswith("head."))
+        (self.head_cols,) = column_ranges(self.stack, lambda n: n.startswith("head."))
+        self.weight_cols = columns(self.stack, "head.weight")
+        self.weight_shape = self.stack.shapes[self.stack.names.index("head.weight")]
+        self._reset_state(list(range(len(generators))), generators)
+        self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None, None))
+        self._predict_fns: dict[bool, Any] = {}
+
+    def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
+        k, d = self.num_runs, self.weight_shape[1]
+        if not hasattr(self, "batch_index"):
+            self.batch_index = torch.zeros(k, dtype=torch.long)  # batches done in the epoch (host)
+            self.count = torch.zeros(k, dtype=torch.long, device=self.device)  # projector steps seen
+            self.P = torch.eye(d, device=self.device).repeat(k, 1, 1)
+        self.batch_index[runs] = 0
+        idx = torch.as_tensor(runs, dtype=torch.long, device=self.device)
+        self.count[idx] = 0
+        self.P[idx] = torch.eye(d, device=self.device, dtype=self.P.dtype)
+
+    def _loss(self, flat: Tensor, buffers: dict[str, Tensor], x: Tensor, labels: Tensor, mask: Tensor, budget: int,
+              j: int) -> tuple[Tensor, tuple[Tensor, Tensor, dict[str, Any]]]:
+        """Modality j's loss for one run (under vmap), its logits and mean feature."""
+        stats: dict[str, Any] = {}
+        with self._autocast():
+            u, z = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (j, x, mask, stats))
+        z = z.float()
+        r = (u.detach().float() * mask.unsqueeze(1)).sum(0) / mask.sum().clamp(min=1)
+        return masked_budget_ce(z, labels, mask, budget), (z.detach(), r, stats)
+
+    def train_step(self, batch: VectorBatch) -> VectorStepOutput:
+        """Per modality in turn: gradient, projection, step of encoder j and the head (every active run)."""
+        self._set_training(True)
+        active = batch.active
+        batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.budget))
+        basis: list[Tensor] = []
+        total = torch.zeros(self.num_runs, device=self.device)
+        logits = []
+        for j, x in enumerate(batch.inputs):
+            grads, (loss, (z, r, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, x, batch.labels,
+                                                         batch.masks[:, j], batch.budget, j)
+            if self.project == "gs":
+                self._project_gs(grads, r, active, batches)
+            elif self.project == "batch":
+                basis = self._project_batch(grads, basis)
+            self.step_group(f"encoder{j}", grads, active)
+            self.step_group("head", grads, active)
+            self.update_batchnorm(stats, active)
+            total = total + loss.detach()
+            logits.append(z)
+        self.batch_index += active.cpu().long()
+        return VectorStepOutput(total * active, logits, active)
+
+    @torch.no_grad()
+    def _project_gs(self, grads: Tensor, r: Tensor, active: Tensor, batches: int) -> None:
+        """Each run's projector update and G_W ← G_W·Pᵀ, skipping a run's very first step."""
+        on = active & (self.count > 0)
+        a = (0.1 ** (self.batch_index.double() / batches + 1)).to(self.device, self.P.dtype)
+        updated = vmap(gs_projector_step)(self.P, r.to(self.P.dtype).unsqueeze(1), a)
+        self.P = torch.where(on.view(-1, 1, 1), updated, self.P)
+        lo, hi = self.weight_cols
+        g = grads[:, lo:hi].view(-1, *self.weight_shape)
+        projected = (g @ self.P.mT.to(g.dtype)).flatten(1)
+        grads[:, lo:hi] = torch.where(on.unsqueeze(1), projected, grads[:, lo:hi])
+        self.count += active.long()
+
+    @torch.no_grad()
+    def _project_batch(self, grads: Tensor, basis: list[Tensor]) -> list[Tensor]:
+        """Each run's head gradient off its earlier modalities' directions; the basis grows by it."""
+        lo, hi = self.head_cols
+        g = vmap(project_orthogonal)(grads[:, lo:hi], basis) if basis else grads[:, lo:hi].clone()
+        grads[:, lo:hi] = g
+        return [*basis, g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)]
+
+    def on_epoch_end(self, runs: Tensor) -> None:
+        super().on_epoch_end(runs)
+        self.batch_index[runs.cpu()] = 0
+
+    @torch.no_grad()
+    def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
+        """Every run's unimodal logits and the fused ones by the inference rule (no fusion head)."""
+        self._set_training(False)
+        if per_run not in self._predict_fns:
+            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
+        fused, uni = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
+        return VectorPrediction(fused, uni, None)
+
+    def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        params = self.stack.unflatten(flat)
+        uni = []
+        for j, x in enumerate(inputs):
+            with self._autocast():
+                _, z = functional_call(self.stack.template, (params, buffers), (j, x))
+            uni.append(z.float())
+        w = entropy_weights(uni) if self.inference == "entropy" else self.weights[:, None].expand(len(uni), -1)
+        return (w[..., None] * torch.stack(uni)).sum(0), uni
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"batch_index": self.batch_index.clone(), "count": self.count.clone(), "P": self.P.clone()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.batch_index.copy_(state["batch_index"])
+        self.count.copy_(state["count"])
+        self.P = state["P"].to(self.device).clone()

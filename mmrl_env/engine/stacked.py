@@ -1,0 +1,174 @@
+"""What the K-run ports of ``ogm_ge``, ``mla`` and ``boosting`` share: stacked models and
+optimizers over *groups* of parameters.
+
+The single learners do not always step every parameter: a parameter whose gradient is
+``None`` (``zero_grad(set_to_none=True)`` and no path to the loss) is skipped by
+``torch.optim`` — no weight decay, no momentum. Which parameters those are depends on the
+learner (OGM-GE's published variant never trains the auxiliary heads; MLA steps encoder j
+and the shared head per modality; a boosting classifier starts stepping when it is added)
+and, per run, on the batch (no common row: no fusion gradient). Under ``vmap`` every
+parameter gets a gradient (zeros where the single run has none), so the port names those
+parameter groups explicitly: :class:`GroupOptimizer` is one
+:class:`~mmrl_env.engine.optim.StackedOptimizer` per contiguous column range of the flat
+(K, P) parameters that the group covers, each stepped with its own per-run gate. Each range
+keeps its own state and step count, as ``torch.optim`` keeps them per parameter.
+
+:class:`StackedLearner` holds the housekeeping of a K-run learner (the
+:class:`~mmrl_env.engine.stack.RunStack`, the per-run StepLR, BatchNorm running statistics,
+per-run epoch counters, slot resets, checkpoints) so the learner modules hold only their math.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmrl_env.data.base import MultimodalDataset
+from mmrl_env.engine.batchnorm import update_running_stats
+from mmrl_env.engine.optim import StackedOptimizer, StackedStepLR
+from mmrl_env.engine.stack import RunStack
+from mmrl_env.learners.base import OptimConfig
+
+
+def column_ranges(stack: RunStack, keep: Callable[[str], bool]) -> list[tuple[int, int]]:
+    """The flat columns of the parameters whose name satisfies ``keep``, merged into contiguous ranges."""
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    for name, numel in zip(stack.names, stack.numels, strict=True):
+        if keep(name):
+            if ranges and ranges[-1][1] == start:
+                ranges[-1] = (ranges[-1][0], start + numel)
+            else:
+                ranges.append((start, start + numel))
+        start += numel
+    return ranges
+
+
+def columns(stack: RunStack, name: str) -> tuple[int, int]:
+    """The flat column range of one parameter."""
+    start = 0
+    for n, numel in zip(stack.names, stack.numels, strict=True):
+        if n == name:
+            return start, start + numel
+        start += numel
+    raise KeyError(name)
+
+
+class GroupOptimizer:
+    """SGD/Adam over some column ranges of the flat (K, P) parameters, gated per run."""
+
+    def __init__(self, flat: Tensor, ranges: Sequence[tuple[int, int]], cfg: OptimConfig) -> None:
+        if not ranges:
+            raise ValueError("an optimizer group needs at least one parameter")
+        self.ranges = list(ranges)
+        self.parts = [StackedOptimizer(flat[:, a:b], cfg) for a, b in self.ranges]
+
+    def step(self, flat: Tensor, grads: Tensor, lr: Tensor, gate: Tensor) -> None:
+        """Update the group's columns of ``flat`` in place for the runs where ``gate`` (K,) is true."""
+        for (a, b), opt in zip(self.ranges, self.parts, strict=True):
+            opt.step(flat[:, a:b], grads[:, a:b], lr, gate)
+
+    def reset_runs(self, runs: Tensor) -> None:
+        for opt in self.parts:
+            opt.reset_runs(runs)
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [opt.state_dict() for opt in self.parts]
+
+    def load_state_dict(self, state: list[dict[str, Any]]) -> None:
+        for opt, s in zip(self.parts, state, strict=True):
+            opt.load_state_dict(s)
+
+
+class StackedLearner:
+    """K runs of one learner: stacked model, per-run StepLR and epoch counters, named
+    optimizer groups. Subclasses build the groups, the step and the prediction; they extend
+    ``_reset_state`` / ``_extra_state`` / ``_load_extra_state`` for their own per-run state."""
+
+    def __init__(self, build: Callable[[], nn.Module], dataset: MultimodalDataset, optim: OptimConfig,
+                 device: torch.device, generators: Sequence[torch.Generator]) -> None:
+        self.dataset, self.optim_cfg, self.device = dataset, optim, device
+        self.amp = device.type == "cuda"  # bf16 autocast on CUDA, as the single learners
+        self.stack = RunStack(build, generators, device)
+        self.scheduler = StackedStepLR(len(generators), optim, device)
+        self.groups: dict[str, GroupOptimizer] = {}
+        self.epoch = torch.zeros(len(generators), dtype=torch.long)  # completed epochs per run (host)
+        self.run_epochs: int | None = None
+        self.iterations_per_epoch: int | None = None
+
+    @property
+    def num_runs(self) -> int:
+        return self.stack.num_runs
+
+    def add_group(self, name: str, keep: Callable[[str], bool]) -> GroupOptimizer:
+        """An optimizer group over the parameters whose name satisfies ``keep``."""
+        self.groups[name] = GroupOptimizer(self.stack.flat, column_ranges(self.stack, keep), self.optim_cfg)
+        return self.groups[name]
+
+    def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
+        """The trainer's run length (as ``Learner.set_run_length``), for "auto" periods."""
+        self.run_epochs, self.iterations_per_epoch = int(epochs), int(iterations_per_epoch)
+
+    def _set_training(self, mode: bool) -> None:
+        if self.stack.template.training != mode:
+            self.stack.template.train(mode)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def step_group(self, name: str, grads: Tensor, gate: Tensor) -> None:
+        self.groups[name].step(self.stack.flat, grads, self.scheduler.lr, gate)
+
+    def update_batchnorm(self, stats: dict[str, Any], active: Tensor) -> None:
+        """Fold the step's BatchNorm batch statistics into the running buffers (layers that ran)."""
+        for name, momentum in self.stack.bn_momenta.items():
+            if name in stats:
+                update_running_stats(self.stack.buffers, name, momentum, stats[name], active)
+
+    def reset_runs(self, runs: Sequence[int], generators: Sequence[torch.Generator]) -> None:
+        """Fresh runs in slots ``runs``, built from their generators as the single learner builds them."""
+        for run, gen in zip(runs, generators, strict=True):
+            self.stack.rebuild(run, gen)
+        idx = torch.as_tensor(list(runs), dtype=torch.long, device=self.device)
+        for group in self.groups.values():
+            group.reset_runs(idx)
+        self.scheduler.reset_runs(idx)
+        self.epoch[list(runs)] = 0
+        self._reset_state(list(runs), generators)
+
+    def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
+        """Subclasses: reset their own per-run state (after the model is rebuilt)."""
+
+    def on_epoch_end(self, runs: Tensor) -> None:
+        """An epoch ended for the runs where ``runs`` (K,) bool is true: their StepLR steps."""
+        self.scheduler.step(runs)
+        self.epoch += runs.cpu().long()
+
+    def run_info(self, run: int) -> dict[str, Any]:
+        """Learner-specific quantities of one run for the env's ``info`` (as ``Learner.info``)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": self.stack.flat.clone(), "buffers": {k: v.clone() for k, v in self.stack.buffers.items()},
+                "groups": {k: g.state_dict() for k, g in self.groups.items()},
+                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch.clone(), **self._extra_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.stack.flat.copy_(state["params"])
+            for k, v in state["buffers"].items():
+                self.stack.buffers[k].copy_(v)
+        for k, g in self.groups.items():
+            g.load_state_dict(state["groups"][k])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch.copy_(state["epoch"])
+        self._load_extra_state(state)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        """Subclasses: restore what ``_extra_state`` saved."""
