@@ -23,7 +23,9 @@ from mmrl_env.learners import check_learner
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import accuracy, prediction_metrics
 from mmrl_env.trainer import InnerTrainer, TrainerConfig
+from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import parse_kv
+from training.validate import _check_section, _defaults, check_device, check_finite, check_range, dataset_loader
 
 
 def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict[str, Any] | None = None,
@@ -78,16 +80,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     a = p.parse_args(argv)
     if a.dataset not in dataset_names():
-        raise SystemExit(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
-    learner_kwargs = parse_kv(a.learner_kwargs)
-    try:
+        raise UsageError(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
+    for flag, value in (("--epochs", a.epochs), ("--batch-size", a.batch_size), ("--threads", a.threads)):
+        check_range(flag, value, 1)
+    check_range("--seed", a.seed, 0)
+    check_device(a.device)
+    with usage_errors():
+        learner_kwargs = parse_kv(a.learner_kwargs, "--learner-kwargs")
+        dataset_kwargs = parse_kv(a.dataset_kwargs, "--dataset-kwargs")
+    check_finite(learner_kwargs, "--learner-kwargs")
+    check_finite(dataset_kwargs, "--dataset-kwargs")
+    loader = dataset_loader(a.dataset)
+    if loader is not None:
+        _check_section(dataset_kwargs, _defaults(loader), "", "--dataset-kwargs")
+    with usage_errors():
         check_learner(a.learner, learner_kwargs)
-    except (KeyError, ValueError) as err:
-        raise SystemExit(err.args[0]) from err
+        load_dataset(a.dataset, **dataset_kwargs)  # missing or damaged data: said before anything trains
     if a.threads:
         torch.set_num_threads(a.threads)
     metrics, learner = run(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, a.seed,
-                           a.device, a.log_dir, parse_kv(a.dataset_kwargs))
+                           a.device, a.log_dir, dataset_kwargs)
     print(f"test metrics of {a.learner} on {a.dataset} (seed {a.seed}, {a.epochs} epochs)")
     print(format_table(metrics, list(learner.dataset.modality_names)))
     if learner.info():
@@ -95,4 +107,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
