@@ -190,12 +190,13 @@ def test_refused_resume_changes_nothing_and_stale_temporaries_go(tmp_path, monke
 def test_second_owner_is_refused(tmp_path, monkeypatch):
     run = crashed_run(monkeypatch, ["--save-freq", "2", *args("random", tmp_path / "b", 4)], saves=1)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time\n"
-                               f"f = open({str(run / '.lock')!r}, 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+                               f"f = open({str(run / '.lock')!r}, 'a+'); f.write('process (test holder)')\n"
+                               "f.flush(); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
                                "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         command = (run / "command.txt").read_text()
-        with pytest.raises(SystemExit, match="is in use by"):
+        with pytest.raises(SystemExit, match="is in use by process"):
             main(["--resume", str(run), "--no-progress"])
         assert (run / "command.txt").read_text() == command
     finally:

@@ -2,7 +2,7 @@
 
 - :func:`create_run_dir` takes the next free ``<root>/<env>_<n>``; a process that loses a
   race for a name (``mkdir`` fails because another one just made it) tries the next name.
-- :class:`RunLock` holds ``fcntl.flock`` on ``<run>/.lock`` for the life of the process, so a
+- :class:`RunLock` holds ``fcntl.flock`` on ``<run>/.lock`` while the process owns the run, so a
   second ``--resume`` of the same run (or a resume of a run still training) is refused
   instead of deleting the owner's in-progress checkpoint. The kernel drops the lock when the
   process dies, even on SIGKILL, so a crash never leaves a run locked. (No ``fcntl`` on
@@ -75,6 +75,13 @@ class RunLock:
         self._file.write(f"process {os.getpid()}\n")
         self._file.flush()
         RunLock.held[key] = self
+
+    @classmethod
+    def release_dir(cls, run_dir: Path) -> None:
+        """Give up this process's ownership of ``run_dir`` (when its ``main`` returns)."""
+        lock = cls.held.get(str((Path(run_dir) / LOCK).resolve()))
+        if lock is not None:
+            lock.release()
 
     def release(self) -> None:
         if self._file is not None:

@@ -58,7 +58,7 @@ from training.run_config import (
     new_run,
     resumed_run,
 )
-from training.run_dirs import write_json_atomic
+from training.run_dirs import RunLock, write_json_atomic
 
 EVAL_EPISODES = 3  # per periodic evaluation; different inner-run seeds each time
 
@@ -257,13 +257,16 @@ def main(argv: list[str] | None = None) -> Path:
     run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
     print(f"run directory: {run_dir}")
     try:
-        agent = train(cfg, run_dir, args)
-    except KeyboardInterrupt as stop:
-        checkpoint = latest_checkpoint(run_dir, log=print)
-        where = f"newest checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written (see --save-freq)"
-        print(f"\ninterrupted; {where}\ncontinue with: python training/train_agent.py --resume {run_dir}")
-        raise SystemExit(130) from stop
-    final_comparison(cfg, run_dir, agent, args.no_progress)
+        try:
+            agent = train(cfg, run_dir, args)
+        except KeyboardInterrupt as stop:
+            checkpoint = latest_checkpoint(run_dir, log=print)
+            where = f"newest checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written (see --save-freq)"
+            print(f"\ninterrupted; {where}\ncontinue with: python training/train_agent.py --resume {run_dir}")
+            raise SystemExit(130) from stop
+        final_comparison(cfg, run_dir, agent, args.no_progress)
+    finally:
+        RunLock.release_dir(run_dir)  # the run is no longer this process's (also released if it dies)
     return run_dir
 
 
