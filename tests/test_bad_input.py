@@ -82,7 +82,7 @@ TRAIN_CASES = [
     ("epochs=0", ["--env-kwargs", "epochs=0"], "epochs=0: must be positive"),
     ("batch_size=0", ["--env-kwargs", "batch_size=0"], "batch_size=0: must be positive"),
     ("epochs=-1", ["--env-kwargs", "epochs=-1"], "epochs=-1: must be positive"),
-    ("no '='", ["--env-kwargs", "epochs"], "expected KEY=VALUE, got 'epochs'"),
+    ("no '='", ["--env-kwargs", "epochs"], "expected key=value, got 'epochs'"),
     ("key:value", ["--env-kwargs", "epochs:2"], "write 'epochs=2'"),
     ("unclosed list", ["--env-kwargs", "epochs=[2"], "cannot read the value of epochs"),
     ("not a number", ["--env-kwargs", "epochs=abc"], "epochs='abc': expected an integer"),
@@ -175,7 +175,7 @@ EVAL_CASES = [
     ("heuristic of another method", ["--env", "BSS-Synthetic", "--policies", "dus-h"], "does not apply to BSS"),
     ("run dir without a run", ["--policies", "ppo:{tmp}"], "no model.zip and config.yaml"),
     ("epochs=0", ["--policies", "uniform", "--env-kwargs", "epochs=0"], "epochs=0: must be positive"),
-    ("no '='", ["--policies", "uniform", "--env-kwargs", "epochs"], "expected KEY=VALUE"),
+    ("no '='", ["--policies", "uniform", "--env-kwargs", "epochs"], "expected key=value"),
     ("learners: batch_size=0", ["--learners", "joint", "--env-kwargs", "batch_size=0"], "batch_size=0: must be"),
     ("learners: bad learner kwarg", ["--learners", "ogm_ge", "--learner-kwargs", "ogm_ge.alpha_og=1"],
      "alpha_ogm"),
@@ -201,7 +201,7 @@ MML_CASES = [
     ("dataset setting out of range", ["--dataset-kwargs", "n_train=0"], "n_train=0: must be positive"),
     ("nan learner setting", ["--learner", "ogm_ge", "--learner-kwargs", "alpha_ogm=.nan"], "not a finite number"),
     ("misspelled learner setting", ["--learner", "ogm_ge", "--learner-kwargs", "alpha_og=1"], "alpha_ogm"),
-    ("no '='", ["--learner-kwargs", "check_every"], "expected KEY=VALUE"),
+    ("no '='", ["--learner-kwargs", "check_every"], "expected key=value"),
     ("unknown device", ["--device", "tpu0"], "is not a device"),
 ]
 

@@ -53,7 +53,7 @@ def parse_kv(pairs: list[str], flag: str = "--env-kwargs") -> dict[str, Any]:
     for pair in pairs:
         if "=" not in pair:
             hint = f"; write {pair.replace(':', '=', 1)!r}" if ":" in pair else ""
-            raise ValueError(f"{flag}: expected KEY=VALUE, got {pair!r}{hint} {example}")
+            raise ValueError(f"{flag}: expected key=value, got {pair!r}{hint} {example}")
         key, raw = pair.split("=", 1)
         if not KEY.fullmatch(key):
             raise ValueError(f"{flag}: {key!r} in {pair!r} is not a setting name (letters, digits, _; "
