@@ -228,3 +228,30 @@ def test_the_script_itself_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: --env-kwargs epochs=0: must be positive"]
     assert not (tmp_path / "r").exists()
+
+
+def test_damaged_cache_names_the_file_and_overwrite_replaces_it(tmp_path):
+    from mmrl_env.data.cache import CacheMismatchError, CacheWriter, open_cache
+
+    meta = {"dataset": "X", "clips": ["a", "b"], "splits": ["train", "test"], "classes": ["c"], "config": {}}
+
+    def build(overwrite: bool = False):
+        writer = CacheWriter(tmp_path, meta, {"audio": ((3,), "float16")}, np.zeros(2, np.int64), overwrite)
+        for row in range(2):
+            writer.write(row, {"audio": np.ones(3, np.float16)})
+        writer.finish({})
+
+    build()
+    assert open_cache(tmp_path).arrays["audio"].shape == (2, 3)
+    audio = tmp_path / "audio.npy"
+    audio.write_bytes(audio.read_bytes()[:-4])  # truncated
+    with pytest.raises(ValueError, match=r"audio.npy is truncated or damaged.*--overwrite"):
+        open_cache(tmp_path)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(manifest.read_text()[:30])  # truncated
+    with pytest.raises(ValueError, match="manifest.json is damaged"):
+        open_cache(tmp_path)
+    with pytest.raises(CacheMismatchError, match="manifest.json is damaged.*--overwrite"):
+        build()
+    build(overwrite=True)
+    assert open_cache(tmp_path).manifest["complete"]
