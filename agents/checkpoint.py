@@ -1,30 +1,45 @@
 """Checkpoints of a whole ``train_agent.py`` run, so that a resumed run ends exactly where an
-uninterrupted one would.
+uninterrupted one would, written so that loading one can never run code.
 
-A checkpoint is a directory ``<run>/checkpoints/step_<n>/`` holding the agent as SB3 saves
-it (``agent.zip``: parameters, optimizers, ``num_timesteps``, ``_last_obs``, the episode-info
-buffers), SAC's replay buffer (``replay_buffer.pkl``, SB3's ``save_replay_buffer``) and
-``state.pt``: every env wrapper layer's state (the inner model, optimizer, LR schedule,
-sampler, CMD, curriculum, private generators, reward baseline, TensorBoard counters), the
-global torch/numpy/random RNG states SB3 samples actions and minibatches from, and the
-action-space (SAC warm-up) or heuristic RNG. It is written under a temporary name and
-renamed into place, and the previous checkpoint is deleted only afterwards, so a crash
-never leaves a half-written checkpoint where ``--resume`` would look.
+A checkpoint is a directory ``<run>/checkpoints/step_<n>/`` holding
+
+- ``agent.zip``: the agent as SB3 saves it (so SB3 tools can read it). ``--resume`` reads
+  only its tensors (``set_parameters``: parameters and optimizer states, loaded with
+  ``torch.load(weights_only=True)``); its pickled ``:serialized:`` entries are never read.
+  The agent itself is rebuilt from the run's ``config.yaml``.
+- ``replay_buffer.npz`` (SAC): the buffer's arrays, read with ``allow_pickle=False``.
+- ``state.pt``: tensors and plain values only (``mmrl_env.envs.state.to_safe``), read with
+  ``weights_only=True``: every env wrapper layer's state (the inner model, optimizer, LR
+  schedule, sampler, CMD, curriculum, private generators, reward baseline, TensorBoard
+  counters), the global torch/numpy/random RNG states SB3 samples from, the action-space
+  (SAC warm-up) or heuristic RNG, and the agent's own counters between updates
+  (``AGENT_ATTRS``: ``num_timesteps``, ``_last_obs``, the episode-info buffers, ...).
+- ``manifest.json``: format, step, env id and the SHA-256 of every file above. Written
+  last; a checkpoint is trusted only when every file is present and matches it.
+
+The checkpoint is written under a temporary name and renamed into place; the newest
+``keep`` (default 2) are kept, so a damaged newest checkpoint (a crash while the disk was
+full, a truncated copy) falls back to the previous one with a message that names the damage.
 
 SB3 agents are checkpointed at rollout boundaries (``on_rollout_start``: after a policy
 update, before the next rollout), the only points from which ``learn`` can continue;
-heuristic runs after any env step. ``state.pt`` and ``agent.zip`` are pickles: load only
-checkpoints you wrote, as with any SB3 model file.
+heuristic runs after any env step. ``--trust-checkpoint`` (for a directory you trust)
+loads the agent with SB3's own ``load``, which unpickles; nothing else ever does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import pickle
 import random
 import shutil
 import signal
 import tempfile
 import threading
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +47,26 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file, recursive_setattr
 
-from mmrl_env.envs.state import get_env_state, set_env_state
+from mmrl_env.envs.state import get_env_state, layers, load_safe, save_safe, set_env_state
 
-FORMAT = 1
+FORMAT = 2  # 1: pickled state.pt (refused: it could run code)
 CHECKPOINTS = "checkpoints"
-STATE, AGENT_ZIP, REPLAY = "state.pt", "agent.zip", "replay_buffer.pkl"
+STATE, AGENT_ZIP, REPLAY, MANIFEST = "state.pt", "agent.zip", "replay_buffer.npz", "manifest.json"
+DEFAULT_KEEP = 2
+# What an SB3 agent changes while it learns, besides its networks and optimizers (found by
+# comparing a trained agent's __dict__ with a fresh one's): all else is rebuilt from the config.
+AGENT_ATTRS = ("num_timesteps", "_total_timesteps", "_current_progress_remaining", "_n_updates", "_episode_num",
+               "_last_obs", "_last_episode_starts", "_last_original_obs", "ep_info_buffer", "ep_success_buffer")
+REPLAY_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: damaged, from another mmrl, or holding code."""
 
 
 class StopForResume(KeyboardInterrupt):
@@ -70,52 +97,217 @@ def steps_of(path: Path) -> int:
     return int(path.name.removeprefix("step_"))
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint (temporary directories of an interrupted save are ignored)."""
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def damage(checkpoint: Path) -> str | None:
+    """What is wrong with ``checkpoint`` (a missing, unreadable or altered file), or ``None``."""
+    try:
+        manifest = json.loads((checkpoint / MANIFEST).read_text())
+        files, fmt = manifest["files"], manifest["format"]
+    except FileNotFoundError:
+        if (checkpoint / STATE).exists():
+            return f"no {MANIFEST}: written by an older mmrl (pickled state.pt, never loaded: it could run code)"
+        return f"no {MANIFEST} (the save was interrupted)"
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"{MANIFEST} is unreadable ({type(err).__name__}: {err})"
+    if fmt != FORMAT:
+        return f"checkpoint format {fmt}, this mmrl reads format {FORMAT}"
+    for name, digest in files.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if sha256(path) != digest:
+            return f"{name} does not match its checksum in {MANIFEST} (truncated or altered)"
+    return None
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoint directories, newest first (temporary ones excluded)."""
     root = run_dir / CHECKPOINTS
-    done = [p for p in root.glob("step_*") if (p / STATE).exists()] if root.is_dir() else []
-    return max(done, key=steps_of, default=None)
+    found = [p for p in root.glob("step_*") if p.is_dir() and p.name[5:].isdigit()] if root.is_dir() else []
+    return sorted(found, key=steps_of, reverse=True)
 
 
-def save_checkpoint(run_dir: Path, agent: Any, env: gym.Env, steps: int, **extra: Any) -> Path:
-    """Write a checkpoint at env step ``steps``; keep only this newest one. ``extra`` goes into
-    ``state.pt`` (e.g. a heuristic run's current observation)."""
+def latest_checkpoint(run_dir: Path, log: Callable[[str], None] | None = None) -> Path | None:
+    """The newest checkpoint that passes its manifest; each damaged newer one is reported to
+    ``log`` (by name and what is wrong) and skipped."""
+    for path in checkpoints(run_dir):
+        problem = damage(path)
+        if problem is None:
+            return path
+        if log is not None:
+            log(f"checkpoint {path} is damaged: {problem}; trying the previous one")
+    return None
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete half-written checkpoints (``.tmp_*``) a killed save left; call while owning the run."""
+    root = run_dir / CHECKPOINTS
+    stale = sorted(root.glob(".tmp_*")) if root.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def agent_attrs(agent: BaseAlgorithm) -> dict[str, Any]:
+    return {name: getattr(agent, name) for name in AGENT_ATTRS if hasattr(agent, name)}
+
+
+def save_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
+    """The buffer's arrays and write position, as a plain ``.npz`` (no pickle)."""
+    arrays = {f: getattr(buffer, f) for f in REPLAY_FIELDS if getattr(buffer, f, None) is not None}
+    with path.open("wb") as f:
+        np.savez(f, pos=np.int64(buffer.pos), full=np.bool_(buffer.full), **arrays)
+
+
+def load_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
+    with np.load(path, allow_pickle=False) as data:
+        for f in REPLAY_FIELDS:
+            if f in data.files:
+                saved, mine = data[f], getattr(buffer, f)
+                if saved.shape != mine.shape:
+                    raise CheckpointError(f"{path}: {f} has shape {saved.shape}, this agent's buffer {mine.shape}")
+                setattr(buffer, f, saved.astype(mine.dtype, copy=False))
+        buffer.pos, buffer.full = int(data["pos"]), bool(data["full"])
+
+
+def _fsync_dir(path: Path) -> None:
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_manifest(checkpoint: Path) -> dict[str, Any]:
+    """The checkpoint's ``manifest.json`` (``{}`` when unreadable: see :func:`damage`)."""
+    try:
+        manifest = json.loads((checkpoint / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def save_checkpoint(run_dir: Path, agent: Any, env: gym.Env, steps: int, keep: int = DEFAULT_KEEP,
+                    meta: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """Write a checkpoint at env step ``steps``; keep the newest ``keep``. ``meta`` (JSON) goes
+    into the manifest (the run's config: a damaged config.yaml is restored from it);
+    ``extra`` into ``state.pt`` (e.g. a heuristic run's current observation)."""
     root = run_dir / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{steps:012d}"
-    if not (final / STATE).exists():
+    if damage(final) is not None:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp_", dir=root))
         if isinstance(agent, BaseAlgorithm):
             agent.save(tmp / AGENT_ZIP)
-            if isinstance(agent, OffPolicyAlgorithm):
-                agent.save_replay_buffer(tmp / REPLAY)
+            if isinstance(agent, OffPolicyAlgorithm) and agent.replay_buffer is not None:
+                save_replay_buffer(agent.replay_buffer, tmp / REPLAY)
         else:
             agent.save(tmp / "agent.json")
         state = {"format": FORMAT, "steps": steps, "env_id": env.spec.id if env.spec else None,
                  "env": get_env_state(env), "rng": global_rng_state(),
-                 "agent_rng": agent_rng(agent).bit_generator.state, **extra}
-        torch.save(state, tmp / STATE)  # written last: its presence marks a complete checkpoint
+                 "agent_rng": agent_rng(agent).bit_generator.state,
+                 "agent": agent_attrs(agent) if isinstance(agent, BaseAlgorithm) else {}, **extra}
+        save_safe(state, tmp / STATE)
+        files = {p.name: sha256(p) for p in sorted(tmp.iterdir())}
+        manifest = {"format": FORMAT, "steps": steps, "env_id": state["env_id"], "files": files, **(meta or {})}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: marks a complete checkpoint
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
-    for old in root.iterdir():
-        if old != final and old.name.startswith(("step_", ".tmp_")):
-            shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(root)
+    for old in checkpoints(run_dir)[max(keep, 1):]:
+        shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def load_state(checkpoint: Path) -> dict[str, Any]:
-    state = torch.load(checkpoint / STATE, weights_only=False)
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{checkpoint} has checkpoint format {state.get('format')}, this mmrl reads {FORMAT}")
+    """``state.pt`` of a verified checkpoint, read without unpickling anything but tensors and plain values."""
+    try:
+        state = load_safe(checkpoint / STATE)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{checkpoint / STATE} holds more than tensors and plain values; refused without "
+                              f"running it (it may be crafted, or from an older mmrl): {str(err)[:200]}") from err
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{checkpoint / STATE} is unreadable ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{checkpoint} is not an mmrl checkpoint of format {FORMAT}")
     return state
+
+
+def load_parameters(agent: BaseAlgorithm, path: Path) -> None:
+    """Networks, optimizer states and tensor variables (SAC's entropy coefficient) of the SB3
+    file ``path`` into ``agent``, reading only its ``.pth`` entries (``weights_only=True``):
+    the pickled entries of SB3's ``data`` are never touched."""
+    try:
+        _, params, variables = load_from_zip_file(path, load_data=False, device=agent.device)
+        agent.set_parameters(params, exact_match=True, device=agent.device)
+        for name, value in (variables or {}).items():
+            if value is not None:
+                recursive_setattr(agent, f"{name}.data", value.data)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path}: a tensor entry holds more than tensors; refused without running it") from err
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, KeyError, EOFError) as err:
+        raise CheckpointError(f"{path} does not fit this {type(agent).__name__} agent or is damaged "
+                              f"({type(err).__name__}: {str(err)[:300]})") from err
+
+
+def restore_agent(agent: BaseAlgorithm, checkpoint: Path, state: dict[str, Any]) -> None:
+    """Continue a freshly built SB3 agent from ``checkpoint``: tensors from ``agent.zip``, the
+    learning counters from ``state``, SAC's replay buffer from its ``.npz``."""
+    load_parameters(agent, checkpoint / AGENT_ZIP)
+    for name, value in state.get("agent", {}).items():
+        setattr(agent, name, value)
+    if isinstance(agent, OffPolicyAlgorithm) and (checkpoint / REPLAY).exists():
+        load_replay_buffer(agent.replay_buffer, checkpoint / REPLAY)
 
 
 def restore(state: dict[str, Any], agent: Any, env: gym.Env) -> None:
     """Put env layers, global RNGs and the agent's RNG back as they were at the checkpoint.
-    Call after loading the agent: SB3's ``load`` reseeds the global RNGs."""
+    Call after building the agent: SB3 reseeds the global RNGs when it is built."""
     set_env_state(env, state["env"])
     set_global_rng_state(state["rng"])
     agent_rng(agent).bit_generator.state = state["agent_rng"]
+
+
+def purge_after(writer: Any, step: int) -> None:
+    """Tell TensorBoard to drop this run's points at ``step`` and later, which a resumed run
+    writes again (what ``SummaryWriter(purge_step=...)`` writes, on an open writer)."""
+    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+    file_writer = writer._get_file_writer() if hasattr(writer, "_get_file_writer") else writer.file_writer
+    file_writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
+    writer.flush()
+
+
+class PurgeSB3TensorBoard(BaseCallback):
+    """At the start of a resumed ``learn``: purge SB3's TensorBoard run past the checkpoint."""
+
+    def _on_training_start(self) -> None:
+        from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+        for fmt in self.model.logger.output_formats:
+            if isinstance(fmt, TensorBoardOutputFormat):
+                purge_after(fmt.writer, self.model.num_timesteps + 1)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def restore_tensorboard(env: gym.Env, steps: int) -> PurgeSB3TensorBoard:
+    """After a resume from env step ``steps``: the env's TensorBoard layer drops what the
+    crashed process wrote after the checkpoint; the callback does the same for SB3's curves.
+    (Episode-indexed tags, ``episode/*``, are not purged: their steps count episodes.)"""
+    for layer in layers(env):
+        if hasattr(layer, "writer") and hasattr(layer, "global_step"):
+            purge_after(layer.writer, layer.global_step + 1)
+    return PurgeSB3TensorBoard()
 
 
 class Interrupt:
@@ -148,9 +340,10 @@ class Checkpointer:
     """Saves every ``save_freq`` env steps (the first boundary at or past each multiple) and
     when an :class:`Interrupt` asks, then stops the run with :class:`StopForResume`."""
 
-    def __init__(self, run_dir: Path, agent: Any, env: gym.Env, save_freq: int | None, interrupt: Interrupt) -> None:
+    def __init__(self, run_dir: Path, agent: Any, env: gym.Env, save_freq: int | None, interrupt: Interrupt,
+                 keep: int = DEFAULT_KEEP, meta: dict[str, Any] | None = None) -> None:
         self.run_dir, self.agent, self.env = run_dir, agent, env
-        self.save_freq, self.interrupt = save_freq, interrupt
+        self.save_freq, self.interrupt, self.keep, self.meta = save_freq, interrupt, keep, meta
         self.last: int | None = None
 
     def boundary(self, steps: int, **extra: Any) -> None:
@@ -165,7 +358,7 @@ class Checkpointer:
 
     def save(self, steps: int, **extra: Any) -> Path:
         self.last = steps
-        return save_checkpoint(self.run_dir, self.agent, self.env, steps, **extra)
+        return save_checkpoint(self.run_dir, self.agent, self.env, steps, self.keep, self.meta, **extra)
 
 
 class ResumableCheckpointCallback(BaseCallback):

@@ -32,7 +32,7 @@ HOW_TO_READ = ("How to read it: a policy helps when its test fused accuracy beat
 def cell(mean: float, std: float, n_seeds: int, scale: float = 100.0) -> str:
     """``mean ± std`` (scaled), the mean alone for one seed (its std is 0 by construction),
     ``n/a`` when no seed produced the value (every run diverged)."""
-    if not np.isfinite(mean):
+    if mean is None or not np.isfinite(mean):  # None: null in a results.json
         return "n/a"
     return f"{scale * mean:.2f}" if n_seeds <= 1 else f"{scale * mean:.2f} ± {scale * std:.2f}"
 
@@ -47,9 +47,10 @@ def best_rows(summary: dict[str, dict[str, tuple]], column: str) -> set[str]:
 
 
 def rich_table(summary: dict[str, dict[str, tuple]], columns: list[tuple[str, str, float]], n_seeds: int,
-               title: str, best_column: str) -> Table:
+               title: str, best_column: str, diverged: dict[str, int] | None = None) -> Table:
     """A terminal table: ``columns`` = (key, header, scale); the best row (by ``best_column``)
-    is marked and bold; the notes on the return and how to read it are the caption."""
+    is marked and bold; the notes on the return and how to read it are the caption. A policy
+    whose every episode diverged (``diverged``: episodes per policy) shows ``diverged``."""
     spread = "" if n_seeds <= 1 else ", mean ± std over seeds"
     table = Table(title=f"{title} ({n_seeds} seed{'s' if n_seeds != 1 else ''}{spread}; accuracy in %)",
                   caption=f"{RETURN_NOTE}.\n{HOW_TO_READ}", caption_justify="left")
@@ -59,6 +60,8 @@ def rich_table(summary: dict[str, dict[str, tuple]], columns: list[tuple[str, st
     best = best_rows(summary, best_column)
     for name, row in summary.items():
         cells = [cell(*row.get(key, (float("nan"), 0.0)), n_seeds, scale) for key, _, scale in columns]
+        if (diverged or {}).get(name):
+            cells = ["diverged" if c == "n/a" else c for c in cells]
         table.add_row(f"{name} {BEST_MARK}" if name in best else name, *cells, style="bold" if name in best else None)
     return table
 

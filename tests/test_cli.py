@@ -61,7 +61,7 @@ def test_bad_cli_input_is_explained(tmp_path):
         main(["--algo", "nope", "-f", str(tmp_path)])
     with pytest.raises(SystemExit, match="valid ids"):
         main(["--env", "DUS-Nope", "-f", str(tmp_path)])
-    with pytest.raises(ValueError, match="does not apply"):
+    with pytest.raises(SystemExit, match="does not apply"):
         main(["--env", "BSS-Synthetic", "--algo", "dus-h", "-f", str(tmp_path), "--no-progress"])
 
 

@@ -87,7 +87,7 @@ def test_prepare_resumes(prepared, capsys) -> None:
 
 def test_prepare_refuses_other_recipe(prepared, capsys) -> None:
     raw, splits, cache = prepared
-    assert run_prepare(raw, cache, splits, "--frames", "2") == 1
+    assert run_prepare(raw, cache, splits, "--frames", "2") == 2
     assert "--overwrite" in capsys.readouterr().err
 
 
@@ -187,9 +187,9 @@ def test_interrupted_prepare_resumes(tmp_path: Path, rows, monkeypatch, capsys) 
 def test_nothing_usable_fails_clearly(tmp_path: Path, rows, capsys) -> None:
     (tmp_path / "raw" / "AudioWAV").mkdir(parents=True)
     write_split_csvs(tmp_path / "splits", {"train": rows["train"][:2], "test": rows["test"][:1]})
-    assert run_prepare(tmp_path / "raw", tmp_path / "cache", tmp_path / "splits") == 1
+    assert run_prepare(tmp_path / "raw", tmp_path / "cache", tmp_path / "splits") == 2
     assert "no usable CremaD clip" in capsys.readouterr().err
-    assert run_prepare(tmp_path / "absent", tmp_path / "cache2", tmp_path / "splits") == 1
+    assert run_prepare(tmp_path / "absent", tmp_path / "cache2", tmp_path / "splits") == 2
     assert "AudioWAV/{clip}.wav" in capsys.readouterr().err
 
 
@@ -197,10 +197,10 @@ def test_malformed_split_list_names_file_and_line(tmp_path: Path, capsys) -> Non
     (tmp_path / "AudioWAV").mkdir()
     (tmp_path / "train.csv").write_text("1001_DFA_ANG_XX,ANG\n1001_DFA_HAP_XX\n")
     (tmp_path / "test.csv").write_text("1001_DFA_SAD_XX,SAD\n")
-    assert run_prepare(tmp_path, tmp_path / "cache", tmp_path) == 1
+    assert run_prepare(tmp_path, tmp_path / "cache", tmp_path) == 2
     assert f"{tmp_path / 'train.csv'}:2: expected '<clip>,<EMO>'" in capsys.readouterr().err
     (tmp_path / "train.csv").write_text("1001_DFA_ANG_XX,ANGRY\n")
-    assert run_prepare(tmp_path, tmp_path / "cache", tmp_path) == 1
+    assert run_prepare(tmp_path, tmp_path / "cache", tmp_path) == 2
     assert "unknown emotion 'ANGRY'" in capsys.readouterr().err
 
 

@@ -147,7 +147,7 @@ def test_missing_and_corrupt_images_are_reported(tmp_path: Path, tokenizer: Path
 
 def test_missing_tokenizer_explains_where_to_put_bert(tmp_path: Path, capsys) -> None:
     write_twitter2015(tmp_path / "raw", {"train": 3, "dev": 3, "test": 3}, size=40)
-    assert run_prepare("twitter2015", tmp_path / "raw", tmp_path / "cache", tmp_path / "no_tokenizer") == 1
+    assert run_prepare("twitter2015", tmp_path / "raw", tmp_path / "cache", tmp_path / "no_tokenizer") == 2
     err = capsys.readouterr().err
     assert "bert-base-uncased" in err and "--tokenizer DIR" in err
     (tmp_path / "empty").mkdir()
@@ -162,7 +162,7 @@ def test_missing_root_and_raw_name_layout_and_command(tmp_path: Path, tokenizer:
     assert "python -m mmrl_env.data.prepare twitter2015 --raw <raw> --tokenizer" in str(err.value)
     with pytest.raises(FileNotFoundError, match="prepare sarcasm"):
         gymnasium.make("DUS-Sarcasm", dataset_kwargs={"root": str(tmp_path)})
-    assert run_prepare("sarcasm", tmp_path / "absent", tmp_path / "c", tokenizer) == 1
+    assert run_prepare("sarcasm", tmp_path / "absent", tmp_path / "c", tokenizer) == 2
     assert "{train,valid,test}.json" in capsys.readouterr().err
 
 
@@ -170,11 +170,11 @@ def test_malformed_annotations_name_file_and_line(tmp_path: Path, tokenizer: Pat
     write_twitter2015(tmp_path / "raw", {"train": 2, "dev": 2, "test": 2}, size=40)
     tsv = tmp_path / "raw" / "twitter2015" / "dev.tsv"
     tsv.write_text(tsv.read_text() + "7\t5\tx.jpg\ttext\ttarget\n")
-    assert run_prepare("twitter2015", tmp_path / "raw", tmp_path / "cache", tokenizer) == 1
+    assert run_prepare("twitter2015", tmp_path / "raw", tmp_path / "cache", tokenizer) == 2
     assert f"{tsv}:4: expected 'index<TAB>label 0-2" in capsys.readouterr().err
     write_sarcasm(tmp_path / "sarc", {"train": 2, "test": 1}, size=40)
     (tmp_path / "sarc" / "test.json").write_text(json.dumps([{"image": "a", "text": "t"}]))
-    assert run_prepare("sarcasm", tmp_path / "sarc", tmp_path / "c2", tokenizer) == 1
+    assert run_prepare("sarcasm", tmp_path / "sarc", tmp_path / "c2", tokenizer) == 2
     assert "test.json: record 1: expected" in capsys.readouterr().err
 
 

@@ -104,7 +104,7 @@ def test_missing_root_names_layout_and_command(tmp_path: Path, capsys) -> None:
     assert "sk_color.avi" in str(err.value) and "nvgesture_{train,test}_correct_cvpr2016_v2.lst" in str(err.value)
     assert "python -m mmrl_env.data.prepare nvgesture --raw <raw>" in str(err.value)
     tmp_path.joinpath("raw").mkdir()
-    assert run_prepare(tmp_path / "raw", tmp_path / "cache") == 1
+    assert run_prepare(tmp_path / "raw", tmp_path / "cache") == 2
     assert "nvgesture_train_correct_cvpr2016_v2.lst not found" in capsys.readouterr().err
 
 

@@ -186,7 +186,7 @@ def test_resume_refuses_contradictions(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="no config.yaml"):
         main(["--resume", str(tmp_path)])
     (dus / "checkpoints").rename(tmp_path / "moved")
-    with pytest.raises(SystemExit, match="no checkpoint"):
+    with pytest.raises(SystemExit, match="no intact checkpoint"):
         main(["--resume", str(dus)])
     (bss / "checkpoints").rename(dus / "checkpoints")  # a checkpoint from another env
     with pytest.raises(SystemExit, match="from env BSS-Synthetic"):

@@ -28,7 +28,6 @@ CLI_KEYS = ("n_timesteps", "env_kwargs", "policy", "eval_episodes", "n_envs")
 # torch CPU threads of the CLIs: one is fastest for the small Synthetic models, and much
 # faster when other processes compete for the cores (measured: bench/threads.py, BENCHMARKS.md)
 DEFAULT_THREADS = 1
-_PAIR = re.compile(r"^([A-Za-z_][\w.]*)[=:](.*)$", re.DOTALL)
 
 
 def config_dir() -> Path:
@@ -53,22 +52,68 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(n)
 
 
-def parse_kv(pairs: list[str]) -> dict[str, Any]:
+# YAML 1.1 (PyYAML) reads 1e-3 as a string (it wants 1.0e-3); numbers written like this are numbers
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_value(raw: str, key: str = "") -> Any:
+    """A ``key=value`` value as YAML, with scientific notation read as a number."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        where = f" of {key}" if key else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ValueError(f"cannot read the value{where} {raw!r} ({problem}); quote strings, "
+                         "write lists as [1, 2] and mappings as {a: 1}") from err
+    if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return _numbers(value)
+
+
+def _numbers(value: Any) -> Any:
+    """Scientific-notation strings inside lists and mappings become numbers too."""
+    if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    return value
+
+
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_PAIR = re.compile(r"^([^=:]*)[=:](.*)$", re.DOTALL)  # key, then = or rl-zoo's :, then the value
+
+
+def parse_kv(pairs: list[str], flag: str = "--env-kwargs") -> dict[str, Any]:
     """``["a=1", "b.c:[1, 2]"]`` -> ``{"a": 1, "b": {"c": [1, 2]}}``: ``key=value`` or rl-zoo's
-    ``key:value`` (split at the first ``=`` or ``:`` after the key), values parsed as YAML
-    (never evaluated as Python, unlike the zoo), dotted keys nest."""
+    ``key:value`` (split at the first ``=`` or ``:``), values parsed as YAML (never evaluated as
+    Python, unlike the zoo; ``1e-3`` is a number), dotted keys nest, a key given again
+    overrides. A malformed pair or a key that is both a value and a section raises
+    ``ValueError`` naming it."""
     out: dict[str, Any] = {}
+    example = f"(e.g. {flag} epochs=4 dataset_kwargs.n_train=500)"
     for pair in pairs:
         match = _PAIR.match(pair)
         if match is None:
-            raise ValueError(f"expected key=value or key:value, got {pair!r} "
-                             "(e.g. --env-kwargs epochs=4 dataset_kwargs.n_train:500)")
+            raise ValueError(f"{flag}: expected key=value or key:value, got {pair!r} {example}")
         key, raw = match.groups()
+        if not KEY.fullmatch(key):
+            raise ValueError(f"{flag}: {key!r} in {pair!r} is not a setting name (letters, digits, _; "
+                             f"dots for nested settings) {example}")
         node = out
         *parents, leaf = key.split(".")
-        for p in parents:
+        for i, p in enumerate(parents):
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise ValueError(f"{flag}: {'.'.join(parents[:i + 1])} is given a value and nested keys "
+                                 f"({pair!r}); give one or the other")
+        if isinstance(node.get(leaf), dict):
+            raise ValueError(f"{flag}: {key} is given nested keys and a value ({pair!r}); give one or the other")
+        try:
+            node[leaf] = parse_value(raw, key)
+        except ValueError as err:
+            raise ValueError(f"{flag}: {err}") from err
     return out
 
 
@@ -87,13 +132,28 @@ def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None) -> 
         if path:
             raise FileNotFoundError(f"config file {file} does not exist")
         return {}
-    sections = yaml.safe_load(file.read_text()) or {}
-    for key in dict.fromkeys((env_id, short_id(env_id), versioned_id(env_id))):
-        if key in sections:
-            return dict(sections[key] or {})
-    if "default" in sections:
-        return dict(sections["default"] or {})
-    raise KeyError(f"{file} has no section for {env_id!r} and no 'default' section; sections: {', '.join(sections)}")
+    try:
+        sections = yaml.safe_load(file.read_text()) or {}
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the config file {file} ({err})") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ValueError(f"the config file {file} is not valid YAML{where}: {problem}") from err
+    if not isinstance(sections, dict):
+        raise ValueError(f"the config file {file} must map env ids (or 'default') to sections of "
+                         f"hyperparameters, got a {type(sections).__name__}")
+    names = [k for k in dict.fromkeys((env_id, short_id(env_id), versioned_id(env_id))) if k in sections]
+    name = names[0] if names else "default" if "default" in sections else None
+    if name is None:
+        raise KeyError(f"{file} has no section for {env_id!r} and no 'default' section; "
+                       f"sections: {', '.join(map(str, sections))}")
+    section = sections[name] or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"section {name!r} of {file} must map hyperparameter names to values, "
+                         f"got {section!r}")
+    return _numbers(dict(section))
 
 
 def check_algo_kwargs(cls: type, hyperparams: dict[str, Any], source: str) -> None:

@@ -13,6 +13,9 @@ Output (--out, default runs/eval/<env>_<n>): results.md and results.csv (mean ±
 seeds of fused and per-modality test accuracy, macro-F1 and mAP, the final gap between the
 modalities' accuracies, the return) and PNG plots of validation accuracy, the policy's
 choices and the CMD over training. The terminal shows the main columns as a table.
+A run's agent is rebuilt from its config.yaml and only the tensors of model.zip are
+read (--trust-checkpoint: SB3's own loader, which unpickles). Bad input: one line on
+stderr, exit status 2, and no output directory.
 """
 
 from __future__ import annotations
@@ -28,15 +31,19 @@ from tqdm import tqdm
 
 import mmrl_env
 from agents import report
+from agents.checkpoint import CheckpointError, load_parameters
 from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
+from mmrl_env.data import load_dataset
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import train_mml
+from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
-from training.run_config import make_env, next_run_dir
+from training.run_config import REQUIRED, make_env, next_run_dir
+from training.validate import check_env_kwargs, check_range
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device")  # --env-kwargs train_mml.run takes
 
@@ -60,22 +67,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/eval/<env>_<n>)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"torch CPU threads (default {DEFAULT_THREADS}, see BENCHMARKS.md; 0 = torch's own choice)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="load <run dir>/model.zip with SB3's own loader, which unpickles (runs code from) it; "
+                   "only for run directories you trust")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return p.parse_args(argv)
 
 
-def load_run(spec: str, env_id: str) -> tuple[str, Any, dict[str, Any]]:
-    """``algo:<run dir>`` -> (algo, agent, env kwargs of the run), checked against ``env_id``."""
+def load_run(spec: str, env_id: str, trust: bool = False) -> tuple[str, Any, dict[str, Any]]:
+    """``algo:<run dir>`` -> (algo, agent, env kwargs of the run), checked against ``env_id``.
+    The agent is rebuilt from the run's config.yaml and given the tensors of model.zip only."""
     algo, _, path = spec.partition(":")
     if algo not in LEARNED:
-        raise SystemExit(f"unknown algo {algo!r} in {spec!r}; learned algos: {', '.join(LEARNED)}")
+        raise UsageError(f"unknown algo {algo!r} in {spec!r}; learned algos: {', '.join(LEARNED)}")
     run = Path(path)
     if not (run / "model.zip").is_file() or not (run / "config.yaml").is_file():
-        raise SystemExit(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+        raise UsageError(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UsageError(f"{run / 'config.yaml'} is unreadable ({type(err).__name__})") from err
+    if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
+        raise UsageError(f"{run / 'config.yaml'} is empty or misses settings: not a train_agent.py run directory")
     if versioned_id(cfg["env"]) != versioned_id(env_id) or cfg["algo"] != algo:
-        raise SystemExit(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
-    return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
+        raise UsageError(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
+    if trust:
+        return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
+    env = make_env(env_id, cfg["env_kwargs"])
+    with usage_errors(f"{run}: "):
+        agent = make_agent(algo, env, dict(cfg["hyperparams"]), seed=cfg["seed"], device="cpu")
+    try:
+        load_parameters(agent, run / "model.zip")
+    except CheckpointError as err:
+        raise UsageError(str(err)) from err
+    env.close()
+    return algo, agent, cfg["env_kwargs"]
 
 
 def episode_record(episode: dict[str, Any], modalities: tuple[str, ...]) -> report.Record:
@@ -101,8 +127,21 @@ def episode_record(episode: dict[str, Any], modalities: tuple[str, ...]) -> repo
 
 def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[str, list], tuple[str, ...]]:
     specs = [s for s in args.policies.split(",") if s]
-    runs = {s: load_run(s, args.env) for s in specs if ":" in s}
-    base = deep_merge(next(iter(runs.values()))[2] if runs else {}, parse_kv(args.env_kwargs))
+    if not specs:
+        raise UsageError("--policies names no policy")
+    for spec in specs:
+        if ":" not in spec and spec not in HEURISTICS:
+            raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
+                             f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
+        method = args.env.split("-")[0]
+        if spec in HEURISTICS and HEURISTICS[spec].methods and method not in HEURISTICS[spec].methods:
+            valid = [n for n, c in HEURISTICS.items() if not c.methods or method in c.methods]
+            raise UsageError(f"heuristic {spec!r} does not apply to {method} envs; for {method}: {', '.join(valid)}")
+    with usage_errors():
+        overrides = parse_kv(args.env_kwargs)
+    check_env_kwargs(args.env, overrides)
+    runs = {s: load_run(s, args.env, args.trust_checkpoint) for s in specs if ":" in s}
+    base = deep_merge(next(iter(runs.values()))[2] if runs else {}, overrides)
     records: dict[str, list[report.Record]] = {}
     modalities: tuple[str, ...] = ()
     for spec in tqdm(specs, desc="policies", disable=args.no_progress):
@@ -113,7 +152,7 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
             name, env = spec, make_env(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs))
             agent = make_agent(spec, env, seed=seeds[0])
         else:
-            raise SystemExit(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
+            raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
                              f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
         modalities = control_of(env).modalities
         records[name] = [episode_record(run_episode(agent, env, seed=s), modalities) for s in seeds]
@@ -124,20 +163,24 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
     names = [n for n in args.learners.split(",") if n]
     unknown = [n for n in names if n not in LEARNERS]
     if unknown:
-        raise SystemExit(f"unknown learner(s) {unknown}; valid learners: {', '.join(LEARNERS)}")
-    env_kwargs = parse_kv(args.env_kwargs)
+        raise UsageError(f"unknown learner(s) {unknown}; valid learners: {', '.join(LEARNERS)}")
+    with usage_errors():
+        env_kwargs = parse_kv(args.env_kwargs)
+        per_learner = parse_kv(args.learner_kwargs, "--learner-kwargs")
     bad = sorted(set(env_kwargs) - set(LEARNER_ENV_KEYS))
     if bad:
-        raise SystemExit(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)}; got {bad}")
-    per_learner = parse_kv(args.learner_kwargs)
+        raise UsageError(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)}; got {bad}")
+    check_env_kwargs(args.env, env_kwargs)
     for name in set(per_learner) | set(names):
         try:
             check_learner(name, per_learner.get(name, {}))
         except (KeyError, ValueError) as err:
-            raise SystemExit(f"--learner-kwargs: {err.args[0]} (use LEARNER.KEY=VALUE)") from err
+            raise UsageError(f"--learner-kwargs: {err.args[0]} (use LEARNER.KEY=VALUE)") from err
         if name not in names:
-            raise SystemExit(f"--learner-kwargs for {name!r}, which is not among --learners {args.learners}")
+            raise UsageError(f"--learner-kwargs for {name!r}, which is not among --learners {args.learners}")
     dataset = short_id(args.env).split("-", 1)[1]
+    with usage_errors():  # missing or damaged data: said before anything trains
+        load_dataset(dataset, **env_kwargs.get("dataset_kwargs", {}))
     records: dict[str, list[report.Record]] = {}
     modalities: tuple[str, ...] = ()
     for name in names:
@@ -155,7 +198,9 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     set_threads(args.threads)
     if args.env not in gym.registry:
-        raise SystemExit(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
+        raise UsageError(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
+    check_range("--seeds", args.seeds, 1)
+    check_range("--first-seed", args.first_seed, 0)
     seeds = [args.first_seed + i for i in range(args.seeds)]
     evaluate = evaluate_policies if args.policies else evaluate_learners
     records, modalities = evaluate(args, seeds)
@@ -184,4 +229,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -18,37 +19,48 @@ import gymnasium as gym
 import yaml
 
 import mmrl_env
-from agents.factory import LEARNED, algo_names
+from agents.checkpoint import (
+    DEFAULT_KEEP,
+    global_rng_state,
+    latest_checkpoint,
+    read_manifest,
+    remove_stale_temporaries,
+    set_global_rng_state,
+)
+from agents.factory import LEARNED, algo_names, make_agent, method_of
 from agents.heuristics import HEURISTICS
+from mmrl_env.envs.registration import versioned_id
+from training.cli_errors import UsageError, message_of, usage_errors
 from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
+from training.run_dirs import RunLock, create_run_dir, write_text_atomic
+from training.validate import POSITIVE, _defaults, check_device, check_env_kwargs, check_range, check_value
 
 DEFAULT_TIMESTEPS = 4096
 COMMAND = ("python", "training/train_agent.py")
-
-
 DEFAULT_EVAL_FREQ = 1024  # env steps between deterministic evaluations of a learning agent (0 = off)
 EVAL_EPISODES = 3  # episodes per periodic evaluation; different inner-run seeds each time
+AGENT_POSITIVE = {"n_steps", "n_epochs", "buffer_size", "train_freq", "gradient_steps", "learning_rate",
+                  "n_timesteps", "eval_episodes"}
+REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
 
 
 def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
     """``gym.make`` for the CLIs: a bad setting (unknown kwarg, value, dataset, learner, missing
-    data) ends the program with the env's own message, which says what is valid, not a traceback."""
+    or damaged data) ends the program with the env's own message, which says what is valid."""
     try:
         return gym.make(env_id, **kwargs)
-    except KeyError as err:
-        raise SystemExit(f"error: {err.args[0]}") from err
-    except (TypeError, ValueError, FileNotFoundError, NotImplementedError, ImportError) as err:
-        raise SystemExit(f"error: {err}") from err
+    except (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError) as err:
+        raise UsageError(message_of(err)) from err
+
+
+def agent_device(algo: str, device: str) -> str:
+    """SB3 recommends the CPU for on-policy MLP agents; the inner trainer takes the GPU."""
+    return "cpu" if device == "auto" and algo in ("ppo", "a2c", "reinforce") else device
 
 
 def next_run_dir(root: Path, algo: str, env_id: str) -> Path:
-    base = root / algo
-    n = 1
-    while (base / f"{env_id}_{n}").exists():
-        n += 1
-    path = base / f"{env_id}_{n}"
-    path.mkdir(parents=True)
-    return path
+    """A new ``root/algo/env_<n>`` (race-safe: see ``training/run_dirs.py``)."""
+    return create_run_dir(root / algo, env_id)
 
 
 def whole_rollouts(algo: str, hp: dict[str, Any], total: int, n_envs: int) -> int:
@@ -74,74 +86,137 @@ def trained_agent_path(spec: str, algo: str) -> Path:
     if path.is_dir():
         cfg_file = path / "config.yaml"
         if cfg_file.is_file():
-            run_algo = (yaml.safe_load(cfg_file.read_text()) or {}).get("algo")
+            with usage_errors(f"-i {spec}: "):
+                run_algo = (yaml.safe_load(cfg_file.read_text()) or {}).get("algo")
             if run_algo is not None and run_algo != algo:
-                raise SystemExit(f"-i {spec}: that run trained a {run_algo} agent, not {algo}; "
+                raise UsageError(f"-i {spec}: that run trained a {run_algo} agent, not {algo}; "
                                  f"pass --algo {run_algo}")
         path = path / "model.zip"
     if not path.is_file():
-        raise SystemExit(f"-i {spec}: no saved agent at {path} "
+        raise UsageError(f"-i {spec}: no saved agent at {path} "
                          "(expected a model.zip or a train_agent.py run directory)")
     return path
 
 
-def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, Any]]:
-    """Resolve the settings of a fresh run, create its directory, write config and command."""
+def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
+    """Names (against the algorithm's constructor) and number types/ranges of a config section."""
+    cls = {**LEARNED, **HEURISTICS}[algo]
+    with usage_errors():
+        check_algo_kwargs(cls, hp, source)
+    defaults = _defaults(cls)
+    for key, value in hp.items():
+        if key in ("n_timesteps", "eval_episodes"):
+            defaults_ = (1, "int")
+        elif key in defaults:
+            defaults_ = defaults[key]
+        else:
+            continue
+        if key in AGENT_POSITIVE | POSITIVE and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and value <= 0:
+            raise UsageError(f"{source}: {key}={value!r} must be positive")
+        check_value(key, value, *defaults_, source)
+
+
+def check_applies(name: str, env: gym.Env, what: str) -> None:
+    """A heuristic made for one method (e.g. DUS) is refused on another's env."""
+    cls, method = HEURISTICS[name], method_of(env)
+    if cls.methods and method not in cls.methods:
+        valid = [n for n, c in HEURISTICS.items() if not c.methods or method in c.methods]
+        raise UsageError(f"{what} {name!r} does not apply to {method} envs; for {method}: {', '.join(valid)}")
+
+
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """Every setting of a fresh run from flags and config, all checked (nothing is created)."""
     env_id, algo = args.env or "DUS-Synthetic", args.algo or "ppo"
     if env_id not in gym.registry:
-        raise SystemExit(f"unknown env id {env_id!r}; valid ids: {', '.join(mmrl_env.env_ids())} "
+        raise UsageError(f"unknown env id {env_id!r}; valid ids: {', '.join(mmrl_env.env_ids())} "
                          "(each also as <id>-v0)")
     if algo not in algo_names():
-        raise SystemExit(f"unknown algo {algo!r}; valid algos: {', '.join(algo_names())}")
+        raise UsageError(f"unknown algo {algo!r}; valid algos: {', '.join(algo_names())}")
+    check_range("--seed", args.seed, 0)
+    check_range("--n-envs", args.n_envs, 1)
+    check_range("--periodic-eval-episodes", args.periodic_eval_episodes, 1)
+    check_range("-n/--total-timesteps", args.total_timesteps, 1, " env steps")
+    check_range("--eval-episodes", args.eval_episodes, 1)
+    check_range("--eval-freq", args.eval_freq, 0, " env steps (0 = off)")
+    check_range("--save-freq", args.save_freq, 1, " env steps")
+    check_range("--keep-checkpoints", getattr(args, "keep_checkpoints", None), 1)
+    check_device(args.device or "auto")
     source = args.config or f"configs/{algo}.yaml"
-    hp = deep_merge(load_hyperparams(algo, env_id, args.config), parse_kv(args.hyperparams or []))
-    check_algo_kwargs({**LEARNED, **HEURISTICS}[algo], hp, source + (" / --hyperparams" if args.hyperparams else ""))
-    env_kwargs = deep_merge(hp.pop("env_kwargs", {}) or {}, parse_kv(args.env_kwargs or []))
+    with usage_errors():
+        hp = deep_merge(load_hyperparams(algo, env_id, args.config), parse_kv(args.hyperparams or [], "--hyperparams"))
+    check_hyperparams(algo, hp, source + (" / --hyperparams" if args.hyperparams else ""))
+    with usage_errors():
+        env_kwargs = deep_merge(hp.pop("env_kwargs", {}) or {}, parse_kv(args.env_kwargs or []))
     device = args.device or "auto"
     env_kwargs.setdefault("device", device)
     if algo in HEURISTICS:  # the env settings the heuristic stands for; the user's keys win
         env_kwargs = deep_merge(HEURISTICS[algo].env_kwargs, env_kwargs)
+    check_env_kwargs(env_id, env_kwargs)
     n_envs = args.n_envs if args.n_envs is not None else int(hp.pop("n_envs", 1))
     hp.pop("n_envs", None)
-    if n_envs < 1:
-        raise SystemExit(f"--n-envs must be >= 1, got {n_envs}")
+    check_range("n_envs", n_envs, 1)
     if n_envs > 1 and algo not in LEARNED:
-        raise SystemExit(f"--n-envs {n_envs}: a heuristic ({algo}) steps one env; use --n-envs 1")
+        raise UsageError(f"--n-envs {n_envs}: a heuristic ({algo}) steps one env; use --n-envs 1")
     if n_envs > 1 and args.save_freq:
-        raise SystemExit("--save-freq checkpoints a single env; with --n-envs > 1 it is not supported yet "
+        raise UsageError("--save-freq checkpoints a single env; with --n-envs > 1 it is not supported yet "
                          "(drop --save-freq or use --n-envs 1)")
     trained = None
     if args.trained_agent:
         if algo not in LEARNED:
-            raise SystemExit(f"-i/--trained-agent continues a learned agent ({', '.join(LEARNED)}), not {algo}")
+            raise UsageError(f"-i/--trained-agent continues a learned agent ({', '.join(LEARNED)}), not {algo}")
         trained = str(trained_agent_path(args.trained_agent, algo))
     total = args.total_timesteps or int(hp.pop("n_timesteps", DEFAULT_TIMESTEPS))
     hp.pop("n_timesteps", None)
-    if total < 1:
-        raise SystemExit(f"-n/--n-timesteps must be a positive number of env steps, got {total}")
     total = whole_rollouts(algo, hp, total, n_envs)
     eval_episodes = args.eval_episodes or int(hp.pop("eval_episodes", 3))
     hp.pop("eval_episodes", None)
     periodic = EVAL_EPISODES if args.periodic_eval_episodes is None else args.periodic_eval_episodes
-    if periodic < 1:
-        raise SystemExit(f"--periodic-eval-episodes must be >= 1, got {periodic}")
-    baselines = args.baselines.split(",") if args.baselines else None
+    baselines = [b for b in args.baselines.split(",") if b] if args.baselines else None
     for name in baselines or []:
         if name not in HEURISTICS:
-            raise SystemExit(f"unknown baseline {name!r}; heuristics: {', '.join(HEURISTICS)}")
+            raise UsageError(f"unknown baseline {name!r}; heuristics: {', '.join(HEURISTICS)}")
     eval_freq = DEFAULT_EVAL_FREQ if args.eval_freq is None else args.eval_freq
-    if eval_freq < 0:
-        raise SystemExit(f"--eval-freq must be >= 0 env steps (0 = off), got {eval_freq}")
+    return {"env": env_id, "algo": algo, "seed": 0 if args.seed is None else args.seed, "total_timesteps": total,
+            "device": device, "deterministic": bool(args.deterministic), "eval_episodes": eval_episodes,
+            "eval_freq": eval_freq, "periodic_eval_episodes": periodic, "baselines": baselines,
+            "tensorboard_log": args.tensorboard_log, "n_envs": n_envs, "vec_env": args.vec_env or "dummy",
+            "trained_agent": trained, "save_freq": args.save_freq,
+            "keep_checkpoints": getattr(args, "keep_checkpoints", None) or DEFAULT_KEEP,
+            "hyperparams": hp, "env_kwargs": env_kwargs}
 
-    run_dir = next_run_dir(Path(args.log_folder), algo, env_id)
-    (run_dir / "command.txt").write_text(shlex.join([*COMMAND, *argv]) + "\n")
-    cfg = {"env": env_id, "algo": algo, "seed": 0 if args.seed is None else args.seed, "total_timesteps": total,
-           "device": device, "deterministic": bool(args.deterministic), "eval_episodes": eval_episodes,
-           "eval_freq": eval_freq,
-           "periodic_eval_episodes": periodic, "baselines": baselines, "tensorboard_log": args.tensorboard_log,
-           "n_envs": n_envs, "vec_env": args.vec_env or "dummy", "trained_agent": trained,
-           "hyperparams": hp, "env_kwargs": env_kwargs}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+def try_build(cfg: dict[str, Any]) -> None:
+    """Build the env, the agent and the baselines once, as the run will: every setting the
+    checks above cannot judge (data on disk, learner options, SB3's own checks) fails here,
+    before the run directory exists. The global RNGs are left as they were."""
+    rng = global_rng_state()
+    env = make_env(cfg["env"], cfg["env_kwargs"])
+    try:
+        if cfg["algo"] in HEURISTICS:
+            check_applies(cfg["algo"], env, "heuristic")
+        for name in cfg["baselines"] or []:
+            check_applies(name, env, "baseline")
+        with usage_errors(f"{cfg['algo']} with these hyperparameters: "):
+            try:
+                make_agent(cfg["algo"], env, dict(cfg["hyperparams"]), seed=cfg["seed"],
+                           device=agent_device(cfg["algo"], cfg["device"]))
+            except AssertionError as err:  # SB3 checks its arguments with assert
+                raise ValueError(str(err)) from err
+    finally:
+        env.close()
+        set_global_rng_state(rng)
+
+
+def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, Any]]:
+    """Resolve and check the settings of a fresh run, then create its directory (locked for
+    this process) with config.yaml and command.txt. Bad input never creates a directory."""
+    cfg = resolve(args)
+    try_build(cfg)
+    run_dir = next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])
+    RunLock(run_dir)
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    write_text_atomic(run_dir / "command.txt", shlex.join([*COMMAND, *argv]) + "\n")
     return run_dir, cfg
 
 
@@ -151,22 +226,72 @@ RUN_FLAGS = ("seed", "total_timesteps", "config", "hyperparams", "trained_agent"
              "deterministic")
 
 
+def read_config(run_dir: Path, log: Any = print) -> dict[str, Any]:
+    """The run's config.yaml; when it is empty or damaged, the copy in the newest checkpoint
+    (and config.yaml is rewritten from it)."""
+    path = run_dir / "config.yaml"
+    problem = None
+    try:
+        cfg = yaml.safe_load(path.read_text())
+        if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
+            problem = "it is empty or misses settings" if cfg else "it is empty"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        problem = f"{type(err).__name__}: {message_of(err)}"
+    if problem is None:
+        return cfg
+    checkpoint = latest_checkpoint(run_dir, log)
+    saved = read_manifest(checkpoint).get("config") if checkpoint else None
+    if not saved:
+        raise UsageError(f"--resume {run_dir}: {path} is damaged ({problem}) and no checkpoint holds a copy; "
+                         "the run cannot be resumed (start a new one)")
+    log(f"{path} is damaged ({problem}); using the copy in {checkpoint} and rewriting it")
+    write_text_atomic(path, yaml.safe_dump(saved, sort_keys=False))
+    return saved
+
+
+def finished(run_dir: Path, log: Any = print) -> bool:
+    """True when results.json holds a final table; a damaged one is reported and redone."""
+    path = run_dir / "results.json"
+    if not path.exists():
+        return False
+    try:
+        return "results" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError) as err:
+        log(f"{path} is damaged ({type(err).__name__}); the final comparison will be run again")
+        return False
+
+
 def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, Any]]:
-    """The run directory and settings of ``--resume``, refusing flags that contradict them."""
+    """The run directory and settings of ``--resume``, refusing flags that contradict them.
+    Takes the run's lock first; only a resume that will run is added to command.txt."""
     run_dir = Path(args.resume)
     if not (run_dir / "config.yaml").is_file():
-        raise SystemExit(f"--resume {run_dir}: no config.yaml there; expected a run directory of train_agent.py")
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    for flag, value in (("env", args.env), ("algo", args.algo)):
-        if value is not None and value != cfg[flag]:
-            raise SystemExit(f"--resume {run_dir}: that run has --{flag} {cfg[flag]}, not {value}; "
-                             f"drop --{flag} or resume a {value} run")
+        raise UsageError(f"--resume {run_dir}: no config.yaml there; expected a run directory of train_agent.py")
+    check_range("--save-freq", args.save_freq, 1, " env steps")
+    check_range("--keep-checkpoints", getattr(args, "keep_checkpoints", None), 1)
     given = [f"--{f.replace('_', '-')}" for f in RUN_FLAGS if getattr(args, f) is not None]
+    RunLock(run_dir)
+    cfg = read_config(run_dir)
+    for flag, value in (("env", args.env), ("algo", args.algo)):
+        ids = (versioned_id(value), versioned_id(cfg[flag])) if flag == "env" and value else (value, cfg[flag])
+        if value is not None and ids[0] != ids[1]:
+            raise UsageError(f"--resume {run_dir}: that run has --{flag} {cfg[flag]}, not {value}; "
+                             f"drop --{flag} or resume a {value} run")
     if given:
-        raise SystemExit(f"--resume continues the run as configured in {run_dir / 'config.yaml'}; "
+        raise UsageError(f"--resume continues the run as configured in {run_dir / 'config.yaml'}; "
                          f"{', '.join(given)} cannot change it (start a new run instead)")
-    if (run_dir / "results.json").exists():
-        raise SystemExit(f"--resume {run_dir}: that run has finished (results.json exists)")
+    if finished(run_dir):
+        raise UsageError(f"--resume {run_dir}: that run has finished (results.json exists)")
+    check_device(cfg["device"], f"{run_dir / 'config.yaml'}: device")
+    changed = {k: v for k, v in (("save_freq", args.save_freq),
+                                  ("keep_checkpoints", getattr(args, "keep_checkpoints", None)))
+               if v is not None and v != cfg.get(k)}
+    cfg = {**cfg, "save_freq": cfg.get("save_freq"), "keep_checkpoints": cfg.get("keep_checkpoints") or DEFAULT_KEEP,
+           **changed}
+    if changed:  # how often to checkpoint does not change the outcome: the new value is kept for later resumes
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    for stale in remove_stale_temporaries(run_dir):
+        print(f"removed {stale} (a checkpoint whose save was interrupted)")
     with (run_dir / "command.txt").open("a") as f:
         f.write(shlex.join([*COMMAND, *argv]) + "\n")
     return run_dir, cfg

@@ -17,12 +17,15 @@ the command line, the TensorBoard events (env/: the policy's per-step quantities
 SB3's training curves) and results.json (the final table). --save-freq N checkpoints the
 whole run (agent, env, RNGs) every N env steps, Ctrl-C checkpoints and stops, and
 --resume <run dir> continues to the same result as an uninterrupted run.
+Checkpoints hold no code: --resume rebuilds the agent from config.yaml and reads only tensors
+and plain values (--trust-checkpoint lets SB3 unpickle the agent, for a run directory you
+trust); -i reads only the tensors of the given model.zip too. Bad input is refused before
+the run directory is made: one line on stderr, exit status 2 (training/cli_errors.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,13 +42,16 @@ from agents import report
 from agents.checkpoint import (
     AGENT_ZIP,
     CHECKPOINTS,
-    REPLAY,
     Checkpointer,
+    CheckpointError,
     Interrupt,
     ResumableCheckpointCallback,
     latest_checkpoint,
+    load_parameters,
     load_state,
     restore,
+    restore_agent,
+    restore_tensorboard,
 )
 from agents.factory import LEARNED, make_agent, method_of
 from agents.heuristics import HEURISTICS
@@ -54,15 +60,18 @@ from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import versioned_id
 from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
+from training.cli_errors import UsageError, run_cli
 from training.config import DEFAULT_THREADS, deep_merge, set_threads
 from training.run_config import (
     DEFAULT_EVAL_FREQ,
     DEFAULT_TIMESTEPS,
     EVAL_EPISODES,
+    agent_device,
     make_env,
     new_run,
     resumed_run,
 )
+from training.run_dirs import RunLock, write_json_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,6 +132,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deterministic", action="store_true", default=None,
                    help="deterministic CUDA kernels, so that --resume on a GPU continues bit for bit where PyTorch "
                    "allows it (slower; mmrl_env/determinism.py); CPU runs are deterministic anyway")
+    p.add_argument("--keep-checkpoints", type=int, default=None, metavar="N",
+                   help="checkpoints kept (default 2: a damaged newest one falls back to the previous)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="with --resume or -i: load the agent with SB3's own loader, which unpickles (runs code "
+                   "from) the zip file; only for files you trust")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars (training and baselines)")
     p.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL",
                    help="SB3's verbosity: 0 quiet (default), 1 its training table every rollout, 2 debug")
@@ -138,61 +152,81 @@ def default_baselines(method: str, algo: str) -> list[str]:
     return [n for n in names if n != algo]
 
 
-def agent_device(algo: str, device: str) -> str:
-    """SB3 recommends the CPU for on-policy MLP agents; the inner trainer takes the GPU."""
-    return "cpu" if device == "auto" and algo in ("ppo", "a2c", "reinforce") else device
-
-
-def evaluate(policy: Any, env: gym.Env, seeds: list[int]) -> dict[str, tuple[float, float]]:
+def evaluate(policy: Any, env: gym.Env, seeds: list[int]) -> tuple[dict[str, tuple[float, float]], int]:
+    """Mean ± std of the final metrics over ``seeds``, and how many of those episodes diverged."""
     episodes = [run_episode(policy, env, seed=s) for s in seeds]
-    return summarize(episodes, control_of(env).modalities)
+    return summarize(episodes, control_of(env).modalities), sum(bool(e["final"].get("diverged")) for e in episodes)
 
 
 def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: tuple[str, ...], n: int,
-                env_id: str) -> None:
+                env_id: str, diverged: dict[str, int] | None = None) -> None:
     cols = [("return", "return", 1.0), ("val_acc", "val acc", 100.0), ("test_fused_acc", "test fused acc", 100.0),
             *((f"test_{m}_acc", f"test {m} acc", 100.0) for m in modalities),
             ("test_fused_f1", "test fused macro-F1", 100.0)]
-    table = report.rich_table(results, cols, n, f"Final comparison on {env_id}, held-out seeds", "test_fused_acc")
+    table = report.rich_table(results, cols, n, f"Final comparison on {env_id}, held-out seeds", "test_fused_acc",
+                              diverged)
     Console(width=max(120, Console().width)).print(table)
+    for name, count in (diverged or {}).items():
+        if count:
+            print(f"{name}: the inner training diverged in {count} of {n} episode(s) (non-finite loss); "
+                  "its test metrics are over the other episodes, 'diverged' where there are none")
 
 
 def open_checkpoint(run_dir: Path, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """The newest checkpoint of a resumed run and its state, checked against the run's env."""
-    checkpoint = latest_checkpoint(run_dir)
+    """The newest intact checkpoint of a resumed run and its state, checked against the run's env."""
+    checkpoint = latest_checkpoint(run_dir, log=print)
     if checkpoint is None:
-        raise SystemExit(f"--resume {run_dir}: no checkpoint in {run_dir / CHECKPOINTS} (was --save-freq set?)")
-    state = load_state(checkpoint)
+        raise UsageError(f"--resume {run_dir}: no intact checkpoint in {run_dir / CHECKPOINTS} "
+                         "(was --save-freq set?)")
+    try:
+        state = load_state(checkpoint)
+    except CheckpointError as err:
+        raise UsageError(str(err)) from err
     if versioned_id(state["env_id"] or "") != versioned_id(cfg["env"]):  # DUS-Synthetic is DUS-Synthetic-v0
-        raise SystemExit(f"checkpoint {checkpoint} is from env {state['env_id']}, the run is {cfg['env']}")
+        raise UsageError(f"checkpoint {checkpoint} is from env {state['env_id']}, the run is {cfg['env']}")
     return checkpoint, state
 
 
-def load_trained_agent(cfg: dict[str, Any], env: Any, tb_root: Path, device: str, verbose: int) -> Any:
-    """``-i``: the saved agent, on this run's env, to train for ``total_timesteps`` more steps."""
-    path = cfg["trained_agent"]
-    try:
-        agent = LEARNED[cfg["algo"]].load(path, env=env, device=device, tensorboard_log=str(tb_root),
-                                          verbose=verbose)
-    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
-        raise SystemExit(f"-i {path}: cannot continue it as a {cfg['algo']} agent on {cfg['env']}: {err}") from err
+def load_trained_agent(cfg: dict[str, Any], env: Any, tb_root: Path, device: str, verbose: int,
+                       trust: bool) -> Any:
+    """``-i``: the saved agent, on this run's env, to train for ``total_timesteps`` more steps.
+    Its networks come from the tensors of the zip only (``trust``: SB3's own ``load``)."""
+    path, algo = Path(cfg["trained_agent"]), cfg["algo"]
+    if trust:
+        try:
+            agent = LEARNED[algo].load(path, env=env, device=device, tensorboard_log=str(tb_root), verbose=verbose)
+        except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
+            raise UsageError(f"-i {path}: cannot continue it as a {algo} agent on {cfg['env']}: {err}") from err
+    else:
+        agent = make_agent(algo, env, cfg["hyperparams"], seed=cfg["seed"], device=device,
+                           tensorboard_log=str(tb_root), verbose=verbose)
+        try:
+            load_parameters(agent, path)
+        except CheckpointError as err:
+            raise UsageError(f"-i {path}: {err}") from err
     agent.set_random_seed(cfg["seed"])
     agent.num_timesteps = 0  # this run counts its own steps
     return agent
 
 
-def build_agent(cfg: dict[str, Any], env: Any, tb_root: Path, checkpoint: Path | None, verbose: int) -> Any:
-    """A fresh agent, the ``-i`` agent, or the checkpoint's SB3 agent (with SAC's replay buffer)."""
+def build_agent(cfg: dict[str, Any], env: gym.Env, tb_root: Path, checkpoint: Path | None,
+                state: dict[str, Any] | None, verbose: int, trust: bool = False) -> Any:
+    """A fresh agent, the ``-i`` agent, or, when resuming, one rebuilt from the config with the
+    checkpoint's tensors, counters and SAC replay buffer (``trust``: SB3's own ``load``, which
+    unpickles)."""
     algo, device = cfg["algo"], agent_device(cfg["algo"], cfg["device"])
     if checkpoint is None and cfg.get("trained_agent"):
-        return load_trained_agent(cfg, env, tb_root, device, verbose)
-    if checkpoint is None or algo not in LEARNED:
-        return make_agent(algo, env, cfg["hyperparams"], seed=cfg["seed"], device=device,
-                          tensorboard_log=str(tb_root), verbose=verbose)
-    agent = LEARNED[algo].load(checkpoint / AGENT_ZIP, env=env, device=device, tensorboard_log=str(tb_root),
-                               force_reset=False)  # keep _last_obs: the env continues, it does not restart
-    if (checkpoint / REPLAY).exists():
-        agent.load_replay_buffer(checkpoint / REPLAY)
+        return load_trained_agent(cfg, env, tb_root, device, verbose, trust)
+    if checkpoint is not None and algo in LEARNED and trust:
+        return LEARNED[algo].load(checkpoint / AGENT_ZIP, env=env, device=device, tensorboard_log=str(tb_root),
+                                  force_reset=False)  # keep _last_obs: the env continues, it does not restart
+    agent = make_agent(algo, env, cfg["hyperparams"], seed=cfg["seed"], device=device,
+                       tensorboard_log=str(tb_root), verbose=verbose)
+    if checkpoint is not None and algo in LEARNED:
+        try:
+            restore_agent(agent, checkpoint, state or {})
+        except CheckpointError as err:
+            raise UsageError(str(err)) from err
     return agent
 
 
@@ -241,7 +275,7 @@ def train_vectorised(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespac
     ``--save-freq`` here, and Ctrl-C stops without one)."""
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
     env = vec_env(cfg, tb_root)
-    agent = build_agent(cfg, env, tb_root, None, args.verbose)
+    agent = build_agent(cfg, env, tb_root, None, None, args.verbose, args.trust_checkpoint)
     agent.learn(total_timesteps=cfg["total_timesteps"], callback=CallbackList(periodic_eval(cfg)),
                 progress_bar=not args.no_progress, tb_log_name="sb3")
     agent.save(run_dir / "model.zip")
@@ -258,24 +292,30 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
     env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
-    agent = build_agent(cfg, env, tb_root, checkpoint, args.verbose)
+    agent = build_agent(cfg, env, tb_root, checkpoint, state, args.verbose, args.trust_checkpoint)
     if state is not None:
         restore(state, agent, env)
         print(f"resuming from {checkpoint} (env step {state['steps']} of {total})")
+    save_freq = cfg.get("save_freq")
     with Interrupt() as interrupt:
-        checkpointer = Checkpointer(run_dir, agent, env, args.save_freq, interrupt)
+        checkpointer = Checkpointer(run_dir, agent, env, save_freq, interrupt, cfg.get("keep_checkpoints") or 2,
+                                    {"config": cfg})
         if algo in LEARNED:
             callbacks = [ResumableCheckpointCallback(checkpointer), *periodic_eval(cfg)]
+            if state is not None:  # replayed steps overwrite, not duplicate, the TensorBoard points
+                callbacks.append(restore_tensorboard(env, state["steps"]))
             agent.learn(total_timesteps=total - agent.num_timesteps, callback=CallbackList(callbacks),
                         progress_bar=not args.no_progress, tb_log_name="sb3", reset_num_timesteps=state is None)
             steps, extra = agent.num_timesteps, {}
             agent.save(run_dir / "model.zip")
         else:  # a heuristic: run it for the same number of steps so TensorBoard shows its behaviour
             obs, start = (env.reset(seed=cfg["seed"])[0], 0) if state is None else (state["obs"], state["steps"])
+            if state is not None:
+                restore_tensorboard(env, start)
             steps, extra = total, {"obs": run_heuristic(agent, env, obs, start, total, checkpointer,
                                                         not args.no_progress)}
             agent.save(run_dir / "model.json")
-        if args.save_freq:  # a crash in the final comparison then resumes without training again
+        if save_freq:  # a crash in the final comparison then resumes without training again
             checkpointer.save(steps, **extra)
     env.close()
     return agent
@@ -289,12 +329,14 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
     baselines = cfg["baselines"] or default_baselines(method_of(eval_env), algo)
     if algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
         agent = make_agent(algo, eval_env, cfg["hyperparams"], seed=cfg["seed"])
-    results = {algo: evaluate(agent, eval_env, seeds)}
+    results, diverged = {}, {}
+    results[algo], diverged[algo] = evaluate(agent, eval_env, seeds)
     for name in tqdm(baselines, desc="baselines", disable=no_progress):
         base_env = make_env(cfg["env"], deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
-        results[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), base_env, seeds)
-    (run_dir / "results.json").write_text(json.dumps({"seeds": seeds, "results": results}, indent=2))
-    print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"])
+        results[name], diverged[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), base_env, seeds)
+    # strict JSON: a metric with no finite value (every episode diverged) is null, and "diverged" says why
+    write_json_atomic(run_dir / "results.json", {"seeds": seeds, "results": results, "diverged": diverged})
+    print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"], diverged)
     tb_root = cfg["tensorboard_log"] or run_dir
     write_config(tb_root, cfg, {k: v[0] for k, v in results[algo].items() if k in HPARAM_METRICS})
     print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")
@@ -303,8 +345,8 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     set_threads(args.threads)
-    if args.save_freq is not None and args.save_freq < 1:
-        raise SystemExit(f"--save-freq must be a positive number of env steps, got {args.save_freq}")
+    if args.trust_checkpoint and not (args.resume or args.trained_agent):
+        raise UsageError("--trust-checkpoint applies to --resume and -i/--trained-agent only")
     argv_used = sys.argv[1:] if argv is None else argv
     run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
     if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
@@ -313,15 +355,18 @@ def main(argv: list[str] | None = None) -> Path:
     if not args.resume:
         write_config(cfg["tensorboard_log"] or run_dir, cfg)
     try:
-        agent = train(cfg, run_dir, args)
-    except KeyboardInterrupt as stop:
-        checkpoint = latest_checkpoint(run_dir)
-        where = f"newest checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written (see --save-freq)"
-        print(f"\ninterrupted; {where}\ncontinue with: python training/train_agent.py --resume {run_dir}")
-        raise SystemExit(130) from stop
-    final_comparison(cfg, run_dir, agent, args.no_progress)
+        try:
+            agent = train(cfg, run_dir, args)
+        except KeyboardInterrupt as stop:
+            checkpoint = latest_checkpoint(run_dir, log=print)
+            where = f"newest checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written (see --save-freq)"
+            print(f"\ninterrupted; {where}\ncontinue with: python training/train_agent.py --resume {run_dir}")
+            raise SystemExit(130) from stop
+        final_comparison(cfg, run_dir, agent, args.no_progress)
+    finally:
+        RunLock.release_dir(run_dir)  # the run is no longer this process's (also released if it dies)
     return run_dir
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -29,7 +29,7 @@ from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from mmrl_env.data import dataset_names
+from mmrl_env.data import dataset_names, load_dataset
 from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.tensorboard import numeric_leaves
 from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
@@ -37,8 +37,10 @@ from mmrl_env.learners import LEARNERS, check_learner
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import validation_scores
 from mmrl_env.trainer import build_trainer
+from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import next_run_dir
+from training.validate import _check_section, _defaults, check_device, check_finite, check_range, dataset_loader
 
 # --config: a YAML of this script's arguments (dashes as underscores) plus ``optim`` (OptimConfig fields
 # over the dataset's defaults). Presets that drive an env with a policy (BSS rows) also carry ``env``
@@ -177,17 +179,28 @@ def main(argv: list[str] | None = None) -> Path | None:
     if a.deterministic:
         set_deterministic()
     if a.dataset not in dataset_names():
-        raise SystemExit(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
-    learner_kwargs = deep_merge(cfg_file.get("learner_kwargs") or {}, parse_kv(a.learner_kwargs))
-    try:
-        check_learner(a.learner, learner_kwargs)
-    except (KeyError, ValueError) as err:
-        raise SystemExit(err.args[0]) from err
-    dataset_kwargs = deep_merge(cfg_file.get("dataset_kwargs") or {}, parse_kv(a.dataset_kwargs))
+        raise UsageError(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
+    for flag, value in (("--epochs", a.epochs), ("--batch-size", a.batch_size)):
+        check_range(flag, value, 1)
+    check_range("--seed", a.seed, 0)
+    check_device(a.device)
+    with usage_errors():
+        learner_kwargs = deep_merge(cfg_file.get("learner_kwargs") or {},
+                                    parse_kv(a.learner_kwargs, "--learner-kwargs"))
+        dataset_kwargs = deep_merge(cfg_file.get("dataset_kwargs") or {},
+                                    parse_kv(a.dataset_kwargs, "--dataset-kwargs"))
     if a.data_root is not None:
         if "root" in dataset_kwargs and str(dataset_kwargs["root"]) != a.data_root:
-            raise SystemExit(f"--data-root {a.data_root} contradicts --dataset-kwargs root={dataset_kwargs['root']}")
+            raise UsageError(f"--data-root {a.data_root} contradicts --dataset-kwargs root={dataset_kwargs['root']}")
         dataset_kwargs["root"] = a.data_root
+    check_finite(learner_kwargs, "--learner-kwargs")
+    check_finite(dataset_kwargs, "--dataset-kwargs")
+    loader = dataset_loader(a.dataset)
+    if loader is not None:
+        _check_section(dataset_kwargs, _defaults(loader), "", "--dataset-kwargs")
+    with usage_errors():
+        check_learner(a.learner, learner_kwargs)
+        load_dataset(a.dataset, **dataset_kwargs)  # missing or damaged data: said before the run dir exists
     set_threads(a.threads)
     made = not a.log_dir  # a numbered run directory is removed again when the run fails
     if a.log_dir:
@@ -221,4 +234,4 @@ def main(argv: list[str] | None = None) -> Path | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

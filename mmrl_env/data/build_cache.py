@@ -52,7 +52,10 @@ def process_clip(ds: AVDataset, raw: Path, clip: str, n_frames: int, size: int) 
                   else frames_from_video(source, n_frames, size))
     except Exception as err:
         raise ValueError(f"corrupt {source.relative_to(raw)}: {err}") from err
-    return {"audio": spec.astype(np.float16), "frames": frames}
+    audio16 = spec.astype(np.float16)
+    if not np.isfinite(audio16).all():  # NaN in the file, or beyond float16's range: would poison training
+        raise ValueError(f"corrupt {audio.relative_to(raw)}: its spectrogram has NaN or infinite values")
+    return {"audio": audio16, "frames": frames}
 
 
 def _attempt(ds: AVDataset, raw: Path, n_frames: int, size: int, clip: str) -> dict[str, np.ndarray] | str:

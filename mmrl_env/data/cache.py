@@ -68,7 +68,7 @@ class CacheWriter:
         shapes = {k: {"shape": [n, *s], "dtype": d} for k, (s, d) in arrays.items()}
         self.manifest = {"format": FORMAT, "version": VERSION, **meta, "arrays": shapes,
                          "complete": False, "failed": {}}
-        old = self._existing()
+        old = self._existing(overwrite)
         resume = old is not None and not overwrite
         if resume and not self._same(old):
             raise CacheMismatchError(
@@ -83,9 +83,17 @@ class CacheWriter:
         np.save(self.root / "labels.npy", labels.astype(np.int64))
         _write_manifest(self.root, self.manifest)
 
-    def _existing(self) -> dict[str, Any] | None:
+    def _existing(self, overwrite: bool = False) -> dict[str, Any] | None:
+        """The manifest already in ``root``; a damaged one is replaced with ``overwrite``, else refused."""
         path = self.root / MANIFEST
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return read_manifest(path)
+        except ValueError as err:
+            if overwrite:
+                return None
+            raise CacheMismatchError(f"{err}; rerun with --overwrite to rebuild the cache") from err
 
     def _same(self, old: dict[str, Any]) -> bool:
         keys = set(self.manifest) - {"complete", "failed"}
@@ -111,20 +119,53 @@ class CacheWriter:
         return self.manifest
 
 
+def read_manifest(path: Path) -> dict[str, Any]:
+    """``manifest.json``, or a ``ValueError`` naming the file when it is truncated or not a manifest."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err})") from err
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} is damaged (not a JSON object)")
+    return manifest
+
+
+def _array(path: Path, shape: list[int] | None, mmap: bool) -> np.ndarray:
+    """One cache array, checked against the shape the manifest promises."""
+    fix = "run the prepare command again with --overwrite to rebuild the cache"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; {fix}")
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path} is truncated or damaged ({type(err).__name__}: {err}); {fix}") from err
+    if shape is not None and list(array.shape) != list(shape):
+        raise ValueError(f"{path} has shape {list(array.shape)}, the manifest says {list(shape)}; {fix}")
+    return array
+
+
 def open_cache(root: Path) -> Cache:
-    """Open a finished cache read-only (FileNotFoundError / ValueError say what is wrong)."""
+    """Open a finished cache read-only (FileNotFoundError / ValueError name the file and the fix)."""
     root = Path(root)
     path = root / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"no {MANIFEST} in {root}")
-    manifest = json.loads(path.read_text())
+    manifest = read_manifest(path)
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise ValueError(f"{path} is not an mmrl cache of version {VERSION}; prepare the data again")
     if not manifest.get("complete"):
         raise ValueError(f"the cache in {root} is incomplete (the prepare run was interrupted); "
                          "run the same prepare command again to resume it")
-    arrays = {k: np.load(root / f"{k}.npy", mmap_mode="r") for k in manifest["arrays"]}
-    return Cache(root, manifest, arrays, np.load(root / "labels.npy"), np.load(root / "status.npy"))
+    try:
+        n, specs = len(manifest["clips"]), dict(manifest["arrays"])
+        if len(manifest["splits"]) != n:
+            raise ValueError("clips and splits differ in length")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err}); run the prepare command again "
+                         "with --overwrite") from err
+    arrays = {k: _array(root / f"{k}.npy", spec.get("shape"), True) for k, spec in specs.items()}
+    return Cache(root, manifest, arrays, _array(root / "labels.npy", [n], False),
+                 _array(root / "status.npy", [n], False))
 
 
 def open_prepared(name: str, command: str, root: Path | str | None, prepare: str, layout: str) -> Cache:
@@ -140,8 +181,9 @@ def open_prepared(name: str, command: str, root: Path | str | None, prepare: str
     except FileNotFoundError as err:
         raise FileNotFoundError(missing_data_message(name, command, path, root is not None, prepare, layout,
                                                      f"which holds no prepared cache ({err})")) from err
-    if cache.manifest["dataset"] != name:
-        raise ValueError(f"{path} holds a {cache.manifest['dataset']} cache, not {name}")
+    if cache.manifest.get("dataset") != name:
+        raise ValueError(f"{path} holds a {cache.manifest.get('dataset')} cache, not {name}; prepare it with: "
+                         f"{prepare}")
     return cache
 
 
@@ -152,4 +194,9 @@ def split_rows(cache: Cache, val_fraction: float, val_seed: int) -> tuple[np.nda
     if val.size == 0:
         kept, held = stratified_holdout(cache.labels[train], val_fraction, val_seed)
         train, val = train[kept], train[held]
+    for split, rows in (("train", train), ("val", val), ("test", test)):
+        if rows.size == 0:
+            raise ValueError(f"the cache in {cache.root} has no usable {split} clip (every one failed or its "
+                             f"list is empty; see 'failed' in {cache.root / MANIFEST}); fix the raw data and "
+                             "run the prepare command again")
     return train, val, test

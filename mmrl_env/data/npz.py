@@ -15,11 +15,17 @@ modalities are every array but ``labels``, in sorted order, and encoders default
 (N, D) → ``mlp``, (N, H, W) or (N, C, H, W) → ``cnn`` (a 3-D array gets a channel axis).
 Use it as ``gymnasium.make("DUS-Custom", dataset_kwargs={"root": "my_data"})``, or give it
 its own name: ``register_dataset("MyData", functools.partial(load_npz, root="my_data"))``.
+
+Every split is checked when it is loaded, so bad data fails at once with the file named,
+not after an episode has trained: unreadable or non-``.npz`` files, a malformed
+``meta.json``, a split without samples, and NaN/inf inputs are refused.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +42,28 @@ LAYOUT = "<root>/train.npz, [val.npz], test.npz (arrays '<modality>' and 'labels
 def _load(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; expected {LAYOUT}")
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("it holds a single array, not named arrays")
+            return {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as err:
+        raise ValueError(f"{path} is not a readable .npz file ({type(err).__name__}: {err}); it may be truncated "
+                         "or another format: save it again with numpy.savez(path, <modality>=..., labels=...)"
+                         ) from err
+
+
+def _meta(root: Path) -> dict[str, Any]:
+    path = root / "meta.json"
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); fix it or delete it (it is optional)") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} must hold a JSON object like {{\"modalities\": [...]}}, got {type(meta).__name__}")
+    return meta
 
 
 def _default_encoder(name: str, sample_shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
@@ -55,12 +81,21 @@ def _check(split: str, arrays: dict[str, np.ndarray], modalities: list[str], sha
     y = arrays["labels"]
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
         raise ValueError(f"{split}.npz 'labels' must be a 1-D array of integers >= 0, got {y.dtype} {y.shape}")
+    if y.size == 0:
+        raise ValueError(f"{split}.npz has no samples ('labels' is empty); every split needs at least one")
     for m in modalities:
         if m not in arrays:
             raise ValueError(f"{split}.npz has no array {m!r} (found {sorted(arrays)})")
         x = arrays[m]
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{split}.npz: {m!r} has {x.shape[0]} samples but 'labels' has {y.shape[0]}")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
+            raise ValueError(f"{split}.npz: {m!r} has dtype {x.dtype}; inputs must be real numbers")
+        finite = np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else None
+        if finite is not None and not finite.all():
+            bad = np.flatnonzero(~finite.reshape(x.shape[0], -1).all(axis=1))
+            raise ValueError(f"{split}.npz: {m!r} has NaN or infinite values in {bad.size} sample(s) "
+                             f"(first: sample {bad[0]}); fix or drop them (e.g. numpy.nan_to_num) and save again")
         if shapes.setdefault(m, x.shape[1:]) != x.shape[1:]:
             raise ValueError(f"{split}.npz: {m!r} samples have shape {x.shape[1:]}, "
                              f"but {shapes[m]} in train.npz")
@@ -86,7 +121,7 @@ def load_npz(root: str | Path | None = None, val_fraction: float = 0.1, val_seed
                                 f"{LAYOUT}. Pass data_root=<dir> (CLI: --env-kwargs data_root=<dir>) or put the "
                                 f"files in {path}")
     root = path
-    meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {}
+    meta = _meta(root)
     data = {s: _load(root / f"{s}.npz") for s in ("train", "test")}
     if (root / "val.npz").is_file():
         data["val"] = _load(root / "val.npz")
@@ -109,6 +144,9 @@ def load_npz(root: str | Path | None = None, val_fraction: float = 0.1, val_seed
         train, val = _split(data["train"], modalities), _split(data["val"], modalities)
     else:
         kept, held = stratified_holdout(data["train"]["labels"], val_fraction, val_seed)
+        if held.size == 0:
+            raise ValueError(f"{root / 'train.npz'}: too few samples to hold out a validation split "
+                             f"(val_fraction={val_fraction}); add samples or a val.npz")
         train, val = _split(data["train"], modalities, kept), _split(data["train"], modalities, held)
     test = _split(data["test"], modalities)
     ds = MultimodalDataset(meta.get("name", "Custom"), tuple(specs), k, train, val, test,

@@ -10,8 +10,9 @@
 
 Without ``--out`` the cache goes to ``$MMRL_DATA/<dataset>`` (default ``~/.cache/mmrl``),
 where every loader looks when no root is given. Re-running the same command resumes
-(clips already cached are skipped, failed ones are retried). Exit status 1 when the raw
-data (or the tokenizer) is missing or no clip is usable.
+(clips already cached are skipped, failed ones are retried). Bad input (missing raw data or
+tokenizer, no usable clip, an ``--out`` holding another cache or a damaged one without
+``--overwrite``): one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _subparser(sub: argparse._SubParsersAction, command: str, name: str, layout:
                    f"${DATA_ENV}/{command}, where the loaders look without a root)")
     p.add_argument("--size", type=int, default=size, help=f"stored {what} side in pixels (default {size})")
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
-    p.add_argument("--overwrite", action="store_true", help="rebuild a cache made with another recipe")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rebuild a cache made with another recipe, or a damaged one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -75,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.out = args.out or str(dataset_dir(args.dataset))
+    for flag in ("size", "workers", "frames", "max_length"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            print(f"error: --{flag.replace('_', '-')} must be >= 1, got {value}", file=sys.stderr)
+            return 2
     common = dict(size=args.size, overwrite=args.overwrite, progress=not args.quiet, workers=args.workers)
     try:
         if args.dataset in DATASETS:
@@ -89,8 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             prepare_nvgesture(args.raw, args.out, args.frames, **common)
     except (PrepareError, CacheMismatchError, TokenizerNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     print(f"cache ready: {args.out}")
     return 0
 

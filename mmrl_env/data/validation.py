@@ -3,7 +3,8 @@
 The official audio-video lists have only train/test, and the reward needs a validation
 set that the test never leaks into. We hold out ``fraction`` of *each class* (at least one
 sample of every class with two or more), chosen by a permutation seeded with ``seed``, so
-the same cache and seed always give the same split on every machine.
+the same cache and seed always give the same split on every machine. When every class has
+a single sample, one sample is held out all the same: a split is never empty.
 """
 
 from __future__ import annotations
@@ -24,5 +25,7 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int = 0) -> tu
         k = min(max(k, 1 if pos.size > 1 else 0), pos.size - 1)
         held.append(rng.permutation(pos)[:k])
     held_out = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    if held_out.size == 0 and labels.size >= 2:  # every class a singleton: still a (one-sample) validation split
+        held_out = rng.permutation(labels.size)[:1]
     kept = np.setdiff1d(np.arange(labels.size), held_out)
     return kept, held_out

@@ -34,6 +34,8 @@ class DUSVectorEnv(MultimodalTrainingVectorEnv):
 
     def __init__(self, budget_mode: str = "fixed", n_min: int | None = None, n_max: int | None = None,
                  temperature: float = 2.0, step_fraction: float = 0.5, **kwargs: Any) -> None:
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a positive finite number, got {temperature}")
         if not 0 < step_fraction <= 1:
             raise ValueError(f"step_fraction must be in (0, 1] of an epoch, got {step_fraction}")
         if budget_mode not in BUDGET_MODES:

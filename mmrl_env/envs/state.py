@@ -6,14 +6,23 @@ their own (``OrderEnforcing`` refuses ``step`` until it has seen a ``reset``; SB
 ``Monitor`` holds the current episode's rewards); those are listed here by class name, so
 this module imports neither library's internals. Any other wrapper is refused, so that a
 checkpoint never silently drops state.
+
+``to_safe``/``from_safe`` turn such a snapshot into what ``torch.load(weights_only=True)``
+reads back (tensors, numbers, strings, lists, tuples, dicts): numpy arrays become raw-byte
+tensors tagged with their dtype, so a state file never needs pickle to load and no code
+can travel inside it. ``save_env_state``/``load_env_state`` do both ends for an env.
 """
 
 from __future__ import annotations
 
+import collections
 import copy
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+import torch
 
 # wrapper class name -> the attributes that carry its state between steps
 WRAPPER_FIELDS: dict[str, tuple[str, ...]] = {
@@ -64,3 +73,71 @@ def set_env_state(env: gym.Env, state: list[dict[str, Any]]) -> None:
         else:
             for field, value in copy.deepcopy(entry["state"]).items():
                 setattr(layer, field, value)
+
+
+_TAG = "__mmrl__"  # marks an encoded numpy array / scalar / deque inside a safe state
+
+
+def to_safe(obj: Any, path: str = "state") -> Any:
+    """``obj`` with numpy arrays/scalars and deques replaced by tagged dicts of tensors and
+    plain values; anything else outside the weights-only types is refused, naming where it is."""
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, torch.Tensor, torch.Size)):
+        return obj
+    if isinstance(obj, (np.ndarray, np.generic)):
+        arr = np.asarray(obj)
+        if arr.dtype.hasobject:
+            raise TypeError(f"{path}: a numpy array of Python objects cannot be stored without pickle")
+        raw = torch.from_numpy(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).copy())
+        return {_TAG: "scalar" if isinstance(obj, np.generic) else "ndarray", "dtype": arr.dtype.str,
+                "shape": list(arr.shape), "bytes": raw}
+    if isinstance(obj, collections.deque):
+        return {_TAG: "deque", "maxlen": obj.maxlen, "items": [to_safe(v, f"{path}[]") for v in obj]}
+    if isinstance(obj, tuple):
+        return tuple(to_safe(v, f"{path}[{i}]") for i, v in enumerate(obj))
+    if isinstance(obj, list):
+        return [to_safe(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if _TAG in obj:
+            raise TypeError(f"{path}: the key {_TAG!r} is reserved")
+        for key in obj:
+            if not isinstance(key, (str, int, float, bool, type(None))):
+                raise TypeError(f"{path}: dict key {key!r} of type {type(key).__name__} cannot be stored")
+        return {k: to_safe(v, f"{path}.{k}") for k, v in obj.items()}
+    raise TypeError(f"{path}: a {type(obj).__name__} cannot be stored without pickle; "
+                    "give its owner a get_state() of tensors, numbers, strings, lists and dicts")
+
+
+def from_safe(obj: Any) -> Any:
+    """Inverse of :func:`to_safe`."""
+    if isinstance(obj, dict):
+        kind = obj.get(_TAG)
+        if kind in ("ndarray", "scalar"):
+            arr = obj["bytes"].numpy().view(np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+            return arr[()] if kind == "scalar" else arr
+        if kind == "deque":
+            return collections.deque((from_safe(v) for v in obj["items"]), maxlen=obj["maxlen"])
+        return {k: from_safe(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return tuple(from_safe(v) for v in obj)
+    if isinstance(obj, list):
+        return [from_safe(v) for v in obj]
+    return obj
+
+
+def save_safe(obj: Any, path: str | Path) -> None:
+    """``torch.save`` of :func:`to_safe` (readable by :func:`load_safe` without unpickling code)."""
+    torch.save(to_safe(obj), path)
+
+
+def load_safe(path: str | Path, map_location: Any = None) -> Any:
+    """Read a :func:`save_safe` file with ``weights_only=True``: a file that holds anything but
+    tensors and plain values (e.g. a crafted pickle) is refused before any of it runs."""
+    return from_safe(torch.load(path, map_location=map_location, weights_only=True))
+
+
+def save_env_state(env: gym.Env, path: str | Path) -> None:
+    save_safe(get_env_state(env), path)
+
+
+def load_env_state(env: gym.Env, path: str | Path) -> None:
+    set_env_state(env, load_safe(path))

@@ -71,6 +71,9 @@ class MultimodalTrainingVectorEnv(VectorEnv):
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be a positive number of inner runs, got {num_envs}")
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         unknown = set(obs_extras) - set(OBS_EXTRAS)
         if unknown:
             raise ValueError(f"unknown obs_extras {sorted(unknown)}; choose from {', '.join(OBS_EXTRAS)}")

@@ -1,0 +1,66 @@
+"""Bad input on the command line: one line on stderr, exit status 2, no traceback.
+
+Every CLI's ``__main__`` goes through :func:`run_cli`. Code that checks user input raises
+:class:`UsageError` (a ``SystemExit``, so a caller of ``main()`` in Python can catch it and
+read the message); :func:`usage_errors` turns the library's own errors about a setting
+(``ValueError``, ``TypeError``, ``KeyError``, a missing file, malformed YAML) into one,
+around the code that reads input only, so a genuine bug still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import yaml
+
+EXIT_USAGE = 2  # argparse's convention for bad input
+INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                NotImplementedError, yaml.YAMLError)
+
+
+class UsageError(SystemExit):
+    """Bad input, explained in ``message``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def message_of(err: BaseException) -> str:
+    """One line: the error's own text (a ``KeyError`` without its quotes), else its class name."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    text = " ".join(str(text).split()) or type(err).__name__
+    return text.removeprefix("error: ")
+
+
+@contextmanager
+def usage_errors(prefix: str = "") -> Iterator[None]:
+    """Re-raise the input errors of the enclosed code as :class:`UsageError` (``prefix`` says where)."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except INPUT_ERRORS as err:
+        raise UsageError(f"{prefix}{message_of(err)}") from err
+
+
+def run_cli(main: Callable[..., Any], argv: list[str] | None = None) -> NoReturn:
+    """Run ``main(argv)`` as a program: bad input -> ``error: <message>`` on stderr and exit 2;
+    Ctrl-C outside the code that handles it -> exit 130 without a traceback."""
+    try:
+        result = main(argv)
+    except SystemExit as stop:
+        if isinstance(stop.code, str):  # UsageError, or a SystemExit("message") from any CLI code
+            print(f"error: {message_of(stop)}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+        raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

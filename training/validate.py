@@ -1,0 +1,163 @@
+"""Up-front checks of every CLI setting, so bad input is refused before anything is created.
+
+Types and ranges of env settings are read from the env class's and the data loader's
+signatures (an ``int`` default wants an integer, a ``float`` default a finite number, a
+``bool`` default ``true``/``false``) plus a short list of settings that must be positive;
+so a new env argument is checked without code here. The env still checks its own values
+(names, choices); this only moves the common mistakes in front of the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import math
+import numbers
+from collections.abc import Iterator
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from training.cli_errors import UsageError
+
+# settings (top level, ``dataset_kwargs.*``, ``optim.*``) that are counts or sizes and must be >= 1
+POSITIVE = {"epochs", "batch_size", "val_size", "n_train", "n_val", "n_test", "num_classes", "group_size",
+            "step_size", "n_min", "n_max", "hidden", "feature_dim", "strong_dim", "weak_dim", "remeasure_every",
+            "frames", "size", "max_length", "lr", "temperature", "gamma"}
+
+
+def leaves(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def check_finite(tree: dict[str, Any], where: str) -> None:
+    """Refuse NaN/inf anywhere in a settings tree (YAML reads ``.nan``/``.inf`` as numbers)."""
+    for key, value in leaves(tree):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UsageError(f"{where} {key}={v}: not a finite number")
+
+
+def _defaults(func: Any) -> dict[str, tuple[Any, str]]:
+    """name -> (default, annotation text) of the keyword parameters of ``func`` (and, for a
+    class, of the ``__init__``s it forwards ``**kwargs`` to)."""
+    out: dict[str, tuple[Any, str]] = {}
+    funcs = [k.__init__ for k in func.__mro__ if "__init__" in vars(k)] if inspect.isclass(func) else [func]
+    for f in funcs:
+        params = inspect.signature(f).parameters.values()
+        for p in params:
+            if p.default is not p.empty and p.name not in out:
+                out[p.name] = (p.default, str(p.annotation))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return out
+
+
+def _kind(default: Any, annotation: str) -> str | None:
+    """'bool', 'int' or 'float' when the setting is one of those (by default value or annotation)."""
+    for name, typ in (("bool", bool), ("int", int), ("float", float)):
+        if type(default) is typ or annotation.split(" | ")[0] == name:
+            return name
+    return None
+
+
+def check_value(key: str, value: Any, default: Any, annotation: str, where: str) -> None:
+    """Type and range of one setting (``None`` is accepted where the default or annotation allows it)."""
+    kind = _kind(default, annotation)
+    if kind is None or (value is None and (default is None or "None" in annotation)):
+        return
+    shown = f"{where} {key}={value!r}"
+    if kind == "bool" and not isinstance(value, bool):
+        raise UsageError(f"{shown}: expected true or false")
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+        raise UsageError(f"{shown}: expected an integer")
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise UsageError(f"{shown}: expected a number")
+    if kind in ("int", "float"):
+        if not math.isfinite(value):
+            raise UsageError(f"{shown}: not a finite number")
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf in POSITIVE and value <= 0:
+            raise UsageError(f"{shown}: must be positive")
+        if kind == "int" and value < 0:
+            raise UsageError(f"{shown}: must be >= 0")
+
+
+def _check_section(values: dict[str, Any], defaults: dict[str, tuple[Any, str]], prefix: str, where: str) -> None:
+    for key, value in values.items():
+        if key in defaults and not isinstance(value, dict):
+            check_value(prefix + key, value, *defaults[key], where)
+
+
+def env_class(env_id: str) -> type | None:
+    from mmrl_env.envs.registration import METHODS
+
+    kwargs = gym.spec(env_id).kwargs
+    target = METHODS.get(kwargs.get("method", ""))
+    if not target:
+        return None
+    module, name = target.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    return getattr(cls, "vector_class", cls)  # a single-run env takes its vector env's settings
+
+
+def dataset_loader(dataset: str) -> Any:
+    from mmrl_env.data import registry
+
+    loader = registry._LOADERS.get(dataset)
+    if isinstance(loader, str):
+        module, func = loader.split(":")
+        return getattr(importlib.import_module(module), func)
+    return loader
+
+
+def check_env_kwargs(env_id: str, kwargs: dict[str, Any], where: str = "--env-kwargs") -> None:
+    """Types and ranges of the env settings ``kwargs`` for ``env_id`` (names are the env's to check)."""
+    check_finite(kwargs, where)
+    for key, value in kwargs.items():
+        if key in ("dataset_kwargs", "optim", "learner_kwargs") and value is not None and not isinstance(value, dict):
+            raise UsageError(f"{where} {key}={value!r}: expected a mapping (set its keys: {key}.<name>=<value>)")
+    cls = env_class(env_id)
+    if cls is not None:
+        _check_section(kwargs, _defaults(cls), "", where)
+    from mmrl_env.learners.base import OptimConfig
+
+    optim_defaults = {f.name: (f.default, str(f.type)) for f in dataclasses.fields(OptimConfig)}
+    _check_section(kwargs.get("optim") or {}, optim_defaults, "optim.", where)
+    loader = dataset_loader(gym.spec(env_id).kwargs.get("dataset", ""))
+    if loader is not None:
+        _check_section(kwargs.get("dataset_kwargs") or {}, _defaults(loader), "dataset_kwargs.", where)
+    check_device(kwargs.get("device", "auto"), f"{where} device")
+
+
+def check_device(device: Any, flag: str = "--device") -> None:
+    """``auto``, ``cpu``, ``cuda[:i]``, ``mps``: refused when the device is not there."""
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UsageError(f"{flag} {device!r} is not a device; use auto, cpu, cuda, cuda:<i> or mps") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"{flag} {device}: no CUDA GPU is visible to torch here "
+                             "(torch.cuda.is_available() is False); use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"{flag} {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{flag} {device}: MPS is not available here; use --device cpu or auto")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"{flag} {device!r}: use auto, cpu, cuda, cuda:<i> or mps")
+
+
+def check_range(flag: str, value: int | None, minimum: int, what: str = "") -> None:
+    """``value`` (None = not given) must be >= ``minimum``."""
+    if value is not None and value < minimum:
+        raise UsageError(f"{flag} must be >= {minimum}{what}, got {value}")
