@@ -85,18 +85,23 @@ class VectorTrainer:
 
     def _batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
         """Pad the runs' windows to one length (index 0; masked out) and gather their inputs."""
-        n = max(1, max(w.numel() for w in windows))
-        idx = torch.zeros(self.num_runs, n, dtype=torch.long)
-        for k, w in enumerate(windows):
-            idx[k, : w.numel()] = w
+        lengths = [w.numel() for w in windows]
+        n = max(1, max(lengths))
+        if all(length == n for length in lengths):
+            idx = torch.stack(windows)
+        else:
+            idx = torch.zeros(self.num_runs, n, dtype=torch.long)
+            for k, w in enumerate(windows):
+                idx[k, : w.numel()] = w
         idx = idx.to(self.device, non_blocking=True)
         flat = idx.flatten()
         split = self.dataset.train
         inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
                   for j in range(self.dataset.num_modalities)]
+        host = sizes
         sizes = sizes.to(self.device)
         return VectorBatch(idx, inputs, split.gather_labels(flat).view(self.num_runs, n), sizes,
-                           prefix_masks(sizes, n), self.cfg.batch_size)
+                           prefix_masks(sizes, n), self.cfg.batch_size, host_sizes=host)
 
     def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
         batch = self._batch(windows, sizes)
