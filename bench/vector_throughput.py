@@ -2,6 +2,7 @@
 
     python bench/vector_throughput.py                       # CPU, Synthetic features + raw
     python bench/vector_throughput.py --device cuda         # the same on a GPU
+    python bench/vector_throughput.py --env --ks 1 4 16 64  # env steps: make_vec vs single envs
 
 For each K, a few single ``InnerTrainer`` runs are timed right before the K-run
 ``VectorTrainer`` (alternating, so a load change on a shared machine hits both), and the
@@ -9,6 +10,14 @@ speed-up is (K · iterations / engine time) / (iterations / single-run time): th
 of one batched engine over that of K runs one after the other. Every run gets its own DUS
 sizes n_kj (Σ_j n_kj = M·B, as DUS's fixed budget), so the masks are exercised. Results:
 BENCHMARKS.md ("Vectorized engine").
+
+``--env`` times whole environment steps instead (each one ½ epoch of inner iterations under
+the action's DUS sizes, the CMD hook every iteration, the validation prediction for the
+reward and the observation): ``gym.make_vec("DUS-Synthetic", num_envs=K,
+vectorization_mode="vector_entry_point")`` against single ``gym.make("DUS-Synthetic")`` envs
+stepped in turn (``--single-runs`` of them, timed right before; K single envs in turn take K
+times one env's time). Random actions from a fixed seed; the timed steps stay within one
+episode (no reset), after one warm-up step.
 """
 
 from __future__ import annotations
@@ -18,8 +27,11 @@ import shlex
 import sys
 import time
 
+import gymnasium as gym
+import numpy as np
 import torch
 
+import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.trainer import InnerTrainer, TrainerConfig, resolve_device
@@ -28,14 +40,18 @@ from mmrl_env.trainer import InnerTrainer, TrainerConfig, resolve_device
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16, 64, 256], help="K for Synthetic features")
-    p.add_argument("--raw-ks", type=int, nargs="+", default=[1, 4, 16], help="K for Synthetic raw (small CNN)")
+    p.add_argument("--ks", type=int, nargs="*", default=[1, 4, 16, 64, 256], help="K for Synthetic features")
+    p.add_argument("--raw-ks", type=int, nargs="*", default=[1, 4, 16], help="K for Synthetic raw (small CNN)")
     p.add_argument("--iterations", type=int, default=20, help="timed iterations per measurement")
     p.add_argument("--single-runs", type=int, default=3, help="single runs timed per K (their mean is the baseline)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--sizes", choices=["dus", "equal"], default="dus",
                    help="dus: each run its own random n_kj (Σ_j n_kj = 2B); equal: every n_kj = B")
+    p.add_argument("--env", action="store_true", help="time env steps (make_vec vs single envs) instead")
+    p.add_argument("--env-id", default="DUS-Synthetic", help="env id for --env")
+    p.add_argument("--env-steps", type=int, default=4, help="timed env steps per measurement (--env)")
+    p.add_argument("--engine", default="auto", help="engine for --env's vector env: auto, batched or sequential")
     return p.parse_args()
 
 
@@ -80,6 +96,52 @@ def time_engine(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[i
     return (time.perf_counter() - start) / iterations
 
 
+def _actions(rng: np.random.Generator, space: gym.spaces.Box, k: int) -> np.ndarray:
+    return rng.uniform(-1, 1, (k, *space.shape)).astype(np.float32)
+
+
+def time_single_env(args: argparse.Namespace, runs: int) -> float:
+    """Mean seconds per env step of single envs (``gym.make``), each stepped ``--env-steps`` times."""
+    total = 0.0
+    for seed in range(runs):
+        env = gym.make(args.env_id, device=args.device, batch_size=args.batch_size)
+        rng = np.random.default_rng(seed)
+        env.reset(seed=seed)
+        env.step(_actions(rng, env.action_space, 1)[0])
+        start = time.perf_counter()
+        for _ in range(args.env_steps):
+            env.step(_actions(rng, env.action_space, 1)[0])
+        total += time.perf_counter() - start
+        env.close()
+    return total / (runs * args.env_steps)
+
+
+def time_vector_env(args: argparse.Namespace, k: int) -> tuple[float, str]:
+    """Seconds per step of the K-run vector env, and the trainer it chose."""
+    env = gym.make_vec(args.env_id, num_envs=k, vectorization_mode="vector_entry_point", device=args.device,
+                       batch_size=args.batch_size, engine=args.engine)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    env.step(_actions(rng, env.single_action_space, k))
+    start = time.perf_counter()
+    for _ in range(args.env_steps):
+        env.step(_actions(rng, env.single_action_space, k))
+    elapsed = (time.perf_counter() - start) / args.env_steps
+    kind = type(env.trainer).__name__
+    env.close()
+    return elapsed, kind
+
+
+def main_env(args: argparse.Namespace) -> None:
+    print("| env | K | engine | single env (steps/s) | vector env (run-steps/s) | speed-up vs K single envs |")
+    print("|---|---|---|---|---|---|")
+    for k in args.ks:
+        single = time_single_env(args, min(k, args.single_runs))
+        vector, kind = time_vector_env(args, k)
+        ratio = single * k / vector
+        print(f"| {args.env_id} | {k} | {kind} | {1 / single:.1f} | {k / vector:.1f} | **{ratio:.2f}×** |", flush=True)
+
+
 def main() -> None:
     args = parse_args()
     if args.threads:
@@ -90,6 +152,9 @@ def main() -> None:
     print(f"Command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`  \nDevice: {name}; torch "
           f"{torch.__version__}; B = {args.batch_size}; {args.iterations} timed iterations; baseline: mean of "
           f"{args.single_runs} single runs timed right before each K; sizes: {args.sizes}.\n")
+    if args.env:
+        main_env(args)
+        return
     print("| data | K | single run (it/s) | engine (run-it/s) | speed-up vs K single runs |")
     print("|---|---|---|---|---|")
     for form, ks in (("features", args.ks), ("raw", args.raw_ks)):

@@ -213,7 +213,10 @@ class MLPJointKernel:
         # encoders, from the top
         for j, (layers, act, dz) in enumerate(zip(self.encoders, acts, dz_uni, strict=True)):
             du = torch.bmm(dz, self.params[f"heads.{j}.weight"])
-            du[:, :common].baddbmm_(dz_multi, self._fusion_weights(j)[0])
+            if exact_out:
+                du[:, :common].baddbmm_(dz_multi, self._fusion_weights(j)[0])
+            else:  # autocast has no in-place baddbmm_
+                du[:, :common] += torch.bmm(dz_multi, self._fusion_weights(j)[0])
             for i in range(len(layers) - 1, -1, -1):
                 layer = layers[i]
                 if layer.relu:
