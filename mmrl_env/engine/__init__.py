@@ -1,7 +1,8 @@
 """The vectorized inner engine: K independent inner runs trained as one batched computation.
 
 * :mod:`~mmrl_env.engine.trainer` — :class:`VectorTrainer`, the K-run ``InnerTrainer``;
-* :mod:`~mmrl_env.engine.joint` — the ``joint`` learner on stacked tensors (``vmap``);
+* :mod:`~mmrl_env.engine.joint` — the ``joint`` learner on stacked tensors;
+* :mod:`~mmrl_env.engine.kernels` — its explicit batched MLP step (forward + exact backward);
 * :mod:`~mmrl_env.engine.stack` — K models as stacked parameters/buffers;
 * :mod:`~mmrl_env.engine.optim` — SGD/Adam and StepLR with per-run state and lr;
 * :mod:`~mmrl_env.engine.batchnorm` — BatchNorm over valid rows, running stats returned;

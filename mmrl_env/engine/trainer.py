@@ -5,7 +5,8 @@ its own seed, its ``ShuffledStream``, iteration/epoch counters, model, optimizer
 StepLR — so run k of a K-run engine reproduces ``InnerTrainer`` with that seed, sizes and
 orders (float tolerance: batched kernels sum in another order). Per step, the runs' index
 windows are drawn per run (a cheap loop over index streams), padded to one common length and
-trained in one ``vmap``-ed step; the model work never loops over runs.
+trained in one batched step (each modality only computes the rows some run uses); the model
+work never loops over runs.
 
 Learners: ``joint`` (others to follow). Contiguous memory format only (no ``channels_last``,
 which breaks ``vmap``; see :mod:`mmrl_env.engine.stack`).
