@@ -31,6 +31,22 @@ class VectorBatch:
     sizes: Tensor  # (K, M) long: n_kj
     masks: Tensor  # (K, M, N) float prefix masks of ``sizes``
     budget: int  # reference batch size B: per-modality losses are normalised by it
+    host_sizes: Tensor | None = None  # ``sizes`` on the CPU (the trainer passes them: no device sync)
+
+    def _host_sizes(self) -> Tensor:
+        return self.sizes.cpu() if self.host_sizes is None else self.host_sizes
+
+    def row_limits(self) -> tuple[list[int], int]:
+        """Rows any run uses, per modality (N_j = max_k n_kj) and for the fusion loss
+        (N_c = max_k min_j n_kj), as host ints: rows past them are padding in every run."""
+        sizes = self._host_sizes()
+        if sizes.numel() == 0:
+            return [0] * sizes.shape[1], 0
+        return sizes.amax(0).tolist(), int(sizes.amin(1).max())
+
+    def all_active(self) -> bool:
+        """Whether every run steps (host value: lets the optimizer skip its per-run gating)."""
+        return bool((self._host_sizes().amax(1) > 0).all())
 
     @property
     def n_common(self) -> Tensor:

@@ -38,15 +38,31 @@ class StackedOptimizer:
         self.steps[runs] = 0
 
     @torch.no_grad()
-    def step(self, params: Tensor, grads: Tensor, lr: Tensor, active: Tensor) -> None:
-        """Update ``params`` (K, P) in place for the runs where ``active`` (K,) is true; ``lr`` is (K,)."""
+    def step(self, params: Tensor, grads: Tensor, lr: Tensor, active: Tensor, all_active: bool = False) -> None:
+        """Update ``params`` (K, P) in place for the runs where ``active`` (K,) is true; ``lr`` is (K,).
+
+        ``all_active`` (a host bool: every run steps) takes a path without per-run gating:
+        three fused passes over (K, P) for SGD with momentum. ``grads`` may be overwritten."""
         self.steps += active.long()
+        if self.cfg.name == "sgd" and all_active:
+            self._sgd_all(params, grads, lr)
+            return
         on = active.to(params.dtype).unsqueeze(1)
         g = grads.add(params, alpha=self.cfg.weight_decay) if self.cfg.weight_decay else grads
         if self.cfg.name == "sgd":
             self._sgd(params, g, lr.to(params.dtype).unsqueeze(1), on)
         else:
             self._adam(params, g, lr, active)
+
+    def _sgd_all(self, params: Tensor, g: Tensor, lr: Tensor) -> None:
+        """``torch.optim.SGD``'s update for every run, in place (the same float operations)."""
+        if self.cfg.weight_decay:
+            g.add_(params, alpha=self.cfg.weight_decay)
+        if self.cfg.momentum:
+            buf = self.state["momentum_buffer"]
+            torch.add(g, buf, alpha=self.cfg.momentum, out=buf)  # buf·μ + g
+            g = buf
+        params.addcmul_(g, lr.neg().to(params.dtype).unsqueeze(1))  # p + (−lr)·g
 
     def _sgd(self, params: Tensor, g: Tensor, lr: Tensor, on: Tensor) -> None:
         if self.cfg.momentum:

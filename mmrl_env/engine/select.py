@@ -6,7 +6,8 @@ all K runs. It covers the learners in ``VECTOR_LEARNERS`` with the small encoder
 ``engine="sequential"``: :class:`~mmrl_env.engine.sequential.SequentialTrainer`, K ordinary
 runs in turn — the path of the big encoders (ResNet, BERT, I3D, 3-D ResNets), which already
 fill a GPU at B = 64 (every learner is on the run axis). ``auto`` (default) picks
-``batched`` wherever it applies.
+``batched`` wherever it applies and is faster: from ``BATCHED_MIN_RUNS`` runs, and not for
+the small CNN on a CPU (``CPU_SEQUENTIAL_ENCODERS``).
 
 ``device="auto"``: CUDA when present — except for the small encoders with fewer than
 ``SMALL_MODEL_GPU_MIN_RUNS`` runs, which are launch-bound on a GPU (one Synthetic step is
@@ -26,7 +27,20 @@ from mmrl_env.trainer import resolve_device, trainer_setup
 ENGINES = ("auto", "batched", "sequential")
 BATCHED_ENCODERS = ("mlp", "cnn")
 SMALL_MODEL_GPU_MIN_RUNS = 64
-BATCHED_MIN_RUNS = 4
+BATCHED_MIN_RUNS = 2
+"""Fewest runs for which ``engine="auto"`` batches (fewer: the plain sequential path).
+
+Measured (``bench/vector_throughput.py``, Synthetic features, 1 CPU thread): with the explicit
+MLP kernel (:mod:`mmrl_env.engine.kernels`) the batched step already breaks even at K = 1
+(~1.1× a plain run) and does ~1.7× the work of 2 separate runs at K = 2. K = 1 still takes
+the plain path because there it is *bit-identical* to ``InnerTrainer`` (the golden
+trajectories of ``gym.make`` envs), while the batched step agrees only to float tolerance,
+and it gains nothing measurable there. (Before the kernel, the ``vmap`` step cost ~3× a plain
+run at K = 1 and broke even only at K = 4.)"""
+CPU_SEQUENTIAL_ENCODERS = ("cnn",)
+"""Encoders that ``auto`` runs in sequence on a CPU: the small CNN's ``vmap`` step (grouped
+convolutions, masked BatchNorm) measured 0.4–0.75× the work of separate runs there (K = 1–16);
+``engine="batched"`` still runs it batched, and on CUDA ``auto`` batches it."""
 
 
 def batched_blocker(encoders: list[str], learner: str) -> str | None:
@@ -60,6 +74,7 @@ def build_run_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None, learn
     if engine == "batched" and blocker:
         raise ValueError(f"engine='batched' cannot run this env: {blocker}; use engine='auto' or 'sequential'")
     where = choose_device(device, encoders, num_runs)
-    if engine == "sequential" or blocker or (engine == "auto" and num_runs < BATCHED_MIN_RUNS):
+    slow_on_cpu = where.type == "cpu" and bool(set(encoders) & set(CPU_SEQUENTIAL_ENCODERS))
+    if engine == "sequential" or blocker or (engine == "auto" and (num_runs < BATCHED_MIN_RUNS or slow_on_cpu)):
         return SequentialTrainer(data, cfg, num_runs, where)
     return VectorTrainer(data, cfg, num_runs, where)

@@ -5,7 +5,8 @@ its own seed, its ``ShuffledStream``, iteration/epoch counters, model, optimizer
 StepLR — so run k of a K-run engine reproduces ``InnerTrainer`` with that seed, sizes and
 orders (float tolerance: batched kernels sum in another order). Per step, the runs' index
 windows are drawn per run (a cheap loop over index streams), padded to one common length and
-trained in one ``vmap``-ed step; the model work never loops over runs.
+trained in one batched step (each modality only computes the rows some run uses); the model
+work never loops over runs.
 
 Learners: ``VECTOR_LEARNERS`` (every learner has a port; see their modules for what each one
 does per run). Contiguous memory format only (no ``channels_last``, which breaks ``vmap``; see
@@ -92,18 +93,23 @@ class VectorTrainer:
 
     def _batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
         """Pad the runs' windows to one length (index 0; masked out) and gather their inputs."""
-        n = max(1, max(w.numel() for w in windows))
-        idx = torch.zeros(self.num_runs, n, dtype=torch.long)
-        for k, w in enumerate(windows):
-            idx[k, : w.numel()] = w
+        lengths = [w.numel() for w in windows]
+        n = max(1, max(lengths))
+        if all(length == n for length in lengths):
+            idx = torch.stack(windows)
+        else:
+            idx = torch.zeros(self.num_runs, n, dtype=torch.long)
+            for k, w in enumerate(windows):
+                idx[k, : w.numel()] = w
         idx = idx.to(self.device, non_blocking=True)
         flat = idx.flatten()
         split = self.dataset.train
         inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
                   for j in range(self.dataset.num_modalities)]
+        host = sizes
         sizes = sizes.to(self.device)
         return VectorBatch(idx, inputs, split.gather_labels(flat).view(self.num_runs, n), sizes,
-                           prefix_masks(sizes, n), self.cfg.batch_size)
+                           prefix_masks(sizes, n), self.cfg.batch_size, host_sizes=host)
 
     def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
         batch = self._batch(windows, sizes)
