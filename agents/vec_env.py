@@ -15,8 +15,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+    VecEnvWrapper,
+)
+from torch.utils.tensorboard import SummaryWriter
 
+from mmrl_env.envs.control import control_of
+from mmrl_env.envs.tensorboard import numeric_leaves
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 
@@ -81,6 +90,11 @@ class MMRLVecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray | None]:
         return [None] * self.num_envs
 
+    @property
+    def spec(self) -> Any:
+        """The registered id's spec (``gym.make_vec`` sets it), for checkpoints."""
+        return self.venv.spec
+
     # checkpoints: the whole batch of runs
     def get_state(self) -> dict[str, Any]:
         return {"venv": self.venv.get_state(), "reset_infos": self.reset_infos}
@@ -88,3 +102,72 @@ class MMRLVecEnv(VecEnv):
     def set_state(self, state: dict[str, Any]) -> None:
         self.venv.set_state(state["venv"])
         self.reset_infos = state["reset_infos"]
+
+
+class VecTensorBoard(VecEnvWrapper):
+    """The vector counterpart of ``TensorBoardInfo``: the same tags, so one TensorBoard layout
+    fits single and batched runs. Per step: run 0's ``info`` leaves and reward (``step/...``,
+    at the vector step) and the mean reward over the runs (``step/reward_mean``); per finished
+    episode of any run: ``episode/return``, ``episode/length``, its test metrics and one
+    histogram of its actions per action dimension (``actions/<modality>`` or ``actions/lambda``),
+    counted by episodes."""
+
+    def __init__(self, venv: VecEnv, log_dir: str) -> None:
+        super().__init__(venv)
+        self.writer = SummaryWriter(log_dir)
+        self.global_step = 0
+        self.episode = 0
+        control = control_of(venv)
+        self.action_names = list(control.modalities) if control.method == "DUS" else ["lambda"]
+        self._actions: list[list[np.ndarray]] = [[] for _ in range(self.num_envs)]
+        self._returns = np.zeros(self.num_envs)
+        self._pending: np.ndarray | None = None
+
+    def reset(self) -> VecEnvObs:
+        self._actions = [[] for _ in range(self.num_envs)]
+        self._returns[:] = 0.0
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._pending = np.asarray(actions, np.float32).reshape(self.num_envs, -1)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.global_step += 1
+        self.writer.add_scalar("step/reward", float(rewards[0]), self.global_step)
+        self.writer.add_scalar("step/reward_mean", float(np.mean(rewards)), self.global_step)
+        for tag, value in numeric_leaves({k: v for k, v in infos[0].items() if k != "test"}):
+            self.writer.add_scalar(f"step/{tag}", value, self.global_step)
+        for k in range(self.num_envs):
+            self._actions[k].append(self._pending[k])
+            self._returns[k] += float(rewards[k])
+            if dones[k]:
+                self._end_episode(k, infos[k])
+        return obs, rewards, dones, infos
+
+    def _end_episode(self, run: int, info: dict[str, Any]) -> None:
+        self.episode += 1
+        self.writer.add_scalar("episode/return", self._returns[run], self.episode)
+        self.writer.add_scalar("episode/length", len(self._actions[run]), self.episode)
+        for tag, value in numeric_leaves(info.get("test", {})):
+            self.writer.add_scalar(f"episode/test/{tag}", value, self.episode)
+        actions = np.stack(self._actions[run])
+        for i, name in enumerate(self.action_names[: actions.shape[1]]):
+            self.writer.add_histogram(f"actions/{name}", actions[:, i], self.episode)
+        self._actions[run], self._returns[run] = [], 0.0
+        self.writer.flush()
+
+    def get_state(self) -> dict[str, Any]:
+        """Counters and every run's episode so far, so a resumed run continues the curves."""
+        return {"global_step": self.global_step, "episode": self.episode, "returns": self._returns.copy(),
+                "actions": [[a.copy() for a in run] for run in self._actions]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.global_step, self.episode = state["global_step"], state["episode"]
+        self._returns = np.asarray(state["returns"], dtype=float).copy()
+        self._actions = [[np.asarray(a).copy() for a in run] for run in state["actions"]]
+
+    def close(self) -> None:
+        self.writer.close()
+        super().close()

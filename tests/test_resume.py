@@ -136,6 +136,31 @@ def test_resumed_run_matches_uninterrupted(tmp_path, monkeypatch, algo, section,
     assert results(run) == results(straight)
 
 
+@pytest.mark.parametrize(("algo", "section"), [
+    ("ppo", {"n_steps": 4, "batch_size": 8, "n_epochs": 2}),
+    ("sac", {"learning_starts": 4, "batch_size": 4, "buffer_size": 100}),
+])
+def test_resumed_vectorised_run_matches_uninterrupted(tmp_path, monkeypatch, algo, section):
+    """--n-envs 3 on the batched vector env: the checkpoint holds all three inner runs, the SB3
+    VecMonitor and the vector TensorBoard counters; resumed = uninterrupted, bit for bit."""
+    cfg = write_config(tmp_path, algo, section)
+    vec = ["--n-envs", "3"]
+    straight = main([*vec, *train_args(algo, cfg, tmp_path / "a", 24)])
+    kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(SystemExit) as stop:
+        main([*vec, "--save-freq", "12", *train_args(algo, cfg, tmp_path / "b", 24)])
+    assert stop.value.code == 130
+    run = next((tmp_path / "b" / algo).iterdir())
+    assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 12
+    state = checkpoint.load_state(checkpoint.latest_checkpoint(run))
+    assert [layer["layer"] for layer in state["env"]] == ["VecMonitor", "VecTensorBoard", "MMRLVecEnv"]
+    monkeypatch.undo()
+    assert main(["--resume", str(run), "--no-progress"]) == run
+    same_parameters(straight / "model.zip", run / "model.zip", LEARNED[algo])
+    assert results(run) == results(straight)
+    assert env_scalars(run, "step/val_acc") == env_scalars(straight, "step/val_acc")
+
+
 def env_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

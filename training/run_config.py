@@ -53,6 +53,14 @@ def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
         raise UsageError(message_of(err)) from err
 
 
+def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any]) -> gym.vector.VectorEnv:
+    """``gym.make_vec`` of the batched mmrl vector env for the CLIs (bad settings: one line, as ``make_env``)."""
+    try:
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    except (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError) as err:
+        raise UsageError(message_of(err)) from err
+
+
 def agent_device(algo: str, device: str) -> str:
     """SB3 recommends the CPU for on-policy MLP agents; the inner trainer takes the GPU."""
     return "cpu" if device == "auto" and algo in ("ppo", "a2c", "reinforce") else device
@@ -158,9 +166,10 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     check_range("n_envs", n_envs, 1)
     if n_envs > 1 and algo not in LEARNED:
         raise UsageError(f"--n-envs {n_envs}: a heuristic ({algo}) steps one env; use --n-envs 1")
-    if n_envs > 1 and args.save_freq:
-        raise UsageError("--save-freq checkpoints a single env; with --n-envs > 1 it is not supported yet "
-                         "(drop --save-freq or use --n-envs 1)")
+    vec = args.vec_env or "batched"
+    if n_envs > 1 and args.save_freq and vec != "batched":
+        raise UsageError(f"--save-freq with --vec-env {vec}: checkpoints cover one env or the batched vector env "
+                         "(drop --save-freq, or use --vec-env batched)")
     trained = None
     if args.trained_agent:
         if algo not in LEARNED:
@@ -180,7 +189,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     return {"env": env_id, "algo": algo, "seed": 0 if args.seed is None else args.seed, "total_timesteps": total,
             "device": device, "deterministic": bool(args.deterministic), "eval_episodes": eval_episodes,
             "eval_freq": eval_freq, "periodic_eval_episodes": periodic, "baselines": baselines,
-            "tensorboard_log": args.tensorboard_log, "n_envs": n_envs, "vec_env": args.vec_env or "dummy",
+            "tensorboard_log": args.tensorboard_log, "n_envs": n_envs, "vec_env": vec,
             "trained_agent": trained, "save_freq": args.save_freq,
             "keep_checkpoints": getattr(args, "keep_checkpoints", None) or DEFAULT_KEEP,
             "hyperparams": hp, "env_kwargs": env_kwargs}

@@ -34,7 +34,7 @@ import gymnasium as gym
 from rich.console import Console
 from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 from tqdm import tqdm
 
 import mmrl_env
@@ -56,6 +56,7 @@ from agents.checkpoint import (
 from agents.factory import LEARNED, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode, summarize
+from agents.vec_env import MMRLVecEnv, VecTensorBoard
 from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import versioned_id
@@ -68,6 +69,7 @@ from training.run_config import (
     EVAL_EPISODES,
     agent_device,
     make_env,
+    make_vec_env,
     new_run,
     resumed_run,
 )
@@ -98,8 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "keeps its own hyperparameters; a new run directory is made)")
     p.add_argument("--n-envs", type=int, default=None, metavar="N",
                    help="env copies stepped together by the learned agent (default: the config's n_envs, else 1)")
-    p.add_argument("--vec-env", choices=("dummy", "subproc"), default=None,
-                   help="with --n-envs > 1: SB3's DummyVecEnv (one process, default) or SubprocVecEnv")
+    p.add_argument("--vec-env", choices=("batched", "dummy", "subproc"), default=None,
+                   help="with --n-envs > 1: batched (default: the K inner runs train as one batched engine step; "
+                   "checkpoints supported), or K env copies in SB3's DummyVecEnv / SubprocVecEnv")
     p.add_argument("--env-kwargs", nargs="+", default=None, metavar="KEY=VALUE",
                    help="env keyword arguments, key=value or key:value; values are YAML; dotted keys nest "
                    "(dataset_kwargs.n_train=500); data_root=DIR is short for dataset_kwargs.root=DIR")
@@ -250,16 +253,24 @@ def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
     freq = cfg.get("eval_freq", 0)
     if not freq:
         return []
-    env = Monitor(make_env(cfg["env"], cfg["env_kwargs"]))
+    env: Any = Monitor(make_env(cfg["env"], cfg["env_kwargs"]))
     env.reset(seed=cfg["seed"] + 20_000)  # apart from the training and final-comparison seeds
+    if cfg.get("n_envs", 1) > 1 and cfg.get("vec_env", "batched") == "batched":
+        env = VecMonitor(DummyVecEnv([lambda: env]))  # the training env's wrapper type: no SB3 warning
     calls = max(freq // cfg.get("n_envs", 1), 1)  # the callback counts vectorised steps
     return [EvalCallback(env, n_eval_episodes=cfg.get("periodic_eval_episodes", EVAL_EPISODES), eval_freq=calls,
                          deterministic=True, verbose=0)]
 
 
 def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
-    """``--n-envs`` copies of the env in SB3's DummyVecEnv or SubprocVecEnv; copy 0 logs to
-    ``env/`` (the documented tags), copy i to ``env_<i>/``. The agent seeds copy i with seed + i."""
+    """``--n-envs`` K inner runs for a learned agent. ``--vec-env batched`` (default): one mmrl
+    vector env whose K runs train as one batched engine step (``gym.make_vec(...,
+    vectorization_mode="vector_entry_point")`` through ``agents.vec_env.MMRLVecEnv``), logging
+    to ``env/``; checkpoints cover it. ``dummy`` / ``subproc``: K copies of the single env in
+    SB3's DummyVecEnv or SubprocVecEnv (copy i logs to ``env_<i>/``; no checkpoints)."""
+    if cfg.get("vec_env", "batched") == "batched":
+        venv = make_vec_env(cfg["env"], cfg["n_envs"], cfg["env_kwargs"])
+        return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env")))
     make_env(cfg["env"], cfg["env_kwargs"]).close()  # a bad setting fails here, with its message
 
     def factory(i: int) -> Any:
@@ -270,27 +281,16 @@ def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
     return cls([factory(i) for i in range(cfg["n_envs"])])
 
 
-def train_vectorised(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
-    """A learned agent on ``n_envs`` > 1 env copies (no checkpoints yet: ``new_run`` refuses
-    ``--save-freq`` here, and Ctrl-C stops without one)."""
-    tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
-    env = vec_env(cfg, tb_root)
-    agent = build_agent(cfg, env, tb_root, None, None, args.verbose, args.trust_checkpoint)
-    agent.learn(total_timesteps=cfg["total_timesteps"], callback=CallbackList(periodic_eval(cfg)),
-                progress_bar=not args.no_progress, tb_log_name="sb3")
-    agent.save(run_dir / "model.zip")
-    env.close()
-    return agent
-
-
 def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
-    resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent."""
-    if cfg.get("n_envs", 1) > 1:
-        return train_vectorised(cfg, run_dir, args)
+    resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent.
+    With ``--n-envs`` K > 1 a learned agent collects from K inner runs at once (``vec_env``)."""
     algo, total = cfg["algo"], cfg["total_timesteps"]
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
-    env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
+    if cfg.get("n_envs", 1) > 1:
+        env = vec_env(cfg, tb_root)
+    else:
+        env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
     agent = build_agent(cfg, env, tb_root, checkpoint, state, args.verbose, args.trust_checkpoint)
     if state is not None:

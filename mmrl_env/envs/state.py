@@ -29,15 +29,23 @@ WRAPPER_FIELDS: dict[str, tuple[str, ...]] = {
     "OrderEnforcing": ("_has_reset",),
     "TimeLimit": ("_elapsed_steps",),
     "Monitor": ("rewards", "needs_reset", "episode_returns", "episode_lengths", "episode_times", "total_steps"),
+    "VecMonitor": ("episode_returns", "episode_lengths", "episode_count"),
 }
 
 
-def layers(env: gym.Env) -> list[gym.Env]:
-    """The wrapper chain from the outermost layer to the unwrapped env."""
+def layers(env: Any) -> list[Any]:
+    """The wrapper chain from the outermost layer to the unwrapped env: Gymnasium wrappers
+    (``.env``) or Stable-Baselines3 ``VecEnvWrapper`` layers (``.venv``, duck-typed so that this
+    module imports no agent library) down to the vector env."""
     chain = [env]
-    while isinstance(chain[-1], gym.Wrapper):
-        chain.append(chain[-1].env)
-    return chain
+    while True:
+        layer = chain[-1]
+        if isinstance(layer, gym.Wrapper):
+            chain.append(layer.env)
+        elif hasattr(vars(layer).get("venv"), "step_wait"):  # an SB3 VecEnvWrapper over another VecEnv
+            chain.append(layer.venv)
+        else:
+            return chain
 
 
 def _fields(layer: gym.Env) -> tuple[str, ...]:
