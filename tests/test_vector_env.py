@@ -121,6 +121,20 @@ def test_sb3_ppo_trains_on_the_vec_env_and_sees_terminal_observations(small_kwar
     assert all("terminal_observation" in i and "test" in i for i in infos)
 
 
+@pytest.mark.parametrize(("algo", "kwargs"), [
+    ("a2c", {"n_steps": 4}),
+    ("sac", {"learning_starts": 4, "batch_size": 4, "buffer_size": 64}),
+    ("reinforce", {"n_steps": 4}),
+])
+def test_other_agents_train_on_the_vec_env_unchanged(small_kwargs, algo, kwargs):
+    from agents.factory import make_agent
+
+    venv = VecMonitor(MMRLVecEnv(make_vec("DUS-Synthetic", small_kwargs, k=2)))
+    agent = make_agent(algo, venv, kwargs, seed=0, device="cpu")
+    agent.learn(16)
+    assert agent.num_timesteps >= 16 and len(agent.ep_info_buffer) >= 2  # both runs finished episodes
+
+
 def test_heuristics_act_on_the_batch_of_observations(small_kwargs):
     venv = make_vec("DUS-Synthetic", small_kwargs)
     policy = HEURISTICS["dus-h"](venv)
