@@ -124,7 +124,7 @@ TRAIN_CASES = [
     ("Custom not a zip", ["--env", "DUS-Custom", "--env-kwargs", "dataset_kwargs.root={tmp}/text"],
      "test.npz is not a readable .npz file"),
     ("Custom corrupt meta.json", ["--env", "DUS-Custom", "--env-kwargs", "dataset_kwargs.root={tmp}/meta"],
-     "meta.json is not valid JSON"),
+     "meta.json is damaged"),
 ]
 if not torch.cuda.is_available():
     TRAIN_CASES.append(("cuda without a GPU", ["--device", "cuda"], "no CUDA GPU is visible"))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mmrl_env.data.home import missing_data_message, resolve_root
-from mmrl_env.data.validation import stratified_holdout
+from mmrl_env.data.validation import read_json_object, stratified_holdout
 
 MANIFEST = "manifest.json"
 FORMAT = "mmrl-cache"
@@ -121,13 +121,7 @@ class CacheWriter:
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """``manifest.json``, or a ``ValueError`` naming the file when it is truncated or not a manifest."""
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err})") from err
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path} is damaged (not a JSON object)")
-    return manifest
+    return read_json_object(path, "run the prepare command again with --overwrite")
 
 
 def _array(path: Path, shape: list[int] | None, mmap: bool) -> np.ndarray:

@@ -23,7 +23,6 @@ not after an episode has trained: unreadable or non-``.npz`` files, a malformed
 
 from __future__ import annotations
 
-import json
 import zipfile
 import zlib
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
 from mmrl_env.data.home import resolve_root, where_text
-from mmrl_env.data.validation import stratified_holdout
+from mmrl_env.data.validation import read_json_object, stratified_holdout
 
 LAYOUT = "<root>/train.npz, [val.npz], test.npz (arrays '<modality>' and 'labels'), optional meta.json"
 
@@ -57,13 +56,7 @@ def _meta(root: Path) -> dict[str, Any]:
     path = root / "meta.json"
     if not path.is_file():
         return {}
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); fix it or delete it (it is optional)") from err
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path} must hold a JSON object like {{\"modalities\": [...]}}, got {type(meta).__name__}")
-    return meta
+    return read_json_object(path, 'fix it (a JSON object like {"modalities": [...]}) or delete it (it is optional)')
 
 
 def _default_encoder(name: str, sample_shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:

@@ -58,6 +58,13 @@ class JointNet(MultimodalNet):
                 bn_stats: dict[str, Any] | None = None) -> tuple[list[Tensor], Tensor]:
         """Unimodal logits per modality and fused logits z_multi for every row. In training,
         ``masks`` (M, N) tells each modality's BatchNorm layers which rows are real."""
+        feats = self.features(inputs, masks, bn_stats)
+        logits = [head(u) for head, u in zip(self.heads, feats, strict=True)]
+        return logits, self.fusion(feats)
+
+    def features(self, inputs: list[Tensor], masks: Tensor | None = None,
+                 bn_stats: dict[str, Any] | None = None) -> list[Tensor]:
+        """Each modality's encoder features u_j; in training, BatchNorm counts only its valid rows."""
         feats = []
         for j, x in enumerate(inputs):
             if self.training:
@@ -65,8 +72,7 @@ class JointNet(MultimodalNet):
                     feats.append(self.encode(j, x))
             else:
                 feats.append(self.encode(j, x))
-        logits = [head(u) for head, u in zip(self.heads, feats, strict=True)]
-        return logits, self.fusion(feats)
+        return feats
 
 
 class VectorJointLearner:

@@ -31,7 +31,6 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
-from mmrl_env.engine.batchnorm import bn_rows
 from mmrl_env.engine.joint import JointNet, masked_budget_ce, masked_mean_ce
 from mmrl_env.engine.stacked import StackedLearner, columns
 from mmrl_env.learners.base import OptimConfig
@@ -48,13 +47,7 @@ class OGMNet(JointNet):
                 published: bool = False) -> tuple[list[Tensor], Tensor]:
         if not published:
             return super().forward(inputs, masks, bn_stats)
-        feats = []
-        for j, x in enumerate(inputs):
-            if self.training:
-                with bn_rows(masks[j], bn_stats):
-                    feats.append(self.encode(j, x))
-            else:
-                feats.append(self.encode(j, x))
+        feats = self.features(inputs, masks, bn_stats)
         return fusion_slice_logits(self.fusion, feats), self.fusion(feats)
 
 
