@@ -74,7 +74,8 @@ def test_config_flag_with_overrides(capsys, monkeypatch, tmp_path):
                     "--dataset-kwargs", "n_train=64", "n_val=16", "n_test=16", "--learner-kwargs", "check_every=1"])
     assert seen["dataset"] == "Synthetic" and seen["epochs"] == 1  # the CLI overrides the file ...
     assert seen["learner"] == "boosting" and seen["batch_size"] == 64  # ... which fills in the rest
-    assert seen["learner_kwargs"] == {"lam": 0.2, "check_every": 1, "sigma": 1.0, "tau": 0.01, "omega_lr": 1e-3}
+    assert seen["learner_kwargs"] == {"residual_weight": 0.2, "check_every": 1, "sigma": 1.0, "tau": 0.01,
+                                      "omega_lr": 1e-3}
     assert seen["optim"]["step_size"] == 70
     assert "Test metrics of boosting" in capsys.readouterr().out
 

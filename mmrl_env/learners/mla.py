@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, StepOutput, budget_ce
+from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, StepOutput, batch_normalised_ce
 from mmrl_env.models.encoders import build_encoder
 
 INFERENCE = ("entropy", "fixed")
@@ -129,12 +129,12 @@ class MLALearner(Learner):
         basis: list[Tensor] = []
         total = torch.zeros((), device=self.device)
         logits = []
-        batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.budget))
+        batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.batch_size))
         for j, (x, y) in enumerate(zip(batch.inputs, batch.labels, strict=True)):
             with self.autocast():
                 u = self.model.encoders[j](x)
                 z = self.model.head(u)
-                loss = budget_ce(z.float(), y, batch.budget)
+                loss = batch_normalised_ce(z.float(), y, batch.batch_size)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.project == "gs":
