@@ -23,7 +23,7 @@ from mmrl_env.data.base import MultimodalDataset
 
 @dataclass
 class OptimConfig:
-    """Inner optimisation. Defaults follow the audio-video reference (SPEC §2)."""
+    """Inner optimisation. Defaults follow the audio-video reference (BSS paper §4.1, AUG paper §5.2.2)."""
 
     name: str = "sgd"
     lr: float = 1e-2
@@ -38,8 +38,8 @@ class Batch:
     """Modality j's inputs/labels are the first n_j samples of one shared window.
 
     The first ``n_common`` rows are therefore the same samples in every modality: the
-    fusion loss trains on those (DUS unimodal sampling, SPEC §3). With equal n_j this is an
-    ordinary multimodal batch.
+    fusion loss trains on those (DUS unimodal sampling; README "DUS: choices where the paper
+    is not public"). With equal n_j this is an ordinary multimodal batch.
     """
 
     inputs: list[Tensor]

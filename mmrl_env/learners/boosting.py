@@ -1,4 +1,4 @@
-"""``boosting``: AUG — sustained boosting with adaptive classifier assignment (SPEC §5).
+"""``boosting``: AUG — sustained boosting with adaptive classifier assignment (AUG paper §4).
 
 Each modality is an ensemble of configurable classifiers over its encoder; the newest one
 fits the residual of the earlier ones while the whole ensemble keeps fitting the labels
@@ -82,7 +82,8 @@ def aca_decision(scores: Tensor, sigma: float = 1.0, tau: float = 0.01) -> list[
     """Modalities that get a classifier, from the window's OGM scores (Algorithm 1).
 
     M = 2 (paper): s^a − σ·s^v > τ → modality 1 (v); < −τ → modality 0 (a); else none.
-    M > 2 (SPEC): every modality whose score is below the mean of the others by more than τ.
+    M > 2 (our rule; README "The inner learners"): every modality whose score is below the mean
+    of the others by more than τ.
     """
     s = [float(x) for x in scores.tolist()]
     if len(s) == 2:

@@ -26,7 +26,7 @@ def check_alpha(alpha: float) -> None:
 class JointLearner(Learner):
     """Loss (1−α)·CE(z_multi) + α·Σ_j CE(z_j); inference z_multi + Σ_j z_j.
 
-    ``alpha`` weighs the unimodal heads (SPEC default 0.2); ``fusion`` picks the fusion head.
+    ``alpha`` weighs the unimodal heads (BSS paper eq. 5, α = 0.2); ``fusion`` picks the fusion head.
     """
 
     def __init__(self, dataset, optim: OptimConfig, device, generator, alpha: float = 0.2,
