@@ -33,7 +33,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--t-grow", type=float, default=None,
                    help="BSS-H root pacing T_grow (default: the policy's, min(40, epochs/2))")
-    p.add_argument("--ppo-steps", type=int, default=1600, help="PPO training budget in env steps (= epochs)")
+    p.add_argument("--ppo-steps", type=int, default=1600, help="PPO training length in env steps (= epochs)")
     p.add_argument("--out", default=None, help="write the markdown results here")
     return p.parse_args()
 
@@ -88,8 +88,8 @@ def table(runs: dict[str, list[dict[str, Any]]], modalities: tuple[str, ...]) ->
             v = 100 * np.array([ep["final"]["test"][c] for ep in episodes])
             cells.append(f"{v.mean():.2f} ± {v.std():.2f}")
         ret = np.array([ep["return"] for ep in episodes])
-        lam = np.mean([[info["lambda"] for info in ep["infos"][1:]] for ep in episodes])
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ret.mean():.1f} | {lam:.2f} |")
+        mean_lambda = np.mean([[info["lambda"] for info in ep["infos"][1:]] for ep in episodes])
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ret.mean():.1f} | {mean_lambda:.2f} |")
     return "\n".join(lines)
 
 

@@ -153,7 +153,7 @@ def reference_rate(raw: Path, cache: Path, learner, args: argparse.Namespace, de
         audio, frames, y = next(batches)
         audio, frames = audio.to(device, non_blocking=True), frames.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
-        learner.train_step(Batch(inputs=[audio, frames], labels=[y, y], n_common=b, budget=b))
+        learner.train_step(Batch(inputs=[audio, frames], labels=[y, y], n_common=b, batch_size=b))
 
     return b / per_call(step, args.iters, device, warmup=2)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -72,7 +72,8 @@ class InnerTrainer:
     """One inner training run; ``reset`` starts a new one (fresh model, fresh order)."""
 
     def __init__(self, dataset: MultimodalDataset, cfg: TrainerConfig, device: str | torch.device = "auto") -> None:
-        check_learner(cfg.learner, cfg.learner_kwargs)  # fail at construction, not at the first reset
+        # fail at construction, not at the first reset; old kwarg names warn once, here
+        cfg = replace(cfg, learner_kwargs=check_learner(cfg.learner, cfg.learner_kwargs))
         for spec in dataset.modalities:
             check_encoder(spec.encoder, **spec.encoder_kwargs)
         self.cfg = cfg
@@ -87,7 +88,7 @@ class InnerTrainer:
 
     @property
     def done(self) -> bool:
-        """Iteration budget spent (DUS counts iterations; BSS counts epochs itself)."""
+        """Every iteration of the run is spent (DUS counts iterations; BSS counts epochs itself)."""
         return self.iteration >= self.total_iterations
 
     def reset(self, seed: int) -> None:
@@ -124,7 +125,7 @@ class InnerTrainer:
             inputs=[split.gather(j, window[:n], train=True) for j, n in enumerate(sizes)],
             labels=[split.gather_labels(window[:n]) for n in sizes],
             n_common=min(sizes),
-            budget=self.cfg.batch_size,
+            batch_size=self.cfg.batch_size,
         )
 
     def _update(self, window: Tensor, sizes: list[int], hooks: tuple[Hook, ...]) -> Tensor:

@@ -55,8 +55,8 @@ def test_proportion_map_is_linear_and_invertible():
     assert pm.proportion(np.array([0.0])) == pytest.approx(0.55)
     assert pm.proportion(np.array([1.0])) == pytest.approx(1.0)
     assert pm.proportion(np.array([5.0])) == pytest.approx(1.0)  # clipped
-    for lam in (0.1, 0.3, 0.77, 1.0):
-        assert pm.proportion(pm.action(lam)) == pytest.approx(lam, abs=1e-6)
+    for proportion in (0.1, 0.3, 0.77, 1.0):
+        assert pm.proportion(pm.action(proportion)) == pytest.approx(proportion, abs=1e-6)
     assert pm.action(0.01)[0] == -1.0
 
 

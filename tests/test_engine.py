@@ -16,7 +16,7 @@ import torch
 from mmrl_env.data.base import MultimodalDataset, TensorSplit
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.learners.base import OptimConfig, budget_ce
+from mmrl_env.learners.base import OptimConfig, batch_normalised_ce
 from mmrl_env.trainer import InnerTrainer, TrainerConfig
 
 SEEDS = [0, 1, 2]
@@ -87,7 +87,7 @@ def test_run_k_reproduces_the_single_trainer(float64: None, form: str, iteration
     for k, seed in enumerate(SEEDS):
         tr, steps = single(ds, cfg, seed, sizes[k], iterations)
         assert rel_error(tr.learner.model.state_dict(), vt.learner.stack.run_state_dict(k)) < RTOL
-        assert vt.learner.scheduler.lr[k].item() == tr.learner.scheduler.get_last_lr()[0]
+        assert vt.learner.lr_schedule.lr[k].item() == tr.learner.lr_schedule.get_last_lr()[0]
         for (loss, logits), (batch, out) in zip(steps, vsteps, strict=True):
             torch.testing.assert_close(out.loss[k], loss, rtol=RTOL, atol=0)
             for j, z in enumerate(logits):
@@ -158,7 +158,7 @@ def test_a_run_trains_on_exactly_its_rows(form: str) -> None:
     single_batch = tr.make_batch(batch.windows[0, :32].clone(), [8, 32])
     assert [x.shape[0] for x in single_batch.inputs] == [8, 32]
     z = [clean.unimodal_logits[j][0, :n] for j, n in enumerate((8, 32))]
-    uni = sum(budget_ce(zj, y, 32) for zj, y in zip(z, single_batch.labels, strict=True))
+    uni = sum(batch_normalised_ce(zj, y, 32) for zj, y in zip(z, single_batch.labels, strict=True))
     out = tr.learner.train_step(single_batch)
     torch.testing.assert_close(out.loss, clean.loss[0], rtol=RTOL, atol=0)
     assert uni.item() * 0.2 < clean.loss[0].item()  # the fusion term adds to the unimodal ones
@@ -183,7 +183,7 @@ def test_an_inactive_run_does_not_move(form: str) -> None:
         assert buf[1].abs().sum() > 0 and torch.equal(buf[1], after["optimizer"]["state"][key][1])
     assert vt.iteration.tolist() == [2 + 3 + 2, 2, 2 + 3 + 3]
     assert vt.epoch.tolist() == [1, 0, 1]  # 6 or 12 iterations per epoch: only train_epoch ended one
-    assert after["scheduler"]["lr"][1] == cfg.optim.lr
+    assert after["lr_schedule"]["lr"][1] == cfg.optim.lr
 
 
 def test_train_epoch_reproduces_single_epochs_of_different_lengths(float64: None) -> None:

@@ -64,7 +64,7 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
         assert vt.epoch[k] == tr.epoch and vt.iteration[k] == tr.iteration
         assert torch.equal(vt.generators[k].get_state(), tr.generator.get_state()), "random draws differ"
         assert rel_error(tr.learner.model.state_dict(), run_state(vt, k)) < RTOL
-        assert vt.learner.scheduler.lr[k].item() == pytest.approx(tr.learner.scheduler.get_last_lr()[0], rel=1e-12)
+        assert vt.learner.lr_schedule.lr[k].item() == pytest.approx(tr.learner.lr_schedule.get_last_lr()[0], rel=1e-12)
         for (loss, logits), (batch, out) in zip(steps, mine, strict=True):
             torch.testing.assert_close(out.loss[k], loss.to(out.loss.dtype), rtol=RTOL, atol=1e-9)
             for j, z in enumerate(logits):

@@ -5,11 +5,15 @@ from __future__ import annotations
 import io
 import logging
 import math
+import warnings
 
 import pytest
 import torch
 
 from mmrl_env.data.synthetic import load_synthetic
+from mmrl_env.engine import VectorTrainer
+from mmrl_env.engine.sequential import SequentialTrainer
+from mmrl_env.learners import build_learner, check_learner
 from mmrl_env.learners.base import Batch, OptimConfig
 from mmrl_env.learners.boosting import (
     BoostingLearner,
@@ -18,6 +22,7 @@ from mmrl_env.learners.boosting import (
     omega_target,
     residual_labels,
 )
+from mmrl_env.trainer import InnerTrainer, TrainerConfig
 
 LN2 = math.log(2.0)
 
@@ -48,11 +53,11 @@ def test_residual_labels_hand_computed():
 
 def test_three_losses_hand_computed():
     z = torch.stack([torch.tensor([[LN2, 0.0, 0.0]]), torch.zeros(1, 3)])  # t = 2 classifiers, one sample
-    eps, eps_o, eps_p = boosting_losses(z, torch.tensor([0]), 0.2, budget=1)
+    eps, eps_o, eps_p = boosting_losses(z, torch.tensor([0]), 0.2, batch_size=1)
     assert eps.item() == pytest.approx((1 - 0.2 * 0.5) * math.log(3.0))  # newest vs ŷ = 0.9·y
     assert eps_o.item() == pytest.approx(LN2)  # softmax(z1 + z2)_y = 1/2
     assert eps_p.item() == pytest.approx(LN2)  # softmax(z1)_y = 1/2
-    eps1, eps_o1, eps_p1 = boosting_losses(z[1:], torch.tensor([0]), 0.2, budget=2)
+    eps1, eps_o1, eps_p1 = boosting_losses(z[1:], torch.tensor([0]), 0.2, batch_size=2)
     assert (eps1.item(), eps_o1.item(), eps_p1.item()) == pytest.approx((math.log(3) / 2, math.log(3) / 2, 0.0))
 
 
@@ -82,8 +87,8 @@ def test_added_classifier_joins_optimizer_and_trains(data):
     before = [p.detach().clone() for p in layer.parameters()]
     learner.train_step(batch(data, [32, 32]))
     assert all(not torch.equal(b, p) for b, p in zip(before, layer.parameters(), strict=True))
-    learner.scheduler.step_size = 1  # the LR schedule drives the added group like the others
-    learner.scheduler.step()
+    learner.lr_schedule.step_size = 1  # the LR schedule drives the added group like the others
+    learner.lr_schedule.step()
     assert group["lr"] == pytest.approx(0.001) and learner.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
 
 
@@ -188,3 +193,46 @@ def test_state_dict_round_trip_with_added_classifiers(data):
     a.train_step(batch(data, [32, 32]))
     b.train_step(batch(data, [32, 32]))  # same optimizer state (momentum) -> same update
     assert torch.equal(a.predict(x).fused, b.predict(x).fused)
+
+
+def test_a_snapshot_from_before_the_lr_schedule_rename_still_resumes(data):
+    a = make(data, seed=3, check_every=100)
+    a.train_step(batch(data, [32, 32]))
+    a.lr_schedule.step_size = 1
+    a.lr_schedule.step()
+    state = a.state_dict()
+    state["scheduler"] = state.pop("lr_schedule")  # the key's spelling until the rename
+    b = make(data, seed=3, check_every=100)
+    b.lr_schedule.step_size = 1
+    b.load_state_dict(state)
+    assert b.lr_schedule.state_dict() == a.lr_schedule.state_dict()
+    assert b.optimizer.param_groups[0]["lr"] == pytest.approx(a.optimizer.param_groups[0]["lr"])
+    assert b.optimizer.param_groups[0]["lr"] != pytest.approx(0.05)  # the schedule really moved
+
+
+def test_lam_is_the_old_name_of_residual_weight(data):
+    """``lam=`` means ``residual_weight=``, with one FutureWarning per trainer (single, batched, sequential)."""
+    with pytest.warns(FutureWarning, match="lam= is deprecated, use residual_weight="):
+        assert check_learner("boosting", {"lam": 0.3, "sigma": 2.0}) == {"residual_weight": 0.3, "sigma": 2.0}
+    with pytest.warns(FutureWarning, match="lam= is deprecated"):
+        built = build_learner("boosting", data, OptimConfig(), torch.device("cpu"), torch.Generator(), lam=0.3)
+    assert built.residual_weight == 0.3
+    with pytest.raises(TypeError, match="give only one"):
+        check_learner("boosting", {"lam": 0.3, "residual_weight": 0.2})
+    cfg = TrainerConfig(batch_size=32, epochs=1, learner="boosting", learner_kwargs={"lam": 0.3})
+    for trainer_class in (InnerTrainer, VectorTrainer, SequentialTrainer):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if trainer_class is InnerTrainer:
+                trainer = InnerTrainer(data, cfg, "cpu")
+                trainer.reset(0)
+                learners = [trainer.learner]
+            else:
+                trainer = trainer_class(data, cfg, 2, "cpu")
+                trainer.reset([0, 1])
+                learners = [trainer.learner] if trainer_class is VectorTrainer else [t.learner for t in trainer.runs]
+        assert [str(w.message) for w in caught if w.category is FutureWarning] == [
+            "BoostingLearner: lam= is deprecated, use residual_weight= (the old name will be removed)"], trainer_class
+        assert trainer.cfg.learner_kwargs == {"residual_weight": 0.3}
+        assert [learner.residual_weight for learner in learners] == [0.3] * len(learners)
+    assert cfg.learner_kwargs == {"lam": 0.3}  # the caller's config is left as given

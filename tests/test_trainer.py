@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.learners.base import Batch, budget_ce
+from mmrl_env.learners.base import Batch, batch_normalised_ce
 from mmrl_env.metrics import classification_metrics
 from mmrl_env.trainer import InnerTrainer, TrainerConfig
 
@@ -13,10 +13,10 @@ def small_trainer(**cfg):
     return InnerTrainer(ds, TrainerConfig(batch_size=32, epochs=2, **cfg), "cpu")
 
 
-def test_budget_ce_is_mean_at_b_and_scales_with_n():
+def test_batch_normalised_ce_is_mean_at_b_and_scales_with_n():
     z, y = torch.randn(32, 4), torch.randint(0, 4, (32,))
-    assert torch.allclose(budget_ce(z, y, 32), nn.functional.cross_entropy(z, y))
-    assert torch.allclose(budget_ce(z.repeat(2, 1), y.repeat(2), 32), 2 * nn.functional.cross_entropy(z, y))
+    assert torch.allclose(batch_normalised_ce(z, y, 32), nn.functional.cross_entropy(z, y))
+    assert torch.allclose(batch_normalised_ce(z.repeat(2, 1), y.repeat(2), 32), 2 * nn.functional.cross_entropy(z, y))
 
 
 def test_joint_loss_hand_computed():

@@ -132,16 +132,17 @@ def test_zoo_flags_rounding_tensorboard_names_and_continued_training(tmp_path, c
     assert {"actions/audio", "actions/video"} <= set(env_tags["histograms"])
     assert "config/text_summary" in tags(run)["tensors"]  # the resolved config in the text tab
     assert (run / "hparams").is_dir()
-    # -i: continue that agent in a new run, two env copies (DummyVecEnv)
+    # -i: continue that agent in a new run, two env copies (--vec-env dummy: SB3's DummyVecEnv)
     run2 = train_agent.main(["--env", "DUS-Synthetic", "-i", str(run), "-n", "16", "--n-envs", "2",
-                             "-f", str(tmp_path / "runs"), "--eval-episodes", "1", "--baselines", "uniform",
+                             "--vec-env", "dummy", "-f", str(tmp_path / "runs"), "--eval-episodes", "1",
+                             "--baselines", "uniform",
                              "--eval-freq", "8", "--no-progress", "--env-kwargs", *SMALL_ENV])
     cfg2 = yaml.safe_load((run2 / "config.yaml").read_text())
     assert cfg2["n_envs"] == 2 and cfg2["trained_agent"] == str(run / "model.zip")
     assert (run2 / "env").is_dir() and (run2 / "env_1").is_dir()
     assert json.loads((run2 / "results.json").read_text())["results"]["ppo"]["return"]
-    with pytest.raises(SystemExit, match="not supported yet"):
-        train_agent.main(["--n-envs", "2", "--save-freq", "8", "-f", str(tmp_path / "runs")])
+    with pytest.raises(SystemExit, match="use --vec-env batched"):
+        train_agent.main(["--n-envs", "2", "--vec-env", "dummy", "--save-freq", "8", "-f", str(tmp_path / "runs")])
     with pytest.raises(SystemExit, match="a heuristic"):
         train_agent.main(["--algo", "uniform", "--n-envs", "2", "-f", str(tmp_path / "runs")])
     with pytest.raises(SystemExit, match="trained a ppo agent, not sac"):

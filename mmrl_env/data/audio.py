@@ -1,4 +1,4 @@
-"""Audio → the reference log-magnitude spectrogram (SPEC §7), shared by audio-video datasets.
+"""Audio → the reference log-magnitude spectrogram (data README, "What a clip becomes"), shared by audio-video datasets.
 
 The recipe follows the reference loaders (resample to 22,050 Hz, tile to a fixed length,
 clip to ±1, STFT n_fft 512 hop 353, ``log(|S| + 1e-7)``) so that published numbers stay

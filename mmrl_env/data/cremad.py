@@ -1,4 +1,4 @@
-"""CREMA-D (6 emotions, audio + face video; SPEC §7).
+"""CREMA-D (6 emotions, audio + face video; data README, audio-video datasets).
 
 Raw layout (``--raw``)::
 
@@ -25,7 +25,7 @@ from mmrl_env.data.audio_video import AVDataset, ClipRow, PrepareError, load_av
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.data.validation import stratified_holdout
 
-EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")  # label index = position (SPEC §7)
+EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")  # label index = position (the reference loaders' order)
 SHIPPED_SPLITS = Path(__file__).parent / "splits" / "cremad"
 AUTO_TEST_FRACTION = 0.1
 

@@ -26,7 +26,7 @@ from mmrl_env.data.cache import CacheWriter, open_prepared, split_rows
 from mmrl_env.data.cached_split import CachedSplit, FramesView
 from mmrl_env.data.tokens import load_tokenizer, tokenize
 
-# SPEC §2, image-text reference optimisation (OptimConfig fields); no LR decay in the reference.
+# Image-text reference optimisation (BSS paper §4.1: Adam, lr 1e-5, batch 64; no LR decay named).
 IMAGE_TEXT_OPTIM: dict[str, Any] = {"name": "adam", "lr": 1e-5, "weight_decay": 0.0, "gamma": 1.0}
 RESNET50_IMAGENET = "resnet50-0676ba61.pth"  # torchvision's IMAGENET1K_V1 file name (the papers' weights)
 

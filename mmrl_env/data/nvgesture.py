@@ -1,4 +1,4 @@
-"""NVGesture (25 in-car hand gestures; RGB, optical flow and depth; SPEC §7): description and loader.
+"""NVGesture (25 in-car hand gestures; RGB, optical flow and depth; data README): description and loader.
 
 Raw layout (``--raw``), that of the public release::
 
@@ -35,7 +35,7 @@ LISTS = {"train": "nvgesture_train_correct_cvpr2016_v2.lst", "test": "nvgesture_
 LIST_DIRS = ("nvgesture_arch", ".")
 MODALITIES = (("rgb", 3), ("flow", 2), ("depth", 1))  # cache array / modality name, channels
 I3D_FILES = {"rgb": "rgb_imagenet.pt", "flow": "flow_imagenet.pt", "depth": "rgb_imagenet.pt"}
-# I3D fine-tuning with the reference batch of 2 (SPEC §5): plain SGD at a small LR.
+# I3D fine-tuning with the reference batch of 2 (BSS paper §4.1, AUG paper §5.2.2): plain SGD at a small LR.
 NVGESTURE_OPTIM: dict[str, Any] = {"name": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-4,
                                    "step_size": 70, "gamma": 0.1}
 LAYOUT = "\n".join(f"    {line}" for line in (

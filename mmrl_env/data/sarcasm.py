@@ -1,4 +1,4 @@
-"""Sarcasm (2-class multimodal sarcasm detection on tweets; image + text; SPEC §7).
+"""Sarcasm (2-class multimodal sarcasm detection on tweets; image + text; data README).
 
 Raw layout (``--raw``)::
 

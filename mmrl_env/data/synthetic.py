@@ -1,6 +1,6 @@
 """The embedded ``Synthetic`` task: seeded, generated in well under a second, no download.
 
-How it exhibits modality imbalance (SPEC §7):
+How it exhibits modality imbalance (README "Data"; measured in BENCHMARKS.md):
 
 * The **strong** modality ("audio") identifies the *group* of a class (classes come in
   groups of ``group_size``) with a large margin and only hints at the class inside the
@@ -106,6 +106,6 @@ def load_synthetic(
     train, val, test = (
         TensorSplit([torch.from_numpy(s), torch.from_numpy(w)], torch.from_numpy(y)) for s, w, y in tensors
     )
-    # lr 0.05: the tiny MLPs converge within the short default run (8 epochs); SGD as in SPEC §2.
+    # lr 0.05: the tiny MLPs converge within the short default run (8 epochs); SGD as the audio-video reference.
     return MultimodalDataset(f"Synthetic-{form}", modalities, num_classes, train, val, test,
                              optim_defaults={"lr": 0.05})

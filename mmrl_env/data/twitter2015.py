@@ -1,4 +1,4 @@
-"""Twitter2015 (3-class target-oriented multimodal sentiment; image + tweet; SPEC §7).
+"""Twitter2015 (3-class target-oriented multimodal sentiment; image + tweet; data README).
 
 Raw layout (``--raw``), as the dataset is commonly distributed::
 

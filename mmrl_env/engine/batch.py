@@ -30,7 +30,7 @@ class VectorBatch:
     labels: Tensor  # (K, N); every modality's labels are a prefix of its run's window
     sizes: Tensor  # (K, M) long: n_kj
     masks: Tensor  # (K, M, N) float prefix masks of ``sizes``
-    budget: int  # reference batch size B: per-modality losses are normalised by it
+    batch_size: int  # reference batch size B: per-modality losses are normalised by it
     host_sizes: Tensor | None = None  # ``sizes`` on the CPU (the trainer passes them: no device sync)
 
     def _host_sizes(self) -> Tensor:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +38,7 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import bn_rows
-from mmrl_env.engine.joint import masked_budget_ce
+from mmrl_env.engine.joint import masked_batch_normalised_ce
 from mmrl_env.engine.optim import StackedOptimizer
 from mmrl_env.engine.stack import RunStack
 from mmrl_env.engine.stacked import StackedLearner
@@ -46,6 +46,7 @@ from mmrl_env.learners.base import OptimConfig, auto_period, seeded_init
 from mmrl_env.learners.boosting import (
     AUTO_ACA_FRACTION,
     PAPER_T,
+    BoostingLearner,
     aca_decision,
     check_kwargs,
     omega_target,
@@ -103,14 +104,16 @@ def ensemble(z: Tensor, count: Tensor, omega: Tensor) -> tuple[Tensor, Tensor, T
 class VectorBoostingLearner(StackedLearner):
     """K AUG runs; kwargs as :class:`~mmrl_env.learners.boosting.BoostingLearner`."""
 
+    RENAMED_KWARGS: ClassVar[dict[str, str]] = BoostingLearner.RENAMED_KWARGS
+
     def __init__(self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device,
-                 generators: Sequence[torch.Generator], lam: float = 0.2, check_every: int | str = "auto",
+                 generators: Sequence[torch.Generator], residual_weight: float = 0.2, check_every: int | str = "auto",
                  sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10, hidden: int = 256,
                  omega_target: str = "cover", omega_lr: float = 1e-3, omega_steps: int = 100) -> None:
         check_kwargs(max_classifiers, omega_target)
         self.check_every_arg = check_every
         self.check_every = auto_period(check_every, None, AUTO_ACA_FRACTION, PAPER_T, "check_every")
-        self.lam, self.sigma, self.tau, self.omega_rule = lam, sigma, tau, omega_target
+        self.residual_weight, self.sigma, self.tau, self.omega_rule = residual_weight, sigma, tau, omega_target
         self.max_classifiers, self.hidden, self.omega_steps = max_classifiers, hidden, omega_steps
         m = dataset.num_modalities
         super().__init__(lambda: SlotBoostingNet(dataset.modalities, dataset.num_classes, hidden, max_classifiers),
@@ -156,7 +159,7 @@ class VectorBoostingLearner(StackedLearner):
 
     # --- the step -------------------------------------------------------------------------
     def _loss(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor, masks: Tensor,
-              counts: Tensor, omega: Tensor, budget: int, widths: list[int]
+              counts: Tensor, omega: Tensor, batch_size: int, widths: list[int]
               ) -> tuple[Tensor, tuple[list[Tensor], Tensor, dict[str, Any]]]:
         """One run's AUG loss (eqs. 2–6 summed over modalities, masked rows and slots), under vmap."""
         stats: dict[str, Any] = {}
@@ -170,10 +173,11 @@ class VectorBoostingLearner(StackedLearner):
             z, total, newest, earlier = ensemble(z, counts[r], omega[r])
             earlier_slots = slot_weights(z.shape[0], counts[r], torch.float32)[2]
             prev_probs = (z.detach().float().softmax(-1) * earlier_slots).sum(0)
-            target = residual_target(onehot, prev_probs, self.lam) * mask.unsqueeze(1)
-            eps = soft_ce(newest, target, budget)
-            eps_o = masked_budget_ce(total.float(), labels, mask, budget)
-            eps_p = torch.where(counts[r] > 1, masked_budget_ce(earlier.float(), labels, mask, budget), 0.0)
+            target = residual_target(onehot, prev_probs, self.residual_weight) * mask.unsqueeze(1)
+            eps = soft_ce(newest, target, batch_size)
+            eps_o = masked_batch_normalised_ce(total.float(), labels, mask, batch_size)
+            eps_p = torch.where(counts[r] > 1,
+                                masked_batch_normalised_ce(earlier.float(), labels, mask, batch_size), 0.0)
             loss = loss + (eps + eps_o + eps_p)
             zsum = total.detach().float()
             summed.append(zsum)
@@ -188,7 +192,7 @@ class VectorBoostingLearner(StackedLearner):
         widths = self.widths
         grads, (loss, (summed, probs, stats)) = self._train_fn(
             self.stack.flat, self.stack.buffers, batch.inputs, batch.labels, batch.masks, counts, self.omega,
-            batch.budget, widths)
+            batch.batch_size, widths)
         self.step_group("model", grads, active)
         for r, width in enumerate(widths):
             for t in range(width - 1):  # classifier t + 1 of modality r: live where count > t + 1

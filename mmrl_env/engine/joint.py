@@ -8,7 +8,7 @@ subclasses that change the loss).
 
 Run k is the single :class:`~mmrl_env.learners.joint.JointLearner` with run k's seed: the
 same model construction, the same loss (:func:`~mmrl_env.learners.joint.joint_objective` over
-``budget_ce``-normalised unimodal terms and the mean fusion CE on the common rows), the same
+``batch_normalised_ce``-normalised unimodal terms and the mean fusion CE on the common rows), the same
 optimizer and StepLR — expressed with per-sample masks so runs with different n_kj share the
 step (see :mod:`mmrl_env.engine.batch`).
 """
@@ -28,7 +28,7 @@ from mmrl_env.engine.batchnorm import bn_rows, update_running_stats
 from mmrl_env.engine.kernels import MLPJointKernel
 from mmrl_env.engine.optim import StackedOptimizer, StackedStepLR
 from mmrl_env.engine.stack import RunStack
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.learners.base import OptimConfig, lr_schedule_state
 from mmrl_env.learners.joint import joint_objective
 from mmrl_env.models.multimodal import MultimodalNet
 
@@ -39,10 +39,11 @@ def per_sample_ce(logits: Tensor, labels: Tensor) -> Tensor:
     return -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
 
 
-def masked_budget_ce(logits: Tensor, labels: Tensor, mask: Tensor, budget: int) -> Tensor:
-    """``budget_ce`` over the rows where ``mask`` is 1: equals ``budget_ce(logits[:n], labels[:n],
-    budget)`` for a mask that selects the first n rows, with a shape that does not depend on n."""
-    return (per_sample_ce(logits, labels) * mask).sum() / budget
+def masked_batch_normalised_ce(logits: Tensor, labels: Tensor, mask: Tensor, batch_size: int) -> Tensor:
+    """``batch_normalised_ce`` over the rows where ``mask`` is 1: equals
+    ``batch_normalised_ce(logits[:n], labels[:n], batch_size)`` for a mask that selects the first n
+    rows, with a shape that does not depend on n."""
+    return (per_sample_ce(logits, labels) * mask).sum() / batch_size
 
 
 def masked_mean_ce(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
@@ -86,7 +87,7 @@ class VectorJointLearner:
         self.amp = device.type == "cuda"  # bf16 autocast on CUDA, as the single learner
         self.stack = RunStack(lambda: JointNet(dataset.modalities, dataset.num_classes, fusion), generators, device)
         self.optimizer = StackedOptimizer(self.stack.flat, optim)
-        self.scheduler = StackedStepLR(len(generators), optim, device)
+        self.lr_schedule = StackedStepLR(len(generators), optim, device)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
         self._predict_fns: dict[bool, Any] = {}
         self._kernel = self._build_kernel()
@@ -111,7 +112,7 @@ class VectorJointLearner:
             self.stack.rebuild(run, gen)
         idx = torch.as_tensor(list(runs), dtype=torch.long, device=self.device)
         self.optimizer.reset_runs(idx)
-        self.scheduler.reset_runs(idx)
+        self.lr_schedule.reset_runs(idx)
 
     def _set_training(self, mode: bool) -> None:
         if self.stack.template.training != mode:
@@ -121,7 +122,7 @@ class VectorJointLearner:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def _loss(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor,
-              masks: Tensor, budget: int) -> tuple[Tensor, tuple[list[Tensor], dict[str, Any]]]:
+              masks: Tensor, batch_size: int) -> tuple[Tensor, tuple[list[Tensor], dict[str, Any]]]:
         """One run's loss (called under vmap on its (P,) parameter row): the joint objective
         with masked terms."""
         stats: dict[str, Any] = {}
@@ -129,7 +130,7 @@ class VectorJointLearner:
         with self._autocast():
             logits, z_multi = functional_call(self.stack.template, (params, buffers), (inputs, masks, stats))
         logits = [z.float() for z in logits]
-        uni = sum(masked_budget_ce(z, labels, m, budget) for z, m in zip(logits, masks, strict=True))
+        uni = sum(masked_batch_normalised_ce(z, labels, m, batch_size) for z, m in zip(logits, masks, strict=True))
         fused = masked_mean_ce(z_multi.float(), labels, masks.amin(dim=0))
         loss = joint_objective(uni, fused, self.alpha)
         return loss, ([z.detach() for z in logits], stats)
@@ -155,10 +156,10 @@ class VectorJointLearner:
             rows, common = batch.row_limits()
             with self._autocast():
                 step = self._kernel.loss_and_grads(batch.inputs, batch.labels, batch.masks, rows, common,
-                                                   batch.budget, self.alpha, exact_out=not self.amp)
+                                                   batch.batch_size, self.alpha, exact_out=not self.amp)
             return step.grads, step.loss, step.logits, {}
         grads, (loss, (logits, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, batch.inputs,
-                                                        batch.labels, batch.masks, batch.budget)
+                                                        batch.labels, batch.masks, batch.batch_size)
         return grads, loss, logits, stats
 
     def modulate_gradients(self, batch: VectorBatch, grads: Tensor, logits: list[Tensor]) -> None:
@@ -167,13 +168,13 @@ class VectorJointLearner:
     def apply_update(self, grads: Tensor, batch: VectorBatch, stats: dict[str, Any]) -> None:
         """The optimizer step of the active runs and their BatchNorm running statistics."""
         active = batch.active
-        self.optimizer.step(self.stack.flat, grads, self.scheduler.lr, active, all_active=batch.all_active())
+        self.optimizer.step(self.stack.flat, grads, self.lr_schedule.lr, active, all_active=batch.all_active())
         for name, momentum in self.stack.bn_momenta.items():
             update_running_stats(self.stack.buffers, name, momentum, stats[name], active)
 
     def on_epoch_end(self, runs: Tensor) -> None:
         """An epoch ended for the runs where ``runs`` (K,) bool is true: their StepLR steps."""
-        self.scheduler.step(runs)
+        self.lr_schedule.step(runs)
 
     @torch.no_grad()
     def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
@@ -200,7 +201,7 @@ class VectorJointLearner:
     def state_dict(self) -> dict[str, Any]:
         return {"params": self.stack.flat.clone(),
                 "buffers": {k: v.clone() for k, v in self.stack.buffers.items()},
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+                "optimizer": self.optimizer.state_dict(), "lr_schedule": self.lr_schedule.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
@@ -208,4 +209,4 @@ class VectorJointLearner:
             for k, v in state["buffers"].items():
                 self.stack.buffers[k].copy_(v)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.lr_schedule.load_state_dict(lr_schedule_state(state))

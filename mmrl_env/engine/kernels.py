@@ -145,8 +145,8 @@ class MLPJointKernel:
         return [self.head(j, u) for j, u in enumerate(feats)], self.fuse(feats)
 
     def loss_and_grads(self, inputs: list[Tensor], labels: Tensor, masks: Tensor, rows: list[int],
-                       common: int, budget: int, alpha: float, exact_out: bool = True) -> KernelStep:
-        """The joint objective α·Σ_j budget-CE_j + (1−α)·mean-CE_multi of every run and its
+                       common: int, batch_size: int, alpha: float, exact_out: bool = True) -> KernelStep:
+        """The joint objective α·Σ_j batch-normalised-CE_j + (1−α)·mean-CE_multi of every run and its
         gradient w.r.t. the flat parameters. ``rows[j]`` = N_j, ``common`` = N_c (host ints);
         ``exact_out`` writes matmul results straight into the gradient (off under autocast,
         where they come back in bf16)."""
@@ -189,7 +189,7 @@ class MLPJointKernel:
         dz_uni = []
         for j, z in enumerate(z_uni):
             m = masks[:, j, :rows[j]]
-            term, dz = ce_grad(z, labels[:, :rows[j]], m * alpha / budget)  # f32(α)/B, as autograd
+            term, dz = ce_grad(z, labels[:, :rows[j]], m * alpha / batch_size)  # f32(α)/B, as autograd
             dz_uni.append(dz)
             loss = term if loss is None else loss + term
         c = masks[:, :, :common].amin(1)

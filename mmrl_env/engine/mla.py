@@ -27,7 +27,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import bn_rows
-from mmrl_env.engine.joint import masked_budget_ce
+from mmrl_env.engine.joint import masked_batch_normalised_ce
 from mmrl_env.engine.stacked import StackedLearner, column_ranges, columns
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.mla import (
@@ -86,7 +86,7 @@ class VectorMLALearner(StackedLearner):
         self.count[idx] = 0
         self.P[idx] = torch.eye(d, device=self.device, dtype=self.P.dtype)
 
-    def _loss(self, flat: Tensor, buffers: dict[str, Tensor], x: Tensor, labels: Tensor, mask: Tensor, budget: int,
+    def _loss(self, flat: Tensor, buffers: dict[str, Tensor], x: Tensor, labels: Tensor, mask: Tensor, batch_size: int,
               j: int) -> tuple[Tensor, tuple[Tensor, Tensor, dict[str, Any]]]:
         """Modality j's loss for one run (under vmap), its logits and mean feature."""
         stats: dict[str, Any] = {}
@@ -94,19 +94,19 @@ class VectorMLALearner(StackedLearner):
             u, z = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (j, x, mask, stats))
         z = z.float()
         r = (u.detach().float() * mask.unsqueeze(1)).sum(0) / mask.sum().clamp(min=1)
-        return masked_budget_ce(z, labels, mask, budget), (z.detach(), r, stats)
+        return masked_batch_normalised_ce(z, labels, mask, batch_size), (z.detach(), r, stats)
 
     def train_step(self, batch: VectorBatch) -> VectorStepOutput:
         """Per modality in turn: gradient, projection, step of encoder j and the head (every active run)."""
         self._set_training(True)
         active = batch.active
-        batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.budget))
+        batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.batch_size))
         basis: list[Tensor] = []
         total = torch.zeros(self.num_runs, device=self.device)
         logits = []
         for j, x in enumerate(batch.inputs):
             grads, (loss, (z, r, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, x, batch.labels,
-                                                         batch.masks[:, j], batch.budget, j)
+                                                         batch.masks[:, j], batch.batch_size, j)
             if self.project == "gs":
                 self._project_gs(grads, r, active, batches)
             elif self.project == "batch":

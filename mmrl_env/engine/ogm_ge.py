@@ -31,7 +31,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
-from mmrl_env.engine.joint import JointNet, masked_budget_ce, masked_mean_ce
+from mmrl_env.engine.joint import JointNet, masked_batch_normalised_ce, masked_mean_ce
 from mmrl_env.engine.stacked import StackedLearner, columns
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.joint import check_alpha, joint_objective
@@ -112,7 +112,7 @@ class VectorOGMGELearner(StackedLearner):
                 self.noise_generators[run] = noise
 
     def _loss(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor, masks: Tensor,
-              budget: int) -> tuple[Tensor, tuple[list[Tensor], Tensor, dict[str, Any]]]:
+              batch_size: int) -> tuple[Tensor, tuple[list[Tensor], Tensor, dict[str, Any]]]:
         """One run's loss and its modalities' scores on the common rows (under vmap)."""
         stats: dict[str, Any] = {}
         with self._autocast():
@@ -124,8 +124,9 @@ class VectorOGMGELearner(StackedLearner):
         if self.published:
             loss = fused
         else:
-            loss = joint_objective(sum(masked_budget_ce(z, labels, m, budget) for z, m in zip(uni, masks, strict=True)),
-                                   fused, self.alpha)
+            uni_loss = sum(masked_batch_normalised_ce(z, labels, m, batch_size)
+                           for z, m in zip(uni, masks, strict=True))
+            loss = joint_objective(uni_loss, fused, self.alpha)
         scores = torch.stack([masked_score(z.detach(), labels, common) for z in uni])
         return loss, ([z.detach() for z in uni], scores, stats)
 
@@ -135,7 +136,7 @@ class VectorOGMGELearner(StackedLearner):
         active = batch.active
         has_common = active & (batch.n_common > 0)
         grads, (loss, (logits, scores, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, batch.inputs,
-                                                               batch.labels, batch.masks, batch.budget)
+                                                               batch.labels, batch.masks, batch.batch_size)
         self._modulate(grads, scores, has_common, batch)
         if self.published:  # no common row: no fused sample, no step (single learner)
             self.step_group("model", grads, has_common)

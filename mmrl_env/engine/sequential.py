@@ -34,6 +34,7 @@ class SequentialTrainer:
         if num_runs < 1:
             raise ValueError(f"num_runs must be at least 1, got {num_runs}")
         first = InnerTrainer(dataset, cfg, device)
+        cfg = first.cfg  # the learner kwargs under their current names: old names warn once, above
         self.runs = [first] + [InnerTrainer(first.dataset, cfg, first.device) for _ in range(num_runs - 1)]
         self.cfg, self.num_runs, self.device, self.dataset = cfg, num_runs, first.device, first.dataset
         self.iterations_per_epoch, self.total_iterations = first.iterations_per_epoch, first.total_iterations
@@ -86,7 +87,7 @@ class SequentialTrainer:
                 padded[run, : z.shape[0]] = z
                 logits.append(padded)
             unknown = torch.full_like(labels, -1)  # a single Batch carries no indices: hooks get labels and logits
-            vb = VectorBatch(unknown, [], labels, sizes, prefix_masks(sizes, n), batch.budget)
+            vb = VectorBatch(unknown, [], labels, sizes, prefix_masks(sizes, n), batch.batch_size)
             loss = torch.zeros(k, device=self.device)
             loss[run] = out.loss
             vout = VectorStepOutput(loss, logits, sizes.amax(1) > 0)

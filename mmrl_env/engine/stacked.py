@@ -30,7 +30,7 @@ from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batchnorm import update_running_stats
 from mmrl_env.engine.optim import StackedOptimizer, StackedStepLR
 from mmrl_env.engine.stack import RunStack
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.learners.base import OptimConfig, lr_schedule_state
 
 
 def column_ranges(stack: RunStack, keep: Callable[[str], bool]) -> list[tuple[int, int]]:
@@ -93,7 +93,7 @@ class StackedLearner:
         self.dataset, self.optim_cfg, self.device = dataset, optim, device
         self.amp = device.type == "cuda"  # bf16 autocast on CUDA, as the single learners
         self.stack = RunStack(build, generators, device)
-        self.scheduler = StackedStepLR(len(generators), optim, device)
+        self.lr_schedule = StackedStepLR(len(generators), optim, device)
         self.groups: dict[str, GroupOptimizer] = {}
         self.epoch = torch.zeros(len(generators), dtype=torch.long)  # completed epochs per run (host)
         self.run_epochs: int | None = None
@@ -120,7 +120,7 @@ class StackedLearner:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def step_group(self, name: str, grads: Tensor, gate: Tensor) -> None:
-        self.groups[name].step(self.stack.flat, grads, self.scheduler.lr, gate)
+        self.groups[name].step(self.stack.flat, grads, self.lr_schedule.lr, gate)
 
     def update_batchnorm(self, stats: dict[str, Any], active: Tensor) -> None:
         """Fold the step's BatchNorm batch statistics into the running buffers (layers that ran)."""
@@ -135,7 +135,7 @@ class StackedLearner:
         idx = torch.as_tensor(list(runs), dtype=torch.long, device=self.device)
         for group in self.groups.values():
             group.reset_runs(idx)
-        self.scheduler.reset_runs(idx)
+        self.lr_schedule.reset_runs(idx)
         self.epoch[list(runs)] = 0
         self._reset_state(list(runs), generators)
 
@@ -144,7 +144,7 @@ class StackedLearner:
 
     def on_epoch_end(self, runs: Tensor) -> None:
         """An epoch ended for the runs where ``runs`` (K,) bool is true: their StepLR steps."""
-        self.scheduler.step(runs)
+        self.lr_schedule.step(runs)
         self.epoch += runs.cpu().long()
 
     def run_info(self, run: int) -> dict[str, Any]:
@@ -154,7 +154,7 @@ class StackedLearner:
     def state_dict(self) -> dict[str, Any]:
         return {"params": self.stack.flat.clone(), "buffers": {k: v.clone() for k, v in self.stack.buffers.items()},
                 "groups": {k: g.state_dict() for k, g in self.groups.items()},
-                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch.clone(), **self._extra_state()}
+                "lr_schedule": self.lr_schedule.state_dict(), "epoch": self.epoch.clone(), **self._extra_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
@@ -163,7 +163,7 @@ class StackedLearner:
                 self.stack.buffers[k].copy_(v)
         for k, g in self.groups.items():
             g.load_state_dict(state["groups"][k])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.lr_schedule.load_state_dict(lr_schedule_state(state))
         self.epoch.copy_(state["epoch"])
         self._load_extra_state(state)
 

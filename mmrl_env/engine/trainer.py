@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from mmrl_env.engine.boosting import VectorBoostingLearner
 from mmrl_env.engine.joint import VectorJointLearner
 from mmrl_env.engine.mla import VectorMLALearner
 from mmrl_env.engine.ogm_ge import VectorOGMGELearner
+from mmrl_env.kwargs import apply_renames
 from mmrl_env.learners import check_learner
 from mmrl_env.samplers.stream import ShuffledStream
 from mmrl_env.trainer import TrainerConfig, resolve_device
@@ -44,7 +46,7 @@ class VectorTrainer:
                  device: str | torch.device = "auto") -> None:
         if num_runs < 1:
             raise ValueError(f"num_runs must be at least 1, got {num_runs}")
-        check_learner(cfg.learner, cfg.learner_kwargs)
+        cfg = replace(cfg, learner_kwargs=check_learner(cfg.learner, cfg.learner_kwargs))  # current kwarg names
         if cfg.learner not in VECTOR_LEARNERS:
             raise ValueError(f"the vector engine supports learner(s) {', '.join(VECTOR_LEARNERS)}, not "
                              f"{cfg.learner!r}; run it with the single InnerTrainer")
@@ -61,7 +63,7 @@ class VectorTrainer:
 
     @property
     def done(self) -> Tensor:
-        """(K,) bool: the run's iteration budget is spent."""
+        """(K,) bool: every iteration of the run is spent."""
         return self.iteration >= self.total_iterations
 
     def reset(self, seeds: Sequence[int], runs: Sequence[int] | None = None) -> None:
@@ -79,8 +81,9 @@ class VectorTrainer:
             if len(runs) != self.num_runs:
                 raise ValueError("the first reset must start every run (runs=None)")
             ordered = [self.generators[r] for r in range(self.num_runs)]
-            self.learner = VECTOR_LEARNERS[self.cfg.learner](self.dataset, self.cfg.optim, self.device, ordered,
-                                                             **self.cfg.learner_kwargs)
+            cls = VECTOR_LEARNERS[self.cfg.learner]
+            self.learner = cls(self.dataset, self.cfg.optim, self.device, ordered,
+                               **apply_renames(cls, self.cfg.learner_kwargs))
             if hasattr(self.learner, "set_run_length"):  # "auto" periods scale with the run, as in InnerTrainer
                 self.learner.set_run_length(self.cfg.epochs, self.iterations_per_epoch)
             self.streams = [ShuffledStream(len(self.dataset.train), g) for g in ordered]

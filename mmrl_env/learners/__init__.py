@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
+from mmrl_env.kwargs import accepted_kwargs, apply_renames, unknown_kwargs_message
 
 # name -> "module:Class"; resolved lazily.
 LEARNERS: dict[str, str] = {
@@ -23,14 +23,20 @@ def learner_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def check_learner(name: str, kwargs: dict[str, Any]) -> None:
-    """Unknown learner names or ``learner_kwargs`` fail with the valid ones listed."""
-    message = unknown_kwargs_message(kwargs, accepted_kwargs(learner_class(name)), "learner_kwargs",
-                                     f"learner {name!r}")
+def check_learner(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Unknown learner names or ``learner_kwargs`` fail with the valid ones listed. Returns the
+    kwargs under their current names: an old name (the class's ``RENAMED_KWARGS``) is moved to
+    its new one with a ``FutureWarning``, so callers that build from the result warn once."""
+    cls = learner_class(name)
+    kwargs = apply_renames(cls, kwargs)
+    message = unknown_kwargs_message(kwargs, accepted_kwargs(cls), "learner_kwargs", f"learner {name!r}")
     if message:
         raise ValueError(message)
+    return kwargs
 
 
 def build_learner(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Instantiate learner ``name`` with the Learner constructor's arguments."""
-    return learner_class(name)(*args, **kwargs)
+    """Instantiate learner ``name`` with the Learner constructor's arguments (old keyword names
+    still accepted, with a ``FutureWarning``)."""
+    cls = learner_class(name)
+    return cls(*args, **apply_renames(cls, kwargs))

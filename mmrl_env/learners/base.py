@@ -23,7 +23,7 @@ from mmrl_env.data.base import MultimodalDataset
 
 @dataclass
 class OptimConfig:
-    """Inner optimisation. Defaults follow the audio-video reference (SPEC §2)."""
+    """Inner optimisation. Defaults follow the audio-video reference (BSS paper §4.1, AUG paper §5.2.2)."""
 
     name: str = "sgd"
     lr: float = 1e-2
@@ -38,14 +38,14 @@ class Batch:
     """Modality j's inputs/labels are the first n_j samples of one shared window.
 
     The first ``n_common`` rows are therefore the same samples in every modality: the
-    fusion loss trains on those (DUS unimodal sampling, SPEC §3). With equal n_j this is an
-    ordinary multimodal batch.
+    fusion loss trains on those (DUS unimodal sampling; README "DUS: choices where the paper
+    is not public"). With equal n_j this is an ordinary multimodal batch.
     """
 
     inputs: list[Tensor]
     labels: list[Tensor]
     n_common: int
-    budget: int  # reference batch size B: per-modality losses are normalised by it
+    batch_size: int  # reference batch size B: per-modality losses are normalised by it
 
 
 @dataclass
@@ -61,6 +61,12 @@ class Prediction:
     multi: Tensor | None = None  # the fusion head's own logits z_multi, when the learner has one
 
 
+def lr_schedule_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The LR schedule's entry of a learner's state dict: snapshots written before the attribute
+    was renamed ``lr_schedule`` (from ``scheduler``) still resume."""
+    return state["lr_schedule"] if "lr_schedule" in state else state["scheduler"]
+
+
 def make_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -69,13 +75,13 @@ def make_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.name!r}; use 'sgd' or 'adam'")
 
 
-def budget_ce(logits: Tensor, labels: Tensor, budget: int) -> Tensor:
+def batch_normalised_ce(logits: Tensor, labels: Tensor, batch_size: int) -> Tensor:
     """Cross-entropy summed over the batch and divided by the reference batch size B.
 
     With n_j = B this is the ordinary mean; a modality given more samples gets a
     proportionally larger learning signal, which is what DUS's sample quantity controls.
     """
-    return nn.functional.cross_entropy(logits, labels, reduction="sum") / budget
+    return nn.functional.cross_entropy(logits, labels, reduction="sum") / batch_size
 
 
 def auto_period(value: int | str, epochs: int | None, fraction: float, fallback: int, what: str) -> int:
@@ -136,7 +142,7 @@ class Learner(ABC):
         if device.type == "cuda":
             to_channels_last(self.model)
         self.optimizer = make_optimizer(self.model.parameters(), optim)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, optim.step_size, optim.gamma)
+        self.lr_schedule = torch.optim.lr_scheduler.StepLR(self.optimizer, optim.step_size, optim.gamma)
 
     def set_training(self, mode: bool) -> None:
         """``model.train(mode)`` only when the mode changes: it walks every submodule, which
@@ -163,7 +169,7 @@ class Learner(ABC):
 
     def on_epoch_end(self, epoch: int) -> None:
         """Called after every full epoch of iterations (LR schedule; ACA for boosting)."""
-        self.scheduler.step()
+        self.lr_schedule.step()
 
     def info(self) -> dict[str, Any]:
         """Learner-specific quantities for the env's ``info`` (classifier counts, ω, ...)."""
@@ -171,9 +177,9 @@ class Learner(ABC):
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+                "lr_schedule": self.lr_schedule.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.lr_schedule.load_state_dict(lr_schedule_state(state))

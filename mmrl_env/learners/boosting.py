@@ -1,4 +1,4 @@
-"""``boosting``: AUG — sustained boosting with adaptive classifier assignment (SPEC §5).
+"""``boosting``: AUG — sustained boosting with adaptive classifier assignment (AUG paper §4).
 
 Each modality is an ensemble of configurable classifiers over its encoder; the newest one
 fits the residual of the earlier ones while the whole ensemble keeps fitting the labels
@@ -20,7 +20,7 @@ paper's literal g. Measured on Synthetic (BENCHMARKS.md, learners).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +32,7 @@ from mmrl_env.learners.base import (
     Prediction,
     StepOutput,
     auto_period,
-    budget_ce,
+    batch_normalised_ce,
     make_optimizer,
     seeded_init,
 )
@@ -42,7 +42,7 @@ from mmrl_env.models.boosting import BoostingNet, OmegaNet
 log = logging.getLogger(__name__)
 
 
-def residual_labels(onehot: Tensor, prev_logits: Tensor, lam: float) -> Tensor:
+def residual_labels(onehot: Tensor, prev_logits: Tensor, residual_weight: float) -> Tensor:
     """ŷ_t = y − λ·Σ_{j<t} y ⊙ softmax(z_j) (eq. before 2), from detached earlier logits.
 
     ``prev_logits``: (t−1, N, K). Clamped at 0 so that the label stays non-negative even
@@ -50,20 +50,21 @@ def residual_labels(onehot: Tensor, prev_logits: Tensor, lam: float) -> Tensor:
     """
     if prev_logits.shape[0] == 0:
         return onehot
-    return residual_target(onehot, prev_logits.detach().float().softmax(-1).sum(0), lam)
+    return residual_target(onehot, prev_logits.detach().float().softmax(-1).sum(0), residual_weight)
 
 
-def residual_target(onehot: Tensor, prev_probs: Tensor, lam: float) -> Tensor:
+def residual_target(onehot: Tensor, prev_probs: Tensor, residual_weight: float) -> Tensor:
     """ŷ = (y − λ·y ⊙ p).clamp(min=0) from p, the summed softmax of the earlier classifiers (N, K)."""
-    return (onehot - lam * onehot * prev_probs).clamp(min=0)
+    return (onehot - residual_weight * onehot * prev_probs).clamp(min=0)
 
 
-def soft_ce(logits: Tensor, target: Tensor, budget: int) -> Tensor:
-    """−Σ_i ŷ_iᵀ log softmax(z_i), divided by the reference batch size B (as ``budget_ce``)."""
-    return -(target * logits.float().log_softmax(-1)).sum() / budget
+def soft_ce(logits: Tensor, target: Tensor, batch_size: int) -> Tensor:
+    """−Σ_i ŷ_iᵀ log softmax(z_i), divided by the reference batch size B (as ``batch_normalised_ce``)."""
+    return -(target * logits.float().log_softmax(-1)).sum() / batch_size
 
 
-def boosting_losses(logits: Tensor, labels: Tensor, lam: float, budget: int) -> tuple[Tensor, Tensor, Tensor]:
+def boosting_losses(logits: Tensor, labels: Tensor, residual_weight: float,
+                    batch_size: int) -> tuple[Tensor, Tensor, Tensor]:
     """(ε, ε_o, ε_p) of one modality whose t classifiers gave ``logits`` (t, N, K), eqs. 2–4.
 
     ε: newest classifier vs the residual labels; ε_o: all t summed vs y; ε_p: the first t−1
@@ -71,9 +72,9 @@ def boosting_losses(logits: Tensor, labels: Tensor, lam: float, budget: int) -> 
     """
     t = logits.shape[0]
     onehot = nn.functional.one_hot(labels, logits.shape[-1]).float()
-    eps = soft_ce(logits[-1], residual_labels(onehot, logits[:-1], lam), budget)
-    eps_o = budget_ce(logits.sum(0).float(), labels, budget)
-    eps_p = budget_ce(logits[:-1].sum(0).float(), labels, budget) if t > 1 else eps_o.new_zeros(())
+    eps = soft_ce(logits[-1], residual_labels(onehot, logits[:-1], residual_weight), batch_size)
+    eps_o = batch_normalised_ce(logits.sum(0).float(), labels, batch_size)
+    eps_p = batch_normalised_ce(logits[:-1].sum(0).float(), labels, batch_size) if t > 1 else eps_o.new_zeros(())
     return eps, eps_o, eps_p
 
 
@@ -81,7 +82,8 @@ def aca_decision(scores: Tensor, sigma: float = 1.0, tau: float = 0.01) -> list[
     """Modalities that get a classifier, from the window's OGM scores (Algorithm 1).
 
     M = 2 (paper): s^a − σ·s^v > τ → modality 1 (v); < −τ → modality 0 (a); else none.
-    M > 2 (SPEC): every modality whose score is below the mean of the others by more than τ.
+    M > 2 (our rule; README "The inner learners"): every modality whose score is below the mean
+    of the others by more than τ.
     """
     s = [float(x) for x in scores.tolist()]
     if len(s) == 2:
@@ -129,7 +131,7 @@ def check_kwargs(max_classifiers: int, omega_target: str) -> None:
 class BoostingLearner(Learner):
     """AUG. Unimodal logits = Σ_t ω-weighted classifier logits; inference = their late-fusion sum.
 
-    ``lam`` (λ, residual softening), ``check_every`` (ACA period T in epochs; ``"auto"`` =
+    ``residual_weight`` (λ, residual softening), ``check_every`` (ACA period T in epochs; ``"auto"`` =
     ``AUTO_ACA_FRACTION`` of the run, so ACA acts in short runs too; 20 until a trainer tells the
     run length), ``sigma``, ``tau``, ``max_classifiers`` (cap per modality), ``hidden`` (Layer1
     width), ``omega_target`` (``cover`` / ``onehot``, module docstring), ``omega_lr`` /
@@ -137,14 +139,17 @@ class BoostingLearner(Learner):
     with the backbone's optimiser type).
     """
 
-    def __init__(self, dataset, optim: OptimConfig, device, generator, lam: float = 0.2,
+    # old keyword -> new; applied where learners are checked and built (``mmrl_env.kwargs.apply_renames``)
+    RENAMED_KWARGS: ClassVar[dict[str, str]] = {"lam": "residual_weight"}
+
+    def __init__(self, dataset, optim: OptimConfig, device, generator, residual_weight: float = 0.2,
                  check_every: int | str = "auto", sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10,
                  hidden: int = 256, omega_target: str = "cover", omega_lr: float = 1e-3,
                  omega_steps: int = 100) -> None:
         check_kwargs(max_classifiers, omega_target)
         self.check_every_arg = check_every
         self.check_every = auto_period(check_every, None, AUTO_ACA_FRACTION, PAPER_T, "check_every")
-        self.lam, self.sigma, self.tau, self.omega_target = lam, sigma, tau, omega_target
+        self.residual_weight, self.sigma, self.tau, self.omega_target = residual_weight, sigma, tau, omega_target
         self.max_classifiers, self.hidden, self.omega_steps = max_classifiers, hidden, omega_steps
         super().__init__(dataset, optim, device, generator)
         m = dataset.num_modalities
@@ -182,7 +187,7 @@ class BoostingLearner(Learner):
         with self.autocast():
             for r, (x, y) in enumerate(zip(batch.inputs, batch.labels, strict=True)):
                 z = self._logits(r, self.model.encoders[r](x))
-                loss = loss + sum(boosting_losses(z, y, self.lam, batch.budget))
+                loss = loss + sum(boosting_losses(z, y, self.residual_weight, batch.batch_size))
                 zsum = z.detach().float().sum(0)
                 summed.append(zsum)
                 if y.numel():
@@ -233,7 +238,7 @@ class BoostingLearner(Learner):
             layer = self.model.add_classifier(r)
         group = {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
         self.optimizer.add_param_group({**group, "params": list(layer.parameters())})
-        self.scheduler.base_lrs.append(group.get("initial_lr", self.optim_cfg.lr))
+        self.lr_schedule.base_lrs.append(group.get("initial_lr", self.optim_cfg.lr))
         self.added.append(r)
         return layer
 

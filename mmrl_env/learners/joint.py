@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, StepOutput, budget_ce
+from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, StepOutput, batch_normalised_ce
 from mmrl_env.models.multimodal import MultimodalNet
 
 
@@ -26,7 +26,7 @@ def check_alpha(alpha: float) -> None:
 class JointLearner(Learner):
     """Loss (1−α)·CE(z_multi) + α·Σ_j CE(z_j); inference z_multi + Σ_j z_j.
 
-    ``alpha`` weighs the unimodal heads (SPEC default 0.2); ``fusion`` picks the fusion head.
+    ``alpha`` weighs the unimodal heads (BSS paper eq. 5, α = 0.2); ``fusion`` picks the fusion head.
     """
 
     def __init__(self, dataset, optim: OptimConfig, device, generator, alpha: float = 0.2,
@@ -45,7 +45,8 @@ class JointLearner(Learner):
         with self.autocast():
             feats = [model.encode(j, x) for j, x in enumerate(batch.inputs)]
             logits = [head(u) for head, u in zip(model.heads, feats, strict=True)]
-            uni = sum(budget_ce(z.float(), y, batch.budget) for z, y in zip(logits, batch.labels, strict=True))
+            uni = sum(batch_normalised_ce(z.float(), y, batch.batch_size)
+                      for z, y in zip(logits, batch.labels, strict=True))
             fused = None
             if batch.n_common > 0:
                 z_multi = model.fusion([u[: batch.n_common] for u in feats])

@@ -14,7 +14,7 @@ learned for the others:
   used and a = 0.1^(1 + b/L) (b: batch index in the epoch, L: batches per epoch):
   k = P·rᵀ, P ← P − k·kᵀ / (a + r·k), P ← P / ‖P‖_F, and the head's weight gradient
   G ← G·Pᵀ (the bias is left alone). The release's own call never matches its parameter name,
-  so it never projects (SPEC §2); here it does when enabled.
+  so it never projects (README "The inner learners"); here it does when enabled.
 - ``"batch"``: our earlier variant: per batch, modality j's whole head gradient minus its
   components along the earlier modalities' head gradients of the same batch (Gram–Schmidt);
   no state across batches.
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, StepOutput, budget_ce
+from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, StepOutput, batch_normalised_ce
 from mmrl_env.models.encoders import build_encoder
 
 INFERENCE = ("entropy", "fixed")
@@ -129,12 +129,12 @@ class MLALearner(Learner):
         basis: list[Tensor] = []
         total = torch.zeros((), device=self.device)
         logits = []
-        batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.budget))
+        batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.batch_size))
         for j, (x, y) in enumerate(zip(batch.inputs, batch.labels, strict=True)):
             with self.autocast():
                 u = self.model.encoders[j](x)
                 z = self.model.head(u)
-                loss = budget_ce(z.float(), y, batch.budget)
+                loss = batch_normalised_ce(z.float(), y, batch.batch_size)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.project == "gs":

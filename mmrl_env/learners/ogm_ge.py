@@ -4,8 +4,8 @@ The modality that is ahead on the current batch has its encoder's gradients damp
 the fused loss stops being satisfied by it alone; Gaussian noise (GE) keeps every encoder
 exploring. Two variants (``variant``):
 
-- ``"published"`` (default): the authors' baseline, so numbers compare with SPEC §8's OGM-GE
-  row. Loss = cross-entropy of the fused logits only; modality j's score comes from its share
+- ``"published"`` (default): the authors' baseline, so numbers compare with the OGM row of the BSS
+  paper's Table 1. Loss = cross-entropy of the fused logits only; modality j's score comes from its share
   of the fusion layer, z_j = u_j·W_jᵀ + b/M (W_j: the columns of the concat layer that read
   u_j; with ``fusion="sum"`` modality j's own layer); inference = the fused logits.
 - ``"joint"``: the ``joint`` learner (auxiliary unimodal losses, inference z_multi + Σ_j z_j)

@@ -51,12 +51,12 @@ class Pacing:
     def __call__(self, t: float) -> float:
         t, l0 = max(float(t), 0.0), self.lambda0
         if self.kind == "root":
-            lam = math.sqrt((1 - l0**2) / self.t_grow * t + l0**2)
+            proportion = math.sqrt((1 - l0**2) / self.t_grow * t + l0**2)
         elif self.kind == "linear":
-            lam = l0 + (1 - l0) * t / self.t_grow
+            proportion = l0 + (1 - l0) * t / self.t_grow
         else:
-            lam = l0 + (1 - l0) * math.floor(self.steps * t / self.t_grow) / self.steps
-        return min(1.0, lam)
+            proportion = l0 + (1 - l0) * math.floor(self.steps * t / self.t_grow) / self.steps
+        return min(1.0, proportion)
 
 
 @dataclass(frozen=True)
@@ -78,15 +78,15 @@ class ProportionMap:
         a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
         return self.lambda_min + (a + 1) / 2 * (1 - self.lambda_min)
 
-    def action(self, lam: float) -> np.ndarray:
+    def action(self, proportion: float) -> np.ndarray:
         """The action giving λ (λ below λ_min maps to −1)."""
-        a = 2 * (lam - self.lambda_min) / max(1 - self.lambda_min, 1e-12) - 1
+        a = 2 * (proportion - self.lambda_min) / max(1 - self.lambda_min, 1e-12) - 1
         return np.clip(np.array([a], np.float32), -1.0, 1.0)
 
 
-def subset_size(n: int, lam: float) -> int:
+def subset_size(n: int, proportion: float) -> int:
     """⌈λ·n⌉, at least 1 and at most n (rounded first so that e.g. 0.1·400 gives 40, not 41)."""
-    return min(n, max(1, math.ceil(round(lam * n, 6))))
+    return min(n, max(1, math.ceil(round(proportion * n, 6))))
 
 
 def rank(score: Tensor) -> Tensor:
@@ -104,7 +104,7 @@ class Curriculum(Protocol):
 
     def update(self, score: Tensor) -> None: ...
 
-    def order(self, lam: float, generator: torch.Generator) -> Tensor: ...
+    def order(self, proportion: float, generator: torch.Generator) -> Tensor: ...
 
     def state_dict(self) -> dict[str, Tensor | None]: ...
 
@@ -123,10 +123,10 @@ class RankCurriculum:
     def update(self, score: Tensor) -> None:
         self.ranking = rank(score.detach().cpu())
 
-    def order(self, lam: float, generator: torch.Generator) -> Tensor:
+    def order(self, proportion: float, generator: torch.Generator) -> Tensor:
         if self.ranking is None:
             raise RuntimeError("no balance score yet: call update() with a measurement first")
-        top = self.ranking[: subset_size(len(self.ranking), lam)]
+        top = self.ranking[: subset_size(len(self.ranking), proportion)]
         return top[torch.randperm(len(top), generator=generator)]
 
     def state_dict(self) -> dict[str, Tensor | None]:
@@ -160,9 +160,9 @@ class LearnedCurriculum:
         w = (1 + self.s_hat).clamp_min(1e-6)
         return w / w.sum()
 
-    def order(self, lam: float, generator: torch.Generator) -> Tensor:
+    def order(self, proportion: float, generator: torch.Generator) -> Tensor:
         p = self.probabilities
-        k = subset_size(len(p), lam)
+        k = subset_size(len(p), proportion)
         return torch.multinomial(p, k, replacement=self.sampling == "paper", generator=generator)
 
     def state_dict(self) -> dict[str, Tensor | None]:
