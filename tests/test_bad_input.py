@@ -196,6 +196,7 @@ MML_CASES = [
     ("zero epochs", ["--epochs", "0"], "--epochs must be >= 1"),
     ("zero batch size", ["--batch-size", "0"], "--batch-size must be >= 1"),
     ("negative seed", ["--seed", "-2"], "--seed must be >= 0"),
+    ("zero seeds", ["--seeds", "0"], "--seeds must be >= 1"),
     ("unknown dataset", ["--dataset", "Nope"], "known datasets"),
     ("missing data", ["--dataset", "Custom", "--dataset-kwargs", "root={tmp}/absent"], "not found"),
     ("dataset setting out of range", ["--dataset-kwargs", "n_train=0"], "n_train=0: must be positive"),
