@@ -181,6 +181,7 @@ EVAL_CASES = [
      "alpha_ogm"),
     ("learners: missing data", ["--env", "DUS-Custom", "--learners", "joint", "--env-kwargs",
                                 "dataset_kwargs.root={tmp}/absent"], "Custom data directory .* not found"),
+    ("learners: unknown engine", ["--learners", "joint", "--env-kwargs", "engine=warp"], "engine='warp'.*sequential"),
 ]
 
 

@@ -41,6 +41,7 @@ from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
+from mmrl_env.engine.select import ENGINES
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
@@ -50,7 +51,7 @@ from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import REQUIRED, make_env, next_run_dir
 from training.validate import check_env_kwargs, check_range
 
-LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device")  # --env-kwargs train_mml.run_seeds takes
+LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
 
 
 def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vector.VectorEnv:
@@ -187,6 +188,8 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
     if bad:
         raise UsageError(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)}; got {bad}")
     check_env_kwargs(args.env, env_kwargs)
+    if env_kwargs.get("engine", "auto") not in ENGINES:
+        raise UsageError(f"--env-kwargs engine={env_kwargs['engine']!r}: choose one of {', '.join(ENGINES)}")
     for name in set(per_learner) | set(names):
         try:
             check_learner(name, per_learner.get(name, {}))
