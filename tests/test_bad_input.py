@@ -181,6 +181,7 @@ EVAL_CASES = [
      "alpha_ogm"),
     ("learners: missing data", ["--env", "DUS-Custom", "--learners", "joint", "--env-kwargs",
                                 "dataset_kwargs.root={tmp}/absent"], "Custom data directory .* not found"),
+    ("learners: unknown engine", ["--learners", "joint", "--env-kwargs", "engine=warp"], "engine='warp'.*sequential"),
 ]
 
 
@@ -196,6 +197,7 @@ MML_CASES = [
     ("zero epochs", ["--epochs", "0"], "--epochs must be >= 1"),
     ("zero batch size", ["--batch-size", "0"], "--batch-size must be >= 1"),
     ("negative seed", ["--seed", "-2"], "--seed must be >= 0"),
+    ("zero seeds", ["--seeds", "0"], "--seeds must be >= 1"),
     ("unknown dataset", ["--dataset", "Nope"], "known datasets"),
     ("missing data", ["--dataset", "Custom", "--dataset-kwargs", "root={tmp}/absent"], "not found"),
     ("dataset setting out of range", ["--dataset-kwargs", "n_train=0"], "n_train=0: must be positive"),

@@ -5,10 +5,15 @@ from __future__ import annotations
 import csv
 import math
 
+import gymnasium as gym
+import pytest
 import yaml
 
 from agents import report
-from training.evaluate import episode_record, main
+from agents.heuristics import HEURISTICS
+from agents.rollout import run_episode
+from training.config import parse_kv
+from training.evaluate import episode_record, evaluate_policies, main, parse_args
 from training.train_agent import main as train
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
@@ -86,3 +91,24 @@ def test_diverged_runs_are_reported_not_fatal(tmp_path):
     assert row["fused_acc_mean"] == "nan" and row["return_mean"] != "nan"  # no test metrics, but a return
     assert "| n/a |" in (out / "results.md").read_text()
     assert (out / "val_acc.png").exists()
+
+
+def test_policies_share_each_seeds_start_and_run_k_is_the_single_episode():
+    """Common random numbers: run k of every policy's batch starts from seed k's weights and data
+    (same first observation, same initial validation accuracy), and equals the single-env
+    episode with seed k."""
+    seeds = [10_000, 10_001, 10_002]
+    args = parse_args(["--policies", "dus-h,uniform", "--no-progress", "--env-kwargs", *SMALL_ENV])
+    records, modalities = evaluate_policies(args, seeds)
+    start = {name: [(r.curves["val_acc"][0], *(r.curves[f"s_hat/{m}"][0] for m in modalities)) for r in recs]
+             for name, recs in records.items()}
+    assert start["dus-h"] == start["uniform"]
+    assert len({s[0] for s in start["uniform"]}) > 1  # ... and the seeds differ from each other
+    assert records["dus-h"][0].curves["n/audio"] != records["uniform"][0].curves["n/audio"]  # the policies differ
+    for k, seed in enumerate(seeds):
+        env = gym.make("DUS-Synthetic", **parse_kv(SMALL_ENV))
+        single = episode_record(run_episode(HEURISTICS["dus-h"](env), env, seed=seed), modalities)
+        batch = records["dus-h"][k]
+        assert batch.metrics == pytest.approx(single.metrics, abs=1e-3)
+        for name, curve in single.curves.items():
+            assert batch.curves[name] == pytest.approx(curve, abs=1e-3, nan_ok=True), name

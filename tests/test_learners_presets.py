@@ -61,16 +61,16 @@ def test_env_kwargs_tokens_round_trip():
 
 def test_config_flag_with_overrides(capsys, monkeypatch, tmp_path):
     seen = {}
-    real_run = train_mml.run
+    real_run = train_mml.run_seeds
 
-    def fake_run(dataset, learner, learner_kwargs, epochs, batch_size, seed, device, log_dir, dataset_kwargs,
+    def fake_run(dataset, learner, learner_kwargs, epochs, batch_size, seeds, device, log_dir, dataset_kwargs,
                  progress=True, optim=None):
         seen.update(dataset=dataset, learner=learner, learner_kwargs=learner_kwargs, epochs=epochs,
                     batch_size=batch_size, optim=optim, dataset_kwargs=dataset_kwargs)
-        return real_run(dataset, learner, learner_kwargs, epochs, batch_size, seed, "cpu", None, dataset_kwargs,
-                             progress=False, optim=optim)
+        return real_run(dataset, learner, learner_kwargs, epochs, batch_size, seeds, "cpu", None, dataset_kwargs,
+                        progress=False, optim=optim)
 
-    monkeypatch.setattr(train_mml, "run", fake_run)
+    monkeypatch.setattr(train_mml, "run_seeds", fake_run)
     preset = next(p for p in PRESETS if p.stem == "cremad_aug")
     train_mml.main(["--config", str(preset), "-f", str(tmp_path), "--dataset", "Synthetic", "--epochs", "1",
                     "--dataset-kwargs", "n_train=64", "n_val=16", "n_test=16", "--learner-kwargs", "check_every=1"])

@@ -8,7 +8,9 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from training.train_mml import format_table, main, run
+from training.train_mml import format_table, main, run, run_seeds
+
+TINY = {"n_train": 200, "n_val": 50, "n_test": 50}
 
 
 def test_train_mml_logs_env_tags_and_reports_test_metrics(tmp_path):
@@ -41,3 +43,41 @@ def test_train_mml_cli_gets_a_run_directory(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"(?s)CremaD data not found: looked in .*nowhere"):
         main(["--dataset", "CremaD", "--data-root", str(tmp_path / "nowhere"), "-f", str(tmp_path)])
     assert not (tmp_path / "mml" / "CremaD-joint_1").exists()  # a failed run leaves no directory
+
+
+@pytest.mark.parametrize("learner", ["ogm_ge", "boosting"])
+def test_run_k_of_the_seed_batch_is_the_single_run_with_seed_k(learner):
+    """``run_seeds`` trains the seeds as one batched engine; run k equals ``run`` (K = 1, the
+    plain trainer) with seed k: history and test metrics within float tolerance."""
+    kwargs = {"check_every": 1} if learner == "boosting" else {}
+    batch = run_seeds("Synthetic", learner, kwargs, epochs=2, batch_size=32, seeds=[3, 5], device="cpu",
+                      dataset_kwargs=TINY, progress=False)
+    assert batch.trainer.num_runs == 2 and type(batch.trainer).__name__ == "VectorTrainer"
+    assert batch.modalities == ("audio", "video") and [r.seed for r in batch.runs] == [3, 5]
+    for r in batch.runs:
+        history: list[dict] = []
+        metrics, learner_obj = run("Synthetic", learner, kwargs, epochs=2, batch_size=32, seed=r.seed, device="cpu",
+                                   dataset_kwargs=TINY, progress=False, history=history)
+        assert len(r.history) == len(history) == 2
+        for mine, single in zip(r.history, history, strict=True):
+            assert mine["val_acc"] == pytest.approx(single["val_acc"], abs=1e-6)
+            assert mine["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4)
+        assert r.test == pytest.approx(metrics, abs=1e-4)
+        assert r.learner_info.keys() == learner_obj.info().keys()
+    assert batch.runs[0].test != batch.runs[1].test  # two seeds, two runs
+
+
+def test_train_mml_cli_reports_mean_and_std_over_seeds(tmp_path, capsys):
+    run_dir = main(["--seeds", "3", "--seed", "7", "--epochs", "1", "--batch-size", "32", "--device", "cpu",
+                    "--no-progress", "--log-dir", str(tmp_path / "r"), "--dataset-kwargs", "n_train=200",
+                    "n_val=50", "n_test=50"])
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["seeds"] == [7, 8, 9] and [r["seed"] for r in results["runs"]] == [7, 8, 9]
+    accs = [r["test"]["fused_acc"] for r in results["runs"]]
+    assert results["test_mean"]["fused_acc"] == pytest.approx(sum(accs) / 3)
+    assert results["test_std"]["fused_acc"] > 0 and "test" not in results
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["seeds"] == 3
+    assert sorted(p.name for p in run_dir.glob("seed_*")) == ["seed_7", "seed_8", "seed_9"]  # TensorBoard per seed
+    out = capsys.readouterr().out
+    mean, std = 100 * results["test_mean"]["fused_acc"], 100 * results["test_std"]["fused_acc"]
+    assert f"{mean:.2f} ± {std:.2f}" in out and "mean ± std over 3" in out and "seeds 7-9" in out

@@ -106,6 +106,36 @@ def test_disabled_autoreset_refuses_to_step_an_ended_run(small_kwargs):
         make_vec("DUS-Synthetic", small_kwargs, autoreset_mode="Sometimes")
 
 
+def test_resting_runs_wait_while_the_others_finish(small_kwargs):
+    """``step_runs(actions, active=mask)``: run 0 plays its whole episode while run 1 rests,
+    then run 1 plays its own; each equals the single env with its seed, and an ended run
+    that is asked to step again is refused."""
+    venv = make_vec("DUS-Synthetic", small_kwargs, k=2, autoreset_mode="Disabled")
+    obs, _ = venv.reset(seed=[4, 9])
+    start = obs[1].copy()
+    for run, seed in ((0, 4), (1, 9)):
+        single = gym.make("DUS-Synthetic", **small_kwargs)
+        single.reset(seed=seed)
+        mask = np.arange(2) == run
+        step, done = 0, False
+        while not done:
+            acts = actions_for("DUS-Synthetic", step, 2)
+            obs, rewards, terminated, _, infos = venv.step_runs(acts, active=mask)
+            o, r, t, _, info = single.step(acts[run])
+            np.testing.assert_allclose(obs[run], o, atol=1e-5, err_msg=f"run {run} step {step}")
+            assert rewards[run] == pytest.approx(r, abs=1e-3) and terminated[run] == t
+            other = 1 - run
+            assert rewards[other] == 0 and not terminated[other] and infos[other] == {}
+            if run == 0:
+                np.testing.assert_array_equal(obs[1], start)  # the resting run did not move
+            done, step = t, step + 1
+        assert infos[run]["test"]["fused_acc"] == pytest.approx(info["test"]["fused_acc"], abs=1e-4)
+    with pytest.raises(RuntimeError, match=r"run\(s\) \[0\] have ended"):
+        venv.step_runs(np.zeros((2, 2), np.float32), active=np.array([True, False]))
+    with pytest.raises(ValueError, match="bool mask"):
+        venv.step_runs(np.zeros((2, 2), np.float32), active=np.array([1, 0]))
+
+
 def test_sb3_ppo_trains_on_the_vec_env_and_sees_terminal_observations(small_kwargs):
     venv = VecCheckNan(VecMonitor(MMRLVecEnv(make_vec("DUS-Synthetic", small_kwargs, k=2))), raise_exception=True)
     model = PPO("MlpPolicy", venv, n_steps=8, batch_size=8, n_epochs=1, seed=0, device="cpu")

@@ -5,6 +5,11 @@ examples:
   python training/evaluate.py --env BSS-Synthetic --policies bss-h,bss-l,full --seeds 5
   python training/evaluate.py --env DUS-Synthetic --learners joint,boosting,ogm_ge,mla --seeds 3
 
+Each policy plays its seeds as ONE K-run vector env (K = --seeds; the inner runs train as one
+batched engine, agents/rollout.py run_episodes), and --learners trains each learner's seeds
+as one K-run trainer (train_mml.run_seeds). Run k is seeded with seed k whatever the policy:
+every policy starts from the same initial weights and data order per seed (common random
+numbers), so paired differences between policies are not blurred by init noise.
 A policy is a heuristic name (its env is made with the env settings it stands for, as in
 train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the env of
 <run dir>/config.yaml). Heuristics run on the env settings of the first run dir given, then
@@ -34,18 +39,29 @@ from agents import report
 from agents.checkpoint import CheckpointError, load_parameters
 from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode
+from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
+from mmrl_env.engine.select import ENGINES
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import train_mml
-from training.cli_errors import UsageError, run_cli, usage_errors
+from training.cli_errors import UsageError, message_of, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import REQUIRED, make_env, next_run_dir
 from training.validate import check_env_kwargs, check_range
 
-LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device")  # --env-kwargs train_mml.run takes
+LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
+
+
+def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vector.VectorEnv:
+    """One vector env with a run per seed, autoreset off (one episode each); a bad setting ends
+    the program with the env's own message, as ``make_env`` does."""
+    try:
+        return gym.make_vec(env_id, num_envs=len(seeds), vectorization_mode="vector_entry_point",
+                            autoreset_mode="Disabled", **kwargs)
+    except (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError) as err:
+        raise UsageError(message_of(err)) from err
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -147,15 +163,16 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
     for spec in tqdm(specs, desc="policies", disable=args.no_progress):
         if spec in runs:
             name, agent, kwargs = runs[spec][0] + ":" + Path(spec.partition(":")[2]).name, runs[spec][1], runs[spec][2]
-            env = make_env(args.env, kwargs)
+            venv = make_runs(args.env, kwargs, seeds)
         elif spec in HEURISTICS:
-            name, env = spec, make_env(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs))
-            agent = make_agent(spec, env, seed=seeds[0])
+            name, venv = spec, make_runs(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs), seeds)
+            agent = make_agent(spec, venv, seed=seeds[0])
         else:
             raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
                              f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
-        modalities = control_of(env).modalities
-        records[name] = [episode_record(run_episode(agent, env, seed=s), modalities) for s in seeds]
+        modalities = control_of(venv).modalities
+        records[name] = [episode_record(ep, modalities) for ep in run_episodes(agent, venv, seeds)]
+        venv.close()
     return records, modalities
 
 
@@ -171,6 +188,8 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
     if bad:
         raise UsageError(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)}; got {bad}")
     check_env_kwargs(args.env, env_kwargs)
+    if env_kwargs.get("engine", "auto") not in ENGINES:
+        raise UsageError(f"--env-kwargs engine={env_kwargs['engine']!r}: choose one of {', '.join(ENGINES)}")
     for name in set(per_learner) | set(names):
         try:
             check_learner(name, per_learner.get(name, {}))
@@ -183,14 +202,11 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
         load_dataset(dataset, **env_kwargs.get("dataset_kwargs", {}))
     records: dict[str, list[report.Record]] = {}
     modalities: tuple[str, ...] = ()
-    for name in names:
-        records[name] = []
-        for seed in tqdm(seeds, desc=name, disable=args.no_progress):
-            history: list[dict[str, Any]] = []
-            metrics, learner = train_mml.run(dataset, name, per_learner.get(name), seed=seed, progress=False,
-                                             history=history, **env_kwargs)
-            modalities = learner.dataset.modality_names
-            records[name].append(report.Record(metrics, {"val_acc": [h["val_acc"] for h in history]}))
+    for name in names:  # each learner's seeds: one K-run trainer
+        result = train_mml.run_seeds(dataset, name, per_learner.get(name), seeds=seeds,
+                                     progress=not args.no_progress, **env_kwargs)
+        modalities = result.modalities
+        records[name] = [report.Record(r.test, {"val_acc": [h["val_acc"] for h in r.history]}) for r in result.runs]
     return records, modalities
 
 

@@ -5,12 +5,16 @@ examples:
   python training/train_mml.py --dataset CremaD --learner ogm_ge        # data in $MMRL_DATA/cremad
   python training/train_mml.py --config configs/paper/cremad_aug.yaml   # a paper preset (README)
   python training/train_mml.py --config configs/paper/cremad_aug.yaml --dataset Synthetic --epochs 2
+  python training/train_mml.py --learner ogm_ge --seeds 8              # seeds 0..7 as one batch: mean ± std
 
-Every modality gets B samples per iteration (plain joint sampling). The run directory
-(--log-folder/mml/<dataset>-<learner>_<n>, or --log-dir) gets the TensorBoard events (per
-epoch, under the env wrapper's tags: step/val_acc, step/val_acc_modality/<modality>,
-step/<learner info>), config.yaml, command.txt and results.json; the test table (fused and
-per modality: accuracy, macro-F1, mAP, in %) is printed at the end.
+Every modality gets B samples per iteration (plain joint sampling). --seeds N trains seeds
+S, S+1, ..., S+N-1 (S = --seed) as N runs of one batched engine (the K-run trainer). The run
+directory (--log-folder/mml/<dataset>-<learner>_<n>, or --log-dir) gets the TensorBoard events
+(per epoch, under the env wrapper's tags: step/val_acc, step/val_acc_modality/<modality>,
+step/<learner info>; in seed_<s>/ per seed when N > 1), config.yaml, command.txt and
+results.json (per seed under "runs"; one seed also as "test"/"learner_info", several also as
+"test_mean"/"test_std"); the test table (fused and per modality: accuracy, macro-F1, mAP, in %;
+mean ± std over seeds when N > 1) is printed at the end.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import json
 import shlex
 import shutil
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -31,12 +38,12 @@ from tqdm import tqdm
 
 from mmrl_env.data import dataset_names, load_dataset
 from mmrl_env.determinism import set_deterministic
+from mmrl_env.engine.select import build_run_trainer
 from mmrl_env.envs.tensorboard import numeric_leaves
 from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
 from mmrl_env.learners import LEARNERS, check_learner
 from mmrl_env.learners.base import OptimConfig
-from mmrl_env.metrics import validation_scores
-from mmrl_env.trainer import build_trainer
+from mmrl_env.metrics import prediction_metrics, validation_scores
 from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import next_run_dir
@@ -45,8 +52,8 @@ from training.validate import _check_section, _defaults, check_device, check_fin
 # --config: a YAML of this script's arguments (dashes as underscores) plus ``optim`` (OptimConfig fields
 # over the dataset's defaults). Presets that drive an env with a policy (BSS rows) also carry ``env``
 # and ``policy``; ``targets`` says which published number a preset reproduces.
-CONFIG_KEYS = ("dataset", "learner", "learner_kwargs", "dataset_kwargs", "epochs", "batch_size", "seed", "device",
-               "log_dir", "threads", "optim")
+CONFIG_KEYS = ("dataset", "learner", "learner_kwargs", "dataset_kwargs", "epochs", "batch_size", "seed", "seeds",
+               "device", "log_dir", "threads", "optim")
 META_KEYS = ("targets", "env", "policy", "env_kwargs")
 ENV_KEYS = ("learner", "learner_kwargs", "dataset_kwargs", "epochs", "batch_size", "optim")
 
@@ -85,43 +92,102 @@ def kv_tokens(values: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+@dataclass
+class SeedRun:
+    """One seed's run: its test metrics, the learner's final info and, per epoch, the train
+    loss, validation accuracies and learner info (what TensorBoard gets)."""
+
+    seed: int
+    test: dict[str, float]
+    learner_info: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SeedRuns:
+    """The runs of ``run_seeds``, in seed order, and the trainer that ran them."""
+
+    modalities: tuple[str, ...]
+    runs: list[SeedRun]
+    trainer: Any
+
+    def mean_std(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Mean and (population) std over seeds of each test metric."""
+        keys = self.runs[0].test
+        values = {k: np.array([r.test[k] for r in self.runs]) for k in keys}
+        return {k: float(v.mean()) for k, v in values.items()}, {k: float(v.std()) for k, v in values.items()}
+
+
+def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict[str, Any] | None = None,
+              epochs: int = 8, batch_size: int = 64, seeds: Sequence[int] = (0,), device: str = "auto",
+              log_dir: str | None = None, dataset_kwargs: dict[str, Any] | None = None, progress: bool = True,
+              optim: dict[str, Any] | None = None, engine: str = "auto") -> SeedRuns:
+    """Train ``learner`` for ``epochs`` once per seed, all K = len(seeds) runs at once (one K-run
+    trainer: the batched engine where it covers the learner and encoders, else in sequence;
+    ``mmrl_env.engine.select``). Every modality gets B samples per iteration (plain joint
+    sampling). Per epoch, one batched predict gives every run's validation accuracies.
+    ``log_dir``: TensorBoard events there (one seed) or in ``log_dir/seed_<s>`` per seed.
+    ``optim`` overrides fields of the dataset's default optimisation (lr, StepLR period, ...)."""
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("run_seeds needs at least one seed")
+    trainer = build_run_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device,
+                                len(seeds), engine)
+    trainer.reset(seeds)
+    names = tuple(trainer.dataset.modality_names)
+    sizes = [[batch_size] * len(names)] * len(seeds)
+    runs = [SeedRun(s, {}, {}) for s in seeds]
+    writers: list[SummaryWriter | None] = [None] * len(seeds)
+    if log_dir:
+        writers = [SummaryWriter(log_dir if len(seeds) == 1 else str(Path(log_dir) / f"seed_{s}")) for s in seeds]
+    what = f"{learner} on {dataset}" + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
+    for epoch in tqdm(range(epochs), desc=what, disable=not progress):
+        loss = trainer.train(trainer.iterations_per_epoch, sizes).detach().cpu()
+        pred, y = trainer.predict(trainer.dataset.val)
+        for k, (run, writer) in enumerate(zip(runs, writers, strict=True)):
+            scores = validation_scores(pred.fused[k], [z[k] for z in pred.unimodal], y, names)
+            info = {"train_loss": float(loss[k]), "val_acc": scores["acc"],
+                    "val_acc_modality": {n: scores[f"acc_{n}"] for n in names}, **trainer.run_info(k)}
+            run.history.append(info)
+            for tag, value in numeric_leaves(info) if writer is not None else ():
+                writer.add_scalar(f"step/{tag}", value, epoch + 1)
+    for writer in writers:
+        if writer is not None:
+            writer.close()
+    pred, y = trainer.predict(trainer.dataset.test)
+    for k, run in enumerate(runs):
+        run.test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y, names)
+        run.learner_info = trainer.run_info(k)
+    return SeedRuns(names, runs, trainer)
+
+
 def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict[str, Any] | None = None,
         epochs: int = 8, batch_size: int = 64, seed: int = 0, device: str = "auto", log_dir: str | None = None,
         dataset_kwargs: dict[str, Any] | None = None, progress: bool = True,
         history: list[dict[str, Any]] | None = None, optim: dict[str, Any] | None = None,
         ) -> tuple[dict[str, float], Any]:
-    """Train ``learner`` for ``epochs``; return (test metrics, the trained learner). ``history``,
-    when given, receives each epoch's validation accuracies and learner info (for plots);
-    ``optim`` overrides fields of the dataset's default optimisation (lr, StepLR period, ...)."""
-    trainer = build_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device)
-    trainer.reset(seed)
-    names = trainer.dataset.modality_names
-    sizes = [batch_size] * len(names)
-    writer = SummaryWriter(log_dir) if log_dir else None
-    for epoch in tqdm(range(epochs), desc=f"{learner} on {dataset}", disable=not progress):
-        loss = trainer.train(trainer.iterations_per_epoch, sizes)
-        if writer is not None or history is not None:
-            pred, y = trainer.predict(trainer.dataset.val)
-            scores = validation_scores(pred.fused, pred.unimodal, y, names)
-            info = {"train_loss": loss.item(), "val_acc": scores["acc"],
-                    "val_acc_modality": {n: scores[f"acc_{n}"] for n in names}, **trainer.learner.info()}
-            for tag, value in numeric_leaves(info) if writer is not None else ():
-                writer.add_scalar(f"step/{tag}", value, epoch + 1)
-            if history is not None:
-                history.append(info)
-    if writer is not None:
-        writer.close()
-    return trainer.evaluate("test"), trainer.learner
+    """One seed: ``run_seeds`` with K = 1. Returns (test metrics, the trained learner);
+    ``history``, when given, receives each epoch's validation accuracies and learner info."""
+    result = run_seeds(dataset, learner, learner_kwargs, epochs, batch_size, [seed], device, log_dir, dataset_kwargs,
+                       progress, optim)
+    if history is not None:
+        history.extend(result.runs[0].history)
+    return result.runs[0].test, result.trainer.learner
 
 
-def format_table(metrics: dict[str, float], names: list[str], title: str) -> Table:
-    """Test accuracy, macro-F1 and mAP in %, fused and per modality."""
+def format_table(metrics: dict[str, float], names: list[str], title: str,
+                 std: dict[str, float] | None = None) -> Table:
+    """Test accuracy, macro-F1 and mAP in %, fused and per modality (``std``: mean ± std cells)."""
     table = Table(title=title)
     table.add_column("")
     for header in ("acc", "macro-F1", "mAP"):
         table.add_column(f"{header} (%)", justify="right")
+
+    def cell(key: str) -> str:
+        return f"{100 * metrics[key]:.2f}" + ("" if std is None else f" ± {100 * std[key]:.2f}")
+
     for part in ["fused", *names]:
-        table.add_row(part, *(f"{100 * metrics[f'{part}_{k}']:.2f}" for k in ("acc", "f1", "map")))
+        table.add_row(part, *(cell(f"{part}_{k}") for k in ("acc", "f1", "map")))
     return table
 
 
@@ -149,6 +215,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
     p.add_argument("--batch-size", type=int, default=64, help="B, samples per modality per iteration (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of model init and batch order (default 0)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train seeds S..S+N-1 (S = --seed) as one batch and report mean ± std (default 1)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("-f", "--log-folder", default="runs",
                    help="root of the run directories (default runs): <root>/mml/<dataset>-<learner>_<n>")
@@ -183,6 +251,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     for flag, value in (("--epochs", a.epochs), ("--batch-size", a.batch_size)):
         check_range(flag, value, 1)
     check_range("--seed", a.seed, 0)
+    check_range("--seeds", a.seeds, 1)
     check_device(a.device)
     with usage_errors():
         learner_kwargs = deep_merge(cfg_file.get("learner_kwargs") or {},
@@ -211,26 +280,43 @@ def main(argv: list[str] | None = None) -> Path | None:
     argv_used = sys.argv[1:] if argv is None else argv
     (run_dir / "command.txt").write_text(shlex.join(["python", "training/train_mml.py", *argv_used]) + "\n")
     cfg = {"dataset": a.dataset, "learner": a.learner, "learner_kwargs": learner_kwargs, "epochs": a.epochs,
-           "batch_size": a.batch_size, "seed": a.seed, "device": a.device, "dataset_kwargs": dataset_kwargs,
-           "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic)}
+           "batch_size": a.batch_size, "seed": a.seed, "seeds": a.seeds, "device": a.device,
+           "dataset_kwargs": dataset_kwargs, "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic)}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     print(f"run directory: {run_dir}")
+    seeds = [a.seed + i for i in range(a.seeds)]
     try:
-        metrics, learner = run(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, a.seed,
-                               a.device, str(run_dir), dataset_kwargs, progress=not a.no_progress,
-                               optim=cfg_file.get("optim"))
+        result = run_seeds(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, seeds, a.device,
+                           str(run_dir), dataset_kwargs, progress=not a.no_progress, optim=cfg_file.get("optim"))
     except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
         if made:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise SystemExit(f"error: {err}") from err
-    info = learner.info()
-    (run_dir / "results.json").write_text(json.dumps({"test": metrics, "learner_info": info}, indent=2))
-    title = f"Test metrics of {a.learner} on {a.dataset} (seed {a.seed}, {a.epochs} epochs)"
-    Console(width=max(100, Console().width)).print(format_table(metrics, list(learner.dataset.modality_names), title))
-    if info:
-        print(f"learner state at the end: {learner_summary(info)}")
-    print(f"saved: {run_dir}  (tensorboard --logdir {run_dir})")
+    report_seeds(result, run_dir, a)
     return run_dir
+
+
+def report_seeds(result: SeedRuns, run_dir: Path, a: argparse.Namespace) -> None:
+    """results.json (per seed, plus the one seed's or the mean/std's metrics) and the terminal table."""
+    runs = result.runs
+    out: dict[str, Any] = {"seeds": [r.seed for r in runs],
+                           "runs": [{"seed": r.seed, "test": r.test, "learner_info": r.learner_info} for r in runs]}
+    mean, std = result.mean_std()
+    if len(runs) == 1:
+        out.update(test=runs[0].test, learner_info=runs[0].learner_info)
+        title = f"Test metrics of {a.learner} on {a.dataset} (seed {runs[0].seed}, {a.epochs} epochs)"
+    else:
+        out.update(test_mean=mean, test_std=std)
+        title = (f"Test metrics of {a.learner} on {a.dataset} (mean ± std over {len(runs)} seeds "
+                 f"{runs[0].seed}-{runs[-1].seed}, {a.epochs} epochs)")
+    (run_dir / "results.json").write_text(json.dumps(out, indent=2))
+    table = format_table(mean, list(result.modalities), title, std if len(runs) > 1 else None)
+    Console(width=max(100, Console().width)).print(table)
+    for r in runs:
+        if r.learner_info:
+            which = "" if len(runs) == 1 else f" (seed {r.seed})"
+            print(f"learner state at the end{which}: {learner_summary(r.learner_info)}")
+    print(f"saved: {run_dir}  (tensorboard --logdir {run_dir})")
 
 
 if __name__ == "__main__":

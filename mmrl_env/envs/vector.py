@@ -9,7 +9,9 @@ Autoreset (Gymnasium's ``AutoresetMode``): ``SAME_STEP`` by default, as Stable-B
 expects — a run that ends is reset within the same ``step``, the returned observation is
 the new run's first, and ``info["final_obs"]`` / ``info["final_info"]`` hold the ended run's
 last observation and info. ``NEXT_STEP`` (Gymnasium's default for its own vector envs) and
-``DISABLED`` are available through ``autoreset_mode=``.
+``DISABLED`` are available through ``autoreset_mode=``. With ``DISABLED`` a caller that runs
+one episode per run (``agents.rollout.run_episodes``) lets the runs that ended rest while the
+others go on: ``step_runs(actions, active=mask)`` steps only the runs in ``mask``.
 """
 
 from __future__ import annotations
@@ -195,19 +197,32 @@ class MultimodalTrainingVectorEnv(VectorEnv):
             infos[run] = self._info(run, self._method_info(run))
         return self._observations(), infos
 
-    def step_runs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Infos]:
-        """``step`` with one info dict per run (Stable-Baselines3's format)."""
+    def step_runs(self, actions: np.ndarray, active: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Infos]:
+        """``step`` with one info dict per run (Stable-Baselines3's format).
+
+        ``active`` (K,) bool, default all: only these runs step. The others rest — no training,
+        reward 0, not terminated, an empty info, their observation unchanged, their action
+        ignored — so that, with autoreset disabled, the runs still going can finish after some
+        have ended (an ended run's episode is over; it is never fed another action)."""
         if self._val is None:
             raise RuntimeError("call reset() before step(): no inner training run has started")
         actions = np.asarray(actions) if not isinstance(actions, np.ndarray) else actions
         if actions.shape[:1] != (self.num_envs,):
             raise ValueError(f"actions must hold one action per run: shape ({self.num_envs}, "
                              f"{', '.join(map(str, self.single_action_space.shape))}), got {actions.shape}")
-        if self.autoreset_mode == AutoresetMode.DISABLED and self._done.any():
-            ended = np.flatnonzero(self._done).tolist()
-            raise RuntimeError(f"inner run(s) {ended} have ended (terminated=True); reset them before stepping "
-                               "(or use autoreset_mode='SameStep')")
-        stepping = ~self._needs_reset
+        if active is None:
+            active = np.ones(self.num_envs, bool)
+        else:
+            active = np.asarray(active)
+            if active.shape != (self.num_envs,) or active.dtype != bool:
+                raise ValueError(f"active must be a bool mask with one entry per run, shape ({self.num_envs},); "
+                                 f"got {active.dtype} of shape {active.shape}")
+        if self.autoreset_mode == AutoresetMode.DISABLED and (self._done & active).any():
+            ended = np.flatnonzero(self._done & active).tolist()
+            raise RuntimeError(f"inner run(s) {ended} have ended (terminated=True); reset them before stepping, "
+                               "let them rest (step_runs(actions, active=mask)) or use autoreset_mode='SameStep'")
+        stepping = ~self._needs_reset & active
         checked = np.tile(self._neutral_action(), (self.num_envs, 1)).reshape(self.action_space.shape)
         clipped = np.zeros(self.num_envs, np.int64)
         for k in np.flatnonzero(stepping):
@@ -233,7 +248,7 @@ class MultimodalTrainingVectorEnv(VectorEnv):
         for k, metrics in zip(finished, self.evaluate_runs("test", finished), strict=True):
             infos[k]["test"] = metrics
         obs = self._observations()
-        resetting = np.flatnonzero(self._needs_reset).tolist()
+        resetting = np.flatnonzero(self._needs_reset & active).tolist()
         if resetting:  # NEXT_STEP: runs that ended last step start now, with reward 0
             obs, reset_infos = self.reset_runs(runs=resetting)
             for k in resetting:
@@ -245,7 +260,7 @@ class MultimodalTrainingVectorEnv(VectorEnv):
             for k in ended:
                 infos[k] = {**reset_infos[k], "final_obs": final_obs[k], "final_info": infos[k]}
         elif self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._needs_reset = terminated.copy()
+            self._needs_reset = terminated | (self._needs_reset & ~active)  # a resting run resets when it next steps
         return obs, rewards.astype(np.float64), terminated, np.zeros(self.num_envs, bool), infos
 
     def evaluate_runs(self, split: str = "test", runs: Sequence[int] | None = None) -> list[dict[str, float]]:
