@@ -55,7 +55,7 @@ from agents.checkpoint import (
 )
 from agents.factory import LEARNED, make_agent, method_of
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode, summarize
+from agents.rollout import run_episodes, summarize
 from agents.vec_env import MMRLVecEnv, VecTensorBoard
 from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.control import control_of
@@ -155,10 +155,14 @@ def default_baselines(method: str, algo: str) -> list[str]:
     return [n for n in names if n != algo]
 
 
-def evaluate(policy: Any, env: gym.Env, seeds: list[int]) -> tuple[dict[str, tuple[float, float]], int]:
-    """Mean ± std of the final metrics over ``seeds``, and how many of those episodes diverged."""
-    episodes = [run_episode(policy, env, seed=s) for s in seeds]
-    return summarize(episodes, control_of(env).modalities), sum(bool(e["final"].get("diverged")) for e in episodes)
+def evaluate(policy: Any, env_id: str, env_kwargs: dict[str, Any], seeds: list[int]
+             ) -> tuple[dict[str, tuple[float, float]], int]:
+    """Mean ± std of the final metrics over ``seeds`` — one episode per seed, all seeds as one
+    K-run vector env — and how many of those episodes diverged."""
+    venv = make_vec_env(env_id, len(seeds), {**env_kwargs, "autoreset_mode": "Disabled"})
+    episodes = run_episodes(policy, venv, seeds)
+    venv.close()
+    return summarize(episodes, control_of(venv).modalities), sum(bool(e["final"].get("diverged")) for e in episodes)
 
 
 def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: tuple[str, ...], n: int,
@@ -330,10 +334,12 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
     if algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
         agent = make_agent(algo, eval_env, cfg["hyperparams"], seed=cfg["seed"])
     results, diverged = {}, {}
-    results[algo], diverged[algo] = evaluate(agent, eval_env, seeds)
+    results[algo], diverged[algo] = evaluate(agent, cfg["env"], env_kwargs, seeds)
     for name in tqdm(baselines, desc="baselines", disable=no_progress):
-        base_env = make_env(cfg["env"], deep_merge(env_kwargs, HEURISTICS[name].env_kwargs))
-        results[name], diverged[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), base_env, seeds)
+        base_kwargs = deep_merge(env_kwargs, HEURISTICS[name].env_kwargs)
+        base_env = make_env(cfg["env"], base_kwargs)
+        results[name], diverged[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), cfg["env"],
+                                                 base_kwargs, seeds)
     # strict JSON: a metric with no finite value (every episode diverged) is null, and "diverged" says why
     write_json_atomic(run_dir / "results.json", {"seeds": seeds, "results": results, "diverged": diverged})
     print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"], diverged)
