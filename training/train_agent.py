@@ -257,10 +257,12 @@ def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
     freq = cfg.get("eval_freq", 0)
     if not freq:
         return []
-    env: Any = Monitor(make_env(cfg["env"], cfg["env_kwargs"]))
-    env.reset(seed=cfg["seed"] + 20_000)  # apart from the training and final-comparison seeds
+    base = make_env(cfg["env"], cfg["env_kwargs"])
+    base.reset(seed=cfg["seed"] + 20_000)  # apart from the training and final-comparison seeds
     if cfg.get("n_envs", 1) > 1 and cfg.get("vec_env", "batched") == "batched":
-        env = VecMonitor(DummyVecEnv([lambda: env]))  # the training env's wrapper type: no SB3 warning
+        env: Any = VecMonitor(DummyVecEnv([lambda: base]))  # the training env's wrapper type: no SB3 warning
+    else:
+        env = Monitor(base)
     calls = max(freq // cfg.get("n_envs", 1), 1)  # the callback counts vectorised steps
     return [EvalCallback(env, n_eval_episodes=cfg.get("periodic_eval_episodes", EVAL_EPISODES), eval_freq=calls,
                          deterministic=True, verbose=0)]
