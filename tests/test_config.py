@@ -20,7 +20,9 @@ def test_load_sections(tmp_path):
     f.write_text("default: {n_steps: 8}\nDUS-Synthetic: {n_steps: 16}\n")
     assert load_hyperparams("ppo", "DUS-Synthetic", f) == {"n_steps": 16}
     assert load_hyperparams("ppo", "BSS-Synthetic", f) == {"n_steps": 8}
-    assert load_hyperparams("ppo", "DUS-Synthetic")["n_steps"] == 256  # configs/ppo.yaml
+    shipped = load_hyperparams("ppo", "DUS-Synthetic")  # configs/ppo.yaml: the main job on 8 batched runs
+    assert (shipped["n_steps"], shipped["n_envs"]) == (64, 8)
+    assert load_hyperparams("ppo", "DUS-CremaD")["n_steps"] == 256  # the default section: one env
     with pytest.raises(FileNotFoundError):
         load_hyperparams("ppo", "DUS-Synthetic", tmp_path / "missing.yaml")
 
