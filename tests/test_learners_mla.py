@@ -134,3 +134,26 @@ def test_fixed_and_entropy_inference(data):
     assert not torch.allclose(ent.fused, 0.5 * (ent.unimodal[0] + ent.unimodal[1]), atol=1e-4)  # not equal weights
     with pytest.raises(ValueError):
         make(data, inference="vote")
+
+
+def test_unequal_feature_sizes_get_adapters_to_the_shared_head():
+    """Image-text encoders differ in size (ResNet50 2048, BERT 768): each modality gets a linear
+    adapter to the smallest size, so the shared head applies; equal sizes add no parameters."""
+    import dataclasses
+
+    from mmrl_env.data.synthetic import load_synthetic
+    from mmrl_env.learners.mla import SharedHeadNet
+
+    data = load_synthetic(n_train=64, n_val=16, n_test=16)
+    equal = SharedHeadNet(data, data.num_classes)
+    assert all(isinstance(a, torch.nn.Identity) for a in equal.adapters)
+    wide = dataclasses.replace(data.modalities[1], encoder_kwargs={**data.modalities[1].encoder_kwargs, "out_dim": 96})
+    data.modalities = (data.modalities[0], wide)
+    net = SharedHeadNet(data, data.num_classes)
+    assert isinstance(net.adapters[0], torch.nn.Identity) and net.adapters[1].in_features == 96
+    assert net.head.in_features == 64
+    x = [s[:5] for s in data.train.inputs]
+    assert net(0, x[0]).shape == net(1, x[1]).shape == (5, data.num_classes)
+    loss = net(1, x[1]).sum()
+    loss.backward()
+    assert net.adapters[1].weight.grad.abs().sum() > 0  # the adapter trains with the head

@@ -47,9 +47,9 @@ class MLANet(SharedHeadNet):
                 bn_stats: dict[str, Any] | None = None) -> tuple[Tensor, Tensor]:
         if self.training:
             with bn_rows(mask, bn_stats):
-                u = self.encoders[j](x)
+                u = self.encode(j, x)
         else:
-            u = self.encoders[j](x)
+            u = self.encode(j, x)
         return u, self.head(u)
 
 

@@ -47,18 +47,27 @@ def check_kwargs(project: bool | str, inference: str, weights: Sequence[float] |
 
 
 class SharedHeadNet(nn.Module):
-    """Encoders φ_j and one linear head shared by every modality (needs equal feature dims)."""
+    """Encoders φ_j and one linear head shared by every modality.
+
+    The head needs one feature size. Where the encoders differ (image-text: ResNet50's 2048
+    against BERT's 768), each modality gets a linear adapter to the smallest size (our choice:
+    the MLA release only covers equal sizes); with equal sizes the adapters are identities and
+    add no parameters."""
 
     def __init__(self, dataset, num_classes: int) -> None:
         super().__init__()
         self.encoders = nn.ModuleList(build_encoder(m.encoder, **m.encoder_kwargs) for m in dataset.modalities)
-        dims = {int(e.out_dim) for e in self.encoders}
-        if len(dims) != 1:
-            raise ValueError(f"mla's shared head needs equal encoder feature dims, got {sorted(dims)}")
-        self.head = nn.Linear(dims.pop(), num_classes)
+        dims = [int(e.out_dim) for e in self.encoders]
+        width = min(dims)
+        self.adapters = nn.ModuleList(nn.Identity() if d == width else nn.Linear(d, width) for d in dims)
+        self.head = nn.Linear(width, num_classes)
+
+    def encode(self, j: int, x: Tensor) -> Tensor:
+        """Modality j's features in the head's size."""
+        return self.adapters[j](self.encoders[j](x))
 
     def forward(self, j: int, x: Tensor) -> Tensor:
-        return self.head(self.encoders[j](x))
+        return self.head(self.encode(j, x))
 
 
 def project_orthogonal(grad: Tensor, basis: list[Tensor]) -> Tensor:
@@ -132,7 +141,7 @@ class MLALearner(Learner):
         batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.batch_size))
         for j, (x, y) in enumerate(zip(batch.inputs, batch.labels, strict=True)):
             with self.autocast():
-                u = self.model.encoders[j](x)
+                u = self.model.encode(j, x)
                 z = self.model.head(u)
                 loss = batch_normalised_ce(z.float(), y, batch.batch_size)
             self.optimizer.zero_grad(set_to_none=True)
