@@ -244,3 +244,19 @@ def test_bad_input_is_refused() -> None:
         vt.train(1, [32, 32])
     with pytest.raises(ValueError, match="pass None"):
         vt.train_epoch([torch.arange(10)])
+
+
+def test_a_run_without_common_rows_leaves_the_fusion_head_alone(float64: None) -> None:
+    """DUS with n_min = 0: a modality with n_j = 0 leaves no row common to all modalities, so the
+    single learner computes no fusion loss and SGD skips the fusion head (no weight decay, no
+    momentum). Run 1 of the batch has such steps between ordinary ones and must match it."""
+    ds, cfg = dataset("features", torch.float64), config()
+    mixed = [[32, 32], [32, 32], [48, 0], [48, 0], [32, 32]]  # steps with and without common rows
+    vt = VectorTrainer(ds, cfg, 2, "cpu")
+    vt.reset([0, 1])
+    tr = InnerTrainer(ds, cfg, "cpu")
+    tr.reset(1)
+    for step in mixed:
+        vt.train(1, [[32, 32], step])
+        tr.train(1, step)
+    assert rel_error(tr.learner.model.state_dict(), vt.learner.stack.run_state_dict(1)) < RTOL

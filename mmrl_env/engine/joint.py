@@ -166,11 +166,37 @@ class VectorJointLearner:
         """Hook between the gradient and the update (no-op here), as the single learner's."""
 
     def apply_update(self, grads: Tensor, batch: VectorBatch, stats: dict[str, Any]) -> None:
-        """The optimizer step of the active runs and their BatchNorm running statistics."""
+        """The optimizer step of the active runs and their BatchNorm running statistics.
+
+        A run with no row common to all modalities (DUS with n_min = 0) has no fusion loss: the
+        single learner's fusion head then gets no gradient, and torch's optimizers skip it (no
+        weight decay, no momentum). Its columns are put back after the step, so that run's
+        fusion head and optimizer state stay as they were (SGD exactly; Adam's shared step
+        count still advances, the one difference left)."""
         active = batch.active
+        idle = active & (batch.n_common == 0)
+        kept = None
+        if bool(idle.any()):
+            cols = self._fusion_columns()
+            kept = [t[idle][:, cols].clone() for t in (self.stack.flat, *self.optimizer.state.values())]
         self.optimizer.step(self.stack.flat, grads, self.lr_schedule.lr, active, all_active=batch.all_active())
+        if kept is not None:
+            rows = idle.nonzero().squeeze(1)
+            for t, old in zip((self.stack.flat, *self.optimizer.state.values()), kept, strict=True):
+                t[rows[:, None], cols] = old
         for name, momentum in self.stack.bn_momenta.items():
             update_running_stats(self.stack.buffers, name, momentum, stats[name], active)
+
+    def _fusion_columns(self) -> Tensor:
+        """Column indices of the fusion head's parameters in the flat (K, P) tensor."""
+        if not hasattr(self, "_fusion_cols"):
+            starts = [0]
+            for n in self.stack.numels:
+                starts.append(starts[-1] + n)
+            cols = [torch.arange(starts[i], starts[i + 1]) for i, name in enumerate(self.stack.names)
+                    if name.startswith("fusion.")]
+            self._fusion_cols = torch.cat(cols).to(self.stack.flat.device)
+        return self._fusion_cols
 
     def on_epoch_end(self, runs: Tensor) -> None:
         """An epoch ended for the runs where ``runs`` (K,) bool is true: their StepLR steps."""
