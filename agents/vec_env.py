@@ -117,8 +117,7 @@ class VecTensorBoard(VecEnvWrapper):
         self.writer = SummaryWriter(log_dir)
         self.global_step = 0
         self.episode = 0
-        control = control_of(venv)
-        self.action_names = list(control.modalities) if control.method == "DUS" else ["lambda"]
+        self.action_names = control_of(venv).action_names
         self._actions: list[list[np.ndarray]] = [[] for _ in range(self.num_envs)]
         self._returns = np.zeros(self.num_envs)
         self._pending: np.ndarray | None = None

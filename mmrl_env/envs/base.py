@@ -70,9 +70,7 @@ class MultimodalTrainingEnv(gym.Env):
         return obs[0], infos[0]
 
     def step(self, action: Any):
-        if self.runs._val is None:
-            raise RuntimeError("call reset() before step(): no inner training run has started")
-        if self.runs._done[0]:
+        if self.runs._done[0]:  # the vector env's own refusal names run indices; a single run needs none
             raise RuntimeError("this inner training run has ended (terminated=True); call reset() to start another")
         action = as_action_array(action, self.action_space)  # the flat/scalar forms become the space's shape
         obs, rewards, terminated, truncated, infos = self.runs.step_runs(action[None])

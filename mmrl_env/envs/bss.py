@@ -119,10 +119,10 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
         for k in np.flatnonzero(stepping):  # scored by the measurement that chose the sequence
             self._subset_info[k] = self._describe(k, orders[k], proportions[k])
         due = stepping & ~self._finished()  # a score after the last epoch would go unused
-        if self.remeasure_every is not None:
-            due &= self._epochs_done % self.remeasure_every == 0
-        else:
+        if self.remeasure_every is None:
             due[:] = False
+        else:
+            due &= self._epochs_done % self.remeasure_every == 0
         if due.any():
             self._measure(np.flatnonzero(due).tolist())
         return loss, [{"measured": bool(due[k])} for k in range(self.num_envs)]
@@ -134,8 +134,8 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
             values["balance"] = np.array([sim, self._subset_info[run]["balance"]["score"]], np.float32)
         return values
 
-    def _info(self, run: int, method_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return super()._info(run, {**self._subset_info[run], "measurements": int(self._measured[run]),
+    def _info(self, run: int, s_hat: np.ndarray, method_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return super()._info(run, s_hat, {**self._subset_info[run], "measurements": int(self._measured[run]),
                                    **method_info}, **extra)
 
     # --- checkpoints ----------------------------------------------------------------------

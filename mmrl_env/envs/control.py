@@ -36,6 +36,11 @@ class ControlSpec:
     epochs: int
     settings: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def action_names(self) -> list[str]:
+        """What each action entry controls: a modality's sample quantity (DUS) or ``lambda`` (BSS)."""
+        return list(self.modalities) if isinstance(self.action_map, QuantityMap) else ["lambda"]
+
 
 def control_of(env: Any) -> ControlSpec:
     """The :class:`ControlSpec` of a Gymnasium env (through any wrappers) or of a vector env

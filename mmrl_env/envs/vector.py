@@ -192,10 +192,11 @@ class MultimodalTrainingVectorEnv(VectorEnv):
         for key, values in val.items():
             self._val[key][runs] = values[runs]
         self._done[runs], self._needs_reset[runs], self._clipped[runs] = False, False, 0
+        s_hat = self.monitor.s_hat.cpu().numpy()  # one device read for every run's observation and info
         infos: Infos = [{} for _ in range(self.num_envs)]
         for run in runs:
-            infos[run] = self._info(run, self._method_info(run))
-        return self._observations(), infos
+            infos[run] = self._info(run, s_hat[run], self._method_info(run))
+        return self._observations(s_hat), infos
 
     def step_runs(self, actions: np.ndarray, active: np.ndarray | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Infos]:
@@ -232,22 +233,23 @@ class MultimodalTrainingVectorEnv(VectorEnv):
         self._prev_action[stepping] = checked.reshape(self.num_envs, -1)[stepping]
         loss = losses.detach().float().cpu().numpy()
         diverged = stepping & ~np.isfinite(loss)
-        prev = {k: v.copy() for k, v in self._val.items()}
         cur = self.reward.measure(self.trainer)
         trained = stepping & ~diverged
-        rewards = np.where(trained, self.reward.gain(prev, cur), 0.0)
+        rewards = np.where(trained, self.reward.gain(self._val, cur), 0.0)
         for key in self._val:
             self._val[key][trained] = cur[key][trained]
         terminated = stepping & (diverged | self._finished())
         self._done |= terminated
+        s_hat = self.monitor.s_hat.cpu().numpy()
         infos: Infos = [{} for _ in range(self.num_envs)]
         for k in np.flatnonzero(stepping):
-            infos[k] = self._info(k, method_infos[k], train_loss=float(loss[k]), diverged=bool(diverged[k]),
-                                  clipped=int(clipped[k]), clipped_episode=int(self._clipped[k]))
+            infos[k] = self._info(k, s_hat[k], method_infos[k], train_loss=float(loss[k]),
+                                  diverged=bool(diverged[k]), clipped=int(clipped[k]),
+                                  clipped_episode=int(self._clipped[k]))
         finished = np.flatnonzero(terminated & ~diverged).tolist()
         for k, metrics in zip(finished, self.evaluate_runs("test", finished), strict=True):
             infos[k]["test"] = metrics
-        obs = self._observations()
+        obs = self._observations(s_hat)
         resetting = np.flatnonzero(self._needs_reset & active).tolist()
         if resetting:  # NEXT_STEP: runs that ended last step start now, with reward 0
             obs, reset_infos = self.reset_runs(runs=resetting)
@@ -272,15 +274,14 @@ class MultimodalTrainingVectorEnv(VectorEnv):
         return [prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y, self.modalities) for k in runs]
 
     # --- observation and info ---------------------------------------------------------
-    def _observations(self) -> np.ndarray:
-        s_hat = self.monitor.s_hat.cpu().numpy()
+    def _observations(self, s_hat: np.ndarray) -> np.ndarray:
+        """Every run's observation from the (K, M) cumulative scores ``s_hat``."""
         progress = self._progress()
         return np.stack([self.layout.assemble(s_hat[k], progress[k], self._prev_action[k], self._extra_values(k))
                          for k in range(self.num_envs)])
 
-    def _info(self, run: int, method_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        s_hat = self.monitor.s_hat[run].cpu().numpy()
-        learner_info = self.trainer.run_info(run) if hasattr(self.trainer, "run_info") else {}
+    def _info(self, run: int, s_hat: np.ndarray, method_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """What a person inspects about run ``run`` (``s_hat``: its (M,) cumulative scores)."""
         return {
             "iteration": int(self.trainer.iteration[run]),
             "epoch": int(self.trainer.epoch[run]),
@@ -288,7 +289,7 @@ class MultimodalTrainingVectorEnv(VectorEnv):
             "d": dict(zip(self.modalities, modality_discrepancy(s_hat).tolist(), strict=True)),
             "val_acc": float(self._val["acc"][run]),
             "val_acc_modality": {n: float(self._val[f"acc_{n}"][run]) for n in self.modalities},
-            **learner_info,
+            **self.trainer.run_info(run),
             **method_info,
             **extra,
         }
