@@ -28,7 +28,7 @@ from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import bn_rows
 from mmrl_env.engine.joint import masked_batch_normalised_ce
-from mmrl_env.engine.stacked import StackedLearner, column_ranges, columns
+from mmrl_env.engine.stacked import StackedLearner, column_ranges
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.mla import (
     PROJECTIONS,
@@ -69,7 +69,7 @@ class VectorMLALearner(StackedLearner):
             self.add_group(f"encoder{j}", lambda n, j=j: n.startswith(f"encoders.{j}."))
         self.add_group("head", lambda n: n.startswith("head."))
         (self.head_cols,) = column_ranges(self.stack, lambda n: n.startswith("head."))
-        self.weight_cols = columns(self.stack, "head.weight")
+        self.weight_cols = self.stack.columns["head.weight"]
         self.weight_shape = self.stack.shapes[self.stack.names.index("head.weight")]
         self._reset_state(list(range(len(generators))), generators)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None, None))
@@ -116,7 +116,7 @@ class VectorMLALearner(StackedLearner):
             self.update_batchnorm(stats, active)
             total = total + loss.detach()
             logits.append(z)
-        self.batch_index += active.cpu().long()
+        self.batch_index += batch.host_active().long()
         return VectorStepOutput(total * active, logits, active)
 
     @torch.no_grad()

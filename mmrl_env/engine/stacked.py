@@ -36,25 +36,13 @@ from mmrl_env.learners.base import OptimConfig, lr_schedule_state
 def column_ranges(stack: RunStack, keep: Callable[[str], bool]) -> list[tuple[int, int]]:
     """The flat columns of the parameters whose name satisfies ``keep``, merged into contiguous ranges."""
     ranges: list[tuple[int, int]] = []
-    start = 0
-    for name, numel in zip(stack.names, stack.numels, strict=True):
+    for name, (start, end) in stack.columns.items():
         if keep(name):
             if ranges and ranges[-1][1] == start:
-                ranges[-1] = (ranges[-1][0], start + numel)
+                ranges[-1] = (ranges[-1][0], end)
             else:
-                ranges.append((start, start + numel))
-        start += numel
+                ranges.append((start, end))
     return ranges
-
-
-def columns(stack: RunStack, name: str) -> tuple[int, int]:
-    """The flat column range of one parameter."""
-    start = 0
-    for n, numel in zip(stack.names, stack.numels, strict=True):
-        if n == name:
-            return start, start + numel
-        start += numel
-    raise KeyError(name)
 
 
 class GroupOptimizer:
