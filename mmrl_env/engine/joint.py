@@ -90,7 +90,6 @@ class VectorJointLearner(StackedLearner):
         self._fusion_cols = torch.cat([torch.arange(a, b) for a, b in
                                        column_ranges(self.stack, lambda n: n.startswith("fusion."))]).to(device)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
-        self._predict_fns: dict[bool, Any] = {}
         self._kernel = self._build_kernel()
 
     def _build_kernel(self) -> MLPJointKernel | None:
@@ -181,9 +180,7 @@ class VectorJointLearner(StackedLearner):
                 uni, multi = self._kernel.forward(inputs)
             uni, multi = [z.float() for z in uni], multi.float()
             return VectorPrediction(multi + torch.stack(uni).sum(0), uni, multi)
-        if per_run not in self._predict_fns:
-            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
-        uni, multi = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
+        uni, multi = self._predict_fn(per_run)(self.stack.flat, self.stack.buffers, inputs)
         return VectorPrediction(multi + torch.stack(uni).sum(0), uni, multi)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[list[Tensor], Tensor]:

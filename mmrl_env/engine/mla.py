@@ -73,7 +73,6 @@ class VectorMLALearner(StackedLearner):
         self.weight_shape = self.stack.shapes[self.stack.names.index("head.weight")]
         self._reset_state(list(range(len(generators))), generators)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None, None))
-        self._predict_fns: dict[bool, Any] = {}
 
     def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
         k, d = self.num_runs, self.weight_shape[1]
@@ -148,9 +147,7 @@ class VectorMLALearner(StackedLearner):
     def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
         """Every run's unimodal logits and the fused ones by the inference rule (no fusion head)."""
         self._set_training(False)
-        if per_run not in self._predict_fns:
-            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
-        fused, uni = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
+        fused, uni = self._predict_fn(per_run)(self.stack.flat, self.stack.buffers, inputs)
         return VectorPrediction(fused, uni, None)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[Tensor, list[Tensor]]:

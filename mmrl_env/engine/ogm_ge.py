@@ -93,7 +93,6 @@ class VectorOGMGELearner(StackedLearner):
         self.noise_generators: list[torch.Generator] = [torch.Generator()] * len(generators)
         self._reset_state(list(range(len(generators))), generators)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
-        self._predict_fns: dict[bool, Any] = {}
 
     def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
         super().set_run_length(epochs, iterations_per_epoch)
@@ -181,9 +180,7 @@ class VectorOGMGELearner(StackedLearner):
         """Every run's logits on ``inputs`` (shared (N, ...) tensors, or (K, N, ...) with ``per_run``):
         published: fused = z_multi, unimodal = fusion slices; joint: fused = z_multi + Σ_j z_j."""
         self._set_training(False)
-        if per_run not in self._predict_fns:
-            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
-        uni, multi = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
+        uni, multi = self._predict_fn(per_run)(self.stack.flat, self.stack.buffers, inputs)
         fused = multi if self.published else multi + torch.stack(uni).sum(0)
         return VectorPrediction(fused, uni, multi)
 

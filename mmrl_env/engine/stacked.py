@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batchnorm import update_running_stats
@@ -86,6 +87,7 @@ class StackedLearner:
         self.epoch = torch.zeros(len(generators), dtype=torch.long)  # completed epochs per run (host)
         self.run_epochs: int | None = None
         self.iterations_per_epoch: int | None = None
+        self._predict_fns: dict[bool, Callable[..., Any]] = {}
 
     @property
     def num_runs(self) -> int:
@@ -106,6 +108,13 @@ class StackedLearner:
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _predict_fn(self, per_run: bool, *extra_dims: int | None) -> Callable[..., Any]:
+        """``vmap`` of the subclass's ``_forward(flat, buffers, inputs, *extra)`` over the runs,
+        with ``inputs`` shared or per run (``extra_dims``: the batching of the further arguments); cached."""
+        if per_run not in self._predict_fns:
+            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None, *extra_dims))
+        return self._predict_fns[per_run]
 
     def step_group(self, name: str, grads: Tensor, gate: Tensor) -> None:
         self.groups[name].step(self.stack.flat, grads, self.lr_schedule.lr, gate)
