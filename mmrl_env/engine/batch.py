@@ -44,9 +44,17 @@ class VectorBatch:
             return [0] * sizes.shape[1], 0
         return sizes.amax(0).tolist(), int(sizes.amin(1).max())
 
+    def host_active(self) -> Tensor:
+        """``active`` on the CPU (from the host sizes: no device sync)."""
+        return self._host_sizes().amax(1) > 0
+
+    def host_n_common(self) -> Tensor:
+        """``n_common`` on the CPU (from the host sizes: no device sync)."""
+        return self._host_sizes().amin(1)
+
     def all_active(self) -> bool:
         """Whether every run steps (host value: lets the optimizer skip its per-run gating)."""
-        return bool((self._host_sizes().amax(1) > 0).all())
+        return bool(self.host_active().all())
 
     @property
     def n_common(self) -> Tensor:

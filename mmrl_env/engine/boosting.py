@@ -135,7 +135,6 @@ class VectorBoostingLearner(StackedLearner):
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
         self._omega_grad = vmap(grad(self._omega_loss), in_dims=(0, 0, 0))
         self._omega_forward = vmap(self._omega_apply, in_dims=(0, 0))
-        self._predict_fns: dict[bool, Any] = {}
 
     def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
         super().set_run_length(epochs, iterations_per_epoch)
@@ -273,10 +272,8 @@ class VectorBoostingLearner(StackedLearner):
     def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
         """Every run's unimodal logits (its live, ω-weighted classifiers summed) and their sum."""
         self._set_training(False)
-        if per_run not in self._predict_fns:
-            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None, 0, 0, None))
-        uni = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs, self.counts.to(self.device),
-                                         self.omega, self.widths)
+        forward = self._predict_fn(per_run, 0, 0, None)  # counts and ω per run, widths shared
+        uni = forward(self.stack.flat, self.stack.buffers, inputs, self.counts.to(self.device), self.omega, self.widths)
         return VectorPrediction(torch.stack(uni).sum(0), uni, None)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], counts: Tensor,

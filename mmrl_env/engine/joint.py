@@ -24,12 +24,12 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
-from mmrl_env.engine.batchnorm import bn_rows, update_running_stats
+from mmrl_env.engine.batchnorm import bn_rows
 from mmrl_env.engine.kernels import MLPJointKernel
-from mmrl_env.engine.optim import StackedOptimizer, StackedStepLR
-from mmrl_env.engine.stack import RunStack
-from mmrl_env.learners.base import OptimConfig, lr_schedule_state
-from mmrl_env.learners.joint import joint_objective
+from mmrl_env.engine.optim import StackedOptimizer
+from mmrl_env.engine.stacked import StackedLearner, column_ranges
+from mmrl_env.learners.base import OptimConfig
+from mmrl_env.learners.joint import check_alpha, joint_objective
 from mmrl_env.models.multimodal import MultimodalNet
 
 
@@ -76,20 +76,20 @@ class JointNet(MultimodalNet):
         return feats
 
 
-class VectorJointLearner:
+class VectorJointLearner(StackedLearner):
     """K independent joint learners as stacked tensors: parameters, optimizer state, lr."""
 
     def __init__(self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device,
                  generators: Sequence[torch.Generator], alpha: float = 0.2, fusion: str = "concat") -> None:
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-        self.alpha, self.device = alpha, device
-        self.amp = device.type == "cuda"  # bf16 autocast on CUDA, as the single learner
-        self.stack = RunStack(lambda: JointNet(dataset.modalities, dataset.num_classes, fusion), generators, device)
+        check_alpha(alpha)
+        self.alpha = alpha
+        super().__init__(lambda: JointNet(dataset.modalities, dataset.num_classes, fusion), dataset, optim, device,
+                         generators)
+        # one optimizer over every column (not a group: it takes the all-active fast path)
         self.optimizer = StackedOptimizer(self.stack.flat, optim)
-        self.lr_schedule = StackedStepLR(len(generators), optim, device)
+        self._fusion_cols = torch.cat([torch.arange(a, b) for a, b in
+                                       column_ranges(self.stack, lambda n: n.startswith("fusion."))]).to(device)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
-        self._predict_fns: dict[bool, Any] = {}
         self._kernel = self._build_kernel()
 
     def _build_kernel(self) -> MLPJointKernel | None:
@@ -99,27 +99,10 @@ class VectorJointLearner:
         cls = type(self)
         if cls._loss is not VectorJointLearner._loss or cls._forward is not VectorJointLearner._forward:
             return None
-        s = self.stack
-        return MLPJointKernel.build(s.template, s.params, s.names, s.numels)
+        return MLPJointKernel.build(self.stack.template, self.stack.params, self.stack.columns)
 
-    @property
-    def num_runs(self) -> int:
-        return self.stack.num_runs
-
-    def reset_runs(self, runs: Sequence[int], generators: Sequence[torch.Generator]) -> None:
-        """Fresh models, optimizer state and lr in slots ``runs`` (built from their generators)."""
-        for run, gen in zip(runs, generators, strict=True):
-            self.stack.rebuild(run, gen)
-        idx = torch.as_tensor(list(runs), dtype=torch.long, device=self.device)
-        self.optimizer.reset_runs(idx)
-        self.lr_schedule.reset_runs(idx)
-
-    def _set_training(self, mode: bool) -> None:
-        if self.stack.template.training != mode:
-            self.stack.template.train(mode)
-
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+    def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
+        self.optimizer.reset_runs(torch.as_tensor(runs, dtype=torch.long, device=self.device))
 
     def _loss(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor,
               masks: Tensor, batch_size: int) -> tuple[Tensor, tuple[list[Tensor], dict[str, Any]]]:
@@ -174,33 +157,16 @@ class VectorJointLearner:
         fusion head and optimizer state stay as they were (SGD exactly; Adam's shared step
         count still advances, the one difference left)."""
         active = batch.active
-        idle = active & (batch.n_common == 0)
-        kept = None
-        if bool(idle.any()):
-            cols = self._fusion_columns()
-            kept = [t[idle][:, cols].clone() for t in (self.stack.flat, *self.optimizer.state.values())]
+        idle = (batch.host_active() & (batch.host_n_common() == 0)).nonzero().squeeze(1)  # host: no device sync
+        tensors = (self.stack.flat, *self.optimizer.state.values())
+        if idle.numel():
+            rows, cols = idle.to(self.device)[:, None], self._fusion_cols
+            kept = [t[rows, cols].clone() for t in tensors]
         self.optimizer.step(self.stack.flat, grads, self.lr_schedule.lr, active, all_active=batch.all_active())
-        if kept is not None:
-            rows = idle.nonzero().squeeze(1)
-            for t, old in zip((self.stack.flat, *self.optimizer.state.values()), kept, strict=True):
-                t[rows[:, None], cols] = old
-        for name, momentum in self.stack.bn_momenta.items():
-            update_running_stats(self.stack.buffers, name, momentum, stats[name], active)
-
-    def _fusion_columns(self) -> Tensor:
-        """Column indices of the fusion head's parameters in the flat (K, P) tensor."""
-        if not hasattr(self, "_fusion_cols"):
-            starts = [0]
-            for n in self.stack.numels:
-                starts.append(starts[-1] + n)
-            cols = [torch.arange(starts[i], starts[i + 1]) for i, name in enumerate(self.stack.names)
-                    if name.startswith("fusion.")]
-            self._fusion_cols = torch.cat(cols).to(self.stack.flat.device)
-        return self._fusion_cols
-
-    def on_epoch_end(self, runs: Tensor) -> None:
-        """An epoch ended for the runs where ``runs`` (K,) bool is true: their StepLR steps."""
-        self.lr_schedule.step(runs)
+        if idle.numel():
+            for t, old in zip(tensors, kept, strict=True):
+                t[rows, cols] = old
+        self.update_batchnorm(stats, active)
 
     @torch.no_grad()
     def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
@@ -214,9 +180,7 @@ class VectorJointLearner:
                 uni, multi = self._kernel.forward(inputs)
             uni, multi = [z.float() for z in uni], multi.float()
             return VectorPrediction(multi + torch.stack(uni).sum(0), uni, multi)
-        if per_run not in self._predict_fns:
-            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
-        uni, multi = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
+        uni, multi = self._predict_fn(per_run)(self.stack.flat, self.stack.buffers, inputs)
         return VectorPrediction(multi + torch.stack(uni).sum(0), uni, multi)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[list[Tensor], Tensor]:
@@ -224,15 +188,8 @@ class VectorJointLearner:
             logits, z_multi = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (inputs,))
         return [z.float() for z in logits], z_multi.float()
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"params": self.stack.flat.clone(),
-                "buffers": {k: v.clone() for k, v in self.stack.buffers.items()},
-                "optimizer": self.optimizer.state_dict(), "lr_schedule": self.lr_schedule.state_dict()}
+    def _extra_state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            self.stack.flat.copy_(state["params"])
-            for k, v in state["buffers"].items():
-                self.stack.buffers[k].copy_(v)
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
-        self.lr_schedule.load_state_dict(lr_schedule_state(state))

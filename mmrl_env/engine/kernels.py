@@ -65,16 +65,16 @@ class MLPJointKernel:
     """The joint loss, its gradient and the forward of K stacked MLP models (see module doc)."""
 
     def __init__(self, encoders: list[list[_Layer]], fusion: str, fusion_dims: list[int],
-                 params: dict[str, Tensor], offsets: dict[str, tuple[int, int]]) -> None:
+                 params: dict[str, Tensor], columns: dict[str, tuple[int, int]]) -> None:
         self.encoders, self.fusion = encoders, fusion
         self.fusion_dims = fusion_dims
         self.params = params  # (K, ...) views into the flat parameters (updated in place by the optimizer)
-        self.offsets = offsets  # name -> (start, numel) in a flat row
+        self.columns = columns  # name -> [start, end) in a flat row (``RunStack.columns``)
         self.shapes = {n: tuple(t.shape[1:]) for n, t in params.items()}
 
     @classmethod
-    def build(cls, template: nn.Module, params: dict[str, Tensor], names: list[str],
-              numels: list[int]) -> MLPJointKernel | None:
+    def build(cls, template: nn.Module, params: dict[str, Tensor],
+              columns: dict[str, tuple[int, int]]) -> MLPJointKernel | None:
         """The kernel for ``template`` (a ``JointNet``), or ``None`` when it has other layers."""
         encoders = []
         for j, enc in enumerate(template.encoders):
@@ -92,17 +92,13 @@ class MLPJointKernel:
             kind = "sum"
         else:
             return None
-        starts = [0]
-        for n in numels:
-            starts.append(starts[-1] + n)
-        offsets = {n: (s, c) for n, s, c in zip(names, starts[:-1], numels, strict=True)}
-        return cls(encoders, kind, dims, params, offsets)
+        return cls(encoders, kind, dims, params, columns)
 
     # --- pieces --------------------------------------------------------------------------
     def _grad(self, grads: Tensor, name: str) -> Tensor:
         """(K, *shape) view of ``name``'s block in the flat gradient."""
-        start, n = self.offsets[name]
-        return grads[:, start:start + n].view(grads.shape[0], *self.shapes[name])
+        start, end = self.columns[name]
+        return grads[:, start:end].view(grads.shape[0], *self.shapes[name])
 
     def _fusion_weights(self, j: int) -> tuple[Tensor, str, slice | None]:
         """Modality j's fusion weight (K, C, d_j), the gradient block's name and its column slice."""
@@ -151,7 +147,7 @@ class MLPJointKernel:
         ``exact_out`` writes matmul results straight into the gradient (off under autocast,
         where they come back in bf16)."""
         k, n = labels.shape
-        flat_grads = self.params[next(iter(self.params))].new_empty(k, sum(c for _, c in self.offsets.values()))
+        flat_grads = self.params[next(iter(self.params))].new_empty(k, max(end for _, end in self.columns.values()))
 
         def put(value: Tensor, name: str, cols: slice | None = None) -> None:
             dst = self._grad(flat_grads, name)

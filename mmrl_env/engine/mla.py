@@ -28,7 +28,7 @@ from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import bn_rows
 from mmrl_env.engine.joint import masked_batch_normalised_ce
-from mmrl_env.engine.stacked import StackedLearner, column_ranges, columns
+from mmrl_env.engine.stacked import StackedLearner, column_ranges
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.mla import (
     PROJECTIONS,
@@ -69,11 +69,10 @@ class VectorMLALearner(StackedLearner):
             self.add_group(f"encoder{j}", lambda n, j=j: n.startswith(f"encoders.{j}."))
         self.add_group("head", lambda n: n.startswith("head."))
         (self.head_cols,) = column_ranges(self.stack, lambda n: n.startswith("head."))
-        self.weight_cols = columns(self.stack, "head.weight")
+        self.weight_cols = self.stack.columns["head.weight"]
         self.weight_shape = self.stack.shapes[self.stack.names.index("head.weight")]
         self._reset_state(list(range(len(generators))), generators)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None, None))
-        self._predict_fns: dict[bool, Any] = {}
 
     def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
         k, d = self.num_runs, self.weight_shape[1]
@@ -116,7 +115,7 @@ class VectorMLALearner(StackedLearner):
             self.update_batchnorm(stats, active)
             total = total + loss.detach()
             logits.append(z)
-        self.batch_index += active.cpu().long()
+        self.batch_index += batch.host_active().long()
         return VectorStepOutput(total * active, logits, active)
 
     @torch.no_grad()
@@ -148,9 +147,7 @@ class VectorMLALearner(StackedLearner):
     def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
         """Every run's unimodal logits and the fused ones by the inference rule (no fusion head)."""
         self._set_training(False)
-        if per_run not in self._predict_fns:
-            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
-        fused, uni = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
+        fused, uni = self._predict_fn(per_run)(self.stack.flat, self.stack.buffers, inputs)
         return VectorPrediction(fused, uni, None)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[Tensor, list[Tensor]]:

@@ -16,8 +16,8 @@ Per-run choices, in one place each:
   the noise is drawn outside ``vmap``, per modulated run, from that run's own generator (the
   trainer's generator on CPU, a device generator seeded from it elsewhere — as the single
   learner), one ``randn`` per encoder weight tensor in the single learner's order; the
-  scaling and the std of the scaled gradient are batched. Which runs draw must be known on
-  the host: on CUDA that is one (K, M) size read per step while some run is in its window.
+  scaling and the std of the scaled gradient are batched. Which runs draw is known on the
+  host from the trainer's host copy of the sizes (no device read).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.joint import JointNet, masked_batch_normalised_ce, masked_mean_ce
-from mmrl_env.engine.stacked import StackedLearner, columns
+from mmrl_env.engine.stacked import StackedLearner
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.joint import check_alpha, joint_objective
 from mmrl_env.learners.ogm_ge import check_variant, fusion_slice_logits, ogm_coefficients, resolve_window
@@ -86,14 +86,13 @@ class VectorOGMGELearner(StackedLearner):
             self.add_group("model", lambda n: not n.startswith("fusion."))
             self.add_group("fusion", lambda n: n.startswith("fusion."))
         # the single learner's modulated tensors: every encoder weight with dim >= 2, in parameter order
-        self.modulated = [[(columns(self.stack, n), shape) for n, shape in zip(self.stack.names, self.stack.shapes,
-                                                                                  strict=True)
-                           if n.startswith(f"encoders.{j}.") and len(shape) >= 2]
+        shapes = dict(zip(self.stack.names, self.stack.shapes, strict=True))
+        self.modulated = [[(cols, shapes[n]) for n, cols in self.stack.columns.items()
+                           if n.startswith(f"encoders.{j}.") and len(shapes[n]) >= 2]
                           for j in range(dataset.num_modalities)]
         self.noise_generators: list[torch.Generator] = [torch.Generator()] * len(generators)
         self._reset_state(list(range(len(generators))), generators)
         self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
-        self._predict_fns: dict[bool, Any] = {}
 
     def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
         super().set_run_length(epochs, iterations_per_epoch)
@@ -162,7 +161,8 @@ class VectorOGMGELearner(StackedLearner):
         coeff, _ = vmap(ogm_coefficients, in_dims=(0, None))(scores, self.alpha_ogm)
         coeff = torch.where(mod.unsqueeze(1), coeff, torch.ones_like(coeff))
         self.last_coeff = torch.where(touched.unsqueeze(1), coeff, self.last_coeff)
-        drawing = mod.cpu().tolist() if self.ge else []  # host: which runs draw from their generator
+        # host (no device sync): which runs draw from their generator, i.e. ``mod`` from the host sizes
+        drawing = ((batch.host_n_common() > 0) & window).tolist() if self.ge else []
         for j, tensors in enumerate(self.modulated):
             for (a, b), shape in tensors:
                 g = grads[:, a:b] * coeff[:, j : j + 1].to(grads.dtype)
@@ -180,9 +180,7 @@ class VectorOGMGELearner(StackedLearner):
         """Every run's logits on ``inputs`` (shared (N, ...) tensors, or (K, N, ...) with ``per_run``):
         published: fused = z_multi, unimodal = fusion slices; joint: fused = z_multi + Σ_j z_j."""
         self._set_training(False)
-        if per_run not in self._predict_fns:
-            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None))
-        uni, multi = self._predict_fns[per_run](self.stack.flat, self.stack.buffers, inputs)
+        uni, multi = self._predict_fn(per_run)(self.stack.flat, self.stack.buffers, inputs)
         fused = multi if self.published else multi + torch.stack(uni).sum(0)
         return VectorPrediction(fused, uni, multi)
 

@@ -110,7 +110,8 @@ class StackedStepLR:
         self.epochs[runs] = 0
 
     def step(self, runs: Tensor) -> None:
-        """An epoch ended for the runs where ``runs`` (K,) bool is true."""
+        """An epoch ended for the runs where ``runs`` (K,) bool is true (any device)."""
+        runs = runs.to(self.lr.device)
         self.epochs += runs.long()
         decay = runs & (self.epochs % self.cfg.step_size == 0)
         self.lr = torch.where(decay, self.lr * self.cfg.gamma, self.lr)

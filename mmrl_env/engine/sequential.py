@@ -75,9 +75,11 @@ class SequentialTrainer:
 
         def call(batch: Batch, out: StepOutput) -> None:
             k, m = self.num_runs, len(batch.inputs)
-            sizes = torch.zeros(k, m, dtype=torch.long, device=self.device)
-            sizes[run] = torch.tensor([y.numel() for y in batch.labels], device=self.device)
-            n = max(1, int(sizes[run].max()))
+            counts = [y.numel() for y in batch.labels]  # host ints: no device read per iteration
+            host = torch.zeros(k, m, dtype=torch.long)
+            host[run] = torch.tensor(counts)
+            sizes = host.to(self.device)
+            n = max(1, *counts)
             labels = torch.zeros(k, n, dtype=torch.long, device=self.device)
             longest = max(batch.labels, key=len)
             labels[run, : longest.numel()] = longest
@@ -87,7 +89,7 @@ class SequentialTrainer:
                 padded[run, : z.shape[0]] = z
                 logits.append(padded)
             unknown = torch.full_like(labels, -1)  # a single Batch carries no indices: hooks get labels and logits
-            vb = VectorBatch(unknown, [], labels, sizes, prefix_masks(sizes, n), batch.batch_size)
+            vb = VectorBatch(unknown, [], labels, sizes, prefix_masks(sizes, n), batch.batch_size, host_sizes=host)
             loss = torch.zeros(k, device=self.device)
             loss[run] = out.loss
             vout = VectorStepOutput(loss, logits, sizes.amax(1) > 0)

@@ -15,6 +15,7 @@ the batching rule produces anyway.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -43,6 +44,8 @@ class RunStack:
         self.names = list(params)
         self.shapes = [tuple(params[n].shape[1:]) for n in self.names]
         self.numels = [math.prod(s) for s in self.shapes]
+        ends = itertools.accumulate(self.numels)  # each parameter's column range [start, end) in a row of ``flat``
+        self.columns = {n: (end - numel, end) for n, numel, end in zip(self.names, self.numels, ends, strict=True)}
         self.flat = torch.cat([params[n].detach().flatten(1) for n in self.names], dim=1)
         self.params: dict[str, Tensor] = {n: t.view(-1, *shape) for n, t, shape in
                                           zip(self.names, self.flat.split(self.numels, dim=1), self.shapes,

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batchnorm import update_running_stats
@@ -36,25 +37,13 @@ from mmrl_env.learners.base import OptimConfig, lr_schedule_state
 def column_ranges(stack: RunStack, keep: Callable[[str], bool]) -> list[tuple[int, int]]:
     """The flat columns of the parameters whose name satisfies ``keep``, merged into contiguous ranges."""
     ranges: list[tuple[int, int]] = []
-    start = 0
-    for name, numel in zip(stack.names, stack.numels, strict=True):
+    for name, (start, end) in stack.columns.items():
         if keep(name):
             if ranges and ranges[-1][1] == start:
-                ranges[-1] = (ranges[-1][0], start + numel)
+                ranges[-1] = (ranges[-1][0], end)
             else:
-                ranges.append((start, start + numel))
-        start += numel
+                ranges.append((start, end))
     return ranges
-
-
-def columns(stack: RunStack, name: str) -> tuple[int, int]:
-    """The flat column range of one parameter."""
-    start = 0
-    for n, numel in zip(stack.names, stack.numels, strict=True):
-        if n == name:
-            return start, start + numel
-        start += numel
-    raise KeyError(name)
 
 
 class GroupOptimizer:
@@ -98,6 +87,7 @@ class StackedLearner:
         self.epoch = torch.zeros(len(generators), dtype=torch.long)  # completed epochs per run (host)
         self.run_epochs: int | None = None
         self.iterations_per_epoch: int | None = None
+        self._predict_fns: dict[bool, Callable[..., Any]] = {}
 
     @property
     def num_runs(self) -> int:
@@ -118,6 +108,13 @@ class StackedLearner:
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _predict_fn(self, per_run: bool, *extra_dims: int | None) -> Callable[..., Any]:
+        """``vmap`` of the subclass's ``_forward(flat, buffers, inputs, *extra)`` over the runs,
+        with ``inputs`` shared or per run (``extra_dims``: the batching of the further arguments); cached."""
+        if per_run not in self._predict_fns:
+            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None, *extra_dims))
+        return self._predict_fns[per_run]
 
     def step_group(self, name: str, grads: Tensor, gate: Tensor) -> None:
         self.groups[name].step(self.stack.flat, grads, self.lr_schedule.lr, gate)

@@ -122,7 +122,7 @@ class VectorTrainer:
         return out
 
     def _end_epoch(self, runs: Tensor) -> None:
-        self.learner.on_epoch_end(runs.to(self.device))
+        self.learner.on_epoch_end(runs)  # host (K,) bool: the learners' host counters read it without a sync
         self.epoch += runs.long()
 
     def _sizes(self, sizes: Sequence[Sequence[int]] | Tensor) -> Tensor:
