@@ -60,14 +60,6 @@ def trainer_setup(dataset: str, dataset_kwargs: dict[str, Any] | None = None, le
     return data, cfg
 
 
-def build_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None = None, learner: str = "joint",
-                  learner_kwargs: dict[str, Any] | None = None, batch_size: int = 64, epochs: int = 8,
-                  optim: dict[str, Any] | None = None, device: str | torch.device = "auto") -> InnerTrainer:
-    """One inner run on a registered dataset (see :func:`trainer_setup`)."""
-    data, cfg = trainer_setup(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim)
-    return InnerTrainer(data, cfg, device)
-
-
 class InnerTrainer:
     """One inner training run; ``reset`` starts a new one (fresh model, fresh order)."""
 
