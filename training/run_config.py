@@ -44,12 +44,16 @@ AGENT_POSITIVE = {"n_steps", "n_epochs", "buffer_size", "train_freq", "gradient_
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
 
 
+# what gym.make raises for a bad setting (unknown kwarg, value, dataset, learner, missing or damaged data)
+ENV_ERRORS = (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError)
+
+
 def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
     """``gym.make`` for the CLIs: a bad setting (unknown kwarg, value, dataset, learner, missing
     or damaged data) ends the program with the env's own message, which says what is valid."""
     try:
         return gym.make(env_id, **kwargs)
-    except (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError) as err:
+    except ENV_ERRORS as err:
         raise UsageError(message_of(err)) from err
 
 
@@ -57,8 +61,13 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any]) -> gym.vect
     """``gym.make_vec`` of the batched mmrl vector env for the CLIs (bad settings: one line, as ``make_env``)."""
     try:
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
-    except (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError) as err:
+    except ENV_ERRORS as err:
         raise UsageError(message_of(err)) from err
+
+
+def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vector.VectorEnv:
+    """One vector env with a run per seed, autoreset off (one episode each: ``agents.rollout.run_episodes``)."""
+    return make_vec_env(env_id, len(seeds), {**kwargs, "autoreset_mode": "Disabled"})
 
 
 def agent_device(algo: str, device: str) -> str:
