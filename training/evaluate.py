@@ -48,7 +48,7 @@ from mmrl_env.learners import LEARNERS, check_learner
 from training import train_mml
 from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
-from training.run_config import REQUIRED, make_env, make_runs, next_run_dir
+from training.run_config import REQUIRED, check_applies, make_env, make_runs, next_run_dir
 from training.validate import check_env_kwargs, check_range
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
@@ -139,10 +139,8 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
         if ":" not in spec and spec not in HEURISTICS:
             raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
                              f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
-        method = args.env.split("-")[0]
-        if spec in HEURISTICS and HEURISTICS[spec].methods and method not in HEURISTICS[spec].methods:
-            valid = [n for n, c in HEURISTICS.items() if not c.methods or method in c.methods]
-            raise UsageError(f"heuristic {spec!r} does not apply to {method} envs; for {method}: {', '.join(valid)}")
+        if spec in HEURISTICS:
+            check_applies(spec, args.env.split("-")[0], "heuristic")
     with usage_errors():
         overrides = parse_kv(args.env_kwargs)
     check_env_kwargs(args.env, overrides)

@@ -134,9 +134,9 @@ def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
         check_value(key, value, *defaults_, source)
 
 
-def check_applies(name: str, env: gym.Env, what: str) -> None:
-    """A heuristic made for one method (e.g. DUS) is refused on another's env."""
-    cls, method = HEURISTICS[name], method_of(env)
+def check_applies(name: str, method: str, what: str) -> None:
+    """A heuristic made for one method (e.g. DUS) is refused on another ``method``'s env."""
+    cls = HEURISTICS[name]
     if cls.methods and method not in cls.methods:
         valid = [n for n, c in HEURISTICS.items() if not c.methods or method in c.methods]
         raise UsageError(f"{what} {name!r} does not apply to {method} envs; for {method}: {', '.join(valid)}")
@@ -212,9 +212,9 @@ def try_build(cfg: dict[str, Any]) -> None:
     env = make_env(cfg["env"], cfg["env_kwargs"])
     try:
         if cfg["algo"] in HEURISTICS:
-            check_applies(cfg["algo"], env, "heuristic")
+            check_applies(cfg["algo"], method_of(env), "heuristic")
         for name in cfg["baselines"] or []:
-            check_applies(name, env, "baseline")
+            check_applies(name, method_of(env), "baseline")
         with usage_errors(f"{cfg['algo']} with these hyperparameters: "):
             try:
                 make_agent(cfg["algo"], env, dict(cfg["hyperparams"]), seed=cfg["seed"],
