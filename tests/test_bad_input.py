@@ -214,6 +214,11 @@ def test_train_mml_refuses_bad_input(tmp_path, capsys, argv, match):
     refused(train_mml.main, argv, capsys, match)
 
 
+def test_train_mml_refuses_a_malformed_config(tmp_path, capsys):
+    bad = write(tmp_path / "bad.yaml", "epochs: [2\n")
+    refused(train_mml.main, ["--config", bad], capsys, r"bad.yaml is not valid YAML at line \d+")
+
+
 @pytest.mark.parametrize("argv", [["--size", "0"], ["--workers", "0"], ["--frames", "-1"]])
 def test_prepare_refuses_bad_numbers(tmp_path, capsys, argv):
     assert prepare.main(["cremad", "--raw", str(tmp_path), "--out", str(tmp_path / "c"), *argv]) == 2

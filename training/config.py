@@ -124,6 +124,20 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def read_yaml(file: Path) -> Any:
+    """The contents of the YAML file ``file`` (``{}`` when empty); an unreadable or malformed
+    file raises ``ValueError`` naming it (and the line and column of a syntax error)."""
+    try:
+        return yaml.safe_load(file.read_text()) or {}
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the config file {file} ({err})") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ValueError(f"the config file {file} is not valid YAML{where}: {problem}") from err
+
+
 def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None) -> dict[str, Any]:
     """The section for ``env_id`` (as given, then its short / ``-v0`` form, else ``default``)
     of ``configs/<algo>.yaml`` or ``path``."""
@@ -132,15 +146,7 @@ def load_hyperparams(algo: str, env_id: str, path: str | Path | None = None) -> 
         if path:
             raise FileNotFoundError(f"config file {file} does not exist")
         return {}
-    try:
-        sections = yaml.safe_load(file.read_text()) or {}
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read the config file {file} ({err})") from err
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or type(err).__name__
-        raise ValueError(f"the config file {file} is not valid YAML{where}: {problem}") from err
+    sections = read_yaml(file)
     if not isinstance(sections, dict):
         raise ValueError(f"the config file {file} must map env ids (or 'default') to sections of "
                          f"hyperparameters, got a {type(sections).__name__}")

@@ -46,22 +46,12 @@ from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import train_mml
-from training.cli_errors import UsageError, message_of, run_cli, usage_errors
+from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
-from training.run_config import REQUIRED, make_env, next_run_dir
+from training.run_config import REQUIRED, check_applies, make_env, make_runs, next_run_dir
 from training.validate import check_env_kwargs, check_range
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
-
-
-def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vector.VectorEnv:
-    """One vector env with a run per seed, autoreset off (one episode each); a bad setting ends
-    the program with the env's own message, as ``make_env`` does."""
-    try:
-        return gym.make_vec(env_id, num_envs=len(seeds), vectorization_mode="vector_entry_point",
-                            autoreset_mode="Disabled", **kwargs)
-    except (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError) as err:
-        raise UsageError(message_of(err)) from err
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -149,10 +139,8 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
         if ":" not in spec and spec not in HEURISTICS:
             raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
                              f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
-        method = args.env.split("-")[0]
-        if spec in HEURISTICS and HEURISTICS[spec].methods and method not in HEURISTICS[spec].methods:
-            valid = [n for n, c in HEURISTICS.items() if not c.methods or method in c.methods]
-            raise UsageError(f"heuristic {spec!r} does not apply to {method} envs; for {method}: {', '.join(valid)}")
+        if spec in HEURISTICS:
+            check_applies(spec, args.env.split("-")[0], "heuristic")
     with usage_errors():
         overrides = parse_kv(args.env_kwargs)
     check_env_kwargs(args.env, overrides)
@@ -164,12 +152,9 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
         if spec in runs:
             name, agent, kwargs = runs[spec][0] + ":" + Path(spec.partition(":")[2]).name, runs[spec][1], runs[spec][2]
             venv = make_runs(args.env, kwargs, seeds)
-        elif spec in HEURISTICS:
+        else:  # a heuristic (checked above)
             name, venv = spec, make_runs(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs), seeds)
             agent = make_agent(spec, venv, seed=seeds[0])
-        else:
-            raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
-                             f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
         modalities = control_of(venv).modalities
         records[name] = [episode_record(ep, modalities) for ep in run_episodes(agent, venv, seeds)]
         venv.close()

@@ -44,12 +44,16 @@ AGENT_POSITIVE = {"n_steps", "n_epochs", "buffer_size", "train_freq", "gradient_
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
 
 
+# what gym.make raises for a bad setting (unknown kwarg, value, dataset, learner, missing or damaged data)
+ENV_ERRORS = (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError)
+
+
 def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
     """``gym.make`` for the CLIs: a bad setting (unknown kwarg, value, dataset, learner, missing
     or damaged data) ends the program with the env's own message, which says what is valid."""
     try:
         return gym.make(env_id, **kwargs)
-    except (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError) as err:
+    except ENV_ERRORS as err:
         raise UsageError(message_of(err)) from err
 
 
@@ -57,8 +61,13 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any]) -> gym.vect
     """``gym.make_vec`` of the batched mmrl vector env for the CLIs (bad settings: one line, as ``make_env``)."""
     try:
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
-    except (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError) as err:
+    except ENV_ERRORS as err:
         raise UsageError(message_of(err)) from err
+
+
+def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vector.VectorEnv:
+    """One vector env with a run per seed, autoreset off (one episode each: ``agents.rollout.run_episodes``)."""
+    return make_vec_env(env_id, len(seeds), {**kwargs, "autoreset_mode": "Disabled"})
 
 
 def agent_device(algo: str, device: str) -> str:
@@ -125,9 +134,9 @@ def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
         check_value(key, value, *defaults_, source)
 
 
-def check_applies(name: str, env: gym.Env, what: str) -> None:
-    """A heuristic made for one method (e.g. DUS) is refused on another's env."""
-    cls, method = HEURISTICS[name], method_of(env)
+def check_applies(name: str, method: str, what: str) -> None:
+    """A heuristic made for one method (e.g. DUS) is refused on another ``method``'s env."""
+    cls = HEURISTICS[name]
     if cls.methods and method not in cls.methods:
         valid = [n for n, c in HEURISTICS.items() if not c.methods or method in c.methods]
         raise UsageError(f"{what} {name!r} does not apply to {method} envs; for {method}: {', '.join(valid)}")
@@ -203,9 +212,9 @@ def try_build(cfg: dict[str, Any]) -> None:
     env = make_env(cfg["env"], cfg["env_kwargs"])
     try:
         if cfg["algo"] in HEURISTICS:
-            check_applies(cfg["algo"], env, "heuristic")
+            check_applies(cfg["algo"], method_of(env), "heuristic")
         for name in cfg["baselines"] or []:
-            check_applies(name, env, "baseline")
+            check_applies(name, method_of(env), "baseline")
         with usage_errors(f"{cfg['algo']} with these hyperparameters: "):
             try:
                 make_agent(cfg["algo"], env, dict(cfg["hyperparams"]), seed=cfg["seed"],

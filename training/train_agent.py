@@ -69,6 +69,7 @@ from training.run_config import (
     EVAL_EPISODES,
     agent_device,
     make_env,
+    make_runs,
     make_vec_env,
     new_run,
     resumed_run,
@@ -159,7 +160,7 @@ def evaluate(policy: Any, env_id: str, env_kwargs: dict[str, Any], seeds: list[i
              ) -> tuple[dict[str, tuple[float, float]], int]:
     """Mean ± std of the final metrics over ``seeds`` — one episode per seed, all seeds as one
     K-run vector env — and how many of those episodes diverged."""
-    venv = make_vec_env(env_id, len(seeds), {**env_kwargs, "autoreset_mode": "Disabled"})
+    venv = make_runs(env_id, env_kwargs, seeds)
     episodes = run_episodes(policy, venv, seeds)
     venv.close()
     return summarize(episodes, control_of(venv).modalities), sum(bool(e["final"].get("diverged")) for e in episodes)
@@ -342,9 +343,11 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
         base_env = make_env(cfg["env"], base_kwargs)
         results[name], diverged[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), cfg["env"],
                                                  base_kwargs, seeds)
+        base_env.close()
     # strict JSON: a metric with no finite value (every episode diverged) is null, and "diverged" says why
     write_json_atomic(run_dir / "results.json", {"seeds": seeds, "results": results, "diverged": diverged})
     print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"], diverged)
+    eval_env.close()
     tb_root = cfg["tensorboard_log"] or run_dir
     write_config(tb_root, cfg, {k: v[0] for k, v in results[algo].items() if k in HPARAM_METRICS})
     print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")

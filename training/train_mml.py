@@ -44,8 +44,8 @@ from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
 from mmrl_env.learners import LEARNERS, check_learner
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import prediction_metrics, validation_scores
-from training.cli_errors import UsageError, run_cli, usage_errors
-from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
+from training.cli_errors import UsageError, message_of, run_cli, usage_errors
+from training.config import DEFAULT_THREADS, deep_merge, parse_kv, read_yaml, set_threads
 from training.run_config import next_run_dir
 from training.validate import _check_section, _defaults, check_device, check_finite, check_range, dataset_loader
 
@@ -63,7 +63,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise SystemExit(f"config file {file} does not exist (paper presets live in configs/paper/)")
-    cfg = yaml.safe_load(file.read_text()) or {}
+    with usage_errors():
+        cfg = read_yaml(file)
     if not isinstance(cfg, dict):
         raise SystemExit(f"{file} must hold a mapping of train_mml arguments, got {type(cfg).__name__}")
     message = unknown_kwargs_message(cfg, CONFIG_KEYS + META_KEYS, f"key(s) in {file}", "train_mml --config")
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
         if made:
             shutil.rmtree(run_dir, ignore_errors=True)
-        raise SystemExit(f"error: {err}") from err
+        raise UsageError(message_of(err)) from err
     report_seeds(result, run_dir, a)
     return run_dir
 

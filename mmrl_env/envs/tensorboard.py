@@ -7,7 +7,9 @@ step (nested dicts join with ``/``: ``step/n/audio``, ``step/s_hat/video``,
 histogram of the episode's raw actions per action dimension, named by what it controls:
 ``actions/<modality>`` (DUS: a_j, which sets n_j) or ``actions/lambda`` (BSS: a, which sets
 λ). Method-specific quantities (BSS's λ, boosting's classifier counts) appear without code
-here. :func:`write_config` puts a run's resolved settings in the text and hparams tabs.
+here; :func:`log_step` and :func:`log_episode` write these tags for any writer (the vector
+counterpart, ``agents.vec_env.VecTensorBoard``, has the same layout). :func:`write_config`
+puts a run's resolved settings in the text and hparams tabs.
 """
 
 from __future__ import annotations
@@ -74,6 +76,28 @@ def write_config(log_dir: str | Path, cfg: dict[str, Any], metrics: dict[str, fl
     writer.close()
 
 
+def log_step(writer: SummaryWriter, step: int, reward: float, info: dict[str, Any],
+             skip: tuple[str, ...] = ("test",)) -> None:
+    """``step/reward`` and ``step/<path>`` for every numeric leaf of ``info`` (but ``skip``) at ``step``."""
+    writer.add_scalar("step/reward", reward, step)
+    for tag, value in numeric_leaves({k: v for k, v in info.items() if k not in skip}):
+        writer.add_scalar(f"step/{tag}", value, step)
+
+
+def log_episode(writer: SummaryWriter, episode: int, episode_return: float, actions: list[np.ndarray],
+                info: dict[str, Any], names: list[str]) -> None:
+    """An ended episode (numbered ``episode``): ``episode/return``, ``episode/length``, its test
+    metrics and one histogram of its ``actions`` per action dimension, ``actions/<name>``."""
+    writer.add_scalar("episode/return", episode_return, episode)
+    writer.add_scalar("episode/length", len(actions), episode)
+    for tag, value in numeric_leaves(info.get("test", {})):
+        writer.add_scalar(f"episode/test/{tag}", value, episode)
+    stacked = np.stack(actions)
+    for i, name in enumerate(names[: stacked.shape[1]]):
+        writer.add_histogram(f"actions/{name}", stacked[:, i], episode)
+    writer.flush()
+
+
 class TensorBoardInfo(gym.Wrapper):
     """Log ``info``/reward per step and a summary per episode to ``log_dir``."""
 
@@ -96,23 +120,11 @@ class TensorBoardInfo(gym.Wrapper):
         self.global_step += 1
         self._actions.append(np.asarray(action, dtype=np.float32).reshape(-1))
         self._return += float(reward)
-        self.writer.add_scalar("step/reward", reward, self.global_step)
-        for tag, value in numeric_leaves({k: v for k, v in info.items() if k not in self.skip}):
-            self.writer.add_scalar(f"step/{tag}", value, self.global_step)
+        log_step(self.writer, self.global_step, reward, info, self.skip)
         if terminated or truncated:
-            self._end_episode(info)
+            self.episode += 1
+            log_episode(self.writer, self.episode, self._return, self._actions, info, self.action_names)
         return obs, reward, terminated, truncated, info
-
-    def _end_episode(self, info: dict[str, Any]) -> None:
-        self.episode += 1
-        self.writer.add_scalar("episode/return", self._return, self.episode)
-        self.writer.add_scalar("episode/length", len(self._actions), self.episode)
-        for tag, value in numeric_leaves(info.get("test", {})):
-            self.writer.add_scalar(f"episode/test/{tag}", value, self.episode)
-        actions = np.stack(self._actions)
-        for i, name in enumerate(self.action_names[: actions.shape[1]]):
-            self.writer.add_histogram(f"actions/{name}", actions[:, i], self.episode)
-        self.writer.flush()
 
     def get_state(self) -> dict[str, Any]:
         """Step/episode counters and the episode so far, so a resumed run continues the curves."""
