@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from torch.utils.tensorboard import SummaryWriter
 
 from mmrl_env.envs.control import control_of
-from mmrl_env.envs.tensorboard import numeric_leaves
+from mmrl_env.envs.tensorboard import log_episode, log_step
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 
@@ -134,28 +134,16 @@ class VecTensorBoard(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
         self.global_step += 1
-        self.writer.add_scalar("step/reward", float(rewards[0]), self.global_step)
+        log_step(self.writer, self.global_step, float(rewards[0]), infos[0])
         self.writer.add_scalar("step/reward_mean", float(np.mean(rewards)), self.global_step)
-        for tag, value in numeric_leaves({k: v for k, v in infos[0].items() if k != "test"}):
-            self.writer.add_scalar(f"step/{tag}", value, self.global_step)
         for k in range(self.num_envs):
             self._actions[k].append(self._pending[k])
             self._returns[k] += float(rewards[k])
             if dones[k]:
-                self._end_episode(k, infos[k])
+                self.episode += 1
+                log_episode(self.writer, self.episode, self._returns[k], self._actions[k], infos[k], self.action_names)
+                self._actions[k], self._returns[k] = [], 0.0
         return obs, rewards, dones, infos
-
-    def _end_episode(self, run: int, info: dict[str, Any]) -> None:
-        self.episode += 1
-        self.writer.add_scalar("episode/return", self._returns[run], self.episode)
-        self.writer.add_scalar("episode/length", len(self._actions[run]), self.episode)
-        for tag, value in numeric_leaves(info.get("test", {})):
-            self.writer.add_scalar(f"episode/test/{tag}", value, self.episode)
-        actions = np.stack(self._actions[run])
-        for i, name in enumerate(self.action_names[: actions.shape[1]]):
-            self.writer.add_histogram(f"actions/{name}", actions[:, i], self.episode)
-        self._actions[run], self._returns[run] = [], 0.0
-        self.writer.flush()
 
     def get_state(self) -> dict[str, Any]:
         """Counters and every run's episode so far, so a resumed run continues the curves."""

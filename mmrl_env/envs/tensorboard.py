@@ -23,6 +23,8 @@ import numpy as np
 import yaml
 from torch.utils.tensorboard import SummaryWriter
 
+from mmrl_env.envs.control import control_of
+
 
 def numeric_leaves(info: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, float]]:
     """(path, value) for every int/float/bool leaf of a nested dict."""
@@ -35,18 +37,9 @@ def numeric_leaves(info: dict[str, Any], prefix: str = "") -> Iterator[tuple[str
 
 
 def action_names(env: gym.Env) -> list[str]:
-    """A name per action dimension: the env's ``action_names`` if it has them; else the
-    modalities when there is one dimension per modality (DUS), ``lambda`` for a single
-    dimension (BSS's curriculum proportion), else the indices."""
-    unwrapped = env.unwrapped
-    size = int(np.prod(env.action_space.shape or (1,)))
-    names = getattr(unwrapped, "action_names", None)
-    if names is not None and len(names) == size:
-        return list(names)
-    modalities = list(getattr(unwrapped, "modalities", ()))
-    if len(modalities) == size and size > 1:
-        return modalities
-    return ["lambda"] if size == 1 else [str(i) for i in range(size)]
+    """A name per action dimension, as the env's :class:`ControlSpec` gives them: the modality
+    whose sample quantity it sets (DUS) or ``lambda`` (BSS's curriculum proportion)."""
+    return control_of(env).action_names
 
 
 def flat_settings(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
