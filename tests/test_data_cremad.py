@@ -176,7 +176,7 @@ def test_interrupted_prepare_resumes(tmp_path: Path, rows, monkeypatch, capsys) 
     monkeypatch.setattr(build_cache, "process_clip", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_prepare(tmp_path / "raw", tmp_path / "cache", tmp_path / "splits")
-    with pytest.raises(ValueError, match="incomplete"):
+    with pytest.raises(ValueError, match="incomplete(.|\n)*prepare command: python -m mmrl_env.data.prepare cremad"):
         load_cremad(root=tmp_path / "cache")
     monkeypatch.setattr(build_cache, "process_clip", real)
     assert run_prepare(tmp_path / "raw", tmp_path / "cache", tmp_path / "splits") == 0

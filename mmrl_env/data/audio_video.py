@@ -20,6 +20,7 @@ from mmrl_env.data.audio import AudioConfig
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.data.cache import open_prepared, split_rows
 from mmrl_env.data.cached_split import CachedSplit, FramesView, SpectrogramView
+from mmrl_env.data.home import prepare_command
 
 # Audio-video reference optimisation (BSS paper §4.1, AUG paper §5.2.2: SGD, momentum 0.9, wd 1e-4, lr 1e-2,
 # divided by 10 when the loss saturates, here StepLR(70, 0.1)).
@@ -68,8 +69,7 @@ class AVDataset:
 
     def prepare_command(self, out: str | Path | None = None) -> str:
         """The prepare command line; without ``out`` it writes to the data home."""
-        where = f" --out {out}" if out is not None else ""
-        return f"python -m mmrl_env.data.prepare {self.command} --raw <raw>{where}"
+        return prepare_command(self.command, out)
 
 
 def load_av(ds: AVDataset, root: Path | str | None, device: str = "cpu", resident: bool = False,

@@ -29,6 +29,7 @@ from mmrl_env.data.validation import read_json_object, stratified_holdout
 MANIFEST = "manifest.json"
 FORMAT = "mmrl-cache"
 VERSION = 1
+REBUILD = "run the prepare command again with --overwrite to rebuild the cache"  # the fix for a damaged cache
 
 
 class CacheMismatchError(RuntimeError):
@@ -93,7 +94,7 @@ class CacheWriter:
         except ValueError as err:
             if overwrite:
                 return None
-            raise CacheMismatchError(f"{err}; rerun with --overwrite to rebuild the cache") from err
+            raise CacheMismatchError(str(err)) from err  # the message already says: --overwrite
 
     def _same(self, old: dict[str, Any]) -> bool:
         keys = set(self.manifest) - {"complete", "failed"}
@@ -121,20 +122,19 @@ class CacheWriter:
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """``manifest.json``, or a ``ValueError`` naming the file when it is truncated or not a manifest."""
-    return read_json_object(path, "run the prepare command again with --overwrite")
+    return read_json_object(path, REBUILD)
 
 
 def _array(path: Path, shape: list[int] | None, mmap: bool) -> np.ndarray:
     """One cache array, checked against the shape the manifest promises."""
-    fix = "run the prepare command again with --overwrite to rebuild the cache"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; {fix}")
+        raise FileNotFoundError(f"{path} is missing; {REBUILD}")
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path} is truncated or damaged ({type(err).__name__}: {err}); {fix}") from err
+        raise ValueError(f"{path} is truncated or damaged ({type(err).__name__}: {err}); {REBUILD}") from err
     if shape is not None and list(array.shape) != list(shape):
-        raise ValueError(f"{path} has shape {list(array.shape)}, the manifest says {list(shape)}; {fix}")
+        raise ValueError(f"{path} has shape {list(array.shape)}, the manifest says {list(shape)}; {REBUILD}")
     return array
 
 
@@ -155,8 +155,7 @@ def open_cache(root: Path) -> Cache:
         if len(manifest["splits"]) != n:
             raise ValueError("clips and splits differ in length")
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err}); run the prepare command again "
-                         "with --overwrite") from err
+        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err}); {REBUILD}") from err
     arrays = {k: _array(root / f"{k}.npy", spec.get("shape"), True) for k, spec in specs.items()}
     return Cache(root, manifest, arrays, _array(root / "labels.npy", [n], False),
                  _array(root / "status.npy", [n], False))
@@ -175,6 +174,8 @@ def open_prepared(name: str, command: str, root: Path | str | None, prepare: str
     except FileNotFoundError as err:
         raise FileNotFoundError(missing_data_message(name, command, path, root is not None, prepare, layout,
                                                      f"which holds no prepared cache ({err})")) from err
+    except ValueError as err:  # damaged or interrupted: the message says the fix; add the command that does it
+        raise ValueError(f"{err}\n{name}'s prepare command: {prepare}") from err
     if cache.manifest.get("dataset") != name:
         raise ValueError(f"{path} holds a {cache.manifest.get('dataset')} cache, not {name}; prepare it with: "
                          f"{prepare}")

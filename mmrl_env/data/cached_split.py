@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
-from mmrl_env.data.augment import Normalize, random_resized_crop_flip
+from mmrl_env.data.augment import Normalize, random_resized_crop_flip, to_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -111,10 +111,7 @@ class CachedSplit:
         data = self.views[modality].read(self.arrays[modality], rows[order])
         back = np.empty_like(order)
         back[order] = np.arange(order.size)
-        x = torch.from_numpy(np.ascontiguousarray(data[back]))
-        if self.device.type == "cuda":
-            return x.pin_memory().to(self.device, non_blocking=True)
-        return x
+        return to_device(torch.from_numpy(np.ascontiguousarray(data[back])), self.device)  # pinned, no sync
 
     def gather(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
         x = self._raw(modality, idx)

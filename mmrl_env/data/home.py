@@ -45,6 +45,17 @@ def resolve_root(root: str | Path | None, command: str) -> Path:
     return Path(root).expanduser() if root is not None else dataset_dir(command)
 
 
+# how a user points a loader at data outside the data home (every "data not found" message says it)
+ELSEWHERE = "data_root=<dir> (CLI: --env-kwargs data_root=<dir>)"
+
+
+def prepare_command(command: str, out: str | Path | None = None, options: str = "") -> str:
+    """The prepare command line of sub-command ``command`` (``options``: its extra required
+    flags); without ``out`` it writes to the data home."""
+    where = f" --out {out}" if out is not None else ""
+    return f"python -m mmrl_env.data.prepare {command} --raw <raw>{options}{where}"
+
+
 def where_text(root: Path, given: bool) -> str:
     """How ``root`` was chosen, for error messages."""
     if given:
@@ -64,6 +75,5 @@ def missing_data_message(name: str, command: str, root: Path, given: bool, prepa
         lines.append(f"where <raw> is the downloaded raw data: {source}; expected raw layout:")
     else:
         lines.append("expected raw layout:")
-    lines += [layout, f"or use a cache elsewhere: data_root=<dir> (CLI: --env-kwargs data_root=<dir>), "
-              f"or set ${DATA_ENV} to the folder holding {command}/."]
+    lines += [layout, f"or use a cache elsewhere: {ELSEWHERE}, or set ${DATA_ENV} to the folder holding {command}/."]
     return "\n".join(lines)

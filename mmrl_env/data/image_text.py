@@ -24,6 +24,7 @@ from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.data.build_cache import fill_cache
 from mmrl_env.data.cache import CacheWriter, open_prepared, split_rows
 from mmrl_env.data.cached_split import CachedSplit, FramesView
+from mmrl_env.data.home import prepare_command
 from mmrl_env.data.tokens import load_tokenizer, tokenize
 
 # Image-text reference optimisation (BSS paper §4.1: Adam, lr 1e-5, batch 64; no LR decay named).
@@ -55,8 +56,7 @@ class ImageTextDataset:
 
     def prepare_command(self, out: str | Path | None = None) -> str:
         """The prepare command line; without ``out`` it writes to the data home."""
-        where = f" --out {out}" if out is not None else ""
-        return f"python -m mmrl_env.data.prepare {self.command} --raw <raw> --tokenizer <bert-base-uncased dir>{where}"
+        return prepare_command(self.command, out, " --tokenizer <bert-base-uncased dir>")
 
 
 def first_existing(raw: Path, candidates: Sequence[str], is_dir: bool = False) -> str:

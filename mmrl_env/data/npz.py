@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
-from mmrl_env.data.home import resolve_root, where_text
+from mmrl_env.data.home import ELSEWHERE, resolve_root, where_text
 from mmrl_env.data.validation import read_json_object, stratified_holdout
 
 LAYOUT = "<root>/train.npz, [val.npz], test.npz (arrays '<modality>' and 'labels'), optional meta.json"
@@ -111,7 +111,7 @@ def load_npz(root: str | Path | None = None, val_fraction: float = 0.1, val_seed
     path = resolve_root(root, "custom")
     if not path.is_dir():
         raise FileNotFoundError(f"Custom data directory {where_text(path, root is not None)} not found; expected "
-                                f"{LAYOUT}. Pass data_root=<dir> (CLI: --env-kwargs data_root=<dir>) or put the "
+                                f"{LAYOUT}. Pass {ELSEWHERE} or put the "
                                 f"files in {path}")
     root = path
     meta = _meta(root)

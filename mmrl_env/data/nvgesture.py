@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mmrl_env.data import home
 from mmrl_env.data.audio_video import PrepareError
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.data.cache import open_prepared, split_rows
@@ -102,8 +103,7 @@ def read_lists(raw: Path) -> list[GestureRow]:
 
 def prepare_command(out: str | Path | None = None) -> str:
     """The prepare command line; without ``out`` it writes to the data home."""
-    where = f" --out {out}" if out is not None else ""
-    return f"python -m mmrl_env.data.prepare nvgesture --raw <raw>{where}"
+    return home.prepare_command("nvgesture", out)
 
 
 def load_nvgesture(root: str | Path | None = None, device: str = "cpu", resident: bool = False,
