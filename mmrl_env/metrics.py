@@ -63,13 +63,20 @@ def prediction_metrics(fused: Tensor, unimodal: list[Tensor], labels: Tensor,
 
 
 def validation_scores(fused: Tensor, unimodal: list[Tensor], labels: Tensor, modalities: tuple[str, ...] | list[str],
-                      extra: tuple[str, ...] = ()) -> dict[str, float]:
-    """The cheap per-step scores (env reward, per-epoch logs): ``acc`` and ``acc_<modality>``,
-    plus ``f1`` (macro-F1) and/or ``loss`` (cross-entropy) of the fused logits when asked."""
-    out = {"acc": accuracy(fused, labels)}
-    out.update({f"acc_{n}": accuracy(z, labels) for n, z in zip(modalities, unimodal, strict=True)})
+                      extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The cheap per-step scores of K runs at once (env reward, per-epoch logs), each a (K,)
+    array from (K, N, C) logits: ``acc`` and ``acc_<modality>``, plus ``f1`` (macro-F1) and/or
+    ``loss`` (cross-entropy) of the fused logits when asked."""
+
+    def acc(z: Tensor) -> np.ndarray:
+        return (z.argmax(-1) == labels).float().mean(-1).cpu().numpy().astype(np.float64)
+
+    out = {"acc": acc(fused)}
+    out.update({f"acc_{n}": acc(z) for n, z in zip(modalities, unimodal, strict=True)})
     if "f1" in extra:
-        out["f1"] = classification_metrics(fused, labels)["f1"]
+        out["f1"] = np.array([classification_metrics(z, labels)["f1"] for z in fused])
     if "loss" in extra:
-        out["loss"] = float(torch.nn.functional.cross_entropy(fused, labels).item())
+        k, n = fused.shape[:2]
+        ce = torch.nn.functional.cross_entropy(fused.flatten(0, 1).float(), labels.repeat(k), reduction="none")
+        out["loss"] = ce.view(k, n).mean(-1).cpu().numpy().astype(np.float64)
     return out

@@ -145,10 +145,10 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
     for epoch in tqdm(range(epochs), desc=what, disable=not progress):
         loss = trainer.train(trainer.iterations_per_epoch, sizes).detach().cpu()
         pred, y = trainer.predict(trainer.dataset.val)
+        scores = validation_scores(pred.fused, pred.unimodal, y, names)  # every run at once
         for k, (run, writer) in enumerate(zip(runs, writers, strict=True)):
-            scores = validation_scores(pred.fused[k], [z[k] for z in pred.unimodal], y, names)
-            info = {"train_loss": float(loss[k]), "val_acc": scores["acc"],
-                    "val_acc_modality": {n: scores[f"acc_{n}"] for n in names}, **trainer.run_info(k)}
+            info = {"train_loss": float(loss[k]), "val_acc": float(scores["acc"][k]),
+                    "val_acc_modality": {n: float(scores[f"acc_{n}"][k]) for n in names}, **trainer.run_info(k)}
             run.history.append(info)
             for tag, value in numeric_leaves(info) if writer is not None else ():
                 writer.add_scalar(f"step/{tag}", value, epoch + 1)

@@ -11,16 +11,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from mmrl_env.metrics import classification_metrics
+from mmrl_env.metrics import validation_scores
 
 REWARDS = ("acc", "f1", "loss")
-
-
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """(K,) accuracies of (K, N, C) logits."""
-    return (logits.argmax(-1) == labels).float().mean(-1).cpu().numpy().astype(np.float64)
 
 
 class ValidationReward:
@@ -42,18 +36,10 @@ class ValidationReward:
 
     def measure(self, trainer: Any) -> dict[str, np.ndarray]:
         """Per run (K,): fused and per-modality accuracy (``acc``, ``acc_<modality>``) plus the
-        reward's own score when it is not accuracy."""
+        reward's own score when it is not accuracy; one batched prediction for every run."""
         pred, y = trainer.predict(trainer.dataset.val, self.idx)
-        out = {"acc": _accuracy(pred.fused, y)}
-        for name, z in zip(trainer.dataset.modality_names, pred.unimodal, strict=True):
-            out[f"acc_{name}"] = _accuracy(z, y)
-        if self.kind == "f1":
-            out["f1"] = np.array([classification_metrics(z, y)["f1"] for z in pred.fused])
-        if self.kind == "loss":
-            k, n = pred.fused.shape[:2]
-            ce = F.cross_entropy(pred.fused.flatten(0, 1).float(), y.repeat(k), reduction="none").view(k, n)
-            out["loss"] = ce.mean(-1).cpu().numpy().astype(np.float64)
-        return out
+        extra = () if self.kind == "acc" else (self.kind,)
+        return validation_scores(pred.fused, pred.unimodal, y, trainer.dataset.modality_names, extra)
 
     def gain(self, prev: dict[str, np.ndarray], cur: dict[str, np.ndarray]) -> np.ndarray:
         """(K,) rewards."""
