@@ -33,7 +33,8 @@ class Split(Protocol):
     def __len__(self) -> int: ...
 
     def gather(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
-        """Inputs of ``modality`` for the samples ``idx``, on the split's device."""
+        """Inputs of ``modality`` for the samples ``idx`` (on any device: a host index saves a
+        memory-mapped split a wait for the GPU), on the split's device."""
         ...
 
     def gather_labels(self, idx: Tensor) -> Tensor:
@@ -63,10 +64,11 @@ class TensorSplit:
         return self.inputs[0].device
 
     def gather(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
-        return self.inputs[modality].index_select(0, idx)
+        x = self.inputs[modality]
+        return x.index_select(0, idx.to(x.device, non_blocking=True))
 
     def gather_labels(self, idx: Tensor) -> Tensor:
-        return self._labels_dev.index_select(0, idx)
+        return self._labels_dev.index_select(0, idx.to(self._labels_dev.device, non_blocking=True))
 
     def to(self, device: torch.device | str) -> TensorSplit:
         out = TensorSplit([x.to(device) for x in self.inputs], self.labels)

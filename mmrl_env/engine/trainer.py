@@ -104,8 +104,8 @@ class VectorTrainer:
             idx = torch.zeros(self.num_runs, n, dtype=torch.long)
             for k, w in enumerate(windows):
                 idx[k, : w.numel()] = w
+        flat = idx.flatten()  # host index: a memory-mapped split reads with it without waiting for the GPU
         idx = idx.to(self.device, non_blocking=True)
-        flat = idx.flatten()
         split = self.dataset.train
         inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
                   for j in range(self.dataset.num_modalities)]
