@@ -1,4 +1,4 @@
-"""The engine's masked BatchNorm equals ``nn.BatchNorm2d`` on the valid rows, train and eval."""
+"""The engine's masked BatchNorm equals ``nn.BatchNorm1d/2d/3d`` on the valid rows, train and eval."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from mmrl_env.engine.batchnorm import MaskedBatchNorm2d, bn_rows, masked_template, update_running_stats
+from mmrl_env.engine.batchnorm import MaskedBatchNorm, bn_rows, masked_template, update_running_stats
 
 
-def reference(seed: int) -> nn.BatchNorm2d:
+SHAPES = {1: (), 2: (3, 3), 3: (2, 3, 3)}  # the extra dims after (N, C) of a BatchNorm{1,2,3}d input
+LAYERS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def reference(seed: int, dims: int = 2) -> nn.modules.batchnorm._BatchNorm:
     torch.manual_seed(seed)
-    bn = nn.BatchNorm2d(4)
+    bn = LAYERS[dims](4)
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-0.5, 0.5)
@@ -22,7 +26,7 @@ def reference(seed: int) -> nn.BatchNorm2d:
 def test_all_rows_valid_matches_batchnorm2d_train_and_eval() -> None:
     bn = reference(0)
     masked = masked_template(nn.Sequential(bn))[0]
-    assert isinstance(masked, MaskedBatchNorm2d) and masked.qualified_name == "0"
+    assert isinstance(masked, MaskedBatchNorm) and masked.qualified_name == "0"
     params, buffers = stack_module_state([bn])
     params = {k.removeprefix("0."): v.detach() for k, v in params.items()}
     buffers = {k.removeprefix("0."): v for k, v in buffers.items()}
@@ -48,15 +52,16 @@ def test_all_rows_valid_matches_batchnorm2d_train_and_eval() -> None:
     torch.testing.assert_close(y[0], bn.eval()(x[0]), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 3, 7])
-def test_masked_rows_are_ignored(n: int) -> None:
-    """Statistics over the first n rows only; output rows < n equal BatchNorm2d on x[:n]; the
-    padding rows' values do not matter. A zero mask leaves the running statistics alone."""
-    bn = reference(1).train()
+def test_masked_rows_are_ignored(n: int, dims: int) -> None:
+    """Statistics over the first n rows only; output rows < n equal BatchNorm{1,2,3}d on x[:n];
+    the padding rows' values do not matter. A zero mask leaves the running statistics alone."""
+    bn = reference(1, dims).train()
     masked = masked_template(nn.Sequential(bn))[0].train()
     state = {k: v.detach().clone() for k, v in bn.state_dict().items()}
-    x = torch.randn(8, 4, 3, 3)
-    x[n:] = 1e3 * torch.randn(8 - n, 4, 3, 3)
+    x = torch.randn(8, 4, *SHAPES[dims])
+    x[n:] = 1e3 * torch.randn(8 - n, 4, *SHAPES[dims])
     mask = (torch.arange(8) < n).float()
     stats: dict = {}
     with bn_rows(mask, stats):
@@ -83,5 +88,7 @@ def test_training_forward_needs_a_row_scope_and_other_norms_are_refused() -> Non
     state |= {k: torch.ones(2) for k, _ in masked.named_parameters()}
     with pytest.raises(RuntimeError, match="bn_rows"):
         functional_call(masked.train(), state, (torch.randn(4, 2, 3, 3),))
-    with pytest.raises(ValueError, match="BatchNorm1d"):
-        masked_template(nn.Sequential(nn.BatchNorm1d(3)))
+    with pytest.raises(ValueError, match="SyncBatchNorm is not supported"):
+        masked_template(nn.Sequential(nn.SyncBatchNorm(3)))
+    with pytest.raises(ValueError, match="affine BatchNorm"):
+        masked_template(nn.Sequential(nn.BatchNorm3d(3, affine=False)))

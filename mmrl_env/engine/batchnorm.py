@@ -3,16 +3,19 @@
 Why one special layer: under ``vmap(grad(...))`` two things break ``nn.BatchNorm2d``. Its
 running-statistic update is an in-place write into a buffer captured from outside the
 transforms, and its batch statistics would include the masked (padding) rows that a run with
-n_kj < N_max does not train on. So the engine swaps every ``nn.BatchNorm2d`` of its functional
-template for :class:`MaskedBatchNorm2d` (same parameter and buffer names, so a model's
+n_kj < N_max does not train on. So the engine swaps every ``nn.BatchNorm1d/2d/3d`` of its
+functional template for :class:`MaskedBatchNorm` (same parameter and buffer names, so a model's
 ``state_dict`` loads unchanged), which
 
 * in training mode normalises with the mean/biased variance of the rows whose mask is 1 — with
-  every row valid that is exactly ``nn.BatchNorm2d``'s training forward — and *records* the
+  every row valid that is exactly ``nn.BatchNorm``'s training forward — and *records* the
   batch statistics (mean, unbiased variance, valid count) in the active :func:`bn_rows` scope
   instead of writing buffers; the engine returns them from the functional step as auxiliary
   output and folds them into its stacked running buffers with :func:`update_running_stats`;
-* in eval mode normalises with the running statistics, as ``nn.BatchNorm2d.eval()`` does.
+* in eval mode normalises with the running statistics, as ``nn.BatchNorm.eval()`` does.
+
+The same layer serves both ways of mapping a step over the runs (``vmap`` and the per-run loop
+of :mod:`~mmrl_env.engine.runs`); :func:`encode_rows` is where a model's encoder meets it.
 
 A run whose mask is all zero (an inactive run) gets finite outputs (variance 1) and a count of
 0, so its running statistics are left alone.
@@ -22,9 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,12 +40,13 @@ class _Rows:
     stats: dict[str, tuple[Tensor, Tensor, Tensor]] = field(default_factory=dict)  # name -> (mean, var, count)
 
 
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _ROWS: ContextVar[_Rows | None] = ContextVar("mmrl_bn_rows", default=None)
 
 
 @contextlib.contextmanager
 def bn_rows(mask: Tensor, stats: dict[str, tuple[Tensor, Tensor, Tensor]]) -> Iterator[None]:
-    """Within this scope, training-mode :class:`MaskedBatchNorm2d` layers use the rows where
+    """Within this scope, training-mode :class:`MaskedBatchNorm` layers use the rows where
     ``mask`` is 1 and record their batch statistics in ``stats`` under the layer's name
     (mean, unbiased variance, number of valid values)."""
     token = _ROWS.set(_Rows(mask, stats))
@@ -51,25 +56,30 @@ def bn_rows(mask: Tensor, stats: dict[str, tuple[Tensor, Tensor, Tensor]]) -> It
         _ROWS.reset(token)
 
 
-class MaskedBatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` with batch statistics over the valid rows and no buffer writes."""
+class MaskedBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """``nn.BatchNorm1d/2d/3d`` with batch statistics over the valid rows and no buffer writes."""
 
     qualified_name = ""  # the layer's name in the model, set by :func:`masked_template`
 
+    def _check_input_dim(self, x: Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"BatchNorm expects (N, C, ...) input, got shape {tuple(x.shape)}")
+
     def forward(self, x: Tensor) -> Tensor:
-        shape = (1, -1, 1, 1)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
         if not self.training:
             scale = torch.rsqrt(self.running_var + self.eps)
             return (x - self.running_mean.view(shape)) * (scale * self.weight).view(shape) + self.bias.view(shape)
         rows = _ROWS.get()
         if rows is None:
-            raise RuntimeError("MaskedBatchNorm2d in training mode needs a bn_rows(mask, stats) scope")
-        w = rows.mask.to(x.dtype).view(-1, 1, 1, 1)
-        count = rows.mask.sum() * (x.shape[2] * x.shape[3])
+            raise RuntimeError("MaskedBatchNorm in training mode needs a bn_rows(mask, stats) scope")
+        dims = (0, *range(2, x.dim()))
+        w = rows.mask.to(x.dtype).view(-1, *(1,) * (x.dim() - 1))
+        count = rows.mask.sum() * (x[0, 0].numel())
         denom = count.clamp(min=1)
-        mean = (x * w).sum((0, 2, 3)) / denom
+        mean = (x * w).sum(dims) / denom
         centred = x - mean.view(shape)
-        var = (centred.square() * w).sum((0, 2, 3)) / denom
+        var = (centred.square() * w).sum(dims) / denom
         var = torch.where(count > 0, var, torch.ones_like(var))
         if self.qualified_name in rows.stats:
             raise RuntimeError(f"BatchNorm layer {self.qualified_name!r} ran twice in one step; the engine "
@@ -78,19 +88,40 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         return centred * (torch.rsqrt(var + self.eps) * self.weight).view(shape) + self.bias.view(shape)
 
 
+
+def encode_rows(encode: Callable[[Tensor], Tensor], x: Tensor, mask: Tensor | None,
+                stats: dict[str, Any] | None, training: bool, trim: bool = False) -> Tensor:
+    """An encoder's features of ``x``; in training its BatchNorm layers count the rows where
+    ``mask`` (a prefix mask) is 1. ``trim`` (the per-run loop, never under ``vmap``): encode only
+    the valid prefix and pad the features with zeros — every loss masks those rows, so the step
+    is the same while a big encoder skips the padding's compute."""
+    if not training:
+        return encode(x)
+    if not trim:
+        with bn_rows(mask, stats):
+            return encode(x)
+    n = max(1, min(int(mask.sum()), x.shape[0]))  # one valid row at least: an all-zero mask records count 0
+    with bn_rows(mask[:n], stats):
+        u = encode(x[:n])
+    if n == x.shape[0]:
+        return u
+    return torch.cat([u, u.new_zeros(x.shape[0] - n, *u.shape[1:])])
+
+
 def masked_template(model: nn.Module) -> nn.Module:
     """A copy of ``model`` on the meta device (no storage: ``functional_call`` supplies every
-    tensor) with each ``nn.BatchNorm2d`` replaced by :class:`MaskedBatchNorm2d`."""
+    tensor) with each ``nn.BatchNorm1d/2d/3d`` replaced by :class:`MaskedBatchNorm`."""
     template = copy.deepcopy(model).to("meta")
     for prefix, module in list(template.named_modules()):
         for name, child in module.named_children():
-            if isinstance(child, nn.modules.batchnorm._BatchNorm) and type(child) is not nn.BatchNorm2d:
-                raise ValueError(f"{type(child).__name__} is not supported by the vector engine (BatchNorm2d only)")
-            if type(child) is nn.BatchNorm2d:
+            if isinstance(child, nn.modules.batchnorm._BatchNorm) and type(child) not in BATCHNORMS:
+                raise ValueError(f"{type(child).__name__} is not supported by the vector engine "
+                                 "(nn.BatchNorm1d/2d/3d only)")
+            if type(child) in BATCHNORMS:
                 if not (child.affine and child.track_running_stats and child.momentum is not None):
-                    raise ValueError("the vector engine supports affine BatchNorm2d with running stats and a "
+                    raise ValueError("the vector engine supports affine BatchNorm with running stats and a "
                                      "fixed momentum only")
-                masked = MaskedBatchNorm2d(child.num_features, child.eps, child.momentum, device="meta")
+                masked = MaskedBatchNorm(child.num_features, child.eps, child.momentum, device="meta")
                 masked.qualified_name = f"{prefix}.{name}" if prefix else name
                 setattr(module, name, masked)
     return template
@@ -98,7 +129,7 @@ def masked_template(model: nn.Module) -> nn.Module:
 
 def batchnorm_momenta(template: nn.Module) -> dict[str, float]:
     """The masked layers of a template: name -> momentum."""
-    return {m.qualified_name: float(m.momentum) for m in template.modules() if isinstance(m, MaskedBatchNorm2d)}
+    return {m.qualified_name: float(m.momentum) for m in template.modules() if isinstance(m, MaskedBatchNorm)}
 
 
 @torch.no_grad()

@@ -37,7 +37,7 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
-from mmrl_env.engine.batchnorm import bn_rows
+from mmrl_env.engine.batchnorm import encode_rows
 from mmrl_env.engine.joint import masked_batch_normalised_ce
 from mmrl_env.engine.optim import StackedOptimizer
 from mmrl_env.engine.stack import RunStack
@@ -63,6 +63,8 @@ class SlotBoostingNet(BoostingNet):
     """``BoostingNet`` (same construction, so run k's initial weights are the single run's) plus
     ``max_classifiers − 1`` pre-allocated Layer1 slots per modality."""
 
+    trim_rows = False  # set by the learner for the per-run loop (see ``encode_rows``)
+
     def __init__(self, modalities: tuple[ModalitySpec, ...], num_classes: int, hidden: int,
                  max_classifiers: int) -> None:
         super().__init__(modalities, num_classes, hidden)
@@ -74,11 +76,8 @@ class SlotBoostingNet(BoostingNet):
         """Per modality r, the (widths[r], N, C) logits of its first widths[r] classifiers."""
         out = []
         for r, x in enumerate(inputs):
-            if self.training:
-                with bn_rows(masks[r], bn_stats):
-                    u = self.encoders[r](x)
-            else:
-                u = self.encoders[r](x)
+            u = encode_rows(self.encoders[r], x, None if masks is None else masks[r], bn_stats, self.training,
+                            self.trim_rows)
             layers = [self.layer1[r][0], *self.slots[r][: widths[r] - 1]]
             out.append(torch.stack([self.head(torch.relu(layer(u))) for layer in layers]))
         return out
@@ -132,7 +131,7 @@ class VectorBoostingLearner(StackedLearner):
         self.omega = torch.ones(k, m, device=device)  # Algorithm 2: ω initialised to 1
         self.score_sum = torch.zeros(k, m, device=device)
         self.score_count = torch.zeros(k, m, dtype=torch.long, device=device)
-        self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
+        self._train_fn = self.map_runs(grad_and_value(self._loss, has_aux=True), (0, 0, 0, 0, 0, 0, 0, None, None))
         self._omega_grad = vmap(grad(self._omega_loss), in_dims=(0, 0, 0))
         self._omega_forward = vmap(self._omega_apply, in_dims=(0, 0))
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call, grad_and_value
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
-from mmrl_env.engine.batchnorm import bn_rows
+from mmrl_env.engine.batchnorm import encode_rows
 from mmrl_env.engine.kernels import MLPJointKernel
 from mmrl_env.engine.optim import StackedOptimizer
 from mmrl_env.engine.stacked import StackedLearner, column_ranges
@@ -55,6 +55,8 @@ class JointNet(MultimodalNet):
     """``MultimodalNet`` with a forward for ``functional_call``: same construction and
     parameter names, so run k's weights load into the single learner's model and back."""
 
+    trim_rows = False  # set by the learner for the per-run loop (see ``encode_rows``)
+
     def forward(self, inputs: list[Tensor], masks: Tensor | None = None,
                 bn_stats: dict[str, Any] | None = None) -> tuple[list[Tensor], Tensor]:
         """Unimodal logits per modality and fused logits z_multi for every row. In training,
@@ -66,14 +68,8 @@ class JointNet(MultimodalNet):
     def features(self, inputs: list[Tensor], masks: Tensor | None = None,
                  bn_stats: dict[str, Any] | None = None) -> list[Tensor]:
         """Each modality's encoder features u_j; in training, BatchNorm counts only its valid rows."""
-        feats = []
-        for j, x in enumerate(inputs):
-            if self.training:
-                with bn_rows(masks[j], bn_stats):
-                    feats.append(self.encode(j, x))
-            else:
-                feats.append(self.encode(j, x))
-        return feats
+        return [encode_rows(lambda x, j=j: self.encode(j, x), x, None if masks is None else masks[j], bn_stats,
+                            self.training, self.trim_rows) for j, x in enumerate(inputs)]
 
 
 class VectorJointLearner(StackedLearner):
@@ -89,7 +85,7 @@ class VectorJointLearner(StackedLearner):
         self.optimizer = StackedOptimizer(self.stack.flat, optim)
         self._fusion_cols = torch.cat([torch.arange(a, b) for a, b in
                                        column_ranges(self.stack, lambda n: n.startswith("fusion."))]).to(device)
-        self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
+        self._train_fn = self.map_runs(grad_and_value(self._loss, has_aux=True), (0, 0, 0, 0, 0, None))
         self._kernel = self._build_kernel()
 
     def _build_kernel(self) -> MLPJointKernel | None:
@@ -135,7 +131,7 @@ class VectorJointLearner(StackedLearner):
         """Every run's loss (K,) and gradient (K, P) w.r.t. ``stack.flat``, the unimodal logits
         (K, N, C) and the BatchNorm batch statistics. The explicit MLP kernel when it covers the
         model and :meth:`_loss` is this class's own; else ``vmap(grad_and_value(self._loss))``."""
-        if self._kernel is not None:
+        if self._kernel is not None and self.vectorize:
             rows, common = batch.row_limits()
             with self._autocast():
                 step = self._kernel.loss_and_grads(batch.inputs, batch.labels, batch.masks, rows, common,
@@ -173,7 +169,7 @@ class VectorJointLearner(StackedLearner):
         """Every run's fused, unimodal and z_multi logits on ``inputs``: shared (N, ...) tensors,
         or (K, N, ...) with ``per_run``."""
         self._set_training(False)
-        if self._kernel is not None:
+        if self._kernel is not None and self.vectorize:
             k = self.num_runs
             inputs = inputs if per_run else [x.expand(k, *x.shape) for x in inputs]
             with self._autocast():

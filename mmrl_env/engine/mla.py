@@ -26,7 +26,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
-from mmrl_env.engine.batchnorm import bn_rows
+from mmrl_env.engine.batchnorm import encode_rows
 from mmrl_env.engine.joint import masked_batch_normalised_ce
 from mmrl_env.engine.stacked import StackedLearner, column_ranges
 from mmrl_env.learners.base import OptimConfig
@@ -43,13 +43,11 @@ from mmrl_env.learners.mla import (
 class MLANet(SharedHeadNet):
     """``SharedHeadNet`` that also returns the features (the projector's r); same parameters."""
 
+    trim_rows = False  # set by the learner for the per-run loop (see ``encode_rows``)
+
     def forward(self, j: int, x: Tensor, mask: Tensor | None = None,
                 bn_stats: dict[str, Any] | None = None) -> tuple[Tensor, Tensor]:
-        if self.training:
-            with bn_rows(mask, bn_stats):
-                u = self.encode(j, x)
-        else:
-            u = self.encode(j, x)
+        u = encode_rows(lambda x: self.encode(j, x), x, mask, bn_stats, self.training, self.trim_rows)
         return u, self.head(u)
 
 
@@ -72,7 +70,7 @@ class VectorMLALearner(StackedLearner):
         self.weight_cols = self.stack.columns["head.weight"]
         self.weight_shape = self.stack.shapes[self.stack.names.index("head.weight")]
         self._reset_state(list(range(len(generators))), generators)
-        self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None, None))
+        self._train_fn = self.map_runs(grad_and_value(self._loss, has_aux=True), (0, 0, 0, 0, 0, None, None))
 
     def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
         k, d = self.num_runs, self.weight_shape[1]

@@ -92,7 +92,7 @@ class VectorOGMGELearner(StackedLearner):
                           for j in range(dataset.num_modalities)]
         self.noise_generators: list[torch.Generator] = [torch.Generator()] * len(generators)
         self._reset_state(list(range(len(generators))), generators)
-        self._train_fn = vmap(grad_and_value(self._loss, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
+        self._train_fn = self.map_runs(grad_and_value(self._loss, has_aux=True), (0, 0, 0, 0, 0, None))
 
     def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
         super().set_run_length(epochs, iterations_per_epoch)

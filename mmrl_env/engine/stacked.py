@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batchnorm import update_running_stats
 from mmrl_env.engine.optim import StackedOptimizer, StackedStepLR
+from mmrl_env.engine.runs import RunMap
 from mmrl_env.engine.stack import RunStack
 from mmrl_env.learners.base import OptimConfig, lr_schedule_state
 
@@ -88,6 +88,17 @@ class StackedLearner:
         self.run_epochs: int | None = None
         self.iterations_per_epoch: int | None = None
         self._predict_fns: dict[bool, Callable[..., Any]] = {}
+        self.vectorize = True
+
+    def set_vectorize(self, vectorize: bool) -> None:
+        """Batched (``vmap``) or per-run loop steps from now on (:mod:`~mmrl_env.engine.runs`); the
+        loop also trims each run's padding rows before the encoders."""
+        self.vectorize = bool(vectorize)
+        self.stack.template.trim_rows = not self.vectorize
+
+    def map_runs(self, fn: Callable[..., Any], in_dims: Sequence[int | None]) -> RunMap:
+        """``fn`` (one run's computation) over the K runs, batched or looped per ``vectorize``."""
+        return RunMap(fn, in_dims, self)
 
     @property
     def num_runs(self) -> int:
@@ -110,10 +121,10 @@ class StackedLearner:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def _predict_fn(self, per_run: bool, *extra_dims: int | None) -> Callable[..., Any]:
-        """``vmap`` of the subclass's ``_forward(flat, buffers, inputs, *extra)`` over the runs,
+        """The subclass's ``_forward(flat, buffers, inputs, *extra)`` mapped over the runs,
         with ``inputs`` shared or per run (``extra_dims``: the batching of the further arguments); cached."""
         if per_run not in self._predict_fns:
-            self._predict_fns[per_run] = vmap(self._forward, in_dims=(0, 0, 0 if per_run else None, *extra_dims))
+            self._predict_fns[per_run] = self.map_runs(self._forward, (0, 0, 0 if per_run else None, *extra_dims))
         return self._predict_fns[per_run]
 
     def step_group(self, name: str, grads: Tensor, gate: Tensor) -> None:

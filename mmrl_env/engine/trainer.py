@@ -5,8 +5,11 @@ its own seed, its ``ShuffledStream``, iteration/epoch counters, model, optimizer
 StepLR — so run k of a K-run engine reproduces ``InnerTrainer`` with that seed, sizes and
 orders (float tolerance: batched kernels sum in another order). Per step, the runs' index
 windows are drawn per run (a cheap loop over index streams), padded to one common length and
-trained in one batched step (each modality only computes the rows some run uses); the model
-work never loops over runs.
+trained in one step: batched (``vectorize=True``: ``vmap`` or the explicit MLP kernel, each
+modality only computing the rows some run uses; the model work never loops over runs) or, for
+the big encoders, the same per-run step in a loop (``vectorize=False``, :mod:`mmrl_env.engine.runs`).
+K = 1 is a single inner run: ``gym.make`` envs, ``train_mml.py`` and the benchmarks' plain loop
+all train through this class.
 
 Learners: ``VECTOR_LEARNERS`` (every learner has a port; see their modules for what each one
 does per run). Contiguous memory format only (no ``channels_last``, which breaks ``vmap``; see
@@ -31,6 +34,7 @@ from mmrl_env.engine.mla import VectorMLALearner
 from mmrl_env.engine.ogm_ge import VectorOGMGELearner
 from mmrl_env.kwargs import apply_renames
 from mmrl_env.learners import check_learner
+from mmrl_env.models.encoders import check_encoder
 from mmrl_env.samplers.stream import ShuffledStream
 from mmrl_env.trainer import TrainerConfig, resolve_device
 
@@ -43,14 +47,16 @@ class VectorTrainer:
     """K inner training runs on one device; ``reset`` (all runs or some) starts new runs."""
 
     def __init__(self, dataset: MultimodalDataset, cfg: TrainerConfig, num_runs: int,
-                 device: str | torch.device = "auto") -> None:
+                 device: str | torch.device = "auto", vectorize: bool = True) -> None:
         if num_runs < 1:
             raise ValueError(f"num_runs must be at least 1, got {num_runs}")
         cfg = replace(cfg, learner_kwargs=check_learner(cfg.learner, cfg.learner_kwargs))  # current kwarg names
+        for spec in dataset.modalities:  # missing pretrained weights fail here, before any run starts
+            check_encoder(spec.encoder, **spec.encoder_kwargs)
         if cfg.learner not in VECTOR_LEARNERS:
             raise ValueError(f"the vector engine supports learner(s) {', '.join(VECTOR_LEARNERS)}, not "
                              f"{cfg.learner!r}; run it with the single InnerTrainer")
-        self.cfg, self.num_runs = cfg, num_runs
+        self.cfg, self.num_runs, self.vectorize = cfg, num_runs, bool(vectorize)
         self.device = resolve_device(device)
         self.dataset = dataset.to(self.device)
         self.iterations_per_epoch = max(1, math.ceil(len(self.dataset.train) / cfg.batch_size))
@@ -84,6 +90,7 @@ class VectorTrainer:
             cls = VECTOR_LEARNERS[self.cfg.learner]
             self.learner = cls(self.dataset, self.cfg.optim, self.device, ordered,
                                **apply_renames(cls, self.cfg.learner_kwargs))
+            self.learner.set_vectorize(self.vectorize)
             if hasattr(self.learner, "set_run_length"):  # "auto" periods scale with the run, as in InnerTrainer
                 self.learner.set_run_length(self.cfg.epochs, self.iterations_per_epoch)
             self.streams = [ShuffledStream(len(self.dataset.train), g) for g in ordered]
