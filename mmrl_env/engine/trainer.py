@@ -72,13 +72,19 @@ class VectorTrainer:
         """(K,) bool: every iteration of the run is spent."""
         return self.iteration >= self.total_iterations
 
-    def reset(self, seeds: Sequence[int], runs: Sequence[int] | None = None) -> None:
+    def reset(self, seeds: Sequence[int], runs: Sequence[int] | None = None,
+              order_seeds: Sequence[int] | None = None) -> None:
         """Start new runs: ``seeds[i]`` for slot ``runs[i]`` (default: every slot, in order).
 
-        Each slot is built exactly as ``InnerTrainer.reset(seed)`` builds its run."""
+        A run's seed builds its model, then drives its data order and any later draw.
+        ``order_seeds[i]`` (optional) re-seeds the run's generator once its model is built, so the
+        initial weights and the data order can be varied separately (e.g. to measure how much
+        of the seed-to-seed spread each causes: ``bench/seed_noise.py``)."""
         runs = list(range(self.num_runs)) if runs is None else list(runs)
         if len(seeds) != len(runs):
             raise ValueError(f"got {len(seeds)} seeds for {len(runs)} runs; pass one seed per run")
+        if order_seeds is not None and len(order_seeds) != len(runs):
+            raise ValueError(f"got {len(order_seeds)} order_seeds for {len(runs)} runs; pass one per run")
         if any(not 0 <= r < self.num_runs for r in runs):
             raise ValueError(f"runs must lie in [0, {self.num_runs}), got {runs}")
         for run, seed in zip(runs, seeds, strict=True):
@@ -93,9 +99,13 @@ class VectorTrainer:
             self.learner.set_vectorize(self.vectorize)
             if hasattr(self.learner, "set_run_length"):  # "auto" periods scale with the run, as in InnerTrainer
                 self.learner.set_run_length(self.cfg.epochs, self.iterations_per_epoch)
-            self.streams = [ShuffledStream(len(self.dataset.train), g) for g in ordered]
         else:
             self.learner.reset_runs(runs, [self.generators[r] for r in runs])
+        for run, seed in zip(runs, order_seeds if order_seeds is not None else [], strict=False):
+            self.generators[run].manual_seed(int(seed))
+        if not self.streams:
+            self.streams = [ShuffledStream(len(self.dataset.train), g) for g in self.generators]
+        else:
             for run in runs:
                 self.streams[run] = ShuffledStream(len(self.dataset.train), self.generators[run])
         self.iteration[runs] = 0
