@@ -99,7 +99,7 @@ def test_policies_share_each_seeds_start_and_run_k_is_the_single_episode():
     episode with seed k."""
     seeds = [10_000, 10_001, 10_002]
     args = parse_args(["--policies", "dus-h,uniform", "--no-progress", "--env-kwargs", *SMALL_ENV])
-    records, modalities = evaluate_policies(args, seeds)
+    records, modalities = evaluate_policies(args, seeds, ["dus-h", "uniform"])
     start = {name: [(r.curves["val_acc"][0], *(r.curves[f"s_hat/{m}"][0] for m in modalities)) for r in recs]
              for name, recs in records.items()}
     assert start["dus-h"] == start["uniform"]
