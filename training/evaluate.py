@@ -153,9 +153,9 @@ def display_name(spec: str) -> str:
     return f"{algo}:{Path(path).name}" if sep else spec
 
 
-def with_baseline(args: argparse.Namespace) -> tuple[list[str], str]:
-    """The policies (or learners) to run, the baseline appended when it is not among them (said
-    on the terminal), and the baseline's row name. The default baseline does no rebalancing:
+def with_baseline(args: argparse.Namespace) -> tuple[list[str], str, str | None]:
+    """The policies (or learners) to run, the baseline's row name, and a note when the baseline
+    was not among them and has been appended. The default baseline does no rebalancing:
     ``uniform`` on DUS envs, ``full`` (all data, no curriculum) on BSS envs, ``joint`` for learners."""
     flag, given = ("--policies", args.policies) if args.policies else ("--learners", args.learners)
     names = [n for n in given.split(",") if n]
@@ -166,7 +166,7 @@ def with_baseline(args: argparse.Namespace) -> tuple[list[str], str]:
         baseline = args.baseline or DEFAULT_BASELINES[method]
         match = [n for n in names if baseline in (n, display_name(n))]
         if match:
-            return names, display_name(match[0])
+            return names, display_name(match[0]), None
         if ":" not in baseline and baseline not in HEURISTICS:
             raise UsageError(f"unknown --baseline {baseline!r}: a heuristic ({', '.join(HEURISTICS)}), "
                              "one of --policies or <algo>:<run dir>")
@@ -175,11 +175,11 @@ def with_baseline(args: argparse.Namespace) -> tuple[list[str], str]:
     else:
         baseline = args.baseline or LEARNER_BASELINE
         if baseline in names:
-            return names, baseline
+            return names, baseline, None
         if baseline not in LEARNERS:
             raise UsageError(f"unknown --baseline {baseline!r}: in --learners mode one of {', '.join(LEARNERS)}")
-    print(f"--baseline {baseline} is not among {flag}: added, so every comparison is paired on the same seeds")
-    return [*names, baseline], display_name(baseline)
+    note = f"--baseline {baseline} is not among {flag}: added, so every comparison is paired on the same seeds"
+    return [*names, baseline], display_name(baseline), note
 
 
 def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str]
@@ -252,9 +252,12 @@ def main(argv: list[str] | None = None) -> Path:
     check_range("--seeds", args.seeds, 1)
     check_range("--first-seed", args.first_seed, 0)
     seeds = [args.first_seed + i for i in range(args.seeds)]
-    names, baseline = with_baseline(args)
+    names, baseline, note = with_baseline(args)
     evaluate = evaluate_policies if args.policies else evaluate_learners
     records, modalities = evaluate(args, seeds, names)
+    # the note comes with the tables: bad input (refused inside evaluate) gets only its error line
+    if note:
+        print(note)
     out = Path(args.out) if args.out else next_run_dir(Path("runs"), "eval", args.env)
     out.mkdir(parents=True, exist_ok=True)
     summary = report.summarize(records, modalities)
