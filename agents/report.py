@@ -1,8 +1,10 @@
-"""The evaluation report: a mean ± std table (Markdown and CSV) and PNG plots of curves.
+"""The evaluation report: a mean ± std table, a paired comparison against a baseline
+(Markdown, CSV, terminal) and PNG plots of curves and intervals.
 
-Input is, per policy (or learner), one :class:`Record` per seed: the final test metrics and
-the curves recorded over the inner training run. Kept apart from ``evaluate.py`` so that
-anything producing records (env episodes, plain learner runs) gets the same report.
+Input is, per policy (or learner), one :class:`Record` per seed, the same seeds in the same
+order for every policy: the final test metrics and the curves recorded over the inner
+training run. Kept apart from ``evaluate.py`` so that anything producing records (env
+episodes, plain learner runs) gets the same report; the statistics are in ``agents/stats.py``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ from matplotlib.lines import Line2D  # pyplot-free: no backend is chosen or chan
 from matplotlib.ticker import MaxNLocator
 from rich.table import Table
 
+from agents import stats
+
 METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
 BEST_MARK = "*"
+ABSENT = "—"  # a column a row cannot have (a learner's return), unlike n/a (every run diverged)
 RETURN_NOTE = ("return = the episode's summed reward, i.e. the inner run's total validation gain "
                "(reward='acc': accuracy points from the first to the last decision step)")
-HOW_TO_READ = ("How to read it: a policy helps when its test fused accuracy beats 'uniform' (plain joint training) "
-               "by more than the spread over seeds; " + BEST_MARK
-               + " marks the best test fused accuracy (every policy on a tie).")
+HOW_TO_READ = ("How to read it: the std over seeds mixes real differences with the noise every policy shares on "
+               "a seed (initial weights, data order); a policy helps when the paired "
+               "95 % interval of its per-seed difference from the baseline lies above 0 (evaluate.py's "
+               "'paired vs <baseline>' table); " + BEST_MARK + " marks the best test fused accuracy (every policy "
+               "on a tie).")
 
 
 def cell(mean: float, std: float, n_seeds: int, scale: float = 100.0) -> str:
@@ -52,8 +59,9 @@ def rich_table(summary: dict[str, dict[str, tuple]], columns: list[tuple[str, st
     is marked and bold; the notes on the return and how to read it are the caption. A policy
     whose every episode diverged (``diverged``: episodes per policy) shows ``diverged``."""
     spread = "" if n_seeds <= 1 else ", mean ± std over seeds"
+    notes = ([f"{RETURN_NOTE}."] if any(key == "return" for key, _, _ in columns) else []) + [HOW_TO_READ]
     table = Table(title=f"{title} ({n_seeds} seed{'s' if n_seeds != 1 else ''}{spread}; accuracy in %)",
-                  caption=f"{RETURN_NOTE}.\n{HOW_TO_READ}", caption_justify="left")
+                  caption="\n".join(notes), caption_justify="left")
     table.add_column("policy")
     for _, header, _ in columns:
         table.add_column(header, justify="right")
@@ -81,18 +89,24 @@ def imbalance(metrics: dict[str, float], modalities: tuple[str, ...]) -> float:
     return float(max(accs) - min(accs))
 
 
-def columns(modalities: tuple[str, ...]) -> list[str]:
+def columns(modalities: tuple[str, ...], with_return: bool = True) -> list[str]:
     parts = ["fused", *modalities]
-    return [f"{p}_{k}" for p in parts for k in METRICS] + ["imbalance", "return"]
+    return [f"{p}_{k}" for p in parts for k in METRICS] + ["imbalance"] + (["return"] if with_return else [])
+
+
+def has_return(summary: dict[str, dict[str, tuple]]) -> bool:
+    """Whether any row has a return: env episodes do, plain learner runs (no RL) do not."""
+    return any("return" in row for row in summary.values())
 
 
 def summarize(records: dict[str, list[Record]], modalities: tuple[str, ...]) -> dict[str, dict[str, tuple]]:
-    """policy -> column -> (mean, std) over seeds (NaN where a run diverged before its test)."""
+    """policy -> column -> (mean, std) over seeds (NaN where a run diverged before its test).
+    A policy whose records have no ``return`` (a learner trained without RL) gets no return column."""
     out: dict[str, dict[str, tuple]] = {}
     for name, recs in records.items():
         rows = [{**r.metrics, "imbalance": imbalance(r.metrics, modalities)} for r in recs]
         out[name] = {}
-        for col in columns(modalities):
+        for col in columns(modalities, any("return" in r.metrics for r in recs)):
             values = np.array([row.get(col, np.nan) for row in rows], dtype=float)
             done = values[np.isfinite(values)]
             out[name][col] = (float(done.mean()), float(done.std())) if done.size else (float("nan"), 0.0)
@@ -107,17 +121,19 @@ def _header(col: str) -> str:
 
 
 def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> str:
-    """Percent for metrics and the imbalance (accuracy points); the return as it is. The best
-    test fused accuracy is marked; one seed gets no ``± 0.00``."""
-    cols = columns(modalities)
+    """Percent for metrics and the imbalance (accuracy points); the return as it is, and no
+    return column when no row has one. The best test fused accuracy is marked; one seed gets
+    no ``± 0.00``."""
+    cols = columns(modalities, has_return(summary))
     spread = "mean ± std over" if n_seeds > 1 else "one run,"
-    lines = [f"{spread} {n_seeds} seed(s); metrics and imbalance (best minus worst modality's test accuracy) in %. "
-             f"{RETURN_NOTE}.", "", HOW_TO_READ, "",
+    note = f" {RETURN_NOTE}." if "return" in cols else ""
+    lines = [f"{spread} {n_seeds} seed(s); metrics and imbalance (best minus worst modality's test accuracy) in %."
+             f"{note}", "", HOW_TO_READ, "",
              "| policy | " + " | ".join(_header(c) for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
     best = best_rows(summary, "fused_acc")
     for name, row in summary.items():
-        cells = [cell(*row[c], n_seeds, 1.0 if c == "return" else 100.0) for c in cols]
+        cells = [cell(*row[c], n_seeds, 1.0 if c == "return" else 100.0) if c in row else ABSENT for c in cols]
         label = f"**{name}** {BEST_MARK}" if name in best else name
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -126,8 +142,8 @@ def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, 
 def terminal_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int,
                    title: str) -> Table:
     """The evaluation table for the terminal: accuracies, fused F1/mAP, imbalance and return
-    (the per-modality F1 and mAP are in results.md / results.csv)."""
-    cols = [("return", "return", 1.0), ("fused_acc", "test fused acc", 100.0),
+    (where there is one; the per-modality F1 and mAP are in results.md / results.csv)."""
+    cols = [*([("return", "return", 1.0)] if has_return(summary) else []), ("fused_acc", "test fused acc", 100.0),
             *((f"{m}_acc", f"test {m} acc", 100.0) for m in modalities),
             ("fused_f1", "test fused macro-F1", 100.0), ("fused_map", "test fused mAP", 100.0),
             ("imbalance", "imbalance", 100.0)]
@@ -135,13 +151,14 @@ def terminal_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, 
 
 
 def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> None:
-    """One row per policy; ``<column>_mean`` and ``<column>_std`` as fractions (not %)."""
+    """One row per policy; ``<column>_mean`` and ``<column>_std`` as fractions (not %). The
+    columns are the same in every mode: a row without a return (a learner) has empty cells."""
     cols = columns(modalities)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["policy", "seeds", *(f"{c}_{s}" for c in cols for s in ("mean", "std"))])
         for name, row in summary.items():
-            w.writerow([name, n_seeds, *(f"{v:.6g}" for c in cols for v in row[c])])
+            w.writerow([name, n_seeds, *(f"{v:.6g}" if c in row else "" for c in cols for v in row.get(c, (0, 0)))])
 
 
 def _band(ax: Axes, curves: list[list[float]], label: str, start: int = 0, **style) -> Line2D | None:
@@ -226,6 +243,146 @@ def plot_per_policy(path: Path, records: dict[str, list[Record]], rows: list[tup
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
     fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+# --- paired comparison against a baseline (statistics: agents/stats.py) -------------------
+
+PAIRED_NOTE = (f"Δ: the mean over seeds of the policy's test metric minus the baseline's on the same seed, in points, "
+               f"with its {stats.CONFIDENCE:.0%} percentile-bootstrap interval over seeds [low, high] "
+               f"({stats.RESAMPLES} resamples, fixed generator seed). P(improvement): the fraction of seeds on which "
+               "the policy's test fused accuracy beats the baseline's (a tie counts 1/2) [interval]. IQM: the "
+               "interquartile mean of the policy's test fused accuracy over seeds (the middle 50 %) [interval]. "
+               "better / worse: the interval of Δ fused accuracy lies above / below 0; undecided: it contains 0.")
+PAIRED_COLUMNS = [*(f"Δ {_header(m)}" for m in stats.HEADLINE), "P(improvement)", f"IQM {_header(stats.HEADLINE[0])}",
+                  "verdict"]
+VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "undecided": "tab:gray"}
+
+
+def per_seed(records: dict[str, list[Record]], metrics: tuple[str, ...] = stats.HEADLINE
+             ) -> dict[str, dict[str, np.ndarray]]:
+    """policy -> metric -> one value per seed (NaN where the run has none: it diverged)."""
+    return {name: {m: np.array([r.metrics.get(m, np.nan) for r in recs], dtype=float) for m in metrics}
+            for name, recs in records.items()}
+
+
+def interval_cell(iv: stats.Interval, scale: float = 100.0, signed: bool = True) -> str:
+    """``+1.23 [-0.40, 2.90]`` (scaled; ``signed``: the estimate's sign always shown); the estimate
+    alone without an interval (one seed), n/a without a value."""
+    if not np.isfinite(iv.estimate):
+        return "n/a"
+    text = f"{scale * iv.estimate:{'+' if signed else ''}.2f}"
+    if not (np.isfinite(iv.low) and np.isfinite(iv.high)):
+        return text
+    return f"{text} [{scale * iv.low:.2f}, {scale * iv.high:.2f}]"
+
+
+def verdict(comparison: stats.Comparison) -> str:
+    return comparison.delta[stats.HEADLINE[0]].verdict()
+
+
+def paired_cells(name: str, comparison: stats.Comparison, baseline: str, compact: bool = False) -> list[str]:
+    """The cells of one row of the paired table (the baseline's row: its IQM only). ``compact``
+    (the terminal): P(improvement) without its interval and no verdict column."""
+    iqm = interval_cell(comparison.iqm, signed=False)
+    improvement = comparison.improvement
+    if compact:
+        improvement = stats.Interval(improvement.estimate, float("nan"), float("nan"))
+    if name == baseline:
+        cells = ["baseline"] * len(stats.HEADLINE) + [ABSENT, iqm, ABSENT]
+    else:
+        cells = [*(interval_cell(comparison.delta[m]) for m in stats.HEADLINE),
+                 interval_cell(improvement, scale=1.0, signed=False), iqm, verdict(comparison)]
+    return cells[:-1] if compact else cells
+
+
+def verdict_sentence(comparisons: dict[str, stats.Comparison], baseline: str) -> str:
+    """Which policies the interval of Δ fused accuracy calls better, worse or undecided."""
+    parts = []
+    for name, c in comparisons.items():
+        if name == baseline:
+            continue
+        v = verdict(c)
+        why = {"better": "its interval lies above 0", "worse": "its interval lies below 0"}.get(
+            v, "one pair: no interval" if c.pairs < 2 else "its interval contains 0")
+        parts.append(f"{name} is {v} ({why})")
+    if not parts:
+        return f"Only the baseline {baseline} was evaluated: nothing to compare."
+    return (f"Test fused accuracy against {baseline}, paired over seeds: " + "; ".join(parts) + ".")
+
+
+def paired_markdown(comparisons: dict[str, stats.Comparison], baseline: str, n_seeds: int) -> str:
+    """The second results.md table: every policy against ``baseline`` on the same seeds."""
+    lines = [f"## paired vs {baseline}", "", f"{n_seeds} seed(s), the same for every policy. {PAIRED_NOTE}", "",
+             "| policy | " + " | ".join(PAIRED_COLUMNS) + " |", "|---|" + "---:|" * len(PAIRED_COLUMNS)]
+    for name, c in comparisons.items():
+        lines.append(f"| {name} | " + " | ".join(paired_cells(name, c, baseline)) + " |")
+    return "\n".join([*lines, "", verdict_sentence(comparisons, baseline)]) + "\n"
+
+
+def paired_terminal(comparisons: dict[str, stats.Comparison], baseline: str, n_seeds: int, title: str) -> Table:
+    """The paired table for the terminal (:func:`paired_cells`' compact form, to fit 120
+    columns): the verdict as the row's colour and in the caption."""
+    table = Table(title=f"{title}: paired vs {baseline} ({n_seeds} seeds; points, {stats.CONFIDENCE:.0%} intervals)",
+                  caption=verdict_sentence(comparisons, baseline), caption_justify="left")
+    table.add_column("policy", overflow="fold")
+    for header in PAIRED_COLUMNS[:-1]:
+        table.add_column(header, justify="right", no_wrap=True)  # an interval on one line; the headers wrap
+    styles = {"better": "green", "worse": "red"}
+    for name, c in comparisons.items():
+        style = None if name == baseline else styles.get(verdict(c))
+        table.add_row(name, *paired_cells(name, c, baseline, compact=True), style=style)
+    return table
+
+
+def write_comparison_csv(path: Path, comparisons: dict[str, stats.Comparison], baseline: str) -> None:
+    """One row per policy: ``delta_<metric>`` with ``_low``/``_high``, ``p_improvement`` and the
+    IQM of the fused accuracy, as fractions (not %); empty where there is no value."""
+    def values(iv: stats.Interval) -> list[str]:
+        return [f"{v:.6g}" if np.isfinite(v) else "" for v in (iv.estimate, iv.low, iv.high)]
+
+    first = stats.HEADLINE[0]
+    header = ["policy", "baseline", "pairs", *(f"delta_{m}{s}" for m in stats.HEADLINE for s in ("", "_low", "_high")),
+              "p_improvement", "p_improvement_low", "p_improvement_high",
+              f"iqm_{first}", f"iqm_{first}_low", f"iqm_{first}_high", "verdict"]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for name, c in comparisons.items():
+            w.writerow([name, baseline, c.pairs, *(v for m in stats.HEADLINE for v in values(c.delta[m])),
+                        *values(c.improvement), *values(c.iqm), "" if name == baseline else verdict(c)])
+
+
+def _errorbars(ax: Axes, intervals: dict[int, stats.Interval], colors: dict[int, str]) -> None:
+    """Horizontal error bars (in %) at rows y; a point alone where there is no interval (one seed)."""
+    for y, iv in intervals.items():
+        est, lo, hi = (100 * v for v in (iv.estimate, iv.low, iv.high))
+        err = [[est - lo], [hi - est]] if np.isfinite(lo) and np.isfinite(hi) else None
+        ax.errorbar([est], [y], xerr=err, fmt="o", color=colors[y], capsize=4, linewidth=2)
+
+
+def plot_intervals(path: Path, comparisons: dict[str, stats.Comparison], baseline: str, title: str) -> Path:
+    """One row per policy. Left: Δ test fused accuracy vs ``baseline`` with its interval (green
+    above 0, red below, grey undecided) and a line at 0; right: the IQM with its interval."""
+    first = stats.HEADLINE[0]
+    names = list(comparisons)
+    rows = {y: comparisons[n] for y, n in enumerate(names)}
+    others = {y: c for y, c in rows.items() if names[y] != baseline}
+    fig = Figure(figsize=(10, 1.4 + 0.45 * max(len(names), 2)), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 2]})
+    _errorbars(left, {y: c.delta[first] for y, c in others.items()},
+               {y: VERDICT_COLORS[verdict(c)] for y, c in others.items()})
+    left.axvline(0.0, color="black", linewidth=1)
+    left.text(0.0, names.index(baseline), " baseline", va="center", ha="left", fontsize=9)
+    left.set(yticks=range(len(names)), yticklabels=names, ylim=(len(names) - 0.5, -0.5),
+             xlabel=f"Δ test fused accuracy vs {baseline} (points)",
+             title=f"paired difference, {stats.CONFIDENCE:.0%} interval")
+    _errorbars(right, {y: c.iqm for y, c in rows.items()}, {y: "black" if names[y] == baseline else "C0" for y in rows})
+    right.set(xlabel="IQM test fused accuracy (%)", title=f"interquartile mean, {stats.CONFIDENCE:.0%} interval")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, axis="x")
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
     return path

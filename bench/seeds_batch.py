@@ -67,10 +67,10 @@ def main() -> None:
 
     batched = evaluate.evaluate_policies
 
-    def old_loop(args: argparse.Namespace, seeds: list[int]) -> tuple[dict, tuple[str, ...]]:
+    def old_loop(args: argparse.Namespace, seeds: list[int], specs: list[str]) -> tuple[dict, tuple[str, ...]]:
         """evaluate.py's policy loop before the seeds were batched (heuristics only)."""
         records = {}
-        for spec in args.policies.split(","):
+        for spec in specs:
             env = make_env(args.env, deep_merge(kwargs, HEURISTICS[spec].env_kwargs))
             agent = make_agent(spec, env, seed=seeds[0])
             modalities = env.unwrapped.control.modalities
@@ -93,6 +93,7 @@ def main() -> None:
         evaluate.main(argv)
 
     args = evaluate.parse_args(argv)
+    specs = list(POLICIES)
 
     common = {"epochs": a.mml_epochs, "device": "cpu", "progress": False,
               "dataset_kwargs": kwargs.get("dataset_kwargs")}
@@ -109,8 +110,8 @@ def main() -> None:
           "| speed-up (wall) | speed-up (cpu) |")
     print("|---|---|---|---|---|")
     for label, before, after in ((f"evaluate.py --policies {','.join(POLICIES)} (whole CLI)", eval_before, eval_after),
-                                 ("its episodes only (`evaluate_policies`)", lambda: old_loop(args, seeds),
-                                  lambda: batched(args, seeds)),
+                                 ("its episodes only (`evaluate_policies`)", lambda: old_loop(args, seeds, specs),
+                                  lambda: batched(args, seeds, specs)),
                                  ("train_mml.py joint", mml_before, mml_after)):
         t = best_of(before, after, a.repeats)
         (bw, bc), (aw, ac) = t["before"], t["after"]

@@ -182,6 +182,11 @@ EVAL_CASES = [
     ("learners: missing data", ["--env", "DUS-Custom", "--learners", "joint", "--env-kwargs",
                                 "dataset_kwargs.root={tmp}/absent"], "Custom data directory .* not found"),
     ("learners: unknown engine", ["--learners", "joint", "--env-kwargs", "engine=warp"], "engine='warp'.*sequential"),
+    ("unknown baseline", ["--policies", "dus-h", "--baseline", "unifrom"], "unknown --baseline 'unifrom'"),
+    ("baseline of another method", ["--env", "BSS-Synthetic", "--policies", "bss-h", "--baseline", "uniform"],
+     "--baseline 'uniform' does not apply to BSS"),
+    ("learners: a policy as baseline", ["--learners", "mla", "--baseline", "uniform"],
+     "unknown --baseline 'uniform': in --learners mode one of"),
 ]
 
 

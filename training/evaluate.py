@@ -1,24 +1,31 @@
-"""Compare policies (or inner learners) over seeds: a table and plots in one directory.
+"""Compare policies (or inner learners) over seeds: tables, a paired comparison and plots in one directory.
 
 examples:
-  python training/evaluate.py --env DUS-Synthetic --policies ppo:runs/ppo/DUS-Synthetic_1,dus-h,uniform --seeds 5
-  python training/evaluate.py --env BSS-Synthetic --policies bss-h,bss-l,full --seeds 5
-  python training/evaluate.py --env DUS-Synthetic --learners joint,boosting,ogm_ge,mla --seeds 3
+  python training/evaluate.py --env DUS-Synthetic --policies ppo:runs/ppo/DUS-Synthetic_1,dus-h,uniform
+  python training/evaluate.py --env BSS-Synthetic --policies bss-h,bss-l --baseline full --seeds 10
+  python training/evaluate.py --env DUS-Synthetic --learners joint,boosting,ogm_ge,mla --seeds 5
 
-Each policy plays its seeds as ONE K-run vector env (K = --seeds; the inner runs train as one
-batched engine, agents/rollout.py run_episodes), and --learners trains each learner's seeds
-as one K-run trainer (train_mml.run_seeds). Run k is seeded with seed k whatever the policy:
-every policy starts from the same initial weights and data order per seed (common random
-numbers), so paired differences between policies are not blurred by init noise.
+Each policy plays its seeds (default 20) as ONE K-run vector env (K = --seeds; the inner runs
+train as one batched engine, agents/rollout.py run_episodes), and --learners trains each
+learner's seeds as one K-run trainer (train_mml.run_seeds). Run k is seeded with seed k whatever
+the policy: every policy starts from the same initial weights and data order per seed (common
+random numbers, tests/test_evaluate.py), so a per-seed difference between two policies is not
+blurred by the noise they share. Every policy is compared with --baseline on the same seeds
+(default: no rebalancing, uniform on DUS envs, full on BSS envs, joint for --learners; added,
+with a note, when not among them): the mean per-seed difference of test fused accuracy,
+macro-F1 and mAP with a 95 % bootstrap interval, the probability of improvement and the
+interquartile mean with its interval (agents/stats.py: scipy's percentile bootstrap, fixed seed).
 A policy is a heuristic name (its env is made with the env settings it stands for, as in
 train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the env of
 <run dir>/config.yaml). Heuristics run on the env settings of the first run dir given, then
 --env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead.
-Output (--out, default runs/eval/<env>_<n>): results.md and results.csv (mean ± std over
-seeds of fused and per-modality test accuracy, macro-F1 and mAP, the final gap between the
-modalities' accuracies, the return) and PNG plots of validation accuracy, the policy's
-choices and the CMD over training. The terminal shows the main columns as a table.
-A run's agent is rebuilt from its config.yaml and only the tensors of model.zip are
+Output (--out, default runs/eval/<env>_<n>): results.md (two tables: mean ± std over seeds of
+fused and per-modality test accuracy, macro-F1 and mAP, the final gap between the modalities'
+accuracies, the return (policies only: a learner has none); then "paired vs <baseline>" with a
+better / worse / undecided verdict per policy), results.csv, comparison.csv, intervals.png (the
+paired differences and IQMs with their intervals) and PNG plots of validation accuracy, the
+policy's choices and the CMD over training. The terminal shows the main columns and the paired
+table. A run's agent is rebuilt from its config.yaml and only the tensors of model.zip are
 read (--trust-checkpoint: SB3's own loader, which unpickles). Bad input: one line on
 stderr, exit status 2, and no output directory.
 """
@@ -35,10 +42,12 @@ from rich.console import Console
 from tqdm import tqdm
 
 import mmrl_env
-from agents import report
+from agents import report, stats
 from agents.checkpoint import CheckpointError, load_parameters
 from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
+from agents.heuristics.bss import FullDataPolicy
+from agents.heuristics.generic import UniformPolicy
 from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
 from mmrl_env.engine.select import ENGINES
@@ -52,6 +61,8 @@ from training.run_config import REQUIRED, check_applies, make_env, make_runs, ne
 from training.validate import check_env_kwargs, check_range
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
+DEFAULT_BASELINES = {"DUS": UniformPolicy.name, "BSS": FullDataPolicy.name}  # per method: no rebalancing
+LEARNER_BASELINE = "joint"  # plain joint training
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,9 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       f"and/or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
     what.add_argument("--learners", metavar="A,B,...",
                       help=f"comma-separated inner learners, trained without RL: {', '.join(LEARNERS)}")
-    p.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds (episodes / runs) per policy (default 5)")
+    p.add_argument("--seeds", type=int, default=20, metavar="N",
+                   help="seeds (episodes / runs) per policy, all as one batch (default 20)")
     p.add_argument("--first-seed", type=int, default=10_000, metavar="S",
                    help="seeds are S, S+1, ... (default 10000: the seeds of train_agent.py's final comparison)")
+    p.add_argument("--baseline", default=None, metavar="NAME",
+                   help="what every policy is compared with, seed by seed (added when not among them; default: "
+                   f"no rebalancing, {', '.join(f'{v} on {k}' for k, v in DEFAULT_BASELINES.items())} envs, "
+                   f"{LEARNER_BASELINE} for --learners)")
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                    help="env keyword arguments as in train_agent.py (key=value or key:value; data_root=DIR)")
     p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="LEARNER.KEY=VALUE",
@@ -131,10 +147,43 @@ def episode_record(episode: dict[str, Any], modalities: tuple[str, ...]) -> repo
     return report.Record({**episode["final"].get("test", {}), "return": episode["return"]}, curves)
 
 
-def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[str, list], tuple[str, ...]]:
-    specs = [s for s in args.policies.split(",") if s]
-    if not specs:
-        raise UsageError("--policies names no policy")
+def display_name(spec: str) -> str:
+    """A policy's row name: a heuristic's name, or ``<algo>:<run dir name>``."""
+    algo, sep, path = spec.partition(":")
+    return f"{algo}:{Path(path).name}" if sep else spec
+
+
+def with_baseline(args: argparse.Namespace) -> tuple[list[str], str, str | None]:
+    """The policies (or learners) to run, the baseline's row name, and a note when the baseline
+    was not among them and has been appended. The default baseline does no rebalancing:
+    ``uniform`` on DUS envs, ``full`` (all data, no curriculum) on BSS envs, ``joint`` for learners."""
+    flag, given = ("--policies", args.policies) if args.policies else ("--learners", args.learners)
+    names = [n for n in given.split(",") if n]
+    if not names:
+        raise UsageError(f"{flag} names no {'policy' if args.policies else 'learner'}")
+    if args.policies:
+        method = args.env.split("-")[0]
+        baseline = args.baseline or DEFAULT_BASELINES[method]
+        match = [n for n in names if baseline in (n, display_name(n))]
+        if match:
+            return names, display_name(match[0]), None
+        if ":" not in baseline and baseline not in HEURISTICS:
+            raise UsageError(f"unknown --baseline {baseline!r}: a heuristic ({', '.join(HEURISTICS)}), "
+                             "one of --policies or <algo>:<run dir>")
+        if baseline in HEURISTICS:
+            check_applies(baseline, method, "--baseline")
+    else:
+        baseline = args.baseline or LEARNER_BASELINE
+        if baseline in names:
+            return names, baseline, None
+        if baseline not in LEARNERS:
+            raise UsageError(f"unknown --baseline {baseline!r}: in --learners mode one of {', '.join(LEARNERS)}")
+    note = f"--baseline {baseline} is not among {flag}: added, so every comparison is paired on the same seeds"
+    return [*names, baseline], display_name(baseline), note
+
+
+def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str]
+                      ) -> tuple[dict[str, list], tuple[str, ...]]:
     for spec in specs:
         if ":" not in spec and spec not in HEURISTICS:
             raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
@@ -161,8 +210,8 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[
     return records, modalities
 
 
-def evaluate_learners(args: argparse.Namespace, seeds: list[int]) -> tuple[dict[str, list], tuple[str, ...]]:
-    names = [n for n in args.learners.split(",") if n]
+def evaluate_learners(args: argparse.Namespace, seeds: list[int], names: list[str]
+                      ) -> tuple[dict[str, list], tuple[str, ...]]:
     unknown = [n for n in names if n not in LEARNERS]
     if unknown:
         raise UsageError(f"unknown learner(s) {unknown}; valid learners: {', '.join(LEARNERS)}")
@@ -203,17 +252,27 @@ def main(argv: list[str] | None = None) -> Path:
     check_range("--seeds", args.seeds, 1)
     check_range("--first-seed", args.first_seed, 0)
     seeds = [args.first_seed + i for i in range(args.seeds)]
+    names, baseline, note = with_baseline(args)
     evaluate = evaluate_policies if args.policies else evaluate_learners
-    records, modalities = evaluate(args, seeds)
+    records, modalities = evaluate(args, seeds, names)
+    # the note comes with the tables: bad input (refused inside evaluate) gets only its error line
+    if note:
+        print(note)
     out = Path(args.out) if args.out else next_run_dir(Path("runs"), "eval", args.env)
     out.mkdir(parents=True, exist_ok=True)
     summary = report.summarize(records, modalities)
+    comparisons = stats.compare(report.per_seed(records), baseline)  # records: the same seeds in the same order
     table = report.markdown_table(summary, modalities, len(seeds))
-    (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}\n\n{table}")
+    paired = report.paired_markdown(comparisons, baseline, len(seeds))
+    (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}\n\n{table}\n"
+                                    f"{paired}")
     report.write_csv(out / "results.csv", summary, modalities, len(seeds))
+    report.write_comparison_csv(out / "comparison.csv", comparisons, baseline)
     # policies: step 0 is the untrained model (after reset); learners: epoch 1 is after the first epoch
     x_label, start = ("decision step (0 = before training)", 0) if args.policies else ("epoch (after)", 1)
-    files = [out / "results.md", out / "results.csv",
+    files = [out / "results.md", out / "results.csv", out / "comparison.csv",
+             report.plot_intervals(out / "intervals.png", comparisons, baseline,
+                                   f"{args.env}: test fused accuracy over {len(seeds)} seeds"),
              report.plot_validation(out / "val_acc.png", records, x_label, f"{args.env}: validation accuracy", start)]
     if args.policies:
         rows = [({"n/": "-"}, "n_j: samples per iteration"), ({"lambda": "-"}, "λ: curriculum proportion"),
@@ -223,8 +282,9 @@ def main(argv: list[str] | None = None) -> Path:
         files.append(report.plot_per_policy(out / "cmd.png", records, [({"s_hat/": "-", "d/": "--"}, "ŝ, d")],
                                             x_label, f"{args.env}: CMD ŝ (solid) and d (dashed) per modality"))
     what = "policies" if args.policies else "inner learners (no RL)"
-    Console(width=max(120, Console().width)).print(
-        report.terminal_table(summary, modalities, len(seeds), f"{args.env}: {what}"))
+    console = Console(width=max(120, Console().width))
+    console.print(report.terminal_table(summary, modalities, len(seeds), f"{args.env}: {what}"))
+    console.print(report.paired_terminal(comparisons, baseline, len(seeds), args.env))
     print("written:\n" + "\n".join(f"  {f}" for f in files if f is not None))
     return out
 
