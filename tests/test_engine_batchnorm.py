@@ -9,7 +9,6 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from mmrl_env.engine.batchnorm import MaskedBatchNorm, bn_rows, masked_template, update_running_stats
 
-
 SHAPES = {1: (), 2: (3, 3), 3: (2, 3, 3)}  # the extra dims after (N, C) of a BatchNorm{1,2,3}d input
 LAYERS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
@@ -92,3 +91,26 @@ def test_training_forward_needs_a_row_scope_and_other_norms_are_refused() -> Non
         masked_template(nn.Sequential(nn.SyncBatchNorm(3)))
     with pytest.raises(ValueError, match="affine BatchNorm"):
         masked_template(nn.Sequential(nn.BatchNorm3d(3, affine=False)))
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_dense_rows_take_the_native_kernel_with_the_same_results(dims: int) -> None:
+    """``bn_rows(dense=True)`` (every row valid: the per-run loop's trimmed batch) computes the
+    same output, gradients and recorded statistics as the masked ops."""
+    bn = reference(2, dims)
+    masked = masked_template(nn.Sequential(bn))[0].train()
+    state = {k: v.detach().clone().requires_grad_(v.is_floating_point() and "running" not in k)
+             for k, v in bn.state_dict().items()}
+    x = 2 * torch.randn(6, 4, *SHAPES[dims]) + 0.5
+    results = []
+    for dense in (False, True):
+        stats: dict = {}
+        with bn_rows(torch.ones(6), stats, dense=dense):
+            y = functional_call(masked, state, (x,))
+        grads = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(),
+                                    [state["weight"], state["bias"]])
+        results.append((y, grads, stats["0"]))
+    (y0, g0, s0), (y1, g1, s1) = results
+    torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-5)
+    for a, b in zip((*g0, *s0), (*g1, *s1), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
