@@ -9,7 +9,6 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from mmrl_env.engine.batchnorm import MaskedBatchNorm, bn_rows, masked_template, update_running_stats
 
-
 SHAPES = {1: (), 2: (3, 3), 3: (2, 3, 3)}  # the extra dims after (N, C) of a BatchNorm{1,2,3}d input
 LAYERS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
