@@ -141,7 +141,7 @@ def test_a_run_trains_on_exactly_its_rows(form: str) -> None:
     def step(noise: bool):
         vt = VectorTrainer(ds, cfg, 2, "cpu")
         vt.reset([0, 1])
-        batch = vt._batch([vt.streams[k].next_window(32, 32) for k in range(2)], sizes)
+        batch = vt.make_batch([vt.streams[k].next_window(32, 32) for k in range(2)], sizes)
         if noise:
             batch.inputs[0][0, 8:] = 100 * torch.randn_like(batch.inputs[0][0, 8:])
         return vt, batch, vt.learner.train_step(batch)

@@ -39,7 +39,7 @@ def trainer(fusion: str = "concat", dtype: torch.dtype = torch.float64) -> Vecto
 
 def both_paths(vt: VectorTrainer, sizes: list[list[int]]):
     sizes_t = torch.tensor(sizes)
-    batch = vt._batch([vt.streams[k].next_window(max(1, int(sizes_t[k].max())), 32) for k in range(4)], sizes_t)
+    batch = vt.make_batch([vt.streams[k].next_window(max(1, int(sizes_t[k].max())), 32) for k in range(4)], sizes_t)
     learner = vt.learner
     assert learner._kernel is not None
     fast = learner.loss_and_grads(batch)

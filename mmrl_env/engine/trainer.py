@@ -90,8 +90,10 @@ class VectorTrainer:
         self.iteration[runs] = 0
         self.epoch[runs] = 0
 
-    def _batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
-        """Pad the runs' windows to one length (index 0; masked out) and gather their inputs."""
+    def make_batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
+        """The batch of one step: run k's window ``windows[k]`` (host train-split indices) with modality
+        j on its first ``sizes[k, j]`` rows (``sizes`` (K, M), on the host). The windows are padded
+        to one length (index 0; masked out) and the inputs gathered."""
         lengths = [w.numel() for w in windows]
         n = max(1, max(lengths))
         if all(length == n for length in lengths):
@@ -111,7 +113,7 @@ class VectorTrainer:
                            prefix_masks(sizes, n), self.cfg.batch_size, host_sizes=host)
 
     def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
-        batch = self._batch(windows, sizes)
+        batch = self.make_batch(windows, sizes)
         out = self.learner.train_step(batch)
         for hook in hooks:
             hook(batch, out)
