@@ -74,8 +74,16 @@ class MaskedBatchNorm(nn.modules.batchnorm._BatchNorm):
         if rows is None:
             raise RuntimeError("MaskedBatchNorm in training mode needs a bn_rows(mask, stats) scope")
         dims = (0, *range(2, x.dim()))
-        w = rows.mask.to(x.dtype).view(-1, *(1,) * (x.dim() - 1))
-        count = rows.mask.sum() * (x[0, 0].numel())
+        mask = rows.mask
+        if x.shape[0] != mask.shape[0]:
+            # an encoder that folds items of a sample into the batch, sample-major (video frames:
+            # (N, T, ...) -> (N·T, ...)): each item is valid where its sample is
+            if x.shape[0] % mask.shape[0]:
+                raise RuntimeError(f"BatchNorm layer {self.qualified_name!r} got {x.shape[0]} rows for "
+                                   f"{mask.shape[0]} samples; expected a whole number of rows per sample")
+            mask = mask.repeat_interleave(x.shape[0] // mask.shape[0])
+        w = mask.to(x.dtype).view(-1, *(1,) * (x.dim() - 1))
+        count = mask.sum() * (x[0, 0].numel())
         denom = count.clamp(min=1)
         mean = (x * w).sum(dims) / denom
         centred = x - mean.view(shape)
