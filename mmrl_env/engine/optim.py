@@ -68,7 +68,9 @@ class StackedOptimizer:
     def _sgd(self, params: Tensor, g: Tensor, lr: Tensor, on: Tensor) -> None:
         if self.cfg.momentum:
             buf = self.state["momentum_buffer"]
-            keep = torch.where(on > 0, self.cfg.momentum, 1.0)  # an inactive run keeps buf * 1 + 0
+            # an inactive run keeps buf * 1 + 0; μ in the parameters' dtype (a Python scalar here would
+            # give the default dtype, rounding μ to float32 for float64 parameters)
+            keep = torch.where(on > 0, on.new_tensor(self.cfg.momentum), on.new_tensor(1.0))
             buf.mul_(keep).add_(g * on)
             g = buf
         params.sub_((lr * on) * g)  # an inactive run: p - 0 * buf = p exactly

@@ -66,7 +66,7 @@ def residual_target(onehot: Tensor, prev_probs: Tensor, residual_weight: float) 
 
 
 def soft_ce(logits: Tensor, target: Tensor, batch_size: int) -> Tensor:
-    """−Σ_i ŷ_iᵀ log softmax(z_i), divided by the reference batch size B (as ``batch_normalised_ce``)."""
+    """−Σ_i ŷ_iᵀ log softmax(z_i), divided by the reference batch size B (as ``masked_batch_normalised_ce``)."""
     return -(target * logits.float().log_softmax(-1)).sum() / batch_size
 
 
@@ -296,16 +296,24 @@ class BoostingLearner(StackedLearner):
         super().on_epoch_end(runs)
         if not checking.any():
             return
-        scores = self.scores()
-        host = scores.cpu()
-        for k in checking.nonzero().flatten().tolist():
-            for r in aca_decision(host[k], self.sigma, self.tau):
-                if self._can_add(k, r):
-                    self.add_classifier(k, r)
-        self.fit_omega(checking, scores)
+        self.assign(checking, self.scores())
         reset = checking.to(self.device).unsqueeze(1)
         self.score_sum = torch.where(reset, 0.0, self.score_sum)
         self.score_count = torch.where(reset, 0, self.score_count)
+
+    def assign(self, runs: Tensor, scores: Tensor) -> list[list[int]]:
+        """One ACA call for the runs where ``runs`` (K,) is true, from their window's ``scores`` (K, M):
+        add classifiers per :func:`aca_decision` (up to ``max_classifiers``), then refit ω.
+        Returns each run's added modalities ([] for the others)."""
+        host = scores.detach().cpu()
+        added: list[list[int]] = [[] for _ in range(self.num_runs)]
+        for k in runs.cpu().nonzero().flatten().tolist():
+            for r in aca_decision(host[k], self.sigma, self.tau):
+                if self._can_add(k, r):
+                    self.add_classifier(k, r)
+                    added[k].append(r)
+        self.fit_omega(runs, scores)
+        return added
 
     def _can_add(self, run: int, r: int) -> bool:
         if int(self.counts[run, r]) < self.max_classifiers:

@@ -214,7 +214,7 @@ class OGMGELearner(StackedLearner):
         has_common = active & (batch.n_common > 0)
         grads, (loss, (logits, scores, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, batch.inputs,
                                                                batch.labels, batch.masks, batch.batch_size)
-        self._modulate(grads, scores, has_common, batch)
+        self.modulate_gradients(batch, grads, scores)
         if self.published:  # no common row: no fused sample, hence nothing to learn from: no step
             self.step_group("model", grads, has_common)
         else:
@@ -225,8 +225,11 @@ class OGMGELearner(StackedLearner):
         return VectorStepOutput(loss.detach() * stepped, logits, active)
 
     @torch.no_grad()
-    def _modulate(self, grads: Tensor, scores: Tensor, has_common: Tensor, batch: VectorBatch) -> None:
-        """Scale each modulated run's encoder weight gradients by k_j, then add GE noise (in place)."""
+    def modulate_gradients(self, batch: VectorBatch, grads: Tensor, scores: Tensor) -> None:
+        """In the modulation window, scale each run's encoder weight gradients (flat (K, P) ``grads``,
+        in place) by k_j from its modalities' ``scores`` (K, M) on the batch's common rows, then add
+        GE noise; outside it, or for a run without common rows, leave them as they are."""
+        has_common = batch.active & (batch.n_common > 0)
         lo, hi = self.modulation_epochs
         window = (self.epoch >= lo) & (self.epoch <= hi)
         # the coefficient reported in ``info``: k in the window, 1 outside; a published run without a
