@@ -136,10 +136,10 @@ def test_run_k_reproduces_the_seed_trained_alone(float64: None, form: str, itera
 @pytest.mark.parametrize(("form", "iterations"), [("features", 5), ("raw", 2)])
 def test_float32_matches_for_a_few_steps(form: str, iterations: int) -> None:
     """Features: against the per-run loop (the MLP kernel vs plain ``grad``). Raw: against the seed
-    alone on the same batched step — in float32 the unbatched and the batched convolution round
-    differently, and here run 2's first step has a max-pool window whose two largest values lie
-    1e-7 apart, so the two paths route that gradient differently (float64 routes as the batched
-    path); the float64 tests compare the CNN with the loop."""
+    alone on the same batched step — in float32 the unbatched and the batched step round
+    differently, and run 2's first step has a max-pool window whose two largest values differ by
+    2e-7 (0.27673170 vs 0.27673188), so the two paths route that gradient to different inputs
+    (float64 routes as the batched path); the float64 tests compare the CNN with the loop."""
     ds, cfg, sizes = setup(form)
     vt, _ = vector(ds, cfg, SEEDS, sizes, iterations)
     for k, seed in enumerate(SEEDS):
