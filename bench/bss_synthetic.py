@@ -66,13 +66,14 @@ def measurement_cost(epochs: int, repeats: int = 5) -> tuple[float, float]:
     """Median wall time of one measuring pass and of one full training epoch (seconds)."""
     env = BSSEnv(epochs=epochs, device="cpu")
     env.reset(seed=0)
-    trainer, n = env.trainer, len(env.trainer.dataset.train)
+    trainer, n = env.trainer, len(env.trainer.dataset.train)  # the env's one-run trainer
+    order = torch.Generator().manual_seed(0)
     measure, train = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        env.measurer.measure(trainer)
+        env.measurer.measure_runs(trainer)
         t1 = time.perf_counter()
-        trainer.train_epoch(torch.randperm(n, generator=trainer.generator))
+        trainer.train_epoch([torch.randperm(n, generator=order)])
         train.append(time.perf_counter() - t1)
         measure.append(t1 - t0)
     return float(np.median(measure)), float(np.median(train))

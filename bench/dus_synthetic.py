@@ -11,6 +11,7 @@ training), DUS-H, random actions and, if given, a trained agent. Reports test ac
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -19,22 +20,22 @@ import torch
 
 from agents.factory import LEARNED, make_agent
 from agents.rollout import run_episode
+from mmrl_env.engine import VectorTrainer
 from mmrl_env.envs.control import control_of  # noqa: F401
 from mmrl_env.metrics import accuracy
 
 
 def alone_accuracy(env: gym.Env, modality: int, seed: int) -> float:
-    """Test accuracy of one modality trained by itself (α = 1, other modalities get no samples)."""
-    u = env.unwrapped
-    tr = u.trainer
-    saved = tr.cfg.learner_kwargs
-    tr.cfg.learner_kwargs = {**saved, "alpha": 1.0}
-    tr.reset(seed)
-    sizes = [tr.cfg.batch_size if j == modality else 0 for j in range(u.data.num_modalities)]
+    """Test accuracy of one modality trained by itself (α = 1, other modalities get no samples): a
+    one-run trainer with the env's data and settings."""
+    env_trainer = env.unwrapped.trainer
+    cfg = replace(env_trainer.cfg, learner_kwargs={**env_trainer.cfg.learner_kwargs, "alpha": 1.0})
+    tr = VectorTrainer(env_trainer.dataset, cfg, 1, env_trainer.device, vectorize=env_trainer.vectorize)
+    tr.reset([seed])
+    sizes = [[tr.cfg.batch_size if j == modality else 0 for j in range(tr.dataset.num_modalities)]]
     tr.train(tr.total_iterations, sizes)
     pred, y = tr.predict(tr.dataset.test)
-    tr.cfg.learner_kwargs = saved
-    return accuracy(pred.unimodal[modality], y)
+    return accuracy(pred.unimodal[modality][0], y)
 
 
 def load_agent(path: str) -> Any:

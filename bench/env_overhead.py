@@ -1,8 +1,9 @@
 """Overhead of the environment over a plain training loop, as a ratio measured in one run.
 
 Both sides run the same inner training (DUS-Synthetic defaults: 8 epochs × 32 iterations,
-B = 64, n_j = B): the plain loop is ``InnerTrainer.train`` plus one validation pass per
-epoch and a final test evaluation (what an ordinary training script does); the env side is a whole episode through
+B = 64, n_j = B): the plain loop drives the env's own inner trainer (``VectorTrainer`` with one
+run) directly — ``train`` one epoch at a time plus one validation pass per epoch and a final test
+evaluation (what an ordinary training script does); the env side is a whole episode through
 ``env.step`` (monitor updates every iteration, a validation pass every step, observation,
 info, and the final test evaluation). Runs alternate (plain, env, plain, env, ...) and the
 medians are compared, so background load hits both sides alike. Wall time and process CPU
@@ -26,13 +27,14 @@ import mmrl_env  # noqa: F401
 
 def plain_loop(env: gym.Env, seed: int) -> tuple[float, float]:
     u = env.unwrapped
-    tr = u.trainer
+    tr = u.trainer  # the env's K = 1 trainer
     t0, c0 = time.perf_counter(), time.process_time()
-    tr.reset(seed)
-    sizes = [tr.cfg.batch_size] * u.data.num_modalities
-    while not tr.done:
+    tr.reset([seed])
+    sizes = [[tr.cfg.batch_size] * tr.dataset.num_modalities]
+    val_idx = u.runs.reward.idx  # the env's fixed validation subset
+    while not tr.done.all():
         tr.train(tr.iterations_per_epoch, sizes)
-        tr.predict(tr.dataset.val, u._val_idx)
+        tr.predict(tr.dataset.val, val_idx)
     u.evaluate("test")
     return time.perf_counter() - t0, time.process_time() - c0
 

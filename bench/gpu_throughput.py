@@ -2,17 +2,17 @@
 
 Builds a CREMA-D-shaped fixture (2.5 s 16 kHz wavs, three 480×360 jpgs per clip, as
 ``Image-01-FPS``), prepares it with ``python -m mmrl_env.data.prepare cremad --workers N``, then
-on ``DUS-CremaD`` (``resident=True``, joint learner, ResNet18 ×2; bf16 autocast and
-channels_last on CUDA) measures (issue 13):
+on ``DUS-CremaD`` (``resident=True``, joint learner, ResNet18 ×2; bf16 autocast on CUDA; the
+engine keeps the contiguous memory format, see ``mmrl_env.engine.stack``) measures (issue 13):
 
 1. **env step**: ``env.step`` (½ epoch of updates, the CMD, a validation pass) — samples/s;
-2. **plain trainer loop**: ``InnerTrainer.train`` alone;
+2. **plain trainer loop**: the env's inner trainer (``VectorTrainer``, one run) ``train`` alone;
 3. **bare train_step**: ``learner.train_step`` on batches already made and on the device;
 4. **reference pipeline**: a ``DataLoader`` whose workers decode wav + jpg per item
    (``build_cache.process_clip``) and augment on the CPU (torchvision per clip), then the same
    ``train_step``;
 
-and also ``make_batch`` vs ``train_step`` time, the validation pass, the train-batch video
+and also ``VectorTrainer.make_batch`` vs ``train_step`` time, the validation pass, the train-batch video
 augmentation old (per-clip torchvision loop, as before issue 13) vs new
 (``mmrl_env.data.augment``, ``auto`` and ``batched``), and the pixel difference of the batched
 crop against torchvision's on a fixed box. Prints a Markdown report (and writes ``--out``).
@@ -49,7 +49,7 @@ from mmrl_env.data.cache import open_cache
 from mmrl_env.data.cached_split import IMAGENET_MEAN, IMAGENET_STD, FramesView
 from mmrl_env.data.cremad import CREMAD, EMOTIONS
 from mmrl_env.data.fixtures import write_cremad, write_split_csvs
-from mmrl_env.learners.base import Batch
+from mmrl_env.engine.batch import VectorBatch, prefix_masks
 from mmrl_env.trainer import resolve_device
 
 
@@ -148,12 +148,16 @@ def reference_rate(raw: Path, cache: Path, learner, args: argparse.Namespace, de
                         generator=torch.Generator().manual_seed(0))
     batches = itertools.chain.from_iterable(itertools.repeat(loader))
     b = args.batch_size
+    host_sizes = torch.tensor([[b, b]])  # one run, every row of both modalities
+    sizes, masks = host_sizes.to(device), prefix_masks(host_sizes, b).to(device)
+    windows = torch.zeros(1, b, dtype=torch.long, device=device)  # the loader's rows have no split index
 
     def step(_: int) -> None:
         audio, frames, y = next(batches)
         audio, frames = audio.to(device, non_blocking=True), frames.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
-        learner.train_step(Batch(inputs=[audio, frames], labels=[y, y], n_common=b, batch_size=b))
+        learner.train_step(VectorBatch(windows, [audio[None], frames[None]], y[None], sizes, masks, b,
+                                       host_sizes=host_sizes))
 
     return b / per_call(step, args.iters, device, warmup=2)
 
@@ -236,20 +240,22 @@ def main(argv: list[str] | None = None) -> str:
         env.reset(seed=0)
 
         # 1. env step (½ epoch of updates + CMD + validation pass)
-        before = tr.iteration
+        before = int(tr.iteration[0])
         env_s = per_call(lambda _: env.step(action), args.steps, device)
-        iters_per_step = (tr.iteration - before) / (args.steps + 1)
+        iters_per_step = (int(tr.iteration[0]) - before) / (args.steps + 1)
         env_rate = iters_per_step * b / env_s
         # 2. plain trainer loop
-        plain_rate = b / per_call(lambda _: tr.train(1, [b, b]), args.iters, device)
+        plain_rate = b / per_call(lambda _: tr.train(1, [[b, b]]), args.iters, device)
         # make_batch alone, and 3. bare train_step on batches already on the device
-        windows = [tr.stream.next_window(b, b) for _ in range(args.iters + 1)]
-        make_s = per_call(lambda i: tr.make_batch(windows[i % len(windows)], [b, b]), args.iters, device)
-        batches = [tr.make_batch(windows[i], [b, b]) for i in range(min(4, len(windows)))]
+        sizes = torch.tensor([[b, b]])
+        windows = [tr.streams[0].next_window(b, b) for _ in range(args.iters + 1)]
+        make_s = per_call(lambda i: tr.make_batch([windows[i % len(windows)]], sizes), args.iters, device)
+        batches = [tr.make_batch([windows[i]], sizes) for i in range(min(4, len(windows)))]
         step_s = per_call(lambda i: tr.learner.train_step(batches[i % len(batches)]), args.iters, device)
-        # validation pass (what every env step adds)
-        val_s = per_call(lambda _: u._validate(), args.iters, device)
-        n_val = len(u._val_idx)
+        # validation pass (what every env step adds: the reward's prediction on the fixed subset)
+        reward = u.runs.reward
+        val_s = per_call(lambda _: reward.measure(tr), args.iters, device)
+        n_val = len(reward.idx)
         # video augmentation of one train batch: old per-clip loop vs new
         raw_video = tr.dataset.train._raw(1, windows[0])
         aug = augment_rows(raw_video, args.image_size, args.iters, device)
@@ -262,13 +268,13 @@ def main(argv: list[str] | None = None) -> str:
     lines = [
         *header,
         f"`DUS-CremaD` resident, joint learner, ResNet18 ×2, "
-        f"{'bf16 autocast + channels_last' if device.type == 'cuda' else 'fp32'}; "
+        f"{'bf16 autocast' if device.type == 'cuda' else 'fp32'}; "
         f"{args.steps} env steps of {iters_per_step:.0f} updates, {args.iters} calls per other row.",
         "",
         "| path | samples/s | ratio to bare train_step |",
         "|---|---|---|",
         f"| env step (updates + CMD + validation of {n_val}) | {env_rate:,.1f} | {env_rate / bare_rate:.2f} |",
-        f"| plain trainer loop (`InnerTrainer.train`) | {plain_rate:,.1f} | {plain_rate / bare_rate:.2f} |",
+        f"| plain trainer loop (`VectorTrainer.train`, one run) | {plain_rate:,.1f} | {plain_rate / bare_rate:.2f} |",
         f"| bare `learner.train_step`, batches on the device | {bare_rate:,.1f} | 1.00 |",
         f"| reference: DataLoader, {args.loader_workers} workers decoding wav + jpg per item, CPU augmentation "
         f"| {ref_rate:,.1f} | {ref_rate / bare_rate:.2f} |",

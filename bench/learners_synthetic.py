@@ -48,7 +48,7 @@ def parse_args() -> argparse.Namespace:
 def plain(learner: str, kwargs: dict[str, Any], epochs: int, seed: int, form: str) -> dict[str, Any]:
     metrics, trained = run("Synthetic", learner, kwargs, epochs=epochs, seed=seed, device="cpu", progress=False,
                            dataset_kwargs={"form": form})
-    return {**metrics, **trained.info()}
+    return {**metrics, **trained.run_info(0)}
 
 
 def in_env(method: str, policy: str, kwargs: dict[str, Any], epochs: int, seed: int, form: str) -> dict[str, Any]:

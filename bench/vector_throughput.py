@@ -1,16 +1,22 @@
-"""Inner iterations per second: the vectorized engine (K runs at once) vs K separate single runs.
+"""Inner iterations per second: the vectorized engine (K runs at once) vs K separate runs of one.
 
     python bench/vector_throughput.py                       # CPU, Synthetic features + raw
     python bench/vector_throughput.py --device cuda         # the same on a GPU
     python bench/vector_throughput.py --env --ks 1 4 16 64  # env steps: make_vec vs single envs
 
-For each K, a few single ``InnerTrainer`` runs and the K-run ``VectorTrainer`` are timed in
-``--repeats`` alternating rounds (so a load change on a shared machine hits both), each side's
-fastest round counts, and the speed-up is (K · iterations / engine time) / (iterations /
-single-run time): the throughput of one batched engine over that of K runs one after the
-other. With ``--sizes dus`` every run gets its own DUS sizes n_kj (Σ_j n_kj = M·B, as DUS's
-fixed budget), so the masks and padding are exercised. Results:
-BENCHMARKS.md ("Vectorized engine").
+For each K, a few separate runs (each a ``VectorTrainer`` with ``num_runs=1``) and one K-run
+``VectorTrainer`` are timed in ``--repeats`` alternating rounds (so a load change on a shared
+machine hits both), each side's fastest round counts, and the speed-up is (K · iterations /
+engine time) / (iterations / single-run time): the throughput of one batched engine over that of
+K runs one after the other. Both sides are the same trainer and learner code; they differ in how
+a step is mapped over the runs. The K-run side is batched (``vectorize=True``: the MLP kernel on
+features, ``vmap`` on the small CNN). Each separate run takes what ``engine="auto"`` picks for one
+run on that device (``mmrl_env.engine.select.vectorized``), i.e. what ``gym.make`` trains with:
+the MLP kernel for features; for the small CNN on a CPU the unbatched per-run step (plain
+``grad``, no ``vmap``), on CUDA ``vmap`` at K = 1. So the baseline is a single env's own inner
+run, not a weakened one. With ``--sizes dus`` every run gets its own DUS sizes n_kj (Σ_j n_kj =
+M·B, as DUS's fixed budget), so the masks and padding are exercised. Results: BENCHMARKS.md
+("Vectorized engine").
 
 ``--env`` times whole environment steps instead (each one ½ epoch of inner iterations under
 the action's DUS sizes, the CMD hook every iteration, the validation prediction for the
@@ -35,7 +41,8 @@ import torch
 import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.trainer import InnerTrainer, TrainerConfig, resolve_device
+from mmrl_env.engine.select import vectorized
+from mmrl_env.trainer import TrainerConfig, resolve_device
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,14 +79,20 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def single_vectorize(ds, device: torch.device) -> bool:
+    """How a separate run of one is stepped: what ``engine="auto"`` picks for K = 1 on ``device``."""
+    return vectorized("auto", [spec.encoder for spec in ds.modalities], device)
+
+
 def single_timer(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[int]], iterations: int):
-    """A function timing one round: mean seconds per iteration over ``len(sizes)`` single runs
-    (built and warmed up once, 2 iterations each)."""
+    """A function timing one round: mean seconds per iteration over ``len(sizes)`` separate runs of
+    one (``VectorTrainer(num_runs=1)``, stepped as ``engine="auto"`` steps one run; built and warmed
+    up once, 2 iterations each)."""
     runs = []
     for seed, s in enumerate(sizes):
-        tr = InnerTrainer(ds, cfg, device)
-        tr.reset(seed)
-        tr.train(2, s)
+        tr = VectorTrainer(ds, cfg, 1, device, vectorize=single_vectorize(ds, device))
+        tr.reset([seed])
+        tr.train(2, [s])
         runs.append((tr, s))
 
     def measure() -> float:
@@ -87,7 +100,7 @@ def single_timer(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[
         for tr, s in runs:
             sync(device)
             start = time.perf_counter()
-            tr.train(iterations, s).item()
+            tr.train(iterations, [s]).sum().item()
             sync(device)
             total += time.perf_counter() - start
         return total / (len(runs) * iterations)
@@ -97,7 +110,7 @@ def single_timer(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[
 
 def engine_timer(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[int]], iterations: int):
     """A function timing one round: seconds per batched iteration of all K runs (warmed up once)."""
-    vt = VectorTrainer(ds, cfg, len(sizes), device)
+    vt = VectorTrainer(ds, cfg, len(sizes), device, vectorize=True)
     vt.reset(list(range(len(sizes))))
     vt.train(2, sizes)
 
@@ -180,10 +193,13 @@ def main() -> None:
     if args.env:
         main_env(args)
         return
+    forms = {form: (load_synthetic(form=form), ks) for form, ks in (("features", args.ks), ("raw", args.raw_ks))}
+    print("Single runs: `VectorTrainer(num_runs=1)` stepped as engine='auto' steps one run ("
+          + "; ".join(f"{form}: {'batched' if single_vectorize(ds, device) else 'per-run loop, no vmap'}"
+                      for form, (ds, _) in forms.items()) + "); the K-run engine: batched.\n")
     print("| data | K | single run (it/s) | engine (run-it/s) | speed-up vs K single runs |")
     print("|---|---|---|---|---|")
-    for form, ks in (("features", args.ks), ("raw", args.raw_ks)):
-        ds = load_synthetic(form=form)
+    for form, (ds, ks) in forms.items():
         for k in ks:
             sizes = sizes_for(k, args.batch_size, args.sizes)
             single, engine = best_ratio(single_timer(ds, cfg, device, sizes[: args.single_runs], args.iterations),

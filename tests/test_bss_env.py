@@ -13,7 +13,6 @@ import mmrl_env  # noqa: F401  (registers the ids)
 from agents.heuristics import HEURISTICS
 from mmrl_env.envs.bss import BSSEnv
 from mmrl_env.envs.dus import DUSEnv
-from mmrl_env.learners.base import Prediction
 from mmrl_env.monitors.balance import measure_prediction
 from mmrl_env.samplers.curriculum import Pacing, rank, subset_size
 
@@ -131,8 +130,7 @@ def test_measurer_scores_the_whole_training_set():
     assert m.score.min() >= -1 and m.score.max() <= 1
     assert m.score.max() - m.score.min() > 0.5  # min-max normalised over the training set
     pred, y = env.trainer.predict(env.trainer.dataset.train)  # (K = 1, N, C) logits
-    single = Prediction(pred.fused[0], [z[0] for z in pred.unimodal], pred.multi[0])
-    assert torch.allclose(m.score, measure_prediction(single, y).score)
+    assert torch.allclose(m.score, measure_prediction(pred, y, 0).score)
     assert torch.allclose(env.measurement.score, m.score)  # reset measured the untrained model
 
 

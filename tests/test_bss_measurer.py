@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mmrl_env.learners.base import Prediction
+from mmrl_env.engine.batch import VectorPrediction
 from mmrl_env.monitors.balance import (
     BalanceMeasurement,
     balance_score,
@@ -60,10 +60,14 @@ def test_measure_prediction_uses_fusion_head_and_falls_back_to_fused():
     uni = [logits(P_U, P_V, P_W), logits(P_U, P_U, P_V)]
     y = torch.tensor([0, 1, 1])
     multi, fused = logits(P_U, P_V, P_W), logits(P_V, P_U, P_U)
-    with_head = measure_prediction(Prediction(fused, uni, multi), y)
+    other = logits(P_U, P_U, P_U)  # run 0 of a K = 2 prediction; run 1's logits must not leak in
+    runs, fused2 = [torch.stack([z, other]) for z in uni], torch.stack([fused, other])
+    with_head = measure_prediction(VectorPrediction(fused2, runs, torch.stack([multi, other])), y, 0)
     assert torch.allclose(with_head.loss, sample_loss(multi, uni, y))
-    without = measure_prediction(Prediction(fused, uni, None), y)
+    without = measure_prediction(VectorPrediction(fused2, runs, None), y, 0)
     assert torch.allclose(without.loss, sample_loss(fused, uni, y))
+    assert torch.allclose(measure_prediction(VectorPrediction(fused2, runs, None), y, 1).loss,
+                          sample_loss(other, [other, other], y))
     assert torch.allclose(with_head.score, balance_score(with_head.similarity, with_head.loss))
 
 

@@ -114,3 +114,54 @@ def test_dense_rows_take_the_native_kernel_with_the_same_results(dims: int) -> N
     torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-5)
     for a, b in zip((*g0, *s0), (*g1, *s1), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+class FramesEncoder(nn.Module):
+    """A video encoder's shape: (N, T, C, H, W) frames folded into the batch for a 2-D network
+    (as ``ResNetEncoder``), features averaged over the frames."""
+
+    def __init__(self, bn: nn.Module) -> None:
+        super().__init__()
+        self.bn = bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t = x.shape[:2]
+        return self.bn(x.flatten(0, 1)).unflatten(0, (n, t)).mean(dim=(1, 3, 4))
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_frames_folded_into_the_batch_follow_their_samples_mask(batched: bool) -> None:
+    """The mask is per sample (N rows) while the layer sees N·T rows: the statistics are those of
+    the valid samples' frames, as ``nn.BatchNorm2d`` on those frames alone (plain call and under vmap)."""
+    bn = reference(2).train()
+    model = FramesEncoder(bn)
+    template = masked_template(model).train()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    n, t = 3, 4
+    x = torch.randn(6, t, 4, 3, 3)
+    x[n:] = 1e3 * torch.randn(6 - n, t, 4, 3, 3)  # padding samples: must not count
+    mask = (torch.arange(6) < n).float()
+
+    def forward(params, xs, m):
+        stats: dict = {}
+        with bn_rows(m, stats):
+            y = functional_call(template, params, (xs,))
+        return y, stats
+
+    if batched:
+        params = {k: v.unsqueeze(0) for k, v in state.items()}
+        y, stats = vmap(forward)(params, x.unsqueeze(0), mask.unsqueeze(0))
+        y, stats = y[0], {k: tuple(s[0] for s in v) for k, v in stats.items()}
+    else:
+        y, stats = forward(state, x, mask)
+    torch.testing.assert_close(y[:n], model(x[:n]), rtol=1e-5, atol=1e-5)
+    mean, var, count = stats["bn"]
+    assert count.item() == n * t * 9
+    torch.testing.assert_close(mean, x[:n].flatten(0, 1).mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="whole number of rows per sample"):
+        forward(state, torch.randn(7, 2, 4, 3, 3), torch.ones(5))  # 14 rows for 5 samples
+    stats = {}
+    with bn_rows(torch.ones(n), stats, dense=True):  # the per-run loop's trimmed rows: the native kernel
+        y = functional_call(template, state, (x[:n],))
+    torch.testing.assert_close(y, model(x[:n]), rtol=1e-5, atol=1e-5)
+    assert stats["bn"][2].item() == n * t * 9

@@ -9,8 +9,8 @@ import torch
 
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.engine.joint import VectorJointLearner
 from mmrl_env.learners.base import OptimConfig
+from mmrl_env.learners.joint import JointLearner
 from mmrl_env.trainer import TrainerConfig
 
 SIZES = {
@@ -39,7 +39,7 @@ def trainer(fusion: str = "concat", dtype: torch.dtype = torch.float64) -> Vecto
 
 def both_paths(vt: VectorTrainer, sizes: list[list[int]]):
     sizes_t = torch.tensor(sizes)
-    batch = vt._batch([vt.streams[k].next_window(max(1, int(sizes_t[k].max())), 32) for k in range(4)], sizes_t)
+    batch = vt.make_batch([vt.streams[k].next_window(max(1, int(sizes_t[k].max())), 32) for k in range(4)], sizes_t)
     learner = vt.learner
     assert learner._kernel is not None
     fast = learner.loss_and_grads(batch)
@@ -82,7 +82,7 @@ def test_training_with_the_kernel_follows_the_vmap_path() -> None:
 
 
 def test_kernel_under_bf16_autocast_is_as_close_to_float32_as_the_vmap_path() -> None:
-    """The CUDA path runs the kernel under bf16 autocast (as the single learner); here on the
+    """The CUDA path runs the kernel under bf16 autocast (the learners' CUDA setting); here on the
     CPU's autocast. Both bf16 steps round differently, so each is compared with the float32
     step: the kernel's error is of the vmap path's size (a missing or wrong gradient term
     would be orders larger)."""
@@ -102,15 +102,15 @@ def test_kernel_under_bf16_autocast_is_as_close_to_float32_as_the_vmap_path() ->
 def test_kernel_steps_aside_for_other_losses_and_models() -> None:
     """A subclass that changes the loss, and the small CNN, get the generic vmap path."""
 
-    class OtherLoss(VectorJointLearner):
+    class OtherLoss(JointLearner):
         def _loss(self, *args, **kwargs):  # pragma: no cover - only its presence matters
             return super()._loss(*args, **kwargs)
 
     ds = load_synthetic(n_train=64, n_val=16, n_test=16)
     gens = [torch.Generator().manual_seed(0)]
-    assert VectorJointLearner(ds, OptimConfig(), torch.device("cpu"), gens)._kernel is not None
+    assert JointLearner(ds, OptimConfig(), torch.device("cpu"), gens)._kernel is not None
     assert OtherLoss(ds, OptimConfig(), torch.device("cpu"), gens)._kernel is None
     raw = load_synthetic(n_train=64, n_val=16, n_test=16, form="raw")
-    assert VectorJointLearner(raw, OptimConfig(), torch.device("cpu"), gens)._kernel is None
-    film = VectorJointLearner(ds, OptimConfig(), torch.device("cpu"), gens, fusion="film")
+    assert JointLearner(raw, OptimConfig(), torch.device("cpu"), gens)._kernel is None
+    film = JointLearner(ds, OptimConfig(), torch.device("cpu"), gens, fusion="film")
     assert film._kernel is None

@@ -1,11 +1,11 @@
-"""``ogm_ge``, ``mla`` and ``boosting`` on the run axis: run k of a K-run batch = the single learner
-with run k's seed and sizes (parameters, losses, logits, predictions, learner info and the
-private generator's state — so every random draw happened as in the single run), in float64
+"""``ogm_ge``, ``mla`` and ``boosting`` on the run axis: run k of a K-run batch = run k's seed and
+sizes trained alone on the per-run loop (``VectorTrainer(ds, cfg, 1, "cpu", vectorize=False)``:
+plain ``grad``, no ``vmap``) — parameters, losses, logits, predictions, learner info and the
+private generator's state (so every random draw happened as in the run alone), in float64
 over steps that cross epoch ends (LR schedule, OGM-GE's window, MLA's batch index, ACA/ω)."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +13,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from test_engine import SEEDS, SIZES, config, dataset, float64, rel_error  # noqa: F401  (float64: fixture)
+from test_engine import SEEDS, SIZES, alone, config, dataset, float64, rel_error, run_steps  # noqa: F401
 
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.engine.trainer import VECTOR_LEARNERS
-from mmrl_env.learners import learner_class
-from mmrl_env.trainer import InnerTrainer, TrainerConfig
+from mmrl_env.kwargs import accepted_kwargs
+from mmrl_env.learners import LEARNERS, check_learner, learner_class
+from mmrl_env.trainer import TrainerConfig
 
 RTOL = 1e-5
 EDGE_SIZES = [[32, 32], [0, 24], [20, 40]]  # run 1: no audio row, hence no common row (no fused sample)
@@ -30,16 +30,11 @@ def learner_config(learner: str, kwargs: dict[str, Any], batch_size: int = 32) -
     return cfg
 
 
-def run_state(vt: VectorTrainer, k: int) -> dict[str, torch.Tensor]:
-    learner = vt.learner
-    return learner.run_state_dict(k) if hasattr(learner, "run_state_dict") else learner.stack.run_state_dict(k)
-
-
 Schedule = list[tuple[int, list[bool]]]
 
 
 def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterations: int | Schedule,
-            form: str = "features", check: Callable[[VectorTrainer, InnerTrainer, int], None] | None = None,
+            form: str = "features", check: Callable[[VectorTrainer, VectorTrainer, int], None] | None = None,
             optim: dict[str, Any] | None = None) -> None:
     """Train K runs batched and each one alone; everything observable must agree. ``iterations``:
     a count, or a schedule of (count, active runs) so that runs fall out of step with each other."""
@@ -55,16 +50,16 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
         vt.train(count, sizes, active=torch.tensor(active), hooks=(lambda b, out: vsteps.append((b, out)),))
     vpred, vy = vt.predict(vt.dataset.test)
     for k, seed in enumerate(SEEDS):
-        tr = InnerTrainer(ds, cfg, "cpu")
-        tr.reset(seed)
+        tr = alone(ds, cfg)
+        tr.reset([seed])
         steps: list = []
         total = sum(count for count, active in schedule if active[k])
-        tr.train(total, sizes[k], hooks=(lambda b, out, s=steps: s.append((out.loss, out.unimodal_logits)),))
+        tr.train(total, [sizes[k]], hooks=(run_steps(steps),))
         mine = [(b, out) for b, out in vsteps if out.active[k]]
-        assert vt.epoch[k] == tr.epoch and vt.iteration[k] == tr.iteration
-        assert torch.equal(vt.generators[k].get_state(), tr.generator.get_state()), "random draws differ"
-        assert rel_error(tr.learner.model.state_dict(), run_state(vt, k)) < RTOL
-        assert vt.learner.lr_schedule.lr[k].item() == pytest.approx(tr.learner.lr_schedule.get_last_lr()[0], rel=1e-12)
+        assert vt.epoch[k] == tr.epoch[0] and vt.iteration[k] == tr.iteration[0]
+        assert torch.equal(vt.generators[k].get_state(), tr.generators[0].get_state()), "random draws differ"
+        assert rel_error(tr.learner.run_state_dict(0), vt.learner.run_state_dict(k)) < RTOL
+        assert vt.learner.lr_schedule.lr[k].item() == pytest.approx(tr.learner.lr_schedule.lr[0].item(), rel=1e-12)
         for (loss, logits), (batch, out) in zip(steps, mine, strict=True):
             torch.testing.assert_close(out.loss[k], loss.to(out.loss.dtype), rtol=RTOL, atol=1e-9)
             for j, z in enumerate(logits):
@@ -73,13 +68,13 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
                 torch.testing.assert_close(out.unimodal_logits[j][k, :n], z, rtol=RTOL, atol=1e-9)
         pred, y = tr.predict(tr.dataset.test)
         assert torch.equal(y, vy)
-        torch.testing.assert_close(vpred.fused[k], pred.fused, rtol=RTOL, atol=1e-9)
+        torch.testing.assert_close(vpred.fused[k], pred.fused[0], rtol=RTOL, atol=1e-9)
         for j in range(2):
-            torch.testing.assert_close(vpred.unimodal[j][k], pred.unimodal[j], rtol=RTOL, atol=1e-9)
+            torch.testing.assert_close(vpred.unimodal[j][k], pred.unimodal[j][0], rtol=RTOL, atol=1e-9)
         assert (vpred.multi is None) == (pred.multi is None)
         if pred.multi is not None:
-            torch.testing.assert_close(vpred.multi[k], pred.multi, rtol=RTOL, atol=1e-9)
-        info, vinfo = tr.learner.info(), vt.run_info(k)
+            torch.testing.assert_close(vpred.multi[k], pred.multi[0], rtol=RTOL, atol=1e-9)
+        info, vinfo = tr.run_info(0), vt.run_info(k)
         assert info.keys() == vinfo.keys()
         for key, value in info.items():
             assert value == pytest.approx(vinfo[key], rel=1e-5, abs=1e-9), key
@@ -87,15 +82,23 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
             check(vt, tr, k)
 
 
-def test_every_learner_is_batched_with_the_single_learners_kwargs() -> None:
-    """Same keyword names and defaults as the single learner (the trainer validates against it)."""
-    assert set(VECTOR_LEARNERS) == {"joint", "ogm_ge", "mla", "boosting"}
-    for name, cls in VECTOR_LEARNERS.items():
-        own = {n: p.default for n, p in inspect.signature(learner_class(name).__init__).parameters.items()
-               if p.default is not p.empty}
-        ported = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
-                  if p.default is not p.empty}
-        assert ported == own, name
+def test_check_learner_validates_every_learners_kwargs() -> None:
+    """Each learner's keyword arguments are read from its ``__init__`` (after dataset, optim, device,
+    generators); a typo is refused with the closest valid name, before any run is built."""
+    expected = {"joint": {"alpha", "fusion"},
+                "ogm_ge": {"alpha_ogm", "modulation_epochs", "ge", "variant", "alpha", "fusion"},
+                "mla": {"project", "inference", "weights"},
+                "boosting": {"residual_weight", "check_every", "sigma", "tau", "max_classifiers", "hidden",
+                             "omega_target", "omega_lr", "omega_steps"}}
+    assert set(LEARNERS) == set(expected)
+    for name, kwargs in expected.items():
+        assert set(accepted_kwargs(learner_class(name))) == kwargs, name
+    assert check_learner("ogm_ge", {"variant": "joint", "alpha": 0.3, "fusion": "sum"}) == {
+        "variant": "joint", "alpha": 0.3, "fusion": "sum"}
+    with pytest.raises(ValueError, match="'alpha_ogn' -> did you mean 'alpha_ogm'"):
+        check_learner("ogm_ge", {"alpha_ogn": 0.5})
+    with pytest.raises(ValueError, match="unknown learner_kwargs"):
+        VectorTrainer(dataset(), learner_config("mla", {"projection": True}), 2, "cpu")
 
 
 # --- OGM-GE ---------------------------------------------------------------------------------
@@ -107,12 +110,12 @@ def test_every_learner_is_batched_with_the_single_learners_kwargs() -> None:
     ({"variant": "joint", "alpha": 0.3, "fusion": "sum"}, EDGE_SIZES),
 ])
 @pytest.mark.usefixtures("float64")
-def test_ogm_ge_run_k_reproduces_the_single_learner(kwargs: dict[str, Any], sizes: list[list[int]]) -> None:
+def test_ogm_ge_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any], sizes: list[list[int]]) -> None:
     modulated: list[bool] = []
 
-    def check(vt: VectorTrainer, tr: InnerTrainer, k: int) -> None:
-        torch.testing.assert_close(vt.learner.last_coeff[k], tr.learner.last_coeff.double(), rtol=1e-5, atol=0)
-        modulated.append(bool((tr.learner.last_coeff < 1).any()))
+    def check(vt: VectorTrainer, tr: VectorTrainer, k: int) -> None:
+        torch.testing.assert_close(vt.learner.last_coeff[k], tr.learner.last_coeff[0].double(), rtol=1e-5, atol=0)
+        modulated.append(bool((tr.learner.last_coeff[0] < 1).any()))
 
     compare("ogm_ge", kwargs, sizes, 8, check=check)
     if "modulation_epochs" in kwargs:
@@ -132,14 +135,13 @@ def test_ogm_ge_cnn_path() -> None:
 @pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("kwargs", [{}, {"project": True}, {"project": "batch", "inference": "fixed",
                                                             "weights": [0.3, 0.7]}])
-def test_mla_run_k_reproduces_the_single_learner(kwargs: dict[str, Any]) -> None:
+def test_mla_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any]) -> None:
     """Alternating per-modality steps; the released projector persists per run across the epoch end."""
 
-    def check(vt: VectorTrainer, tr: InnerTrainer, k: int) -> None:
-        assert vt.learner.batch_index[k] == tr.learner.batch_index
-        if tr.learner.projector is not None:
-            assert vt.learner.count[k] == tr.learner.projector.count
-            torch.testing.assert_close(vt.learner.P[k], tr.learner.projector.P, rtol=RTOL, atol=1e-9)
+    def check(vt: VectorTrainer, tr: VectorTrainer, k: int) -> None:
+        assert vt.learner.batch_index[k] == tr.learner.batch_index[0]
+        assert vt.learner.count[k] == tr.learner.count[0]
+        torch.testing.assert_close(vt.learner.P[k], tr.learner.P[0], rtol=RTOL, atol=1e-9)
 
     compare("mla", kwargs, SIZES, 8, check=check)
 
@@ -160,17 +162,17 @@ LAGGED = [(6, [True, True, True]), (3, [True, False, True]), (5, [True, True, Tr
     ({"check_every": 1, "omega_steps": 20, "omega_target": "onehot", "max_classifiers": 2}, None),  # the cap
     ({"check_every": 1, "omega_steps": 20, "hidden": 32, "tau": 0.0}, {"name": "adam", "lr": 1e-3}),  # Adam per slot
 ])
-def test_boosting_run_k_reproduces_the_single_learner(kwargs: dict[str, Any], optim: dict[str, Any] | None) -> None:
+def test_boosting_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any], optim: dict[str, Any] | None) -> None:
     """ACA at every epoch end (T = 1); run 1 reaches its epoch ends later than runs 0 and 2, so
     runs add classifiers at different times yet stay in one batch."""
     grown: list[int] = []
 
-    def check(vt: VectorTrainer, tr: InnerTrainer, k: int) -> None:
-        assert vt.learner.counts[k].tolist() == tr.learner.model.counts
-        torch.testing.assert_close(vt.learner.omega[k], tr.learner.omega.to(vt.learner.omega.dtype), rtol=1e-5,
+    def check(vt: VectorTrainer, tr: VectorTrainer, k: int) -> None:
+        assert vt.learner.counts[k].tolist() == tr.learner.counts[0].tolist()
+        torch.testing.assert_close(vt.learner.omega[k], tr.learner.omega[0].to(vt.learner.omega.dtype), rtol=1e-5,
                                    atol=1e-9)
-        torch.testing.assert_close(vt.learner.scores()[k], tr.learner.scores(), rtol=1e-5, atol=1e-9)
-        grown.append(sum(tr.learner.model.counts) - 2)
+        torch.testing.assert_close(vt.learner.scores()[k], tr.learner.scores()[0], rtol=1e-5, atol=1e-9)
+        grown.append(int(tr.learner.counts[0].sum()) - 2)
 
     compare("boosting", kwargs, SIZES, LAGGED, check=check, optim=optim)
     assert sum(grown) > 0  # ACA did add classifiers
@@ -188,13 +190,13 @@ def test_boosting_cnn_path_with_curriculum_epochs() -> None:
     vloss = [vt.train_epoch(orders) for _ in range(2)]
     pred, _ = vt.predict(vt.dataset.test)
     for k, seed in enumerate(SEEDS):
-        tr = InnerTrainer(ds, cfg, "cpu")
-        tr.reset(seed)
-        loss = [tr.train_epoch(orders[k]) for _ in range(2)]
+        tr = alone(ds, cfg)
+        tr.reset([seed])
+        loss = [tr.train_epoch([orders[k]])[0] for _ in range(2)]
         torch.testing.assert_close(torch.stack([v[k] for v in vloss]), torch.stack(loss), rtol=RTOL, atol=0)
-        assert vt.learner.counts[k].tolist() == tr.learner.model.counts and sum(tr.learner.model.counts) > 2
-        assert rel_error(tr.learner.model.state_dict(), run_state(vt, k)) < RTOL
-        torch.testing.assert_close(pred.fused[k], tr.predict(tr.dataset.test)[0].fused, rtol=RTOL, atol=1e-9)
+        assert vt.learner.counts[k].tolist() == tr.learner.counts[0].tolist() and tr.learner.counts[0].sum() > 2
+        assert rel_error(tr.learner.run_state_dict(0), vt.learner.run_state_dict(k)) < RTOL
+        torch.testing.assert_close(pred.fused[k], tr.predict(tr.dataset.test)[0].fused[0], rtol=RTOL, atol=1e-9)
 
 
 def test_slot_activation_starts_that_slots_optimizer_state_fresh_for_that_run_only() -> None:

@@ -1,4 +1,6 @@
-"""AUG (``boosting``): residual labels, the three losses, classifier growth, ACA, ω, checkpoints."""
+"""AUG (``boosting``): residual labels, the three losses, classifier growth, ACA, ω, checkpoints.
+
+Most tests drive one run (K = 1) of the learner directly, on crafted batches."""
 
 from __future__ import annotations
 
@@ -9,22 +11,23 @@ import warnings
 
 import pytest
 import torch
+from test_engine import one_run_batch
 
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.engine.sequential import SequentialTrainer
 from mmrl_env.learners import build_learner, check_learner
-from mmrl_env.learners.base import Batch, OptimConfig
+from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.boosting import (
     BoostingLearner,
     aca_decision,
     boosting_losses,
     omega_target,
-    residual_labels,
+    residual_target,
 )
-from mmrl_env.trainer import InnerTrainer, TrainerConfig
+from mmrl_env.trainer import TrainerConfig
 
 LN2 = math.log(2.0)
+ON = torch.tensor([True])  # the one run of a K = 1 learner
 
 
 @pytest.fixture(scope="module")
@@ -32,33 +35,41 @@ def data():
     return load_synthetic(n_train=128, n_val=32, n_test=32)
 
 
-def make(data, seed: int = 0, **kwargs) -> BoostingLearner:
+def make(data, seed: int = 0, optim: OptimConfig | None = None, **kwargs) -> BoostingLearner:
     g = torch.Generator().manual_seed(seed)
-    return BoostingLearner(data, OptimConfig(lr=0.05), torch.device("cpu"), g, **kwargs)
+    return BoostingLearner(data, optim or OptimConfig(lr=0.05), torch.device("cpu"), [g], **kwargs)
 
 
-def batch(data, sizes: list[int]) -> Batch:
-    idx = torch.arange(max(sizes))
-    return Batch([data.train.gather(j, idx[:n]) for j, n in enumerate(sizes)],
-                 [data.train.gather_labels(idx[:n]) for n in sizes], min(sizes), 32)
+def batch(data, sizes: list[int]):
+    return one_run_batch(data.train, sizes, 32)
 
 
-def test_residual_labels_hand_computed():
+def test_residual_target_hand_computed():
     onehot = torch.tensor([[1.0, 0.0, 0.0]])
-    prev = torch.stack([torch.tensor([[LN2, 0.0, 0.0]]), torch.zeros(1, 3)])  # p_y = 1/2 and 1/3
+    prev = torch.tensor([[LN2, 0.0, 0.0]]).softmax(-1) + torch.zeros(1, 3).softmax(-1)  # p_y = 1/2 and 1/3
     expected = torch.tensor([[1 - 0.2 * (0.5 + 1 / 3), 0.0, 0.0]])
-    assert torch.allclose(residual_labels(onehot, prev, 0.2), expected)
-    assert torch.equal(residual_labels(onehot, prev[:0], 0.2), onehot)  # first classifier: plain labels
+    assert torch.allclose(residual_target(onehot, prev, 0.2), expected)
+    assert torch.equal(residual_target(onehot, torch.zeros(1, 3), 0.2), onehot)  # first classifier: plain labels
+    assert residual_target(onehot, torch.full((1, 3), 9.0), 0.2).min() == 0  # clamped at 0
 
 
 def test_three_losses_hand_computed():
     z = torch.stack([torch.tensor([[LN2, 0.0, 0.0]]), torch.zeros(1, 3)])  # t = 2 classifiers, one sample
-    eps, eps_o, eps_p = boosting_losses(z, torch.tensor([0]), 0.2, batch_size=1)
+    y, one = torch.tensor([0]), torch.tensor(1.0)
+    eps, eps_o, eps_p, total = boosting_losses(z, torch.tensor(2), one, y, torch.ones(1), 0.2, batch_size=1)
     assert eps.item() == pytest.approx((1 - 0.2 * 0.5) * math.log(3.0))  # newest vs ŷ = 0.9·y
     assert eps_o.item() == pytest.approx(LN2)  # softmax(z1 + z2)_y = 1/2
     assert eps_p.item() == pytest.approx(LN2)  # softmax(z1)_y = 1/2
-    eps1, eps_o1, eps_p1 = boosting_losses(z[1:], torch.tensor([0]), 0.2, batch_size=2)
+    assert torch.allclose(total, z.sum(0))
+    eps1, eps_o1, eps_p1, _ = boosting_losses(z[1:], torch.tensor(1), one, y, torch.ones(1), 0.2, batch_size=2)
     assert (eps1.item(), eps_o1.item(), eps_p1.item()) == pytest.approx((math.log(3) / 2, math.log(3) / 2, 0.0))
+    # a dead third slot and a masked second row change nothing
+    padded = torch.cat([torch.cat([z, torch.randn(1, 1, 3)]), torch.randn(3, 1, 3)], dim=1)
+    got = boosting_losses(padded, torch.tensor(2), one, torch.tensor([0, 2]), torch.tensor([1.0, 0.0]), 0.2, 1)
+    assert [g.item() for g in got[:3]] == pytest.approx([eps.item(), eps_o.item(), eps_p.item()])
+    # ω scales the added classifiers (t ≥ 2) only
+    scaled = boosting_losses(z, torch.tensor(2), torch.tensor(0.5), y, torch.ones(1), 0.2, 1)[3]
+    assert torch.allclose(scaled, z[0] + 0.5 * z[1])
 
 
 def test_aca_two_modalities():
@@ -74,67 +85,87 @@ def test_aca_more_modalities():
     assert aca_decision(torch.tensor([0.6, 0.6, 0.595])) == []
 
 
-def test_added_classifier_joins_optimizer_and_trains(data):
+def slot_update(lr: float, data) -> torch.Tensor:
+    """The first update of a classifier added while the run's lr is ``lr``."""
     learner = make(data, check_every=100)
-    learner.optimizer.param_groups[0]["lr"] = 0.01  # as if the schedule had decayed it: the new group follows
-    layer = learner.add_classifier(1)
-    assert learner.model.counts == [1, 2]
-    group = learner.optimizer.param_groups[-1]
-    assert {id(p) for p in group["params"]} == {id(p) for p in layer.parameters()}
-    assert group["lr"] == 0.01 and group["momentum"] == 0.9
-    assert all(p not in learner.optimizer.state for p in layer.parameters())  # fresh momentum
-    assert layer.weight.device == learner.model.head.weight.device
-    before = [p.detach().clone() for p in layer.parameters()]
+    learner.lr_schedule.lr.fill_(lr)  # as if the schedule had decayed it
+    learner.add_classifier(0, 1)
+    assert learner.counts.tolist() == [[1, 2]]
+    for part in learner.groups["slot1.0"].parts:  # fresh momentum for the new classifier
+        assert not part.state["momentum_buffer"].any()
+    before = learner.stack.params["slots.1.0.weight"][0].clone()
     learner.train_step(batch(data, [32, 32]))
-    assert all(not torch.equal(b, p) for b, p in zip(before, layer.parameters(), strict=True))
-    learner.lr_schedule.step_size = 1  # the LR schedule drives the added group like the others
-    learner.lr_schedule.step()
-    assert group["lr"] == pytest.approx(0.001) and learner.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+    return learner.stack.params["slots.1.0.weight"][0] - before
+
+
+def test_added_classifier_trains_at_the_runs_current_lr(data):
+    """With fresh momentum SGD's first update is lr·(g + wd·w): the new classifier steps at the run's
+    current (decayed) lr, as every other parameter does."""
+    small, large = slot_update(0.01, data), slot_update(0.02, data)
+    assert small.abs().sum() > 0
+    torch.testing.assert_close(large, 2 * small, rtol=1e-3, atol=1e-7)  # float32: w − lr·(g + wd·w) rounds at ~1e-8
 
 
 def test_unimodal_logits_are_summed_classifiers(data):
     learner = make(data, check_every=100)
-    learner.add_classifier(1)
+    learner.add_classifier(0, 1)
+    learner.omega[0, 1] = 0.5  # ω weighs the added classifier
     b = batch(data, [16, 48])  # unequal n_j
-    with torch.no_grad():
-        expected = [learner._logits(r, learner.model.encoders[r](x)).sum(0) for r, x in enumerate(b.inputs)]
-    out = learner.train_step(b)
-    assert [z.shape[0] for z in out.unimodal_logits] == [16, 48]
-    for z, e in zip(out.unimodal_logits, expected, strict=True):
-        assert torch.allclose(z, e, atol=1e-6)
+    expected = learner.predict([x[0] for x in b.inputs]).unimodal  # the live ensembles, ω-weighted (eval forward)
+    weights = learner.stack.run_state_dict(0)
+    feats = torch.func.functional_call(learner.stack.template.encoders[1], {
+        k.removeprefix("encoders.1."): v for k, v in weights.items() if k.startswith("encoders.1.")}, (b.inputs[1][0],))
+
+    def classifier(prefix: str) -> torch.Tensor:  # head(relu(Layer1(u)))
+        hidden = torch.relu(feats @ weights[f"{prefix}.weight"].T + weights[f"{prefix}.bias"])
+        return hidden @ weights["head.weight"].T + weights["head.bias"]
+
+    by_hand = classifier("layer1.1.0") + 0.5 * classifier("slots.1.0")  # video: the first + ω·the added one
+    assert torch.allclose(expected[1][0], by_hand, atol=1e-5)
+    out = learner.train_step(b)  # the step returns the same sums for the rows it trained on
+    for j, n in enumerate((16, 48)):
+        z = out.unimodal_logits[j][0, :n]
+        assert torch.allclose(z, expected[j][0, :n], atol=1e-5)
         assert not z.requires_grad
 
 
+def aca(learner: BoostingLearner, scores: list[float]) -> None:
+    """An epoch end of the one run whose check window scored ``scores``."""
+    learner.score_sum = torch.tensor([scores])
+    learner.score_count = torch.ones(1, len(scores), dtype=torch.long)
+    learner.on_epoch_end(ON)
+
+
 def test_assign_adds_to_weak_and_respects_cap(data, caplog):
-    learner = make(data, check_every=100, max_classifiers=2)
-    assert learner.assign(torch.tensor([0.8, 0.4])) == [1]
+    learner = make(data, check_every=1, max_classifiers=2)
+    assert learner.assign(ON, torch.tensor([[0.8, 0.4]])) == [[1]]
     with caplog.at_level(logging.INFO, logger="mmrl_env.learners.boosting"):
-        assert learner.assign(torch.tensor([0.8, 0.4])) == []
+        assert learner.assign(ON, torch.tensor([[0.8, 0.4]])) == [[]]
     assert "maximum of 2 classifiers" in caplog.text
-    assert learner.assign(torch.tensor([0.3, 0.9])) == [0]
-    assert learner.info()["classifiers"] == {"audio": 2, "video": 2}
+    aca(learner, [0.3, 0.9])  # through the epoch end
+    assert learner.run_info(0)["classifiers"] == {"audio": 2, "video": 2}
 
 
 def test_epoch_end_runs_aca_every_T_epochs(data):
     learner = make(data, check_every=2)
     learner.train_step(batch(data, [32, 32]))
-    learner.score_sum = torch.tensor([0.9, 0.3])  # crafted window: audio far ahead
-    learner.score_count = [1, 1]
-    learner.on_epoch_end(0)
-    assert learner.model.counts == [1, 1]
-    learner.on_epoch_end(1)
-    assert learner.model.counts == [1, 2]
-    assert learner.score_count == [0, 0]  # a new check window starts
+    assert learner.score_count.tolist() == [[32, 32]]  # the window counts every trained row
+    aca(learner, [0.9, 0.3])  # crafted window: audio far ahead
+    assert learner.counts.tolist() == [[1, 1]]
+    aca(learner, [0.9, 0.3])
+    assert learner.counts.tolist() == [[1, 2]]
+    assert learner.score_count.tolist() == [[0, 0]]  # a new check window starts
 
 
 def test_omega_fits_paper_one_hot_target(data):
     learner = make(data, omega_target="onehot", omega_steps=300)
-    omega = learner.fit_omega(torch.tensor([0.8, 0.4]))  # video is the weakest: g = [0, 1]
-    assert omega.tolist() == pytest.approx([0.0, 1.0], abs=0.05)
-    assert torch.allclose(omega, learner.omega_net(torch.tensor([0.8, 0.4])).detach())
-    omega = learner.fit_omega(torch.tensor([0.4, 0.8]))  # the order flips: so does ω
-    assert omega.tolist() == pytest.approx([1.0, 0.0], abs=0.05)
-    assert set(learner.info()["omega"]) == {"audio", "video"}
+    learner.fit_omega(ON, torch.tensor([[0.8, 0.4]]))  # video is the weakest: g = [0, 1]
+    assert learner.omega[0].tolist() == pytest.approx([0.0, 1.0], abs=0.05)
+    s = torch.tensor([[0.8, 0.4]])
+    assert torch.allclose(learner.omega, learner._omega_forward(learner.omega_stack.flat, s))
+    learner.fit_omega(ON, torch.tensor([[0.4, 0.8]]))  # the order flips: so does ω
+    assert learner.omega[0].tolist() == pytest.approx([1.0, 0.0], abs=0.05)
+    assert set(learner.run_info(0)["omega"]) == {"audio", "video"}
 
 
 def test_omega_target_rules():
@@ -151,15 +182,15 @@ def test_flip_keeps_earlier_classifiers_on(data):
     """Video got classifiers while weak; then audio falls behind: with ``cover`` video's stay on."""
     for rule, low in (("cover", 0.5), ("onehot", None)):
         learner = make(data, omega_target=rule, omega_steps=300)
-        learner.assign(torch.tensor([0.8, 0.4]))
-        learner.assign(torch.tensor([0.8, 0.4]))
-        assert learner.model.counts == [1, 3]
-        learner.assign(torch.tensor([0.5, 0.7]))
-        assert learner.model.counts == [2, 3]
+        learner.assign(ON, torch.tensor([[0.8, 0.4]]))
+        learner.assign(ON, torch.tensor([[0.8, 0.4]]))
+        assert learner.counts.tolist() == [[1, 3]]
+        learner.assign(ON, torch.tensor([[0.5, 0.7]]))
+        assert learner.counts.tolist() == [[2, 3]]
         if low is None:
-            assert abs(learner.omega[1].item()) < 0.05  # the paper's rule switches video's two off
+            assert abs(learner.omega[0, 1].item()) < 0.05  # the paper's rule switches video's two off
         else:
-            assert learner.omega[1].item() > low
+            assert learner.omega[0, 1].item() > low
 
 
 def test_check_every_auto_scales_with_the_run(data):
@@ -179,60 +210,52 @@ def test_check_every_auto_scales_with_the_run(data):
 def test_state_dict_round_trip_with_added_classifiers(data):
     a = make(data, seed=3, check_every=100)
     for r in (1, 1, 0):
-        a.add_classifier(r)
-    a.fit_omega(torch.tensor([0.7, 0.5]))
+        a.add_classifier(0, r)
+    a.fit_omega(ON, torch.tensor([[0.7, 0.5]]))
     a.train_step(batch(data, [32, 32]))
     b = make(data, seed=3, check_every=100)
     buf = io.BytesIO()  # through a real checkpoint: no tensors shared between a and b
     torch.save(a.state_dict(), buf)
     buf.seek(0)
     b.load_state_dict(torch.load(buf))
-    assert b.model.counts == [2, 3]
+    assert b.counts.tolist() == [[2, 3]]
     x = [data.test.gather(j, torch.arange(16)) for j in range(2)]
     assert torch.equal(a.predict(x).fused, b.predict(x).fused)
     a.train_step(batch(data, [32, 32]))
-    b.train_step(batch(data, [32, 32]))  # same optimizer state (momentum) -> same update
+    b.train_step(batch(data, [32, 32]))  # same optimizer state (momentum, per slot) -> same update
     assert torch.equal(a.predict(x).fused, b.predict(x).fused)
 
 
 def test_a_snapshot_from_before_the_lr_schedule_rename_still_resumes(data):
-    a = make(data, seed=3, check_every=100)
+    optim = OptimConfig(lr=0.05, step_size=1)
+    a = make(data, seed=3, optim=optim, check_every=100)
     a.train_step(batch(data, [32, 32]))
-    a.lr_schedule.step_size = 1
-    a.lr_schedule.step()
+    a.on_epoch_end(ON)
     state = a.state_dict()
     state["scheduler"] = state.pop("lr_schedule")  # the key's spelling until the rename
-    b = make(data, seed=3, check_every=100)
-    b.lr_schedule.step_size = 1
+    b = make(data, seed=3, optim=optim, check_every=100)
     b.load_state_dict(state)
-    assert b.lr_schedule.state_dict() == a.lr_schedule.state_dict()
-    assert b.optimizer.param_groups[0]["lr"] == pytest.approx(a.optimizer.param_groups[0]["lr"])
-    assert b.optimizer.param_groups[0]["lr"] != pytest.approx(0.05)  # the schedule really moved
+    assert torch.equal(b.lr_schedule.lr, a.lr_schedule.lr) and torch.equal(b.lr_schedule.epochs, a.lr_schedule.epochs)
+    assert b.lr_schedule.lr[0].item() == pytest.approx(0.005)  # the schedule really moved
 
 
 def test_lam_is_the_old_name_of_residual_weight(data):
-    """``lam=`` means ``residual_weight=``, with one FutureWarning per trainer (single, batched, sequential)."""
+    """``lam=`` means ``residual_weight=``, with one FutureWarning per trainer (batched or looped)."""
     with pytest.warns(FutureWarning, match="lam= is deprecated, use residual_weight="):
         assert check_learner("boosting", {"lam": 0.3, "sigma": 2.0}) == {"residual_weight": 0.3, "sigma": 2.0}
     with pytest.warns(FutureWarning, match="lam= is deprecated"):
-        built = build_learner("boosting", data, OptimConfig(), torch.device("cpu"), torch.Generator(), lam=0.3)
+        built = build_learner("boosting", data, OptimConfig(), torch.device("cpu"), [torch.Generator()], lam=0.3)
     assert built.residual_weight == 0.3
     with pytest.raises(TypeError, match="give only one"):
         check_learner("boosting", {"lam": 0.3, "residual_weight": 0.2})
     cfg = TrainerConfig(batch_size=32, epochs=1, learner="boosting", learner_kwargs={"lam": 0.3})
-    for trainer_class in (InnerTrainer, VectorTrainer, SequentialTrainer):
+    for num_runs, vectorize in ((1, True), (2, True), (2, False)):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if trainer_class is InnerTrainer:
-                trainer = InnerTrainer(data, cfg, "cpu")
-                trainer.reset(0)
-                learners = [trainer.learner]
-            else:
-                trainer = trainer_class(data, cfg, 2, "cpu")
-                trainer.reset([0, 1])
-                learners = [trainer.learner] if trainer_class is VectorTrainer else [t.learner for t in trainer.runs]
+            trainer = VectorTrainer(data, cfg, num_runs, "cpu", vectorize=vectorize)
+            trainer.reset(list(range(num_runs)))
         assert [str(w.message) for w in caught if w.category is FutureWarning] == [
-            "BoostingLearner: lam= is deprecated, use residual_weight= (the old name will be removed)"], trainer_class
+            "BoostingLearner: lam= is deprecated, use residual_weight= (the old name will be removed)"], vectorize
         assert trainer.cfg.learner_kwargs == {"residual_weight": 0.3}
-        assert [learner.residual_weight for learner in learners] == [0.3] * len(learners)
+        assert trainer.learner.residual_weight == 0.3
     assert cfg.learner_kwargs == {"lam": 0.3}  # the caller's config is left as given

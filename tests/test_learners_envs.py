@@ -6,13 +6,15 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
+from test_engine import one_run_batch
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
-from mmrl_env.learners.base import Batch, OptimConfig
+from mmrl_env.engine import VectorTrainer
+from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.boosting import BoostingLearner
 from mmrl_env.learners.mla import MLALearner
-from mmrl_env.trainer import InnerTrainer, TrainerConfig
+from mmrl_env.trainer import TrainerConfig
 
 LEARNERS = {"joint": {}, "ogm_ge": {}, "mla": {"project": True}, "boosting": {"check_every": 1}}
 SMALL = {"n_train": 400, "n_val": 100, "n_test": 100}
@@ -58,16 +60,18 @@ def three_modalities(n: int = 96, k: int = 4, seed: int = 0) -> MultimodalDatase
 def test_three_modalities_with_unequal_quantities(learner):
     data = three_modalities()
     cfg = TrainerConfig(batch_size=16, epochs=2, learner=learner, learner_kwargs=LEARNERS[learner])
-    trainer = InnerTrainer(data, cfg, "cpu")
-    trainer.reset(0)
+    trainer = VectorTrainer(data, cfg, 1, "cpu")
+    trainer.reset([0])
     seen = []
-    loss = trainer.train(trainer.total_iterations, [8, 16, 24], hooks=(lambda b, o: seen.append(o),))
-    assert torch.isfinite(loss) and trainer.epoch == 2
-    assert [z.shape for z in seen[0].unimodal_logits] == [(8, 4), (16, 4), (24, 4)]
+    loss = trainer.train(trainer.total_iterations, [[8, 16, 24]], hooks=(lambda b, o: seen.append((b, o)),))
+    assert torch.isfinite(loss).all() and trainer.epoch.tolist() == [2]
+    batch, out = seen[0]
+    assert batch.sizes.tolist() == [[8, 16, 24]] and batch.masks.sum(-1).tolist() == [[8, 16, 24]]
+    assert [tuple(z.shape) for z in out.unimodal_logits] == [(1, 24, 4)] * 3  # the window; valid rows: the sizes
     pred, y = trainer.predict(data.test)
-    assert pred.fused.shape == (32, 4) and len(pred.unimodal) == 3
+    assert pred.fused.shape == (1, 32, 4) and len(pred.unimodal) == 3
     if learner == "boosting":
-        assert set(trainer.learner.info()["classifiers"]) == {"rgb", "of", "depth"}
+        assert set(trainer.run_info(0)["classifiers"]) == {"rgb", "of", "depth"}
 
 
 @pytest.mark.parametrize("rule", ["cover", "onehot"])
@@ -77,16 +81,16 @@ def test_boosting_every_added_classifier_receives_gradient(rule):
     The paper's one-hot target (the weakest only) leaves modality 1's ω ≈ 0 and so its new
     classifier without gradient: kept as an option, it must show exactly that failure."""
     data = three_modalities()
-    learner = BoostingLearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0),
-                              omega_target=rule)
-    assert learner.assign(torch.tensor([0.9, 0.5, 0.45])) == [1, 2]
-    assert learner.model.counts == [1, 2, 2]
-    idx = torch.arange(32)
-    y = data.train.gather_labels(idx)
-    learner.train_step(Batch([data.train.gather(j, idx) for j in range(3)], [y] * 3, 32, 32))
-    norms = [learner.model.layer1[r][1].weight.grad.norm().item() for r in (1, 2)]
+    # no weight decay, fresh momentum: a new classifier's first update is −lr·gradient (lr = 1: little rounding)
+    optim = OptimConfig(lr=1.0, weight_decay=0.0)
+    learner = BoostingLearner(data, optim, torch.device("cpu"), [torch.Generator().manual_seed(0)], omega_target=rule)
+    assert learner.assign(torch.tensor([True]), torch.tensor([[0.9, 0.5, 0.45]])) == [[1, 2]]
+    assert learner.counts.tolist() == [[1, 2, 2]]
+    before = {r: learner.stack.params[f"slots.{r}.0.weight"][0].clone() for r in (1, 2)}
+    learner.train_step(one_run_batch(data.train, [32, 32, 32], 32))
+    norms = [((learner.stack.params[f"slots.{r}.0.weight"][0] - before[r]) / optim.lr).norm().item() for r in (1, 2)]
     if rule == "cover":
-        assert learner.omega[1:].tolist() == pytest.approx([1.0, 1.0], abs=0.05)
+        assert learner.omega[0, 1:].tolist() == pytest.approx([1.0, 1.0], abs=0.05)
         assert min(norms) > 0.25 * max(norms) > 0
     else:
         assert norms[0] < 1e-3 * norms[1]
@@ -94,18 +98,18 @@ def test_boosting_every_added_classifier_receives_gradient(rule):
 
 def test_mla_projection_on_three_modalities():
     data = three_modalities()
-    learner = MLALearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0), project="batch")
+    learner = MLALearner(data, OptimConfig(), torch.device("cpu"), [torch.Generator().manual_seed(0)], project="batch")
     grads = []
-    step = learner.optimizer.step
+    step, (lo, hi) = learner.step_group, learner.head_cols
 
-    def logged_step(*a, **k):
-        grads.append(torch.cat([p.grad.flatten() for p in learner.model.head.parameters()]).clone())
-        return step(*a, **k)
+    def logged_step(name, g, gate):
+        if name == "head":  # the head's gradient as each modality's step applies it
+            grads.append(g[0, lo:hi].clone())
+        return step(name, g, gate)
 
-    learner.optimizer.step = logged_step
-    idx = torch.arange(16)
-    y = data.train.gather_labels(idx)
-    learner.train_step(Batch([data.train.gather(j, idx) for j in range(3)], [y] * 3, 16, 16))
+    learner.step_group = logged_step
+    learner.train_step(one_run_batch(data.train, [16, 16, 16], 16))
+    assert len(grads) == 3
     for i in range(2):
         assert abs(torch.dot(grads[2], grads[i]).item()) < 1e-5 * grads[2].norm() * grads[i].norm() + 1e-9
 
@@ -114,11 +118,11 @@ def test_mla_projection_on_three_modalities():
 def test_same_seed_same_result(learner):
     def run(global_seed: int) -> torch.Tensor:
         data = three_modalities()
-        trainer = InnerTrainer(data, TrainerConfig(batch_size=16, epochs=2, learner=learner,
-                                                   learner_kwargs=LEARNERS[learner]), "cpu")
+        trainer = VectorTrainer(data, TrainerConfig(batch_size=16, epochs=2, learner=learner,
+                                                    learner_kwargs=LEARNERS[learner]), 1, "cpu")
         torch.manual_seed(global_seed)  # SB3 seeds torch globally: that must not matter
-        trainer.reset(7)
-        trainer.train(trainer.total_iterations, [16, 8, 16])
+        trainer.reset([7])
+        trainer.train(trainer.total_iterations, [[16, 8, 16]])
         return trainer.predict(data.test)[0].fused
 
     assert torch.equal(run(123), run(456))

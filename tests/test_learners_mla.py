@@ -1,4 +1,8 @@
-"""MLA: one optimizer step per modality in turn, head-gradient projection, inference weights."""
+"""MLA: one optimizer step per modality in turn, head-gradient projection, inference weights.
+
+One run (K = 1) of the learner on crafted batches. The tests that watch the encoders' inputs run
+the per-run loop (``set_vectorize(False)``: each encoder sees exactly its modality's rows); the
+batched step equals it (tests/test_engine_runs.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import math
 
 import pytest
 import torch
+from test_engine import one_run_batch
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.learners.base import Batch, OptimConfig
+from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.mla import MLALearner, entropy_weights
+
+ON = torch.tensor([True])
 
 
 @pytest.fixture(scope="module")
@@ -18,38 +25,43 @@ def data():
 
 
 def make(data, **kwargs) -> MLALearner:
-    return MLALearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0), **kwargs)
+    learner = MLALearner(data, OptimConfig(), torch.device("cpu"), [torch.Generator().manual_seed(0)], **kwargs)
+    learner.set_vectorize(False)
+    return learner
 
 
-def batch(data, sizes: list[int]) -> Batch:
-    idx = torch.arange(max(sizes))
-    return Batch([data.train.gather(j, idx[:n]) for j, n in enumerate(sizes)],
-                 [data.train.gather_labels(idx[:n]) for n in sizes], min(sizes), 32)
+def batch(data, sizes: list[int]):
+    return one_run_batch(data.train, sizes, 32)
 
 
 def record(learner: MLALearner) -> list:
-    """Log encoder forwards and optimizer steps (with the head gradient applied at each step)."""
+    """Log encoder forwards (rows seen) and optimizer-group steps, with the head gradient each step applies."""
     events: list = []
-    for j, enc in enumerate(learner.model.encoders):
-        enc.register_forward_hook(lambda m, i, o, j=j: events.append(("forward", j, i[0].shape[0])))
-    step = learner.optimizer.step
+    for j, enc in enumerate(learner.stack.template.encoders):
+        enc.register_forward_hook(lambda m, i, o, j=j: events.append(("forward", j, i[0].shape[0], o.detach().clone())))
+    step = learner.step_group
+    lo, hi = learner.head_cols
 
-    def logged_step(*a, **k):
-        head = torch.cat([p.grad.flatten() for p in learner.model.head.parameters()])
-        events.append(("step", head.clone()))
-        return step(*a, **k)
+    def logged_step(name, grads, gate):
+        events.append(("step", name, grads[0, lo:hi].clone()))
+        return step(name, grads, gate)
 
-    learner.optimizer.step = logged_step
+    learner.step_group = logged_step
     return events
+
+
+def head_steps(events: list) -> list[torch.Tensor]:
+    return [e[2] for e in events if e[:2] == ("step", "head")]
 
 
 def test_alternating_steps_on_own_samples(data):
     learner = make(data)
     events = record(learner)
     out = learner.train_step(batch(data, [16, 48]))
-    assert [e[0] for e in events] == ["forward", "step", "forward", "step"]
-    assert [e[1:] for e in events if e[0] == "forward"] == [(0, 16), (1, 48)]
-    assert [z.shape[0] for z in out.unimodal_logits] == [16, 48]
+    assert [e[:2] if e[0] == "step" else e[:3] for e in events] == [
+        ("forward", 0, 16), ("step", "encoder0"), ("step", "head"),
+        ("forward", 1, 48), ("step", "encoder1"), ("step", "head")]
+    assert [z.shape[1] for z in out.unimodal_logits] == [48, 48]  # the window; modality 0's valid rows: 16
 
 
 def test_batch_projection_makes_head_gradient_orthogonal(data):
@@ -58,8 +70,7 @@ def test_batch_projection_makes_head_gradient_orthogonal(data):
     b = batch(data, [32, 32])
     plain.train_step(b)
     proj.train_step(b)
-    g_plain = [e[1] for e in ev_plain if e[0] == "step"]
-    g_proj = [e[1] for e in ev_proj if e[0] == "step"]
+    g_plain, g_proj = head_steps(ev_plain), head_steps(ev_proj)
     assert torch.allclose(g_plain[0], g_proj[0])  # the first modality's gradient is untouched
     assert not torch.allclose(g_plain[1], g_proj[1], atol=1e-6)  # the second one really is changed
     assert abs(torch.dot(g_proj[1], g_proj[0]).item()) < 1e-6 * g_proj[0].norm().item() * g_plain[1].norm().item()
@@ -73,32 +84,30 @@ def hand_projector_update(P: torch.Tensor, feats: torch.Tensor, a: float) -> tor
     return P / P.norm()
 
 
-@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
 def test_gs_projection_is_the_released_algorithm(data):
     """P₀ = I; before each step but the first: P ← normalise(P − k kᵀ/(a + r k)), G_W ← G_W Pᵀ."""
     plain, proj = make(data), make(data, project=True)
     ev_plain, ev_proj = record(plain), record(proj)
-    feats: list[torch.Tensor] = []
-    for enc in proj.model.encoders:
-        enc.register_forward_hook(lambda m, i, o: feats.append(o.detach().clone()))
     b = batch(data, [32, 32])
     plain.train_step(b)
     proj.train_step(b)
-    g_plain = [e[1] for e in ev_plain if e[0] == "step"]
-    g_proj = [e[1] for e in ev_proj if e[0] == "step"]
-    k, d = proj.num_classes, proj.model.head.in_features
+    g_plain, g_proj = head_steps(ev_plain), head_steps(ev_proj)
+    feats = [e[3] for e in ev_proj if e[0] == "forward"]
+    k, d = data.num_classes, proj.weight_shape[1]
     assert torch.equal(g_plain[0], g_proj[0])  # the run's first step is left as is
     P = hand_projector_update(torch.eye(d), feats[1], 0.1)  # batch 0 of the epoch: a = 0.1^(0/L + 1)
     w_plain, bias_plain = g_plain[1][: k * d].view(k, d), g_plain[1][k * d:]
     assert torch.allclose(g_proj[1][: k * d].view(k, d), w_plain @ P.T, atol=1e-6)  # weight projected
     assert torch.equal(g_proj[1][k * d:], bias_plain)  # bias untouched
-    assert torch.allclose(proj.projector.P, P, atol=1e-6)
+    assert torch.allclose(proj.P[0], P, atol=1e-6)
     proj.train_step(batch(data, [32, 32]))  # batch 1 of 4: a = 0.1^(1/4 + 1); P keeps building on the old one
+    feats = [e[3] for e in ev_proj if e[0] == "forward"]
+    assert len(feats) == 4
     for u in feats[2:]:
         P = hand_projector_update(P, u, 0.1 ** (1 / 4 + 1))
-    assert torch.allclose(proj.projector.P, P, atol=1e-6) and proj.projector.count == 4
-    proj.on_epoch_end(0)
-    assert proj.batch_index == 0 and torch.equal(proj.projector.P, P)  # persists across epochs
+    assert torch.allclose(proj.P[0], P, atol=1e-6) and proj.count.tolist() == [4]
+    proj.on_epoch_end(ON)
+    assert proj.batch_index.tolist() == [0] and torch.equal(proj.P[0], P)  # persists across epochs
 
 
 def test_gs_projector_survives_checkpoints(data):
@@ -106,7 +115,7 @@ def test_gs_projector_survives_checkpoints(data):
     a.train_step(batch(data, [32, 32]))
     b = make(data, project="gs")
     b.load_state_dict(a.state_dict())
-    assert torch.equal(a.projector.P, b.projector.P) and b.projector.count == 2 and b.batch_index == 1
+    assert torch.equal(a.P, b.P) and b.count.tolist() == [2] and b.batch_index.tolist() == [1]
     with pytest.raises(ValueError, match="project must be one of"):
         make(data, project="orthogonal")
 
@@ -125,13 +134,15 @@ def test_entropy_weights_favour_confident_modality():
 def test_fixed_and_entropy_inference(data):
     x = [data.test.gather(j, torch.arange(8)) for j in range(2)]
     fixed = make(data, inference="fixed", weights=[0.25, 0.75]).predict(x)
+    assert fixed.multi is None  # no fusion head
     assert torch.allclose(fixed.fused, 0.25 * fixed.unimodal[0] + 0.75 * fixed.unimodal[1], atol=1e-6)
     ent = make(data).predict(x)
-    p = [z.softmax(1) for z in ent.unimodal]  # by hand: w_j ∝ exp(−H_j), H_j = −Σ p log p per sample
+    fused, uni = ent.fused[0], [z[0] for z in ent.unimodal]  # the one run
+    p = [z.softmax(1) for z in uni]  # by hand: w_j ∝ exp(−H_j), H_j = −Σ p log p per sample
     h = torch.stack([-(q * q.log()).sum(1) for q in p])
     w = torch.exp(-h) / torch.exp(-h).sum(0)
-    assert torch.allclose(ent.fused, w[0, :, None] * ent.unimodal[0] + w[1, :, None] * ent.unimodal[1], atol=1e-5)
-    assert not torch.allclose(ent.fused, 0.5 * (ent.unimodal[0] + ent.unimodal[1]), atol=1e-4)  # not equal weights
+    assert torch.allclose(fused, w[0, :, None] * uni[0] + w[1, :, None] * uni[1], atol=1e-5)
+    assert not torch.allclose(fused, 0.5 * (uni[0] + uni[1]), atol=1e-4)  # not equal weights
     with pytest.raises(ValueError):
         make(data, inference="vote")
 
@@ -153,7 +164,9 @@ def test_unequal_feature_sizes_get_adapters_to_the_shared_head():
     assert isinstance(net.adapters[0], torch.nn.Identity) and net.adapters[1].in_features == 96
     assert net.head.in_features == 64
     x = [s[:5] for s in data.train.inputs]
-    assert net(0, x[0]).shape == net(1, x[1]).shape == (5, data.num_classes)
-    loss = net(1, x[1]).sum()
+    net.eval()  # (no BatchNorm here; training mode would want the rows' masks)
+    assert net(0, x[0])[1].shape == net(1, x[1])[1].shape == (5, data.num_classes)
+    assert net(1, x[1])[0].shape == (5, 64)  # the features u, in the head's size
+    loss = net(1, x[1])[1].sum()
     loss.backward()
     assert net.adapters[1].weight.grad.abs().sum() > 0  # the adapter trains with the head

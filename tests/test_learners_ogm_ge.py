@@ -1,4 +1,6 @@
-"""OGM-GE: the coefficient, the reference's scale-then-noise on encoder weights, both variants."""
+"""OGM-GE: the coefficient, the reference's scale-then-noise on encoder weights, both variants.
+
+One run (K = 1) of the learner on crafted batches; gradients are the learner's flat (1, P) row."""
 
 from __future__ import annotations
 
@@ -6,10 +8,14 @@ import math
 
 import pytest
 import torch
+from test_engine import one_run_batch
+from torch.func import functional_call
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.learners.base import Batch, OptimConfig
-from mmrl_env.learners.ogm_ge import OGMGELearner, ogm_coefficients
+from mmrl_env.learners.base import OptimConfig
+from mmrl_env.learners.ogm_ge import OGMGELearner, masked_score, ogm_coefficients
+
+ON = torch.tensor([True])
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +24,7 @@ def data():
 
 
 def make(data, **kwargs) -> OGMGELearner:
-    return OGMGELearner(data, OptimConfig(), torch.device("cpu"), torch.Generator().manual_seed(0), **kwargs)
+    return OGMGELearner(data, OptimConfig(), torch.device("cpu"), [torch.Generator().manual_seed(0)], **kwargs)
 
 
 def test_coefficient_formula():
@@ -31,17 +37,16 @@ def test_coefficient_formula():
     assert k.tolist() == pytest.approx([1 - math.tanh(0.5 * 3.0), 1.0, 1.0], rel=1e-5)
 
 
-def crafted(data, learner: OGMGELearner, strong: int) -> tuple[Batch, list[torch.Tensor], list]:
-    """A batch whose logits make ``strong`` confident on the true class, and random grads everywhere."""
-    idx = torch.arange(16)
-    y = data.train.gather_labels(idx)
-    batch = Batch([data.train.gather(j, idx) for j in range(2)], [y, y], 16, 16)
+def crafted(data, learner: OGMGELearner, strong: int):
+    """A batch whose logits make ``strong`` confident on the true class (their scores), and random
+    gradients for every parameter."""
+    batch = one_run_batch(data.train, [16, 16], 16)
+    y = batch.labels[0]
     logits = [torch.zeros(16, data.num_classes) for _ in range(2)]
     logits[strong] = 5 * torch.nn.functional.one_hot(y, data.num_classes).float()
-    gen = torch.Generator().manual_seed(1)
-    for p in learner.model.parameters():
-        p.grad = torch.randn(p.shape, generator=gen)
-    return batch, logits, [p.grad.clone() for p in learner.model.parameters()]
+    scores = torch.stack([masked_score(z, y, torch.ones(16)) for z in logits])[None]
+    grads = torch.randn(learner.stack.flat.shape, generator=torch.Generator().manual_seed(1))
+    return batch, logits, scores, grads
 
 
 def hand_coefficient(data, strong_logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -49,66 +54,87 @@ def hand_coefficient(data, strong_logits: torch.Tensor, y: torch.Tensor) -> floa
     return 1 - math.tanh(0.8 * s_strong / (1 / data.num_classes))  # the weak logits are all zero: s = 1/K
 
 
+def columns(learner: OGMGELearner):
+    """(name, shape, column range) of every parameter, in parameter order."""
+    return [(n, s, learner.stack.columns[n]) for n, s in zip(learner.stack.names, learner.stack.shapes, strict=True)]
+
+
 @pytest.mark.parametrize("strong", [0, 1])
 def test_scales_strong_encoder_weights_only(data, strong):
     learner = make(data, ge=False)
-    batch, logits, before = crafted(data, learner, strong)
-    learner.modulate_gradients(batch, logits)
+    batch, logits, scores, grads = crafted(data, learner, strong)
+    before = grads.clone()
+    learner.modulate_gradients(batch, grads, scores)
     k = hand_coefficient(data, logits[strong], batch.labels[0])
-    owner = {id(p): j for j, enc in enumerate(learner.model.encoders) for p in enc.parameters()}
-    for p, g0 in zip(learner.model.parameters(), before, strict=True):
-        factor = k if owner.get(id(p)) == strong and p.dim() >= 2 else 1.0  # biases, weak, heads, fusion: as is
-        assert torch.allclose(p.grad, g0 * factor, atol=1e-6)
+    assert learner.last_coeff[0].tolist() == pytest.approx([k if j == strong else 1.0 for j in range(2)], abs=1e-6)
+    for name, shape, (a, b) in columns(learner):
+        # biases, the weak encoder, heads, fusion: as they were
+        factor = k if name.startswith(f"encoders.{strong}.") and len(shape) >= 2 else 1.0
+        assert torch.allclose(grads[0, a:b], before[0, a:b] * factor, atol=1e-6), name
 
 
 def test_gaussian_enhancement_by_hand(data):
     """g ← k·g, then g ← g + N(0, std(k·g)²) on BOTH encoders' weights, in parameter order."""
     learner = make(data, ge=True)
-    batch, logits, before = crafted(data, learner, strong=0)
-    noise_gen = torch.Generator().set_state(learner.noise_generator.get_state())
+    batch, logits, scores, grads = crafted(data, learner, strong=0)
+    before = grads.clone()
+    noise_gen = torch.Generator().set_state(learner.noise_generators[0].get_state())
     k = [hand_coefficient(data, logits[0], batch.labels[0]), 1.0]
     expected = {}
-    for j, enc in enumerate(learner.model.encoders):
-        for p in enc.parameters():
-            if p.dim() >= 2:
-                g0 = before[[id(q) for q in learner.model.parameters()].index(id(p))]
-                scaled = k[j] * g0
-                expected[id(p)] = scaled + torch.randn(g0.shape, generator=noise_gen) * (scaled.std() + 1e-8)
-    learner.modulate_gradients(batch, logits)
+    for name, shape, (a, b) in columns(learner):
+        for j in range(2):
+            if name.startswith(f"encoders.{j}.") and len(shape) >= 2:
+                scaled = k[j] * before[0, a:b]
+                expected[name] = scaled + torch.randn(shape, generator=noise_gen).flatten() * (scaled.std() + 1e-8)
+    learner.modulate_gradients(batch, grads, scores)
     assert len(expected) == 4  # two Linear weights per MLP encoder
-    for p, g0 in zip(learner.model.parameters(), before, strict=True):
-        assert torch.allclose(p.grad, expected.get(id(p), g0), atol=1e-6)
-    strong_w = learner.model.encoders[0].net[0].weight  # the noise is on the damped gradient's scale, not 1/k× it
-    g0 = before[[id(q) for q in learner.model.parameters()].index(id(strong_w))]
-    assert (strong_w.grad - k[0] * g0).std().item() == pytest.approx(k[0] * g0.std().item(), rel=0.2)
+    for name, _, (a, b) in columns(learner):
+        assert torch.allclose(grads[0, a:b], expected.get(name, before[0, a:b]), atol=1e-6), name
+    a, b = learner.stack.columns["encoders.0.net.0.weight"]  # the noise is on the damped gradient's scale, not 1/k× it
+    g0 = before[0, a:b]
+    assert (grads[0, a:b] - k[0] * g0).std().item() == pytest.approx(k[0] * g0.std().item(), rel=0.2)
+
+
+def encoder_features(learner: OGMGELearner, batch) -> list[torch.Tensor]:
+    weights = learner.run_state_dict(0)
+    return [functional_call(learner.stack.template.encoders[j],
+                            {n.removeprefix(f"encoders.{j}."): t for n, t in weights.items()
+                             if n.startswith(f"encoders.{j}.")}, (x[0],)) for j, x in enumerate(batch.inputs)]
 
 
 def test_published_trains_fused_loss_only_and_slices_the_fusion_layer(data):
     learner = make(data)
-    idx = torch.arange(24)
-    y = data.train.gather_labels(idx)
-    batch = Batch([data.train.gather(j, idx[:n]) for j, n in enumerate((16, 24))], [y[:16], y], 16, 32)
-    feats = [learner.model.encode(j, x).detach() for j, x in enumerate(batch.inputs)]
-    w, b = learner.model.fusion.fc.weight.detach().clone(), learner.model.fusion.fc.bias.detach().clone()
+    batch = one_run_batch(data.train, [16, 24], 32)
+    feats = encoder_features(learner, batch)
+    before = learner.run_state_dict(0)
+    w, b = before["fusion.fc.weight"], before["fusion.fc.bias"]
     d0 = feats[0].shape[1]
     out = learner.train_step(batch)
-    assert all(p.grad is None for p in learner.model.heads.parameters())  # no auxiliary unimodal loss
-    assert learner.model.fusion.fc.weight.grad is not None
-    assert torch.allclose(out.unimodal_logits[0], feats[0] @ w[:, :d0].T + b / 2, atol=1e-5)
-    assert torch.allclose(out.unimodal_logits[1], feats[1] @ w[:, d0:].T + b / 2, atol=1e-5)
-    assert out.unimodal_logits[1].shape[0] == 24  # every row of modality 1 is scored
+    after = learner.run_state_dict(0)
+    for name in after:  # no auxiliary unimodal loss: the heads have no gradient and do not move
+        assert torch.equal(after[name], before[name]) == name.startswith("heads."), name
+    assert torch.allclose(out.unimodal_logits[0][0, :16], feats[0][:16] @ w[:, :d0].T + b / 2, atol=1e-5)
+    assert torch.allclose(out.unimodal_logits[1][0, :24], feats[1] @ w[:, d0:].T + b / 2, atol=1e-5)  # all 24 rows
     x = [data.test.gather(j, torch.arange(8)) for j in range(2)]
     pred = learner.predict(x)
     assert torch.equal(pred.fused, pred.multi)  # inference: the fused logits only
     assert torch.allclose(pred.unimodal[0] + pred.unimodal[1], pred.fused, atol=1e-5)  # the slices add up
 
 
+def test_published_does_not_step_without_a_fused_sample(data):
+    """No row common to both modalities (n_audio = 0): nothing to learn from, nothing moves."""
+    learner = make(data)
+    before = learner.stack.flat.clone()
+    out = learner.train_step(one_run_batch(data.train, [0, 24], 32))
+    assert torch.equal(learner.stack.flat, before) and out.loss.item() == 0
+
+
 def test_joint_variant_keeps_auxiliary_heads(data):
     learner = make(data, variant="joint", alpha=0.3)
-    idx = torch.arange(16)
-    y = data.train.gather_labels(idx)
-    learner.train_step(Batch([data.train.gather(j, idx) for j in range(2)], [y, y], 16, 16))
-    assert all(p.grad is not None for p in learner.model.heads.parameters())
+    before = learner.run_state_dict(0)
+    learner.train_step(one_run_batch(data.train, [16, 16], 16))
+    after = learner.run_state_dict(0)
+    assert all(not torch.equal(after[n], before[n]) for n in after if n.startswith("heads."))
     pred = learner.predict([data.test.gather(j, torch.arange(8)) for j in range(2)])
     assert torch.allclose(pred.fused, pred.multi + pred.unimodal[0] + pred.unimodal[1], atol=1e-5)
 
@@ -135,10 +161,10 @@ def test_modulation_window_auto_and_warning(data):
 
 def test_no_modulation_outside_epoch_window(data):
     learner = make(data, modulation_epochs=(0, 1))
-    learner.optimizer.step()  # (no grads yet: a no-op that keeps the LR scheduler's order check quiet)
-    learner.on_epoch_end(0)
-    learner.on_epoch_end(1)  # now in epoch 2
-    batch, logits, before = crafted(data, learner, strong=0)
-    learner.modulate_gradients(batch, logits)
-    assert all(torch.equal(p.grad, g0) for p, g0 in zip(learner.model.parameters(), before, strict=True))
-    assert learner.info()["ogm_coeff"] == {"audio": 1.0, "video": 1.0}
+    learner.on_epoch_end(ON)
+    learner.on_epoch_end(ON)  # now in epoch 2
+    batch, logits, scores, grads = crafted(data, learner, strong=0)
+    before = grads.clone()
+    learner.modulate_gradients(batch, grads, scores)
+    assert torch.equal(grads, before)
+    assert learner.run_info(0)["ogm_coeff"] == {"audio": 1.0, "video": 1.0}

@@ -14,8 +14,9 @@ import mmrl_env  # noqa: F401  (registers the env ids)
 from agents.heuristics import HEURISTICS
 from mmrl_env.data import dataset_names
 from mmrl_env.data.synthetic import load_synthetic
+from mmrl_env.engine import VectorTrainer
 from mmrl_env.learners.base import OptimConfig
-from mmrl_env.trainer import InnerTrainer, TrainerConfig
+from mmrl_env.trainer import TrainerConfig
 from training import train_mml
 from training.config import parse_kv
 
@@ -44,10 +45,10 @@ def test_preset_builds_on_a_synthetic_stand_in(path):
         assert env.unwrapped.epochs == cfg["epochs"]
         env.close()
         return
-    trainer = InnerTrainer(load_synthetic(**TINY), TrainerConfig(batch_size=cfg["batch_size"], epochs=cfg["epochs"],
-                                                                 learner=cfg["learner"], optim=optim,
-                                                                 learner_kwargs=cfg["learner_kwargs"]), "cpu")
-    trainer.reset(0)
+    trainer = VectorTrainer(load_synthetic(**TINY), TrainerConfig(batch_size=cfg["batch_size"], epochs=cfg["epochs"],
+                                                                  learner=cfg["learner"], optim=optim,
+                                                                  learner_kwargs=cfg["learner_kwargs"]), 1, "cpu")
+    trainer.reset([0])
     if cfg["learner"] == "boosting":
         assert trainer.learner.check_every == cfg["learner_kwargs"]["check_every"]
 

@@ -63,7 +63,7 @@ def test_run_k_of_the_seed_batch_is_the_single_run_with_seed_k(learner):
             assert mine["val_acc"] == pytest.approx(single["val_acc"], abs=1e-6)
             assert mine["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4)
         assert r.test == pytest.approx(metrics, abs=1e-4)
-        assert r.learner_info.keys() == learner_obj.info().keys()
+        assert r.learner_info.keys() == learner_obj.run_info(0).keys()
     assert batch.runs[0].test != batch.runs[1].test  # two seeds, two runs
 
 

@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from mmrl_env.data.synthetic import load_synthetic
+from mmrl_env.engine import VectorTrainer
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import accuracy
-from mmrl_env.trainer import InnerTrainer, TrainerConfig
+from mmrl_env.trainer import TrainerConfig
 
 
 def test_seeded_and_shaped():
@@ -27,11 +28,12 @@ def test_bad_arguments():
 
 
 def _test_acc(ds, sizes, alpha):
-    tr = InnerTrainer(ds, TrainerConfig(epochs=8, optim=OptimConfig(lr=0.05), learner_kwargs={"alpha": alpha}), "cpu")
-    tr.reset(0)
-    tr.train(tr.total_iterations, sizes)
+    tr = VectorTrainer(ds, TrainerConfig(epochs=8, optim=OptimConfig(lr=0.05), learner_kwargs={"alpha": alpha}), 1,
+                       "cpu")
+    tr.reset([0])
+    tr.train(tr.total_iterations, [sizes])
     pred, y = tr.predict(tr.dataset.test)
-    return accuracy(pred.fused, y), [accuracy(z, y) for z in pred.unimodal]
+    return accuracy(pred.fused[0], y), [accuracy(z[0], y) for z in pred.unimodal]
 
 
 def test_task_exhibits_modality_imbalance():
@@ -50,10 +52,10 @@ def test_raw_form_trains():
     """The CNN encoders of the raw form really fit: the training loss falls well below chance's ln K."""
     ds = load_synthetic(form="raw", n_train=256, n_val=32, n_test=32)
     assert [m.encoder for m in ds.modalities] == ["cnn", "cnn"]
-    tr = InnerTrainer(ds, TrainerConfig(batch_size=32, epochs=4, optim=OptimConfig(lr=0.05)), "cpu")
-    tr.reset(0)
-    first = tr.train(1, [32, 32]).item()
+    tr = VectorTrainer(ds, TrainerConfig(batch_size=32, epochs=4, optim=OptimConfig(lr=0.05)), 1, "cpu")
+    tr.reset([0])
+    first = tr.train(1, [[32, 32]]).item()
     for _ in range(3):
-        tr.train(8, [32, 32])
-    last = tr.train(7, [32, 32]).item()  # the rest of epoch 4
+        tr.train(8, [[32, 32]])
+    last = tr.train(7, [[32, 32]]).item()  # the rest of epoch 4
     assert np.isfinite(first) and last < 0.6 * first and last < np.log(ds.num_classes)

@@ -167,7 +167,7 @@ def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict
         dataset_kwargs: dict[str, Any] | None = None, progress: bool = True,
         history: list[dict[str, Any]] | None = None, optim: dict[str, Any] | None = None,
         ) -> tuple[dict[str, float], Any]:
-    """One seed: ``run_seeds`` with K = 1. Returns (test metrics, the trained learner);
+    """One seed: ``run_seeds`` with K = 1. Returns (test metrics, the trained learner: one run, ``run_info(0)``);
     ``history``, when given, receives each epoch's validation accuracies and learner info."""
     result = run_seeds(dataset, learner, learner_kwargs, epochs, batch_size, [seed], device, log_dir, dataset_kwargs,
                        progress, optim)
@@ -193,7 +193,7 @@ def format_table(metrics: dict[str, float], names: list[str], title: str,
 
 
 def learner_summary(info: dict[str, Any]) -> str:
-    """The learner's final ``info()`` as ``name=value`` pairs (e.g. boosting's classifier counts)."""
+    """A run's final learner info (``run_info``) as ``name=value`` pairs (e.g. boosting's classifier counts)."""
     return ", ".join(f"{tag}={value:.4g}" for tag, value in numeric_leaves(info))
 
 

@@ -1,10 +1,11 @@
-"""What one batched step of K runs consumes and returns (the K-run ``Batch``/``StepOutput``).
+"""What one step of K runs consumes and returns: the batch, the step output, the prediction.
 
 Runs that differ in batch composition share one step through per-sample masks over a common
 window of N rows: run k's modality j trains on the first n_kj rows of run k's window
-(``masks[k, j, :n_kj] = 1``), its fusion loss on the first n_common_k = min_j n_kj rows — the
-single ``Batch`` semantics, row for row. Rows past a run's sizes are padding; a run with all
-sizes 0 does not step.
+(``masks[k, j, :n_kj] = 1``), its fusion loss on the first n_common_k = min_j n_kj rows, so
+the first n_common_k rows are the same samples in every modality (DUS unimodal sampling;
+README "DUS: choices where the paper is not public"). With equal n_kj this is an ordinary
+multimodal batch. Rows past a run's sizes are padding; a run with all sizes 0 does not step.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class VectorBatch:
         return self.sizes.amax(dim=1) > 0
 
     def run_labels(self, run: int, modality: int) -> Tensor:
-        """Run ``run``'s labels for ``modality`` as the single ``Batch`` holds them."""
+        """Run ``run``'s labels for ``modality``: the first n_kj of its window's labels."""
         return self.labels[run, : int(self.sizes[run, modality])]
 
 

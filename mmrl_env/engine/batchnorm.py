@@ -79,15 +79,23 @@ class MaskedBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.qualified_name in rows.stats:
             raise RuntimeError(f"BatchNorm layer {self.qualified_name!r} ran twice in one step; the engine "
                                "supports each BatchNorm layer once per forward")
-        count = rows.mask.sum() * (x[0, 0].numel())
+        mask = rows.mask
+        if x.shape[0] != mask.shape[0]:
+            # an encoder that folds items of a sample into the batch, sample-major (video frames:
+            # (N, T, ...) -> (N·T, ...)): each item is valid where its sample is
+            if x.shape[0] % mask.shape[0]:
+                raise RuntimeError(f"BatchNorm layer {self.qualified_name!r} got {x.shape[0]} rows for "
+                                   f"{mask.shape[0]} samples; expected a whole number of rows per sample")
+            mask = mask.repeat_interleave(x.shape[0] // mask.shape[0])
+        count = mask.sum() * (x[0, 0].numel())
         if rows.dense:  # the fused kernel; its saved statistics give the same record
             out, mean, rstd = torch.ops.aten.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0,
                                                                self.eps)
-            var = rstd.detach().float().pow(-2) - self.eps
+            var = (rstd.detach().double().pow(-2) - self.eps).to(mean.dtype)  # 1/rstd² − eps: digits kept in double
             rows.stats[self.qualified_name] = (mean.detach(), var * count / (count - 1).clamp(min=1), count)
             return out
         dims = (0, *range(2, x.dim()))
-        w = rows.mask.to(x.dtype).view(-1, *(1,) * (x.dim() - 1))
+        w = mask.to(x.dtype).view(-1, *(1,) * (x.dim() - 1))
         denom = count.clamp(min=1)
         mean = (x * w).sum(dims) / denom
         centred = x - mean.view(shape)

@@ -7,7 +7,8 @@ computes the same step for all K runs with a few dozen batched ops: ``baddbmm`` 
 cross-entropy gradient (softmax − one-hot) scaled by the per-sample masks, and a hand-written
 backward through Linear/ReLU layers whose weight gradients are written straight into the flat
 (K, P) gradient tensor (``bmm(..., out=view)``). The backward is exact (the same formulas as
-autograd's), so run k still reproduces the single ``JointLearner`` to float tolerance.
+autograd's), so run k still reproduces the generic ``vmap``/per-run step of
+``mmrl_env.learners.joint.JointLearner`` to float tolerance.
 
 Per-modality row limits: modality j only processes the first N_j = max_k n_kj rows of the
 window and the fusion head the first N_c = max_k min_j n_kj rows, so DUS-style spread sizes
@@ -172,7 +173,7 @@ class MLPJointKernel:
 
         def ce_grad(z: Tensor, y: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
             """(Σ_i w_i CE_i per run, dz_i = w_i·(softmax(z_i) − onehot(y_i))), by autograd's own
-            log-softmax backward kernel, so the gradient has the single learner's rounding."""
+            log-softmax backward kernel, so the gradient rounds as the autograd path's does."""
             logp = z.float().log_softmax(-1)
             y = y.unsqueeze(-1)
             nll = logp.gather(-1, y).squeeze(-1).neg_()

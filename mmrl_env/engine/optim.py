@@ -3,21 +3,22 @@
 Each run keeps its own optimizer state and learning rate; one update serves all K runs with a
 handful of batched ops on the flat (K, P) parameter tensor (no loop over runs or parameters). The
 formulas are ``torch.optim.SGD`` (momentum, weight decay, dampening 0, no Nesterov) and
-``torch.optim.Adam`` (L2 weight decay, no AMSGrad), so run k follows the single learner's
-``make_optimizer``. A per-run ``active`` flag gates the whole update: a run that did not step
+``torch.optim.Adam`` (L2 weight decay, no AMSGrad, default betas and eps), so run k follows
+those optimizers step for step. A per-run ``active`` flag gates the whole update: a run that did not step
 keeps its parameters *and* its momentum/moments (weight decay would otherwise move it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from mmrl_env.learners.base import OptimConfig
+if TYPE_CHECKING:  # annotations only: the learners build on this module, so it must not import them
+    from mmrl_env.learners.base import OptimConfig
 
-ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which make_optimizer uses
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
 
 
 class StackedOptimizer:
@@ -67,7 +68,9 @@ class StackedOptimizer:
     def _sgd(self, params: Tensor, g: Tensor, lr: Tensor, on: Tensor) -> None:
         if self.cfg.momentum:
             buf = self.state["momentum_buffer"]
-            keep = torch.where(on > 0, self.cfg.momentum, 1.0)  # an inactive run keeps buf * 1 + 0
+            # an inactive run keeps buf * 1 + 0; μ in the parameters' dtype (a Python scalar here would
+            # give the default dtype, rounding μ to float32 for float64 parameters)
+            keep = torch.where(on > 0, on.new_tensor(self.cfg.momentum), on.new_tensor(1.0))
             buf.mul_(keep).add_(g * on)
             g = buf
         params.sub_((lr * on) * g)  # an inactive run: p - 0 * buf = p exactly
@@ -97,7 +100,7 @@ class StackedStepLR:
     """``StepLR`` per run: run k's lr is multiplied by γ every ``step_size`` of *its own* epochs.
 
     Kept as float64, multiplied in the same order as ``torch.optim.lr_scheduler.StepLR``
-    (chained), so run k's lr is the single run's Python float.
+    (chained), so run k's lr is the float ``torch.optim.lr_scheduler.StepLR`` would give.
     """
 
     def __init__(self, num_runs: int, cfg: OptimConfig, device: torch.device) -> None:

@@ -49,6 +49,18 @@ def choose_device(device: str | torch.device, encoders: list[str], num_runs: int
     return resolve_device(device)
 
 
+def vectorized(engine: str, encoders: list[str], device: torch.device) -> bool:
+    """Whether ``engine`` batches the runs' step (``vmap`` / the MLP kernel) for these encoders on
+    ``device``, rather than looping over the runs (module doc). ``batched`` where it cannot apply
+    is refused by :func:`build_run_trainer`; here it answers False."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "sequential" or batched_blocker(encoders) is not None:
+        return False
+    slow_on_cpu = device.type == "cpu" and bool(set(encoders) & set(CPU_SEQUENTIAL_ENCODERS))
+    return not (engine == "auto" and slow_on_cpu)
+
+
 def build_run_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None, learner: str,
                       learner_kwargs: dict[str, Any] | None, batch_size: int, epochs: int,
                       optim: dict[str, Any] | None, device: str | torch.device, num_runs: int,
@@ -62,6 +74,4 @@ def build_run_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None, learn
     if engine == "batched" and blocker:
         raise ValueError(f"engine='batched' cannot run this env: {blocker}; use engine='auto' or 'sequential'")
     where = choose_device(device, encoders, num_runs)
-    slow_on_cpu = where.type == "cpu" and bool(set(encoders) & set(CPU_SEQUENTIAL_ENCODERS))
-    sequential = engine == "sequential" or blocker is not None or (engine == "auto" and slow_on_cpu)
-    return VectorTrainer(data, cfg, num_runs, where, vectorize=not sequential)
+    return VectorTrainer(data, cfg, num_runs, where, vectorize=vectorized(engine, encoders, where))

@@ -1,30 +1,39 @@
 """K models as stacked tensors: one leading run axis over every parameter and buffer.
 
-Run k's model is built exactly as the single learner builds it (``seeded_init`` from run k's
-private generator, then ``to(device)``), so its initial weights equal the single run's for
-the same seed; the K models are then stacked with ``torch.func.stack_module_state``. The
-forward pass uses one storage-free template (meta device, BatchNorm swapped for the engine's
-masked layer) through ``torch.func.functional_call``.
+Run k's model is built from run k's private generator alone (:func:`seeded_init`, then
+``to(device)``), so its initial weights depend on its seed only — not on K or on the other
+runs; the K models are then stacked with ``torch.func.stack_module_state``. The forward pass
+uses one storage-free template (meta device, BatchNorm swapped for the engine's masked layer)
+through ``torch.func.functional_call``.
 
-Memory format: the stacked tensors stay contiguous. The single learner turns convolutions
-``channels_last`` on CUDA, but ``channels_last`` breaks ``vmap`` (``Tensor.clone`` with a
-``memory_format`` has no batching rule), and under ``vmap`` the convolution of K runs becomes
-one grouped convolution over a (N, K·C, H, W) tensor, for which the contiguous layout is what
-the batching rule produces anyway.
+Memory format: the stacked tensors stay contiguous. ``channels_last`` breaks ``vmap``
+(``Tensor.clone`` with a ``memory_format`` has no batching rule), and under ``vmap`` the
+convolution of K runs becomes one grouped convolution over a (N, K·C, H, W) tensor, for which
+the contiguous layout is what the batching rule produces anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.func import stack_module_state
 
 from mmrl_env.engine.batchnorm import batchnorm_momenta, masked_template
-from mmrl_env.learners.base import seeded_init
+
+
+@contextlib.contextmanager
+def seeded_init(generator: torch.Generator) -> Iterator[None]:
+    """Module init draws from the global RNG: fork it, seeded from our private generator,
+    so that construction is reproducible without touching the caller's RNG state."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 class RunStack:
@@ -68,7 +77,7 @@ class RunStack:
 
     @torch.no_grad()
     def rebuild(self, run: int, generator: torch.Generator) -> None:
-        """A fresh model in slot ``run``, built from ``generator`` as a single run would be."""
+        """A fresh model in slot ``run``, built from ``generator`` (as at construction)."""
         model = self._build(generator)
         for name, p in model.named_parameters():
             self.params[name][run].copy_(p)
@@ -76,5 +85,5 @@ class RunStack:
             self.buffers[name][run].copy_(b)
 
     def run_state_dict(self, run: int) -> dict[str, Tensor]:
-        """Run ``run``'s weights as the single model's ``state_dict`` (e.g. to compare or export)."""
+        """Run ``run``'s weights as its model's ``state_dict`` (e.g. to compare or export)."""
         return {name: t[run].clone() for name, t in {**self.params, **self.buffers}.items()}

@@ -1,19 +1,19 @@
-"""The K-run inner trainer: K independent runs of ``InnerTrainer`` as one batched engine.
+"""The inner trainer: K independent inner runs on one device, trained as one engine (K = 1: one run).
 
-Run k owns everything a single ``InnerTrainer`` owns — a private ``torch.Generator`` seeded by
-its own seed, its ``ShuffledStream``, iteration/epoch counters, model, optimizer state and
-StepLR — so run k of a K-run engine reproduces ``InnerTrainer`` with that seed, sizes and
-orders (float tolerance: batched kernels sum in another order). Per step, the runs' index
+Run k owns a private ``torch.Generator`` seeded by its own seed (model initialisation, batch
+order, every random draw of its learner; SB3 seeds torch globally, so we must not depend on the
+global RNG), its ``ShuffledStream``, iteration/epoch counters, model, optimizer state and StepLR,
+so run k depends on its own seed, sizes and orders only: it reproduces the same run trained alone
+(K = 1) to float tolerance (batched kernels sum in another order). Per step, the runs' index
 windows are drawn per run (a cheap loop over index streams), padded to one common length and
 trained in one step: batched (``vectorize=True``: ``vmap`` or the explicit MLP kernel, each
 modality only computing the rows some run uses; the model work never loops over runs) or, for
 the big encoders, the same per-run step in a loop (``vectorize=False``, :mod:`mmrl_env.engine.runs`).
-K = 1 is a single inner run: ``gym.make`` envs, ``train_mml.py`` and the benchmarks' plain loop
-all train through this class.
+``gym.make`` envs (K = 1), ``make_vec`` envs, ``train_mml.py`` and the benchmarks all train
+through this class; environments drive it in decision intervals (``train``, ``train_epoch``).
 
-Learners: ``VECTOR_LEARNERS`` (every learner has a port; see their modules for what each one
-does per run). Contiguous memory format only (no ``channels_last``, which breaks ``vmap``; see
-:mod:`mmrl_env.engine.stack`).
+Learners: :mod:`mmrl_env.learners` (``learner=`` by name). Contiguous memory format only (no
+``channels_last``, which breaks ``vmap``; see :mod:`mmrl_env.engine.stack`).
 """
 
 from __future__ import annotations
@@ -28,19 +28,12 @@ from torch import Tensor
 
 from mmrl_env.data.base import MultimodalDataset, Split
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput, prefix_masks
-from mmrl_env.engine.boosting import VectorBoostingLearner
-from mmrl_env.engine.joint import VectorJointLearner
-from mmrl_env.engine.mla import VectorMLALearner
-from mmrl_env.engine.ogm_ge import VectorOGMGELearner
-from mmrl_env.kwargs import apply_renames
-from mmrl_env.learners import check_learner
+from mmrl_env.learners import build_learner, check_learner
 from mmrl_env.models.encoders import check_encoder
 from mmrl_env.samplers.stream import ShuffledStream
 from mmrl_env.trainer import TrainerConfig, resolve_device
 
 VectorHook = Callable[[VectorBatch, VectorStepOutput], None]
-VECTOR_LEARNERS = {"joint": VectorJointLearner, "ogm_ge": VectorOGMGELearner, "mla": VectorMLALearner,
-                   "boosting": VectorBoostingLearner}
 
 
 class VectorTrainer:
@@ -50,12 +43,10 @@ class VectorTrainer:
                  device: str | torch.device = "auto", vectorize: bool = True) -> None:
         if num_runs < 1:
             raise ValueError(f"num_runs must be at least 1, got {num_runs}")
-        cfg = replace(cfg, learner_kwargs=check_learner(cfg.learner, cfg.learner_kwargs))  # current kwarg names
+        # fail at construction, not at the first reset; old kwarg names warn once, here
+        cfg = replace(cfg, learner_kwargs=check_learner(cfg.learner, cfg.learner_kwargs))
         for spec in dataset.modalities:  # missing pretrained weights fail here, before any run starts
             check_encoder(spec.encoder, **spec.encoder_kwargs)
-        if cfg.learner not in VECTOR_LEARNERS:
-            raise ValueError(f"the vector engine supports learner(s) {', '.join(VECTOR_LEARNERS)}, not "
-                             f"{cfg.learner!r}; run it with the single InnerTrainer")
         self.cfg, self.num_runs, self.vectorize = cfg, num_runs, bool(vectorize)
         self.device = resolve_device(device)
         self.dataset = dataset.to(self.device)
@@ -76,10 +67,11 @@ class VectorTrainer:
               order_seeds: Sequence[int] | None = None) -> None:
         """Start new runs: ``seeds[i]`` for slot ``runs[i]`` (default: every slot, in order).
 
-        A run's seed builds its model, then drives its data order and any later draw.
-        ``order_seeds[i]`` (optional) re-seeds the run's generator once its model is built, so the
-        initial weights and the data order can be varied separately (e.g. to measure how much
-        of the seed-to-seed spread each causes: ``bench/seed_noise.py``)."""
+        A slot's run depends on its seed alone (not on K or on the other slots): the seed builds
+        its model, then drives its data order and any later draw. ``order_seeds[i]`` (optional)
+        re-seeds the run's generator once its model is built, so the initial weights and the data
+        order can be varied separately (``bench/seed_noise.py`` measures how much of the
+        seed-to-seed spread each causes)."""
         runs = list(range(self.num_runs)) if runs is None else list(runs)
         if len(seeds) != len(runs):
             raise ValueError(f"got {len(seeds)} seeds for {len(runs)} runs; pass one seed per run")
@@ -93,12 +85,10 @@ class VectorTrainer:
             if len(runs) != self.num_runs:
                 raise ValueError("the first reset must start every run (runs=None)")
             ordered = [self.generators[r] for r in range(self.num_runs)]
-            cls = VECTOR_LEARNERS[self.cfg.learner]
-            self.learner = cls(self.dataset, self.cfg.optim, self.device, ordered,
-                               **apply_renames(cls, self.cfg.learner_kwargs))
+            self.learner = build_learner(self.cfg.learner, self.dataset, self.cfg.optim, self.device, ordered,
+                                         **self.cfg.learner_kwargs)
             self.learner.set_vectorize(self.vectorize)
-            if hasattr(self.learner, "set_run_length"):  # "auto" periods scale with the run, as in InnerTrainer
-                self.learner.set_run_length(self.cfg.epochs, self.iterations_per_epoch)
+            self.learner.set_run_length(self.cfg.epochs, self.iterations_per_epoch)  # "auto" periods scale with it
         else:
             self.learner.reset_runs(runs, [self.generators[r] for r in runs])
         for run, seed in zip(runs, order_seeds if order_seeds is not None else [], strict=False):
@@ -111,8 +101,10 @@ class VectorTrainer:
         self.iteration[runs] = 0
         self.epoch[runs] = 0
 
-    def _batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
-        """Pad the runs' windows to one length (index 0; masked out) and gather their inputs."""
+    def make_batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
+        """The batch of one step: run k's window ``windows[k]`` (host train-split indices) with modality
+        j on its first ``sizes[k, j]`` rows (``sizes`` (K, M), on the host). The windows are padded
+        to one length (index 0; masked out) and the inputs gathered."""
         lengths = [w.numel() for w in windows]
         n = max(1, max(lengths))
         if all(length == n for length in lengths):
@@ -132,7 +124,7 @@ class VectorTrainer:
                            prefix_masks(sizes, n), self.cfg.batch_size, host_sizes=host)
 
     def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
-        batch = self._batch(windows, sizes)
+        batch = self.make_batch(windows, sizes)
         out = self.learner.train_step(batch)
         for hook in hooks:
             hook(batch, out)
@@ -153,9 +145,10 @@ class VectorTrainer:
 
     def train(self, iterations: int, sizes: Sequence[Sequence[int]] | Tensor, active: Tensor | None = None,
               hooks: tuple[VectorHook, ...] = ()) -> Tensor:
-        """Up to ``iterations`` updates of every active run (a run stops at its end), as
-        ``InnerTrainer.train`` with run k's ``sizes[k]``. ``active`` (K,) bool leaves the other
-        runs untouched. Returns each run's mean loss over its updates, (K,) on the device."""
+        """Up to ``iterations`` updates of every active run from its shuffled stream (a run stops at
+        its end). Run k's modality j gets the first ``sizes[k][j]`` samples of each window; an epoch
+        ends every ``iterations_per_epoch`` updates. ``active`` (K,) bool leaves the other runs
+        untouched. Returns each run's mean loss over its updates, (K,) on the device (no host sync)."""
         sizes = self._sizes(sizes)
         wanted = torch.ones(self.num_runs, dtype=torch.bool) if active is None else active.cpu().bool()
         total = torch.zeros(self.num_runs, device=self.device)
@@ -177,7 +170,7 @@ class VectorTrainer:
 
     def train_epoch(self, orders: Sequence[Tensor | None], hooks: tuple[VectorHook, ...] = ()) -> Tensor:
         """One epoch per run over its own ``orders[k]`` (e.g. its curriculum subset), in batches
-        of B, as ``InnerTrainer.train_epoch``; runs given ``None`` do not train. Runs whose order
+        of B for every modality, then the epoch-end hooks; runs given ``None`` do not train. Runs whose order
         is shorter stop stepping (all-zero mask) while the longer ones finish. Returns each
         run's mean loss, (K,) on the device."""
         if len(orders) != self.num_runs:
@@ -210,7 +203,7 @@ class VectorTrainer:
 
     def run_info(self, run: int) -> dict[str, Any]:
         """Learner-specific quantities of one run (classifier counts, ω, OGM coefficients; {} for joint)."""
-        return self.learner.run_info(run) if hasattr(self.learner, "run_info") else {}
+        return self.learner.run_info(run)
 
     def state_dict(self) -> dict[str, Any]:
         """Every run so far: learner state, streams, counters and the private generators."""

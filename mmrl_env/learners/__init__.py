@@ -1,4 +1,9 @@
-"""Inner learners, selectable by name (``learner=`` in every env)."""
+"""Inner learners, selectable by name (``learner=`` in every env).
+
+Each learner trains K inner runs at once (run k = one run with its own seed; K = 1 is one run).
+The classes load on first use (the engine's trainer imports this package, and the learners
+import the engine's building blocks).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ LEARNERS: dict[str, str] = {
 
 
 def learner_class(name: str) -> type:
+    """The learner class registered as ``name`` (imported on first use)."""
     if name not in LEARNERS:
         raise KeyError(f"unknown learner {name!r}; known learners: {', '.join(LEARNERS)}")
     module, cls = LEARNERS[name].split(":")
@@ -36,7 +42,7 @@ def check_learner(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_learner(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Instantiate learner ``name`` with the Learner constructor's arguments (old keyword names
-    still accepted, with a ``FutureWarning``)."""
+    """Instantiate learner ``name``: ``(dataset, optim, device, generators, **learner_kwargs)``, one
+    generator per run (old keyword names still accepted, with a ``FutureWarning``)."""
     cls = learner_class(name)
     return cls(*args, **apply_renames(cls, kwargs))

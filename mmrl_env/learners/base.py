@@ -1,24 +1,43 @@
-"""The learner contract: how the inner model trains on one batch and predicts.
+"""What every learner shares: its settings, and the housekeeping of K runs trained at once.
 
-Every learner (joint, ogm_ge, mla, boosting) returns the per-sample *unimodal logits* of
-the batch it trained on, so monitors (DUS's CMD, BSS's measurer) need no extra forward
-pass. Environments only talk to this interface, so a new learner slots in without
-touching any env.
+A learner trains K independent inner runs (run k = one inner run with its own seed: its own
+model, optimizer state, LR schedule and learner state) as stacked tensors; K = 1 is one run
+(``gym.make``). Each learner (joint, ogm_ge, mla, boosting) writes its math once, for one run,
+and maps it over the runs with :meth:`StackedLearner.map_runs` (``vmap``, or a per-run loop:
+:mod:`mmrl_env.engine.runs`). Its ``train_step`` returns the per-sample *unimodal logits* of
+the batch it trained on, so monitors (DUS's CMD, BSS's measurer) need no extra forward pass.
+Environments only talk to the trainer, so a new learner slots in without touching any env.
+
+Parameter groups. ``torch.optim`` skips a parameter whose gradient is ``None`` (no path to the
+loss): no weight decay, no momentum. Which parameters those are depends on the learner (OGM-GE's
+published variant never trains the auxiliary heads; MLA steps encoder j and the shared head per
+modality; a boosting classifier starts stepping when it is added) and, per run, on the batch (no
+common row: no fusion gradient). A functional gradient gives every parameter a value (zeros where
+there is no path), so a learner names those groups explicitly: :class:`GroupOptimizer` is one
+:class:`~mmrl_env.engine.optim.StackedOptimizer` per contiguous column range of the flat (K, P)
+parameters that the group covers, each stepped with its own per-run gate. Each range keeps its
+own state and step count, as ``torch.optim`` keeps them per parameter.
+
+:class:`StackedLearner` holds the housekeeping (the :class:`~mmrl_env.engine.stack.RunStack`,
+the per-run StepLR, BatchNorm running statistics, per-run epoch counters, slot resets,
+checkpoints) so the learner modules hold only their math.
 """
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from mmrl_env.data.base import MultimodalDataset
+from mmrl_env.engine.batchnorm import update_running_stats
+from mmrl_env.engine.optim import StackedOptimizer, StackedStepLR
+from mmrl_env.engine.runs import RunMap
+from mmrl_env.engine.stack import RunStack
 
 
 @dataclass
@@ -33,55 +52,10 @@ class OptimConfig:
     gamma: float = 0.1
 
 
-@dataclass
-class Batch:
-    """Modality j's inputs/labels are the first n_j samples of one shared window.
-
-    The first ``n_common`` rows are therefore the same samples in every modality: the
-    fusion loss trains on those (DUS unimodal sampling; README "DUS: choices where the paper
-    is not public"). With equal n_j this is an ordinary multimodal batch.
-    """
-
-    inputs: list[Tensor]
-    labels: list[Tensor]
-    n_common: int
-    batch_size: int  # reference batch size B: per-modality losses are normalised by it
-
-
-@dataclass
-class StepOutput:
-    loss: Tensor  # scalar, detached, on the device (no host sync)
-    unimodal_logits: list[Tensor]  # detached z_j of modality j's batch, shape (n_j, K)
-
-
-@dataclass
-class Prediction:
-    fused: Tensor  # (N, K) logits of the learner's inference rule
-    unimodal: list[Tensor] = field(default_factory=list)  # (N, K) per modality
-    multi: Tensor | None = None  # the fusion head's own logits z_multi, when the learner has one
-
-
 def lr_schedule_state(state: dict[str, Any]) -> dict[str, Any]:
     """The LR schedule's entry of a learner's state dict: snapshots written before the attribute
     was renamed ``lr_schedule`` (from ``scheduler``) still resume."""
     return state["lr_schedule"] if "lr_schedule" in state else state["scheduler"]
-
-
-def make_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
-    if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.name!r}; use 'sgd' or 'adam'")
-
-
-def batch_normalised_ce(logits: Tensor, labels: Tensor, batch_size: int) -> Tensor:
-    """Cross-entropy summed over the batch and divided by the reference batch size B.
-
-    With n_j = B this is the ordinary mean; a modality given more samples gets a
-    proportionally larger learning signal, which is what DUS's sample quantity controls.
-    """
-    return nn.functional.cross_entropy(logits, labels, reduction="sum") / batch_size
 
 
 def auto_period(value: int | str, epochs: int | None, fraction: float, fallback: int, what: str) -> int:
@@ -98,88 +72,160 @@ def auto_period(value: int | str, epochs: int | None, fraction: float, fallback:
     return value
 
 
-@contextlib.contextmanager
-def seeded_init(generator: torch.Generator) -> Iterator[None]:
-    """Module init draws from the global RNG: fork it, seeded from our private generator,
-    so that construction is reproducible without touching the caller's RNG state."""
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+def column_ranges(stack: RunStack, keep: Callable[[str], bool]) -> list[tuple[int, int]]:
+    """The flat columns of the parameters whose name satisfies ``keep``, merged into contiguous ranges."""
+    ranges: list[tuple[int, int]] = []
+    for name, (start, end) in stack.columns.items():
+        if keep(name):
+            if ranges and ranges[-1][1] == start:
+                ranges[-1] = (ranges[-1][0], end)
+            else:
+                ranges.append((start, end))
+    return ranges
 
 
-def to_channels_last(model: nn.Module) -> nn.Module:
-    """Channels-last weights for the convolutions (faster cuDNN/Tensor Core kernels on CUDA):
-    ``channels_last`` for 2-D, ``channels_last_3d`` for 3-D ones (video encoders); a model-wide
-    ``channels_last`` would fail on 5-D weights. Other layers are untouched."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            module.to(memory_format=torch.channels_last)
-        elif isinstance(module, nn.Conv3d):
-            module.to(memory_format=torch.channels_last_3d)
-    return model
+class GroupOptimizer:
+    """SGD/Adam over some column ranges of the flat (K, P) parameters, gated per run."""
+
+    def __init__(self, flat: Tensor, ranges: Sequence[tuple[int, int]], cfg: OptimConfig) -> None:
+        if not ranges:
+            raise ValueError("an optimizer group needs at least one parameter")
+        self.ranges = list(ranges)
+        self.parts = [StackedOptimizer(flat[:, a:b], cfg) for a, b in self.ranges]
+
+    def step(self, flat: Tensor, grads: Tensor, lr: Tensor, gate: Tensor) -> None:
+        """Update the group's columns of ``flat`` in place for the runs where ``gate`` (K,) is true."""
+        for (a, b), opt in zip(self.ranges, self.parts, strict=True):
+            opt.step(flat[:, a:b], grads[:, a:b], lr, gate)
+
+    def reset_runs(self, runs: Tensor) -> None:
+        for opt in self.parts:
+            opt.reset_runs(runs)
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [opt.state_dict() for opt in self.parts]
+
+    def load_state_dict(self, state: list[dict[str, Any]]) -> None:
+        for opt, s in zip(self.parts, state, strict=True):
+            opt.load_state_dict(s)
 
 
-class Learner(ABC):
-    """Owns the inner model, its optimizer and LR schedule."""
+class StackedLearner:
+    """K runs of one learner: stacked model, per-run StepLR and epoch counters, named
+    optimizer groups. Subclasses build the groups, the step and the prediction; they extend
+    ``_reset_state`` / ``_extra_state`` / ``_load_extra_state`` for their own per-run state.
 
-    # The run's length, told by the trainer (``set_run_length``) so that period-like defaults
-    # ("auto") scale with the run; None for a learner used outside a trainer.
-    run_epochs: int | None = None
-    iterations_per_epoch: int | None = None
+    Every learner's ``__init__`` takes ``(dataset, optim, device, generators)`` (one private
+    generator per run) and then its own keyword arguments, which ``check_learner`` validates."""
 
-    def __init__(
-        self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device, generator: torch.Generator
-    ) -> None:
-        self.dataset = dataset
-        self.num_classes = dataset.num_classes
-        self.optim_cfg = optim
-        self.device = device
-        self.generator = generator
-        self.amp = device.type == "cuda"
-        with seeded_init(generator):
-            self.model = self.build_model().to(device)
-        if device.type == "cuda":
-            to_channels_last(self.model)
-        self.optimizer = make_optimizer(self.model.parameters(), optim)
-        self.lr_schedule = torch.optim.lr_scheduler.StepLR(self.optimizer, optim.step_size, optim.gamma)
+    def __init__(self, build: Callable[[], nn.Module], dataset: MultimodalDataset, optim: OptimConfig,
+                 device: torch.device, generators: Sequence[torch.Generator]) -> None:
+        self.dataset, self.optim_cfg, self.device = dataset, optim, device
+        self.amp = device.type == "cuda"  # bf16 autocast on CUDA
+        self.stack = RunStack(build, generators, device)
+        self.lr_schedule = StackedStepLR(len(generators), optim, device)
+        self.groups: dict[str, GroupOptimizer] = {}
+        self.epoch = torch.zeros(len(generators), dtype=torch.long)  # completed epochs per run (host)
+        # the trainer's run length (``set_run_length``), for "auto" periods; None outside a trainer
+        self.run_epochs: int | None = None
+        self.iterations_per_epoch: int | None = None
+        self._predict_fns: dict[bool, Callable[..., Any]] = {}
+        self.vectorize = True
 
-    def set_training(self, mode: bool) -> None:
-        """``model.train(mode)`` only when the mode changes: it walks every submodule, which
-        costs a few percent of a small model's step if done on every iteration."""
-        if self.model.training != mode:
-            self.model.train(mode)
+    def set_vectorize(self, vectorize: bool) -> None:
+        """Batched (``vmap``) or per-run loop steps from now on (:mod:`~mmrl_env.engine.runs`); the
+        loop also trims each run's padding rows before the encoders."""
+        self.vectorize = bool(vectorize)
+        self.stack.template.trim_rows = not self.vectorize
 
-    def autocast(self) -> torch.autocast:
-        """bf16 autocast on CUDA, a no-op on CPU."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+    def map_runs(self, fn: Callable[..., Any], in_dims: Sequence[int | None]) -> RunMap:
+        """``fn`` (one run's computation) over the K runs, batched or looped per ``vectorize``."""
+        return RunMap(fn, in_dims, self)
 
-    @abstractmethod
-    def build_model(self) -> nn.Module: ...
+    @property
+    def num_runs(self) -> int:
+        return self.stack.num_runs
 
-    @abstractmethod
-    def train_step(self, batch: Batch) -> StepOutput: ...
-
-    @abstractmethod
-    def predict(self, inputs: list[Tensor]) -> Prediction: ...
+    def add_group(self, name: str, keep: Callable[[str], bool]) -> GroupOptimizer:
+        """An optimizer group over the parameters whose name satisfies ``keep``."""
+        self.groups[name] = GroupOptimizer(self.stack.flat, column_ranges(self.stack, keep), self.optim_cfg)
+        return self.groups[name]
 
     def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
         """The trainer's run length: resolves "auto" periods and warns about periods longer than the run."""
         self.run_epochs, self.iterations_per_epoch = int(epochs), int(iterations_per_epoch)
 
-    def on_epoch_end(self, epoch: int) -> None:
-        """Called after every full epoch of iterations (LR schedule; ACA for boosting)."""
-        self.lr_schedule.step()
+    def _set_training(self, mode: bool) -> None:
+        """``train(mode)`` only when the mode changes: it walks every submodule, which costs a
+        few percent of a small model's step if done on every iteration."""
+        if self.stack.template.training != mode:
+            self.stack.template.train(mode)
 
-    def info(self) -> dict[str, Any]:
-        """Learner-specific quantities for the env's ``info`` (classifier counts, ω, ...)."""
+    def _autocast(self) -> torch.autocast:
+        """bf16 autocast on CUDA, a no-op on CPU."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _predict_fn(self, per_run: bool, *extra_dims: int | None) -> Callable[..., Any]:
+        """The subclass's ``_forward(flat, buffers, inputs, *extra)`` mapped over the runs,
+        with ``inputs`` shared or per run (``extra_dims``: the batching of the further arguments); cached."""
+        if per_run not in self._predict_fns:
+            self._predict_fns[per_run] = self.map_runs(self._forward, (0, 0, 0 if per_run else None, *extra_dims))
+        return self._predict_fns[per_run]
+
+    def step_group(self, name: str, grads: Tensor, gate: Tensor) -> None:
+        self.groups[name].step(self.stack.flat, grads, self.lr_schedule.lr, gate)
+
+    def update_batchnorm(self, stats: dict[str, Any], active: Tensor) -> None:
+        """Fold the step's BatchNorm batch statistics into the running buffers (layers that ran)."""
+        for name, momentum in self.stack.bn_momenta.items():
+            if name in stats:
+                update_running_stats(self.stack.buffers, name, momentum, stats[name], active)
+
+    def reset_runs(self, runs: Sequence[int], generators: Sequence[torch.Generator]) -> None:
+        """Fresh runs in slots ``runs``, built from their generators as at construction."""
+        for run, gen in zip(runs, generators, strict=True):
+            self.stack.rebuild(run, gen)
+        idx = torch.as_tensor(list(runs), dtype=torch.long, device=self.device)
+        for group in self.groups.values():
+            group.reset_runs(idx)
+        self.lr_schedule.reset_runs(idx)
+        self.epoch[list(runs)] = 0
+        self._reset_state(list(runs), generators)
+
+    def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
+        """Subclasses: reset their own per-run state (after the model is rebuilt)."""
+
+    def on_epoch_end(self, runs: Tensor) -> None:
+        """An epoch ended for the runs where ``runs`` (K,) bool is true: their StepLR steps."""
+        self.lr_schedule.step(runs)
+        self.epoch += runs.cpu().long()
+
+    def run_info(self, run: int) -> dict[str, Any]:
+        """Learner-specific quantities of one run for the env's ``info`` (classifier counts, ω, ...)."""
         return {}
 
+    def run_state_dict(self, run: int) -> dict[str, Tensor]:
+        """Run ``run``'s weights as its model's ``state_dict`` (e.g. to compare or export)."""
+        return self.stack.run_state_dict(run)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "lr_schedule": self.lr_schedule.state_dict()}
+        return {"params": self.stack.flat.clone(), "buffers": {k: v.clone() for k, v in self.stack.buffers.items()},
+                "groups": {k: g.state_dict() for k, g in self.groups.items()},
+                "lr_schedule": self.lr_schedule.state_dict(), "epoch": self.epoch.clone(), **self._extra_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        with torch.no_grad():
+            self.stack.flat.copy_(state["params"])
+            for k, v in state["buffers"].items():
+                self.stack.buffers[k].copy_(v)
+        for k, g in self.groups.items():
+            g.load_state_dict(state["groups"][k])
         self.lr_schedule.load_state_dict(lr_schedule_state(state))
+        self.epoch.copy_(state["epoch"])
+        self._load_extra_state(state)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        """Subclasses: restore what ``_extra_state`` saved."""

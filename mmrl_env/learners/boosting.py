@@ -1,4 +1,4 @@
-"""``boosting``: AUG — sustained boosting with adaptive classifier assignment (AUG paper §4).
+"""``boosting``: AUG — sustained boosting with adaptive classifier assignment (AUG paper §4), for K runs.
 
 Each modality is an ensemble of configurable classifiers over its encoder; the newest one
 fits the residual of the earlier ones while the whole ensemble keeps fitting the labels
@@ -15,43 +15,50 @@ modality (the weakest and, for M > 2, each one ACA would give a classifier) and 
 leading modality that owns added classifiers g = s_min / s_r ∈ (0, 1): damped by how far it
 leads, never off. While no such flip happens it equals the paper's rule. ``"onehot"`` is the
 paper's literal g. Measured on Synthetic (BENCHMARKS.md, learners).
+
+Dynamic classifier counts across K runs (run k = one inner run with its own seed), solved with
+slots and masks:
+
+* Every run's model pre-allocates ``max_classifiers − 1`` extra Layer1 slots per modality
+  (``slots.r.t`` is classifier t + 2 of modality r; :meth:`BoostingLearner.run_state_dict`
+  names it ``layer1.r.(t+1)``); ``counts`` (K, M) says how many of a run's classifiers are
+  live. The loss of modality r (:func:`boosting_losses`) selects the newest classifier by a
+  one-hot over slots and the earlier ones and the ensemble by 0/1 weights, so a dead slot
+  contributes exact zeros to the forward and to every gradient. The forward stops at the
+  widest live ensemble of the batch.
+* Each slot (r, t) has its own optimizer group, gated per run by "slot live": a slot steps from
+  the step after its activation, with the run's current lr, and activation zeroes that slot's
+  optimizer state (momentum, Adam moments and step) for that run only.
+* ACA is host control flow (:func:`aca_decision` and :func:`omega_target` per checking run, at
+  its own epoch end); a new slot's weights are drawn from the run's own generator. ω's network
+  is stacked per run and refitted for the checking runs together: ``omega_steps`` ``vmap``-ed
+  steps with a per-run gate, its optimizer state persisting across ACA calls.
+
+Cost: the slots' memory is allocated up front (K × M × (max_classifiers − 1) Layer1s and
+their optimizer state).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, grad, grad_and_value, vmap
 
-from mmrl_env.learners.base import (
-    Batch,
-    Learner,
-    OptimConfig,
-    Prediction,
-    StepOutput,
-    auto_period,
-    batch_normalised_ce,
-    make_optimizer,
-    seeded_init,
-)
+from mmrl_env.data.base import ModalitySpec, MultimodalDataset
+from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
+from mmrl_env.engine.batchnorm import encode_rows
+from mmrl_env.engine.optim import StackedOptimizer
+from mmrl_env.engine.stack import RunStack, seeded_init
+from mmrl_env.learners.base import OptimConfig, StackedLearner, auto_period
+from mmrl_env.learners.joint import masked_batch_normalised_ce
 from mmrl_env.metrics import true_class_probability
 from mmrl_env.models.boosting import BoostingNet, OmegaNet
 
 log = logging.getLogger(__name__)
-
-
-def residual_labels(onehot: Tensor, prev_logits: Tensor, residual_weight: float) -> Tensor:
-    """ŷ_t = y − λ·Σ_{j<t} y ⊙ softmax(z_j) (eq. before 2), from detached earlier logits.
-
-    ``prev_logits``: (t−1, N, K). Clamped at 0 so that the label stays non-negative even
-    when many confident earlier classifiers sum past 1/λ (the paper's stated intent).
-    """
-    if prev_logits.shape[0] == 0:
-        return onehot
-    return residual_target(onehot, prev_logits.detach().float().softmax(-1).sum(0), residual_weight)
-
 
 def residual_target(onehot: Tensor, prev_probs: Tensor, residual_weight: float) -> Tensor:
     """ŷ = (y − λ·y ⊙ p).clamp(min=0) from p, the summed softmax of the earlier classifiers (N, K)."""
@@ -59,23 +66,8 @@ def residual_target(onehot: Tensor, prev_probs: Tensor, residual_weight: float) 
 
 
 def soft_ce(logits: Tensor, target: Tensor, batch_size: int) -> Tensor:
-    """−Σ_i ŷ_iᵀ log softmax(z_i), divided by the reference batch size B (as ``batch_normalised_ce``)."""
+    """−Σ_i ŷ_iᵀ log softmax(z_i), divided by the reference batch size B (as ``masked_batch_normalised_ce``)."""
     return -(target * logits.float().log_softmax(-1)).sum() / batch_size
-
-
-def boosting_losses(logits: Tensor, labels: Tensor, residual_weight: float,
-                    batch_size: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(ε, ε_o, ε_p) of one modality whose t classifiers gave ``logits`` (t, N, K), eqs. 2–4.
-
-    ε: newest classifier vs the residual labels; ε_o: all t summed vs y; ε_p: the first t−1
-    summed vs y (0 when t = 1).
-    """
-    t = logits.shape[0]
-    onehot = nn.functional.one_hot(labels, logits.shape[-1]).float()
-    eps = soft_ce(logits[-1], residual_labels(onehot, logits[:-1], residual_weight), batch_size)
-    eps_o = batch_normalised_ce(logits.sum(0).float(), labels, batch_size)
-    eps_p = batch_normalised_ce(logits[:-1].sum(0).float(), labels, batch_size) if t > 1 else eps_o.new_zeros(())
-    return eps, eps_o, eps_p
 
 
 def aca_decision(scores: Tensor, sigma: float = 1.0, tau: float = 0.01) -> list[int]:
@@ -128,8 +120,69 @@ def check_kwargs(max_classifiers: int, omega_target: str) -> None:
         raise ValueError(f"omega_target must be one of {OMEGA_TARGETS}, got {omega_target!r}")
 
 
-class BoostingLearner(Learner):
-    """AUG. Unimodal logits = Σ_t ω-weighted classifier logits; inference = their late-fusion sum.
+class SlotBoostingNet(BoostingNet):
+    """``BoostingNet`` (encoders, the first Layer1 per modality, the shared head) plus
+    ``max_classifiers − 1`` pre-allocated Layer1 slots per modality."""
+
+    trim_rows = False  # set by the learner for the per-run loop (see ``encode_rows``)
+
+    def __init__(self, modalities: tuple[ModalitySpec, ...], num_classes: int, hidden: int,
+                 max_classifiers: int) -> None:
+        super().__init__(modalities, num_classes, hidden)
+        self.slots = nn.ModuleList(nn.ModuleList(nn.Linear(d, hidden) for _ in range(max_classifiers - 1))
+                                   for d in self.dims)
+
+    def forward(self, inputs: list[Tensor], widths: list[int], masks: Tensor | None = None,
+                bn_stats: dict[str, Any] | None = None) -> list[Tensor]:
+        """Per modality r, the (widths[r], N, C) logits of its first widths[r] classifiers."""
+        out = []
+        for r, x in enumerate(inputs):
+            u = encode_rows(self.encoders[r], x, None if masks is None else masks[r], bn_stats, self.training,
+                            self.trim_rows)
+            layers = [self.layer1[r][0], *self.slots[r][: widths[r] - 1]]
+            out.append(torch.stack([self.head(torch.relu(layer(u))) for layer in layers]))
+        return out
+
+
+def slot_weights(width: int, count: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """0/1 weights over ``width`` slots for one run with ``count`` live classifiers:
+    (live, newest, earlier), each (width, 1, 1)."""
+    t = torch.arange(width, device=count.device)
+    shape = (width, 1, 1)
+    return ((t < count).to(dtype).view(shape), (t == count - 1).to(dtype).view(shape),
+            (t < count - 1).to(dtype).view(shape))
+
+
+def ensemble(z: Tensor, count: Tensor, omega: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A modality's slot logits (W, N, C) -> ω-scaled (added classifiers), their live sum, the
+    newest one, and the sum of the earlier ones."""
+    z = torch.cat([z[:1], z[1:] * omega.to(z.dtype)])
+    live, newest, earlier = slot_weights(z.shape[0], count, z.dtype)
+    return z, (z * live).sum(0), (z * newest).sum(0), (z * earlier).sum(0)
+
+
+def boosting_losses(z: Tensor, count: Tensor, omega: Tensor, labels: Tensor, mask: Tensor, residual_weight: float,
+                    batch_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(ε, ε_o, ε_p) of one modality of one run (eqs. 2–4), and its ensemble's logits.
+
+    ``z`` (W, N, C): the logits of the modality's W classifier slots, of which the first
+    ``count`` are live (the added ones scaled by ``omega``); only the rows where ``mask`` is 1
+    count. ε: the newest classifier vs the residual labels; ε_o: the live ones summed vs y;
+    ε_p: the earlier ones summed vs y (0 when ``count`` is 1).
+    """
+    z, total, newest, earlier = ensemble(z, count, omega)
+    earlier_slots = slot_weights(z.shape[0], count, torch.float32)[2]
+    prev_probs = (z.detach().float().softmax(-1) * earlier_slots).sum(0)
+    onehot = (labels.unsqueeze(-1) == torch.arange(z.shape[-1], device=labels.device)).float()
+    target = residual_target(onehot, prev_probs, residual_weight) * mask.unsqueeze(1)
+    eps = soft_ce(newest, target, batch_size)
+    eps_o = masked_batch_normalised_ce(total.float(), labels, mask, batch_size)
+    eps_p = torch.where(count > 1, masked_batch_normalised_ce(earlier.float(), labels, mask, batch_size), 0.0)
+    return eps, eps_o, eps_p, total
+
+
+class BoostingLearner(StackedLearner):
+    """K AUG runs. Unimodal logits = Σ_t ω-weighted classifier logits; inference = their late-fusion sum.
 
     ``residual_weight`` (λ, residual softening), ``check_every`` (ACA period T in epochs; ``"auto"`` =
     ``AUTO_ACA_FRACTION`` of the run, so ACA acts in short runs too; 20 until a trainer tells the
@@ -142,141 +195,211 @@ class BoostingLearner(Learner):
     # old keyword -> new; applied where learners are checked and built (``mmrl_env.kwargs.apply_renames``)
     RENAMED_KWARGS: ClassVar[dict[str, str]] = {"lam": "residual_weight"}
 
-    def __init__(self, dataset, optim: OptimConfig, device, generator, residual_weight: float = 0.2,
-                 check_every: int | str = "auto", sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10,
-                 hidden: int = 256, omega_target: str = "cover", omega_lr: float = 1e-3,
-                 omega_steps: int = 100) -> None:
+    def __init__(self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device,
+                 generators: Sequence[torch.Generator], residual_weight: float = 0.2, check_every: int | str = "auto",
+                 sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10, hidden: int = 256,
+                 omega_target: str = "cover", omega_lr: float = 1e-3, omega_steps: int = 100) -> None:
         check_kwargs(max_classifiers, omega_target)
         self.check_every_arg = check_every
         self.check_every = auto_period(check_every, None, AUTO_ACA_FRACTION, PAPER_T, "check_every")
-        self.residual_weight, self.sigma, self.tau, self.omega_target = residual_weight, sigma, tau, omega_target
+        self.residual_weight, self.sigma, self.tau, self.omega_rule = residual_weight, sigma, tau, omega_target
         self.max_classifiers, self.hidden, self.omega_steps = max_classifiers, hidden, omega_steps
-        super().__init__(dataset, optim, device, generator)
         m = dataset.num_modalities
-        with seeded_init(generator):
-            self.omega_net = OmegaNet(m).to(device)
-        self.omega_optimizer = make_optimizer(self.omega_net.parameters(),
-                                              OptimConfig(optim.name, omega_lr, optim.momentum, 0.0))
-        self.omega = torch.ones(m, device=device)  # Algorithm 2: ω initialised to 1
-        self.added: list[int] = []  # modality of every added classifier, in order (for state_dict)
-        self._reset_scores()
-
-    def build_model(self) -> nn.Module:
-        return BoostingNet(self.dataset.modalities, self.num_classes, self.hidden)
+        super().__init__(lambda: SlotBoostingNet(dataset.modalities, dataset.num_classes, hidden, max_classifiers),
+                         dataset, optim, device, generators)
+        self.generators = list(generators)
+        self.add_group("model", lambda n: not n.startswith("slots."))
+        for r in range(m):
+            for t in range(max_classifiers - 1):
+                self.add_group(f"slot{r}.{t}", lambda n, r=r, t=t: n.startswith(f"slots.{r}.{t}."))
+        self.omega_stack = RunStack(lambda: OmegaNet(m), generators, device)  # after the model, per generator
+        self.omega_optimizer = StackedOptimizer(self.omega_stack.flat,
+                                                OptimConfig(optim.name, omega_lr, optim.momentum, 0.0))
+        self.omega_lr = torch.full((len(generators),), omega_lr, dtype=torch.float64, device=device)
+        k = len(generators)
+        self.counts = torch.ones(k, m, dtype=torch.long)  # live classifiers per run and modality (host)
+        self.omega = torch.ones(k, m, device=device)  # Algorithm 2: ω initialised to 1
+        self.score_sum = torch.zeros(k, m, device=device)
+        self.score_count = torch.zeros(k, m, dtype=torch.long, device=device)
+        self._train_fn = self.map_runs(grad_and_value(self._loss, has_aux=True), (0, 0, 0, 0, 0, 0, 0, None, None))
+        self._omega_grad = vmap(grad(self._omega_loss), in_dims=(0, 0, 0))
+        self._omega_forward = vmap(self._omega_apply, in_dims=(0, 0))
 
     def set_run_length(self, epochs: int, iterations_per_epoch: int) -> None:
         super().set_run_length(epochs, iterations_per_epoch)
         self.check_every = auto_period(self.check_every_arg, epochs, AUTO_ACA_FRACTION, PAPER_T, "check_every")
 
-    def _reset_scores(self) -> None:
-        m = self.dataset.num_modalities
-        self.score_sum = torch.zeros(m, device=self.device)
-        self.score_count = [0] * m
+    def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
+        idx = torch.as_tensor(runs, dtype=torch.long, device=self.device)
+        for run, gen in zip(runs, generators, strict=True):
+            self.omega_stack.rebuild(run, gen)  # drawn after the model, from the run's generator
+            self.generators[run] = gen
+        self.omega_optimizer.reset_runs(idx)
+        self.counts[runs] = 1
+        self.omega[idx] = 1.0
+        self.score_sum[idx] = 0.0
+        self.score_count[idx] = 0
 
-    def _logits(self, r: int, u: Tensor) -> Tensor:
-        """(t, N, K) classifier logits of modality r; the added ones (t ≥ 2) scaled by ω^r."""
-        z = self.model.classifier_logits(r, u)
-        if z.shape[0] == 1:
-            return z
-        return torch.cat([z[:1], z[1:] * self.omega[r].to(z.dtype)])
+    @property
+    def widths(self) -> list[int]:
+        """Per modality, the most live classifiers of any run: the forward stops there."""
+        return self.counts.amax(dim=0).tolist()
 
-    def train_step(self, batch: Batch) -> StepOutput:
-        self.set_training(True)
-        loss = torch.zeros((), device=self.device)
-        summed = []
-        with self.autocast():
-            for r, (x, y) in enumerate(zip(batch.inputs, batch.labels, strict=True)):
-                z = self._logits(r, self.model.encoders[r](x))
-                loss = loss + sum(boosting_losses(z, y, self.residual_weight, batch.batch_size))
-                zsum = z.detach().float().sum(0)
-                summed.append(zsum)
-                if y.numel():
-                    self.score_sum[r] += true_class_probability(zsum, y).sum()
-                    self.score_count[r] += y.numel()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return StepOutput(loss.detach(), summed)
+    # --- the step -------------------------------------------------------------------------
+    def _loss(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor, masks: Tensor,
+              counts: Tensor, omega: Tensor, batch_size: int, widths: list[int]
+              ) -> tuple[Tensor, tuple[list[Tensor], Tensor, dict[str, Any]]]:
+        """One run's AUG loss (eqs. 2–6 summed over modalities, masked rows and slots), mapped over the runs."""
+        stats: dict[str, Any] = {}
+        with self._autocast():
+            logits = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers),
+                                     (inputs, widths, masks, stats))
+        loss = torch.zeros((), device=flat.device)
+        summed, probs = [], []
+        for r, (z, mask) in enumerate(zip(logits, masks, strict=True)):
+            eps, eps_o, eps_p, total = boosting_losses(z, counts[r], omega[r], labels, mask, self.residual_weight,
+                                                       batch_size)
+            loss = loss + (eps + eps_o + eps_p)
+            zsum = total.detach().float()
+            summed.append(zsum)
+            probs.append((true_class_probability(zsum, labels) * mask).sum())
+        return loss, (summed, torch.stack(probs), stats)
 
-    @torch.no_grad()
-    def predict(self, inputs: list[Tensor]) -> Prediction:
-        self.set_training(False)
-        with self.autocast():
-            uni = [self._logits(r, self.model.encoders[r](x)).float().sum(0) for r, x in enumerate(inputs)]
-        return Prediction(torch.stack(uni).sum(0), uni)
+    def train_step(self, batch: VectorBatch) -> VectorStepOutput:
+        """One update of every active run: the base group, and each live slot of each run."""
+        self._set_training(True)
+        active = batch.active
+        counts = self.counts.to(self.device)
+        widths = self.widths
+        grads, (loss, (summed, probs, stats)) = self._train_fn(
+            self.stack.flat, self.stack.buffers, batch.inputs, batch.labels, batch.masks, counts, self.omega,
+            batch.batch_size, widths)
+        self.step_group("model", grads, active)
+        for r, width in enumerate(widths):
+            for t in range(width - 1):  # classifier t + 1 of modality r: live where count > t + 1
+                self.step_group(f"slot{r}.{t}", grads, active & (counts[:, r] > t + 1))
+        self.update_batchnorm(stats, active)
+        on = active.unsqueeze(1)
+        self.score_sum = self.score_sum + torch.where(on, probs.to(self.score_sum.dtype), 0.0)
+        self.score_count = self.score_count + batch.sizes * on
+        return VectorStepOutput(loss.detach() * active, summed, active)
 
-    # --- adaptive classifier assignment ---------------------------------------------
+    # --- adaptive classifier assignment ---------------------------------------------------
     def scores(self) -> Tensor:
-        """OGM scores s^r of the current check window (mean true-class probability)."""
-        count = torch.tensor(self.score_count, device=self.device, dtype=torch.float32).clamp(min=1)
-        return self.score_sum / count
+        """(K, M) OGM scores of each run's current check window (mean true-class probability)."""
+        return self.score_sum / self.score_count.to(torch.float32).clamp(min=1)
 
-    def on_epoch_end(self, epoch: int) -> None:
-        super().on_epoch_end(epoch)
-        if (epoch + 1) % self.check_every == 0:
-            self.assign(self.scores())
-            self._reset_scores()
+    def on_epoch_end(self, runs: Tensor) -> None:
+        """StepLR for the runs whose epoch ended; ACA for those at a multiple of T of their own epochs."""
+        ended = runs.cpu().bool()
+        checking = ended & ((self.epoch + 1) % self.check_every == 0)
+        super().on_epoch_end(runs)
+        if not checking.any():
+            return
+        self.assign(checking, self.scores())
+        reset = checking.to(self.device).unsqueeze(1)
+        self.score_sum = torch.where(reset, 0.0, self.score_sum)
+        self.score_count = torch.where(reset, 0, self.score_count)
 
-    def assign(self, scores: Tensor) -> list[int]:
-        """One ACA call: add classifiers per :func:`aca_decision`, then refit ω. Returns the additions."""
-        added = [r for r in aca_decision(scores, self.sigma, self.tau) if self._can_add(r)]
-        for r in added:
-            self.add_classifier(r)
-        self.fit_omega(scores)
+    def assign(self, runs: Tensor, scores: Tensor) -> list[list[int]]:
+        """One ACA call for the runs where ``runs`` (K,) is true, from their window's ``scores`` (K, M):
+        add classifiers per :func:`aca_decision` (up to ``max_classifiers``), then refit ω.
+        Returns each run's added modalities ([] for the others)."""
+        host = scores.detach().cpu()
+        added: list[list[int]] = [[] for _ in range(self.num_runs)]
+        for k in runs.cpu().nonzero().flatten().tolist():
+            for r in aca_decision(host[k], self.sigma, self.tau):
+                if self._can_add(k, r):
+                    self.add_classifier(k, r)
+                    added[k].append(r)
+        self.fit_omega(runs, scores)
         return added
 
-    def _can_add(self, r: int) -> bool:
-        if self.model.counts[r] < self.max_classifiers:
+    def _can_add(self, run: int, r: int) -> bool:
+        if int(self.counts[run, r]) < self.max_classifiers:
             return True
-        log.info("boosting: modality %s already has the maximum of %d classifiers; none added",
-                 self.dataset.modality_names[r], self.max_classifiers)
+        log.info("boosting (run %d): modality %s already has the maximum of %d classifiers; none added",
+                 run, self.dataset.modality_names[r], self.max_classifiers)
         return False
 
-    def add_classifier(self, r: int) -> nn.Module:
-        """A new classifier for modality r, registered with the optimizer at the current lr."""
-        with seeded_init(self.generator):
-            layer = self.model.add_classifier(r)
-        group = {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
-        self.optimizer.add_param_group({**group, "params": list(layer.parameters())})
-        self.lr_schedule.base_lrs.append(group.get("initial_lr", self.optim_cfg.lr))
-        self.added.append(r)
-        return layer
+    @torch.no_grad()
+    def add_classifier(self, run: int, r: int) -> None:
+        """Activate run ``run``'s next slot of modality r: fresh ``nn.Linear`` weights drawn from the run's
+        generator, that slot's optimizer state fresh for this run only."""
+        t = int(self.counts[run, r]) - 1  # slot index of the new classifier
+        ref = self.stack.params["head.weight"]
+        with seeded_init(self.generators[run]):
+            layer = nn.Linear(self.stack.template.dims[r], self.hidden).to(device=ref.device, dtype=ref.dtype)
+        self.stack.params[f"slots.{r}.{t}.weight"][run].copy_(layer.weight)
+        self.stack.params[f"slots.{r}.{t}.bias"][run].copy_(layer.bias)
+        self.groups[f"slot{r}.{t}"].reset_runs(torch.tensor([run], device=self.device))
+        self.counts[run, r] += 1
 
-    def fit_omega(self, scores: Tensor) -> Tensor:
-        """Train ω on ‖g − ω(s)‖², g from :func:`omega_target` (after this call's additions); store ω(s)."""
+    def _omega_apply(self, flat: Tensor, s: Tensor) -> Tensor:
+        return functional_call(self.omega_stack.template, self.omega_stack.unflatten(flat), (s,))
+
+    def _omega_loss(self, flat: Tensor, s: Tensor, g: Tensor) -> Tensor:
+        return ((g - self._omega_apply(flat, s)) ** 2).sum()
+
+    def fit_omega(self, runs: Tensor, scores: Tensor) -> None:
+        """Refit ω for the runs where ``runs`` (K,) is true: ``omega_steps`` steps on ‖g − ω(s)‖²,
+        g from :func:`omega_target` after this call's additions; store ω(s)."""
         s = scores.detach().float()
-        g = omega_target(s, self.model.counts, self.omega_target, self.sigma, self.tau)
-        s = s.to(self.omega_net.net[0].weight.dtype)  # float32 unless the model is built in another dtype
-        self.omega_net.train()
+        g = torch.zeros_like(s)
+        for k in runs.nonzero().flatten().tolist():
+            g[k] = omega_target(s[k], self.counts[k].tolist(), self.omega_rule, self.sigma, self.tau)
+        x = s.to(self.omega_stack.flat.dtype)
+        gate = runs.to(self.device)
         for _ in range(self.omega_steps):
-            self.omega_optimizer.zero_grad(set_to_none=True)
-            ((g - self.omega_net(s)) ** 2).sum().backward()
-            self.omega_optimizer.step()
+            self.omega_optimizer.step(self.omega_stack.flat, self._omega_grad(self.omega_stack.flat, x, g),
+                                      self.omega_lr, gate)
         with torch.no_grad():
-            self.omega = self.omega_net(s).detach()
-        return self.omega
+            fitted = self._omega_forward(self.omega_stack.flat, x)
+        self.omega = torch.where(gate.unsqueeze(1), fitted.to(self.omega.dtype), self.omega)
 
-    # --- reporting and checkpoints --------------------------------------------------
-    def info(self) -> dict[str, Any]:
+    # --- prediction, reporting, checkpoints -----------------------------------------------
+    @torch.no_grad()
+    def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
+        """Every run's unimodal logits (its live, ω-weighted classifiers summed) and their sum."""
+        self._set_training(False)
+        forward = self._predict_fn(per_run, 0, 0, None)  # counts and ω per run, widths shared
+        uni = forward(self.stack.flat, self.stack.buffers, inputs, self.counts.to(self.device), self.omega, self.widths)
+        return VectorPrediction(torch.stack(uni).sum(0), uni, None)
+
+    def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], counts: Tensor,
+                 omega: Tensor, widths: list[int]) -> list[Tensor]:
+        with self._autocast():
+            logits = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (inputs, widths))
+        return [ensemble(z, counts[r], omega[r])[1].float() for r, z in enumerate(logits)]
+
+    def run_info(self, run: int) -> dict[str, Any]:
         names = self.dataset.modality_names
-        return {"classifiers": dict(zip(names, self.model.counts, strict=True)),
-                "omega": dict(zip(names, self.omega.tolist(), strict=True))}
+        return {"classifiers": dict(zip(names, self.counts[run].tolist(), strict=True)),
+                "omega": dict(zip(names, self.omega[run].tolist(), strict=True))}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "added": list(self.added), "omega": self.omega.clone(),
-                "omega_net": self.omega_net.state_dict(), "omega_optimizer": self.omega_optimizer.state_dict(),
-                "score_sum": self.score_sum.clone(), "score_count": list(self.score_count)}
+    def run_state_dict(self, run: int) -> dict[str, Tensor]:
+        """Run ``run``'s weights as a plain ``BoostingNet`` with its live classifiers names them
+        (classifier t + 1 of modality r is ``layer1.r.t``; dead slots left out)."""
+        out = {}
+        for name, t in {**self.stack.params, **self.stack.buffers}.items():
+            if name.startswith("slots."):
+                _, r, slot, leaf = name.split(".")
+                if int(slot) + 1 >= int(self.counts[run, int(r)]):
+                    continue
+                name = f"layer1.{r}.{int(slot) + 1}.{leaf}"
+            out[name] = t[run].clone()
+        return out
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the classifiers first (same order, so the optimizer's groups line up)."""
-        added = list(state["added"])
-        if added[: len(self.added)] != self.added:
-            raise ValueError(f"checkpoint classifiers {added} do not extend this learner's {self.added}")
-        for r in added[len(self.added):]:
-            self.add_classifier(r)
-        super().load_state_dict(state)
-        self.omega = state["omega"].to(self.device)
-        self.omega_net.load_state_dict(state["omega_net"])
+    def _extra_state(self) -> dict[str, Any]:
+        return {"counts": self.counts.clone(), "omega": self.omega.clone(),
+                "omega_params": self.omega_stack.flat.clone(), "omega_optimizer": self.omega_optimizer.state_dict(),
+                "score_sum": self.score_sum.clone(), "score_count": self.score_count.clone()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.counts.copy_(state["counts"])
+        self.omega = state["omega"].to(self.device).clone()
+        with torch.no_grad():
+            self.omega_stack.flat.copy_(state["omega_params"])
         self.omega_optimizer.load_state_dict(state["omega_optimizer"])
-        self.score_sum = state["score_sum"].to(self.device)
-        self.score_count = list(state["score_count"])
+        self.score_sum = state["score_sum"].to(self.device).clone()
+        self.score_count = state["score_count"].to(self.device).clone()

@@ -1,4 +1,4 @@
-"""``mla``: multimodal learning by alternating unimodal adaptation (MLA).
+"""``mla``: multimodal learning by alternating unimodal adaptation (MLA), for K runs.
 
 Modalities take turns: each batch runs one optimizer step per modality, encoder j and the
 ONE shared head trained on modality j's own n_j samples. Alternating removes the joint
@@ -18,6 +18,16 @@ learned for the others:
 - ``"batch"``: our earlier variant: per batch, modality j's whole head gradient minus its
   components along the earlier modalities' head gradients of the same batch (Gram–Schmidt);
   no state across batches.
+
+Per run (run k = one inner run with its own seed): the alternation is over modalities, not
+runs: per batch, for j = 1..M, one gradient of modality j's loss for every run (encoder j and
+the shared head on run k's n_kj rows), the head-gradient projection, then one optimizer step
+of encoder j's and the head's parameter groups (:mod:`mmrl_env.learners.base`) — so the head
+steps M times per batch and each encoder once, each group with its own optimizer state and
+Adam step count. ``"gs"`` keeps each run's D×D projector P, its step count and its batch index
+(K, ...) and updates them with :func:`gs_projector_step` under ``vmap``; a run's first optimizer
+step is left as is, per run. ``"batch"`` applies :func:`project_orthogonal` per run. The batch's
+mean feature r is a masked mean over the run's n_kj rows.
 """
 
 from __future__ import annotations
@@ -28,8 +38,13 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, vmap
 
-from mmrl_env.learners.base import Batch, Learner, OptimConfig, Prediction, StepOutput, batch_normalised_ce
+from mmrl_env.data.base import MultimodalDataset
+from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
+from mmrl_env.engine.batchnorm import encode_rows
+from mmrl_env.learners.base import OptimConfig, StackedLearner, column_ranges
+from mmrl_env.learners.joint import masked_batch_normalised_ce
 from mmrl_env.models.encoders import build_encoder
 
 INFERENCE = ("entropy", "fixed")
@@ -52,9 +67,11 @@ class SharedHeadNet(nn.Module):
     The head needs one feature size. Where the encoders differ (image-text: ResNet50's 2048
     against BERT's 768), each modality gets a linear adapter to the smallest size (our choice:
     the MLA release only covers equal sizes); with equal sizes the adapters are identities and
-    add no parameters."""
+    add no parameters. The forward returns the features too (the projector's r)."""
 
-    def __init__(self, dataset, num_classes: int) -> None:
+    trim_rows = False  # set by the learner for the per-run loop (see ``encode_rows``)
+
+    def __init__(self, dataset: MultimodalDataset, num_classes: int) -> None:
         super().__init__()
         self.encoders = nn.ModuleList(build_encoder(m.encoder, **m.encoder_kwargs) for m in dataset.modalities)
         dims = [int(e.out_dim) for e in self.encoders]
@@ -66,8 +83,11 @@ class SharedHeadNet(nn.Module):
         """Modality j's features in the head's size."""
         return self.adapters[j](self.encoders[j](x))
 
-    def forward(self, j: int, x: Tensor) -> Tensor:
-        return self.head(self.encode(j, x))
+    def forward(self, j: int, x: Tensor, mask: Tensor | None = None,
+                bn_stats: dict[str, Any] | None = None) -> tuple[Tensor, Tensor]:
+        """Modality j's features u and logits head(u); in training, BatchNorm counts the rows where ``mask`` is 1."""
+        u = encode_rows(lambda x: self.encode(j, x), x, mask, bn_stats, self.training, self.trim_rows)
+        return u, self.head(u)
 
 
 def project_orthogonal(grad: Tensor, basis: list[Tensor]) -> Tensor:
@@ -79,27 +99,10 @@ def project_orthogonal(grad: Tensor, basis: list[Tensor]) -> Tensor:
 
 def gs_projector_step(P: Tensor, r: Tensor, a: float | Tensor) -> Tensor:
     """One update of the released projector with the batch's mean feature ``r`` (1×D):
-    k = P·rᵀ, P ← P − k·kᵀ / (a + r·k), then P / ‖P‖_F. Pure, so the K-run engine ``vmap``s it."""
+    k = P·rᵀ, P ← P − k·kᵀ / (a + r·k), then P / ‖P‖_F. Pure, so the learner ``vmap``s it over the runs."""
     k = P @ r.T  # D×1
     P = P - (k @ k.T) / (a + r @ k)
     return P / torch.linalg.matrix_norm(P)  # Frobenius
-
-
-class GSProjector:
-    """The released MLA projector (module docstring): P persists across steps, epochs and modalities."""
-
-    def __init__(self, dim: int, device: torch.device) -> None:
-        self.P = torch.eye(dim, device=device)
-        self.count = 0  # optimizer steps seen (the release's exp_count): the first one is left as is
-
-    def __call__(self, weight: nn.Parameter, feats: Tensor, batch_index: int, batches: int) -> None:
-        """Update P with the batch's mean feature and project ``weight.grad`` (K×D) through it."""
-        if self.count > 0 and weight.grad is not None:
-            a = 0.1 ** (batch_index / batches + 1)
-            r = feats.detach().float().mean(0, keepdim=True).to(self.P.dtype)  # 1×D
-            self.P = gs_projector_step(self.P, r, a)
-            weight.grad = weight.grad @ self.P.T.to(weight.grad.dtype)
-        self.count += 1
 
 
 def entropy_weights(logits: list[Tensor]) -> Tensor:
@@ -109,8 +112,8 @@ def entropy_weights(logits: list[Tensor]) -> Tensor:
     return (-entropy).softmax(0)
 
 
-class MLALearner(Learner):
-    """Alternating unimodal steps through a shared head.
+class MLALearner(StackedLearner):
+    """K MLA runs: alternating unimodal steps through a shared head.
 
     ``project``: head-gradient projection, ``False`` (default), ``True``/``"gs"`` (the released
     algorithm) or ``"batch"`` (ours), see the module docstring. ``inference``: ``entropy``
@@ -118,74 +121,114 @@ class MLALearner(Learner):
     (``weights``, default equal).
     """
 
-    def __init__(self, dataset, optim: OptimConfig, device, generator, project: bool | str = False,
-                 inference: str = "entropy", weights: Sequence[float] | None = None) -> None:
-        check_kwargs(project, inference, weights, dataset.num_modalities)
+    def __init__(self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device,
+                 generators: Sequence[torch.Generator], project: bool | str = False, inference: str = "entropy",
+                 weights: Sequence[float] | None = None) -> None:
         m = dataset.num_modalities
+        check_kwargs(project, inference, weights, m)
         self.project, self.inference = PROJECTIONS[project], inference
-        self.weights = torch.tensor(weights if weights is not None else [1.0 / m] * m, dtype=torch.float32)
-        super().__init__(dataset, optim, device, generator)
-        self.weights = self.weights.to(device)
-        self.projector = GSProjector(self.model.head.in_features, device) if self.project == "gs" else None
-        self.batch_index = 0  # batches done in this epoch (the projector's a)
+        super().__init__(lambda: SharedHeadNet(dataset, dataset.num_classes), dataset, optim, device, generators)
+        self.weights = torch.tensor(weights if weights is not None else [1.0 / m] * m, dtype=torch.float32,
+                                    device=device)
+        for j in range(m):
+            self.add_group(f"encoder{j}", lambda n, j=j: n.startswith(f"encoders.{j}."))
+        self.add_group("head", lambda n: n.startswith("head."))
+        (self.head_cols,) = column_ranges(self.stack, lambda n: n.startswith("head."))
+        self.weight_cols = self.stack.columns["head.weight"]
+        self.weight_shape = self.stack.shapes[self.stack.names.index("head.weight")]
+        self._reset_state(list(range(len(generators))), generators)
+        self._train_fn = self.map_runs(grad_and_value(self._loss, has_aux=True), (0, 0, 0, 0, 0, None, None))
 
-    def build_model(self) -> nn.Module:
-        return SharedHeadNet(self.dataset, self.num_classes)
+    def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
+        k, d = self.num_runs, self.weight_shape[1]
+        if not hasattr(self, "batch_index"):
+            self.batch_index = torch.zeros(k, dtype=torch.long)  # batches done in the epoch (host)
+            self.count = torch.zeros(k, dtype=torch.long, device=self.device)  # projector steps seen
+            self.P = torch.eye(d, device=self.device).repeat(k, 1, 1)
+        self.batch_index[runs] = 0
+        idx = torch.as_tensor(runs, dtype=torch.long, device=self.device)
+        self.count[idx] = 0
+        self.P[idx] = torch.eye(d, device=self.device, dtype=self.P.dtype)
 
-    def train_step(self, batch: Batch) -> StepOutput:
-        self.set_training(True)
-        head = list(self.model.head.parameters())
-        basis: list[Tensor] = []
-        total = torch.zeros((), device=self.device)
-        logits = []
+    def _loss(self, flat: Tensor, buffers: dict[str, Tensor], x: Tensor, labels: Tensor, mask: Tensor, batch_size: int,
+              j: int) -> tuple[Tensor, tuple[Tensor, Tensor, dict[str, Any]]]:
+        """Modality j's loss for one run (mapped over the runs), its logits and mean feature."""
+        stats: dict[str, Any] = {}
+        with self._autocast():
+            u, z = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (j, x, mask, stats))
+        z = z.float()
+        r = (u.detach().float() * mask.unsqueeze(1)).sum(0) / mask.sum().clamp(min=1)
+        return masked_batch_normalised_ce(z, labels, mask, batch_size), (z.detach(), r, stats)
+
+    def train_step(self, batch: VectorBatch) -> VectorStepOutput:
+        """Per modality in turn: gradient, projection, step of encoder j and the head (every active run)."""
+        self._set_training(True)
+        active = batch.active
         batches = self.iterations_per_epoch or max(1, math.ceil(len(self.dataset.train) / batch.batch_size))
-        for j, (x, y) in enumerate(zip(batch.inputs, batch.labels, strict=True)):
-            with self.autocast():
-                u = self.model.encode(j, x)
-                z = self.model.head(u)
-                loss = batch_normalised_ce(z.float(), y, batch.batch_size)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+        basis: list[Tensor] = []
+        total = torch.zeros(self.num_runs, device=self.device)
+        logits = []
+        for j, x in enumerate(batch.inputs):
+            grads, (loss, (z, r, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, x, batch.labels,
+                                                         batch.masks[:, j], batch.batch_size, j)
             if self.project == "gs":
-                self.projector(self.model.head.weight, u, self.batch_index, batches)
+                self._project_gs(grads, r, active, batches)
             elif self.project == "batch":
-                basis = self._project_head(head, basis)
-            self.optimizer.step()
+                basis = self._project_batch(grads, basis)
+            self.step_group(f"encoder{j}", grads, active)
+            self.step_group("head", grads, active)
+            self.update_batchnorm(stats, active)
             total = total + loss.detach()
-            logits.append(z.detach().float())
-        self.batch_index += 1
-        return StepOutput(total, logits)
-
-    def on_epoch_end(self, epoch: int) -> None:
-        super().on_epoch_end(epoch)
-        self.batch_index = 0
-
-    def state_dict(self) -> dict[str, Any]:
-        state = {**super().state_dict(), "batch_index": self.batch_index}
-        if self.projector is not None:
-            state["projector"] = {"P": self.projector.P.clone(), "count": self.projector.count}
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.batch_index = int(state.get("batch_index", 0))
-        if self.projector is not None:
-            self.projector.P = state["projector"]["P"].to(self.device)
-            self.projector.count = int(state["projector"]["count"])
-
-    @staticmethod
-    def _project_head(head: list[nn.Parameter], basis: list[Tensor]) -> list[Tensor]:
-        """Project the head's gradient off ``basis``; return the basis extended by its direction."""
-        g = torch.cat([p.grad.flatten() for p in head])
-        g = project_orthogonal(g, basis)
-        for p, part in zip(head, g.split([p.numel() for p in head]), strict=True):
-            p.grad = part.view_as(p).clone()
-        return [*basis, g / g.norm().clamp(min=1e-12)]
+            logits.append(z)
+        self.batch_index += batch.host_active().long()
+        return VectorStepOutput(total * active, logits, active)
 
     @torch.no_grad()
-    def predict(self, inputs: list[Tensor]) -> Prediction:
-        self.set_training(False)
-        with self.autocast():
-            uni = [self.model(j, x).float() for j, x in enumerate(inputs)]
+    def _project_gs(self, grads: Tensor, r: Tensor, active: Tensor, batches: int) -> None:
+        """Each run's projector update and G_W ← G_W·Pᵀ, skipping a run's very first step."""
+        on = active & (self.count > 0)
+        a = (0.1 ** (self.batch_index.double() / batches + 1)).to(self.device, self.P.dtype)
+        updated = vmap(gs_projector_step)(self.P, r.to(self.P.dtype).unsqueeze(1), a)
+        self.P = torch.where(on.view(-1, 1, 1), updated, self.P)
+        lo, hi = self.weight_cols
+        g = grads[:, lo:hi].view(-1, *self.weight_shape)
+        projected = (g @ self.P.mT.to(g.dtype)).flatten(1)
+        grads[:, lo:hi] = torch.where(on.unsqueeze(1), projected, grads[:, lo:hi])
+        self.count += active.long()
+
+    @torch.no_grad()
+    def _project_batch(self, grads: Tensor, basis: list[Tensor]) -> list[Tensor]:
+        """Each run's head gradient off its earlier modalities' directions; the basis grows by it."""
+        lo, hi = self.head_cols
+        g = vmap(project_orthogonal)(grads[:, lo:hi], basis) if basis else grads[:, lo:hi].clone()
+        grads[:, lo:hi] = g
+        return [*basis, g / g.norm(dim=1, keepdim=True).clamp(min=1e-12)]
+
+    def on_epoch_end(self, runs: Tensor) -> None:
+        super().on_epoch_end(runs)
+        self.batch_index[runs.cpu()] = 0
+
+    @torch.no_grad()
+    def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
+        """Every run's unimodal logits and the fused ones by the inference rule (no fusion head)."""
+        self._set_training(False)
+        fused, uni = self._predict_fn(per_run)(self.stack.flat, self.stack.buffers, inputs)
+        return VectorPrediction(fused, uni, None)
+
+    def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        params = self.stack.unflatten(flat)
+        uni = []
+        for j, x in enumerate(inputs):
+            with self._autocast():
+                _, z = functional_call(self.stack.template, (params, buffers), (j, x))
+            uni.append(z.float())
         w = entropy_weights(uni) if self.inference == "entropy" else self.weights[:, None].expand(len(uni), -1)
-        return Prediction((w[..., None] * torch.stack(uni)).sum(0), uni)
+        return (w[..., None] * torch.stack(uni)).sum(0), uni
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"batch_index": self.batch_index.clone(), "count": self.count.clone(), "P": self.P.clone()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.batch_index.copy_(state["batch_index"])
+        self.count.copy_(state["count"])
+        self.P = state["P"].to(self.device).clone()

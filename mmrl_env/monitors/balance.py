@@ -8,16 +8,15 @@ means the modalities agree (eq. 4) on a sample the model already fits well (eq. 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from mmrl_env.learners.base import Prediction
-
 if TYPE_CHECKING:
-    from mmrl_env.trainer import InnerTrainer
+    from mmrl_env.engine.batch import VectorPrediction
+    from mmrl_env.engine.trainer import VectorTrainer
 
 
 def prediction_similarity(unimodal: list[Tensor]) -> Tensor:
@@ -62,30 +61,25 @@ class BalanceMeasurement:
                 (("score", self.score), ("similarity", self.similarity), ("loss", self.loss))}
 
 
-def measure_prediction(pred: Prediction, labels: Tensor, alpha: float = 0.2) -> BalanceMeasurement:
-    """Scores from one prediction; z_multi is the fusion head's logits, or the fused logits when
-    the learner has no fusion head (``Prediction.multi is None``)."""
-    multi = pred.fused if pred.multi is None else pred.multi
-    sim = prediction_similarity(pred.unimodal)
-    loss = sample_loss(multi, pred.unimodal, labels, alpha)
+def measure_prediction(pred: VectorPrediction, labels: Tensor, run: int, alpha: float = 0.2) -> BalanceMeasurement:
+    """Run ``run``'s scores from a K-run prediction; z_multi is the fusion head's logits, or the
+    fused logits when the learner has no fusion head (``pred.multi is None``)."""
+    multi = pred.fused[run] if pred.multi is None else pred.multi[run]
+    unimodal = [z[run] for z in pred.unimodal]
+    sim = prediction_similarity(unimodal)
+    loss = sample_loss(multi, unimodal, labels, alpha)
     return BalanceMeasurement(balance_score(sim, loss), sim, loss)
 
 
 class BalanceMeasurer:
-    """Measures the current inner model on the whole training split (one batched eval pass)."""
+    """Measures the current inner models on the whole training split (one batched eval pass)."""
 
     def __init__(self, alpha: float = 0.2) -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"measurer alpha must lie in [0, 1], got {alpha}")
         self.alpha = alpha
 
-    def measure(self, trainer: InnerTrainer) -> BalanceMeasurement:
+    def measure_runs(self, trainer: VectorTrainer) -> list[BalanceMeasurement]:
+        """One measurement per run of the trainer (K = 1: a list of one), from one batched prediction pass."""
         pred, labels = trainer.predict(trainer.dataset.train)
-        return measure_prediction(pred, labels, self.alpha)
-
-    def measure_runs(self, trainer: Any) -> list[BalanceMeasurement]:
-        """One measurement per run of a K-run trainer, from one batched prediction pass."""
-        pred, labels = trainer.predict(trainer.dataset.train)
-        return [measure_prediction(Prediction(pred.fused[k], [z[k] for z in pred.unimodal],
-                                              None if pred.multi is None else pred.multi[k]), labels, self.alpha)
-                for k in range(pred.fused.shape[0])]
+        return [measure_prediction(pred, labels, k, self.alpha) for k in range(trainer.num_runs)]
