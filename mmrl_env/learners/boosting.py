@@ -181,6 +181,16 @@ def boosting_losses(z: Tensor, count: Tensor, omega: Tensor, labels: Tensor, mas
     return eps, eps_o, eps_p, total
 
 
+def forked(generator: torch.Generator) -> torch.Generator:
+    """A copy of a run's generator for the ω network's initial weights: building ω leaves the
+    run's own stream untouched, so on a given seed boosting draws the same first data order as
+    every other learner (common random numbers across learners, as ``evaluate.py --learners``
+    compares them)."""
+    copy = torch.Generator(device=generator.device)
+    copy.set_state(generator.get_state())
+    return copy
+
+
 class BoostingLearner(StackedLearner):
     """K AUG runs. Unimodal logits = Σ_t ω-weighted classifier logits; inference = their late-fusion sum.
 
@@ -212,7 +222,7 @@ class BoostingLearner(StackedLearner):
         for r in range(m):
             for t in range(max_classifiers - 1):
                 self.add_group(f"slot{r}.{t}", lambda n, r=r, t=t: n.startswith(f"slots.{r}.{t}."))
-        self.omega_stack = RunStack(lambda: OmegaNet(m), generators, device)  # after the model, per generator
+        self.omega_stack = RunStack(lambda: OmegaNet(m), [forked(g) for g in generators], device)
         self.omega_optimizer = StackedOptimizer(self.omega_stack.flat,
                                                 OptimConfig(optim.name, omega_lr, optim.momentum, 0.0))
         self.omega_lr = torch.full((len(generators),), omega_lr, dtype=torch.float64, device=device)
@@ -232,7 +242,7 @@ class BoostingLearner(StackedLearner):
     def _reset_state(self, runs: list[int], generators: Sequence[torch.Generator]) -> None:
         idx = torch.as_tensor(runs, dtype=torch.long, device=self.device)
         for run, gen in zip(runs, generators, strict=True):
-            self.omega_stack.rebuild(run, gen)  # drawn after the model, from the run's generator
+            self.omega_stack.rebuild(run, forked(gen))
             self.generators[run] = gen
         self.omega_optimizer.reset_runs(idx)
         self.counts[runs] = 1
