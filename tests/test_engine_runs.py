@@ -76,3 +76,24 @@ def test_loop_runs_maps_like_vmap() -> None:
     torch.testing.assert_close(looped[1]["twice"], batched[1]["twice"])
     with pytest.raises(ValueError, match="at least one argument"):
         loop_runs(fn, (None, None), (x, w))
+
+
+@pytest.mark.usefixtures("float64")
+def test_channels_last_on_the_loop_changes_the_layout_not_the_run() -> None:
+    """The per-run loop may run the convolutions channels-last (its default on CUDA): the weights
+    reach the convolutions in that layout, and the runs are the same as contiguous ones."""
+    sizes, batch_size, iterations = CASES["raw"]
+    cfg = config(batch_size)
+    runs = []
+    for channels_last in (False, True):
+        vt = VectorTrainer(dataset("raw", torch.float64), cfg, len(SEEDS), "cpu", vectorize=False)
+        vt.reset(SEEDS)
+        vt.learner.set_vectorize(False, channels_last=channels_last)
+        weights = vt.learner.stack.unflatten(vt.learner.stack.flat[0])
+        conv = [n for n in vt.learner.stack.conv_weights if weights[n].shape[1] > 1][0]  # 1 channel: both layouts
+        assert weights[conv].is_contiguous(memory_format=torch.channels_last) == channels_last
+        vt.train(iterations, sizes)
+        runs.append(vt.learner.stack.flat.clone())
+    assert rel_error({"flat": runs[0]}, {"flat": runs[1]}) < 1e-9
+    with pytest.raises(ValueError, match="per-run loop only"):
+        vt.learner.set_vectorize(True, channels_last=True)

@@ -9,7 +9,12 @@ through ``torch.func.functional_call``.
 Memory format: the stacked tensors stay contiguous. ``channels_last`` breaks ``vmap``
 (``Tensor.clone`` with a ``memory_format`` has no batching rule), and under ``vmap`` the
 convolution of K runs becomes one grouped convolution over a (N, K·C, H, W) tensor, for which
-the contiguous layout is what the batching rule produces anyway.
+the contiguous layout is what the batching rule produces anyway. The per-run loop (the big
+encoders) is outside ``vmap``: with ``channels_last`` set (the engine sets it there on CUDA, as
+the cuDNN/Tensor-Core convolutions of ResNets and video networks prefer it under bf16),
+:meth:`RunStack.unflatten` hands each run's convolution weights over as ``channels_last``
+(``channels_last_3d`` for 3-D) copies, so the convolutions run in that layout; the copies are
+differentiable, the gradient lands in the flat row. Not measured on a GPU yet (none was lent).
 """
 
 from __future__ import annotations
@@ -62,10 +67,20 @@ class RunStack:
         self.buffers: dict[str, Tensor] = buffers
         self.template = masked_template(models[0])
         self.bn_momenta = batchnorm_momenta(self.template)
+        self.channels_last = False
+        self.conv_weights = {f"{prefix}.weight" if prefix else "weight":
+                             torch.channels_last if isinstance(m, nn.Conv2d) else torch.channels_last_3d
+                             for prefix, m in models[0].named_modules() if isinstance(m, nn.Conv2d | nn.Conv3d)}
 
     def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
-        """One run's (P,) parameter row as the model's named tensors (views; usable under vmap)."""
-        return {n: t.view(shape) for n, t, shape in zip(self.names, flat.split(self.numels), self.shapes, strict=True)}
+        """One run's (P,) parameter row as the model's named tensors (views; usable under vmap);
+        with ``channels_last``, the convolution weights as channels-last copies (module doc)."""
+        params = {n: t.view(shape) for n, t, shape in zip(self.names, flat.split(self.numels), self.shapes,
+                                                           strict=True)}
+        if self.channels_last:
+            for name, fmt in self.conv_weights.items():
+                params[name] = params[name].contiguous(memory_format=fmt)
+        return params
 
     @property
     def num_runs(self) -> int:

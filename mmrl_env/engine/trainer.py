@@ -12,8 +12,9 @@ the big encoders, the same per-run step in a loop (``vectorize=False``, :mod:`mm
 ``gym.make`` envs (K = 1), ``make_vec`` envs, ``train_mml.py`` and the benchmarks all train
 through this class; environments drive it in decision intervals (``train``, ``train_epoch``).
 
-Learners: :mod:`mmrl_env.learners` (``learner=`` by name). Contiguous memory format only (no
-``channels_last``, which breaks ``vmap``; see :mod:`mmrl_env.engine.stack`).
+Learners: :mod:`mmrl_env.learners` (``learner=`` by name). Memory format: contiguous on the
+batched path (``channels_last`` breaks ``vmap``), channels-last convolutions on the per-run
+loop on CUDA (:mod:`mmrl_env.engine.stack`).
 """
 
 from __future__ import annotations

@@ -132,11 +132,18 @@ class StackedLearner:
         self._predict_fns: dict[bool, Callable[..., Any]] = {}
         self.vectorize = True
 
-    def set_vectorize(self, vectorize: bool) -> None:
+    def set_vectorize(self, vectorize: bool, channels_last: bool | None = None) -> None:
         """Batched (``vmap``) or per-run loop steps from now on (:mod:`~mmrl_env.engine.runs`); the
-        loop also trims each run's padding rows before the encoders."""
+        loop also trims each run's padding rows before the encoders and, with ``channels_last``
+        (default: in the loop on CUDA), runs the convolutions channels-last
+        (:mod:`~mmrl_env.engine.stack`)."""
         self.vectorize = bool(vectorize)
         self.stack.template.trim_rows = not self.vectorize
+        if channels_last is None:
+            channels_last = not self.vectorize and self.device.type == "cuda"
+        if channels_last and self.vectorize:
+            raise ValueError("channels_last works on the per-run loop only (vectorize=False): it breaks vmap")
+        self.stack.channels_last = bool(channels_last)
 
     def map_runs(self, fn: Callable[..., Any], in_dims: Sequence[int | None]) -> RunMap:
         """``fn`` (one run's computation) over the K runs, batched or looped per ``vectorize``."""
