@@ -46,19 +46,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from mmrl_env.extras import require
+
 log = logging.getLogger(__name__)
 Infos = list[dict[str, Any]]
-INSTALL_HINT = "Ray is not installed: pip install -e '.[ray]'"
 FAULT_KEY = "actor_restarted"
 
 
 def import_ray() -> Any:
-    """``ray``, or an ``ImportError`` that says how to install it."""
-    try:
-        import ray
-    except ImportError as err:
-        raise ImportError(INSTALL_HINT) from err
-    return ray
+    """``ray``, or a ``MissingExtraError`` that names the extra installing it."""
+    return require("ray", "running inner runs in Ray actors")
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
@@ -184,11 +181,14 @@ class RayVectorEnv(VectorEnv):
         self._started = False
 
     def _default_gpus(self, device: str) -> float:
-        if device.startswith("cuda"):
-            return 1
-        if device == "auto":
-            return 1 if self._ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        return 0
+        """A GPU per actor when the env trains on CUDA (``auto``: when the cluster has GPUs);
+        a share of one when the cluster has fewer GPUs than actors, so that no actor waits forever."""
+        gpus = float(self._ray.cluster_resources().get("GPU", 0))
+        if device.startswith("cuda") and gpus == 0:
+            raise ValueError(f"device={device!r}, but the Ray cluster has no GPU; use device=cpu or add GPU nodes")
+        if not (device.startswith("cuda") or device == "auto") or gpus == 0:
+            return 0
+        return 1 if gpus >= self.num_actors else gpus / self.num_actors
 
     def _block(self, a: int) -> slice:
         return slice(self.offsets[a], self.offsets[a + 1])
