@@ -161,20 +161,47 @@ def test_ppo_training_finishes_when_an_actor_dies(ray_cluster, small_kwargs):
 
 @pytest.mark.slow
 def test_state_round_trip(ray_cluster, small_kwargs):
-    renv = RayVectorEnv("DUS-Synthetic", 3, 2, small_kwargs)
+    half = {"num_cpus": 0.4}  # three envs of 2 actors open at once on a cluster of 2 CPUs
+    renv = RayVectorEnv("DUS-Synthetic", 3, 2, small_kwargs, **half)
     renv.reset(seed=9)
     renv.step_runs(actions(0, 3))
     state = renv.get_state()
     assert [s["identity"]["runs"] for s in state["actors"]] == [2, 1]
     after = [renv.step_runs(actions(s, 3))[:2] for s in (1, 2)]
-    other = RayVectorEnv("DUS-Synthetic", 3, 2, small_kwargs)
+    other = RayVectorEnv("DUS-Synthetic", 3, 2, small_kwargs, **half)
     other.set_state(state)
     for (obs, rew), s in zip(after, (1, 2), strict=True):
         o, r, *_ = other.step_runs(actions(s, 3))
         np.testing.assert_array_equal(o, obs)
         np.testing.assert_array_equal(r, rew)
-    one_actor = RayVectorEnv("DUS-Synthetic", 3, 1, small_kwargs)
+    one_actor = RayVectorEnv("DUS-Synthetic", 3, 1, small_kwargs, **half)
     with pytest.raises(ValueError, match="runs per Ray actor"):
         one_actor.set_state(state)
     for env in (renv, other, one_actor):
         env.close()
+
+
+@pytest.mark.slow
+def test_ray_run_resumes_to_the_uninterrupted_result(ray_cluster, tmp_path, monkeypatch):
+    """train_agent.py --ray: a run stopped after its first checkpoint and resumed ends where an
+    uninterrupted Ray run ends (agent weights and the final comparison, also played on actors)."""
+    import yaml
+    from test_resume import kill_after_first_checkpoint, results, same_parameters, train_args, write_config
+
+    from agents.checkpoint import latest_checkpoint, load_state, steps_of
+    from agents.factory import LEARNED
+
+    cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
+    ray_flags = ["--ray", "--ray-workers", "2", "--n-envs", "2", "--eval-freq", "0"]
+    straight = main([*ray_flags, *train_args("ppo", cfg, tmp_path / "a", 16)])
+    kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(SystemExit):
+        main([*ray_flags, "--save-freq", "8", *train_args("ppo", cfg, tmp_path / "b", 16)])
+    run = next((tmp_path / "b" / "ppo").iterdir())
+    state = load_state(latest_checkpoint(run))
+    assert steps_of(latest_checkpoint(run)) == 8 and state["env"][-1]["state"]["venv"]["layout"] == [1, 1]
+    assert yaml.safe_load((run / "config.yaml").read_text())["ray_workers"] == 2
+    monkeypatch.undo()
+    assert main(["--resume", str(run), "--no-progress"]) == run
+    same_parameters(straight / "model.zip", run / "model.zip", LEARNED["ppo"])
+    assert results(run) == results(straight)

@@ -300,12 +300,20 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
     resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent.
     With ``--n-envs`` K > 1 a learned agent collects from K inner runs at once (``vec_env``)."""
-    algo, total = cfg["algo"], cfg["total_timesteps"]
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
     if cfg.get("n_envs", 1) > 1 or cfg.get("ray"):
         env = vec_env(cfg, tb_root)
     else:
         env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
+    try:
+        return train_on(env, cfg, run_dir, args, tb_root)
+    finally:  # also when stopped: a Ray env's actors hold their cluster resources until closed
+        env.close()
+
+
+def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, tb_root: Path) -> Any:
+    """``train``'s work on the env it made."""
+    algo, total = cfg["algo"], cfg["total_timesteps"]
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
     agent = build_agent(cfg, env, tb_root, checkpoint, state, args.verbose, args.trust_checkpoint)
     if state is not None:
@@ -332,7 +340,6 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
             agent.save(run_dir / "model.json")
         if save_freq:  # a crash in the final comparison then resumes without training again
             checkpointer.save(steps, **extra)
-    env.close()
     return agent
 
 

@@ -157,8 +157,13 @@ class RayVectorEnv(VectorEnv):
         host = ray.remote(RunsHost).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts,
                                             max_task_retries=0)
         self.actors = [host.remote(env_id, k, self.env_kwargs, threads) for k in self.runs_per_actor]
+        refs = [a.describe.remote() for a in self.actors]
+        if len(ray.wait(refs, num_returns=len(refs), timeout=120)[0]) < len(refs):  # still building, or unplaceable
+            log.warning("waiting for Ray to start %d actor(s) of %s CPU and %s GPU each; the cluster has %s in all, "
+                        "%s free (actors of other envs that are still open hold theirs)", self.num_actors, num_cpus,
+                        num_gpus, ray.cluster_resources(), ray.available_resources())
         try:
-            described = ray.get([a.describe.remote() for a in self.actors])
+            described = ray.get(refs)
         except Exception:  # a bad setting fails in every actor's constructor: raise its error, leave no actors
             self.close()
             raise
