@@ -5,12 +5,13 @@
 
 The same K runs of ``--env-id`` are stepped three ways: one in-process
 ``gym.make_vec(..., vectorization_mode="vector_entry_point")`` env, a ``RayVectorEnv`` with
-1 actor hosting all K runs, and one with 2 actors of K/2 runs each (each actor: 1 CPU,
-``--threads`` torch threads; on CUDA a GPU each, or a share when there are fewer GPUs than
-actors). Each env is reset once, warmed up one step, then ``--steps`` steps are timed per
+1 actor hosting all K runs, and one with 2 actors of K/2 runs each. All stay open for the
+alternating rounds, so each actor reserves an equal share of the cluster's CPUs (on CUDA a
+GPU each, or a share when there are fewer GPUs than actors) and runs ``--threads`` torch
+threads. Each env is reset once, warmed up one step, then ``--steps`` steps are timed per
 round (all within one episode: no reset); ``--repeats`` rounds alternate between the three
 so that a load change on a shared machine hits all, and each side's fastest round counts.
-Throughput is run-steps per second (K × steps / time); the ratios over the in-process env
+Throughput is run-steps per second (K x steps / time); the ratios over the in-process env
 are measured in this one run. A local cluster of ``--cpus`` CPUs is started (``ray.init``).
 Results: BENCHMARKS.md ("Inner runs in Ray actors").
 """
@@ -67,13 +68,16 @@ def timer(env: gym.vector.VectorEnv, k: int, steps: int, seed: int):
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    init_ray(num_cpus=args.cpus)
+    ray = init_ray(num_cpus=args.cpus)
+    # every env stays open for the alternating rounds: the actors share the cluster's CPUs
+    share = ray.cluster_resources()["CPU"] / sum(args.actors)
     kwargs = {"device": args.device, "epochs": args.epochs}
     envs: dict[str, gym.vector.VectorEnv] = {
         "in-process": gym.make_vec(args.env_id, num_envs=args.runs, vectorization_mode="vector_entry_point",
                                    **kwargs)}
     for n in args.actors:
-        envs[f"{n} actor{'s' * (n > 1)}"] = RayVectorEnv(args.env_id, args.runs, n, kwargs, threads=args.threads)
+        envs[f"{n} actor{'s' * (n > 1)}"] = RayVectorEnv(args.env_id, args.runs, n, kwargs, num_cpus=share,
+                                                            threads=args.threads)
     # the episode must not end while timing: 1 warm-up + repeats x steps decisions
     timers = {name: timer(env, args.runs, args.steps, seed=0) for name, env in envs.items()}
     best = dict.fromkeys(timers, float("inf"))
