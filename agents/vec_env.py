@@ -25,17 +25,20 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from torch.utils.tensorboard import SummaryWriter
 
 from mmrl_env.envs.control import control_of
+from mmrl_env.envs.ray_vector import RayVectorEnv
 from mmrl_env.envs.tensorboard import log_episode, log_step
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 
 class MMRLVecEnv(VecEnv):
-    """SB3 ``VecEnv`` over a :class:`MultimodalTrainingVectorEnv` (K inner runs, one engine)."""
+    """SB3 ``VecEnv`` over a :class:`MultimodalTrainingVectorEnv` (K inner runs, one engine) or
+    a :class:`RayVectorEnv` (actors x K runs; a run whose actor died ends truncated, so SB3
+    bootstraps its value from ``terminal_observation``)."""
 
-    def __init__(self, venv: MultimodalTrainingVectorEnv) -> None:
-        if not isinstance(venv, MultimodalTrainingVectorEnv):
+    def __init__(self, venv: MultimodalTrainingVectorEnv | RayVectorEnv) -> None:
+        if not isinstance(venv, (MultimodalTrainingVectorEnv, RayVectorEnv)):
             raise TypeError(f"MMRLVecEnv wraps an mmrl vector env (gym.make_vec(..., vectorization_mode="
-                            f"'vector_entry_point')), got {type(venv).__name__}")
+                            f"'vector_entry_point'), or a RayVectorEnv), got {type(venv).__name__}")
         if venv.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError(f"SB3 needs autoreset_mode='SameStep', this env uses {venv.autoreset_mode.value!r}")
         self.venv = venv  # before VecEnv.__init__, which reads render_mode through get_attr

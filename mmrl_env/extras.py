@@ -14,6 +14,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "av": ("audio-video", "av"),
     "cv2": ("audio-video", "opencv-python-headless"),
     "transformers": ("text", "transformers"),
+    "ray": ("ray", "ray"),  # inner runs in Ray actors (mmrl_env.envs.ray_vector), not a data stack
 }
 
 

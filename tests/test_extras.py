@@ -13,7 +13,7 @@ from mmrl_env.extras import EXTRAS, MissingExtraError, require
 
 ROOT = Path(__file__).resolve().parent.parent
 
-BLOCK = "import sys\nfor m in ('soundfile', 'av', 'cv2', 'transformers'):\n    sys.modules[m] = None\n"
+BLOCK = "import sys\nfor m in ('soundfile', 'av', 'cv2', 'transformers', 'ray'):\n    sys.modules[m] = None\n"
 
 
 def test_synthetic_and_every_module_import_without_the_real_data_stacks() -> None:

@@ -54,7 +54,7 @@ from mmrl_env.engine.select import ENGINES
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
-from training import train_mml
+from training import ray_cluster, train_mml
 from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import REQUIRED, check_applies, make_env, make_runs, next_run_dir
@@ -93,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="load <run dir>/model.zip with SB3's own loader, which unpickles (runs code from) it; "
                    "only for run directories you trust")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    ray_cluster.add_flags(p)
     return p.parse_args(argv)
 
 
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> Path:
     check_range("--first-seed", args.first_seed, 0)
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
+    ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
     evaluate = evaluate_policies if args.policies else evaluate_learners
     records, modalities = evaluate(args, seeds, names)
     # the note comes with the tables: bad input (refused inside evaluate) gets only its error line

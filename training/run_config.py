@@ -30,6 +30,7 @@ from agents.checkpoint import (
 from agents.factory import LEARNED, algo_names, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from mmrl_env.envs.registration import versioned_id
+from training import ray_cluster
 from training.cli_errors import UsageError, message_of, usage_errors
 from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
 from training.run_dirs import RunLock, create_run_dir, write_text_atomic
@@ -66,8 +67,12 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any]) -> gym.vect
 
 
 def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vector.VectorEnv:
-    """One vector env with a run per seed, autoreset off (one episode each: ``agents.rollout.run_episodes``)."""
-    return make_vec_env(env_id, len(seeds), {**kwargs, "autoreset_mode": "Disabled"})
+    """One vector env with a run per seed, autoreset off (one episode each: ``agents.rollout.run_episodes``);
+    its runs in Ray actors while a CLI uses ``--ray`` (``training.ray_cluster``)."""
+    kwargs = {**kwargs, "autoreset_mode": "Disabled"}
+    if ray_cluster.active():
+        return ray_cluster.make_vec_env(env_id, len(seeds), kwargs)
+    return make_vec_env(env_id, len(seeds), kwargs)
 
 
 def agent_device(algo: str, device: str) -> str:
@@ -176,6 +181,17 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     if n_envs > 1 and algo not in LEARNED:
         raise UsageError(f"--n-envs {n_envs}: a heuristic ({algo}) steps one env; use --n-envs 1")
     vec = args.vec_env or "batched"
+    address, workers = getattr(args, "ray", None), getattr(args, "ray_workers", None)
+    ray_cluster.check_flags(address, workers)
+    if address is not None:
+        if algo not in LEARNED:
+            raise UsageError(f"--ray: a heuristic ({algo}) steps one in-process env; --ray is for learned agents")
+        if vec != "batched":
+            raise UsageError(f"--ray with --vec-env {vec}: the Ray actors host the batched vector env (drop --vec-env)")
+        workers = workers or 1
+        if n_envs < workers:
+            raise UsageError(f"--n-envs {n_envs} with --ray-workers {workers}: every actor hosts at least one run "
+                             f"(use --n-envs >= {workers})")
     if n_envs > 1 and args.save_freq and vec != "batched":
         raise UsageError(f"--save-freq with --vec-env {vec}: checkpoints cover one env or the batched vector env "
                          "(drop --save-freq, or use --vec-env batched)")
@@ -199,6 +215,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
             "device": device, "deterministic": bool(args.deterministic), "eval_episodes": eval_episodes,
             "eval_freq": eval_freq, "periodic_eval_episodes": periodic, "baselines": baselines,
             "tensorboard_log": args.tensorboard_log, "n_envs": n_envs, "vec_env": vec,
+            "ray": address, "ray_workers": workers,
             "trained_agent": trained, "save_freq": args.save_freq,
             "keep_checkpoints": getattr(args, "keep_checkpoints", None) or DEFAULT_KEEP,
             "hyperparams": hp, "env_kwargs": env_kwargs}
@@ -241,7 +258,7 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
 # flags that define a run: with --resume they come from the run directory's config.yaml
 RUN_FLAGS = ("seed", "total_timesteps", "config", "hyperparams", "trained_agent", "n_envs", "vec_env", "env_kwargs",
              "device", "eval_episodes", "baselines", "tensorboard_log", "eval_freq", "periodic_eval_episodes",
-             "deterministic")
+             "deterministic", "ray_workers")
 
 
 def read_config(run_dir: Path, log: Any = print) -> dict[str, Any]:
@@ -301,8 +318,13 @@ def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[s
     if finished(run_dir):
         raise UsageError(f"--resume {run_dir}: that run has finished (results.json exists)")
     check_device(cfg["device"], f"{run_dir / 'config.yaml'}: device")
+    address = getattr(args, "ray", None)
+    if address is not None and not cfg.get("ray"):
+        raise UsageError(f"--resume {run_dir}: that run did not use Ray; its checkpoints hold in-process envs "
+                         "(drop --ray)")
     changed = {k: v for k, v in (("save_freq", args.save_freq),
-                                  ("keep_checkpoints", getattr(args, "keep_checkpoints", None)))
+                                  ("keep_checkpoints", getattr(args, "keep_checkpoints", None)),
+                                  ("ray", address))  # a Ray run may resume on another cluster
                if v is not None and v != cfg.get(k)}
     cfg = {**cfg, "save_freq": cfg.get("save_freq"), "keep_checkpoints": cfg.get("keep_checkpoints") or DEFAULT_KEEP,
            **changed}

@@ -17,6 +17,8 @@ the command line, the TensorBoard events (env/: the policy's per-step quantities
 SB3's training curves) and results.json (the final table). --save-freq N checkpoints the
 whole run (agent, env, RNGs) every N env steps, Ctrl-C checkpoints and stops, and
 --resume <run dir> continues to the same result as an uninterrupted run.
+--ray [ADDRESS] --ray-workers N puts the --n-envs inner runs (and the final comparison's)
+in N Ray actors, locally or on a cluster (README: Scaling out with Ray).
 Checkpoints hold no code: --resume rebuilds the agent from config.yaml and reads only tensors
 and plain values (--trust-checkpoint lets SB3 unpickle the agent, for a run directory you
 trust); -i reads only the tensors of the given model.zip too. Bad input is refused before
@@ -61,6 +63,7 @@ from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import versioned_id
 from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
+from training import ray_cluster
 from training.cli_errors import UsageError, run_cli
 from training.config import DEFAULT_THREADS, deep_merge, set_threads
 from training.run_config import (
@@ -104,6 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vec-env", choices=("batched", "dummy", "subproc"), default=None,
                    help="with --n-envs > 1: batched (default: the K inner runs train as one batched engine step; "
                    "checkpoints supported), or K env copies in SB3's DummyVecEnv / SubprocVecEnv")
+    ray_cluster.add_flags(p)
     p.add_argument("--env-kwargs", nargs="+", default=None, metavar="KEY=VALUE",
                    help="env keyword arguments, key=value or key:value; values are YAML; dotted keys nest "
                    "(dataset_kwargs.n_train=500); data_root=DIR is short for dataset_kwargs.root=DIR")
@@ -260,7 +264,7 @@ def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
         return []
     base = make_env(cfg["env"], cfg["env_kwargs"])
     base.reset(seed=cfg["seed"] + 20_000)  # apart from the training and final-comparison seeds
-    if cfg.get("n_envs", 1) > 1 and cfg.get("vec_env", "batched") == "batched":
+    if cfg.get("ray") or (cfg.get("n_envs", 1) > 1 and cfg.get("vec_env", "batched") == "batched"):
         env: Any = VecMonitor(DummyVecEnv([lambda: base]))  # the training env's wrapper type: no SB3 warning
     else:
         env = Monitor(base)
@@ -274,7 +278,11 @@ def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
     vector env whose K runs train as one batched engine step (``gym.make_vec(...,
     vectorization_mode="vector_entry_point")`` through ``agents.vec_env.MMRLVecEnv``), logging
     to ``env/``; checkpoints cover it. ``dummy`` / ``subproc``: K copies of the single env in
-    SB3's DummyVecEnv or SubprocVecEnv (copy i logs to ``env_<i>/``; no checkpoints)."""
+    SB3's DummyVecEnv or SubprocVecEnv (copy i logs to ``env_<i>/``; no checkpoints). With
+    ``--ray``: the K runs spread over ``--ray-workers`` Ray actors (``RayVectorEnv``), as batched."""
+    if cfg.get("ray"):
+        venv = ray_cluster.make_vec_env(cfg["env"], cfg["n_envs"], cfg["env_kwargs"], cfg["ray_workers"])
+        return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env")))
     if cfg.get("vec_env", "batched") == "batched":
         venv = make_vec_env(cfg["env"], cfg["n_envs"], cfg["env_kwargs"])
         return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env")))
@@ -292,12 +300,20 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
     """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
     resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent.
     With ``--n-envs`` K > 1 a learned agent collects from K inner runs at once (``vec_env``)."""
-    algo, total = cfg["algo"], cfg["total_timesteps"]
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
-    if cfg.get("n_envs", 1) > 1:
+    if cfg.get("n_envs", 1) > 1 or cfg.get("ray"):
         env = vec_env(cfg, tb_root)
     else:
         env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
+    try:
+        return train_on(env, cfg, run_dir, args, tb_root)
+    finally:  # also when stopped: a Ray env's actors hold their cluster resources until closed
+        env.close()
+
+
+def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, tb_root: Path) -> Any:
+    """``train``'s work on the env it made."""
+    algo, total = cfg["algo"], cfg["total_timesteps"]
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
     agent = build_agent(cfg, env, tb_root, checkpoint, state, args.verbose, args.trust_checkpoint)
     if state is not None:
@@ -324,7 +340,6 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
             agent.save(run_dir / "model.json")
         if save_freq:  # a crash in the final comparison then resumes without training again
             checkpointer.save(steps, **extra)
-    env.close()
     return agent
 
 
@@ -362,6 +377,7 @@ def main(argv: list[str] | None = None) -> Path:
     run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
     if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
         set_deterministic()
+    ray_cluster.use(cfg.get("ray"), cfg.get("ray_workers"))  # the training env and the final comparison
     print(f"run directory: {run_dir}")
     if not args.resume:
         write_config(cfg["tensorboard_log"] or run_dir, cfg)
