@@ -44,12 +44,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AutoresetMode
 
+from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
 from mmrl_env.extras import require
 
 log = logging.getLogger(__name__)
-Infos = list[dict[str, Any]]
 FAULT_KEY = "actor_restarted"
 
 
@@ -130,7 +130,7 @@ class RunsHost:
         return os.getpid()
 
 
-class RayVectorEnv(VectorEnv):
+class RayVectorEnv(PerRunVectorEnv):
     """``num_envs`` inner runs of ``env_id`` spread over ``num_actors`` Ray actors (see the
     module docstring). ``env_kwargs`` are the env's own (``autoreset_mode`` included).
     Each actor reserves ``num_cpus`` CPUs and ``num_gpus`` GPUs (default: 1 when the env's
@@ -214,14 +214,6 @@ class RayVectorEnv(VectorEnv):
         return done, failed
 
     # --- the vector-env API ------------------------------------------------------------
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        obs, infos = self.reset_runs(seed=seed)
-        return obs, self._merge(infos)
-
-    def step(self, actions: np.ndarray):
-        obs, rewards, terminated, truncated, infos = self.step_runs(actions)
-        return obs, rewards, terminated, truncated, self._merge(infos)
-
     def reset_runs(self, seed: int | Sequence[int | None] | None = None,
                    runs: Sequence[int] | None = None) -> tuple[np.ndarray, Infos]:
         """As ``MultimodalTrainingVectorEnv.reset_runs``, over all actors' runs (global indices)."""
@@ -390,13 +382,6 @@ class RayVectorEnv(VectorEnv):
         """Env ``i``'s newest info (what a fault reports as the ended episode's last info)."""
         self._last_infos[i] = {k: v for k, v in info.items() if k not in ("final_obs", "final_info", "test",
                                                                            FAULT_KEY, "actor", "error")}
-
-    def _merge(self, infos: Infos) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for k, info in enumerate(infos):
-            if info:
-                merged = self._add_info(merged, info, k)
-        return merged
 
     # --- checkpoints -------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:

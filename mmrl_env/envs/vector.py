@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from mmrl_env.engine.select import build_run_trainer
@@ -33,15 +33,15 @@ from mmrl_env.envs.actions import check_action
 from mmrl_env.envs.control import ActionMap, ControlSpec
 from mmrl_env.envs.layout import ObservationExtra, ObservationLayout
 from mmrl_env.envs.reward import ValidationReward
+from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
 from mmrl_env.kwargs import unknown_kwargs_message
 from mmrl_env.metrics import prediction_metrics
 from mmrl_env.monitors.cmd import CumulativeDiscrepancy, modality_discrepancy
 
 OBS_EXTRAS = ("val_acc",)
-Infos = list[dict[str, Any]]
 
 
-class MultimodalTrainingVectorEnv(VectorEnv):
+class MultimodalTrainingVectorEnv(PerRunVectorEnv):
     """K inner runs. Keyword arguments are the single env's (see ``MultimodalTrainingEnv``)
     plus ``num_envs`` (K), ``autoreset_mode`` and ``engine`` (``auto``: the batched engine
     where it covers the learner and encoders, else runs in sequence; ``batched``;
@@ -155,17 +155,6 @@ class MultimodalTrainingVectorEnv(VectorEnv):
         return {}
 
     # --- the K-run API ----------------------------------------------------------------
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        """Start every run. ``seed``: an int seeds run k with ``seed + k`` (Gymnasium's
-        convention), a list gives one seed per run, ``None`` keeps each run's generator
-        (fresh entropy the first time)."""
-        obs, infos = self.reset_runs(seed=seed)
-        return obs, self._merge(infos)
-
-    def step(self, actions: np.ndarray):
-        obs, rewards, terminated, truncated, infos = self.step_runs(actions)
-        return obs, rewards, terminated, truncated, self._merge(infos)
-
     def reset_runs(self, seed: int | Sequence[int | None] | None = None,
                    runs: Sequence[int] | None = None) -> tuple[np.ndarray, Infos]:
         """Reset ``runs`` (default: all); observations of all runs and one info dict per run
@@ -293,14 +282,6 @@ class MultimodalTrainingVectorEnv(VectorEnv):
             **method_info,
             **extra,
         }
-
-    def _merge(self, infos: Infos) -> dict[str, Any]:
-        """Gymnasium's vector info: one array per key with a ``_key`` mask of the runs that have it."""
-        merged: dict[str, Any] = {}
-        for k, info in enumerate(infos):
-            if info:
-                merged = self._add_info(merged, info, k)
-        return merged
 
     # --- checkpoints ----------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
