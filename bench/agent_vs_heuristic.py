@@ -10,9 +10,11 @@ the policy is better / tied.
     python bench/agent_vs_heuristic.py --env DUS-Synthetic --baseline dus-h \
         --policies ppo:runs/ppo/DUS-Synthetic_1,uniform --seeds 20
 
-Policies are ``evaluate.py``'s: heuristic names or ``<algo>:<run dir>``; the baseline's env
-is made with the settings of the first run dir given plus ``--env-kwargs``, as in evaluate.py.
-``--json`` writes the per-seed values too.
+Policies are ``evaluate.py``'s: heuristic names or ``<algo>:<run dir>``. Unlike evaluate.py,
+``--env-kwargs`` applies to the agents too (a run's own env settings, then these), so an
+agent trained on one data seed can be scored on another (``dataset_kwargs.seed=1``) or on
+``dataset_kwargs.form=raw``; heuristics get the first run's settings, then these, then their
+own. ``--json`` writes the per-seed values too.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.config import set_threads  # noqa: E402
-from training.evaluate import evaluate_policies  # noqa: E402
-from training.evaluate import parse_args as evaluate_args  # noqa: E402
+from agents.factory import make_agent  # noqa: E402
+from agents.heuristics import HEURISTICS  # noqa: E402
+from agents.rollout import run_episodes  # noqa: E402
+from training.config import deep_merge, parse_kv, set_threads  # noqa: E402
+from training.evaluate import load_run  # noqa: E402
+from training.run_config import make_runs  # noqa: E402
 
 
 def paired_interval(diff: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -57,6 +62,24 @@ def compare(per_seed: dict[str, np.ndarray], baseline: str) -> list[dict[str, fl
     return rows
 
 
+def play(env_id: str, policies: list[str], overrides: dict, seeds: list[int], metric: str) -> dict[str, np.ndarray]:
+    """Per policy, ``metric`` at the end of each seed's episode (one K-run vector env per policy)."""
+    runs = {p: load_run(p, env_id) for p in policies if ":" in p}
+    base = deep_merge(next(iter(runs.values()))[2] if runs else {}, overrides)
+    out = {}
+    for spec in policies:
+        if spec in runs:
+            name, agent = spec.partition(":")[0] + ":" + Path(spec.partition(":")[2]).name, runs[spec][1]
+            venv = make_runs(env_id, deep_merge(runs[spec][2], overrides), seeds)
+        else:
+            name, venv = spec, make_runs(env_id, deep_merge(base, HEURISTICS[spec].env_kwargs), seeds)
+            agent = make_agent(spec, venv, seed=seeds[0])
+        episodes = run_episodes(agent, venv, seeds)
+        venv.close()
+        out[name] = 100 * np.array([ep["final"].get("test", {}).get(metric, np.nan) for ep in episodes])  # points
+    return out
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="DUS-Synthetic")
@@ -73,14 +96,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
     policies = [s for s in args.policies.split(",") if s]
     if args.baseline not in policies:
         policies.append(args.baseline)
-    eval_argv = ["--env", args.env, "--policies", ",".join(policies), "--seeds", str(args.seeds),
-                 "--first-seed", str(args.first_seed), "--no-progress"]
-    if args.env_kwargs:
-        eval_argv += ["--env-kwargs", *args.env_kwargs]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    records, _ = evaluate_policies(evaluate_args(eval_argv), seeds)
-    per_seed = {name: 100 * np.array([r.metrics[args.metric] for r in recs], float)  # points
-                for name, recs in records.items()}
+    per_seed = play(args.env, policies, parse_kv(args.env_kwargs), seeds, args.metric)
     rows = compare(per_seed, args.baseline)
     print(f"{args.env} {' '.join(args.env_kwargs)}: {args.metric} over seeds {seeds[0]}–{seeds[-1]} "
           f"({len(seeds)}), paired vs {args.baseline}")
