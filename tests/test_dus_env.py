@@ -152,6 +152,21 @@ def test_alternative_rewards(small_kwargs, reward):
     assert expected != 0.0 and r == pytest.approx(expected, abs=1e-5)
 
 
+@pytest.mark.parametrize("reward", ["final", "auc"])
+def test_curve_rewards(small_kwargs, reward):
+    """``final`` pays the last validation accuracy once; ``auc`` pays every step's accuracy, so
+    the undiscounted return is the area under the validation curve (per-step infos' val_acc)."""
+    env = gym.make("DUS-Synthetic", reward=reward, **small_kwargs)
+    _, rewards, infos = rollout(env, 0, [np.array([0.5, -0.5], np.float32)] * 50)
+    accs = 100 * np.array([i["val_acc"] for i in infos[1:]])
+    assert len(rewards) > 1 and infos[-1]["iteration"] == env.unwrapped.trainer.total_iterations
+    if reward == "final":
+        np.testing.assert_allclose(rewards, np.r_[np.zeros(len(accs) - 1), accs[-1]], atol=1e-4)
+    else:
+        np.testing.assert_allclose(rewards, accs, atol=1e-4)
+    assert rewards.sum() > 0
+
+
 def test_divergence_ends_episode(small_kwargs):
     env = gym.make("DUS-Synthetic", optim={"lr": 1e6}, **small_kwargs)
     env.reset(seed=0)

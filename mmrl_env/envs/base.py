@@ -25,7 +25,8 @@ class MultimodalTrainingEnv(gym.Env):
     learner / learner_kwargs: inner dynamics (``joint``; more in ``mmrl_env.learners``).
     batch_size, epochs, optim: the inner run (optim: dict of ``OptimConfig`` fields).
     val_size: size of the fixed validation subset the reward is measured on (None = all).
-    reward: ``acc`` (100·Δ accuracy, default), ``f1`` (100·Δ macro-F1), ``loss`` (−Δ val loss).
+    reward: ``acc`` (100·Δ accuracy, default), ``f1`` (100·Δ macro-F1), ``loss`` (−Δ val loss),
+        ``final`` (100·accuracy at the last step only), ``auc`` (100·accuracy every step).
     cmd_kwargs: the CMD monitor's settings, ``{"mode": "mean" | "ema", "ema": 0.99}``.
     obs_extras: optional observation extras (``val_acc``).
     device: ``auto`` (CUDA when it helps; see ``mmrl_env.engine.select``), ``cpu`` or ``cuda[:i]``.

@@ -1,5 +1,11 @@
 """The reward: the gain of a validation score between two decision steps, for K runs at once.
 
+Two more definitions score the validation curve itself rather than its steps (chosen by an
+agent's user, never by default): ``final`` pays the last step's accuracy only, so every
+step's undiscounted return is the run's final accuracy (a constant baseline such as
+REINFORCE's rollout mean then fits every step alike); ``auc`` pays each step's accuracy,
+so the undiscounted return is the area under the validation curve (early accuracy counts).
+
 Measured on a fixed validation subset (the first ``val_size`` samples of the validation
 split, the same for every step, episode and run), so the reward's noise comes from the
 inner model only, not from which samples were drawn; one batched prediction scores every run.
@@ -14,11 +20,12 @@ import torch
 
 from mmrl_env.metrics import validation_scores
 
-REWARDS = ("acc", "f1", "loss")
+REWARDS = ("acc", "f1", "loss", "final", "auc")
 
 
 class ValidationReward:
-    """``acc``: 100·Δ accuracy (default); ``f1``: 100·Δ macro-F1; ``loss``: −Δ val loss."""
+    """``acc``: 100·Δ accuracy (default); ``f1``: 100·Δ macro-F1; ``loss``: −Δ val loss;
+    ``final``: 100·accuracy at the run's last step, 0 before; ``auc``: 100·accuracy each step."""
 
     def __init__(self, kind: str, val_size: int | None, trainer: Any) -> None:
         self.check(kind, val_size)
@@ -38,11 +45,18 @@ class ValidationReward:
         """Per run (K,): fused and per-modality accuracy (``acc``, ``acc_<modality>``) plus the
         reward's own score when it is not accuracy; one batched prediction for every run."""
         pred, y = trainer.predict(trainer.dataset.val, self.idx)
-        extra = () if self.kind == "acc" else (self.kind,)
+        extra = (self.kind,) if self.kind in ("f1", "loss") else ()
         return validation_scores(pred.fused, pred.unimodal, y, trainer.dataset.modality_names, extra)
 
-    def gain(self, prev: dict[str, np.ndarray], cur: dict[str, np.ndarray]) -> np.ndarray:
-        """(K,) rewards."""
+    def gain(self, prev: dict[str, np.ndarray], cur: dict[str, np.ndarray],
+             finished: np.ndarray | None = None) -> np.ndarray:
+        """(K,) rewards; ``finished`` (K,) bool marks the runs whose last step this was (``final``)."""
+        if self.kind == "final":
+            if finished is None:
+                raise ValueError("reward 'final' needs to know which runs just finished (finished=...)")
+            return np.where(finished, 100.0 * cur["acc"], 0.0)
+        if self.kind == "auc":
+            return 100.0 * cur["acc"]
         if self.kind == "loss":
             return prev["loss"] - cur["loss"]
         return 100.0 * (cur[self.kind] - prev[self.kind])

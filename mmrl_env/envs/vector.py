@@ -224,7 +224,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         diverged = stepping & ~np.isfinite(loss)
         cur = self.reward.measure(self.trainer)
         trained = stepping & ~diverged
-        rewards = np.where(trained, self.reward.gain(self._val, cur), 0.0)
+        rewards = np.where(trained, self.reward.gain(self._val, cur, self._finished()), 0.0)
         for key in self._val:
             self._val[key][trained] = cur[key][trained]
         terminated = stepping & (diverged | self._finished())
