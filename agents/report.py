@@ -27,8 +27,9 @@ METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
 BEST_MARK = "*"
 ABSENT = "—"  # a column a row cannot have (a learner's return), unlike n/a (every run diverged)
-RETURN_NOTE = ("return = the episode's summed reward, i.e. the inner run's total validation gain "
-               "(reward='acc': accuracy points from the first to the last decision step)")
+RETURN_NOTE = ("return = the episode's summed reward: reward='acc' (default) the inner run's total validation "
+               "gain, accuracy points from the first to the last decision step; 'final' the last validation "
+               "accuracy; 'auc' the area under the validation curve")
 HOW_TO_READ = ("How to read it: the std over seeds mixes real differences with the noise every policy shares on "
                "a seed (initial weights, data order); a policy helps when the paired "
                "95 % interval of its per-seed difference from the baseline lies above 0 (evaluate.py's "

@@ -15,6 +15,7 @@ import yaml
 from agents import report
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
+from training.cli_errors import UsageError
 from training.config import deep_merge, parse_kv
 from training.evaluate import episode_record, evaluate_policies, main, parse_args, with_baseline
 from training.run_config import make_runs
@@ -54,6 +55,17 @@ def test_heuristics_and_a_trained_agent_on_dus(tmp_path, capsys):
     assert "## paired vs uniform" in md and "paired vs uniform" in printed and "added" not in printed
     assert list(rows(out / "comparison.csv")) == list(table)  # uniform was among the policies: nothing added
     assert (out / "intervals.png").read_bytes()[:4] == PNG
+    # --env-kwargs reach the agent too (after its run's settings): other data scores differently ...
+    other = main(["--env", "DUS-Synthetic", "--policies", f"ppo:{run}", "--baseline", f"ppo:{run.name}",
+                  "--seeds", "2", "--out", str(tmp_path / "other"), "--no-progress",
+                  "--env-kwargs", "dataset_kwargs.seed=1"])
+    agent = f"ppo:{run.name}"
+    assert rows(other / "results.csv")[agent]["fused_map_mean"] != table[agent]["fused_map_mean"]
+    # ... and settings that change the agent's spaces are refused before anything is written
+    with pytest.raises(UsageError, match=r"observation space has shape \(10,\), the agent was trained on \(7,\)"):
+        main(["--env", "DUS-Synthetic", "--policies", f"ppo:{run}", "--seeds", "1", "--out", str(tmp_path / "bad"),
+              "--no-progress", "--env-kwargs", "obs_extras=[val_acc]"])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_the_baseline_is_added_and_every_policy_compared_seed_by_seed(tmp_path, capsys):

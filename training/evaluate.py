@@ -17,8 +17,9 @@ macro-F1 and mAP with a 95 % bootstrap interval, the probability of improvement 
 interquartile mean with its interval (agents/stats.py: scipy's percentile bootstrap, fixed seed).
 A policy is a heuristic name (its env is made with the env settings it stands for, as in
 train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the env of
-<run dir>/config.yaml). Heuristics run on the env settings of the first run dir given, then
---env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead.
+<run dir>/config.yaml, then --env-kwargs: e.g. dataset_kwargs.seed=1 scores an agent on other
+data, a generalisation check). Heuristics run on the env settings of the first run dir given,
+then --env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead.
 Output (--out, default runs/eval/<env>_<n>): results.md (two tables: mean ± std over seeds of
 fused and per-modality test accuracy, macro-F1 and mAP, the final gap between the modalities'
 accuracies, the return (policies only: a learner has none); then "paired vs <baseline>" with a
@@ -83,7 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    f"no rebalancing, {', '.join(f'{v} on {k}' for k, v in DEFAULT_BASELINES.items())} envs, "
                    f"{LEARNER_BASELINE} for --learners)")
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="env keyword arguments as in train_agent.py (key=value or key:value; data_root=DIR)")
+                   help="env keyword arguments as in train_agent.py (key=value or key:value; data_root=DIR); "
+                   "applied after a run's own settings, to its agent and to the heuristics")
     p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="LEARNER.KEY=VALUE",
                    help="--learners mode: per-learner keyword arguments, e.g. boosting.check_every=2")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/eval/<env>_<n>)")
@@ -183,6 +185,18 @@ def with_baseline(args: argparse.Namespace) -> tuple[list[str], str, str | None]
     return [*names, baseline], display_name(baseline), note
 
 
+def check_spaces(spec: str, agent: Any, venv: Any, given: list[str]) -> None:
+    """An agent scored on env settings other than its own (``--env-kwargs``) needs the same
+    observation and action spaces; otherwise say which settings changed them."""
+    for what in ("observation", "action"):
+        have, need = getattr(venv, f"single_{what}_space"), getattr(agent, f"{what}_space")
+        if have.shape != need.shape:
+            venv.close()
+            raise UsageError(f"{spec}: with --env-kwargs {' '.join(given)} the env's {what} space has shape "
+                             f"{have.shape}, the agent was trained on {need.shape}; drop the settings that "
+                             "change it (e.g. observation extras, the number of modalities)")
+
+
 def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str]
                       ) -> tuple[dict[str, list], tuple[str, ...]]:
     for spec in specs:
@@ -201,7 +215,8 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[st
     for spec in tqdm(specs, desc="policies", disable=args.no_progress):
         if spec in runs:
             name, agent, kwargs = runs[spec][0] + ":" + Path(spec.partition(":")[2]).name, runs[spec][1], runs[spec][2]
-            venv = make_runs(args.env, kwargs, seeds)
+            venv = make_runs(args.env, deep_merge(kwargs, overrides), seeds)
+            check_spaces(spec, agent, venv, args.env_kwargs)
         else:  # a heuristic (checked above)
             name, venv = spec, make_runs(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs), seeds)
             agent = make_agent(spec, venv, seed=seeds[0])
