@@ -195,10 +195,7 @@ def test_policies_share_each_seeds_start_and_run_k_is_the_single_episode():
 
 
 def run_weights(trainer: Any, k: int) -> dict[str, torch.Tensor]:
-    """Run k's model weights as the single model's state_dict, whichever engine runs it (K = 1
-    takes the plain sequential path, K > 1 the batched one: mmrl_env/engine/select.py)."""
-    if hasattr(trainer, "runs"):  # SequentialTrainer: K InnerTrainers
-        return trainer.runs[k].learner.model.state_dict()
+    """Run k's model weights, under the model's parameter names."""
     return trainer.learner.stack.run_state_dict(k)
 
 
@@ -212,7 +209,7 @@ def start_of_runs(env_id: str, policy: str, seeds: list[int]) -> list[dict[str, 
     starts = [{"weights": run_weights(trainer, k), "generator": trainer.generators[k].get_state(), "obs": obs[k],
                "val_acc": infos[k]["val_acc"]} for k in range(len(seeds))]
     if env_id.startswith("DUS"):  # BSS trains on curriculum orders drawn from the generator instead
-        streams = trainer.streams if hasattr(trainer, "streams") else [run.stream for run in trainer.runs]
+        streams = trainer.streams
         for start, stream in zip(starts, streams, strict=True):
             start["first_window"] = stream.next_window(32, 32)
     venv.close()
