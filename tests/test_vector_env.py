@@ -192,3 +192,20 @@ def test_vector_state_round_trip_continues_identically(small_kwargs):
         np.testing.assert_array_equal(oa, ob)
         np.testing.assert_array_equal(ra, rb)
         np.testing.assert_array_equal(ta, tb)
+
+
+def test_reset_runs_refuses_bad_run_indices_and_seeds(small_kwargs):
+    """A negative index would silently reset the last run, a float seed silently truncate."""
+    venv = make_vec("DUS-Synthetic", small_kwargs, k=2)
+    with pytest.raises(IndexError, match="run -1 out of range"):
+        venv.reset_runs(seed=[1], runs=[-1])
+    with pytest.raises(IndexError, match="run 2 out of range"):
+        venv.reset_runs(runs=[2])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        venv.reset_runs(seed=[1.5, 2])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        venv.reset_runs(seed=[-3, 2])
+    obs, infos = venv.reset_runs(seed=[np.int64(4), None])  # numpy integers are seeds too
+    assert obs.shape == (2, venv.single_observation_space.shape[0]) and all(infos)
+    with pytest.raises(ValueError, match="one action per run"):
+        venv.step_runs(np.zeros((3, 2), np.float32))

@@ -217,13 +217,7 @@ class RayVectorEnv(PerRunVectorEnv):
     def reset_runs(self, seed: int | Sequence[int | None] | None = None,
                    runs: Sequence[int] | None = None) -> tuple[np.ndarray, Infos]:
         """As ``MultimodalTrainingVectorEnv.reset_runs``, over all actors' runs (global indices)."""
-        runs = list(range(self.num_envs)) if runs is None else [int(r) for r in runs]
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + j for j in range(len(runs))]
-        else:
-            seeds = [None if s is None else int(s) for s in seed]
-            if len(seeds) != len(runs):
-                raise ValueError(f"got {len(seeds)} seeds for {len(runs)} runs; pass one seed per run (or an int)")
+        runs, seeds = self._reset_args(seed, runs)
         if not self._started:  # the recovery seeds follow the first seeds (fresh entropy without seeds)
             self._recovery_rng = np.random.default_rng(None if seeds[0] is None else [seeds[0], 7919])
             self._started = True
@@ -259,14 +253,7 @@ class RayVectorEnv(PerRunVectorEnv):
         of actions; runs of a dead actor come back truncated (module docstring)."""
         if not self._started:
             raise RuntimeError("call reset() before step(): no inner training run has started")
-        actions = np.asarray(actions)
-        if actions.shape[:1] != (self.num_envs,):
-            raise ValueError(f"actions must hold one action per run: shape ({self.num_envs}, "
-                             f"{', '.join(map(str, self.single_action_space.shape))}), got {actions.shape}")
-        active = np.ones(self.num_envs, bool) if active is None else np.asarray(active)
-        if active.shape != (self.num_envs,) or active.dtype != bool:
-            raise ValueError(f"active must be a bool mask with one entry per run, shape ({self.num_envs},); "
-                             f"got {active.dtype} of shape {active.shape}")
+        actions, active = self._step_args(actions, active)
         if (self._ended & active).any():
             ended = np.flatnonzero(self._ended & active).tolist()
             raise RuntimeError(f"inner run(s) {ended} were truncated when their Ray actor died; reset them "

@@ -39,6 +39,37 @@ class PerRunVectorEnv(VectorEnv):
         obs, rewards, terminated, truncated, infos = self.step_runs(actions)
         return obs, rewards, terminated, truncated, self._merge(infos)
 
+    def _reset_args(self, seed: int | Sequence[int | None] | None,
+                    runs: Sequence[int] | None) -> tuple[list[int], list[int | None]]:
+        """``reset_runs``' arguments checked: the run indices (default: all) and one seed per run
+        (an int ``s`` gives the j-th run ``s + j``; ``None`` keeps each run's generator)."""
+        runs = list(range(self.num_envs)) if runs is None else list(runs)
+        for r in runs:
+            if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, np.integer)) or not 0 <= r < self.num_envs:
+                raise IndexError(f"run {r!r} out of range: this env has runs 0..{self.num_envs - 1}")
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + j for j in range(len(runs))]
+        else:
+            seeds = list(seed)
+            if len(seeds) != len(runs):
+                raise ValueError(f"got {len(seeds)} seeds for {len(runs)} runs; pass one seed per run (or an int)")
+        for s in seeds:
+            if s is not None and (isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0):
+                raise ValueError(f"seeds must be non-negative integers or None, got {s!r}")
+        return [int(r) for r in runs], [None if s is None else int(s) for s in seeds]
+
+    def _step_args(self, actions: Any, active: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``step_runs``' arguments checked: (K, ...) actions and the (K,) bool ``active`` mask (default: all)."""
+        actions = np.asarray(actions)
+        if actions.shape[:1] != (self.num_envs,):
+            raise ValueError(f"actions must hold one action per run: shape ({self.num_envs}, "
+                             f"{', '.join(map(str, self.single_action_space.shape))}), got {actions.shape}")
+        active = np.ones(self.num_envs, bool) if active is None else np.asarray(active)
+        if active.shape != (self.num_envs,) or active.dtype != bool:
+            raise ValueError(f"active must be a bool mask with one entry per run, shape ({self.num_envs},); "
+                             f"got {active.dtype} of shape {active.shape}")
+        return actions, active
+
     def _merge(self, infos: Infos) -> dict[str, Any]:
         """Gymnasium's vector info: one array per key with a ``_key`` mask of the runs that have it."""
         merged: dict[str, Any] = {}

@@ -159,13 +159,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
                    runs: Sequence[int] | None = None) -> tuple[np.ndarray, Infos]:
         """Reset ``runs`` (default: all); observations of all runs and one info dict per run
         (empty for runs not reset)."""
-        runs = list(range(self.num_envs)) if runs is None else list(runs)
-        if seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(len(runs))]
-        else:
-            seeds = list(seed)
-            if len(seeds) != len(runs):
-                raise ValueError(f"got {len(seeds)} seeds for {len(runs)} runs; pass one seed per run (or an int)")
+        runs, seeds = self._reset_args(seed, runs)
         inner = []
         for run, s in zip(runs, seeds, strict=True):
             if s is not None or self._rngs[run] is None:
@@ -197,17 +191,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         have ended (an ended run's episode is over; it is never fed another action)."""
         if self._val is None:
             raise RuntimeError("call reset() before step(): no inner training run has started")
-        actions = np.asarray(actions) if not isinstance(actions, np.ndarray) else actions
-        if actions.shape[:1] != (self.num_envs,):
-            raise ValueError(f"actions must hold one action per run: shape ({self.num_envs}, "
-                             f"{', '.join(map(str, self.single_action_space.shape))}), got {actions.shape}")
-        if active is None:
-            active = np.ones(self.num_envs, bool)
-        else:
-            active = np.asarray(active)
-            if active.shape != (self.num_envs,) or active.dtype != bool:
-                raise ValueError(f"active must be a bool mask with one entry per run, shape ({self.num_envs},); "
-                                 f"got {active.dtype} of shape {active.shape}")
+        actions, active = self._step_args(actions, active)
         if self.autoreset_mode == AutoresetMode.DISABLED and (self._done & active).any():
             ended = np.flatnonzero(self._done & active).tolist()
             raise RuntimeError(f"inner run(s) {ended} have ended (terminated=True); reset them before stepping, "
