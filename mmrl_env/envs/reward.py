@@ -48,12 +48,9 @@ class ValidationReward:
         extra = (self.kind,) if self.kind in ("f1", "loss") else ()
         return validation_scores(pred.fused, pred.unimodal, y, trainer.dataset.modality_names, extra)
 
-    def gain(self, prev: dict[str, np.ndarray], cur: dict[str, np.ndarray],
-             finished: np.ndarray | None = None) -> np.ndarray:
-        """(K,) rewards; ``finished`` (K,) bool marks the runs whose last step this was (``final``)."""
+    def gain(self, prev: dict[str, np.ndarray], cur: dict[str, np.ndarray], finished: np.ndarray) -> np.ndarray:
+        """(K,) rewards; ``finished`` (K,) bool marks the runs whose last step this was (``final`` pays those)."""
         if self.kind == "final":
-            if finished is None:
-                raise ValueError("reward 'final' needs to know which runs just finished (finished=...)")
             return np.where(finished, 100.0 * cur["acc"], 0.0)
         if self.kind == "auc":
             return 100.0 * cur["acc"]

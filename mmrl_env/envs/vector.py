@@ -208,10 +208,11 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         diverged = stepping & ~np.isfinite(loss)
         cur = self.reward.measure(self.trainer)
         trained = stepping & ~diverged
-        rewards = np.where(trained, self.reward.gain(self._val, cur, self._finished()), 0.0)
+        finished = self._finished()
+        rewards = np.where(trained, self.reward.gain(self._val, cur, finished), 0.0)
         for key in self._val:
             self._val[key][trained] = cur[key][trained]
-        terminated = stepping & (diverged | self._finished())
+        terminated = stepping & (diverged | finished)
         self._done |= terminated
         s_hat = self.monitor.s_hat.cpu().numpy()
         infos: Infos = [{} for _ in range(self.num_envs)]
