@@ -209,3 +209,6 @@ def test_reset_runs_refuses_bad_run_indices_and_seeds(small_kwargs):
     assert obs.shape == (2, venv.single_observation_space.shape[0]) and all(infos)
     with pytest.raises(ValueError, match="one action per run"):
         venv.step_runs(np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match="unknown split 'dev'; choose one of train, val, test"):
+        venv.evaluate_runs("dev")
+    assert set(venv.evaluate_runs("val", [1])[0]) == set(venv.evaluate_runs("test", [1])[0])

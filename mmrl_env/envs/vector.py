@@ -39,6 +39,7 @@ from mmrl_env.metrics import prediction_metrics
 from mmrl_env.monitors.cmd import CumulativeDiscrepancy, modality_discrepancy
 
 OBS_EXTRAS = ("val_acc",)
+SPLITS = ("train", "val", "test")
 
 
 class MultimodalTrainingVectorEnv(PerRunVectorEnv):
@@ -241,6 +242,8 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
 
     def evaluate_runs(self, split: str = "test", runs: Sequence[int] | None = None) -> list[dict[str, float]]:
         """Full metrics (acc, macro-F1, mAP; fused and per modality) of each run's current model."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         runs = list(range(self.num_envs)) if runs is None else list(runs)
         if not runs:
             return []
