@@ -119,10 +119,10 @@ class VectorTrainer:
         split = self.dataset.train
         inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
                   for j in range(self.dataset.num_modalities)]
-        host = sizes
-        sizes = sizes.to(self.device)
-        return VectorBatch(idx, inputs, split.gather_labels(flat).view(self.num_runs, n), sizes,
-                           prefix_masks(sizes, n), self.cfg.batch_size, host_sizes=host)
+        # non_blocking: a blocking host-to-device copy waits for the queued GPU work (a sync per step)
+        device_sizes = sizes.to(self.device, non_blocking=True)
+        return VectorBatch(idx, inputs, split.gather_labels(flat).view(self.num_runs, n), device_sizes,
+                           prefix_masks(device_sizes, n), self.cfg.batch_size, host_sizes=sizes)
 
     def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
         batch = self.make_batch(windows, sizes)

@@ -279,7 +279,7 @@ class BoostingLearner(StackedLearner):
         """One update of every active run: the base group, and each live slot of each run."""
         self._set_training(True)
         active = batch.active
-        counts = self.counts.to(self.device)
+        counts = self.counts.to(self.device, non_blocking=True)  # host copy: no wait for the GPU
         widths = self.widths
         grads, (loss, (summed, probs, stats)) = self._train_fn(
             self.stack.flat, self.stack.buffers, batch.inputs, batch.labels, batch.masks, counts, self.omega,

@@ -187,7 +187,7 @@ class MLALearner(StackedLearner):
     def _project_gs(self, grads: Tensor, r: Tensor, active: Tensor, batches: int) -> None:
         """Each run's projector update and G_W ← G_W·Pᵀ, skipping a run's very first step."""
         on = active & (self.count > 0)
-        a = (0.1 ** (self.batch_index.double() / batches + 1)).to(self.device, self.P.dtype)
+        a = (0.1 ** (self.batch_index.double() / batches + 1)).to(self.device, self.P.dtype, non_blocking=True)
         updated = vmap(gs_projector_step)(self.P, r.to(self.P.dtype).unsqueeze(1), a)
         self.P = torch.where(on.view(-1, 1, 1), updated, self.P)
         lo, hi = self.weight_cols

@@ -238,7 +238,7 @@ class OGMGELearner(StackedLearner):
         if not window.any():
             self.last_coeff = torch.where(touched.unsqueeze(1), 1.0, self.last_coeff)
             return
-        mod = has_common & window.to(self.device)
+        mod = has_common & window.to(self.device, non_blocking=True)  # host epochs: no wait for the GPU
         coeff, _ = vmap(ogm_coefficients, in_dims=(0, None))(scores, self.alpha_ogm)
         coeff = torch.where(mod.unsqueeze(1), coeff, torch.ones_like(coeff))
         self.last_coeff = torch.where(touched.unsqueeze(1), coeff, self.last_coeff)
