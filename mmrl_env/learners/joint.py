@@ -131,15 +131,10 @@ class JointLearner(StackedLearner):
         return loss, ([z.detach() for z in logits], stats)
 
     def train_step(self, batch: VectorBatch) -> VectorStepOutput:
-        """One update of every active run (a run with all sizes 0 keeps its state exactly).
-
-        Extension points for learners built on this one: :meth:`loss_and_grads` (per-run losses
-        and the flat (K, P) gradient), :meth:`modulate_gradients` (between the two, e.g.
-        OGM-GE's per-modality scaling) and :meth:`apply_update` (optimizer and BatchNorm
-        running statistics)."""
+        """One update of every active run (a run with all sizes 0 keeps its state exactly):
+        :meth:`loss_and_grads`, then :meth:`apply_update`."""
         self._set_training(True)
         grads, loss, logits, stats = self.loss_and_grads(batch)
-        self.modulate_gradients(batch, grads, logits)
         self.apply_update(grads, batch, stats)
         return VectorStepOutput(loss.detach() * batch.active, logits, batch.active)
 
@@ -156,9 +151,6 @@ class JointLearner(StackedLearner):
         grads, (loss, (logits, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, batch.inputs,
                                                         batch.labels, batch.masks, batch.batch_size)
         return grads, loss, logits, stats
-
-    def modulate_gradients(self, batch: VectorBatch, grads: Tensor, logits: list[Tensor]) -> None:
-        """Hook between the gradient and the update (no-op here)."""
 
     def apply_update(self, grads: Tensor, batch: VectorBatch, stats: dict[str, Any]) -> None:
         """The optimizer step of the active runs and their BatchNorm running statistics.
