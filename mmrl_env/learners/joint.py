@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad_and_value
+from torch.func import grad_and_value
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
@@ -121,9 +121,7 @@ class JointLearner(StackedLearner):
         """One run's loss on its (P,) parameter row (mapped over the runs by ``map_runs``): the
         joint objective with masked terms."""
         stats: dict[str, Any] = {}
-        params = self.stack.unflatten(flat)
-        with self._autocast():
-            logits, z_multi = functional_call(self.stack.template, (params, buffers), (inputs, masks, stats))
+        logits, z_multi = self._run_model(flat, buffers, inputs, masks, stats)
         logits = [z.float() for z in logits]
         uni = sum(masked_batch_normalised_ce(z, labels, m, batch_size) for z, m in zip(logits, masks, strict=True))
         fused = masked_mean_ce(z_multi.float(), labels, masks.amin(dim=0))
@@ -188,8 +186,7 @@ class JointLearner(StackedLearner):
         return VectorPrediction(multi + torch.stack(uni).sum(0), uni, multi)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[list[Tensor], Tensor]:
-        with self._autocast():
-            logits, z_multi = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (inputs,))
+        logits, z_multi = self._run_model(flat, buffers, inputs)
         return [z.float() for z in logits], z_multi.float()
 
     def _extra_state(self) -> dict[str, Any]:

@@ -154,8 +154,7 @@ class MLALearner(StackedLearner):
               j: int) -> tuple[Tensor, tuple[Tensor, Tensor, dict[str, Any]]]:
         """Modality j's loss for one run (mapped over the runs), its logits and mean feature."""
         stats: dict[str, Any] = {}
-        with self._autocast():
-            u, z = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (j, x, mask, stats))
+        u, z = self._run_model(flat, buffers, j, x, mask, stats)
         z = z.float()
         r = (u.detach().float() * mask.unsqueeze(1)).sum(0) / mask.sum().clamp(min=1)
         return masked_batch_normalised_ce(z, labels, mask, batch_size), (z.detach(), r, stats)
