@@ -16,13 +16,6 @@ def true_class_probability(logits: Tensor, labels: Tensor) -> Tensor:
     return logits.float().softmax(dim=1).gather(1, labels[:, None]).squeeze(1)
 
 
-def true_class_score(logits: Tensor, labels: Tensor) -> Tensor:
-    """s = (1/n) Σ_i y_iᵀ softmax(z_i): the mean true-class probability (0-d tensor; 0 for n = 0)."""
-    if logits.shape[0] == 0:
-        return logits.new_zeros(())
-    return true_class_probability(logits, labels).mean()
-
-
 def accuracy(logits: Tensor, labels: Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean().item())
 

@@ -56,8 +56,15 @@ class VectorTrainer:
         self.generators = [torch.Generator() for _ in range(num_runs)]
         self.learner: Any = None
         self.streams: list[ShuffledStream] = []
-        self.iteration = torch.zeros(num_runs, dtype=torch.long)  # host counters: control flow, no sync
-        self.epoch = torch.zeros(num_runs, dtype=torch.long)
+        self.iteration = torch.zeros(num_runs, dtype=torch.long)  # host counter: control flow, no sync
+
+    @property
+    def epoch(self) -> Tensor:
+        """(K,) completed epochs per run (host): the learner's counter, which its StepLR and its
+        periods (ACA, OGM's window) read; zeros before the first reset."""
+        if self.learner is None:
+            return torch.zeros(self.num_runs, dtype=torch.long)
+        return self.learner.epoch
 
     @property
     def done(self) -> Tensor:
@@ -100,7 +107,6 @@ class VectorTrainer:
             for run in runs:
                 self.streams[run] = ShuffledStream(len(self.dataset.train), self.generators[run])
         self.iteration[runs] = 0
-        self.epoch[runs] = 0
 
     def make_batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
         """The batch of one step: run k's window ``windows[k]`` (host train-split indices) with modality
@@ -119,10 +125,10 @@ class VectorTrainer:
         split = self.dataset.train
         inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
                   for j in range(self.dataset.num_modalities)]
-        host = sizes
-        sizes = sizes.to(self.device)
-        return VectorBatch(idx, inputs, split.gather_labels(flat).view(self.num_runs, n), sizes,
-                           prefix_masks(sizes, n), self.cfg.batch_size, host_sizes=host)
+        # non_blocking: a blocking host-to-device copy waits for the queued GPU work (a sync per step)
+        device_sizes = sizes.to(self.device, non_blocking=True)
+        return VectorBatch(idx, inputs, split.gather_labels(flat).view(self.num_runs, n), device_sizes,
+                           prefix_masks(device_sizes, n), self.cfg.batch_size, host_sizes=sizes)
 
     def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
         batch = self.make_batch(windows, sizes)
@@ -133,7 +139,6 @@ class VectorTrainer:
 
     def _end_epoch(self, runs: Tensor) -> None:
         self.learner.on_epoch_end(runs)  # host (K,) bool: the learners' host counters read it without a sync
-        self.epoch += runs.long()
 
     def _sizes(self, sizes: Sequence[Sequence[int]] | Tensor) -> Tensor:
         sizes = torch.as_tensor(sizes, dtype=torch.long).cpu()
@@ -207,25 +212,24 @@ class VectorTrainer:
         return self.learner.run_info(run)
 
     def state_dict(self) -> dict[str, Any]:
-        """Every run so far: learner state, streams, counters and the private generators."""
+        """Every run so far: learner state (its epoch counters too), streams, iteration counters and
+        the private generators."""
         if self.learner is None:
             return {"started": False}
         return {"started": True, "learner": self.learner.state_dict(),
                 "streams": [s.state_dict() for s in self.streams], "iteration": self.iteration.clone(),
-                "epoch": self.epoch.clone(), "generators": [g.get_state() for g in self.generators]}
+                "generators": [g.get_state() for g in self.generators]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict``; generators last, since building the models draws from them."""
         if not state["started"]:
             self.learner = None
             self.iteration.zero_()
-            self.epoch.zero_()
             return
         self.reset([0] * self.num_runs)
         self.learner.load_state_dict(state["learner"])
         for stream, s in zip(self.streams, state["streams"], strict=True):
             stream.load_state_dict(s)
         self.iteration.copy_(state["iteration"])
-        self.epoch.copy_(state["epoch"])
         for g, s in zip(self.generators, state["generators"], strict=True):
             g.set_state(s)

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batchnorm import update_running_stats
@@ -171,6 +172,12 @@ class StackedLearner:
     def _autocast(self) -> torch.autocast:
         """bf16 autocast on CUDA, a no-op on CPU."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _run_model(self, flat: Tensor, buffers: dict[str, Tensor], *args: Any) -> Any:
+        """One run's model on ``args`` from its (P,) parameter row, under autocast: the forward
+        every learner's ``_loss`` and ``_forward`` share (mapped over the runs by ``map_runs``)."""
+        with self._autocast():
+            return functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), args)
 
     def _predict_fn(self, per_run: bool, *extra_dims: int | None) -> Callable[..., Any]:
         """The subclass's ``_forward(flat, buffers, inputs, *extra)`` mapped over the runs,

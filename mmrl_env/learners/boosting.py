@@ -261,9 +261,7 @@ class BoostingLearner(StackedLearner):
               ) -> tuple[Tensor, tuple[list[Tensor], Tensor, dict[str, Any]]]:
         """One run's AUG loss (eqs. 2–6 summed over modalities, masked rows and slots), mapped over the runs."""
         stats: dict[str, Any] = {}
-        with self._autocast():
-            logits = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers),
-                                     (inputs, widths, masks, stats))
+        logits = self._run_model(flat, buffers, inputs, widths, masks, stats)
         loss = torch.zeros((), device=flat.device)
         summed, probs = [], []
         for r, (z, mask) in enumerate(zip(logits, masks, strict=True)):
@@ -279,7 +277,7 @@ class BoostingLearner(StackedLearner):
         """One update of every active run: the base group, and each live slot of each run."""
         self._set_training(True)
         active = batch.active
-        counts = self.counts.to(self.device)
+        counts = self.counts.to(self.device, non_blocking=True)  # host copy: no wait for the GPU
         widths = self.widths
         grads, (loss, (summed, probs, stats)) = self._train_fn(
             self.stack.flat, self.stack.buffers, batch.inputs, batch.labels, batch.masks, counts, self.omega,
@@ -378,8 +376,7 @@ class BoostingLearner(StackedLearner):
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], counts: Tensor,
                  omega: Tensor, widths: list[int]) -> list[Tensor]:
-        with self._autocast():
-            logits = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (inputs, widths))
+        logits = self._run_model(flat, buffers, inputs, widths)
         return [ensemble(z, counts[r], omega[r])[1].float() for r, z in enumerate(logits)]
 
     def run_info(self, run: int) -> dict[str, Any]:

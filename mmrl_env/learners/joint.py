@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad_and_value
+from torch.func import grad_and_value
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
@@ -121,9 +121,7 @@ class JointLearner(StackedLearner):
         """One run's loss on its (P,) parameter row (mapped over the runs by ``map_runs``): the
         joint objective with masked terms."""
         stats: dict[str, Any] = {}
-        params = self.stack.unflatten(flat)
-        with self._autocast():
-            logits, z_multi = functional_call(self.stack.template, (params, buffers), (inputs, masks, stats))
+        logits, z_multi = self._run_model(flat, buffers, inputs, masks, stats)
         logits = [z.float() for z in logits]
         uni = sum(masked_batch_normalised_ce(z, labels, m, batch_size) for z, m in zip(logits, masks, strict=True))
         fused = masked_mean_ce(z_multi.float(), labels, masks.amin(dim=0))
@@ -131,15 +129,10 @@ class JointLearner(StackedLearner):
         return loss, ([z.detach() for z in logits], stats)
 
     def train_step(self, batch: VectorBatch) -> VectorStepOutput:
-        """One update of every active run (a run with all sizes 0 keeps its state exactly).
-
-        Extension points for learners built on this one: :meth:`loss_and_grads` (per-run losses
-        and the flat (K, P) gradient), :meth:`modulate_gradients` (between the two, e.g.
-        OGM-GE's per-modality scaling) and :meth:`apply_update` (optimizer and BatchNorm
-        running statistics)."""
+        """One update of every active run (a run with all sizes 0 keeps its state exactly):
+        :meth:`loss_and_grads`, then :meth:`apply_update`."""
         self._set_training(True)
         grads, loss, logits, stats = self.loss_and_grads(batch)
-        self.modulate_gradients(batch, grads, logits)
         self.apply_update(grads, batch, stats)
         return VectorStepOutput(loss.detach() * batch.active, logits, batch.active)
 
@@ -156,9 +149,6 @@ class JointLearner(StackedLearner):
         grads, (loss, (logits, stats)) = self._train_fn(self.stack.flat, self.stack.buffers, batch.inputs,
                                                         batch.labels, batch.masks, batch.batch_size)
         return grads, loss, logits, stats
-
-    def modulate_gradients(self, batch: VectorBatch, grads: Tensor, logits: list[Tensor]) -> None:
-        """Hook between the gradient and the update (no-op here)."""
 
     def apply_update(self, grads: Tensor, batch: VectorBatch, stats: dict[str, Any]) -> None:
         """The optimizer step of the active runs and their BatchNorm running statistics.
@@ -196,8 +186,7 @@ class JointLearner(StackedLearner):
         return VectorPrediction(multi + torch.stack(uni).sum(0), uni, multi)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[list[Tensor], Tensor]:
-        with self._autocast():
-            logits, z_multi = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (inputs,))
+        logits, z_multi = self._run_model(flat, buffers, inputs)
         return [z.float() for z in logits], z_multi.float()
 
     def _extra_state(self) -> dict[str, Any]:

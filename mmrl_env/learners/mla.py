@@ -154,8 +154,7 @@ class MLALearner(StackedLearner):
               j: int) -> tuple[Tensor, tuple[Tensor, Tensor, dict[str, Any]]]:
         """Modality j's loss for one run (mapped over the runs), its logits and mean feature."""
         stats: dict[str, Any] = {}
-        with self._autocast():
-            u, z = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers), (j, x, mask, stats))
+        u, z = self._run_model(flat, buffers, j, x, mask, stats)
         z = z.float()
         r = (u.detach().float() * mask.unsqueeze(1)).sum(0) / mask.sum().clamp(min=1)
         return masked_batch_normalised_ce(z, labels, mask, batch_size), (z.detach(), r, stats)
@@ -187,7 +186,7 @@ class MLALearner(StackedLearner):
     def _project_gs(self, grads: Tensor, r: Tensor, active: Tensor, batches: int) -> None:
         """Each run's projector update and G_W ← G_W·Pᵀ, skipping a run's very first step."""
         on = active & (self.count > 0)
-        a = (0.1 ** (self.batch_index.double() / batches + 1)).to(self.device, self.P.dtype)
+        a = (0.1 ** (self.batch_index.double() / batches + 1)).to(self.device, self.P.dtype, non_blocking=True)
         updated = vmap(gs_projector_step)(self.P, r.to(self.P.dtype).unsqueeze(1), a)
         self.P = torch.where(on.view(-1, 1, 1), updated, self.P)
         lo, hi = self.weight_cols

@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import grad_and_value, vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
@@ -192,9 +192,7 @@ class OGMGELearner(StackedLearner):
               batch_size: int) -> tuple[Tensor, tuple[list[Tensor], Tensor, dict[str, Any]]]:
         """One run's loss and its modalities' scores on the common rows (mapped over the runs)."""
         stats: dict[str, Any] = {}
-        with self._autocast():
-            uni, z_multi = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers),
-                                           (inputs, masks, stats, self.published))
+        uni, z_multi = self._run_model(flat, buffers, inputs, masks, stats, self.published)
         uni = [z.float() for z in uni]
         common = masks.amin(dim=0)
         fused = masked_mean_ce(z_multi.float(), labels, common)
@@ -238,7 +236,7 @@ class OGMGELearner(StackedLearner):
         if not window.any():
             self.last_coeff = torch.where(touched.unsqueeze(1), 1.0, self.last_coeff)
             return
-        mod = has_common & window.to(self.device)
+        mod = has_common & window.to(self.device, non_blocking=True)  # host epochs: no wait for the GPU
         coeff, _ = vmap(ogm_coefficients, in_dims=(0, None))(scores, self.alpha_ogm)
         coeff = torch.where(mod.unsqueeze(1), coeff, torch.ones_like(coeff))
         self.last_coeff = torch.where(touched.unsqueeze(1), coeff, self.last_coeff)
@@ -266,9 +264,7 @@ class OGMGELearner(StackedLearner):
         return VectorPrediction(fused, uni, multi)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor]) -> tuple[list[Tensor], Tensor]:
-        with self._autocast():
-            uni, z_multi = functional_call(self.stack.template, (self.stack.unflatten(flat), buffers),
-                                           (inputs, None, None, self.published))
+        uni, z_multi = self._run_model(flat, buffers, inputs, None, None, self.published)
         return [z.float() for z in uni], z_multi.float()
 
     def run_info(self, run: int) -> dict[str, Any]:

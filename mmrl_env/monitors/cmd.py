@@ -14,14 +14,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mmrl_env.metrics import true_class_probability, true_class_score
+from mmrl_env.metrics import true_class_probability
 
 CMD_MODES = ("mean", "ema")
 
 
 def iteration_score(logits: Tensor, labels: Tensor) -> Tensor:
-    """s_t^(j) = (1/n_j) Σ_i y_iᵀ softmax(z_i^(j)): mean probability given to the true class."""
-    return true_class_score(logits, labels)
+    """s_t^(j) = (1/n_j) Σ_i y_iᵀ softmax(z_i^(j)): mean probability given to the true class (0 for
+    n_j = 0). One batch of one run; :class:`CumulativeDiscrepancy` computes the K-run form."""
+    if logits.shape[0] == 0:
+        return logits.new_zeros(())
+    return true_class_probability(logits, labels).mean()
 
 
 def modality_discrepancy(s_hat: Any) -> Any:
