@@ -38,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torchvision
+from timing import sync
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
@@ -65,11 +66,6 @@ def build_fixture(root: Path, clips: int, size: int, workers: int) -> tuple[Path
     if code:
         raise SystemExit("prepare failed")
     return root / "raw", root / "cache", time.perf_counter() - t
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def per_call(fn: Callable[[int], object], n: int, device: torch.device, warmup: int = 1) -> float:

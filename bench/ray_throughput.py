@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 
 import gymnasium as gym
-import numpy as np
 import torch
+from timing import alternate, env_step_timer
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.envs.ray_vector import RayVectorEnv, init_ray
@@ -45,26 +44,6 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def timer(env: gym.vector.VectorEnv, k: int, steps: int, seed: int):
-    """Reset and warm up ``env``; return a function timing ``steps`` steps (seconds per step)."""
-    rng = np.random.default_rng(seed)
-    space = env.single_action_space
-
-    def act() -> np.ndarray:
-        return rng.uniform(space.low, space.high, (k, *space.shape)).astype(np.float32)
-
-    env.reset(seed=seed)
-    env.step(act())
-
-    def measure() -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            env.step(act())
-        return (time.perf_counter() - start) / steps
-
-    return measure
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -79,11 +58,8 @@ def main() -> None:
         envs[f"{n} actor{'s' * (n > 1)}"] = RayVectorEnv(args.env_id, args.runs, n, kwargs, num_cpus=share,
                                                             threads=args.threads)
     # the episode must not end while timing: 1 warm-up + repeats x steps decisions
-    timers = {name: timer(env, args.runs, args.steps, seed=0) for name, env in envs.items()}
-    best = dict.fromkeys(timers, float("inf"))
-    for _ in range(args.repeats):
-        for name, measure in timers.items():
-            best[name] = min(best[name], measure())
+    timers = {name: env_step_timer(env, args.steps, seed=0) for name, env in envs.items()}
+    best = {name: min(times) for name, times in alternate(timers, args.repeats).items()}  # fastest rounds
     print(f"`python {shlex.join(sys.argv)}`\n")
     print(f"{args.env_id}, K = {args.runs} runs, device {args.device}, {args.threads} torch thread(s) per process, "
           f"{args.steps} steps x {args.repeats} rounds (fastest round)\n")

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from timing import alternate
 
 import mmrl_env  # noqa: F401
 from agents.factory import make_agent
@@ -44,10 +45,7 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 def best_of(before: Callable[[], object], after: Callable[[], object], repeats: int) -> dict[str, tuple[float, float]]:
     """Alternating rounds; the fastest (wall, cpu) of each side."""
-    times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
-    for _ in range(repeats):
-        times["before"].append(timed(before))
-        times["after"].append(timed(after))
+    times = alternate({"before": lambda: timed(before), "after": lambda: timed(after)}, repeats)
     return {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in times.items()}
 
 

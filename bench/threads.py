@@ -14,7 +14,10 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
+
+from timing import alternate
 
 ROOT = Path(__file__).resolve().parent.parent
 EPISODE = """
@@ -39,11 +42,8 @@ def episode_seconds(threads: int) -> float:
 
 
 def measure(threads: list[int], repeats: int) -> dict[int, float]:
-    times: dict[int, list[float]] = {t: [] for t in threads}
-    for _ in range(repeats):
-        for t in threads:
-            times[t].append(episode_seconds(t))
-    return {t: statistics.median(v) for t, v in times.items()}
+    times = alternate({str(t): partial(episode_seconds, t) for t in threads}, repeats)
+    return {t: statistics.median(times[str(t)]) for t in threads}
 
 
 def main() -> None:

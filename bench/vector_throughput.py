@@ -35,8 +35,8 @@ import sys
 import time
 
 import gymnasium as gym
-import numpy as np
 import torch
+from timing import alternate, env_step_timer, sync
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.synthetic import load_synthetic
@@ -72,11 +72,6 @@ def sizes_for(k: int, batch: int, kind: str, seed: int = 0) -> list[list[int]]:
     g = torch.Generator().manual_seed(seed)
     audio = torch.randint(batch // 4, 7 * batch // 4 + 1, (k,), generator=g).tolist()
     return [[a, 2 * batch - a] for a in audio]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def single_vectorize(ds, device: torch.device) -> bool:
@@ -124,47 +119,21 @@ def engine_timer(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[
     return measure
 
 
-def best_ratio(single, engine, repeats: int) -> tuple[float, float]:
-    """Alternate the two measurements ``repeats`` times and keep each side's fastest round: on a
-    shared machine the least-disturbed round is the closest to the true cost."""
-    s, e = float("inf"), float("inf")
-    for _ in range(repeats):
-        s = min(s, single())
-        e = min(e, engine())
-    return s, e
-
-
-def _actions(rng: np.random.Generator, space: gym.spaces.Box, k: int) -> np.ndarray:
-    return rng.uniform(-1, 1, (k, *space.shape)).astype(np.float32)
-
-
 def time_single_env(args: argparse.Namespace, runs: int) -> float:
     """Mean seconds per env step of single envs (``gym.make``), each stepped ``--env-steps`` times."""
     total = 0.0
     for seed in range(runs):
         env = gym.make(args.env_id, device=args.device, batch_size=args.batch_size)
-        rng = np.random.default_rng(seed)
-        env.reset(seed=seed)
-        env.step(_actions(rng, env.action_space, 1)[0])
-        start = time.perf_counter()
-        for _ in range(args.env_steps):
-            env.step(_actions(rng, env.action_space, 1)[0])
-        total += time.perf_counter() - start
+        total += env_step_timer(env, args.env_steps, seed)()
         env.close()
-    return total / (runs * args.env_steps)
+    return total / runs
 
 
 def time_vector_env(args: argparse.Namespace, k: int) -> tuple[float, str]:
     """Seconds per step of the K-run vector env, and the trainer it chose."""
     env = gym.make_vec(args.env_id, num_envs=k, vectorization_mode="vector_entry_point", device=args.device,
                        batch_size=args.batch_size, engine=args.engine)
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
-    env.step(_actions(rng, env.single_action_space, k))
-    start = time.perf_counter()
-    for _ in range(args.env_steps):
-        env.step(_actions(rng, env.single_action_space, k))
-    elapsed = (time.perf_counter() - start) / args.env_steps
+    elapsed = env_step_timer(env, args.env_steps, 0)()
     kind = type(env.trainer).__name__
     env.close()
     return elapsed, kind
@@ -202,8 +171,9 @@ def main() -> None:
     for form, (ds, ks) in forms.items():
         for k in ks:
             sizes = sizes_for(k, args.batch_size, args.sizes)
-            single, engine = best_ratio(single_timer(ds, cfg, device, sizes[: args.single_runs], args.iterations),
-                                        engine_timer(ds, cfg, device, sizes, args.iterations), args.repeats)
+            rounds = alternate({"single": single_timer(ds, cfg, device, sizes[: args.single_runs], args.iterations),
+                                "engine": engine_timer(ds, cfg, device, sizes, args.iterations)}, args.repeats)
+            single, engine = min(rounds["single"]), min(rounds["engine"])  # the least-disturbed rounds
             print(f"| Synthetic {form} | {k} | {1 / single:.0f} | {k / engine:.0f} | **{single * k / engine:.2f}×** |",
                   flush=True)
 

@@ -244,3 +244,18 @@ def test_prepare_with_worker_processes(tmp_path: Path, rows, prepared) -> None:
     assert run_prepare(raw, tmp_path / "c", splits, "--workers", "2") == 0
     for name in ("audio", "frames", "labels"):
         assert np.array_equal(np.load(cache / f"{name}.npy"), np.load(tmp_path / "c" / f"{name}.npy"))
+
+
+def test_nan_audio_refused_before_the_frames_are_decoded(tmp_path: Path) -> None:
+    """A NaN spectrogram fails the clip on its wav alone: no frame source is even looked for."""
+    import soundfile as sf
+
+    from mmrl_env.data.build_cache import process_clip
+    from mmrl_env.data.cremad import CREMAD
+
+    wave = np.zeros(8000, np.float32)
+    wave[100] = np.nan
+    (tmp_path / "AudioWAV").mkdir()
+    sf.write(str(tmp_path / "AudioWAV" / "clip.wav"), wave, 16_000, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r"corrupt AudioWAV/clip.wav: its spectrogram has NaN"):
+        process_clip(CREMAD, tmp_path, "clip", 3, SIZE)  # the clip has no frames at all

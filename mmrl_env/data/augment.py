@@ -53,6 +53,8 @@ from torch import Tensor
 from torchvision.ops import roi_align
 from torchvision.transforms import v2
 
+from mmrl_env.data.base import to_device
+
 ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes before falling back
 DEFAULT_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 BACKENDS = ("auto", "batched", "per_sample")
@@ -89,16 +91,6 @@ def sample_boxes(n: int, height: int, width: int, generator: torch.Generator,
     top = torch.where(ok, torch.floor(pos[0] * (height - h + 1)).clamp_max(height - h), (height - h) // 2)
     left = torch.where(ok, torch.floor(pos[1] * (width - w + 1)).clamp_max(width - w), (width - w) // 2)
     return torch.stack([top, left, h, w], dim=1).long()
-
-
-def to_device(t: Tensor, device: torch.device) -> Tensor:
-    """Host → CUDA without a host-device sync: a pageable blocking copy would wait for every
-    queued kernel, and the host could no longer run ahead of the GPU (the point of batching)."""
-    if t.device == device:
-        return t
-    if device.type == "cuda" and t.device.type == "cpu":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
 
 
 def crop_rois(boxes: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -15,6 +15,16 @@ import torch
 from torch import Tensor
 
 
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """Host → CUDA without a host-device sync: a pageable blocking copy would wait for every
+    queued kernel, and the host could no longer run ahead of the GPU (the point of batching)."""
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 @dataclass(frozen=True)
 class ModalitySpec:
     """Name of a modality and how to build its encoder (see ``mmrl_env.models.encoders``)."""
@@ -65,10 +75,10 @@ class TensorSplit:
 
     def gather(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
         x = self.inputs[modality]
-        return x.index_select(0, idx.to(x.device, non_blocking=True))
+        return x.index_select(0, to_device(idx, x.device))
 
     def gather_labels(self, idx: Tensor) -> Tensor:
-        return self._labels_dev.index_select(0, idx.to(self._labels_dev.device, non_blocking=True))
+        return self._labels_dev.index_select(0, to_device(idx, self._labels_dev.device))
 
     def to(self, device: torch.device | str) -> TensorSplit:
         out = TensorSplit([x.to(device) for x in self.inputs], self.labels)

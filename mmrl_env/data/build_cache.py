@@ -40,9 +40,11 @@ def process_clip(ds: AVDataset, raw: Path, clip: str, n_frames: int, size: int) 
     if audio is None:
         raise FileNotFoundError("missing " + " or ".join(p.format(clip=clip) for p in ds.audio))
     try:
-        spec = spectrogram(read_audio(audio, ds.audio_cfg.sample_rate), ds.audio_cfg)
+        audio16 = spectrogram(read_audio(audio, ds.audio_cfg.sample_rate), ds.audio_cfg).astype(np.float16)
     except Exception as err:
         raise ValueError(f"corrupt {audio.relative_to(raw)}: {err}") from err
+    if not np.isfinite(audio16).all():  # NaN in the file, or beyond float16's range: would poison training
+        raise ValueError(f"corrupt {audio.relative_to(raw)}: its spectrogram has NaN or infinite values")
     frame_dir, video = _first(raw, ds.frames, clip, is_dir=True), _first(raw, ds.videos, clip)
     source = frame_dir or video
     if source is None:
@@ -52,9 +54,6 @@ def process_clip(ds: AVDataset, raw: Path, clip: str, n_frames: int, size: int) 
                   else frames_from_video(source, n_frames, size))
     except Exception as err:
         raise ValueError(f"corrupt {source.relative_to(raw)}: {err}") from err
-    audio16 = spec.astype(np.float16)
-    if not np.isfinite(audio16).all():  # NaN in the file, or beyond float16's range: would poison training
-        raise ValueError(f"corrupt {audio.relative_to(raw)}: its spectrogram has NaN or infinite values")
     return {"audio": audio16, "frames": frames}
 
 

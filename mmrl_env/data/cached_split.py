@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
-from mmrl_env.data.augment import Normalize, random_resized_crop_flip, to_device
+from mmrl_env.data.augment import Normalize, random_resized_crop_flip
+from mmrl_env.data.base import to_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -105,7 +106,7 @@ class CachedSplit:
             if self._resident_data is None:
                 self._resident_data = [torch.from_numpy(np.ascontiguousarray(v.read(a, self.rows))).to(self.device)
                                        for a, v in zip(self.arrays, self.views, strict=True)]
-            return self._resident_data[modality].index_select(0, idx.to(self.device))
+            return self._resident_data[modality].index_select(0, to_device(idx, self.device))  # host idx: no sync
         rows = self.rows[idx.detach().cpu().numpy()]
         order = np.argsort(rows, kind="stable")
         data = self.views[modality].read(self.arrays[modality], rows[order])
@@ -118,7 +119,7 @@ class CachedSplit:
         return self.views[modality](x, train, self.generator if train else None)
 
     def gather_labels(self, idx: Tensor) -> Tensor:
-        return self._labels_dev.index_select(0, idx.to(self.device))
+        return self._labels_dev.index_select(0, to_device(idx, self.device))
 
     def to(self, device: torch.device | str) -> CachedSplit:
         device = torch.device(device)
