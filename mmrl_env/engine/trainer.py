@@ -197,9 +197,10 @@ class VectorTrainer:
 
     def predict(self, split: Split, idx: Tensor | None = None) -> tuple[VectorPrediction, Tensor]:
         """Every run's predictions on ``split`` (or its subset ``idx``, shared by all runs), in
-        chunks: (K, N, C) logits and the (N,) labels."""
+        chunks: (K, N, C) logits and the (N,) labels. A host index (the default) lets a
+        memory-mapped split read without waiting for the GPU."""
         if idx is None:
-            idx = torch.arange(len(split), device=self.device)
+            idx = torch.arange(len(split))
         chunks = [self.learner.predict([split.gather(j, part) for j in range(self.dataset.num_modalities)])
                   for part in idx.split(self.cfg.eval_batch_size)]
         fused = torch.cat([c.fused for c in chunks], dim=1)

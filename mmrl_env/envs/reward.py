@@ -31,7 +31,7 @@ class ValidationReward:
         self.check(kind, val_size)
         self.kind = kind
         n_val = len(trainer.dataset.val)
-        self.idx = torch.arange(min(val_size or n_val, n_val), device=trainer.device)
+        self.idx = torch.arange(min(val_size or n_val, n_val))  # host: the split moves it (no GPU wait)
 
     @staticmethod
     def check(kind: str, val_size: int | None) -> None:
