@@ -118,6 +118,14 @@ def dataset_loader(dataset: str) -> Any:
     return loader
 
 
+def check_dataset_kwargs(dataset: str, kwargs: dict[str, Any], where: str, prefix: str = "") -> None:
+    """Types and ranges of a dataset loader's settings, read from its signature (``prefix``: how
+    the message names them, e.g. ``dataset_kwargs.`` inside ``--env-kwargs``)."""
+    loader = dataset_loader(dataset)
+    if loader is not None:
+        _check_section(kwargs, _defaults(loader), prefix, where)
+
+
 def check_env_kwargs(env_id: str, kwargs: dict[str, Any], where: str = "--env-kwargs") -> None:
     """Types and ranges of the env settings ``kwargs`` for ``env_id`` (names are the env's to check)."""
     check_finite(kwargs, where)
@@ -131,9 +139,8 @@ def check_env_kwargs(env_id: str, kwargs: dict[str, Any], where: str = "--env-kw
 
     optim_defaults = {f.name: (f.default, str(f.type)) for f in dataclasses.fields(OptimConfig)}
     _check_section(kwargs.get("optim") or {}, optim_defaults, "optim.", where)
-    loader = dataset_loader(gym.spec(env_id).kwargs.get("dataset", ""))
-    if loader is not None:
-        _check_section(kwargs.get("dataset_kwargs") or {}, _defaults(loader), "dataset_kwargs.", where)
+    check_dataset_kwargs(gym.spec(env_id).kwargs.get("dataset", ""), kwargs.get("dataset_kwargs") or {}, where,
+                         "dataset_kwargs.")
     check_device(kwargs.get("device", "auto"), f"{where} device")
 
 
