@@ -261,18 +261,23 @@ RUN_FLAGS = ("seed", "total_timesteps", "config", "hyperparams", "trained_agent"
              "deterministic", "ray_workers")
 
 
+def load_run_config(path: Path) -> tuple[dict[str, Any], None] | tuple[None, str]:
+    """A run's config.yaml and None, or None and what is wrong with it (unreadable, empty, settings missing)."""
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        return None, f"{type(err).__name__}: {message_of(err)}"
+    if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
+        return None, "it is empty or misses settings" if cfg else "it is empty"
+    return cfg, None
+
+
 def read_config(run_dir: Path, log: Any = print) -> dict[str, Any]:
     """The run's config.yaml; when it is empty or damaged, the copy in the newest checkpoint
     (and config.yaml is rewritten from it)."""
     path = run_dir / "config.yaml"
-    problem = None
-    try:
-        cfg = yaml.safe_load(path.read_text())
-        if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
-            problem = "it is empty or misses settings" if cfg else "it is empty"
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        problem = f"{type(err).__name__}: {message_of(err)}"
-    if problem is None:
+    cfg, problem = load_run_config(path)
+    if cfg is not None:
         return cfg
     checkpoint = latest_checkpoint(run_dir, log)
     saved = read_manifest(checkpoint).get("config") if checkpoint else None
