@@ -36,6 +36,16 @@ def refused(main, argv: list[str], capsys, match: str) -> str:
     return lines[0]
 
 
+def cases(table: list[tuple[str, list[str], str]]) -> list:
+    """A table of (case id, argv, message) as pytest parameters (argv, match) named by the id."""
+    return [pytest.param(argv, match, id=name) for name, argv, match in table]
+
+
+def at(argv: list[str], tmp) -> list[str]:
+    """``argv`` with ``{tmp}`` replaced by the test's tmp_path."""
+    return [a.replace("{tmp}", str(tmp)) for a in argv]
+
+
 def write(path, text: str):
     path.write_text(text)
     return str(path)
@@ -148,10 +158,10 @@ def inputs(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize(("argv", "match"), [c[1:] for c in TRAIN_CASES], ids=[c[0] for c in TRAIN_CASES])
+@pytest.mark.parametrize(("argv", "match"), cases(TRAIN_CASES))
 def test_train_agent_refuses_bad_input_before_creating_anything(inputs, capsys, argv, match):
     runs = inputs / "runs"
-    argv = [a.replace("{tmp}", str(inputs)) for a in argv]
+    argv = at(argv, inputs)
     if "--env-kwargs" not in argv:
         argv += ["--env-kwargs", *SMALL]
     refused(train_agent.main, ["-f", str(runs), "--no-progress", *argv], capsys, match)
@@ -190,11 +200,23 @@ EVAL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "match"), [c[1:] for c in EVAL_CASES], ids=[c[0] for c in EVAL_CASES])
+@pytest.mark.parametrize(("argv", "match"), cases(EVAL_CASES))
 def test_evaluate_refuses_bad_input(tmp_path, capsys, argv, match):
     out = tmp_path / "out"
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    refused(evaluate.main, ["--out", str(out), "--no-progress", *argv], capsys, match)
+    refused(evaluate.main, ["--out", str(out), "--no-progress", *at(argv, tmp_path)], capsys, match)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("text", "problem"), [("", "it is empty"), ("env: DUS-Synthetic\n", "misses settings"),
+                                               ("env: [DUS\n", "ScannerError|ParserError")])
+def test_evaluate_refuses_a_run_dir_with_a_damaged_config(tmp_path, capsys, text, problem):
+    run = tmp_path / "run"
+    run.mkdir()
+    write(run / "config.yaml", text)
+    (run / "model.zip").write_bytes(b"")
+    out = tmp_path / "out"
+    refused(evaluate.main, ["--out", str(out), "--no-progress", "--policies", f"ppo:{run}"], capsys,
+            rf"config.yaml is damaged \(.*({problem}).*\): not a usable train_agent.py run directory")
     assert not out.exists()
 
 
@@ -213,10 +235,9 @@ MML_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "match"), [c[1:] for c in MML_CASES], ids=[c[0] for c in MML_CASES])
+@pytest.mark.parametrize(("argv", "match"), cases(MML_CASES))
 def test_train_mml_refuses_bad_input(tmp_path, capsys, argv, match):
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    refused(train_mml.main, argv, capsys, match)
+    refused(train_mml.main, at(argv, tmp_path), capsys, match)
 
 
 def test_train_mml_refuses_a_malformed_config(tmp_path, capsys):
