@@ -121,6 +121,7 @@ TRAIN_CASES = [
     ("config section not a mapping", ["-c", "{tmp}/flat.yaml"], "section 'default' .* must map hyperparameter"),
     ("misspelled config key", ["-c", "{tmp}/typo.yaml"], r"unknown key.*'n_step'.*did you mean 'n_steps'"),
     ("zero n_steps in config", ["-c", "{tmp}/zero.yaml"], "n_steps=0 must be positive"),
+    ("log folder is a file", ["-f", "{tmp}/bad.yaml"], "-f/--log-folder .*bad.yaml: that is a file"),
     ("trust without resume", ["--trust-checkpoint"], "applies to --resume and -i/--trained-agent only"),
     ("resume of a non-run", ["--resume", "{tmp}"], "no config.yaml there"),
     ("Custom NaN", ["--env", "DUS-Custom", "--env-kwargs", "dataset_kwargs.root={tmp}/nan"],
@@ -232,12 +233,24 @@ MML_CASES = [
     ("misspelled learner setting", ["--learner", "ogm_ge", "--learner-kwargs", "alpha_og=1"], "alpha_ogm"),
     ("no '='", ["--learner-kwargs", "check_every"], "expected key=value"),
     ("unknown device", ["--device", "tpu0"], "is not a device"),
+    ("log folder is a file", ["-f", "{tmp}/file"], "-f/--log-folder .*file: that is a file"),
 ]
 
 
 @pytest.mark.parametrize(("argv", "match"), cases(MML_CASES))
 def test_train_mml_refuses_bad_input(tmp_path, capsys, argv, match):
+    write(tmp_path / "file", "x")
     refused(train_mml.main, at(argv, tmp_path), capsys, match)
+
+
+@pytest.mark.parametrize(("main", "argv"), [(evaluate.main, ["--policies", "uniform", "--out"]),
+                                           (train_mml.main, ["--epochs", "1", "--log-dir"])],
+                         ids=["evaluate", "train_mml"])
+def test_an_output_directory_that_is_a_file_is_refused(tmp_path, capsys, main, argv):
+    """Said before any run trains, not as a traceback once the work is done."""
+    path = write(tmp_path / "taken", "x")
+    refused(main, [*argv, path, "--no-progress"], capsys, "taken: that is a file, not a directory")
+    assert (tmp_path / "taken").read_text() == "x"
 
 
 def test_train_mml_refuses_a_malformed_config(tmp_path, capsys):

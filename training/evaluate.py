@@ -58,7 +58,7 @@ from training import ray_cluster, train_mml
 from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import check_applies, load_run_config, make_env, make_runs, next_run_dir
-from training.validate import check_env_kwargs, check_range
+from training.validate import check_env_kwargs, check_out_dir, check_range
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
 DEFAULT_BASELINES = {"DUS": UniformPolicy.name, "BSS": FullDataPolicy.name}  # per method: no rebalancing
@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> Path:
         raise UsageError(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
     check_range("--seeds", args.seeds, 1)
     check_range("--first-seed", args.first_seed, 0)
+    check_out_dir(args.out, "--out")
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
     ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")

@@ -34,7 +34,15 @@ from training import ray_cluster
 from training.cli_errors import UsageError, message_of, usage_errors
 from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
 from training.run_dirs import RunLock, create_run_dir, write_text_atomic
-from training.validate import POSITIVE, _defaults, check_device, check_env_kwargs, check_range, check_value
+from training.validate import (
+    POSITIVE,
+    _defaults,
+    check_device,
+    check_env_kwargs,
+    check_out_dir,
+    check_range,
+    check_value,
+)
 
 DEFAULT_TIMESTEPS = 4096
 COMMAND = ("python", "training/train_agent.py")
@@ -164,6 +172,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     check_range("--save-freq", args.save_freq, 1, " env steps")
     check_range("--keep-checkpoints", getattr(args, "keep_checkpoints", None), 1)
     check_device(args.device or "auto")
+    check_out_dir(args.log_folder, "-f/--log-folder")
+    check_out_dir(args.tensorboard_log, "-tb/--tensorboard-log")
     source = args.config or f"configs/{algo}.yaml"
     with usage_errors():
         hp = deep_merge(load_hyperparams(algo, env_id, args.config), parse_kv(args.hyperparams or [], "--hyperparams"))

@@ -15,6 +15,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -168,3 +169,9 @@ def check_range(flag: str, value: int | None, minimum: int, what: str = "") -> N
     """``value`` (None = not given) must be >= ``minimum``."""
     if value is not None and value < minimum:
         raise UsageError(f"{flag} must be >= {minimum}{what}, got {value}")
+
+
+def check_out_dir(path: str | Path | None, flag: str) -> None:
+    """An output directory the user named must not be an existing file (said before any work is done)."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(f"{flag} {path}: that is a file, not a directory")
