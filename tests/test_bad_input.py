@@ -36,6 +36,16 @@ def refused(main, argv: list[str], capsys, match: str) -> str:
     return lines[0]
 
 
+def cases(table: list[tuple[str, list[str], str]]) -> list:
+    """A table of (case id, argv, message) as pytest parameters (argv, match) named by the id."""
+    return [pytest.param(argv, match, id=name) for name, argv, match in table]
+
+
+def at(argv: list[str], tmp) -> list[str]:
+    """``argv`` with ``{tmp}`` replaced by the test's tmp_path."""
+    return [a.replace("{tmp}", str(tmp)) for a in argv]
+
+
 def write(path, text: str):
     path.write_text(text)
     return str(path)
@@ -111,6 +121,7 @@ TRAIN_CASES = [
     ("config section not a mapping", ["-c", "{tmp}/flat.yaml"], "section 'default' .* must map hyperparameter"),
     ("misspelled config key", ["-c", "{tmp}/typo.yaml"], r"unknown key.*'n_step'.*did you mean 'n_steps'"),
     ("zero n_steps in config", ["-c", "{tmp}/zero.yaml"], "n_steps=0 must be positive"),
+    ("log folder is a file", ["-f", "{tmp}/bad.yaml"], "-f/--log-folder .*bad.yaml: that is a file"),
     ("trust without resume", ["--trust-checkpoint"], "applies to --resume and -i/--trained-agent only"),
     ("resume of a non-run", ["--resume", "{tmp}"], "no config.yaml there"),
     ("Custom NaN", ["--env", "DUS-Custom", "--env-kwargs", "dataset_kwargs.root={tmp}/nan"],
@@ -148,10 +159,10 @@ def inputs(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize(("argv", "match"), [c[1:] for c in TRAIN_CASES], ids=[c[0] for c in TRAIN_CASES])
+@pytest.mark.parametrize(("argv", "match"), cases(TRAIN_CASES))
 def test_train_agent_refuses_bad_input_before_creating_anything(inputs, capsys, argv, match):
     runs = inputs / "runs"
-    argv = [a.replace("{tmp}", str(inputs)) for a in argv]
+    argv = at(argv, inputs)
     if "--env-kwargs" not in argv:
         argv += ["--env-kwargs", *SMALL]
     refused(train_agent.main, ["-f", str(runs), "--no-progress", *argv], capsys, match)
@@ -190,11 +201,23 @@ EVAL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "match"), [c[1:] for c in EVAL_CASES], ids=[c[0] for c in EVAL_CASES])
+@pytest.mark.parametrize(("argv", "match"), cases(EVAL_CASES))
 def test_evaluate_refuses_bad_input(tmp_path, capsys, argv, match):
     out = tmp_path / "out"
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    refused(evaluate.main, ["--out", str(out), "--no-progress", *argv], capsys, match)
+    refused(evaluate.main, ["--out", str(out), "--no-progress", *at(argv, tmp_path)], capsys, match)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("text", "problem"), [("", "it is empty"), ("env: DUS-Synthetic\n", "misses settings"),
+                                               ("env: [DUS\n", "ScannerError|ParserError")])
+def test_evaluate_refuses_a_run_dir_with_a_damaged_config(tmp_path, capsys, text, problem):
+    run = tmp_path / "run"
+    run.mkdir()
+    write(run / "config.yaml", text)
+    (run / "model.zip").write_bytes(b"")
+    out = tmp_path / "out"
+    refused(evaluate.main, ["--out", str(out), "--no-progress", "--policies", f"ppo:{run}"], capsys,
+            rf"config.yaml is damaged \(.*({problem}).*\): not a usable train_agent.py run directory")
     assert not out.exists()
 
 
@@ -210,13 +233,24 @@ MML_CASES = [
     ("misspelled learner setting", ["--learner", "ogm_ge", "--learner-kwargs", "alpha_og=1"], "alpha_ogm"),
     ("no '='", ["--learner-kwargs", "check_every"], "expected key=value"),
     ("unknown device", ["--device", "tpu0"], "is not a device"),
+    ("log folder is a file", ["-f", "{tmp}/file"], "-f/--log-folder .*file: that is a file"),
 ]
 
 
-@pytest.mark.parametrize(("argv", "match"), [c[1:] for c in MML_CASES], ids=[c[0] for c in MML_CASES])
+@pytest.mark.parametrize(("argv", "match"), cases(MML_CASES))
 def test_train_mml_refuses_bad_input(tmp_path, capsys, argv, match):
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    refused(train_mml.main, argv, capsys, match)
+    write(tmp_path / "file", "x")
+    refused(train_mml.main, at(argv, tmp_path), capsys, match)
+
+
+@pytest.mark.parametrize(("main", "argv"), [(evaluate.main, ["--policies", "uniform", "--out"]),
+                                           (train_mml.main, ["--epochs", "1", "--log-dir"])],
+                         ids=["evaluate", "train_mml"])
+def test_an_output_directory_that_is_a_file_is_refused(tmp_path, capsys, main, argv):
+    """Said before any run trains, not as a traceback once the work is done."""
+    path = write(tmp_path / "taken", "x")
+    refused(main, [*argv, path, "--no-progress"], capsys, "taken: that is a file, not a directory")
+    assert (tmp_path / "taken").read_text() == "x"
 
 
 def test_train_mml_refuses_a_malformed_config(tmp_path, capsys):

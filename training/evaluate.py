@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import yaml
 from rich.console import Console
 from tqdm import tqdm
 
@@ -58,8 +57,8 @@ from mmrl_env.learners import LEARNERS, check_learner
 from training import ray_cluster, train_mml
 from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
-from training.run_config import REQUIRED, check_applies, make_env, make_runs, next_run_dir
-from training.validate import check_env_kwargs, check_range
+from training.run_config import check_applies, load_run_config, make_env, make_runs, next_run_dir
+from training.validate import check_env_kwargs, check_out_dir, check_range
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
 DEFAULT_BASELINES = {"DUS": UniformPolicy.name, "BSS": FullDataPolicy.name}  # per method: no rebalancing
@@ -108,12 +107,9 @@ def load_run(spec: str, env_id: str, trust: bool = False) -> tuple[str, Any, dic
     run = Path(path)
     if not (run / "model.zip").is_file() or not (run / "config.yaml").is_file():
         raise UsageError(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
-    try:
-        cfg = yaml.safe_load((run / "config.yaml").read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise UsageError(f"{run / 'config.yaml'} is unreadable ({type(err).__name__})") from err
-    if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
-        raise UsageError(f"{run / 'config.yaml'} is empty or misses settings: not a train_agent.py run directory")
+    cfg, problem = load_run_config(run / "config.yaml")
+    if cfg is None:
+        raise UsageError(f"{run / 'config.yaml'} is damaged ({problem}): not a usable train_agent.py run directory")
     if versioned_id(cfg["env"]) != versioned_id(env_id) or cfg["algo"] != algo:
         raise UsageError(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
     if trust:
@@ -214,14 +210,14 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[st
     modalities: tuple[str, ...] = ()
     for spec in tqdm(specs, desc="policies", disable=args.no_progress):
         if spec in runs:
-            name, agent, kwargs = runs[spec][0] + ":" + Path(spec.partition(":")[2]).name, runs[spec][1], runs[spec][2]
+            _, agent, kwargs = runs[spec]
             venv = make_runs(args.env, deep_merge(kwargs, overrides), seeds)
             check_spaces(spec, agent, venv, args.env_kwargs)
         else:  # a heuristic (checked above)
-            name, venv = spec, make_runs(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs), seeds)
+            venv = make_runs(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs), seeds)
             agent = make_agent(spec, venv, seed=seeds[0])
         modalities = control_of(venv).modalities
-        records[name] = [episode_record(ep, modalities) for ep in run_episodes(agent, venv, seeds)]
+        records[display_name(spec)] = [episode_record(ep, modalities) for ep in run_episodes(agent, venv, seeds)]
         venv.close()
     return records, modalities
 
@@ -267,6 +263,7 @@ def main(argv: list[str] | None = None) -> Path:
         raise UsageError(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
     check_range("--seeds", args.seeds, 1)
     check_range("--first-seed", args.first_seed, 0)
+    check_out_dir(args.out, "--out")
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
     ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")

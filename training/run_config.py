@@ -34,7 +34,15 @@ from training import ray_cluster
 from training.cli_errors import UsageError, message_of, usage_errors
 from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
 from training.run_dirs import RunLock, create_run_dir, write_text_atomic
-from training.validate import POSITIVE, _defaults, check_device, check_env_kwargs, check_range, check_value
+from training.validate import (
+    POSITIVE,
+    _defaults,
+    check_device,
+    check_env_kwargs,
+    check_out_dir,
+    check_range,
+    check_value,
+)
 
 DEFAULT_TIMESTEPS = 4096
 COMMAND = ("python", "training/train_agent.py")
@@ -164,6 +172,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     check_range("--save-freq", args.save_freq, 1, " env steps")
     check_range("--keep-checkpoints", getattr(args, "keep_checkpoints", None), 1)
     check_device(args.device or "auto")
+    check_out_dir(args.log_folder, "-f/--log-folder")
+    check_out_dir(args.tensorboard_log, "-tb/--tensorboard-log")
     source = args.config or f"configs/{algo}.yaml"
     with usage_errors():
         hp = deep_merge(load_hyperparams(algo, env_id, args.config), parse_kv(args.hyperparams or [], "--hyperparams"))
@@ -261,18 +271,23 @@ RUN_FLAGS = ("seed", "total_timesteps", "config", "hyperparams", "trained_agent"
              "deterministic", "ray_workers")
 
 
+def load_run_config(path: Path) -> tuple[dict[str, Any], None] | tuple[None, str]:
+    """A run's config.yaml and None, or None and what is wrong with it (unreadable, empty, settings missing)."""
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        return None, f"{type(err).__name__}: {message_of(err)}"
+    if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
+        return None, "it is empty or misses settings" if cfg else "it is empty"
+    return cfg, None
+
+
 def read_config(run_dir: Path, log: Any = print) -> dict[str, Any]:
     """The run's config.yaml; when it is empty or damaged, the copy in the newest checkpoint
     (and config.yaml is rewritten from it)."""
     path = run_dir / "config.yaml"
-    problem = None
-    try:
-        cfg = yaml.safe_load(path.read_text())
-        if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
-            problem = "it is empty or misses settings" if cfg else "it is empty"
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        problem = f"{type(err).__name__}: {message_of(err)}"
-    if problem is None:
+    cfg, problem = load_run_config(path)
+    if cfg is not None:
         return cfg
     checkpoint = latest_checkpoint(run_dir, log)
     saved = read_manifest(checkpoint).get("config") if checkpoint else None

@@ -47,7 +47,7 @@ from mmrl_env.metrics import prediction_metrics, validation_scores
 from training.cli_errors import UsageError, message_of, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, read_yaml, set_threads
 from training.run_config import next_run_dir
-from training.validate import _check_section, _defaults, check_device, check_finite, check_range, dataset_loader
+from training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
 
 # --config: a YAML of this script's arguments (dashes as underscores) plus ``optim`` (OptimConfig fields
 # over the dataset's defaults). Presets that drive an env with a policy (BSS rows) also carry ``env``
@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     check_range("--seed", a.seed, 0)
     check_range("--seeds", a.seeds, 1)
     check_device(a.device)
+    check_out_dir(a.log_dir, "--log-dir")
+    check_out_dir(a.log_folder, "-f/--log-folder")
     with usage_errors():
         learner_kwargs = deep_merge(cfg_file.get("learner_kwargs") or {},
                                     parse_kv(a.learner_kwargs, "--learner-kwargs"))
@@ -265,9 +267,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         dataset_kwargs["root"] = a.data_root
     check_finite(learner_kwargs, "--learner-kwargs")
     check_finite(dataset_kwargs, "--dataset-kwargs")
-    loader = dataset_loader(a.dataset)
-    if loader is not None:
-        _check_section(dataset_kwargs, _defaults(loader), "", "--dataset-kwargs")
+    check_dataset_kwargs(a.dataset, dataset_kwargs, "--dataset-kwargs")
     with usage_errors():
         check_learner(a.learner, learner_kwargs)
         load_dataset(a.dataset, **dataset_kwargs)  # missing or damaged data: said before the run dir exists

@@ -15,6 +15,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -118,6 +119,14 @@ def dataset_loader(dataset: str) -> Any:
     return loader
 
 
+def check_dataset_kwargs(dataset: str, kwargs: dict[str, Any], where: str, prefix: str = "") -> None:
+    """Types and ranges of a dataset loader's settings, read from its signature (``prefix``: how
+    the message names them, e.g. ``dataset_kwargs.`` inside ``--env-kwargs``)."""
+    loader = dataset_loader(dataset)
+    if loader is not None:
+        _check_section(kwargs, _defaults(loader), prefix, where)
+
+
 def check_env_kwargs(env_id: str, kwargs: dict[str, Any], where: str = "--env-kwargs") -> None:
     """Types and ranges of the env settings ``kwargs`` for ``env_id`` (names are the env's to check)."""
     check_finite(kwargs, where)
@@ -131,9 +140,8 @@ def check_env_kwargs(env_id: str, kwargs: dict[str, Any], where: str = "--env-kw
 
     optim_defaults = {f.name: (f.default, str(f.type)) for f in dataclasses.fields(OptimConfig)}
     _check_section(kwargs.get("optim") or {}, optim_defaults, "optim.", where)
-    loader = dataset_loader(gym.spec(env_id).kwargs.get("dataset", ""))
-    if loader is not None:
-        _check_section(kwargs.get("dataset_kwargs") or {}, _defaults(loader), "dataset_kwargs.", where)
+    check_dataset_kwargs(gym.spec(env_id).kwargs.get("dataset", ""), kwargs.get("dataset_kwargs") or {}, where,
+                         "dataset_kwargs.")
     check_device(kwargs.get("device", "auto"), f"{where} device")
 
 
@@ -161,3 +169,9 @@ def check_range(flag: str, value: int | None, minimum: int, what: str = "") -> N
     """``value`` (None = not given) must be >= ``minimum``."""
     if value is not None and value < minimum:
         raise UsageError(f"{flag} must be >= {minimum}{what}, got {value}")
+
+
+def check_out_dir(path: str | Path | None, flag: str) -> None:
+    """An output directory the user named must not be an existing file (said before any work is done)."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(f"{flag} {path}: that is a file, not a directory")
