@@ -142,3 +142,22 @@ def test_env_is_deterministic_with_seed():
 def test_registered_like_every_dataset():
     assert "DUS-MFeat" in gym.registry and "BSS-MFeat-v0" in gym.registry
     assert load_dataset("MFeat", views=WEAK_PAIR).modality_names == WEAK_PAIR
+
+
+def test_the_clis_take_mfeat(tmp_path, capsys):
+    """train_mml --dataset MFeat, train_agent --env DUS-MFeat and evaluate --env BSS-MFeat, views included."""
+    from training.evaluate import main as evaluate
+    from training.train_agent import main as train_agent
+    from training.train_mml import main as train_mml
+
+    fast = ["epochs=1", "val_size=100", "device=cpu"]
+    run = train_mml(["--dataset", "MFeat", "--dataset-kwargs", "views=[pix,fou,mor]", "--epochs", "1", "--seeds", "2",
+                     "--device", "cpu", "--log-dir", str(tmp_path / "mml")])
+    assert "│ mor" in capsys.readouterr().out and (run / "results.json").is_file()
+    agent = train_agent(["--env", "DUS-MFeat", "--algo", "dus-h", "-n", "2", "-f", str(tmp_path / "agent"),
+                         "--eval-episodes", "1", "--baselines", "uniform", "--no-progress", "--env-kwargs", *fast])
+    assert (agent / "model.json").is_file()
+    out = evaluate(["--env", "BSS-MFeat", "--policies", "bss-h", "--seeds", "2", "--out", str(tmp_path / "eval"),
+                    "--no-progress", "--env-kwargs", *fast, "dataset_kwargs.views=[fou,zer]"])
+    md = (out / "results.md").read_text()
+    assert "fou acc" in md and "zer acc" in md and "paired vs full" in md

@@ -21,7 +21,7 @@ validation accuracy can learn to memorise sources (issue 26). MFeat has no write
   test feature (train and validation untouched; 1 doubles each feature's variance).
 
 Measured (BENCHMARKS.md, "MFeat as Custom"): on ``pix+zer`` joint training's test accuracy
-lies 3.6 points *below* validation with ``clusters`` and 2.5 *above* it without a shift.
+lies 3.7 points *below* validation with ``clusters`` and 2.5 *above* it without a shift.
 
 In every case each view is standardised with the training split's statistics before it is
 written (the format uses inputs as stored), and ``meta.json`` names the modalities in
