@@ -9,7 +9,7 @@ import torch
 
 from mmrl_env.data import load_dataset
 from mmrl_env.data.mfeat import DEFAULT_VIEWS, TRIPLE, VIEWS, WEAK_PAIR, load_mfeat, raw_views, split_indices
-from mmrl_env.data.mfeat_build import build
+from mmrl_env.data.mfeat_build import build, main
 
 DIMS = {"fac": 216, "fou": 76, "kar": 64, "mor": 6, "pix": 240, "zer": 47}
 FAST = {"epochs": 1, "batch_size": 64, "val_size": 100, "device": "cpu"}
@@ -22,7 +22,7 @@ def test_embedded_file_holds_the_published_data():
     assert views["pix"].dtype == np.uint8 and views["pix"].max() == 6  # pixel averages 0..6, stored exactly
 
 
-def test_build_round_trips_the_csvs(tmp_path):
+def test_build_round_trips_the_csvs(tmp_path, capsys):
     """The build script reads the CSV layout (header row, label last) into the embedded format."""
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 3)
@@ -37,6 +37,8 @@ def test_build_round_trips_the_csvs(tmp_path):
     (tmp_path / "mfeat-zer.csv").write_text("0,1\n1,3\n")
     with pytest.raises(ValueError, match="labels"):
         build(tmp_path, tmp_path / "bad.npz")
+    assert main(["--src", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.npz")]) == 2  # one line, exit 2
+    assert "mfeat-fac.csv not found" in capsys.readouterr().err
 
 
 def test_default_shapes_split_sizes_and_stratification():
