@@ -90,12 +90,16 @@ def check_views(views: Sequence[str] | str) -> tuple[str, ...]:
     return views
 
 
-def split_indices(labels: np.ndarray, val_fraction: float, test_fraction: float,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, val, test) sample positions, stratified by class and fixed by ``seed``."""
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
     if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
         raise ValueError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be positive "
                          "and leave samples to train on (sum below 1)")
+
+
+def split_indices(labels: np.ndarray, val_fraction: float, test_fraction: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, val, test) sample positions, stratified by class and fixed by ``seed``."""
+    check_fractions(val_fraction, test_fraction)
     rest, test = stratified_holdout(labels, test_fraction, seed)
     kept, held = stratified_holdout(labels[rest], val_fraction / (1.0 - test_fraction), seed)
     return rest[kept], rest[held], test

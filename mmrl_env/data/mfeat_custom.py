@@ -42,6 +42,7 @@ from mmrl_env.data.mfeat import (
     DEFAULT_VIEWS,
     MFEAT_OPTIM,
     NUM_CLASSES,
+    check_fractions,
     check_views,
     raw_views,
     split_indices,
@@ -101,9 +102,9 @@ def write_mfeat_custom(root: str | Path, views: Sequence[str] | str = DEFAULT_VI
         raise ValueError(f"noise_std must be a positive number of training standard deviations, got {noise_std}")
     if shift == "clusters" and not (isinstance(n_clusters, int) and n_clusters >= 2):
         raise ValueError(f"n_clusters must be an integer >= 2 (style clusters per class), got {n_clusters!r}")
+    check_fractions(val_fraction, test_fraction)
     labels = raw_views()[1]
     if shift == "clusters":
-        split_indices(labels, val_fraction, test_fraction, split_seed)  # the same checks of the fractions
         parts = cluster_split(labels, style_clusters(labels, n_clusters, split_seed), val_fraction, test_fraction,
                               split_seed)
     else:
