@@ -98,6 +98,7 @@ def test_views_order_is_respected_and_any_set_of_2_to_6_works():
     (("fac", "fac"), "more than once"),
     (("fac",), "at least 2"),
     ("fac", "at least 2"),
+    (3, "list of MFeat view names"),
 ])
 def test_bad_views_are_refused(views, match):
     with pytest.raises(ValueError, match=match):

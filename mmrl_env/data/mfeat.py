@@ -53,7 +53,7 @@ WEAK_PAIR = ("fou", "zer")
 TRIPLE = ("pix", "fou", "mor")
 NUM_CLASSES = 10
 # Chosen on the validation split at the env's defaults (8 epochs, B = 64): lr 0.1 was 0.4 points better
-# under plain joint training, but unstable once DUS-H doubles a view's loss (BENCHMARKS.md, "MFeat: run defaults").
+# under plain joint training, but unstable once DUS-H doubles a view's loss (BENCHMARKS.md, "MFeat", "Run defaults").
 MFEAT_OPTIM = {"lr": 0.05}
 
 
@@ -76,7 +76,11 @@ def check_views(views: Sequence[str] | str) -> tuple[str, ...]:
     ``+`` or ``,`` (``"pix+fou+mor"``). Anything else is refused with the valid names."""
     if isinstance(views, str):
         views = [v.strip() for v in views.replace(",", "+").split("+")]
-    views = tuple(views)
+    try:
+        views = tuple(views)
+    except TypeError:
+        raise ValueError(f"views must be a list of MFeat view names or a string like 'pix+zer', got {views!r}"
+                         ) from None
     unknown = [v for v in views if v not in VIEWS]
     if unknown:
         raise ValueError(f"unknown MFeat view(s) {unknown}; choose 2 to 6 of {', '.join(VIEWS)} "
