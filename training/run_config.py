@@ -33,7 +33,7 @@ from mmrl_env.envs.registration import versioned_id
 from training import ray_cluster
 from training.cli_errors import UsageError, message_of, usage_errors
 from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
-from training.run_dirs import RunLock, create_run_dir, write_text_atomic
+from training.run_dirs import RunLock, create_run_dir, remove_run_dir, write_text_atomic
 from training.validate import (
     POSITIVE,
     _defaults,
@@ -258,10 +258,15 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
     this process) with config.yaml and command.txt. Bad input never creates a directory."""
     cfg = resolve(args)
     try_build(cfg)
+    text = yaml.safe_dump(cfg, sort_keys=False)  # plain data only: fails here, before any directory exists
     run_dir = next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])
-    RunLock(run_dir)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    write_text_atomic(run_dir / "command.txt", shlex.join([*COMMAND, *argv]) + "\n")
+    try:
+        RunLock(run_dir)
+        write_text_atomic(run_dir / "config.yaml", text)
+        write_text_atomic(run_dir / "command.txt", shlex.join([*COMMAND, *argv]) + "\n")
+    except BaseException:
+        remove_run_dir(run_dir)
+        raise
     return run_dir, cfg
 
 
