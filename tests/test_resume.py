@@ -196,6 +196,43 @@ def test_ctrl_c_checkpoints_and_heuristic_run_resumes(tmp_path, monkeypatch):
     assert [s for s, _ in env_scalars(run, "step/reward")] == list(range(1, 10))
 
 
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypatch, capsys, algo):
+    """Ctrl-C while the last rollout is collected: there is no later rollout boundary, so the
+    checkpoint comes when training ends; then the run stops (exit 130, how to resume) instead of
+    running the final comparison, and --resume runs only that comparison."""
+    section = {"n_steps": 4, "batch_size": 4, "n_epochs": 1} if algo == "ppo" else \
+        {"learning_starts": 2, "batch_size": 4, "train_freq": 4}
+    cfg = write_config(tmp_path, algo, section)
+    straight = main(train_args(algo, cfg, tmp_path / "a", 8))
+    capsys.readouterr()
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from training import train_agent
+
+    class CtrlCInLastRollout(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps == 6:  # steps 5..8 are the last rollout
+                signal.raise_signal(signal.SIGINT)
+            return True
+
+    monkeypatch.setattr(train_agent, "periodic_eval", lambda cfg: [CtrlCInLastRollout()])
+    with pytest.raises(SystemExit) as stop:
+        main(train_args(algo, cfg, tmp_path / "b", 8))  # no --save-freq: the Ctrl-C alone asks for the checkpoint
+    assert stop.value.code == 130
+    run = next((tmp_path / "b" / algo).iterdir())
+    out = capsys.readouterr().out
+    assert f"continue with: python training/train_agent.py --resume {run}" in out and "Final comparison" not in out
+    assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 8 and not (run / "results.json").exists()
+    monkeypatch.undo()
+    learn = LEARNED[algo].learn
+    monkeypatch.setattr(LEARNED[algo], "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
+                        if total_timesteps <= 0 else pytest.fail("trained again"))
+    assert main(["--resume", str(run), "--no-progress"]) == run
+    assert results(run) == results(straight)
+    same_parameters(straight / "model.zip", run / "model.zip", LEARNED[algo])
+
+
 def test_resume_refuses_contradictions(tmp_path, monkeypatch):
     kill_after_first_checkpoint(monkeypatch)
     for env in ("DUS-Synthetic", "BSS-Synthetic"):

@@ -338,8 +338,7 @@ def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namesp
             steps, extra = total, {"obs": run_heuristic(agent, env, obs, start, total, checkpointer,
                                                         not args.no_progress)}
             agent.save(run_dir / "model.json")
-        if save_freq:  # a crash in the final comparison then resumes without training again
-            checkpointer.save(steps, **extra)
+        checkpointer.end(steps, **extra)  # with --save-freq, or after a Ctrl-C in the last rollout (then stops)
     return agent
 
 
@@ -386,8 +385,12 @@ def main(argv: list[str] | None = None) -> Path:
             agent = train(cfg, run_dir, args)
         except KeyboardInterrupt as stop:
             checkpoint = latest_checkpoint(run_dir, log=print)
-            where = f"newest checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written (see --save-freq)"
-            print(f"\ninterrupted; {where}\ncontinue with: python training/train_agent.py --resume {run_dir}")
+            if checkpoint:
+                print(f"\ninterrupted; newest checkpoint: {checkpoint}\n"
+                      f"continue with: python training/train_agent.py --resume {run_dir}")
+            else:
+                print("\ninterrupted before any checkpoint was written (the first Ctrl-C saves one at the next "
+                      "boundary; see also --save-freq); start the run again")
             raise SystemExit(130) from stop
         final_comparison(cfg, run_dir, agent, args.no_progress)
     finally:
