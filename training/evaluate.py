@@ -52,7 +52,7 @@ from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
 from mmrl_env.engine.select import ENGINES
 from mmrl_env.envs.control import control_of
-from mmrl_env.envs.registration import short_id, versioned_id
+from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import ray_cluster, train_mml
 from training.cli_errors import UsageError, run_cli, usage_errors
@@ -228,11 +228,12 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int], names: list[st
     if unknown:
         raise UsageError(f"unknown learner(s) {unknown}; valid learners: {', '.join(LEARNERS)}")
     with usage_errors():
-        env_kwargs = parse_kv(args.env_kwargs)
+        env_kwargs = translate_data_root(parse_kv(args.env_kwargs))  # data_root=DIR: dataset_kwargs.root=DIR
         per_learner = parse_kv(args.learner_kwargs, "--learner-kwargs")
     bad = sorted(set(env_kwargs) - set(LEARNER_ENV_KEYS))
     if bad:
-        raise UsageError(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)}; got {bad}")
+        raise UsageError(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)} and data_root; "
+                         f"got {bad}")
     check_env_kwargs(args.env, env_kwargs)
     if env_kwargs.get("engine", "auto") not in ENGINES:
         raise UsageError(f"--env-kwargs engine={env_kwargs['engine']!r}: choose one of {', '.join(ENGINES)}")
