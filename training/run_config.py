@@ -258,16 +258,21 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
     this process) with config.yaml and command.txt. Bad input never creates a directory."""
     cfg = resolve(args)
     try_build(cfg)
-    text = yaml.safe_dump(cfg, sort_keys=False)  # plain data only: fails here, before any directory exists
-    run_dir = next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])
+    yaml.safe_dump(cfg)  # plain data only: a value YAML cannot hold fails here, before any directory exists
+    made = [next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])]
     try:
-        RunLock(run_dir)
-        write_text_atomic(run_dir / "config.yaml", text)
-        write_text_atomic(run_dir / "command.txt", shlex.join([*COMMAND, *argv]) + "\n")
+        RunLock(made[0])
+        if cfg["tensorboard_log"]:  # a -tb root shared by runs: each run gets, and locks, its own folder in it
+            made.append(next_run_dir(Path(cfg["tensorboard_log"]), cfg["algo"], cfg["env"]))
+            RunLock(made[1], "writing into it")
+            cfg["tensorboard_log"] = str(made[1])
+        write_text_atomic(made[0] / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        write_text_atomic(made[0] / "command.txt", shlex.join([*COMMAND, *argv]) + "\n")
     except BaseException:
-        remove_run_dir(run_dir)
+        for folder in made:
+            remove_run_dir(folder)
         raise
-    return run_dir, cfg
+    return made[0], cfg
 
 
 # flags that define a run: with --resume they come from the run directory's config.yaml
@@ -327,6 +332,9 @@ def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[s
     given = [f"--{f.replace('_', '-')}" for f in RUN_FLAGS if getattr(args, f) is not None]
     RunLock(run_dir)
     cfg = read_config(run_dir)
+    if cfg.get("tensorboard_log"):  # the run's own folder under -tb (see new_run)
+        Path(cfg["tensorboard_log"]).mkdir(parents=True, exist_ok=True)
+        RunLock(Path(cfg["tensorboard_log"]), "resuming this run")
     for flag, value in (("env", args.env), ("algo", args.algo)):
         ids = (versioned_id(value), versioned_id(cfg[flag])) if flag == "env" and value else (value, cfg[flag])
         if value is not None and ids[0] != ids[1]:

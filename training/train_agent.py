@@ -119,7 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "see BENCHMARKS.md; 0 = torch's own choice)")
     p.add_argument("-f", "--log-folder", default="runs", help="root of the run directories (default runs)")
     p.add_argument("-tb", "--tensorboard-log", default=None, metavar="DIR",
-                   help="TensorBoard root (default: the run directory)")
+                   help="TensorBoard root: the run logs into its own new folder DIR/<algo>/<env>_<n>, so runs "
+                   "sharing DIR never mix curves (default: the run directory)")
     p.add_argument("--eval-episodes", type=int, default=None, metavar="N",
                    help="seeds (episodes) of the final comparison of the agent and the baselines "
                    "(default: the config's eval_episodes, else 3)")
@@ -393,8 +394,10 @@ def main(argv: list[str] | None = None) -> Path:
                       "boundary; see also --save-freq); start the run again")
             raise SystemExit(130) from stop
         final_comparison(cfg, run_dir, agent, args.no_progress)
-    finally:
-        RunLock.release_dir(run_dir)  # the run is no longer this process's (also released if it dies)
+    finally:  # the run is no longer this process's (also released if it dies)
+        for folder in (run_dir, cfg.get("tensorboard_log")):
+            if folder:
+                RunLock.release_dir(Path(folder))
     return run_dir
 
 
