@@ -48,7 +48,11 @@ def frames_from_dir(directory: Path, count: int, size: int) -> np.ndarray:
 
 def frames_from_video(path: Path, count: int, size: int, fps: float = 1.0) -> np.ndarray:
     """(count, 3, size, size) from a video: first frame at or after every 1/fps seconds,
-    (as a 1-fps extraction would keep), then ``count`` evenly spaced ones of those."""
+    (as a 1-fps extraction would keep), then ``count`` evenly spaced ones of those.
+
+    A frame the decoder marks corrupt (``is_corrupt``: e.g. of a file cut short, which FFmpeg
+    still "decodes" to a uniform grey picture) is not a frame of the clip: it is skipped, and
+    a file with no intact frame is refused rather than cached as grey."""
     av = require("av", "decoding video frames")
 
     kept: list[Image.Image] = []
@@ -57,8 +61,11 @@ def frames_from_video(path: Path, count: int, size: int, fps: float = 1.0) -> np
             raise ValueError("the file has no video stream")
         stream = container.streams.video[0]
         rate = float(stream.average_rate or 25)  # for streams without timestamps
-        next_t = None
+        next_t, corrupt = None, 0
         for n, frame in enumerate(container.decode(stream)):
+            if getattr(frame, "is_corrupt", False):
+                corrupt += 1
+                continue
             t = frame.time if frame.time is not None else n / rate
             if next_t is None:
                 next_t = t
@@ -66,5 +73,6 @@ def frames_from_video(path: Path, count: int, size: int, fps: float = 1.0) -> np
                 kept.append(frame.to_image())
                 next_t += 1.0 / fps
     if not kept:
-        raise ValueError("no decodable video frames")
+        raise ValueError("no decodable video frames" + (f" ({corrupt} decoded corrupt: the file is damaged or "
+                                                         "truncated)" if corrupt else ""))
     return np.stack([_to_array(kept[i], size) for i in even_indices(len(kept), count)])
