@@ -123,6 +123,7 @@ TRAIN_CASES = [
     ("zero n_steps in config", ["-c", "{tmp}/zero.yaml"], "n_steps=0 must be positive"),
     ("log folder is a file", ["-f", "{tmp}/bad.yaml"], "-f/--log-folder .*bad.yaml: that is a file"),
     ("trust without resume", ["--trust-checkpoint"], "applies to --resume and -i/--trained-agent only"),
+    ("data change without resume", ["--allow-data-change"], "--allow-data-change applies to --resume only"),
     ("misspelled optimizer class", ["--algo", "a2c", "-params", "policy_kwargs:{optimizer_class: RMSProp}"],
      r"policy_kwargs.optimizer_class='RMSProp' names no class .*did you mean RMSprop"),
     ("optimizer class that is no optimizer", ["-params", "policy_kwargs:{optimizer_class: ReLU}"],

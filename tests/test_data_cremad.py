@@ -280,3 +280,21 @@ def test_files_cut_short_fail_instead_of_being_cached(tmp_path: Path, rows, caps
     assert set(manifest["failed"]) == {cut_video, cut_wav}
     ds = load_cremad(root=tmp_path / "cache", image_size=SIZE)
     assert len(ds.train) + len(ds.val) == 2
+
+
+def test_fingerprint_of_a_cache_lists_its_files_without_reading_them(prepared) -> None:
+    import os
+
+    from mmrl_env.data.fingerprint import changes, fingerprint
+
+    cache = prepared[2]
+    before = fingerprint("CremaD", {"root": str(cache), "image_size": SIZE})
+    assert {"manifest.json", "audio.npy", "frames.npy", "labels.npy"} <= set(before["files"])
+    assert before["source"] == str(cache.resolve())
+    stat = (cache / "audio.npy").stat()
+    os.utime(cache / "audio.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        assert changes(before, fingerprint("CremaD", {"root": str(cache), "image_size": SIZE})) == \
+            ["audio.npy was modified"]
+    finally:
+        os.utime(cache / "audio.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns))

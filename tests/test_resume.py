@@ -4,6 +4,7 @@ where an uninterrupted run ends (same agent parameters, same results.json)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -231,6 +232,55 @@ def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypa
     assert main(["--resume", str(run), "--no-progress"]) == run
     assert results(run) == results(straight)
     same_parameters(straight / "model.zip", run / "model.zip", LEARNED[algo])
+
+
+def test_resume_notices_that_the_data_changed(tmp_path, monkeypatch, capsys):
+    """The run records a fingerprint of its data (data.json); a resume on changed data is refused,
+    naming what changed, unless --allow-data-change."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "custom"
+    data.mkdir()
+
+    def write_split(split: str, n: int, shift: float) -> None:
+        labels = np.arange(n) % 2
+        np.savez(data / f"{split}.npz", a=(rng.normal(size=(n, 3)) + shift * labels[:, None]).astype(np.float32),
+                 b=rng.normal(size=(n, 4)).astype(np.float32), labels=labels)
+
+    write_split("train", 64, 1.0)
+    write_split("test", 16, 1.0)
+    argv = ["--env", "DUS-Custom", "--algo", "uniform", "-n", "4", "--save-freq", "2", "-f", str(tmp_path / "runs"),
+            "--eval-episodes", "1", "--baselines", "random", "--no-progress", "--env-kwargs", f"data_root={data}",
+            "epochs=1", "batch_size=16", "val_size=8", "device=cpu"]
+    kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(SystemExit):
+        main(argv)
+    monkeypatch.undo()
+    run = next((tmp_path / "runs" / "uniform").iterdir())
+    assert set(json.loads((run / "data.json").read_text())["files"]) == {"train.npz", "test.npz"}
+    before = (data / "train.npz").stat().st_mtime_ns
+    write_split("train", 64, 2.0)  # the user re-exported the training data meanwhile (same size, other values)
+    os.utime(data / "train.npz", ns=(before + 10**10, before + 10**10))  # 10 s later, whatever the clock resolution
+    with pytest.raises(SystemExit, match=r"the data changed since the run started \(train.npz was modified\).*"
+                       "--allow-data-change"):
+        main(["--resume", str(run), "--no-progress"])
+    assert not (run / "results.json").exists()
+    assert main(["--resume", str(run), "--no-progress", "--allow-data-change"]) == run
+    assert "continuing on the new data" in capsys.readouterr().out and (run / "results.json").exists()
+
+
+def test_resume_notices_changed_synthetic_settings(tmp_path, monkeypatch):
+    """Synthetic data is generated: its fingerprint is the generator's settings, defaults included."""
+    kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(SystemExit):
+        main(["--save-freq", "2", *train_args("random", None, tmp_path, 4)])
+    monkeypatch.undo()
+    run = next((tmp_path / "random").iterdir())
+    recorded = json.loads((run / "data.json").read_text())
+    assert recorded["settings"]["n_train"] == 192 and recorded["settings"]["strong_margin"] == 3.0  # a default
+    recorded["settings"]["strong_margin"] = 2.0  # as if an mmrl update had changed the default
+    (run / "data.json").write_text(json.dumps(recorded))
+    with pytest.raises(SystemExit, match=r"strong_margin: 2.0 -> 3.0"):
+        main(["--resume", str(run), "--no-progress"])
 
 
 def test_resume_refuses_contradictions(tmp_path, monkeypatch):

@@ -64,7 +64,7 @@ from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import versioned_id
 from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
 from training import ray_cluster
-from training.cli_errors import UsageError, run_cli
+from training.cli_errors import UsageError, message_of, run_cli
 from training.config import DEFAULT_THREADS, deep_merge, set_threads
 from training.run_config import (
     DEFAULT_EVAL_FREQ,
@@ -143,6 +143,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "allows it (slower; mmrl_env/determinism.py); CPU runs are deterministic anyway")
     p.add_argument("--keep-checkpoints", type=int, default=None, metavar="N",
                    help="checkpoints kept (default 2: a damaged newest one falls back to the previous)")
+    p.add_argument("--allow-data-change", action="store_true",
+                   help="with --resume: continue although the run's data changed since it started (its files' "
+                   "sizes or times, or Synthetic's settings; data.json in the run directory); refused otherwise")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="with --resume or -i: load the agent with SB3's own loader, which unpickles (runs code "
                    "from) the zip file; only for files you trust")
@@ -318,7 +321,11 @@ def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namesp
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
     agent = build_agent(cfg, env, tb_root, checkpoint, state, args.verbose, args.trust_checkpoint)
     if state is not None:
-        restore(state, agent, env)
+        try:
+            restore(state, agent, env)
+        except ValueError as err:  # e.g. a resume with --allow-data-change on data of other sizes
+            raise UsageError(f"--resume {run_dir}: the newest checkpoint does not fit this run's env: "
+                             f"{message_of(err)}") from err
         print(f"resuming from {checkpoint} (env step {state['steps']} of {total})")
     save_freq = cfg.get("save_freq")
     with Interrupt() as interrupt:
@@ -373,6 +380,8 @@ def main(argv: list[str] | None = None) -> Path:
     set_threads(args.threads)
     if args.trust_checkpoint and not (args.resume or args.trained_agent):
         raise UsageError("--trust-checkpoint applies to --resume and -i/--trained-agent only")
+    if args.allow_data_change and not args.resume:
+        raise UsageError("--allow-data-change applies to --resume only")
     argv_used = sys.argv[1:] if argv is None else argv
     run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
     if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
