@@ -71,3 +71,5 @@ def test_runs_sharing_a_tensorboard_root_get_their_own_folders(tmp_path):
     for folder in folders:
         assert len(list((folder / "env").glob("events.out.tfevents.*"))) == 1
     assert not any((tb / name).exists() for name in ("env", "hparams"))  # nothing shared at the root
+    with held_by_another_writer(folders[0]), pytest.raises(SystemExit, match="tb/uniform/DUS-Synthetic_1 is in use by"):
+        train_agent.main(["--resume", str(runs[0])])  # the run's TensorBoard folder is locked on resume too
