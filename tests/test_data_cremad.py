@@ -298,3 +298,16 @@ def test_fingerprint_of_a_cache_lists_its_files_without_reading_them(prepared) -
             ["audio.npy was modified"]
     finally:
         os.utime(cache / "audio.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_video_cut_after_its_first_second_is_refused(tmp_path: Path) -> None:
+    """Intact frames that cover a third of the clip its header declares: cut short, not cached."""
+    from mmrl_env.data.fixtures import write_video
+    from mmrl_env.data.frames import frames_from_video
+
+    write_video(tmp_path / "whole.flv", 1)
+    data = (tmp_path / "whole.flv").read_bytes()
+    (tmp_path / "cut.flv").write_bytes(data[: int(len(data) * 0.8)])
+    assert frames_from_video(tmp_path / "whole.flv", 3, SIZE).shape == (3, 3, SIZE, SIZE)
+    with pytest.raises(ValueError, match=r"truncated: its frames cover 1.0 s of the 3.0 s its header declares"):
+        frames_from_video(tmp_path / "cut.flv", 3, SIZE)
