@@ -357,13 +357,12 @@ class Checkpointer:
                 raise StopForResume(str(path))
 
     def end(self, steps: int, **extra: Any) -> None:
-        """Training is done: a checkpoint when periodic ones are on (a crash in the final
-        comparison then resumes without training again) or when a Ctrl-C during the last
-        rollout asked for one; the run then stops here too (``--resume`` does the rest)."""
-        if self.save_freq or self.interrupt.requested:
-            path = self.save(steps, **extra)
-            if self.interrupt.requested:
-                raise StopForResume(str(path))
+        """Training is done: a checkpoint, so that a crash or Ctrl-C in the final comparison
+        resumes without training again. After a Ctrl-C during the last rollout (no boundary
+        came) the run stops here (``--resume`` does the rest)."""
+        path = self.save(steps, **extra)
+        if self.interrupt.requested:
+            raise StopForResume(str(path))
 
     def save(self, steps: int, **extra: Any) -> Path:
         self.last = steps

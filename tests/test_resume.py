@@ -234,6 +234,30 @@ def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypa
     same_parameters(straight / "model.zip", run / "model.zip", LEARNED[algo])
 
 
+def test_ctrl_c_in_the_final_comparison_resumes_without_training(tmp_path, monkeypatch, capsys):
+    """Without --save-freq too: training ends with a checkpoint, so a Ctrl-C while the baselines
+    are scored leaves a run that --resume finishes without training again."""
+    cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
+    straight = main(train_args("ppo", cfg, tmp_path / "a", 8))
+    from training import train_agent
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_agent, "evaluate", ctrl_c)
+    with pytest.raises(SystemExit) as stop:
+        main(train_args("ppo", cfg, tmp_path / "b", 8))
+    assert stop.value.code == 130
+    monkeypatch.undo()
+    run = next((tmp_path / "b" / "ppo").iterdir())
+    assert f"continue with: python training/train_agent.py --resume {run}" in capsys.readouterr().out
+    learn = PPO.learn
+    monkeypatch.setattr(PPO, "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
+                        if total_timesteps <= 0 else pytest.fail("trained again"))
+    main(["--resume", str(run), "--no-progress"])
+    assert results(run) == results(straight)
+
+
 def test_resume_notices_that_the_data_changed(tmp_path, monkeypatch, capsys):
     """The run records a fingerprint of its data (data.json); a resume on changed data is refused,
     naming what changed, unless --allow-data-change."""

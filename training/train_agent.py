@@ -15,7 +15,8 @@ the final comparison, and --periodic-eval-episodes is the zoo's meaning.
 The run directory (--log-folder/<algo>/<env>_<n>) keeps the saved agent, the resolved config,
 the command line, the TensorBoard events (env/: the policy's per-step quantities; sb3_1/:
 SB3's training curves) and results.json (the final table). --save-freq N checkpoints the
-whole run (agent, env, RNGs) every N env steps, Ctrl-C checkpoints and stops, and
+whole run (agent, env, RNGs) every N env steps (and every run is checkpointed when training
+ends), Ctrl-C checkpoints and stops, and
 --resume <run dir> continues to the same result as an uninterrupted run.
 --ray [ADDRESS] --ray-workers N puts the --n-envs inner runs (and the final comparison's)
 in N Ray actors, locally or on a cluster (README: Scaling out with Ray).
@@ -135,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    f"random): {heuristics}")
     p.add_argument("--save-freq", type=int, default=None, metavar="N",
                    help="checkpoint every N env steps (learned agents: at the first rollout boundary past each "
-                   "multiple); default: only on Ctrl-C")
+                   "multiple); default: only on Ctrl-C and when training ends")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its newest checkpoint, with the settings of its config.yaml")
     p.add_argument("--deterministic", action="store_true", default=None,
@@ -346,7 +347,8 @@ def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namesp
             steps, extra = total, {"obs": run_heuristic(agent, env, obs, start, total, checkpointer,
                                                         not args.no_progress)}
             agent.save(run_dir / "model.json")
-        checkpointer.end(steps, **extra)  # with --save-freq, or after a Ctrl-C in the last rollout (then stops)
+        if cfg.get("n_envs", 1) == 1 or cfg.get("vec_env", "batched") == "batched":  # envs a checkpoint covers
+            checkpointer.end(steps, **extra)  # the final comparison can resume; a Ctrl-C in the last rollout stops here
     return agent
 
 
@@ -393,7 +395,8 @@ def main(argv: list[str] | None = None) -> Path:
     try:
         try:
             agent = train(cfg, run_dir, args)
-        except KeyboardInterrupt as stop:
+            final_comparison(cfg, run_dir, agent, args.no_progress)
+        except KeyboardInterrupt as stop:  # in training or in the final comparison
             checkpoint = latest_checkpoint(run_dir, log=print)
             if checkpoint:
                 print(f"\ninterrupted; newest checkpoint: {checkpoint}\n"
@@ -402,7 +405,6 @@ def main(argv: list[str] | None = None) -> Path:
                 print("\ninterrupted before any checkpoint was written (the first Ctrl-C saves one at the next "
                       "boundary; see also --save-freq); start the run again")
             raise SystemExit(130) from stop
-        final_comparison(cfg, run_dir, agent, args.no_progress)
     finally:  # the run is no longer this process's (also released if it dies)
         for folder in (run_dir, cfg.get("tensorboard_log")):
             if folder:
