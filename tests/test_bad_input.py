@@ -319,3 +319,13 @@ def test_a_run_that_cannot_write_its_config_leaves_no_directory(tmp_path, capsys
     with pytest.raises(OSError, match="No space left"):
         train_agent.main(["--algo", "a2c", "-f", str(tmp_path / "runs"), "--no-progress", "--env-kwargs", *SMALL])
     assert list((tmp_path / "runs" / "a2c").iterdir()) == []
+
+
+def test_a_run_that_fails_before_its_first_step_leaves_no_directory(tmp_path, capsys):
+    """``-i`` with a damaged model.zip is found out only when the agent is built, after the run
+    directory exists: the run removes it again (and its own folder under -tb)."""
+    write(tmp_path / "model.zip", "not a zip")
+    refused(train_agent.main, ["-f", str(tmp_path / "runs"), "-tb", str(tmp_path / "tb"), "-i",
+                               str(tmp_path / "model.zip"), "--no-progress", "--env-kwargs", *SMALL], capsys,
+            "model.zip does not fit this PPO agent or is damaged")
+    assert list((tmp_path / "runs" / "ppo").iterdir()) == [] and list((tmp_path / "tb" / "ppo").iterdir()) == []

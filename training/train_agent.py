@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ from training.run_config import (
     new_run,
     resumed_run,
 )
-from training.run_dirs import RunLock, write_json_atomic
+from training.run_dirs import RunLock, remove_run_dir, write_json_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -301,22 +302,24 @@ def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
     return cls([factory(i) for i in range(cfg["n_envs"])])
 
 
-def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
+def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, started: threading.Event) -> Any:
     """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
     resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent.
-    With ``--n-envs`` K > 1 a learned agent collects from K inner runs at once (``vec_env``)."""
+    With ``--n-envs`` K > 1 a learned agent collects from K inner runs at once (``vec_env``).
+    ``started`` is set once the env and agent are built and the first step is next."""
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
     if cfg.get("n_envs", 1) > 1 or cfg.get("ray"):
         env = vec_env(cfg, tb_root)
     else:
         env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
     try:
-        return train_on(env, cfg, run_dir, args, tb_root)
+        return train_on(env, cfg, run_dir, args, tb_root, started)
     finally:  # also when stopped: a Ray env's actors hold their cluster resources until closed
         env.close()
 
 
-def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, tb_root: Path) -> Any:
+def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, tb_root: Path,
+             started: threading.Event) -> Any:
     """``train``'s work on the env it made."""
     algo, total = cfg["algo"], cfg["total_timesteps"]
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
@@ -329,6 +332,7 @@ def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namesp
                              f"{message_of(err)}") from err
         print(f"resuming from {checkpoint} (env step {state['steps']} of {total})")
     save_freq = cfg.get("save_freq")
+    started.set()
     with Interrupt() as interrupt:
         checkpointer = Checkpointer(run_dir, agent, env, save_freq, interrupt, cfg.get("keep_checkpoints") or 2,
                                     {"config": cfg})
@@ -386,15 +390,16 @@ def main(argv: list[str] | None = None) -> Path:
         raise UsageError("--allow-data-change applies to --resume only")
     argv_used = sys.argv[1:] if argv is None else argv
     run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
-    if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
-        set_deterministic()
-    ray_cluster.use(cfg.get("ray"), cfg.get("ray_workers"))  # the training env and the final comparison
-    print(f"run directory: {run_dir}")
-    if not args.resume:
-        write_config(cfg["tensorboard_log"] or run_dir, cfg)
+    started = threading.Event()
     try:
         try:
-            agent = train(cfg, run_dir, args)
+            if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
+                set_deterministic()
+            ray_cluster.use(cfg.get("ray"), cfg.get("ray_workers"))  # the training env and the final comparison
+            print(f"run directory: {run_dir}")
+            if not args.resume:
+                write_config(cfg["tensorboard_log"] or run_dir, cfg)
+            agent = train(cfg, run_dir, args, started)
             final_comparison(cfg, run_dir, agent, args.no_progress)
         except KeyboardInterrupt as stop:  # in training or in the final comparison
             checkpoint = latest_checkpoint(run_dir, log=print)
@@ -405,6 +410,12 @@ def main(argv: list[str] | None = None) -> Path:
                 print("\ninterrupted before any checkpoint was written (the first Ctrl-C saves one at the next "
                       "boundary; see also --save-freq); start the run again")
             raise SystemExit(130) from stop
+    except BaseException:
+        if not args.resume and not started.is_set():  # failed before its first step: nothing worth keeping
+            for folder in (run_dir, cfg.get("tensorboard_log")):
+                if folder:
+                    remove_run_dir(Path(folder))
+        raise
     finally:  # the run is no longer this process's (also released if it dies)
         for folder in (run_dir, cfg.get("tensorboard_log")):
             if folder:
