@@ -55,7 +55,8 @@ CONFIG_KEYS = ("dataset", "learner", "learner_kwargs", "dataset_kwargs", "epochs
                "device", "log_dir", "threads", "optim")
 META_KEYS = ("targets", "env", "policy", "env_kwargs")
 ENV_KEYS = ("learner", "learner_kwargs", "dataset_kwargs", "epochs", "batch_size", "optim")
-OUTPUTS = ("results.json", "config.yaml", "command.txt", "events.out.tfevents.*", "seed_*")  # what a run writes
+# what an earlier run left in --log-dir (--overwrite removes these; config.yaml and command.txt are rewritten)
+OUTPUTS = ("results.json", "events.out.tfevents.*", "seed_*/events.out.tfevents.*")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
