@@ -104,6 +104,21 @@ def kill_after_first_checkpoint(monkeypatch) -> None:
     monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_die)
 
 
+def stopped_run(argv: list[str]) -> Path:
+    """Run ``main(argv)``, which must stop with exit status 130 (Ctrl-C); its run directory."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 130
+    return next((Path(argv[argv.index("-f") + 1]) / argv[argv.index("--algo") + 1]).iterdir())
+
+
+def forbid_training(monkeypatch, cls) -> None:
+    """A resumed run that should only run the final comparison fails the test if it trains."""
+    learn = cls.learn
+    monkeypatch.setattr(cls, "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
+                        if total_timesteps <= 0 else pytest.fail("trained again"))
+
+
 def same_parameters(a: Path, b: Path, cls) -> None:
     """Network weights and optimizer states bit for bit."""
     torch.testing.assert_close(cls.load(a).get_parameters(), cls.load(b).get_parameters(), rtol=0, atol=0)
@@ -125,10 +140,7 @@ def test_resumed_run_matches_uninterrupted(tmp_path, monkeypatch, algo, section,
     extra = ["epochs=3", "learner=boosting", "learner_kwargs.check_every=1"] if env.startswith("BSS") else []
     straight = main([*train_args(algo, cfg, tmp_path / "a", total, env), *extra])
     kill_after_first_checkpoint(monkeypatch)
-    with pytest.raises(SystemExit) as stop:
-        main(["--save-freq", str(freq), *train_args(algo, cfg, tmp_path / "b", total, env), *extra])
-    assert stop.value.code == 130
-    run = next((tmp_path / "b" / algo).iterdir())
+    run = stopped_run(["--save-freq", str(freq), *train_args(algo, cfg, tmp_path / "b", total, env), *extra])
     ckpt = checkpoint.latest_checkpoint(run)
     assert checkpoint.steps_of(ckpt) == freq and not (run / "results.json").exists()
     monkeypatch.undo()
@@ -148,10 +160,7 @@ def test_resumed_vectorised_run_matches_uninterrupted(tmp_path, monkeypatch, alg
     vec = ["--n-envs", "3"]
     straight = main([*vec, *train_args(algo, cfg, tmp_path / "a", 24)])
     kill_after_first_checkpoint(monkeypatch)
-    with pytest.raises(SystemExit) as stop:
-        main([*vec, "--save-freq", "12", *train_args(algo, cfg, tmp_path / "b", 24)])
-    assert stop.value.code == 130
-    run = next((tmp_path / "b" / algo).iterdir())
+    run = stopped_run([*vec, "--save-freq", "12", *train_args(algo, cfg, tmp_path / "b", 24)])
     assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 12
     state = checkpoint.load_state(checkpoint.latest_checkpoint(run))
     assert [layer["layer"] for layer in state["env"]] == ["VecMonitor", "VecTensorBoard", "MMRLVecEnv"]
@@ -185,11 +194,8 @@ def test_ctrl_c_checkpoints_and_heuristic_run_resumes(tmp_path, monkeypatch):
         return step(self, action)
 
     monkeypatch.setattr(MultimodalTrainingEnv, "step", step_then_ctrl_c)
-    with pytest.raises(SystemExit) as stop:
-        main(train_args("random", None, tmp_path / "b", 9))
-    assert stop.value.code == 130
+    run = stopped_run(train_args("random", None, tmp_path / "b", 9))
     monkeypatch.undo()
-    run = next((tmp_path / "b" / "random").iterdir())
     assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 4
     main(["--resume", str(run), "--no-progress"])
     assert results(run) == results(straight)
@@ -218,17 +224,12 @@ def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypa
             return True
 
     monkeypatch.setattr(train_agent, "periodic_eval", lambda cfg: [CtrlCInLastRollout()])
-    with pytest.raises(SystemExit) as stop:
-        main(train_args(algo, cfg, tmp_path / "b", 8))  # no --save-freq: the Ctrl-C alone asks for the checkpoint
-    assert stop.value.code == 130
-    run = next((tmp_path / "b" / algo).iterdir())
+    run = stopped_run(train_args(algo, cfg, tmp_path / "b", 8))  # no --save-freq: the Ctrl-C asks for the checkpoint
     out = capsys.readouterr().out
     assert f"continue with: python training/train_agent.py --resume {run}" in out and "Final comparison" not in out
     assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 8 and not (run / "results.json").exists()
     monkeypatch.undo()
-    learn = LEARNED[algo].learn
-    monkeypatch.setattr(LEARNED[algo], "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
-                        if total_timesteps <= 0 else pytest.fail("trained again"))
+    forbid_training(monkeypatch, LEARNED[algo])
     assert main(["--resume", str(run), "--no-progress"]) == run
     assert results(run) == results(straight)
     same_parameters(straight / "model.zip", run / "model.zip", LEARNED[algo])
@@ -245,15 +246,10 @@ def test_ctrl_c_in_the_final_comparison_resumes_without_training(tmp_path, monke
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_agent, "evaluate", ctrl_c)
-    with pytest.raises(SystemExit) as stop:
-        main(train_args("ppo", cfg, tmp_path / "b", 8))
-    assert stop.value.code == 130
+    run = stopped_run(train_args("ppo", cfg, tmp_path / "b", 8))
     monkeypatch.undo()
-    run = next((tmp_path / "b" / "ppo").iterdir())
     assert f"continue with: python training/train_agent.py --resume {run}" in capsys.readouterr().out
-    learn = PPO.learn
-    monkeypatch.setattr(PPO, "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
-                        if total_timesteps <= 0 else pytest.fail("trained again"))
+    forbid_training(monkeypatch, PPO)
     main(["--resume", str(run), "--no-progress"])
     assert results(run) == results(straight)
 
@@ -343,9 +339,7 @@ def test_crash_in_the_final_comparison_resumes_without_training(tmp_path, monkey
     monkeypatch.undo()
     run = next((tmp_path / "b" / "ppo").iterdir())
     assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 8  # the final checkpoint
-    learn = PPO.learn
-    monkeypatch.setattr(PPO, "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
-                        if total_timesteps <= 0 else pytest.fail("trained again"))
+    forbid_training(monkeypatch, PPO)
     main(["--resume", str(run), "--no-progress"])
     assert results(run) == results(straight)
     same_parameters(straight / "model.zip", run / "model.zip", PPO)
