@@ -356,6 +356,14 @@ class Checkpointer:
             if self.interrupt.requested:
                 raise StopForResume(str(path))
 
+    def end(self, steps: int, **extra: Any) -> None:
+        """Training is done: a checkpoint, so that a crash or Ctrl-C in the final comparison
+        resumes without training again. After a Ctrl-C during the last rollout (no boundary
+        came) the run stops here (``--resume`` does the rest)."""
+        path = self.save(steps, **extra)
+        if self.interrupt.requested:
+            raise StopForResume(str(path))
+
     def save(self, steps: int, **extra: Any) -> Path:
         self.last = steps
         return save_checkpoint(self.run_dir, self.agent, self.env, steps, self.keep, self.meta, **extra)

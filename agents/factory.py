@@ -1,10 +1,21 @@
-"""``--algo`` name -> an agent (SB3 algorithm, REINFORCE, or heuristic policy)."""
+"""``--algo`` name -> an agent (SB3 algorithm, REINFORCE, or heuristic policy).
+
+Hyperparameters stay plain data (what a YAML config holds, what a run's ``config.yaml``
+records): classes inside ``policy_kwargs`` are given by name (``optimizer_class: RMSprop``,
+``activation_fn: Tanh``) and resolved here, on a copy, when the agent is built. SB3 itself
+writes into the ``policy_kwargs`` it is given (A2C adds ``optimizer_class=RMSprop``), so the
+caller's dict is never passed on.
+"""
 
 from __future__ import annotations
 
+import copy
+import difflib
+import importlib
 from typing import Any
 
 import gymnasium as gym
+import torch
 from stable_baselines3 import A2C, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
@@ -13,6 +24,9 @@ from agents.reinforce import REINFORCE
 from mmrl_env.envs.control import control_of
 
 LEARNED: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "reinforce": REINFORCE}
+# policy_kwargs entries that SB3 wants as classes: the modules their names are looked up in
+CLASS_KWARGS = {"optimizer_class": ("torch.optim", "stable_baselines3.common.sb2_compat.rmsprop_tf_like"),
+                "activation_fn": ("torch.nn",)}
 
 
 def algo_names() -> list[str]:
@@ -24,11 +38,44 @@ def method_of(env: gym.Env) -> str:
     return control_of(env).method
 
 
+def _class_named(key: str, value: Any, modules: tuple[str, ...]) -> type:
+    """``"RMSprop"`` / ``"torch.optim.RMSprop"`` -> the class of that name in ``modules``."""
+    base = torch.optim.Optimizer if key == "optimizer_class" else torch.nn.Module
+    if isinstance(value, type) and issubclass(value, base):
+        return value
+    example = "RMSprop" if key == "optimizer_class" else "Tanh"
+    if not isinstance(value, str):
+        raise ValueError(f"policy_kwargs.{key}={value!r}: give a class name, e.g. {example}")
+    name, known = value.rsplit(".", 1)[-1], []
+    for module in map(importlib.import_module, modules):
+        classes = {n: c for n, c in vars(module).items()
+                   if isinstance(c, type) and issubclass(c, base) and c is not base}
+        if name in classes:
+            return classes[name]
+        known += list(classes)
+    close = difflib.get_close_matches(name, known, 1)
+    raise ValueError(f"policy_kwargs.{key}={value!r} names no class in {' or '.join(modules)}"
+                     + (f" (did you mean {close[0]}?)" if close else f", e.g. {example}"))
+
+
+def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A copy of ``policy_kwargs`` with the class names of :data:`CLASS_KWARGS` resolved."""
+    if policy_kwargs is None:
+        return None
+    if not isinstance(policy_kwargs, dict):
+        raise ValueError(f"policy_kwargs must be a mapping (e.g. {{net_arch: [64, 64]}}), got {policy_kwargs!r}")
+    out = copy.deepcopy(policy_kwargs)
+    for key, modules in CLASS_KWARGS.items():
+        if key in out:
+            out[key] = _class_named(key, out[key], modules)
+    return out
+
+
 def make_agent(algo: str, env: gym.Env, hyperparams: dict[str, Any] | None = None, seed: int | None = None,
                device: str = "auto", tensorboard_log: str | None = None, verbose: int = 0
                ) -> BaseAlgorithm | HeuristicPolicy:
     """Build agent ``algo`` for ``env``; ``hyperparams`` are the algorithm's constructor kwargs."""
-    hp = dict(hyperparams or {})
+    hp = copy.deepcopy(dict(hyperparams or {}))  # SB3 writes into policy_kwargs: never into the caller's config
     if algo in HEURISTICS:
         cls = HEURISTICS[algo]
         method = method_of(env)
@@ -40,5 +87,7 @@ def make_agent(algo: str, env: gym.Env, hyperparams: dict[str, Any] | None = Non
     if algo not in LEARNED:
         raise ValueError(f"unknown algo {algo!r}; valid algos: {', '.join(algo_names())}")
     policy = hp.pop("policy", "MlpPolicy")
+    if "policy_kwargs" in hp:
+        hp["policy_kwargs"] = resolve_policy_kwargs(hp["policy_kwargs"])
     return LEARNED[algo](policy, env, seed=seed, device=device, tensorboard_log=tensorboard_log,
                          verbose=verbose, **hp)

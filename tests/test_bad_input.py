@@ -123,6 +123,11 @@ TRAIN_CASES = [
     ("zero n_steps in config", ["-c", "{tmp}/zero.yaml"], "n_steps=0 must be positive"),
     ("log folder is a file", ["-f", "{tmp}/bad.yaml"], "-f/--log-folder .*bad.yaml: that is a file"),
     ("trust without resume", ["--trust-checkpoint"], "applies to --resume and -i/--trained-agent only"),
+    ("data change without resume", ["--allow-data-change"], "--allow-data-change applies to --resume only"),
+    ("misspelled optimizer class", ["--algo", "a2c", "-params", "policy_kwargs:{optimizer_class: RMSProp}"],
+     r"policy_kwargs.optimizer_class='RMSProp' names no class .*did you mean RMSprop"),
+    ("optimizer class that is no optimizer", ["-params", "policy_kwargs:{optimizer_class: ReLU}"],
+     "optimizer_class='ReLU' names no class"),
     ("resume of a non-run", ["--resume", "{tmp}"], "no config.yaml there"),
     ("Custom NaN", ["--env", "DUS-Custom", "--env-kwargs", "dataset_kwargs.root={tmp}/nan"],
      r"train.npz: 'a' has NaN or infinite values in 1 sample\(s\) \(first: sample 3\)"),
@@ -301,3 +306,26 @@ def test_damaged_cache_names_the_file_and_overwrite_replaces_it(tmp_path):
         build()
     build(overwrite=True)
     assert open_cache(tmp_path).manifest["complete"]
+
+
+def test_a_run_that_cannot_write_its_config_leaves_no_directory(tmp_path, capsys, monkeypatch):
+    """A full disk while the run directory is being set up: the error, and no empty run directory."""
+    from training import run_config
+
+    def full(path, text):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(run_config, "write_text_atomic", full)
+    with pytest.raises(OSError, match="No space left"):
+        train_agent.main(["--algo", "a2c", "-f", str(tmp_path / "runs"), "--no-progress", "--env-kwargs", *SMALL])
+    assert list((tmp_path / "runs" / "a2c").iterdir()) == []
+
+
+def test_a_run_that_fails_before_its_first_step_leaves_no_directory(tmp_path, capsys):
+    """``-i`` with a damaged model.zip is found out only when the agent is built, after the run
+    directory exists: the run removes it again (and its own folder under -tb)."""
+    write(tmp_path / "model.zip", "not a zip")
+    refused(train_agent.main, ["-f", str(tmp_path / "runs"), "-tb", str(tmp_path / "tb"), "-i",
+                               str(tmp_path / "model.zip"), "--no-progress", "--env-kwargs", *SMALL], capsys,
+            "model.zip does not fit this PPO agent or is damaged")
+    assert list((tmp_path / "runs" / "ppo").iterdir()) == [] and list((tmp_path / "tb" / "ppo").iterdir()) == []

@@ -259,3 +259,55 @@ def test_nan_audio_refused_before_the_frames_are_decoded(tmp_path: Path) -> None
     sf.write(str(tmp_path / "AudioWAV" / "clip.wav"), wave, 16_000, subtype="FLOAT")
     with pytest.raises(ValueError, match=r"corrupt AudioWAV/clip.wav: its spectrogram has NaN"):
         process_clip(CREMAD, tmp_path, "clip", 3, SIZE)  # the clip has no frames at all
+
+
+def test_files_cut_short_fail_instead_of_being_cached(tmp_path: Path, rows, capsys) -> None:
+    """A .flv cut to 300 bytes decodes to one corrupt grey frame, a .wav cut to 1000 bytes to its
+    first 478 samples: both are damaged files, listed under 'failed', never cached as data."""
+    raw, train = tmp_path / "raw", rows["train"][:4]
+    cut_video, cut_wav = train[0][0], train[1][0]
+    write_cremad(raw, train + rows["test"][:1], videos=[cut_video])
+    flv, wav = raw / "VideoFlash" / f"{cut_video}.flv", raw / "AudioWAV" / f"{cut_wav}.wav"
+    flv.write_bytes(flv.read_bytes()[:300])
+    wav.write_bytes(wav.read_bytes()[:1000])
+    write_split_csvs(tmp_path / "splits", {"train": train, "test": rows["test"][:1]})
+    assert run_prepare(raw, tmp_path / "cache", tmp_path / "splits") == 0
+    out = capsys.readouterr().out
+    assert "3 of 5 clips cached, 2 failed" in out
+    assert f"corrupt VideoFlash/{cut_video}.flv: no decodable video frames" in out
+    assert f"corrupt AudioWAV/{cut_wav}.wav: truncated: it holds 478 of the 8000 samples" in out
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    assert set(manifest["failed"]) == {cut_video, cut_wav}
+    ds = load_cremad(root=tmp_path / "cache", image_size=SIZE)
+    assert len(ds.train) + len(ds.val) == 2
+
+
+def test_fingerprint_of_a_cache_lists_its_files_without_reading_them(prepared) -> None:
+    import os
+
+    from mmrl_env.data.fingerprint import changes, fingerprint
+
+    cache = prepared[2]
+    before = fingerprint("CremaD", {"root": str(cache), "image_size": SIZE})
+    assert {"manifest.json", "audio.npy", "frames.npy", "labels.npy"} <= set(before["files"])
+    assert before["source"] == str(cache.resolve())
+    stat = (cache / "audio.npy").stat()
+    os.utime(cache / "audio.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        assert changes(before, fingerprint("CremaD", {"root": str(cache), "image_size": SIZE})) == \
+            ["audio.npy was modified"]
+    finally:
+        os.utime(cache / "audio.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_video_cut_after_its_first_second_is_refused(tmp_path: Path) -> None:
+    """Intact frames that cover a third of the clip its header declares: cut short, not cached."""
+    from mmrl_env.data.fixtures import write_video
+    from mmrl_env.data.frames import frames_from_video
+
+    write_video(tmp_path / "whole.flv", 1)
+    data = (tmp_path / "whole.flv").read_bytes()
+    (tmp_path / "cut.flv").write_bytes(data[: int(len(data) * 0.8)])
+    assert frames_from_video(tmp_path / "whole.flv", 3, SIZE).shape == (3, 3, SIZE, SIZE)
+    with pytest.raises(ValueError, match=r"truncated: its frames cover 1.0 s of the 3.0 s its header declares"):
+        frames_from_video(tmp_path / "cut.flv", 3, SIZE)

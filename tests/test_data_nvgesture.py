@@ -143,3 +143,16 @@ def test_default_frames_with_workers_and_r3d_episode(tmp_path: Path) -> None:
     while not terminated:
         _, _, terminated, _, info = env.step(np.zeros(3, np.float32))
     assert "fused_acc" in info["test"]
+
+
+def test_a_video_cut_short_is_not_decoded_into_grey_frames(tmp_path: Path) -> None:
+    """FFmpeg "decodes" a video cut to 300 bytes into a corrupt grey frame: that is no frame."""
+    from mmrl_env.data.fixtures import write_video
+    from mmrl_env.data.nvgesture import Sensor
+    from mmrl_env.data.nvgesture_cache import decode_range
+
+    write_video(tmp_path / "whole.flv", 1)
+    (tmp_path / "cut.flv").write_bytes((tmp_path / "whole.flv").read_bytes()[:300])
+    assert len(decode_range(tmp_path, Sensor("whole.flv", 0, 8), 16)) == 8
+    with pytest.raises(ValueError, match="cut.flv has 0 decodable frames"):
+        decode_range(tmp_path, Sensor("cut.flv", 0, 8), 16)

@@ -268,3 +268,21 @@ def test_boosting_draws_the_same_data_order_as_joint():
         trainer.reset([10_000])
         gens[learner] = trainer.generators[0].get_state()
     assert torch.equal(gens["joint"], gens["boosting"])
+
+
+def test_learners_mode_takes_data_root(tmp_path):
+    """``data_root=DIR`` is short for ``dataset_kwargs.root=DIR`` here too (README), not refused."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "custom"
+    data.mkdir()
+    for split, n in (("train", 48), ("test", 16)):
+        labels = np.arange(n) % 2
+        np.savez(data / f"{split}.npz", a=(rng.normal(size=(n, 3)) + labels[:, None]).astype(np.float32),
+                 b=rng.normal(size=(n, 4)).astype(np.float32), labels=labels)
+    out = main(["--env", "DUS-Custom", "--learners", "joint", "--seeds", "1", "--out", str(tmp_path / "out"),
+                "--no-progress", "--env-kwargs", f"data_root={data}", "epochs=1", "batch_size=16", "device=cpu"])
+    assert list(rows(out / "results.csv")) == ["joint"]
+    with pytest.raises(UsageError, match="contradicts dataset_kwargs.root"):
+        main(["--env", "DUS-Custom", "--learners", "joint", "--out", str(tmp_path / "out2"), "--no-progress",
+              "--env-kwargs", f"data_root={data}", f"dataset_kwargs.root={tmp_path}"])
+    assert not (tmp_path / "out2").exists()

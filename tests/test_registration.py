@@ -45,3 +45,21 @@ def test_user_dataset_gets_ids(monkeypatch):
     assert env.observation_space.contains(obs)
     with pytest.raises(ValueError, match="identifier"):
         mmrl_env.register_dataset("bad name", load_synthetic)
+
+
+def test_short_ids_make_envs_without_a_warning(small_kwargs):
+    """``gym.make("DUS-Synthetic")`` (the README's example) warns about nothing, even with every
+    warning turned into an error; the -v0 ids keep working and Gymnasium's other warnings stay."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for env_id in ("DUS-Synthetic", "BSS-Synthetic", "DUS-Synthetic-v0", "BSS-Synthetic-v0"):
+            gym.make(env_id, **small_kwargs).close()
+            spec = gym.spec(env_id)
+            assert (spec.entry_point, spec.kwargs) == (gym.spec(f"{env_id.removesuffix('-v0')}-v0").entry_point,
+                                                       gym.spec(f"{env_id.removesuffix('-v0')}-v0").kwargs)
+        gym.make_vec("DUS-Synthetic", num_envs=2, vectorization_mode="vector_entry_point", **small_kwargs).close()
+        with pytest.raises(UserWarning, match="Using the latest versioned environment `CartPole-v1`"):
+            gym.make("CartPole")  # not ours: Gymnasium's notice is kept
+

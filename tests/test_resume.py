@@ -4,6 +4,7 @@ where an uninterrupted run ends (same agent parameters, same results.json)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -103,6 +104,21 @@ def kill_after_first_checkpoint(monkeypatch) -> None:
     monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_die)
 
 
+def stopped_run(argv: list[str]) -> Path:
+    """Run ``main(argv)``, which must stop with exit status 130 (Ctrl-C); its run directory."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 130
+    return next((Path(argv[argv.index("-f") + 1]) / argv[argv.index("--algo") + 1]).iterdir())
+
+
+def forbid_training(monkeypatch, cls) -> None:
+    """A resumed run that should only run the final comparison fails the test if it trains."""
+    learn = cls.learn
+    monkeypatch.setattr(cls, "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
+                        if total_timesteps <= 0 else pytest.fail("trained again"))
+
+
 def same_parameters(a: Path, b: Path, cls) -> None:
     """Network weights and optimizer states bit for bit."""
     torch.testing.assert_close(cls.load(a).get_parameters(), cls.load(b).get_parameters(), rtol=0, atol=0)
@@ -124,10 +140,7 @@ def test_resumed_run_matches_uninterrupted(tmp_path, monkeypatch, algo, section,
     extra = ["epochs=3", "learner=boosting", "learner_kwargs.check_every=1"] if env.startswith("BSS") else []
     straight = main([*train_args(algo, cfg, tmp_path / "a", total, env), *extra])
     kill_after_first_checkpoint(monkeypatch)
-    with pytest.raises(SystemExit) as stop:
-        main(["--save-freq", str(freq), *train_args(algo, cfg, tmp_path / "b", total, env), *extra])
-    assert stop.value.code == 130
-    run = next((tmp_path / "b" / algo).iterdir())
+    run = stopped_run(["--save-freq", str(freq), *train_args(algo, cfg, tmp_path / "b", total, env), *extra])
     ckpt = checkpoint.latest_checkpoint(run)
     assert checkpoint.steps_of(ckpt) == freq and not (run / "results.json").exists()
     monkeypatch.undo()
@@ -147,10 +160,7 @@ def test_resumed_vectorised_run_matches_uninterrupted(tmp_path, monkeypatch, alg
     vec = ["--n-envs", "3"]
     straight = main([*vec, *train_args(algo, cfg, tmp_path / "a", 24)])
     kill_after_first_checkpoint(monkeypatch)
-    with pytest.raises(SystemExit) as stop:
-        main([*vec, "--save-freq", "12", *train_args(algo, cfg, tmp_path / "b", 24)])
-    assert stop.value.code == 130
-    run = next((tmp_path / "b" / algo).iterdir())
+    run = stopped_run([*vec, "--save-freq", "12", *train_args(algo, cfg, tmp_path / "b", 24)])
     assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 12
     state = checkpoint.load_state(checkpoint.latest_checkpoint(run))
     assert [layer["layer"] for layer in state["env"]] == ["VecMonitor", "VecTensorBoard", "MMRLVecEnv"]
@@ -184,16 +194,113 @@ def test_ctrl_c_checkpoints_and_heuristic_run_resumes(tmp_path, monkeypatch):
         return step(self, action)
 
     monkeypatch.setattr(MultimodalTrainingEnv, "step", step_then_ctrl_c)
-    with pytest.raises(SystemExit) as stop:
-        main(train_args("random", None, tmp_path / "b", 9))
-    assert stop.value.code == 130
+    run = stopped_run(train_args("random", None, tmp_path / "b", 9))
     monkeypatch.undo()
-    run = next((tmp_path / "b" / "random").iterdir())
     assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 4
     main(["--resume", str(run), "--no-progress"])
     assert results(run) == results(straight)
     assert env_scalars(run, "step/val_acc") == env_scalars(straight, "step/val_acc")
     assert [s for s, _ in env_scalars(run, "step/reward")] == list(range(1, 10))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypatch, capsys, algo):
+    """Ctrl-C while the last rollout is collected: there is no later rollout boundary, so the
+    checkpoint comes when training ends; then the run stops (exit 130, how to resume) instead of
+    running the final comparison, and --resume runs only that comparison."""
+    section = {"n_steps": 4, "batch_size": 4, "n_epochs": 1} if algo == "ppo" else \
+        {"learning_starts": 2, "batch_size": 4, "train_freq": 4}
+    cfg = write_config(tmp_path, algo, section)
+    straight = main(train_args(algo, cfg, tmp_path / "a", 8))
+    capsys.readouterr()
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from training import train_agent
+
+    class CtrlCInLastRollout(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps == 6:  # steps 5..8 are the last rollout
+                signal.raise_signal(signal.SIGINT)
+            return True
+
+    monkeypatch.setattr(train_agent, "periodic_eval", lambda cfg: [CtrlCInLastRollout()])
+    run = stopped_run(train_args(algo, cfg, tmp_path / "b", 8))  # no --save-freq: the Ctrl-C asks for the checkpoint
+    out = capsys.readouterr().out
+    assert f"continue with: python training/train_agent.py --resume {run}" in out and "Final comparison" not in out
+    assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 8 and not (run / "results.json").exists()
+    monkeypatch.undo()
+    forbid_training(monkeypatch, LEARNED[algo])
+    assert main(["--resume", str(run), "--no-progress"]) == run
+    assert results(run) == results(straight)
+    same_parameters(straight / "model.zip", run / "model.zip", LEARNED[algo])
+
+
+def test_ctrl_c_in_the_final_comparison_resumes_without_training(tmp_path, monkeypatch, capsys):
+    """Without --save-freq too: training ends with a checkpoint, so a Ctrl-C while the baselines
+    are scored leaves a run that --resume finishes without training again."""
+    cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
+    straight = main(train_args("ppo", cfg, tmp_path / "a", 8))
+    from training import train_agent
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_agent, "evaluate", ctrl_c)
+    run = stopped_run(train_args("ppo", cfg, tmp_path / "b", 8))
+    monkeypatch.undo()
+    assert f"continue with: python training/train_agent.py --resume {run}" in capsys.readouterr().out
+    forbid_training(monkeypatch, PPO)
+    main(["--resume", str(run), "--no-progress"])
+    assert results(run) == results(straight)
+
+
+def test_resume_notices_that_the_data_changed(tmp_path, monkeypatch, capsys):
+    """The run records a fingerprint of its data (data.json); a resume on changed data is refused,
+    naming what changed, unless --allow-data-change."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "custom"
+    data.mkdir()
+
+    def write_split(split: str, n: int, shift: float) -> None:
+        labels = np.arange(n) % 2
+        np.savez(data / f"{split}.npz", a=(rng.normal(size=(n, 3)) + shift * labels[:, None]).astype(np.float32),
+                 b=rng.normal(size=(n, 4)).astype(np.float32), labels=labels)
+
+    write_split("train", 64, 1.0)
+    write_split("test", 16, 1.0)
+    argv = ["--env", "DUS-Custom", "--algo", "uniform", "-n", "4", "--save-freq", "2", "-f", str(tmp_path / "runs"),
+            "--eval-episodes", "1", "--baselines", "random", "--no-progress", "--env-kwargs", f"data_root={data}",
+            "epochs=1", "batch_size=16", "val_size=8", "device=cpu"]
+    kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(SystemExit):
+        main(argv)
+    monkeypatch.undo()
+    run = next((tmp_path / "runs" / "uniform").iterdir())
+    assert set(json.loads((run / "data.json").read_text())["files"]) == {"train.npz", "test.npz"}
+    before = (data / "train.npz").stat().st_mtime_ns
+    write_split("train", 64, 2.0)  # the user re-exported the training data meanwhile (same size, other values)
+    os.utime(data / "train.npz", ns=(before + 10**10, before + 10**10))  # 10 s later, whatever the clock resolution
+    with pytest.raises(SystemExit, match=r"the data changed since the run started \(train.npz was modified\).*"
+                       "--allow-data-change"):
+        main(["--resume", str(run), "--no-progress"])
+    assert not (run / "results.json").exists()
+    assert main(["--resume", str(run), "--no-progress", "--allow-data-change"]) == run
+    assert "continuing on the new data" in capsys.readouterr().out and (run / "results.json").exists()
+
+
+def test_resume_notices_changed_synthetic_settings(tmp_path, monkeypatch):
+    """Synthetic data is generated: its fingerprint is the generator's settings, defaults included."""
+    kill_after_first_checkpoint(monkeypatch)
+    with pytest.raises(SystemExit):
+        main(["--save-freq", "2", *train_args("random", None, tmp_path, 4)])
+    monkeypatch.undo()
+    run = next((tmp_path / "random").iterdir())
+    recorded = json.loads((run / "data.json").read_text())
+    assert recorded["settings"]["n_train"] == 192 and recorded["settings"]["strong_margin"] == 3.0  # a default
+    recorded["settings"]["strong_margin"] = 2.0  # as if an mmrl update had changed the default
+    (run / "data.json").write_text(json.dumps(recorded))
+    with pytest.raises(SystemExit, match=r"strong_margin: 2.0 -> 3.0"):
+        main(["--resume", str(run), "--no-progress"])
 
 
 def test_resume_refuses_contradictions(tmp_path, monkeypatch):
@@ -232,9 +339,7 @@ def test_crash_in_the_final_comparison_resumes_without_training(tmp_path, monkey
     monkeypatch.undo()
     run = next((tmp_path / "b" / "ppo").iterdir())
     assert checkpoint.steps_of(checkpoint.latest_checkpoint(run)) == 8  # the final checkpoint
-    learn = PPO.learn
-    monkeypatch.setattr(PPO, "learn", lambda self, total_timesteps, **kw: learn(self, total_timesteps, **kw)
-                        if total_timesteps <= 0 else pytest.fail("trained again"))
+    forbid_training(monkeypatch, PPO)
     main(["--resume", str(run), "--no-progress"])
     assert results(run) == results(straight)
     same_parameters(straight / "model.zip", run / "model.zip", PPO)

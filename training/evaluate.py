@@ -20,13 +20,15 @@ train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the en
 <run dir>/config.yaml, then --env-kwargs: e.g. dataset_kwargs.seed=1 scores an agent on other
 data, a generalisation check). Heuristics run on the env settings of the first run dir given,
 then --env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead.
-Output (--out, default runs/eval/<env>_<n>): results.md (two tables: mean ± std over seeds of
-fused and per-modality test accuracy, macro-F1 and mAP, the final gap between the modalities'
-accuracies, the return (policies only: a learner has none); then "paired vs <baseline>" with a
-better / worse / undecided verdict per policy), results.csv, comparison.csv, intervals.png (the
-paired differences and IQMs with their intervals) and PNG plots of validation accuracy, the
-policy's choices and the CMD over training. The terminal shows the main columns and the paired
-table. A run's agent is rebuilt from its config.yaml and only the tensors of model.zip are
+Output (--out, default a new runs/eval/<env>_<n>; an --out that another evaluation is writing,
+or that holds an earlier one's results without --overwrite, is refused): results.md (two
+tables: mean ± std over seeds of fused and per-modality test accuracy, macro-F1 and mAP, the
+final gap between the modalities' accuracies, the return (policies only: a learner has none);
+then "paired vs <baseline>" with a better / worse / undecided verdict per policy), results.csv,
+comparison.csv, intervals.png (the paired differences and IQMs with their intervals) and PNG
+plots of validation accuracy, the policy's choices and the CMD over training. The terminal
+shows the main columns and the paired table.
+A run's agent is rebuilt from its config.yaml and only the tensors of model.zip are
 read (--trust-checkpoint: SB3's own loader, which unpickles). Bad input: one line on
 stderr, exit status 2, and no output directory.
 """
@@ -52,17 +54,19 @@ from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
 from mmrl_env.engine.select import ENGINES
 from mmrl_env.envs.control import control_of
-from mmrl_env.envs.registration import short_id, versioned_id
+from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import ray_cluster, train_mml
 from training.cli_errors import UsageError, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import check_applies, load_run_config, make_env, make_runs, next_run_dir
+from training.run_dirs import RunLock, claim_dir, remove_run_dir
 from training.validate import check_env_kwargs, check_out_dir, check_range
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
 DEFAULT_BASELINES = {"DUS": UniformPolicy.name, "BSS": FullDataPolicy.name}  # per method: no rebalancing
 LEARNER_BASELINE = "joint"  # plain joint training
+OUTPUTS = ("results.md", "results.csv", "comparison.csv", "intervals.png", "val_acc.png", "actions.png", "cmd.png")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,7 +91,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "applied after a run's own settings, to its agent and to the heuristics")
     p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="LEARNER.KEY=VALUE",
                    help="--learners mode: per-learner keyword arguments, e.g. boosting.check_every=2")
-    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/eval/<env>_<n>)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default: a new runs/eval/<env>_<n>); refused while another evaluation "
+                   "writes there, and when it holds an earlier evaluation's results (unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier evaluation in --out DIR")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"torch CPU threads (default {DEFAULT_THREADS}, see BENCHMARKS.md; 0 = torch's own choice)")
     p.add_argument("--trust-checkpoint", action="store_true",
@@ -228,11 +236,12 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int], names: list[st
     if unknown:
         raise UsageError(f"unknown learner(s) {unknown}; valid learners: {', '.join(LEARNERS)}")
     with usage_errors():
-        env_kwargs = parse_kv(args.env_kwargs)
+        env_kwargs = translate_data_root(parse_kv(args.env_kwargs))  # data_root=DIR: dataset_kwargs.root=DIR
         per_learner = parse_kv(args.learner_kwargs, "--learner-kwargs")
     bad = sorted(set(env_kwargs) - set(LEARNER_ENV_KEYS))
     if bad:
-        raise UsageError(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)}; got {bad}")
+        raise UsageError(f"--learners mode takes only --env-kwargs {', '.join(LEARNER_ENV_KEYS)} and data_root; "
+                         f"got {bad}")
     check_env_kwargs(args.env, env_kwargs)
     if env_kwargs.get("engine", "auto") not in ENGINES:
         raise UsageError(f"--env-kwargs engine={env_kwargs['engine']!r}: choose one of {', '.join(ENGINES)}")
@@ -267,13 +276,32 @@ def main(argv: list[str] | None = None) -> Path:
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
     ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
+    # the output folder is this process's from here on (a second writer is refused, not interleaved);
+    # one it created is removed again if the evaluation fails (bad input leaves no directory)
+    if args.out:
+        out, made = Path(args.out), claim_dir(Path(args.out), "--out", OUTPUTS, args.overwrite)
+    else:
+        out, made = next_run_dir(Path("runs"), "eval", args.env), True
+        RunLock(out)
+    try:
+        write_results(args, seeds, names, baseline, note, out)
+    except BaseException:
+        if made:
+            remove_run_dir(out)
+        raise
+    finally:
+        RunLock.release_dir(out)
+    return out
+
+
+def write_results(args: argparse.Namespace, seeds: list[int], names: list[str], baseline: str, note: str | None,
+                  out: Path) -> None:
+    """Run every policy or learner on ``seeds``; write the tables and plots into ``out``."""
     evaluate = evaluate_policies if args.policies else evaluate_learners
     records, modalities = evaluate(args, seeds, names)
     # the note comes with the tables: bad input (refused inside evaluate) gets only its error line
     if note:
         print(note)
-    out = Path(args.out) if args.out else next_run_dir(Path("runs"), "eval", args.env)
-    out.mkdir(parents=True, exist_ok=True)
     summary = report.summarize(records, modalities)
     comparisons = stats.compare(report.per_seed(records), baseline)  # records: the same seeds in the same order
     table = report.markdown_table(summary, modalities, len(seeds))
@@ -300,7 +328,6 @@ def main(argv: list[str] | None = None) -> Path:
     console.print(report.terminal_table(summary, modalities, len(seeds), f"{args.env}: {what}"))
     console.print(report.paired_terminal(comparisons, baseline, len(seeds), args.env))
     print("written:\n" + "\n".join(f"  {f}" for f in files if f is not None))
-    return out
 
 
 if __name__ == "__main__":

@@ -29,11 +29,12 @@ from agents.checkpoint import (
 )
 from agents.factory import LEARNED, algo_names, make_agent, method_of
 from agents.heuristics import HEURISTICS
-from mmrl_env.envs.registration import versioned_id
+from mmrl_env.data.fingerprint import changes, fingerprint
+from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from training import ray_cluster
 from training.cli_errors import UsageError, message_of, usage_errors
 from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
-from training.run_dirs import RunLock, create_run_dir, write_text_atomic
+from training.run_dirs import RunLock, create_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
 from training.validate import (
     POSITIVE,
     _defaults,
@@ -51,6 +52,7 @@ EVAL_EPISODES = 3  # episodes per periodic evaluation; different inner-run seeds
 AGENT_POSITIVE = {"n_steps", "n_epochs", "buffer_size", "train_freq", "gradient_steps", "learning_rate",
                   "n_timesteps", "eval_episodes"}
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
+DATA = "data.json"  # the run's data as it was when the run started (mmrl_env/data/fingerprint.py)
 
 
 # what gym.make raises for a bad setting (unknown kwarg, value, dataset, learner, missing or damaged data)
@@ -253,16 +255,57 @@ def try_build(cfg: dict[str, Any]) -> None:
         set_global_rng_state(rng)
 
 
+def data_fingerprint(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint of the data the run's env reads (its dataset and ``dataset_kwargs``)."""
+    with usage_errors():
+        kwargs = translate_data_root(cfg["env_kwargs"]).get("dataset_kwargs") or {}
+        return fingerprint(short_id(cfg["env"]).split("-", 1)[1], kwargs)
+
+
+def check_data(run_dir: Path, cfg: dict[str, Any], allow_change: bool) -> None:
+    """``--resume``: refuse a run whose data changed since it started (the rest of the run would
+    train on other data than its first part), unless ``allow_change``; then the new data is recorded."""
+    path = run_dir / DATA
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"note: {path} is missing or unreadable; cannot tell whether the data changed since the run started")
+        old = None
+    new = data_fingerprint(cfg)
+    found = changes(old, new) if isinstance(old, dict) else []
+    if found and not allow_change:
+        raise UsageError(f"--resume {run_dir}: the data changed since the run started ({'; '.join(found)}); "
+                         "restore it, start a new run, or add --allow-data-change to continue on the new data "
+                         "(its splits must keep their sizes)")
+    if found:
+        print(f"note: the data changed since the run started ({'; '.join(found)}); continuing on the new data "
+              "(--allow-data-change)")
+    if found or old is None:
+        write_json_atomic(path, new)
+
+
 def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, Any]]:
     """Resolve and check the settings of a fresh run, then create its directory (locked for
     this process) with config.yaml and command.txt. Bad input never creates a directory."""
     cfg = resolve(args)
     try_build(cfg)
-    run_dir = next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])
-    RunLock(run_dir)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    write_text_atomic(run_dir / "command.txt", shlex.join([*COMMAND, *argv]) + "\n")
-    return run_dir, cfg
+    yaml.safe_dump(cfg)  # plain data only: a value YAML cannot hold fails here, before any directory exists
+    data = data_fingerprint(cfg)
+    made = [next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])]
+    try:
+        RunLock(made[0])
+        if cfg["tensorboard_log"]:  # a -tb root shared by runs: each run gets, and locks, its own folder in it
+            made.append(next_run_dir(Path(cfg["tensorboard_log"]), cfg["algo"], cfg["env"]))
+            RunLock(made[1], "writing into it")
+            cfg["tensorboard_log"] = str(made[1])
+        write_text_atomic(made[0] / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        write_text_atomic(made[0] / "command.txt", shlex.join([*COMMAND, *argv]) + "\n")
+        write_json_atomic(made[0] / DATA, data)
+    except BaseException:
+        for folder in made:
+            remove_run_dir(folder)
+        raise
+    return made[0], cfg
 
 
 # flags that define a run: with --resume they come from the run directory's config.yaml
@@ -322,6 +365,9 @@ def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[s
     given = [f"--{f.replace('_', '-')}" for f in RUN_FLAGS if getattr(args, f) is not None]
     RunLock(run_dir)
     cfg = read_config(run_dir)
+    if cfg.get("tensorboard_log"):  # the run's own folder under -tb (see new_run)
+        Path(cfg["tensorboard_log"]).mkdir(parents=True, exist_ok=True)
+        RunLock(Path(cfg["tensorboard_log"]), "resuming this run")
     for flag, value in (("env", args.env), ("algo", args.algo)):
         ids = (versioned_id(value), versioned_id(cfg[flag])) if flag == "env" and value else (value, cfg[flag])
         if value is not None and ids[0] != ids[1]:
@@ -333,6 +379,7 @@ def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[s
     if finished(run_dir):
         raise UsageError(f"--resume {run_dir}: that run has finished (results.json exists)")
     check_device(cfg["device"], f"{run_dir / 'config.yaml'}: device")
+    check_data(run_dir, cfg, getattr(args, "allow_data_change", False))
     address = getattr(args, "ray", None)
     if address is not None and not cfg.get("ray"):
         raise UsageError(f"--resume {run_dir}: that run did not use Ray; its checkpoints hold in-process envs "

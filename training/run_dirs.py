@@ -7,6 +7,10 @@
   instead of deleting the owner's in-progress checkpoint. The kernel drops the lock when the
   process dies, even on SIGKILL, so a crash never leaves a run locked. (No ``fcntl`` on
   Windows: the lock is skipped there.)
+- :func:`claim_dir` gives every other writer (``train_mml.py --log-dir``, ``evaluate.py
+  --out``, ``train_agent.py -tb``) the same guarantee for a folder the user names: it is
+  this process's while it runs (another writer is refused, not interleaved), and the
+  outputs of an earlier run there are never replaced unless the user says ``--overwrite``.
 - :func:`write_json_atomic` writes ``results.json`` and friends via a temporary file and
   ``os.replace``: a reader sees the old file or the new one, never half of one.
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +58,7 @@ class RunLock:
 
     held: dict[str, RunLock] = {}  # keeps every lock (and its file descriptor) alive until exit
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, action: str = "resuming this run") -> None:
         self.path = Path(run_dir) / LOCK
         self._file = None
         if fcntl is None:
@@ -69,7 +75,7 @@ class RunLock:
             self._file.close()
             self._file = None
             raise UsageError(f"{run_dir} is in use by {owner}; wait for it to finish (or stop it) "
-                             "before resuming this run") from err
+                             f"before {action}") from err
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"process {os.getpid()}\n")
@@ -89,6 +95,45 @@ class RunLock:
             self._file.close()
             self._file = None
         RunLock.held.pop(str(self.path.resolve()), None)
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    """Delete a directory this process created and owns (a run that failed before it began)."""
+    RunLock.release_dir(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def earlier_outputs(folder: Path, outputs: Sequence[str]) -> list[Path]:
+    """The entries of ``folder`` matching the glob patterns ``outputs``."""
+    return sorted({p for pattern in outputs for p in folder.glob(pattern)})
+
+
+def claim_dir(folder: Path, flag: str, outputs: Sequence[str], overwrite: bool = False) -> bool:
+    """Make ``folder`` (named by the user with ``flag``) this process's output folder: created
+    when missing, then locked as a run directory is (:class:`RunLock`: a second writer is
+    refused while this one runs). Outputs of an earlier run there (``outputs``: glob
+    patterns) are refused, or removed with ``overwrite``, so that no result is replaced
+    without the user asking. Returns whether ``folder`` was created (the caller removes it
+    with :func:`remove_run_dir` when the run fails before writing anything)."""
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        RunLock(folder, f"writing into it (or choose another {flag})")
+        found = earlier_outputs(folder, outputs)
+        if found and not overwrite:
+            names = ", ".join(p.name for p in found[:4]) + (", ..." if len(found) > 4 else "")
+            raise UsageError(f"{flag} {folder} already holds the results of an earlier run ({names}); choose "
+                             "another folder, or add --overwrite to replace them")
+    except BaseException:
+        if created:
+            remove_run_dir(folder)
+        else:
+            RunLock.release_dir(folder)
+        raise
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return created
 
 
 def json_safe(obj: Any) -> Any:

@@ -15,7 +15,8 @@ the final comparison, and --periodic-eval-episodes is the zoo's meaning.
 The run directory (--log-folder/<algo>/<env>_<n>) keeps the saved agent, the resolved config,
 the command line, the TensorBoard events (env/: the policy's per-step quantities; sb3_1/:
 SB3's training curves) and results.json (the final table). --save-freq N checkpoints the
-whole run (agent, env, RNGs) every N env steps, Ctrl-C checkpoints and stops, and
+whole run (agent, env, RNGs) every N env steps (and every run is checkpointed when training
+ends), Ctrl-C checkpoints and stops, and
 --resume <run dir> continues to the same result as an uninterrupted run.
 --ray [ADDRESS] --ray-workers N puts the --n-envs inner runs (and the final comparison's)
 in N Ray actors, locally or on a cluster (README: Scaling out with Ray).
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,7 @@ from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import versioned_id
 from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
 from training import ray_cluster
-from training.cli_errors import UsageError, run_cli
+from training.cli_errors import UsageError, message_of, run_cli
 from training.config import DEFAULT_THREADS, deep_merge, set_threads
 from training.run_config import (
     DEFAULT_EVAL_FREQ,
@@ -77,7 +79,7 @@ from training.run_config import (
     new_run,
     resumed_run,
 )
-from training.run_dirs import RunLock, write_json_atomic
+from training.run_dirs import RunLock, remove_run_dir, write_json_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -119,7 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "see BENCHMARKS.md; 0 = torch's own choice)")
     p.add_argument("-f", "--log-folder", default="runs", help="root of the run directories (default runs)")
     p.add_argument("-tb", "--tensorboard-log", default=None, metavar="DIR",
-                   help="TensorBoard root (default: the run directory)")
+                   help="TensorBoard root: the run logs into its own new folder DIR/<algo>/<env>_<n>, so runs "
+                   "sharing DIR never mix curves (default: the run directory)")
     p.add_argument("--eval-episodes", type=int, default=None, metavar="N",
                    help="seeds (episodes) of the final comparison of the agent and the baselines "
                    "(default: the config's eval_episodes, else 3)")
@@ -134,7 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    f"random): {heuristics}")
     p.add_argument("--save-freq", type=int, default=None, metavar="N",
                    help="checkpoint every N env steps (learned agents: at the first rollout boundary past each "
-                   "multiple); default: only on Ctrl-C")
+                   "multiple); default: only on Ctrl-C and when training ends")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its newest checkpoint, with the settings of its config.yaml")
     p.add_argument("--deterministic", action="store_true", default=None,
@@ -142,6 +145,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "allows it (slower; mmrl_env/determinism.py); CPU runs are deterministic anyway")
     p.add_argument("--keep-checkpoints", type=int, default=None, metavar="N",
                    help="checkpoints kept (default 2: a damaged newest one falls back to the previous)")
+    p.add_argument("--allow-data-change", action="store_true",
+                   help="with --resume: continue although the run's data changed since it started (its files' "
+                   "sizes or times, or Synthetic's settings; data.json in the run directory); refused otherwise")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="with --resume or -i: load the agent with SB3's own loader, which unpickles (runs code "
                    "from) the zip file; only for files you trust")
@@ -296,30 +302,37 @@ def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
     return cls([factory(i) for i in range(cfg["n_envs"])])
 
 
-def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> Any:
+def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, started: threading.Event) -> Any:
     """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
     resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent.
-    With ``--n-envs`` K > 1 a learned agent collects from K inner runs at once (``vec_env``)."""
+    With ``--n-envs`` K > 1 a learned agent collects from K inner runs at once (``vec_env``).
+    ``started`` is set once the env and agent are built and the first step is next."""
     tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
     if cfg.get("n_envs", 1) > 1 or cfg.get("ray"):
         env = vec_env(cfg, tb_root)
     else:
         env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
     try:
-        return train_on(env, cfg, run_dir, args, tb_root)
+        return train_on(env, cfg, run_dir, args, tb_root, started)
     finally:  # also when stopped: a Ray env's actors hold their cluster resources until closed
         env.close()
 
 
-def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, tb_root: Path) -> Any:
+def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, tb_root: Path,
+             started: threading.Event) -> Any:
     """``train``'s work on the env it made."""
     algo, total = cfg["algo"], cfg["total_timesteps"]
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
     agent = build_agent(cfg, env, tb_root, checkpoint, state, args.verbose, args.trust_checkpoint)
     if state is not None:
-        restore(state, agent, env)
+        try:
+            restore(state, agent, env)
+        except ValueError as err:  # e.g. a resume with --allow-data-change on data of other sizes
+            raise UsageError(f"--resume {run_dir}: the newest checkpoint does not fit this run's env: "
+                             f"{message_of(err)}") from err
         print(f"resuming from {checkpoint} (env step {state['steps']} of {total})")
     save_freq = cfg.get("save_freq")
+    started.set()
     with Interrupt() as interrupt:
         checkpointer = Checkpointer(run_dir, agent, env, save_freq, interrupt, cfg.get("keep_checkpoints") or 2,
                                     {"config": cfg})
@@ -338,8 +351,8 @@ def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namesp
             steps, extra = total, {"obs": run_heuristic(agent, env, obs, start, total, checkpointer,
                                                         not args.no_progress)}
             agent.save(run_dir / "model.json")
-        if save_freq:  # a crash in the final comparison then resumes without training again
-            checkpointer.save(steps, **extra)
+        if cfg.get("n_envs", 1) == 1 or cfg.get("vec_env", "batched") == "batched":  # envs a checkpoint covers
+            checkpointer.end(steps, **extra)  # the final comparison can resume; a Ctrl-C in the last rollout stops here
     return agent
 
 
@@ -373,25 +386,40 @@ def main(argv: list[str] | None = None) -> Path:
     set_threads(args.threads)
     if args.trust_checkpoint and not (args.resume or args.trained_agent):
         raise UsageError("--trust-checkpoint applies to --resume and -i/--trained-agent only")
+    if args.allow_data_change and not args.resume:
+        raise UsageError("--allow-data-change applies to --resume only")
     argv_used = sys.argv[1:] if argv is None else argv
     run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
-    if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
-        set_deterministic()
-    ray_cluster.use(cfg.get("ray"), cfg.get("ray_workers"))  # the training env and the final comparison
-    print(f"run directory: {run_dir}")
-    if not args.resume:
-        write_config(cfg["tensorboard_log"] or run_dir, cfg)
+    started = threading.Event()
     try:
         try:
-            agent = train(cfg, run_dir, args)
-        except KeyboardInterrupt as stop:
+            if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
+                set_deterministic()
+            ray_cluster.use(cfg.get("ray"), cfg.get("ray_workers"))  # the training env and the final comparison
+            print(f"run directory: {run_dir}")
+            if not args.resume:
+                write_config(cfg["tensorboard_log"] or run_dir, cfg)
+            agent = train(cfg, run_dir, args, started)
+            final_comparison(cfg, run_dir, agent, args.no_progress)
+        except KeyboardInterrupt as stop:  # in training or in the final comparison
             checkpoint = latest_checkpoint(run_dir, log=print)
-            where = f"newest checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written (see --save-freq)"
-            print(f"\ninterrupted; {where}\ncontinue with: python training/train_agent.py --resume {run_dir}")
+            if checkpoint:
+                print(f"\ninterrupted; newest checkpoint: {checkpoint}\n"
+                      f"continue with: python training/train_agent.py --resume {run_dir}")
+            else:
+                print("\ninterrupted before any checkpoint was written (the first Ctrl-C saves one at the next "
+                      "boundary; see also --save-freq); start the run again")
             raise SystemExit(130) from stop
-        final_comparison(cfg, run_dir, agent, args.no_progress)
-    finally:
-        RunLock.release_dir(run_dir)  # the run is no longer this process's (also released if it dies)
+    except BaseException:
+        if not args.resume and not started.is_set():  # failed before its first step: nothing worth keeping
+            for folder in (run_dir, cfg.get("tensorboard_log")):
+                if folder:
+                    remove_run_dir(Path(folder))
+        raise
+    finally:  # the run is no longer this process's (also released if it dies)
+        for folder in (run_dir, cfg.get("tensorboard_log")):
+            if folder:
+                RunLock.release_dir(Path(folder))
     return run_dir
 
 

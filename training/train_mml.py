@@ -20,9 +20,7 @@ mean ± std over seeds when N > 1) is printed at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ from mmrl_env.metrics import prediction_metrics, validation_scores
 from training.cli_errors import UsageError, message_of, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, read_yaml, set_threads
 from training.run_config import next_run_dir
+from training.run_dirs import RunLock, claim_dir, remove_run_dir, write_json_atomic, write_text_atomic
 from training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
 
 # --config: a YAML of this script's arguments (dashes as underscores) plus ``optim`` (OptimConfig fields
@@ -56,6 +55,8 @@ CONFIG_KEYS = ("dataset", "learner", "learner_kwargs", "dataset_kwargs", "epochs
                "device", "log_dir", "threads", "optim")
 META_KEYS = ("targets", "env", "policy", "env_kwargs")
 ENV_KEYS = ("learner", "learner_kwargs", "dataset_kwargs", "epochs", "batch_size", "optim")
+# what an earlier run left in --log-dir (--overwrite removes these; config.yaml and command.txt are rewritten)
+OUTPUTS = ("results.json", "events.out.tfevents.*", "seed_*/events.out.tfevents.*")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -221,7 +222,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     p.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("-f", "--log-folder", default="runs",
                    help="root of the run directories (default runs): <root>/mml/<dataset>-<learner>_<n>")
-    p.add_argument("--log-dir", default=None, metavar="DIR", help="use DIR as the run directory instead")
+    p.add_argument("--log-dir", default=None, metavar="DIR",
+                   help="use DIR as the run directory instead: refused while another run writes there, and when it "
+                   "holds an earlier run's results (unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --log-dir: replace the results, config and TensorBoard events of an earlier run there")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"torch CPU threads (default {DEFAULT_THREADS}, see BENCHMARKS.md; 0 = torch's own choice)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -272,28 +277,31 @@ def main(argv: list[str] | None = None) -> Path | None:
         check_learner(a.learner, learner_kwargs)
         load_dataset(a.dataset, **dataset_kwargs)  # missing or damaged data: said before the run dir exists
     set_threads(a.threads)
-    made = not a.log_dir  # a numbered run directory is removed again when the run fails
-    if a.log_dir:
-        run_dir = Path(a.log_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    else:
-        run_dir = next_run_dir(Path(a.log_folder), "mml", f"{a.dataset}-{a.learner}")
-    argv_used = sys.argv[1:] if argv is None else argv
-    (run_dir / "command.txt").write_text(shlex.join(["python", "training/train_mml.py", *argv_used]) + "\n")
     cfg = {"dataset": a.dataset, "learner": a.learner, "learner_kwargs": learner_kwargs, "epochs": a.epochs,
            "batch_size": a.batch_size, "seed": a.seed, "seeds": a.seeds, "device": a.device,
            "dataset_kwargs": dataset_kwargs, "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic)}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    print(f"run directory: {run_dir}")
-    seeds = [a.seed + i for i in range(a.seeds)]
+    if a.log_dir:  # this process's while it runs; an earlier run's results are not replaced unasked
+        run_dir = Path(a.log_dir)
+        made = claim_dir(run_dir, "--log-dir", OUTPUTS, a.overwrite)
+    else:  # a new numbered directory, locked the same way
+        run_dir, made = next_run_dir(Path(a.log_folder), "mml", f"{a.dataset}-{a.learner}"), True
+        RunLock(run_dir)
     try:
-        result = run_seeds(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, seeds, a.device,
-                           str(run_dir), dataset_kwargs, progress=not a.no_progress, optim=cfg_file.get("optim"))
-    except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
-        if made:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise UsageError(message_of(err)) from err
-    report_seeds(result, run_dir, a)
+        argv_used = sys.argv[1:] if argv is None else argv
+        write_text_atomic(run_dir / "command.txt", shlex.join(["python", "training/train_mml.py", *argv_used]) + "\n")
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        print(f"run directory: {run_dir}")
+        seeds = [a.seed + i for i in range(a.seeds)]
+        try:
+            result = run_seeds(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, seeds, a.device,
+                               str(run_dir), dataset_kwargs, progress=not a.no_progress, optim=cfg_file.get("optim"))
+        except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
+            if made:  # a directory this run created is removed again when the run fails
+                remove_run_dir(run_dir)
+            raise UsageError(message_of(err)) from err
+        report_seeds(result, run_dir, a)
+    finally:
+        RunLock.release_dir(run_dir)
     return run_dir
 
 
@@ -310,7 +318,7 @@ def report_seeds(result: SeedRuns, run_dir: Path, a: argparse.Namespace) -> None
         out.update(test_mean=mean, test_std=std)
         title = (f"Test metrics of {a.learner} on {a.dataset} (mean ± std over {len(runs)} seeds "
                  f"{runs[0].seed}-{runs[-1].seed}, {a.epochs} epochs)")
-    (run_dir / "results.json").write_text(json.dumps(out, indent=2))
+    write_json_atomic(run_dir / "results.json", out)
     table = format_table(mean, list(result.modalities), title, std if len(runs) > 1 else None)
     Console(width=max(100, Console().width)).print(table)
     for r in runs:

@@ -8,6 +8,7 @@ comparable; it is computed with ``torch.stft`` (Hann window, centred, as librosa
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,11 +41,47 @@ class AudioConfig:
         return asdict(self)
 
 
+def wav_shortfall(path: Path) -> str | None:
+    """What is missing from a RIFF/WAVE file cut short (a broken copy or download), else None.
+    libsndfile reads such a file without a word, as far as its bytes go; its header still says
+    how many bytes the data chunk had. Streamed files (size 0 or 0xFFFFFFFF) and RF64 are not judged."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # not plain RIFF/WAVE: soundfile judges it
+        pos, align = 12, 0
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk, n = struct.unpack("<4sI", f.read(8))
+            if chunk == b"fmt " and n >= 14:
+                align = struct.unpack("<12xH", f.read(14))[0]  # block align: bytes per sample frame
+            if chunk == b"data":
+                have = size - pos - 8
+                if n in (0, 0xFFFFFFFF) or have >= n:
+                    return None
+                if align:
+                    return f"truncated: it holds {have // align} of the {n // align} samples its header declares"
+                return f"truncated: it holds {have} of the {n} data bytes its header declares"
+            pos += 8 + n + (n & 1)
+    return None
+
+
 def read_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 waveform at ``sample_rate``: soundfile for audio files, PyAV for videos."""
+    """Mono float32 waveform at ``sample_rate``: soundfile for audio files, PyAV for videos.
+    A file cut short is refused, not read as the part that is left (:func:`wav_shortfall`;
+    for FLAC/OGG: fewer samples than the header declares)."""
     if path.suffix.lower() in {".wav", ".flac", ".ogg"}:
         sf = require("soundfile", "reading wav files")
-        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        problem = wav_shortfall(path) if path.suffix.lower() == ".wav" else None
+        if problem:
+            raise ValueError(problem)
+        with sf.SoundFile(str(path)) as f:
+            declared = f.frames
+            wave = f.read(dtype="float32", always_2d=True)
+            sr = f.samplerate
+        if 0 < wave.shape[0] < declared:
+            raise ValueError(f"truncated: it holds {wave.shape[0]} of the {declared} samples its header declares")
         wave = wave.mean(axis=1)
     else:
         wave, sr = _decode_audio_stream(path, sample_rate)

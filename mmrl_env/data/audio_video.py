@@ -90,4 +90,4 @@ def load_av(ds: AVDataset, root: Path | str | None, device: str = "cpu", residen
     modalities = (ModalitySpec("audio", "resnet18", {"in_channels": 1}),
                   ModalitySpec("video", "resnet18", {"in_channels": 3}))
     return MultimodalDataset(ds.name, modalities, len(ds.classes), split(train, 0), split(val, 1), split(test, 2),
-                             optim_defaults=dict(AUDIO_VIDEO_OPTIM))
+                             optim_defaults=dict(AUDIO_VIDEO_OPTIM), source=cache.root)

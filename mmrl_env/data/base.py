@@ -9,6 +9,7 @@ datasets) implement ``gather`` over a memory-mapped cache.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -97,6 +98,7 @@ class MultimodalDataset:
     val: Split
     test: Split
     optim_defaults: dict[str, Any] = field(default_factory=dict)  # OptimConfig fields suited to the data
+    source: Path | None = None  # the folder it was read from (None: generated in memory); see data/fingerprint.py
 
     @property
     def num_modalities(self) -> int:
@@ -109,5 +111,5 @@ class MultimodalDataset:
     def to(self, device: torch.device | str) -> MultimodalDataset:
         return MultimodalDataset(
             self.name, self.modalities, self.num_classes,
-            self.train.to(device), self.val.to(device), self.test.to(device), self.optim_defaults,
+            self.train.to(device), self.val.to(device), self.test.to(device), self.optim_defaults, self.source,
         )

@@ -16,6 +16,7 @@ from PIL import Image
 from mmrl_env.extras import require
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+MIN_COVERED = 0.5  # a video whose frames cover less of its declared duration was cut short
 
 
 def even_indices(available: int, wanted: int) -> np.ndarray:
@@ -48,7 +49,13 @@ def frames_from_dir(directory: Path, count: int, size: int) -> np.ndarray:
 
 def frames_from_video(path: Path, count: int, size: int, fps: float = 1.0) -> np.ndarray:
     """(count, 3, size, size) from a video: first frame at or after every 1/fps seconds,
-    (as a 1-fps extraction would keep), then ``count`` evenly spaced ones of those."""
+    (as a 1-fps extraction would keep), then ``count`` evenly spaced ones of those.
+
+    A frame the decoder marks corrupt (``is_corrupt``: e.g. of a file cut short, which FFmpeg
+    still "decodes" to a uniform grey picture) is not a frame of the clip: it is skipped, and
+    a file with no intact frame is refused rather than cached as grey. So is a file whose
+    frames cover less than :data:`MIN_COVERED` of the duration its header declares: it was
+    cut short, and its first seconds would stand for the whole clip."""
     av = require("av", "decoding video frames")
 
     kept: list[Image.Image] = []
@@ -57,14 +64,22 @@ def frames_from_video(path: Path, count: int, size: int, fps: float = 1.0) -> np
             raise ValueError("the file has no video stream")
         stream = container.streams.video[0]
         rate = float(stream.average_rate or 25)  # for streams without timestamps
-        next_t = None
+        next_t, first_t, t, corrupt = None, 0.0, 0.0, 0
         for n, frame in enumerate(container.decode(stream)):
+            if getattr(frame, "is_corrupt", False):
+                corrupt += 1
+                continue
             t = frame.time if frame.time is not None else n / rate
             if next_t is None:
-                next_t = t
+                next_t = first_t = t
             if t + 1e-6 >= next_t:
                 kept.append(frame.to_image())
                 next_t += 1.0 / fps
+        declared = container.duration / 1e6 if container.duration else None  # in av.time_base units
     if not kept:
-        raise ValueError("no decodable video frames")
+        raise ValueError("no decodable video frames" + (f" ({corrupt} decoded corrupt: the file is damaged or "
+                                                         "truncated)" if corrupt else ""))
+    covered = t - first_t + 1.0 / rate
+    if declared and covered < MIN_COVERED * declared:
+        raise ValueError(f"truncated: its frames cover {covered:.1f} s of the {declared:.1f} s its header declares")
     return np.stack([_to_array(kept[i], size) for i in even_indices(len(kept), count)])

@@ -152,4 +152,4 @@ def load_image_text(ds: ImageTextDataset, root: Path | str | None, device: str =
 
     modalities = (ModalitySpec("image", "resnet50", image_kwargs), ModalitySpec("text", "bert", text_kwargs))
     return MultimodalDataset(ds.name, modalities, len(ds.classes), split(train, 0), split(val, 1), split(test, 2),
-                             optim_defaults=dict(IMAGE_TEXT_OPTIM))
+                             optim_defaults=dict(IMAGE_TEXT_OPTIM), source=cache.root)

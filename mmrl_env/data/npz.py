@@ -143,5 +143,5 @@ def load_npz(root: str | Path | None = None, val_fraction: float = 0.1, val_seed
         train, val = _split(data["train"], modalities, kept), _split(data["train"], modalities, held)
     test = _split(data["test"], modalities)
     ds = MultimodalDataset(meta.get("name", "Custom"), tuple(specs), k, train, val, test,
-                           optim_defaults=dict(meta.get("optim", {})))
+                           optim_defaults=dict(meta.get("optim", {})), source=root)
     return ds.to(device)

@@ -140,4 +140,4 @@ def load_nvgesture(root: str | Path | None = None, device: str = "cpu", resident
 
     modalities = tuple(ModalitySpec(name, encoder, kwargs(name, c)) for name, c in MODALITIES)
     return MultimodalDataset("NVGesture", modalities, NUM_CLASSES, split(train, 0), split(val, 1), split(test, 2),
-                             optim_defaults=dict(NVGESTURE_OPTIM))
+                             optim_defaults=dict(NVGESTURE_OPTIM), source=cache.root)

@@ -41,7 +41,7 @@ def decode_range(raw: Path, sensor: Sensor, size: int, mode: str = "RGB") -> np.
             for n, frame in enumerate(container.decode(video=0)):
                 if n >= sensor.end:
                     break
-                if n >= sensor.start:
+                if n >= sensor.start and not getattr(frame, "is_corrupt", False):  # a damaged frame is grey
                     img = frame.to_image().convert(mode).resize((size, size), Image.Resampling.BILINEAR)
                     kept.append(np.asarray(img, dtype=np.uint8))
     except Exception as err:  # PyAV raises its own error types for damaged files

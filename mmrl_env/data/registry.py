@@ -38,6 +38,11 @@ def register_dataset(name: str, loader: str | Callable[..., Any]) -> None:
 
 def load_dataset(name: str, **kwargs: Any) -> Any:
     """Build the :class:`~mmrl_env.data.base.MultimodalDataset` called ``name``."""
+    return loader_of(name)(**kwargs)
+
+
+def loader_of(name: str) -> Callable[..., Any]:
+    """The loader function registered as ``name``."""
     if name not in _LOADERS:
         raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(_LOADERS)}")
     loader = _LOADERS[name]
@@ -49,4 +54,4 @@ def load_dataset(name: str, **kwargs: Any) -> Any:
     if isinstance(loader, str):
         module, func = loader.split(":")
         loader = getattr(importlib.import_module(module), func)
-    return loader(**kwargs)
+    return loader

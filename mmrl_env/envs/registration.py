@@ -2,19 +2,26 @@
 aliases. Torch-free: registering touches no data.
 
 Gymnasium resolves a short name to its newest version (``gymnasium.make("DUS-Synthetic")``
-builds ``DUS-Synthetic-v0``) but warns each time, and refuses to register an unversioned id
-next to a versioned one. The alias is intended here, so: its spec is put into
+builds ``DUS-Synthetic-v0``, and ``gymnasium.spec`` returns the ``-v0`` spec), but it refuses
+to register an unversioned id next to a versioned one and warns ("Using the latest versioned
+environment ...") on every ``make``/``spec`` of the short name, whatever the registry holds:
+it decides from the id alone. The alias is intended here, so: its spec is put into
 ``gymnasium.registry`` directly (tools that check the registry, like rl-zoo3's ``--env``,
-accept both ids) and Gymnasium's warning is silenced for our ids only.
+accept both ids), and that one notice is dropped for the aliases registered here — at its
+source, ``gymnasium.logger.warn``, not by a ``warnings`` filter, which ``-W error``, pytest or
+a user's ``warnings.simplefilter`` would override. Every other Gymnasium warning is kept.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-import warnings
+import re
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+from gymnasium import logger as gym_logger
 from gymnasium.envs.registration import EnvSpec
 
 from mmrl_env.data.registry import dataset_names
@@ -113,6 +120,24 @@ def env_ids(versioned: bool = False) -> list[str]:
     return [f"{m}-{d}" + (f"-{VERSION}" if versioned else "") for m in METHODS for d in dataset_names()]
 
 
+ALIASES: set[str] = set()  # the short ids registered by register_envs
+ALIAS_NOTICE = re.compile(r"Using the latest versioned environment `[^`]+` instead of the unversioned environment "
+                          r"`(?P<short>[^`]+)`")
+
+
+def _without_alias_notice(warn: Callable[..., None]) -> Callable[..., None]:
+    """``gymnasium.logger.warn``, minus its notice for our short ids (see the module docstring)."""
+
+    @functools.wraps(warn)
+    def warn_unless_alias(msg: Any, *args: Any, **kwargs: Any) -> None:
+        match = ALIAS_NOTICE.search(msg) if isinstance(msg, str) else None
+        if match is None or match.group("short") not in ALIASES:
+            warn(msg, *args, **kwargs)
+
+    warn_unless_alias.mmrl_aliases = True  # type: ignore[attr-defined]
+    return warn_unless_alias
+
+
 def register_envs() -> None:
     """(Re-)register ``<method>-<dataset>-v0`` and its alias ``<method>-<dataset>`` for every
     method × dataset (call again after ``register_dataset``)."""
@@ -126,6 +151,6 @@ def register_envs() -> None:
             if short not in gym.registry:  # the alias; see the module docstring for why not gym.register
                 gym.registry[short] = EnvSpec(id=short, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
                                               kwargs=kwargs, disable_env_checker=True)
-    methods = "|".join(METHODS)
-    warnings.filterwarnings("ignore", message=f".*Using the latest versioned environment `({methods})-[A-Za-z0-9_]+-v",
-                            category=UserWarning)
+            ALIASES.add(short)
+    if not getattr(gym_logger.warn, "mmrl_aliases", False):  # once, however often this is called
+        gym_logger.warn = _without_alias_notice(gym_logger.warn)
