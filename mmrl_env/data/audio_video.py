@@ -55,6 +55,7 @@ class AVDataset:
     videos: tuple[str, ...]
     read_splits: Callable[[Path | str | None, Path], list[ClipRow]]  # (--splits, raw root) -> rows
     splits_help: str
+    auto_splits: bool = False  # ``--splits auto``: split the clips found in the raw folder
     audio_cfg: AudioConfig = field(default_factory=AudioConfig)
 
     def layout(self) -> str:

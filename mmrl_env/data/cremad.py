@@ -73,6 +73,7 @@ CREMAD = AVDataset(
     audio=("AudioWAV/{clip}.wav",), frames=("Image-01-FPS/{clip}",), videos=("VideoFlash/{clip}.flv",),
     read_splits=read_splits,
     splits_help="a directory with train.csv and test.csv ('<clip>,<EMO>' rows), or 'auto'",
+    auto_splits=True,
 )
 
 
