@@ -259,3 +259,45 @@ def test_nan_audio_refused_before_the_frames_are_decoded(tmp_path: Path) -> None
     sf.write(str(tmp_path / "AudioWAV" / "clip.wav"), wave, 16_000, subtype="FLOAT")
     with pytest.raises(ValueError, match=r"corrupt AudioWAV/clip.wav: its spectrogram has NaN"):
         process_clip(CREMAD, tmp_path, "clip", 3, SIZE)  # the clip has no frames at all
+
+
+def test_a_partial_set_costs_disk_and_memory_for_its_clips_only(tmp_path: Path, rows, capsys) -> None:
+    """Issue 27: 13 clips under the shipped 7,442-clip lists made 4 GB of (sparse) arrays.
+    Now the arrays hold a row per clip present, prepare says how much of each split it
+    found (exit 2 unless --partial), and loading allocates far less than one full row set."""
+    import tracemalloc
+
+    raw, cache = tmp_path / "raw", tmp_path / "cache"
+    write_cremad(raw, rows["train"][:6] + rows["test"][:2])
+    args = ["cremad", "--raw", str(raw), "--out", str(cache), "--size", str(SIZE), "--quiet"]  # shipped lists
+    assert prepare(args) == 2
+    err = capsys.readouterr().err
+    assert "train 6 of 6698 (0.1 %), test 2 of 744 (0.3 %)" in err and "--splits auto" in err and "--partial" in err
+    assert prepare([*args, "--partial"]) == 0
+    spec_bytes = {"audio": 2 * np.prod(AudioConfig().shape), "frames": 3 * 3 * SIZE * SIZE}
+    for name, row in spec_bytes.items():
+        size = (cache / f"{name}.npy").stat().st_size
+        assert 8 * row <= size <= 8 * row + 4096, (name, size)  # 8 rows + the .npy header, not 7,442 rows
+    tracemalloc.start()
+    ds = load_cremad(root=cache, image_size=SIZE)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(ds.train) + len(ds.val) == 6 and len(ds.test) == 2
+    assert peak < 16 * 2**20, peak  # the 7,442-entry manifest and row maps; 1 full row set would be 4 GB
+
+
+def test_resume_grows_the_cache_when_raw_clips_arrive(tmp_path: Path, rows, capsys) -> None:
+    raw, splits = tmp_path / "raw", tmp_path / "splits"
+    train, test = rows["train"][:6], rows["test"][:2]
+    write_split_csvs(splits, {"train": train, "test": test})
+    write_cremad(raw, train[:3] + test)
+    assert run_prepare(raw, tmp_path / "cache", splits, "--partial") == 0
+    first = np.load(tmp_path / "cache" / "audio.npy")
+    assert first.shape[0] == 5
+    write_cremad(raw, train[3:])
+    assert run_prepare(raw, tmp_path / "cache", splits) == 0
+    assert "8 of 8 clips cached" in capsys.readouterr().out
+    grown = np.load(tmp_path / "cache" / "audio.npy")
+    assert grown.shape[0] == 8 and np.array_equal(grown[:5], first)  # old rows kept, new ones appended
+    ds = load_cremad(root=tmp_path / "cache", image_size=SIZE)
+    assert len(ds.train) + len(ds.val) == 6 and len(ds.test) == 2

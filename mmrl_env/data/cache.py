@@ -120,7 +120,8 @@ class CacheWriter:
         tmp = self.root / f"{name}.grow.npy"
         grown = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype, shape=(rows, *old.shape[1:]))
         for start in range(0, stored, 256):  # bounded memory: a chunk of rows at a time
-            grown[start:start + 256] = old[start:start + 256]
+            stop = min(start + 256, stored)
+            grown[start:stop] = old[start:stop]
         grown.flush()
         del old, grown
         os.replace(tmp, self.root / f"{name}.npy")
