@@ -256,10 +256,12 @@ PAIRED_NOTE = (f"Δ: the mean over seeds of the policy's test metric minus the b
                f"({stats.RESAMPLES} resamples, fixed generator seed). P(improvement): the fraction of seeds on which "
                "the policy's test fused accuracy beats the baseline's (a tie counts 1/2) [interval]. IQM: the "
                "interquartile mean of the policy's test fused accuracy over seeds (the middle 50 %) [interval]. "
-               "better / worse: the interval of Δ fused accuracy lies above / below 0; undecided: it contains 0.")
+               "better / worse: the interval of Δ fused accuracy lies above / below 0; undecided: it contains 0; "
+               f"no verdict: fewer than {stats.MIN_SEEDS} seed pairs, too few for the interval to be trusted "
+               "(BENCHMARKS.md, 'Interval coverage').")
 PAIRED_COLUMNS = [*(f"Δ {_header(m)}" for m in stats.HEADLINE), "P(improvement)", f"IQM {_header(stats.HEADLINE[0])}",
                   "verdict"]
-VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "undecided": "tab:gray"}
+VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "undecided": "tab:gray", stats.NO_VERDICT: "tab:gray"}
 
 
 def per_seed(records: dict[str, list[Record]], metrics: tuple[str, ...] = stats.HEADLINE
@@ -281,7 +283,7 @@ def interval_cell(iv: stats.Interval, scale: float = 100.0, signed: bool = True)
 
 
 def verdict(comparison: stats.Comparison) -> str:
-    return comparison.delta[stats.HEADLINE[0]].verdict()
+    return comparison.verdict()
 
 
 def paired_cells(name: str, comparison: stats.Comparison, baseline: str, compact: bool = False) -> list[str]:
@@ -306,8 +308,13 @@ def verdict_sentence(comparisons: dict[str, stats.Comparison], baseline: str) ->
         if name == baseline:
             continue
         v = verdict(c)
+        if v == stats.NO_VERDICT:
+            parts.append(f"{name}: no verdict ({c.pairs} seed pair{'s' * (c.pairs != 1)}, fewer than "
+                         f"{stats.MIN_SEEDS}: with so few seeds the bootstrap interval is too narrow to call a "
+                         f"difference; run --seeds {stats.MIN_SEEDS} or more)")
+            continue
         why = {"better": "its interval lies above 0", "worse": "its interval lies below 0"}.get(
-            v, "one pair: no interval" if c.pairs < 2 else "its interval contains 0")
+            v, "its interval contains 0")
         parts.append(f"{name} is {v} ({why})")
     if not parts:
         return f"Only the baseline {baseline} was evaluated: nothing to compare."

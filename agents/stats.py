@@ -34,6 +34,14 @@ RESAMPLES = 10_000
 SEED = 0  # the bootstrap's own generator: reproducible tables, independent of the runs' seeds
 IQM_TRIM = 0.25  # trim_mean proportion cut from each end: the middle 50 %
 HEADLINE = ("fused_acc", "fused_f1", "fused_map")  # the metrics compared against the baseline
+# Below this many seed pairs the interval is printed but no better/worse verdict is given: the
+# percentile bootstrap of a mean over n seeds is too narrow for small n (it resamples the n
+# values themselves; with 2 it is just their range). bench/interval_coverage.py (BENCHMARKS.md,
+# "Interval coverage"): with 5 seeds a nominal 95 % interval covers the true difference ~80 % of
+# the time, so a "better" verdict on a null effect comes ~20 % of the time instead of 5 %; at 10
+# seeds ~89 %, at 20 ~92 %.
+MIN_SEEDS = 10
+NO_VERDICT = "no verdict"
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,10 @@ class Comparison:
     delta: dict[str, Interval]  # metric -> mean paired difference (policy − baseline)
     improvement: Interval  # P(policy > baseline) on the first headline metric
     iqm: Interval  # IQM of the policy's own first headline metric
+
+    def verdict(self) -> str:
+        """The first headline metric's verdict; :data:`NO_VERDICT` below :data:`MIN_SEEDS` pairs."""
+        return self.delta[HEADLINE[0]].verdict() if self.pairs >= MIN_SEEDS else NO_VERDICT
 
 
 def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
