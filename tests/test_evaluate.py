@@ -43,7 +43,7 @@ def test_heuristics_and_a_trained_agent_on_dus(tmp_path, capsys):
     table = rows(out / "results.csv")
     assert list(table) == [f"ppo:{run.name}", "dus-h", "uniform"]
     row = table["uniform"]
-    assert row["seeds"] == "2" and 0 <= float(row["fused_acc_mean"]) <= 1
+    assert row["seeds"] == "2" and 1 < float(row["fused_acc_mean"]) <= 100  # one unit: % (points), as the tables
     assert {"audio_f1_std", "video_map_mean", "imbalance_mean", "return_mean"} <= set(row)
     for name in ("val_acc.png", "actions.png", "cmd.png"):
         assert (out / name).read_bytes()[:4] == PNG
@@ -52,6 +52,8 @@ def test_heuristics_and_a_trained_agent_on_dus(tmp_path, capsys):
     assert str(out / "results.md") in printed and str(out / "cmd.png") in printed
     md = (out / "results.md").read_text()
     assert "fused macro-F1" in md and "| **" in md and "How to read it" in md  # the best row is marked
+    assert "reward='acc': the inner run's total validation gain" in md  # which reward the return is
+    assert f"| {float(row['fused_acc_mean']):.2f} ± " in md.split("| uniform |")[1]  # the CSV in the table's unit
     assert "## paired vs uniform" in md and "paired vs uniform" in printed and "added" not in printed
     assert list(rows(out / "comparison.csv")) == list(table)  # uniform was among the policies: nothing added
     assert (out / "intervals.png").read_bytes()[:4] == PNG
@@ -142,7 +144,7 @@ def test_learners_mode(tmp_path, capsys):
     table = rows(out / "results.csv")
     assert list(table) == ["boosting", "joint"]
     assert table["joint"]["return_mean"] == "" and table["joint"]["return_std"] == ""
-    assert 0 <= float(table["joint"]["fused_acc_mean"]) <= 1
+    assert 1 < float(table["joint"]["fused_acc_mean"]) <= 100
     assert (out / "val_acc.png").read_bytes()[:4] == PNG
     printed = capsys.readouterr().out
     assert "│ boosting" in printed and "--baseline joint is not among --learners: added" in printed
