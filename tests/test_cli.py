@@ -92,7 +92,8 @@ def test_vector_run_logs_the_allocation_over_runs_against_timesteps(tmp_path):
     cfg = tmp_path / "ppo.yaml"
     cfg.write_text(yaml.safe_dump({"DUS-Synthetic": {"n_timesteps": 8, "n_steps": 2, "batch_size": 2, "n_epochs": 1}}))
     run = main(["--env", "DUS-Synthetic", "--algo", "ppo", "-c", str(cfg), "-f", str(tmp_path / "runs"),
-                "--n-envs", "2", "--eval-episodes", "1", "--baselines", "uniform", "--eval-freq", "4", "--periodic-eval-episodes", "1",
+                "--n-envs", "2", "--eval-episodes", "1", "--baselines", "uniform", "--eval-freq", "4",
+                "--periodic-eval-episodes", "1",
                 "-tb", str(tmp_path / "tb"), "--no-progress", "--env-kwargs", *SMALL_ENV])
     assert run.is_dir()
     acc = EventAccumulator(str(tmp_path / "tb" / "env"), size_guidance={"scalars": 0})
