@@ -56,7 +56,7 @@ from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import ray_cluster, train_mml
-from training.cli_errors import UsageError, run_cli, usage_errors
+from training.cli_errors import UsageError, did_you_mean, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import check_applies, load_run_config, make_env, make_runs, next_run_dir
 from training.validate import check_env_kwargs, check_out_dir, check_range
@@ -104,7 +104,8 @@ def load_run(spec: str, env_id: str, trust: bool = False) -> tuple[str, Any, dic
     The agent is rebuilt from the run's config.yaml and given the tensors of model.zip only."""
     algo, _, path = spec.partition(":")
     if algo not in LEARNED:
-        raise UsageError(f"unknown algo {algo!r} in {spec!r}; learned algos: {', '.join(LEARNED)}")
+        raise UsageError(f"unknown algo {algo!r} in {spec!r}{did_you_mean(algo, list(LEARNED))}; learned algos: "
+                         f"{', '.join(LEARNED)}")
     run = Path(path)
     if not (run / "model.zip").is_file() or not (run / "config.yaml").is_file():
         raise UsageError(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
@@ -177,7 +178,8 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[st
                       ) -> tuple[dict[str, list], tuple[str, ...]]:
     for spec in specs:
         if ":" not in spec and spec not in HEURISTICS:
-            raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
+            raise UsageError(f"unknown policy {spec!r}{did_you_mean(spec, list(HEURISTICS))}; heuristics: "
+                             f"{', '.join(HEURISTICS)}, "
                              f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
         if spec in HEURISTICS:
             check_applies(spec, args.env.split("-")[0], "heuristic")
@@ -243,7 +245,8 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     set_threads(args.threads)
     if args.env not in gym.registry:
-        raise UsageError(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
+        raise UsageError(f"unknown env id {args.env!r}{did_you_mean(args.env, mmrl_env.env_ids())}; valid ids: "
+                         f"{', '.join(mmrl_env.env_ids())}")
     check_range("--seeds", args.seeds, 1)
     check_range("--first-seed", args.first_seed, 0)
     check_out_dir(args.out, "--out")
