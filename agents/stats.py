@@ -37,9 +37,9 @@ HEADLINE = ("fused_acc", "fused_f1", "fused_map")  # the metrics compared agains
 # Below this many seed pairs the interval is printed but no better/worse verdict is given: the
 # percentile bootstrap of a mean over n seeds is too narrow for small n (it resamples the n
 # values themselves; with 2 it is just their range). bench/interval_coverage.py (BENCHMARKS.md,
-# "Interval coverage"): with 5 seeds a nominal 95 % interval covers the true difference ~80 % of
-# the time, so a "better" verdict on a null effect comes ~20 % of the time instead of 5 %; at 10
-# seeds ~89 %, at 20 ~92 %.
+# "Interval coverage"): a nominal 95 % interval covers the true difference 50 % of the time at
+# 2 seeds, 83 % at 5, 89-92 % at 10 and 92-93 % at 20 (normal and heavy-tailed differences), so
+# a false verdict on a null effect comes 50 %, 17 %, 8-11 % and 7-8 % of the time.
 MIN_SEEDS = 10
 NO_VERDICT = "no verdict"
 
