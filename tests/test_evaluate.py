@@ -53,7 +53,9 @@ def test_heuristics_and_a_trained_agent_on_dus(tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert "fused macro-F1" in md and "| **" in md and "How to read it" in md  # the best row is marked
     assert "reward='acc': the inner run's total validation gain" in md  # which reward the return is
-    assert f"| {float(row['fused_acc_mean']):.2f} ± " in md.split("| uniform |")[1]  # the CSV in the table's unit
+    uniform_row = next(line for line in md.split("## paired")[0].splitlines()
+                       if line.startswith(("| uniform ", "| **uniform**")))
+    assert f"| {float(row['fused_acc_mean']):.2f} ± " in uniform_row  # the CSV in the table's unit
     assert "## paired vs uniform" in md and "paired vs uniform" in printed and "added" not in printed
     assert list(rows(out / "comparison.csv")) == list(table)  # uniform was among the policies: nothing added
     assert (out / "intervals.png").read_bytes()[:4] == PNG
