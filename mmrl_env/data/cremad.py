@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mmrl_env.data.audio_video import AVDataset, ClipRow, PrepareError, load_av
-from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.data.validation import stratified_holdout
+
+if TYPE_CHECKING:
+    from mmrl_env.data.base import MultimodalDataset
 
 EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")  # label index = position (the reference loaders' order)
 SHIPPED_SPLITS = Path(__file__).parent / "splits" / "cremad"
