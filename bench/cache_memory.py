@@ -16,6 +16,7 @@ setting ``image_size=64 batch_size=8``), so the table shows what memory follows:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -50,7 +51,8 @@ def prepare(base: Path, clips: int) -> int:
 
     rows = real_cremad_rows({"train": clips, "test": max(2, clips // 4)})
     write_cremad(base / "raw", rows["train"] + rows["test"])
-    code = main(["cremad", "--raw", str(base / "raw"), "--out", str(base / "cache"), "--quiet", "--partial"])
+    with contextlib.redirect_stdout(sys.stderr):  # prepare's report: keep stdout for the table
+        code = main(["cremad", "--raw", str(base / "raw"), "--out", str(base / "cache"), "--quiet", "--partial"])
     if code != 0:
         raise SystemExit(f"prepare failed with status {code}")
     return sum(f.stat().st_size for f in (base / "cache").iterdir())
