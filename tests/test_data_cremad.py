@@ -313,3 +313,21 @@ def test_readme_cpu_smoke_setting_runs_through_the_cli(prepared, tmp_path: Path,
                  "dataset_kwargs.image_size=64", "batch_size=8", "val_size=4", "device=cpu"])
     assert "Final comparison on DUS-CremaD" in capsys.readouterr().out
     assert (run / "results.json").is_file() and (run / "actions.png").is_file()
+
+
+def test_predictions_of_large_clips_run_in_bounded_chunks(prepared) -> None:
+    """Issue 27: a prediction chunk held up to 1,024 samples whatever their size (CREMA-D at 224 px:
+    tens of GB of activations). Chunks now hold at most EVAL_CHUNK_ELEMENTS input values; the
+    predictions are those of one big chunk."""
+    from mmrl_env.engine import trainer as engine
+    from mmrl_env.trainer import TrainerConfig
+
+    data = load_cremad(root=prepared[2], image_size=SIZE)
+    t = engine.VectorTrainer(data, TrainerConfig(batch_size=4, epochs=1), num_runs=2, device="cpu")
+    t.reset([0, 1])
+    per_clip = 257 * 188 + 3 * 3 * SIZE * SIZE
+    assert t.eval_chunk(data.test) == min(1024, engine.EVAL_CHUNK_ELEMENTS // per_clip)
+    whole, y = t.predict(data.test)
+    t._eval_chunk = 1  # one clip at a time: the same predictions
+    parts, y1 = t.predict(data.test)
+    assert torch.equal(y, y1) and torch.allclose(whole.fused, parts.fused, atol=1e-5)
