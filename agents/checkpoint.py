@@ -306,7 +306,7 @@ def restore_tensorboard(env: gym.Env, steps: int) -> PurgeSB3TensorBoard:
     (Episode-indexed tags, ``episode/*``, are not purged: their steps count episodes.)"""
     for layer in layers(env):
         if hasattr(layer, "writer") and hasattr(layer, "global_step"):
-            purge_after(layer.writer, layer.global_step + 1)
+            purge_after(layer.writer, getattr(layer, "tb_step", layer.global_step) + 1)
     return PurgeSB3TensorBoard()
 
 

@@ -13,6 +13,7 @@ import csv
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -30,6 +31,30 @@ ABSENT = "—"  # a column a row cannot have (a learner's return), unlike n/a (e
 RETURN_NOTE = ("return = the episode's summed reward: reward='acc' (default) the inner run's total validation "
                "gain, accuracy points from the first to the last decision step; 'final' the last validation "
                "accuracy; 'auc' the area under the validation curve")
+REWARD_MEANINGS = {  # what an episode's return is under each env reward (mmrl_env/envs/reward.py)
+    "acc": "the inner run's total validation gain, accuracy points from the first to the last decision step",
+    "f1": "the inner run's total validation macro-F1 gain, in points",
+    "loss": "the inner run's total decrease of the validation loss",
+    "final": "the main job's, the last validation accuracy in %",
+    "auc": "the validation accuracy in % summed over the decision steps",
+}
+
+
+def reward_of(env_kwargs: dict) -> str:
+    """The reward an env made with ``env_kwargs`` uses (the envs' default is ``acc``)."""
+    return str(env_kwargs.get("reward", "acc"))
+
+
+def return_note(rewards: dict[str, str] | None) -> str:
+    """What the return column means, for the rewards the rows used (policy -> reward)."""
+    if not rewards:
+        return RETURN_NOTE
+    used = sorted(set(rewards.values()))
+    if len(used) == 1:
+        return f"return = the episode's summed reward, reward='{used[0]}': {REWARD_MEANINGS.get(used[0], '')}"
+    return "return = the episode's summed reward: " + "; ".join(
+        f"{', '.join(n for n, r in rewards.items() if r == kind)}: reward='{kind}', {REWARD_MEANINGS.get(kind, '')}"
+        for kind in used)
 HOW_TO_READ = ("How to read it: the std over seeds mixes real differences with the noise every policy shares on "
                "a seed (initial weights, data order); a policy helps when the paired "
                "95 % interval of its per-seed difference from the baseline lies above 0 (evaluate.py's "
@@ -55,12 +80,14 @@ def best_rows(summary: dict[str, dict[str, tuple]], column: str) -> set[str]:
 
 
 def rich_table(summary: dict[str, dict[str, tuple]], columns: list[tuple[str, str, float]], n_seeds: int,
-               title: str, best_column: str, diverged: dict[str, int] | None = None) -> Table:
+               title: str, best_column: str, diverged: dict[str, int] | None = None,
+               rewards: dict[str, str] | None = None) -> Table:
     """A terminal table: ``columns`` = (key, header, scale); the best row (by ``best_column``)
-    is marked and bold; the notes on the return and how to read it are the caption. A policy
-    whose every episode diverged (``diverged``: episodes per policy) shows ``diverged``."""
+    is marked and bold; the notes on the return (``rewards``: the reward each row used) and how
+    to read it are the caption. A policy whose every episode diverged (``diverged``: episodes
+    per policy) shows ``diverged``."""
     spread = "" if n_seeds <= 1 else ", mean ± std over seeds"
-    notes = ([f"{RETURN_NOTE}."] if any(key == "return" for key, _, _ in columns) else []) + [HOW_TO_READ]
+    notes = ([f"{return_note(rewards)}."] if any(key == "return" for key, _, _ in columns) else []) + [HOW_TO_READ]
     table = Table(title=f"{title} ({n_seeds} seed{'s' if n_seeds != 1 else ''}{spread}; accuracy in %)",
                   caption="\n".join(notes), caption_justify="left")
     table.add_column("policy")
@@ -82,6 +109,34 @@ class Record:
 
     metrics: dict[str, float]
     curves: dict[str, list[float]] = field(default_factory=dict)
+    reward: str | None = None  # the env's reward (what the return is); None for a learner run without RL
+
+
+def episode_record(episode: dict[str, Any], modalities: tuple[str, ...], reward: str | None = None) -> Record:
+    """Final test metrics and per-step curves (step 0 = after reset) of one episode
+    (``agents.rollout.run_episodes``' format); ``reward``: the env's reward, for the tables."""
+    infos = episode["infos"]
+    curves: dict[str, list[float]] = {"val_acc": [i["val_acc"] for i in infos]}
+    for m in modalities:
+        curves[f"s_hat/{m}"] = [i["s_hat"][m] for i in infos]
+        curves[f"d/{m}"] = [i["d"][m] for i in infos]
+    nan = [float("nan")]  # no action before step 1: keeps the action curves on the same x axis
+    steps = infos[1:]
+    if steps and "n" in steps[0]:
+        curves.update({f"n/{m}": nan + [i["n"][m] for i in steps] for m in modalities})
+    if steps and "lambda" in steps[0]:
+        curves["lambda"] = nan + [i["lambda"] for i in steps]
+        # what the scheduler did with λ: the learned one samples with replacement, so its
+        # sequence repeats samples and favours high balance scores even at λ = 1
+        curves["sequence/distinct fraction"] = nan + [i["subset_unique"] / max(i["subset_size"], 1) for i in steps]
+        curves["sequence/mean balance score"] = nan + [i.get("balance", {}).get("score", float("nan"))
+                                                       for i in steps]
+    return Record({**episode["final"].get("test", {}), "return": episode["return"]}, curves, reward)
+
+
+def rewards_of(records: dict[str, list[Record]]) -> dict[str, str]:
+    """policy -> the reward its episodes used (policies with a return only)."""
+    return {name: recs[0].reward for name, recs in records.items() if recs and recs[0].reward}
 
 
 def imbalance(metrics: dict[str, float], modalities: tuple[str, ...]) -> float:
@@ -121,13 +176,14 @@ def _header(col: str) -> str:
     return f"{part} {METRIC_NAMES[metric]}"
 
 
-def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> str:
+def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int,
+                   rewards: dict[str, str] | None = None) -> str:
     """Percent for metrics and the imbalance (accuracy points); the return as it is, and no
     return column when no row has one. The best test fused accuracy is marked; one seed gets
     no ``± 0.00``."""
     cols = columns(modalities, has_return(summary))
     spread = "mean ± std over" if n_seeds > 1 else "one run,"
-    note = f" {RETURN_NOTE}." if "return" in cols else ""
+    note = f" {return_note(rewards)}." if "return" in cols else ""
     lines = [f"{spread} {n_seeds} seed(s); metrics and imbalance (best minus worst modality's test accuracy) in %."
              f"{note}", "", HOW_TO_READ, "",
              "| policy | " + " | ".join(_header(c) for c in cols) + " |",
@@ -141,25 +197,29 @@ def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, 
 
 
 def terminal_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int,
-                   title: str) -> Table:
+                   title: str, rewards: dict[str, str] | None = None) -> Table:
     """The evaluation table for the terminal: accuracies, fused F1/mAP, imbalance and return
     (where there is one; the per-modality F1 and mAP are in results.md / results.csv)."""
     cols = [*([("return", "return", 1.0)] if has_return(summary) else []), ("fused_acc", "test fused acc", 100.0),
             *((f"{m}_acc", f"test {m} acc", 100.0) for m in modalities),
             ("fused_f1", "test fused macro-F1", 100.0), ("fused_map", "test fused mAP", 100.0),
             ("imbalance", "imbalance", 100.0)]
-    return rich_table(summary, cols, n_seeds, title, "fused_acc")
+    return rich_table(summary, cols, n_seeds, title, "fused_acc", rewards=rewards)
 
 
 def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> None:
-    """One row per policy; ``<column>_mean`` and ``<column>_std`` as fractions (not %). The
-    columns are the same in every mode: a row without a return (a learner) has empty cells."""
+    """One row per policy; ``<column>_mean`` and ``<column>_std`` in one unit, % (points): the
+    metrics and the imbalance as in the tables, and the return, which with the accuracy rewards
+    is in accuracy points already. The columns are the same in every mode: a row without a
+    return (a learner) has empty cells."""
     cols = columns(modalities)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["policy", "seeds", *(f"{c}_{s}" for c in cols for s in ("mean", "std"))])
         for name, row in summary.items():
-            w.writerow([name, n_seeds, *(f"{v:.6g}" if c in row else "" for c in cols for v in row.get(c, (0, 0)))])
+            scale = {c: 1.0 if c == "return" else 100.0 for c in cols}
+            w.writerow([name, n_seeds, *(f"{scale[c] * v:.6g}" if c in row else "" for c in cols
+                                         for v in row.get(c, (0, 0)))])
 
 
 def _band(ax: Axes, curves: list[list[float]], label: str, start: int = 0, **style) -> Line2D | None:
@@ -204,6 +264,16 @@ def _label(prefix: str, key: str) -> str:
 
 def plot_per_policy(path: Path, records: dict[str, list[Record]], rows: list[tuple[dict[str, str], str]],
                     x_label: str, title: str) -> Path | None:
+    """:func:`per_policy_figure` written to ``path`` (None when there is nothing to draw)."""
+    fig = per_policy_figure(records, rows, x_label, title)
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def per_policy_figure(records: dict[str, list[Record]], rows: list[tuple[dict[str, str], str]],
+                      x_label: str, title: str) -> Figure | None:
     """A grid: one column per policy, one row per entry of ``rows`` = (curve-name prefix ->
     line style, y-axis label). Every curve whose name starts with a prefix is drawn (mean ±
     std over seeds). A curve's colour belongs to its subject (the name after the prefix, e.g.
@@ -245,8 +315,7 @@ def plot_per_policy(path: Path, records: dict[str, list[Record]], rows: list[tup
             ax.grid(alpha=0.3)
     fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
     fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    return path
+    return fig
 
 
 # --- paired comparison against a baseline (statistics: agents/stats.py) -------------------
@@ -256,10 +325,12 @@ PAIRED_NOTE = (f"Δ: the mean over seeds of the policy's test metric minus the b
                f"({stats.RESAMPLES} resamples, fixed generator seed). P(improvement): the fraction of seeds on which "
                "the policy's test fused accuracy beats the baseline's (a tie counts 1/2) [interval]. IQM: the "
                "interquartile mean of the policy's test fused accuracy over seeds (the middle 50 %) [interval]. "
-               "better / worse: the interval of Δ fused accuracy lies above / below 0; undecided: it contains 0.")
+               "better / worse: the interval of Δ fused accuracy lies above / below 0; undecided: it contains 0; "
+               f"no verdict: fewer than {stats.MIN_SEEDS} seed pairs, too few for the interval to be trusted "
+               "(BENCHMARKS.md, 'Interval coverage').")
 PAIRED_COLUMNS = [*(f"Δ {_header(m)}" for m in stats.HEADLINE), "P(improvement)", f"IQM {_header(stats.HEADLINE[0])}",
                   "verdict"]
-VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "undecided": "tab:gray"}
+VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "undecided": "tab:gray", stats.NO_VERDICT: "tab:gray"}
 
 
 def per_seed(records: dict[str, list[Record]], metrics: tuple[str, ...] = stats.HEADLINE
@@ -281,7 +352,7 @@ def interval_cell(iv: stats.Interval, scale: float = 100.0, signed: bool = True)
 
 
 def verdict(comparison: stats.Comparison) -> str:
-    return comparison.delta[stats.HEADLINE[0]].verdict()
+    return comparison.verdict()
 
 
 def paired_cells(name: str, comparison: stats.Comparison, baseline: str, compact: bool = False) -> list[str]:
@@ -306,8 +377,13 @@ def verdict_sentence(comparisons: dict[str, stats.Comparison], baseline: str) ->
         if name == baseline:
             continue
         v = verdict(c)
+        if v == stats.NO_VERDICT:
+            parts.append(f"{name}: no verdict ({c.pairs} seed pair{'s' * (c.pairs != 1)}, fewer than "
+                         f"{stats.MIN_SEEDS}: with so few seeds the bootstrap interval is too narrow to call a "
+                         f"difference; run --seeds {stats.MIN_SEEDS} or more)")
+            continue
         why = {"better": "its interval lies above 0", "worse": "its interval lies below 0"}.get(
-            v, "one pair: no interval" if c.pairs < 2 else "its interval contains 0")
+            v, "its interval contains 0")
         parts.append(f"{name} is {v} ({why})")
     if not parts:
         return f"Only the baseline {baseline} was evaluated: nothing to compare."
@@ -340,9 +416,10 @@ def paired_terminal(comparisons: dict[str, stats.Comparison], baseline: str, n_s
 
 def write_comparison_csv(path: Path, comparisons: dict[str, stats.Comparison], baseline: str) -> None:
     """One row per policy: ``delta_<metric>`` with ``_low``/``_high``, ``p_improvement`` and the
-    IQM of the fused accuracy, as fractions (not %); empty where there is no value."""
-    def values(iv: stats.Interval) -> list[str]:
-        return [f"{v:.6g}" if np.isfinite(v) else "" for v in (iv.estimate, iv.low, iv.high)]
+    IQM of the fused accuracy in % (points, as results.csv), P(improvement) as a probability;
+    empty where there is no value."""
+    def values(iv: stats.Interval, scale: float = 100.0) -> list[str]:
+        return [f"{scale * v:.6g}" if np.isfinite(v) else "" for v in (iv.estimate, iv.low, iv.high)]
 
     first = stats.HEADLINE[0]
     header = ["policy", "baseline", "pairs", *(f"delta_{m}{s}" for m in stats.HEADLINE for s in ("", "_low", "_high")),
@@ -353,7 +430,7 @@ def write_comparison_csv(path: Path, comparisons: dict[str, stats.Comparison], b
         w.writerow(header)
         for name, c in comparisons.items():
             w.writerow([name, baseline, c.pairs, *(v for m in stats.HEADLINE for v in values(c.delta[m])),
-                        *values(c.improvement), *values(c.iqm), "" if name == baseline else verdict(c)])
+                        *values(c.improvement, 1.0), *values(c.iqm), "" if name == baseline else verdict(c)])
 
 
 def _errorbars(ax: Axes, intervals: dict[int, stats.Interval], colors: dict[int, str]) -> None:
@@ -387,3 +464,21 @@ def plot_intervals(path: Path, comparisons: dict[str, stats.Comparison], baselin
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
     return path
+
+
+STEP_AXIS = "decision step (0 = before training)"
+ACTION_AXIS = "decision step (1 = the first action, taken on the untrained model)"
+ACTION_ROWS = [({"n/": "-"}, "n_j: samples per iteration"), ({"lambda": "-"}, "λ: curriculum proportion"),
+               ({"sequence/": "-"}, "the epoch's sample sequence")]
+
+
+def plot_episodes(out: Path, records: dict[str, list[Record]], env_id: str) -> list[Path]:
+    """The episode plots of ``evaluate.py --policies`` and of ``train_agent.py``'s final
+    comparison: ``val_acc.png``, ``actions.png`` (n_j or λ per decision step; for BSS also the
+    epoch's sample sequence) and ``cmd.png`` (ŝ solid, d dashed). Returns the files written."""
+    files = [plot_validation(out / "val_acc.png", records, STEP_AXIS, f"{env_id}: validation accuracy")]
+    files.append(plot_per_policy(out / "actions.png", records, ACTION_ROWS, ACTION_AXIS,
+                                 f"{env_id}: what the policy chose"))
+    files.append(plot_per_policy(out / "cmd.png", records, [({"s_hat/": "-", "d/": "--"}, "ŝ, d")], STEP_AXIS,
+                                 f"{env_id}: CMD ŝ (solid) and d (dashed) per modality"))
+    return [f for f in files if f is not None]

@@ -34,6 +34,14 @@ RESAMPLES = 10_000
 SEED = 0  # the bootstrap's own generator: reproducible tables, independent of the runs' seeds
 IQM_TRIM = 0.25  # trim_mean proportion cut from each end: the middle 50 %
 HEADLINE = ("fused_acc", "fused_f1", "fused_map")  # the metrics compared against the baseline
+# Below this many seed pairs the interval is printed but no better/worse verdict is given: the
+# percentile bootstrap of a mean over n seeds is too narrow for small n (it resamples the n
+# values themselves; with 2 it is just their range). bench/interval_coverage.py (BENCHMARKS.md,
+# "Interval coverage"): a nominal 95 % interval covers the true difference 50 % of the time at
+# 2 seeds, 83 % at 5, 89-92 % at 10 and 92-93 % at 20 (normal and heavy-tailed differences), so
+# a false verdict on a null effect comes 50 %, 17 %, 8-11 % and 7-8 % of the time.
+MIN_SEEDS = 10
+NO_VERDICT = "no verdict"
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,10 @@ class Comparison:
     delta: dict[str, Interval]  # metric -> mean paired difference (policy − baseline)
     improvement: Interval  # P(policy > baseline) on the first headline metric
     iqm: Interval  # IQM of the policy's own first headline metric
+
+    def verdict(self) -> str:
+        """The first headline metric's verdict; :data:`NO_VERDICT` below :data:`MIN_SEEDS` pairs."""
+        return self.delta[HEADLINE[0]].verdict() if self.pairs >= MIN_SEEDS else NO_VERDICT
 
 
 def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -26,7 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.ray_vector import RayVectorEnv
-from mmrl_env.envs.tensorboard import log_episode, log_step
+from mmrl_env.envs.tensorboard import log_episode, log_runs
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 
@@ -109,8 +109,10 @@ class MMRLVecEnv(VecEnv):
 
 class VecTensorBoard(VecEnvWrapper):
     """The vector counterpart of ``TensorBoardInfo``: the same tags, so one TensorBoard layout
-    fits single and batched runs. Per step: run 0's ``info`` leaves and reward (``step/...``,
-    at the vector step) and the mean reward over the runs (``step/reward_mean``); per finished
+    fits single and batched runs. Per step, at the agent's timestep (vector step × K, SB3's
+    ``num_timesteps``): every ``info`` leaf and the reward as the mean over the K runs
+    (``step/...``) and the spread of the allocation and reward (``step_std/...``,
+    ``mmrl_env.envs.tensorboard.log_runs``); per finished
     episode of any run: ``episode/return``, ``episode/length``, its test metrics and one
     histogram of its actions per action dimension (``actions/<modality>`` or ``actions/lambda``),
     counted by episodes."""
@@ -137,8 +139,7 @@ class VecTensorBoard(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
         self.global_step += 1
-        log_step(self.writer, self.global_step, float(rewards[0]), infos[0])
-        self.writer.add_scalar("step/reward_mean", float(np.mean(rewards)), self.global_step)
+        log_runs(self.writer, self.tb_step, rewards, list(infos))
         for k in range(self.num_envs):
             self._actions[k].append(self._pending[k])
             self._returns[k] += float(rewards[k])
@@ -147,6 +148,11 @@ class VecTensorBoard(VecEnvWrapper):
                 log_episode(self.writer, self.episode, self._returns[k], self._actions[k], infos[k], self.action_names)
                 self._actions[k], self._returns[k] = [], 0.0
         return obs, rewards, dones, infos
+
+    @property
+    def tb_step(self) -> int:
+        """The x of the last step logged: the agent's timestep."""
+        return self.global_step * self.num_envs
 
     def get_state(self) -> dict[str, Any]:
         """Counters and every run's episode so far, so a resumed run continues the curves."""

@@ -62,7 +62,7 @@ def main() -> None:
         batches = [torch.randperm(len(split), generator=g)[: args.batch_size] for _ in range(args.batches + 1)]
         views = [SpectrogramView(), FramesView(3, 3, 224)]
         generator = torch.Generator().manual_seed(1)
-        clips = open_cache(cache).manifest["clips"]
+        clips = open_cache(cache).clips
 
         def cached(train: bool) -> Callable[[torch.Tensor], None]:
             def fetch(idx: torch.Tensor) -> None:

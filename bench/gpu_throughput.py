@@ -137,7 +137,7 @@ def reference_rate(raw: Path, cache: Path, learner, args: argparse.Namespace, de
     """Samples/s of DataLoader(workers decode + CPU augment) → device → ``train_step``."""
     c = open_cache(cache)
     rows = c.rows("train")
-    data = DecodeEveryItem(raw, [c.manifest["clips"][r] for r in rows], c.labels[rows], args.image_size,
+    data = DecodeEveryItem(raw, [c.clips[r] for r in rows], c.labels[rows], args.image_size,
                            args.image_size)
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, num_workers=args.loader_workers,
                         pin_memory=device.type == "cuda", drop_last=True, persistent_workers=args.loader_workers > 0,

@@ -39,6 +39,11 @@ def test_ppo_run_writes_agent_config_and_tensorboard(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Final comparison" in printed and "dus-h" in printed and "uniform" in printed
     assert 0.0 <= results["dus-h"]["test_fused_acc"][0] <= 1.0
+    # the table and results.json say which reward the return is; the plots evaluate.py writes
+    assert "reward='acc'" in " ".join(printed.split())
+    assert json.loads((run / "results.json").read_text())["reward"] == "acc"
+    for name in ("val_acc.png", "actions.png", "cmd.png"):
+        assert (run / name).read_bytes()[:4] == b"\x89PNG", name
 
 
 def test_heuristic_run_logs_the_same_tags(tmp_path):
@@ -122,3 +127,29 @@ def test_policy_classes_are_given_by_name_and_the_config_stays_plain(small_kwarg
     plain = make_agent("a2c", env, {"policy_kwargs": {"net_arch": [8]}}, seed=0, device="cpu")
     assert type(plain.policy.optimizer).__name__ == "RMSprop"  # A2C's own default still applies
     env.close()
+
+
+def test_vector_run_logs_the_allocation_over_runs_against_timesteps(tmp_path):
+    """Issue 27: env/step/* was run 0 only, at the vector step. Now every tag is the mean over the
+    K runs at the agent's timestep (SB3's x axis), the allocation's spread is step_std/*, and each
+    periodic evaluation draws the deterministic policy's schedule (eval/schedule, next to
+    eval/mean_reward)."""
+    cfg = tmp_path / "ppo.yaml"
+    cfg.write_text(yaml.safe_dump({"DUS-Synthetic": {"n_timesteps": 8, "n_steps": 2, "batch_size": 2, "n_epochs": 1}}))
+    run = main(["--env", "DUS-Synthetic", "--algo", "ppo", "-c", str(cfg), "-f", str(tmp_path / "runs"),
+                "--n-envs", "2", "--eval-episodes", "1", "--baselines", "uniform", "--eval-freq", "4",
+                "--periodic-eval-episodes", "1",
+                "-tb", str(tmp_path / "tb"), "--no-progress", "--env-kwargs", *SMALL_ENV])
+    assert run.is_dir()
+    acc = EventAccumulator(str(tmp_path / "tb" / "env"), size_guidance={"scalars": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("step/n/audio")] == [2, 4, 6, 8]  # timesteps: 4 vector steps x 2 runs
+    assert {"step_std/n/audio", "step_std/n/video", "step_std/reward"} <= scalars
+    assert "step/reward_mean" not in scalars and not any("TimeLimit" in t for t in scalars)
+    n = [e.value for e in acc.Scalars("step/n/audio")]
+    spread = [e.value for e in acc.Scalars("step_std/n/audio")]
+    assert all(v >= 0 for v in spread) and all(v > 0 for v in n)
+    sb3 = EventAccumulator(str(tmp_path / "tb" / "sb3_1"), size_guidance={"images": 0, "scalars": 0})
+    sb3.Reload()
+    assert [e.step for e in sb3.Images("eval/schedule")] == [e.step for e in sb3.Scalars("eval/mean_reward")] == [4, 8]

@@ -311,3 +311,75 @@ def test_a_video_cut_after_its_first_second_is_refused(tmp_path: Path) -> None:
     assert frames_from_video(tmp_path / "whole.flv", 3, SIZE).shape == (3, 3, SIZE, SIZE)
     with pytest.raises(ValueError, match=r"truncated: its frames cover 1.0 s of the 3.0 s its header declares"):
         frames_from_video(tmp_path / "cut.flv", 3, SIZE)
+
+
+def test_a_partial_set_costs_disk_and_memory_for_its_clips_only(tmp_path: Path, rows, capsys) -> None:
+    """Issue 27: 13 clips under the shipped 7,442-clip lists made 4 GB of (sparse) arrays.
+    Now the arrays hold a row per clip present, prepare says how much of each split it
+    found (exit 2 unless --partial), and loading allocates far less than one full row set."""
+    import tracemalloc
+
+    raw, cache = tmp_path / "raw", tmp_path / "cache"
+    write_cremad(raw, rows["train"][:6] + rows["test"][:2])
+    args = ["cremad", "--raw", str(raw), "--out", str(cache), "--size", str(SIZE), "--quiet"]  # shipped lists
+    assert prepare(args) == 2
+    err = capsys.readouterr().err
+    assert "train 6 of 6698 (0.1 %), test 2 of 744 (0.3 %)" in err and "--splits auto" in err and "--partial" in err
+    assert prepare([*args, "--partial"]) == 0
+    spec_bytes = {"audio": 2 * np.prod(AudioConfig().shape), "frames": 3 * 3 * SIZE * SIZE}
+    for name, row in spec_bytes.items():
+        size = (cache / f"{name}.npy").stat().st_size
+        assert 8 * row <= size <= 8 * row + 4096, (name, size)  # 8 rows + the .npy header, not 7,442 rows
+    tracemalloc.start()
+    ds = load_cremad(root=cache, image_size=SIZE)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(ds.train) + len(ds.val) == 6 and len(ds.test) == 2
+    assert peak < 16 * 2**20, peak  # the 7,442-entry manifest and row maps; 1 full row set would be 4 GB
+
+
+def test_resume_grows_the_cache_when_raw_clips_arrive(tmp_path: Path, rows, capsys) -> None:
+    raw, splits = tmp_path / "raw", tmp_path / "splits"
+    train, test = rows["train"][:6], rows["test"][:2]
+    write_split_csvs(splits, {"train": train, "test": test})
+    write_cremad(raw, train[:3] + test)
+    assert run_prepare(raw, tmp_path / "cache", splits, "--partial") == 0
+    first = np.load(tmp_path / "cache" / "audio.npy")
+    assert first.shape[0] == 5
+    write_cremad(raw, train[3:])
+    assert run_prepare(raw, tmp_path / "cache", splits) == 0
+    assert "8 of 8 clips cached" in capsys.readouterr().out
+    grown = np.load(tmp_path / "cache" / "audio.npy")
+    assert grown.shape[0] == 8 and np.array_equal(grown[:5], first)  # old rows kept, new ones appended
+    ds = load_cremad(root=tmp_path / "cache", image_size=SIZE)
+    assert len(ds.train) + len(ds.val) == 6 and len(ds.test) == 2
+
+
+def test_readme_cpu_smoke_setting_runs_through_the_cli(prepared, tmp_path: Path, capsys) -> None:
+    """The README's CPU recipe for real data (Data: 'On a CPU'): the smoke-test setting runs end
+    to end on a prepared cache, table and plots included."""
+    from training.train_agent import main as train
+
+    run = train(["--env", "DUS-CremaD", "--algo", "dus-h", "-n", "2", "-f", str(tmp_path), "--eval-episodes", "1",
+                 "--baselines", "uniform", "--no-progress", "--env-kwargs", f"data_root={prepared[2]}", "epochs=1",
+                 "dataset_kwargs.image_size=64", "batch_size=8", "val_size=4", "device=cpu"])
+    assert "Final comparison on DUS-CremaD" in capsys.readouterr().out
+    assert (run / "results.json").is_file() and (run / "actions.png").is_file()
+
+
+def test_predictions_of_large_clips_run_in_bounded_chunks(prepared) -> None:
+    """Issue 27: a prediction chunk held up to 1,024 samples whatever their size (CREMA-D at 224 px:
+    tens of GB of activations). Chunks now hold at most EVAL_CHUNK_ELEMENTS input values; the
+    predictions are those of one big chunk."""
+    from mmrl_env.engine import trainer as engine
+    from mmrl_env.trainer import TrainerConfig
+
+    data = load_cremad(root=prepared[2], image_size=SIZE)
+    t = engine.VectorTrainer(data, TrainerConfig(batch_size=4, epochs=1), num_runs=2, device="cpu")
+    t.reset([0, 1])
+    per_clip = 257 * 188 + 3 * 3 * SIZE * SIZE
+    assert t.eval_chunk(data.test) == min(1024, engine.EVAL_CHUNK_ELEMENTS // per_clip)
+    whole, y = t.predict(data.test)
+    t._eval_chunk = 1  # one clip at a time: the same predictions
+    parts, y1 = t.predict(data.test)
+    assert torch.equal(y, y1) and torch.allclose(whole.fused, parts.fused, atol=1e-5)

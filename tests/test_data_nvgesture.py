@@ -113,7 +113,9 @@ def test_missing_and_corrupt_videos_are_reported(tmp_path: Path, capsys) -> None
     videos = tmp_path / "raw" / "nvgesture_arch" / "Video_data"
     (videos / clips[0] / "sk_depth.avi").unlink()
     (videos / clips[1] / "sk_color.avi").write_bytes(b"RIFF not a video")
-    assert run_prepare(tmp_path / "raw", tmp_path / "cache") == 0
+    assert run_prepare(tmp_path / "raw", tmp_path / "cache") == 2  # train: 1 of 3 listed clips cached
+    assert "train 1 of 3 (33.3 %)" in capsys.readouterr().err
+    assert run_prepare(tmp_path / "raw", tmp_path / "cache", "--partial") == 0  # accepted when asked for
     out = capsys.readouterr().out
     assert "2 of 4 clips cached, 2 failed" in out
     assert f"missing nvgesture_arch/Video_data/{clips[0]}/sk_depth.avi" in out

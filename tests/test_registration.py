@@ -63,3 +63,22 @@ def test_short_ids_make_envs_without_a_warning(small_kwargs):
         with pytest.raises(UserWarning, match="Using the latest versioned environment `CartPole-v1`"):
             gym.make("CartPole")  # not ours: Gymnasium's notice is kept
 
+
+def test_prepare_help_needs_no_torch():
+    """Issue 27: every --help took ~15 s; prepare's now builds its parser (every dataset's raw
+    layout and split help) without importing torch, scipy or torchvision."""
+    code = ("import sys; from mmrl_env.data.prepare import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_render_mode_none_is_accepted_and_other_modes_refused():
+    """Gymnasium's convention: render_mode=None is 'no rendering'; these envs render nothing."""
+    env = gym.make("DUS-Synthetic", render_mode=None, device="cpu")
+    assert env.render_mode is None
+    venv = gym.make_vec("DUS-Synthetic", num_envs=2, vectorization_mode="vector_entry_point", render_mode=None,
+                        device="cpu")
+    assert venv.render_mode is None
+    with pytest.raises(mmrl_env.envs.registration.EnvKwargsError, match="render_mode='human'.*nothing to render"):
+        gym.make("DUS-Synthetic", render_mode="human")

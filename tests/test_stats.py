@@ -99,3 +99,15 @@ def test_compare_every_policy_against_the_baseline(baseline):
     assert result["a"].iqm.estimate == pytest.approx(trim_mean(baseline + 0.01, 0.25))
     with pytest.raises(KeyError, match="baseline 'nope'"):
         stats.compare(values, "nope")
+
+
+def test_no_verdict_below_the_minimum_number_of_seeds(baseline):
+    """Issue 27: 2 seeds gave 'better' (a percentile bootstrap over 2 differences is their range).
+    Below MIN_SEEDS pairs the interval is kept but the comparison gives no verdict."""
+    values = {"p": {m: baseline + 0.02 + np.linspace(0, 0.01, baseline.size) for m in stats.HEADLINE},
+              "b": {m: baseline for m in stats.HEADLINE}}
+    few = {k: {m: v[:2] for m, v in d.items()} for k, d in values.items()}
+    c = stats.compare(few, "b")["p"]
+    assert c.pairs == 2 and c.delta["fused_acc"].verdict() == "better" and c.verdict() == stats.NO_VERDICT
+    enough = {k: {m: v[:stats.MIN_SEEDS] for m, v in d.items()} for k, d in values.items()}
+    assert stats.compare(enough, "b")["p"].verdict() == "better"

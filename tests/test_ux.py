@@ -169,3 +169,21 @@ def test_tables_mark_the_best_and_skip_the_spread_for_one_seed():
     assert report.best_rows(summary, "fused_acc") == {"b"}
     table = report.rich_table(summary, [("fused_acc", "acc", 100.0)], 1, "t", "fused_acc")
     assert list(table.columns[0].cells) == ["a", f"b {report.BEST_MARK}"]
+
+
+def test_cli_typos_get_did_you_mean_and_algo_ignores_case(tmp_path, capsys):
+    """Issue 27: `--env DUS-Synthtic` gets the closest id, `--algo PPO` is ppo, like gym.make."""
+    from training import evaluate
+    from training.cli_errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown env id 'DUS-Synthtic' \\(did you mean 'DUS-Synthetic'\\?\\)"):
+        train_agent.main(["--env", "DUS-Synthtic", "-f", str(tmp_path)])
+    with pytest.raises(UsageError, match="unknown algo 'pp0' \\(did you mean 'ppo'\\?\\)"):
+        train_agent.main(["--algo", "pp0", "-f", str(tmp_path)])
+    with pytest.raises(UsageError, match="did you mean 'BSS-Synthetic'"):
+        evaluate.main(["--env", "bss-synthetic", "--policies", "full", "--out", str(tmp_path / "e")])
+    with pytest.raises(UsageError, match="unknown policy 'dus_h' \\(did you mean 'dus-h'\\?\\)"):
+        evaluate.main(["--policies", "dus_h", "--out", str(tmp_path / "e")])
+    run = train_agent.main(["--algo", "DUS-H", "-n", "2", "-f", str(tmp_path), "--eval-episodes", "1",
+                            "--baselines", "uniform", "--no-progress", "--env-kwargs", *SMALL_ENV])
+    assert run.parent.name == "dus-h" and json.loads((run / "model.json").read_text())["heuristic"] == "dus-h"

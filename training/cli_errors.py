@@ -32,6 +32,22 @@ class UsageError(SystemExit):
         return self.message
 
 
+def did_you_mean(name: str, valid: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'X'?)`` for the valid name closest to ``name`` (case ignored), or ''."""
+    import difflib
+
+    lowered = {v.lower(): v for v in valid}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def canonical_name(name: str | None, valid: list[str] | tuple[str, ...]) -> str | None:
+    """``name`` as spelled in ``valid`` when it matches one ignoring case (``PPO`` -> ``ppo``), else unchanged."""
+    if name is None or name in valid:
+        return name
+    return {v.lower(): v for v in valid}.get(name.lower(), name)
+
+
 def message_of(err: BaseException) -> str:
     """One line: the error's own text (a ``KeyError`` without its quotes), else its class name."""
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)

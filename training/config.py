@@ -46,6 +46,9 @@ def set_threads(threads: int | None) -> None:
     if threads is not None and threads < 0:
         raise SystemExit(f"--threads must be >= 0 (0 = torch's default), got {threads}")
     n = DEFAULT_THREADS if threads is None else threads
+    from mmrl_env import set_default_threads
+
+    set_default_threads(n)  # the envs' inner training uses the same count (0: torch's own)
     if n > 0:
         import torch
 

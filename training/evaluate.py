@@ -50,6 +50,7 @@ from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
 from agents.heuristics.bss import FullDataPolicy
 from agents.heuristics.generic import UniformPolicy
+from agents.report import episode_record
 from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
 from mmrl_env.engine.select import ENGINES
@@ -57,7 +58,7 @@ from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
 from training import ray_cluster, train_mml
-from training.cli_errors import UsageError, run_cli, usage_errors
+from training.cli_errors import UsageError, did_you_mean, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, set_threads
 from training.run_config import check_applies, load_run_config, make_env, make_runs, next_run_dir
 from training.run_dirs import RunLock, claim_dir, remove_run_dir
@@ -111,7 +112,8 @@ def load_run(spec: str, env_id: str, trust: bool = False) -> tuple[str, Any, dic
     The agent is rebuilt from the run's config.yaml and given the tensors of model.zip only."""
     algo, _, path = spec.partition(":")
     if algo not in LEARNED:
-        raise UsageError(f"unknown algo {algo!r} in {spec!r}; learned algos: {', '.join(LEARNED)}")
+        raise UsageError(f"unknown algo {algo!r} in {spec!r}{did_you_mean(algo, list(LEARNED))}; learned algos: "
+                         f"{', '.join(LEARNED)}")
     run = Path(path)
     if not (run / "model.zip").is_file() or not (run / "config.yaml").is_file():
         raise UsageError(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
@@ -131,27 +133,6 @@ def load_run(spec: str, env_id: str, trust: bool = False) -> tuple[str, Any, dic
         raise UsageError(str(err)) from err
     env.close()
     return algo, agent, cfg["env_kwargs"]
-
-
-def episode_record(episode: dict[str, Any], modalities: tuple[str, ...]) -> report.Record:
-    """Final test metrics and per-step curves (step 0 = after reset) of one episode."""
-    infos = episode["infos"]
-    curves: dict[str, list[float]] = {"val_acc": [i["val_acc"] for i in infos]}
-    for m in modalities:
-        curves[f"s_hat/{m}"] = [i["s_hat"][m] for i in infos]
-        curves[f"d/{m}"] = [i["d"][m] for i in infos]
-    nan = [float("nan")]  # no action before step 1: keeps the action curves on the same x axis
-    steps = infos[1:]
-    if steps and "n" in steps[0]:
-        curves.update({f"n/{m}": nan + [i["n"][m] for i in steps] for m in modalities})
-    if steps and "lambda" in steps[0]:
-        curves["lambda"] = nan + [i["lambda"] for i in steps]
-        # what the scheduler did with λ: the learned one samples with replacement, so its
-        # sequence repeats samples and favours high balance scores even at λ = 1
-        curves["sequence/distinct fraction"] = nan + [i["subset_unique"] / max(i["subset_size"], 1) for i in steps]
-        curves["sequence/mean balance score"] = nan + [i.get("balance", {}).get("score", float("nan"))
-                                                       for i in steps]
-    return report.Record({**episode["final"].get("test", {}), "return": episode["return"]}, curves)
 
 
 def display_name(spec: str) -> str:
@@ -205,7 +186,8 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[st
                       ) -> tuple[dict[str, list], tuple[str, ...]]:
     for spec in specs:
         if ":" not in spec and spec not in HEURISTICS:
-            raise UsageError(f"unknown policy {spec!r}; heuristics: {', '.join(HEURISTICS)}, "
+            raise UsageError(f"unknown policy {spec!r}{did_you_mean(spec, list(HEURISTICS))}; heuristics: "
+                             f"{', '.join(HEURISTICS)}, "
                              f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
         if spec in HEURISTICS:
             check_applies(spec, args.env.split("-")[0], "heuristic")
@@ -219,13 +201,16 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[st
     for spec in tqdm(specs, desc="policies", disable=args.no_progress):
         if spec in runs:
             _, agent, kwargs = runs[spec]
-            venv = make_runs(args.env, deep_merge(kwargs, overrides), seeds)
+            kwargs = deep_merge(kwargs, overrides)
+            venv = make_runs(args.env, kwargs, seeds)
             check_spaces(spec, agent, venv, args.env_kwargs)
         else:  # a heuristic (checked above)
-            venv = make_runs(args.env, deep_merge(base, HEURISTICS[spec].env_kwargs), seeds)
+            kwargs = deep_merge(base, HEURISTICS[spec].env_kwargs)
+            venv = make_runs(args.env, kwargs, seeds)
             agent = make_agent(spec, venv, seed=seeds[0])
         modalities = control_of(venv).modalities
-        records[display_name(spec)] = [episode_record(ep, modalities) for ep in run_episodes(agent, venv, seeds)]
+        records[display_name(spec)] = [episode_record(ep, modalities, report.reward_of(kwargs))
+                                       for ep in run_episodes(agent, venv, seeds)]
         venv.close()
     return records, modalities
 
@@ -269,7 +254,8 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     set_threads(args.threads)
     if args.env not in gym.registry:
-        raise UsageError(f"unknown env id {args.env!r}; valid ids: {', '.join(mmrl_env.env_ids())}")
+        raise UsageError(f"unknown env id {args.env!r}{did_you_mean(args.env, mmrl_env.env_ids())}; valid ids: "
+                         f"{', '.join(mmrl_env.env_ids())}")
     check_range("--seeds", args.seeds, 1)
     check_range("--first-seed", args.first_seed, 0)
     check_out_dir(args.out, "--out")
@@ -304,28 +290,24 @@ def write_results(args: argparse.Namespace, seeds: list[int], names: list[str], 
         print(note)
     summary = report.summarize(records, modalities)
     comparisons = stats.compare(report.per_seed(records), baseline)  # records: the same seeds in the same order
-    table = report.markdown_table(summary, modalities, len(seeds))
+    rewards = report.rewards_of(records)
+    table = report.markdown_table(summary, modalities, len(seeds), rewards)
     paired = report.paired_markdown(comparisons, baseline, len(seeds))
     (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}\n\n{table}\n"
                                     f"{paired}")
     report.write_csv(out / "results.csv", summary, modalities, len(seeds))
     report.write_comparison_csv(out / "comparison.csv", comparisons, baseline)
-    # policies: step 0 is the untrained model (after reset); learners: epoch 1 is after the first epoch
-    x_label, start = ("decision step (0 = before training)", 0) if args.policies else ("epoch (after)", 1)
     files = [out / "results.md", out / "results.csv", out / "comparison.csv",
              report.plot_intervals(out / "intervals.png", comparisons, baseline,
-                                   f"{args.env}: test fused accuracy over {len(seeds)} seeds"),
-             report.plot_validation(out / "val_acc.png", records, x_label, f"{args.env}: validation accuracy", start)]
+                                   f"{args.env}: test fused accuracy over {len(seeds)} seeds")]
     if args.policies:
-        rows = [({"n/": "-"}, "n_j: samples per iteration"), ({"lambda": "-"}, "λ: curriculum proportion"),
-                ({"sequence/": "-"}, "the epoch's sample sequence")]
-        files.append(report.plot_per_policy(out / "actions.png", records, rows, x_label,
-                                            f"{args.env}: what the policy chose"))
-        files.append(report.plot_per_policy(out / "cmd.png", records, [({"s_hat/": "-", "d/": "--"}, "ŝ, d")],
-                                            x_label, f"{args.env}: CMD ŝ (solid) and d (dashed) per modality"))
+        files += report.plot_episodes(out, records, args.env)
+    else:  # learners: epoch 1 is after the first epoch
+        files.append(report.plot_validation(out / "val_acc.png", records, "epoch (after)",
+                                            f"{args.env}: validation accuracy", 1))
     what = "policies" if args.policies else "inner learners (no RL)"
     console = Console(width=max(120, Console().width))
-    console.print(report.terminal_table(summary, modalities, len(seeds), f"{args.env}: {what}"))
+    console.print(report.terminal_table(summary, modalities, len(seeds), f"{args.env}: {what}", rewards))
     console.print(report.paired_terminal(comparisons, baseline, len(seeds), args.env))
     print("written:\n" + "\n".join(f"  {f}" for f in files if f is not None))
 

@@ -32,7 +32,7 @@ from agents.heuristics import HEURISTICS
 from mmrl_env.data.fingerprint import changes, fingerprint
 from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from training import ray_cluster
-from training.cli_errors import UsageError, message_of, usage_errors
+from training.cli_errors import UsageError, canonical_name, did_you_mean, message_of, usage_errors
 from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
 from training.run_dirs import RunLock, create_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
 from training.validate import (
@@ -159,12 +159,13 @@ def check_applies(name: str, method: str, what: str) -> None:
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Every setting of a fresh run from flags and config, all checked (nothing is created)."""
-    env_id, algo = args.env or "DUS-Synthetic", args.algo or "ppo"
+    env_id, algo = args.env or "DUS-Synthetic", canonical_name(args.algo, algo_names()) or "ppo"
     if env_id not in gym.registry:
-        raise UsageError(f"unknown env id {env_id!r}; valid ids: {', '.join(mmrl_env.env_ids())} "
-                         "(each also as <id>-v0)")
+        raise UsageError(f"unknown env id {env_id!r}{did_you_mean(env_id, mmrl_env.env_ids())}; valid ids: "
+                         f"{', '.join(mmrl_env.env_ids())} (each also as <id>-v0)")
     if algo not in algo_names():
-        raise UsageError(f"unknown algo {algo!r}; valid algos: {', '.join(algo_names())}")
+        raise UsageError(f"unknown algo {algo!r}{did_you_mean(algo, algo_names())}; valid algos: "
+                         f"{', '.join(algo_names())}")
     check_range("--seed", args.seed, 0)
     check_range("--n-envs", args.n_envs, 1)
     check_range("--periodic-eval-episodes", args.periodic_eval_episodes, 1)
@@ -368,7 +369,7 @@ def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[s
     if cfg.get("tensorboard_log"):  # the run's own folder under -tb (see new_run)
         Path(cfg["tensorboard_log"]).mkdir(parents=True, exist_ok=True)
         RunLock(Path(cfg["tensorboard_log"]), "resuming this run")
-    for flag, value in (("env", args.env), ("algo", args.algo)):
+    for flag, value in (("env", args.env), ("algo", canonical_name(args.algo, algo_names()))):
         ids = (versioned_id(value), versioned_id(cfg[flag])) if flag == "env" and value else (value, cfg[flag])
         if value is not None and ids[0] != ids[1]:
             raise UsageError(f"--resume {run_dir}: that run has --{flag} {cfg[flag]}, not {value}; "

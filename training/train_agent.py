@@ -60,6 +60,7 @@ from agents.checkpoint import (
 from agents.factory import LEARNED, make_agent, method_of
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episodes, summarize
+from agents.schedule import ScheduleCallback, ScheduleRecorder
 from agents.vec_env import MMRLVecEnv, VecTensorBoard
 from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.control import control_of
@@ -167,22 +168,25 @@ def default_baselines(method: str, algo: str) -> list[str]:
 
 
 def evaluate(policy: Any, env_id: str, env_kwargs: dict[str, Any], seeds: list[int]
-             ) -> tuple[dict[str, tuple[float, float]], int]:
+             ) -> tuple[dict[str, tuple[float, float]], int, list[report.Record]]:
     """Mean ± std of the final metrics over ``seeds`` — one episode per seed, all seeds as one
-    K-run vector env — and how many of those episodes diverged."""
+    K-run vector env —, how many of those episodes diverged, and each episode's record (the
+    curves of ``actions.png`` / ``val_acc.png``)."""
     venv = make_runs(env_id, env_kwargs, seeds)
     episodes = run_episodes(policy, venv, seeds)
     venv.close()
-    return summarize(episodes, control_of(venv).modalities), sum(bool(e["final"].get("diverged")) for e in episodes)
+    modalities = control_of(venv).modalities
+    records = [report.episode_record(e, modalities, report.reward_of(env_kwargs)) for e in episodes]
+    return summarize(episodes, modalities), sum(bool(e["final"].get("diverged")) for e in episodes), records
 
 
 def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: tuple[str, ...], n: int,
-                env_id: str, diverged: dict[str, int] | None = None) -> None:
+                env_id: str, diverged: dict[str, int] | None = None, reward: str | None = None) -> None:
     cols = [("return", "return", 1.0), ("val_acc", "val acc", 100.0), ("test_fused_acc", "test fused acc", 100.0),
             *((f"test_{m}_acc", f"test {m} acc", 100.0) for m in modalities),
             ("test_fused_f1", "test fused macro-F1", 100.0)]
     table = report.rich_table(results, cols, n, f"Final comparison on {env_id}, held-out seeds", "test_fused_acc",
-                              diverged)
+                              diverged, {name: reward for name in results} if reward else None)
     Console(width=max(120, Console().width)).print(table)
     for name, count in (diverged or {}).items():
         if count:
@@ -262,21 +266,23 @@ def run_heuristic(agent: Any, env: gym.Env, obs: Any, start: int, total: int, ch
 
 def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
     """SB3's EvalCallback on a separate env: the *deterministic* policy's return (= total
-    validation gain of an inner run) as ``eval/mean_reward``. The training curves come from
+    validation gain of an inner run) as ``eval/mean_reward``, and its schedule as the image
+    ``eval/schedule`` (``agents.schedule``). The training curves come from
     exploring (stochastic) episodes and can hide what the mean policy has learned. The
     evaluation env has its own generators, so training is unaffected by it."""
     freq = cfg.get("eval_freq", 0)
     if not freq:
         return []
-    base = make_env(cfg["env"], cfg["env_kwargs"])
+    base = recorder = ScheduleRecorder(make_env(cfg["env"], cfg["env_kwargs"]))  # eval/schedule's episodes
     base.reset(seed=cfg["seed"] + 20_000)  # apart from the training and final-comparison seeds
+    recorder.take()
     if cfg.get("ray") or (cfg.get("n_envs", 1) > 1 and cfg.get("vec_env", "batched") == "batched"):
         env: Any = VecMonitor(DummyVecEnv([lambda: base]))  # the training env's wrapper type: no SB3 warning
     else:
         env = Monitor(base)
     calls = max(freq // cfg.get("n_envs", 1), 1)  # the callback counts vectorised steps
     return [EvalCallback(env, n_eval_episodes=cfg.get("periodic_eval_episodes", EVAL_EPISODES), eval_freq=calls,
-                         deterministic=True, verbose=0)]
+                         deterministic=True, verbose=0, callback_after_eval=ScheduleCallback(recorder, cfg["env"]))]
 
 
 def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
@@ -364,17 +370,20 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
     baselines = cfg["baselines"] or default_baselines(method_of(eval_env), algo)
     if algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
         agent = make_agent(algo, eval_env, cfg["hyperparams"], seed=cfg["seed"])
-    results, diverged = {}, {}
-    results[algo], diverged[algo] = evaluate(agent, cfg["env"], env_kwargs, seeds)
+    results, diverged, records = {}, {}, {}
+    results[algo], diverged[algo], records[algo] = evaluate(agent, cfg["env"], env_kwargs, seeds)
     for name in tqdm(baselines, desc="baselines", disable=no_progress):
         base_kwargs = deep_merge(env_kwargs, HEURISTICS[name].env_kwargs)
         base_env = make_env(cfg["env"], base_kwargs)
-        results[name], diverged[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]), cfg["env"],
-                                                 base_kwargs, seeds)
+        results[name], diverged[name], records[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]),
+                                                                cfg["env"], base_kwargs, seeds)
         base_env.close()
     # strict JSON: a metric with no finite value (every episode diverged) is null, and "diverged" says why
-    write_json_atomic(run_dir / "results.json", {"seeds": seeds, "results": results, "diverged": diverged})
-    print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"], diverged)
+    write_json_atomic(run_dir / "results.json", {"seeds": seeds, "reward": report.reward_of(env_kwargs),
+                                                 "results": results, "diverged": diverged})
+    print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"], diverged,
+                report.reward_of(env_kwargs))
+    report.plot_episodes(run_dir, records, cfg["env"])  # the plots evaluate.py writes, same function
     eval_env.close()
     tb_root = cfg["tensorboard_log"] or run_dir
     write_config(tb_root, cfg, {k: v[0] for k, v in results[algo].items() if k in HPARAM_METRICS})

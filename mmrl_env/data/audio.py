@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from scipy.signal import resample_poly
 
 from mmrl_env.extras import require
 
@@ -89,6 +87,8 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
         raise ValueError("no audio samples")
     if sr != sample_rate:
         g = math.gcd(int(sr), sample_rate)
+        from scipy.signal import resample_poly
+
         wave = resample_poly(wave, sample_rate // g, int(sr) // g).astype(np.float32)
     return wave
 
@@ -112,6 +112,8 @@ def spectrogram(wave: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     The reference tiles exactly three times and truncates; we repeat as often as needed so
     clips under one second still fill the window.
     """
+    import torch  # here, so that importing the data recipes (prepare --help) does not load torch
+
     n = cfg.num_samples
     reps = math.ceil(n / wave.size)
     x = torch.from_numpy(np.tile(wave, reps)[:n]).clamp_(-1.0, 1.0)

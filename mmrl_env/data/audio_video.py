@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from mmrl_env.data.audio import AudioConfig
-from mmrl_env.data.base import ModalitySpec, MultimodalDataset
-from mmrl_env.data.cache import open_prepared, split_rows
-from mmrl_env.data.cached_split import CachedSplit, FramesView, SpectrogramView
 from mmrl_env.data.home import prepare_command
+
+if TYPE_CHECKING:  # torch is imported when data is loaded, not by the recipes (prepare --help)
+    from mmrl_env.data.base import MultimodalDataset
 
 # Audio-video reference optimisation (BSS paper §4.1, AUG paper §5.2.2: SGD, momentum 0.9, wd 1e-4, lr 1e-2,
 # divided by 10 when the loss saturates, here StepLR(70, 0.1)).
@@ -55,6 +55,7 @@ class AVDataset:
     videos: tuple[str, ...]
     read_splits: Callable[[Path | str | None, Path], list[ClipRow]]  # (--splits, raw root) -> rows
     splits_help: str
+    auto_splits: bool = False  # ``--splits auto``: split the clips found in the raw folder
     audio_cfg: AudioConfig = field(default_factory=AudioConfig)
 
     def layout(self) -> str:
@@ -78,6 +79,10 @@ def load_av(ds: AVDataset, root: Path | str | None, device: str = "cpu", residen
     """Serve a prepared cache (``root``, default ``$MMRL_DATA/<command>``). Validation: the
     cache's ``val`` rows if the lists had any, else a stratified ``val_fraction`` of train
     chosen with ``val_seed`` (see ``validation``)."""
+    from mmrl_env.data.base import ModalitySpec, MultimodalDataset
+    from mmrl_env.data.cache import open_prepared, split_rows
+    from mmrl_env.data.cached_split import CachedSplit, FramesView, SpectrogramView
+
     cache = open_prepared(ds.name, ds.command, root, ds.prepare_command(root), ds.layout())
     train, val, test = split_rows(cache, val_fraction, val_seed)
     stored = cache.manifest["config"]["frames"]["count"]

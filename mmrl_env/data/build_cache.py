@@ -57,6 +57,12 @@ def process_clip(ds: AVDataset, raw: Path, clip: str, n_frames: int, size: int) 
     return {"audio": audio16, "frames": frames}
 
 
+def has_raw_files(ds: AVDataset, raw: Path, clip: str) -> bool:
+    """Whether ``clip``'s audio and frames (or video) exist: only such clips get cache rows."""
+    return (_first(raw, ds.audio, clip) is not None
+            and (_first(raw, ds.frames, clip, is_dir=True) or _first(raw, ds.videos, clip)) is not None)
+
+
 def _attempt(ds: AVDataset, raw: Path, n_frames: int, size: int, clip: str) -> dict[str, np.ndarray] | str:
     """``process_clip``, with a failure turned into its message (so workers never raise)."""
     try:
@@ -98,7 +104,8 @@ def prepare_av(ds: AVDataset, raw: Path | str, out: Path | str, splits: Path | s
             "classes": list(ds.classes),
             "config": {"audio": ds.audio_cfg.as_dict(), "frames": {"count": frames, "size": size}}}
     arrays = {"audio": (ds.audio_cfg.shape, "float16"), "frames": ((frames, 3, size, size), "uint8")}
-    writer = CacheWriter(out, meta, arrays, np.array([r.label for r in rows]), overwrite)
+    present = np.array([has_raw_files(ds, raw, r.clip) for r in rows], bool)  # stat calls only: rows for these
+    writer = CacheWriter(out, meta, arrays, np.array([r.label for r in rows]), overwrite, present)
     return fill_cache(ds.name, writer, [r.clip for r in rows], partial(_attempt, ds, raw, frames, size),
                       raw, ds.layout(), workers, progress, log)
 
@@ -123,6 +130,8 @@ def fill_cache(name: str, writer: CacheWriter, ids: list[str], attempt: Callable
                                 desc=f"{name}: caching", unit="clip", disable=not progress):
         if isinstance(result, str):
             failed[clip] = result
+        elif not writer.has_row(int(i)):
+            failed[clip] = "its raw files appeared while prepare ran; run the same command again to cache it"
         else:
             writer.write(int(i), result)
     manifest = writer.finish(failed)
@@ -133,9 +142,26 @@ def fill_cache(name: str, writer: CacheWriter, ids: list[str], attempt: Callable
     return manifest
 
 
+def coverage(manifest: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Per split: (clips cached, clips the split lists name)."""
+    failed = set(manifest["failed"])
+    out: dict[str, list[int]] = {}
+    for clip, split in zip(manifest["clips"], manifest["splits"], strict=True):
+        counts = out.setdefault(split, [0, 0])
+        counts[0] += clip not in failed
+        counts[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def coverage_text(manifest: dict[str, Any]) -> str:
+    return ", ".join(f"{split} {done} of {listed} ({100 * done / listed:.1f} %)"
+                     for split, (done, listed) in coverage(manifest).items())
+
+
 def _report(name: str, manifest: dict[str, Any], log: Callable[[str], None], shown: int = 20) -> None:
     failed = manifest["failed"]
-    log(f"{name}: {manifest['written']} of {len(manifest['clips'])} clips cached, {len(failed)} failed")
+    log(f"{name}: {manifest['written']} of {len(manifest['clips'])} clips cached, {len(failed)} failed "
+        f"({coverage_text(manifest)})")
     for clip, why in list(failed.items())[:shown]:
         log(f"  {clip}: {why}")
     if len(failed) > shown:

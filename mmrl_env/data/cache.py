@@ -1,16 +1,22 @@
 """The on-disk cache: one directory of memory-mappable ``.npy`` arrays plus ``manifest.json``.
 
-Layout (N = clips of all splits, row i = ``manifest["clips"][i]``)::
+Layout (N = clips the split lists name, clip i = ``manifest["clips"][i]``; R = rows stored)::
 
     manifest.json      format, version, dataset, clips, split of each clip, classes, the
-                       recipe (``config``), array shapes/dtypes, ``complete``, ``failed``
+                       recipe (``config``), array row shapes/dtypes, ``rows`` (R), ``complete``,
+                       ``failed``, ``written``
     labels.npy         int64 (N,)
-    status.npy         int8 (N,): 1 = row written, 0 = pending or failed
-    <array>.npy        one per modality, e.g. audio float16 (N, 257, 188), frames uint8 (N, F, 3, S, S)
+    status.npy         int8 (N,): 1 = clip written, 0 = pending or failed
+    rows.npy           int64 (N,): the array row of clip i, -1 for a clip with no raw files
+    <array>.npy        one per modality, e.g. audio float16 (R, 257, 188), frames uint8 (R, F, 3, S, S)
 
-Arrays are preallocated with ``open_memmap`` and filled row by row; a row's status is set
-only after its data, so an interrupted run resumes where it stopped and reading needs no
-copy of the data (``np.load(mmap_mode="r")``).
+Arrays get a row only for the clips whose raw files are present when ``prepare`` starts
+(``present``), so disk and memory follow the data actually there, not the length of the
+shipped lists (13 clips of CREMA-D's 7,442: 9 MB instead of 4 GB of sparse files). Rows are
+preallocated with ``open_memmap`` and filled one by one; a clip's status is set only after
+its data, so an interrupted run resumes where it stopped, and a resumed run whose raw folder
+gained clips grows the arrays (old rows copied once). Reading needs no copy of the data
+(``np.load(mmap_mode="r")``). Version 1 caches (one row per listed clip) still open.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from mmrl_env.data.validation import read_json_object, stratified_holdout
 
 MANIFEST = "manifest.json"
 FORMAT = "mmrl-cache"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # version 1: no rows.npy, clip i is row i
 REBUILD = "run the prepare command again with --overwrite to rebuild the cache"  # the fix for a damaged cache
 
 
@@ -38,18 +45,20 @@ class CacheMismatchError(RuntimeError):
 
 @dataclass
 class Cache:
-    """A cache opened for reading (arrays are read-only memmaps)."""
+    """A cache opened for reading (arrays are read-only memmaps). ``labels``, ``status``,
+    ``clips`` and ``splits`` are per array row (clips without a row are not in them)."""
 
     root: Path
     manifest: dict[str, Any]
     arrays: dict[str, np.ndarray]
     labels: np.ndarray
     status: np.ndarray
+    clips: list[str]
+    splits: np.ndarray
 
     def rows(self, split: str) -> np.ndarray:
-        """Rows of ``split`` that were written successfully, in manifest order."""
-        names = np.asarray(self.manifest["splits"])
-        return np.flatnonzero((names == split) & (self.status == 1))
+        """Array rows of ``split`` that were written successfully, in manifest order."""
+        return np.flatnonzero((self.splits == split) & (self.status == 1))
 
 
 def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
@@ -59,15 +68,21 @@ def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 
 class CacheWriter:
-    """Create a cache, or reopen one with the same recipe and clips to resume it."""
+    """Create a cache, or reopen one with the same recipe and clips to resume it.
+
+    ``present`` (N,) bool marks the clips whose raw files exist: only they get array rows
+    (default: every clip). ``arrays`` maps a name to its per-row (shape, dtype).
+    """
 
     def __init__(self, root: Path, meta: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]],
-                 labels: np.ndarray, overwrite: bool = False) -> None:
+                 labels: np.ndarray, overwrite: bool = False, present: np.ndarray | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         n = len(meta["clips"])
-        shapes = {k: {"shape": [n, *s], "dtype": d} for k, (s, d) in arrays.items()}
-        self.manifest = {"format": FORMAT, "version": VERSION, **meta, "arrays": shapes,
+        present = np.ones(n, bool) if present is None else np.asarray(present, bool)
+        self.specs = {k: (tuple(s), d) for k, (s, d) in arrays.items()}
+        self.manifest = {"format": FORMAT, "version": VERSION, **meta,
+                         "arrays": {k: {"row_shape": list(s), "dtype": d} for k, (s, d) in self.specs.items()},
                          "complete": False, "failed": {}}
         old = self._existing(overwrite)
         resume = old is not None and not overwrite
@@ -75,14 +90,42 @@ class CacheWriter:
             raise CacheMismatchError(
                 f"{self.root} holds a cache built with another recipe or clip list; "
                 "use another --out directory, or --overwrite to rebuild it")
-        mode = "r+" if resume else "w+"
-        self.arrays = {k: np.lib.format.open_memmap(self.root / f"{k}.npy", mode=mode, dtype=d, shape=(n, *s))
-                       for k, (s, d) in arrays.items()}
-        self.status = np.lib.format.open_memmap(self.root / "status.npy", mode=mode, dtype=np.int8, shape=(n,))
-        if not resume:
+        if resume:
+            self.status = np.lib.format.open_memmap(self.root / "status.npy", mode="r+")
+            self.row_of = np.load(self.root / "rows.npy")
+            stored = int(old.get("rows", 0))
+            new = np.flatnonzero(present & (self.row_of < 0))
+            self.row_of[new] = stored + np.arange(new.size)
+            self.arrays = {k: self._grow(k, stored, stored + new.size) for k in self.specs}
+        else:
+            self.row_of = np.full(n, -1, np.int64)
+            self.row_of[present] = np.arange(int(present.sum()))
+            self.arrays = {k: self._open(k, "w+", int(present.sum())) for k in self.specs}
+            self.status = np.lib.format.open_memmap(self.root / "status.npy", mode="w+", dtype=np.int8, shape=(n,))
             self.status[:] = 0
+        self.manifest["rows"] = int(self.row_of.max(initial=-1)) + 1
+        np.save(self.root / "rows.npy", self.row_of)
         np.save(self.root / "labels.npy", labels.astype(np.int64))
         _write_manifest(self.root, self.manifest)
+
+    def _open(self, name: str, mode: str, rows: int) -> np.ndarray:
+        shape, dtype = self.specs[name]
+        return np.lib.format.open_memmap(self.root / f"{name}.npy", mode=mode, dtype=dtype, shape=(rows, *shape))
+
+    def _grow(self, name: str, stored: int, rows: int) -> np.ndarray:
+        """Array ``name`` with ``rows`` rows, its first ``stored`` kept (copied once when it grows)."""
+        if rows == stored:
+            return np.lib.format.open_memmap(self.root / f"{name}.npy", mode="r+")
+        old = np.load(self.root / f"{name}.npy", mmap_mode="r")
+        tmp = self.root / f"{name}.grow.npy"
+        grown = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype, shape=(rows, *old.shape[1:]))
+        for start in range(0, stored, 256):  # bounded memory: a chunk of rows at a time
+            stop = min(start + 256, stored)
+            grown[start:stop] = old[start:stop]
+        grown.flush()
+        del old, grown
+        os.replace(tmp, self.root / f"{name}.npy")
+        return np.lib.format.open_memmap(self.root / f"{name}.npy", mode="r+")
 
     def _existing(self, overwrite: bool = False) -> dict[str, Any] | None:
         """The manifest already in ``root``; a damaged one is replaced with ``overwrite``, else refused."""
@@ -90,24 +133,35 @@ class CacheWriter:
         if not path.exists():
             return None
         try:
-            return read_manifest(path)
+            old = read_manifest(path)
         except ValueError as err:
             if overwrite:
                 return None
             raise CacheMismatchError(str(err)) from err  # the message already says: --overwrite
+        if old.get("version") != VERSION and not overwrite:
+            raise CacheMismatchError(f"{self.root} holds a version {old.get('version')} cache; "
+                                     "rebuild it with --overwrite")
+        return old
 
     def _same(self, old: dict[str, Any]) -> bool:
-        keys = set(self.manifest) - {"complete", "failed"}
+        keys = set(self.manifest) - {"complete", "failed", "written", "rows"}
         return all(old.get(k) == self.manifest[k] for k in keys)
 
     def pending(self) -> np.ndarray:
-        """Rows still to write (never written, or failed last time: those are retried)."""
+        """Clips still to write (never written, or failed last time: those are retried)."""
         return np.flatnonzero(np.asarray(self.status) != 1)
 
-    def write(self, row: int, values: dict[str, np.ndarray]) -> None:
+    def has_row(self, clip: int) -> bool:
+        """Whether clip ``clip`` has an array row (its raw files were present at the start)."""
+        return bool(self.row_of[clip] >= 0)
+
+    def write(self, clip: int, values: dict[str, np.ndarray]) -> None:
+        row = int(self.row_of[clip])
+        if row < 0:
+            raise ValueError(f"clip {clip} has no row in the cache")
         for k, v in values.items():
             self.arrays[k][row] = v
-        self.status[row] = 1
+        self.status[clip] = 1
 
     def finish(self, failed: dict[str, str]) -> dict[str, Any]:
         """Flush everything and record the outcome; returns the final manifest."""
@@ -145,7 +199,8 @@ def open_cache(root: Path) -> Cache:
     if not path.is_file():
         raise FileNotFoundError(f"no {MANIFEST} in {root}")
     manifest = read_manifest(path)
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    version = manifest.get("version")
+    if manifest.get("format") != FORMAT or version not in READABLE:
         raise ValueError(f"{path} is not an mmrl cache of version {VERSION}; prepare the data again")
     if not manifest.get("complete"):
         raise ValueError(f"the cache in {root} is incomplete (the prepare run was interrupted); "
@@ -154,11 +209,26 @@ def open_cache(root: Path) -> Cache:
         n, specs = len(manifest["clips"]), dict(manifest["arrays"])
         if len(manifest["splits"]) != n:
             raise ValueError("clips and splits differ in length")
+        stored = n if version == 1 else int(manifest["rows"])
+        shapes = {k: spec["shape"] if version == 1 else [stored, *spec["row_shape"]] for k, spec in specs.items()}
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path} is damaged ({type(err).__name__}: {err}); {REBUILD}") from err
-    arrays = {k: _array(root / f"{k}.npy", spec.get("shape"), True) for k, spec in specs.items()}
-    return Cache(root, manifest, arrays, _array(root / "labels.npy", [n], False),
-                 _array(root / "status.npy", [n], False))
+    arrays = {k: _array(root / f"{k}.npy", shape, True) for k, shape in shapes.items()}
+    labels, status = _array(root / "labels.npy", [n], False), _array(root / "status.npy", [n], False)
+    row_of = np.arange(n) if version == 1 else _array(root / "rows.npy", [n], False)
+    if row_of.size and (row_of.max() >= stored or np.any(np.bincount(row_of[row_of >= 0]) > 1)):
+        raise ValueError(f"{root / 'rows.npy'} does not match the manifest's {stored} rows; {REBUILD}")
+    clip = np.full(stored, -1, np.int64)  # the clip stored in each row (-1: none written yet)
+    clip[row_of[row_of >= 0]] = np.flatnonzero(row_of >= 0)
+    has = clip >= 0
+    splits = np.full(stored, "", dtype=object)
+    splits[has] = np.asarray(manifest["splits"], dtype=object)[clip[has]]
+    row_status = np.zeros(stored, np.int8)
+    row_status[has] = status[clip[has]]
+    row_labels = np.zeros(stored, np.int64)
+    row_labels[has] = labels[clip[has]]
+    clips = [manifest["clips"][c] if c >= 0 else "" for c in clip]
+    return Cache(root, manifest, arrays, row_labels, row_status, clips, splits)
 
 
 def open_prepared(name: str, command: str, root: Path | str | None, prepare: str, layout: str) -> Cache:

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mmrl_env.data.audio_video import AVDataset, ClipRow, PrepareError, load_av
-from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.data.validation import stratified_holdout
+
+if TYPE_CHECKING:
+    from mmrl_env.data.base import MultimodalDataset
 
 EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")  # label index = position (the reference loaders' order)
 SHIPPED_SPLITS = Path(__file__).parent / "splits" / "cremad"
@@ -73,6 +75,7 @@ CREMAD = AVDataset(
     audio=("AudioWAV/{clip}.wav",), frames=("Image-01-FPS/{clip}",), videos=("VideoFlash/{clip}.flv",),
     read_splits=read_splits,
     splits_help="a directory with train.csv and test.csv ('<clip>,<EMO>' rows), or 'auto'",
+    auto_splits=True,
 )
 
 

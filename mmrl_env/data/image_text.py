@@ -13,19 +13,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from mmrl_env.data.audio_video import PrepareError
-from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.data.build_cache import fill_cache
 from mmrl_env.data.cache import CacheWriter, open_prepared, split_rows
-from mmrl_env.data.cached_split import CachedSplit, FramesView
 from mmrl_env.data.home import prepare_command
 from mmrl_env.data.tokens import load_tokenizer, tokenize
+
+if TYPE_CHECKING:  # torch is imported when data is loaded, not by the recipes (prepare --help)
+    import torch
+    from torch import Tensor
+
+    from mmrl_env.data.base import MultimodalDataset
 
 # Image-text reference optimisation (BSS paper §4.1: Adam, lr 1e-5, batch 64; no LR decay named).
 IMAGE_TEXT_OPTIM: dict[str, Any] = {"name": "adam", "lr": 1e-5, "weight_decay": 0.0, "gamma": 1.0}
@@ -133,6 +135,11 @@ def load_image_text(ds: ImageTextDataset, root: Path | str | None, device: str =
     / ``text_encoder`` override the encoders' kwargs: by default ResNet50 reads ``<torch hub
     dir>/checkpoints/resnet50-0676ba61.pth`` and BERT the prepare run's tokenizer directory if
     it holds weights, else the local HF cache."""
+    import torch
+
+    from mmrl_env.data.base import ModalitySpec, MultimodalDataset
+    from mmrl_env.data.cached_split import CachedSplit, FramesView
+
     cache = open_prepared(ds.name, ds.command, root, ds.prepare_command(root), ds.layout())
     image_kwargs = {"weights": str(Path(torch.hub.get_dir()) / "checkpoints" / RESNET50_IMAGENET),
                     **(image_encoder or {})}

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmrl_env.data.audio import AudioConfig
 from mmrl_env.data.audio_video import AVDataset, ClipRow, PrepareError, load_av
-from mmrl_env.data.base import MultimodalDataset
+
+if TYPE_CHECKING:
+    from mmrl_env.data.base import MultimodalDataset
 
 KS_SPLITS = Path(__file__).parent / "splits" / "kinetics_sounds"
 KS_CLASSES = 31

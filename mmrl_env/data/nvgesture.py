@@ -21,15 +21,16 @@ flow is not in the release: ``prepare`` computes it from consecutive RGB frames 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from mmrl_env.data import home
 from mmrl_env.data.audio_video import PrepareError
-from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.data.cache import open_prepared, split_rows
-from mmrl_env.data.cached_split import CachedSplit, VolumeView
+
+if TYPE_CHECKING:  # torch is imported when data is loaded, not by the recipes (prepare --help)
+    from mmrl_env.data.base import MultimodalDataset
 
 NUM_CLASSES = 25
 LISTS = {"train": "nvgesture_train_correct_cvpr2016_v2.lst", "test": "nvgesture_test_correct_cvpr2016_v2.lst"}
@@ -116,6 +117,9 @@ def load_nvgesture(root: str | Path | None = None, device: str = "cpu", resident
     from scratch unless ``weights_dir`` holds the I3D checkpoints ``rgb_imagenet.pt`` (rgb,
     depth) and ``flow_imagenet.pt`` (flow). Train: one RandomResizedCrop (area 0.6–1) per clip,
     no flip (left/right gestures differ)."""
+    from mmrl_env.data.base import ModalitySpec, MultimodalDataset
+    from mmrl_env.data.cached_split import CachedSplit, VolumeView
+
     cache = open_prepared("NVGesture", "nvgesture", root, prepare_command(root), LAYOUT)
     train, val, test = split_rows(cache, val_fraction, val_seed)
     stored = cache.manifest["config"]["frames"]["count"]

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from mmrl_env.data.audio_video import AVDataset, PrepareError
-from mmrl_env.data.build_cache import prepare_av
+from mmrl_env.data.build_cache import coverage, coverage_text, prepare_av
 from mmrl_env.data.cache import CacheMismatchError
 from mmrl_env.data.cremad import CREMAD
 from mmrl_env.data.home import DATA_ENV, SOURCES, dataset_dir
@@ -32,6 +32,8 @@ from mmrl_env.data.nvgesture import LAYOUT
 from mmrl_env.data.sarcasm import SARCASM
 from mmrl_env.data.tokens import TokenizerNotFoundError
 from mmrl_env.data.twitter2015 import TWITTER2015
+
+PARTIAL = 0.5  # below this fraction of a split's listed clips, prepare fails unless --partial
 
 DATASETS: dict[str, AVDataset] = {d.command: d for d in (CREMAD, KINETICS_SOUNDS, VGGSOUND)}
 IMAGE_TEXT: dict[str, ImageTextDataset] = {d.command: d for d in (TWITTER2015, SARCASM)}
@@ -52,6 +54,8 @@ def _subparser(sub: argparse._SubParsersAction, command: str, name: str, layout:
     p.add_argument("--overwrite", action="store_true",
                    help="rebuild a cache made with another recipe, or a damaged one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--partial", action="store_true",
+                   help=f"accept a cache holding less than {PARTIAL:.0%} of a split's listed clips (exit 0)")
     return p
 
 
@@ -85,20 +89,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = dict(size=args.size, overwrite=args.overwrite, progress=not args.quiet, workers=args.workers)
     try:
         if args.dataset in DATASETS:
-            prepare_av(DATASETS[args.dataset], args.raw, args.out, args.splits, args.frames, **common)
+            manifest = prepare_av(DATASETS[args.dataset], args.raw, args.out, args.splits, args.frames, **common)
         elif args.dataset in IMAGE_TEXT:
             from mmrl_env.data.image_text import prepare_image_text
 
-            prepare_image_text(IMAGE_TEXT[args.dataset], args.raw, args.out, args.tokenizer, args.max_length,
+            manifest = prepare_image_text(IMAGE_TEXT[args.dataset], args.raw, args.out, args.tokenizer, args.max_length,
                                **common)
         else:
             from mmrl_env.data.nvgesture_cache import prepare_nvgesture
 
-            prepare_nvgesture(args.raw, args.out, args.frames, **common)
+            manifest = prepare_nvgesture(args.raw, args.out, args.frames, **common)
     except (PrepareError, CacheMismatchError, TokenizerNotFoundError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    print(f"cache ready: {args.out}")
+    short = [s for s, (done, listed) in coverage(manifest).items() if done < PARTIAL * listed]
+    if short and not args.partial:
+        ds = DATASETS.get(args.dataset)
+        fixes = (["--splits auto (split the clips you have)"] if ds is not None and ds.auto_splits
+                 and args.splits != "auto" else ["--splits naming the clips you have"] if ds is not None else [])
+        fixes.append("--partial to accept a partial cache")
+        print(f"error: the cache in {args.out} holds too few of the listed clips ({coverage_text(manifest)}): "
+              f"the raw folder has only part of the dataset. The cache is kept; re-run with "
+              f"{' or '.join(fixes)}", file=sys.stderr)
+        return 2
+    print(f"cache ready: {args.out} ({coverage_text(manifest)})")
     return 0
 
 

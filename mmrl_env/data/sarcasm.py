@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmrl_env.data.audio_video import PrepareError
-from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.data.image_text import ImageTextDataset, TextRecord, first_existing, load_image_text
+
+if TYPE_CHECKING:
+    from mmrl_env.data.base import MultimodalDataset
 
 CLASSES = ("not sarcastic", "sarcastic")
 SPLITS = {"train": ("train",), "val": ("valid", "val", "dev"), "test": ("test",)}

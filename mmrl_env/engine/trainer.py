@@ -34,6 +34,9 @@ from mmrl_env.models.encoders import check_encoder
 from mmrl_env.samplers.stream import ShuffledStream
 from mmrl_env.trainer import TrainerConfig, resolve_device
 
+# input values per prediction chunk (64 MB of float32): 1,024 Synthetic samples, 33 CREMA-D clips at 224 px
+EVAL_CHUNK_ELEMENTS = 2**24
+
 VectorHook = Callable[[VectorBatch, VectorStepOutput], None]
 
 
@@ -57,6 +60,7 @@ class VectorTrainer:
         self.learner: Any = None
         self.streams: list[ShuffledStream] = []
         self.iteration = torch.zeros(num_runs, dtype=torch.long)  # host counter: control flow, no sync
+        self._eval_chunk: int | None = None  # samples per prediction chunk (``eval_chunk``), set on first use
 
     @property
     def epoch(self) -> Tensor:
@@ -202,11 +206,23 @@ class VectorTrainer:
         if idx is None:
             idx = torch.arange(len(split))
         chunks = [self.learner.predict([split.gather(j, part) for j in range(self.dataset.num_modalities)])
-                  for part in idx.split(self.cfg.eval_batch_size)]
+                  for part in idx.split(self.eval_chunk(split))]
         fused = torch.cat([c.fused for c in chunks], dim=1)
         uni = [torch.cat([c.unimodal[j] for c in chunks], dim=1) for j in range(self.dataset.num_modalities)]
         multi = None if chunks[0].multi is None else torch.cat([c.multi for c in chunks], dim=1)
         return VectorPrediction(fused, uni, multi), split.gather_labels(idx)
+
+    def eval_chunk(self, split: Split) -> int:
+        """Samples per prediction chunk: ``cfg.eval_batch_size``, fewer when a sample's inputs are
+        large, so that a chunk holds at most :data:`EVAL_CHUNK_ELEMENTS` input values. Without
+        the cap 1,024 CREMA-D clips (3 frames of 224 px each) would go through ResNet18 at once,
+        tens of GB of activations on a CPU; the cap depends on the data only, never on K, so a
+        run predicts the same whatever batch it is part of."""
+        if self._eval_chunk is None:
+            one = torch.zeros(1, dtype=torch.long)
+            per_sample = sum(split.gather(j, one).numel() for j in range(self.dataset.num_modalities))
+            self._eval_chunk = max(1, min(self.cfg.eval_batch_size, EVAL_CHUNK_ELEMENTS // max(per_sample, 1)))
+        return self._eval_chunk
 
     def run_info(self, run: int) -> dict[str, Any]:
         """Learner-specific quantities of one run (classifier counts, ω, OGM coefficients; {} for joint)."""

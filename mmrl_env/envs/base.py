@@ -31,6 +31,8 @@ class MultimodalTrainingEnv(gym.Env):
     obs_extras: optional observation extras (``val_acc``).
     device: ``auto`` (CUDA when it helps; see ``mmrl_env.engine.select``), ``cpu`` or ``cuda[:i]``.
     engine: ``auto`` | ``batched`` | ``sequential`` (see ``mmrl_env.engine.select``).
+    threads: torch CPU threads of the inner training (``"auto"``: 1 on a CPU device unless you
+        chose a count; an int; 0 = torch's setting untouched; see ``mmrl_env.threads``).
 
     Sub-settings of a component are always a nested dict named ``<component>_kwargs``
     (``optim`` too); the old flat names (``cmd_mode``, ``cmd_ema``, ...) still work through

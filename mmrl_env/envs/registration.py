@@ -79,8 +79,15 @@ def _env_class(method: str, vector: bool) -> type:
 
 
 def _checked_kwargs(cls: type, env_id: str, kwargs: dict[str, Any], fixed: tuple[str, ...]) -> dict[str, Any]:
-    """``kwargs`` with renamed names moved and ``data_root`` translated; unknown ones refused
-    with the valid names and the closest one."""
+    """``kwargs`` with renamed names moved, ``data_root`` translated and Gymnasium's
+    ``render_mode=None`` accepted (there is nothing to render: any other mode is refused);
+    unknown ones refused with the valid names and the closest one."""
+    kwargs = dict(kwargs)
+    render_mode = kwargs.pop("render_mode", None)
+    if render_mode is not None:
+        raise EnvKwargsError(f"render_mode={render_mode!r}: {env_id} has nothing to render (its "
+                             "metadata['render_modes'] is empty); pass render_mode=None or leave it out. What the "
+                             "env does is in TensorBoard (train_agent.py) and evaluate.py's plots")
     kwargs = apply_renames(cls, kwargs)
     valid = [k for k in accepted_kwargs(cls) if k not in ("dataset", *fixed)] + ["data_root"]
     message = unknown_kwargs_message(kwargs, valid, "keyword argument(s)", env_id)

@@ -1,8 +1,11 @@
 """A wrapper that writes what a person inspects in ``info`` to TensorBoard.
 
-Every numeric leaf of ``info`` becomes a scalar tag ``step/<path>`` at the env's global
-step (nested dicts join with ``/``: ``step/n/audio``, ``step/s_hat/video``,
-``step/val_acc_modality/audio``); the reward is ``step/reward``. At the end of an episode:
+Every numeric leaf of ``info`` becomes a scalar tag ``step/<path>`` at the agent's timestep
+(nested dicts join with ``/``: ``step/n/audio``, ``step/s_hat/video``,
+``step/val_acc_modality/audio``); the reward is ``step/reward``. With K runs per step
+(:func:`log_runs`) each tag is the mean over the runs that stepped, at timestep ``step × K``
+(Stable-Baselines3's ``num_timesteps``, so the curves line up with ``sb3_1/``), and the
+spread over the runs of the policy's allocation and of the reward is ``step_std/<path>``. At the end of an episode:
 ``episode/return``, ``episode/length``, the test metrics ``episode/test/<metric>`` and one
 histogram of the episode's raw actions per action dimension, named by what it controls:
 ``actions/<modality>`` (DUS: a_j, which sets n_j) or ``actions/lambda`` (BSS: a, which sets
@@ -69,12 +72,31 @@ def write_config(log_dir: str | Path, cfg: dict[str, Any], metrics: dict[str, fl
     writer.close()
 
 
+# info keys that are not the env's step: the final test metrics (logged per episode) and the
+# flag the SB3 adapter adds for bootstrapping (these envs never truncate)
+SKIP = ("test", "TimeLimit.truncated")
+SPREAD = ("n/", "lambda", "reward")  # the allocation and the reward: their spread over runs is logged too
+
+
 def log_step(writer: SummaryWriter, step: int, reward: float, info: dict[str, Any],
-             skip: tuple[str, ...] = ("test",)) -> None:
+             skip: tuple[str, ...] = SKIP) -> None:
     """``step/reward`` and ``step/<path>`` for every numeric leaf of ``info`` (but ``skip``) at ``step``."""
-    writer.add_scalar("step/reward", reward, step)
-    for tag, value in numeric_leaves({k: v for k, v in info.items() if k not in skip}):
-        writer.add_scalar(f"step/{tag}", value, step)
+    log_runs(writer, step, [reward], [info], skip)
+
+
+def log_runs(writer: SummaryWriter, step: int, rewards: Any, infos: list[dict[str, Any]],
+             skip: tuple[str, ...] = SKIP) -> None:
+    """One step of K runs at ``step``: ``step/<path>`` the mean over the runs whose info has the
+    leaf (a run that rested has an empty info), ``step_std/<path>`` the standard deviation over
+    them for the allocation (``n/<modality>``, ``lambda``) and the reward, when K > 1."""
+    values: dict[str, list[float]] = {"reward": [float(r) for r in rewards]}
+    for info in infos:
+        for tag, value in numeric_leaves({k: v for k, v in info.items() if k not in skip}):
+            values.setdefault(tag, []).append(value)
+    for tag, vs in values.items():
+        writer.add_scalar(f"step/{tag}", float(np.mean(vs)), step)
+        if len(vs) > 1 and tag.startswith(SPREAD):
+            writer.add_scalar(f"step_std/{tag}", float(np.std(vs)), step)
 
 
 def log_episode(writer: SummaryWriter, episode: int, episode_return: float, actions: list[np.ndarray],
@@ -94,7 +116,7 @@ def log_episode(writer: SummaryWriter, episode: int, episode_return: float, acti
 class TensorBoardInfo(gym.Wrapper):
     """Log ``info``/reward per step and a summary per episode to ``log_dir``."""
 
-    def __init__(self, env: gym.Env, log_dir: str, skip: tuple[str, ...] = ("test",)) -> None:
+    def __init__(self, env: gym.Env, log_dir: str, skip: tuple[str, ...] = SKIP) -> None:
         super().__init__(env)
         self.writer = SummaryWriter(log_dir)
         self.skip = skip
@@ -118,6 +140,11 @@ class TensorBoardInfo(gym.Wrapper):
             self.episode += 1
             log_episode(self.writer, self.episode, self._return, self._actions, info, self.action_names)
         return obs, reward, terminated, truncated, info
+
+    @property
+    def tb_step(self) -> int:
+        """The x of the last step logged (one env: the agent's timestep)."""
+        return self.global_step
 
     def get_state(self) -> dict[str, Any]:
         """Step/episode counters and the episode so far, so a resumed run continues the curves."""

@@ -37,6 +37,7 @@ from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
 from mmrl_env.kwargs import unknown_kwargs_message
 from mmrl_env.metrics import prediction_metrics
 from mmrl_env.monitors.cmd import CumulativeDiscrepancy, modality_discrepancy
+from mmrl_env.threads import check_threads, scoped_threads
 
 OBS_EXTRAS = ("val_acc",)
 SPLITS = ("train", "val", "test")
@@ -71,6 +72,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         device: str = "auto",
         engine: str = "auto",
         autoreset_mode: str | AutoresetMode = AutoresetMode.SAME_STEP,
+        threads: int | str = "auto",
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be a positive number of inner runs, got {num_envs}")
@@ -89,6 +91,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         except ValueError as err:
             raise ValueError(f"unknown autoreset_mode {autoreset_mode!r}; choose one of "
                              f"{', '.join(m.value for m in AutoresetMode)}") from err
+        self.threads = check_threads(threads)
         self.num_envs = int(num_envs)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.trainer = build_run_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs,
@@ -156,6 +159,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         return {}
 
     # --- the K-run API ----------------------------------------------------------------
+    @scoped_threads
     def reset_runs(self, seed: int | Sequence[int | None] | None = None,
                    runs: Sequence[int] | None = None) -> tuple[np.ndarray, Infos]:
         """Reset ``runs`` (default: all); observations of all runs and one info dict per run
@@ -182,6 +186,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
             infos[run] = self._info(run, s_hat[run], self._method_info(run))
         return self._observations(s_hat), infos
 
+    @scoped_threads
     def step_runs(self, actions: np.ndarray, active: np.ndarray | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Infos]:
         """``step`` with one info dict per run (Stable-Baselines3's format).
@@ -240,6 +245,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
             self._needs_reset = terminated | (self._needs_reset & ~active)  # a resting run resets when it next steps
         return obs, rewards.astype(np.float64), terminated, np.zeros(self.num_envs, bool), infos
 
+    @scoped_threads
     def evaluate_runs(self, split: str = "test", runs: Sequence[int] | None = None) -> list[dict[str, float]]:
         """Full metrics (acc, macro-F1, mAP; fused and per modality) of each run's current model."""
         if split not in SPLITS:
