@@ -140,8 +140,9 @@ def test_vector_run_logs_the_allocation_over_runs_against_timesteps(tmp_path):
                 "--n-envs", "2", "--eval-episodes", "1", "--baselines", "uniform", "--eval-freq", "4",
                 "--periodic-eval-episodes", "1",
                 "-tb", str(tmp_path / "tb"), "--no-progress", "--env-kwargs", *SMALL_ENV])
-    assert run.is_dir()
-    acc = EventAccumulator(str(tmp_path / "tb" / "env"), size_guidance={"scalars": 0})
+    tb = Path(yaml.safe_load((run / "config.yaml").read_text())["tensorboard_log"])  # the run's own -tb folder
+    assert tb.parent.parent == tmp_path / "tb"
+    acc = EventAccumulator(str(tb / "env"), size_guidance={"scalars": 0})
     acc.Reload()
     scalars = set(acc.Tags()["scalars"])
     assert [e.step for e in acc.Scalars("step/n/audio")] == [2, 4, 6, 8]  # timesteps: 4 vector steps x 2 runs
@@ -150,6 +151,6 @@ def test_vector_run_logs_the_allocation_over_runs_against_timesteps(tmp_path):
     n = [e.value for e in acc.Scalars("step/n/audio")]
     spread = [e.value for e in acc.Scalars("step_std/n/audio")]
     assert all(v >= 0 for v in spread) and all(v > 0 for v in n)
-    sb3 = EventAccumulator(str(tmp_path / "tb" / "sb3_1"), size_guidance={"images": 0, "scalars": 0})
+    sb3 = EventAccumulator(str(tb / "sb3_1"), size_guidance={"images": 0, "scalars": 0})
     sb3.Reload()
     assert [e.step for e in sb3.Images("eval/schedule")] == [e.step for e in sb3.Scalars("eval/mean_reward")] == [4, 8]
