@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -29,6 +28,8 @@ from agents.checkpoint import (
 )
 from agents.factory import LEARNED, algo_names, make_agent, method_of
 from agents.heuristics import HEURISTICS
+from mmrl_env import limits
+from mmrl_env.bounded_input import read_json_file, read_yaml_file
 from mmrl_env.envs.registration import versioned_id
 from training import ray_cluster
 from training.cli_errors import UsageError, message_of, usage_errors
@@ -117,7 +118,8 @@ def trained_agent_path(spec: str, algo: str) -> Path:
         cfg_file = path / "config.yaml"
         if cfg_file.is_file():
             with usage_errors(f"-i {spec}: "):
-                run_algo = (yaml.safe_load(cfg_file.read_text()) or {}).get("algo")
+                run_cfg = read_yaml_file(cfg_file) or {}
+                run_algo = run_cfg.get("algo") if isinstance(run_cfg, dict) else None
             if run_algo is not None and run_algo != algo:
                 raise UsageError(f"-i {spec}: that run trained a {run_algo} agent, not {algo}; "
                                  f"pass --algo {run_algo}")
@@ -274,8 +276,8 @@ RUN_FLAGS = ("seed", "total_timesteps", "config", "hyperparams", "trained_agent"
 def load_run_config(path: Path) -> tuple[dict[str, Any], None] | tuple[None, str]:
     """A run's config.yaml and None, or None and what is wrong with it (unreadable, empty, settings missing)."""
     try:
-        cfg = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        cfg = read_yaml_file(path, "run config")
+    except (ValueError, yaml.YAMLError) as err:
         return None, f"{type(err).__name__}: {message_of(err)}"
     if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
         return None, "it is empty or misses settings" if cfg else "it is empty"
@@ -305,7 +307,7 @@ def finished(run_dir: Path, log: Any = print) -> bool:
     if not path.exists():
         return False
     try:
-        return "results" in json.loads(path.read_text())
+        return "results" in read_json_file(path, "results file", limits.MAX_RECORD_BYTES)
     except (OSError, ValueError, TypeError) as err:
         log(f"{path} is damaged ({type(err).__name__}); the final comparison will be run again")
         return False

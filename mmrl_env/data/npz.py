@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmrl_env.bounded_input import npz_headers
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
 from mmrl_env.data.home import ELSEWHERE, resolve_root, where_text
 from mmrl_env.data.validation import read_json_object, stratified_holdout
@@ -41,6 +42,12 @@ LAYOUT = "<root>/train.npz, [val.npz], test.npz (arrays '<modality>' and 'labels
 def _load(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; expected {LAYOUT}")
+    try:
+        npz_headers(path)  # sizes, ratio and headers checked before anything is inflated
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"{path} is not a readable .npz file ({type(err).__name__}: {err}); it may be truncated "
+                         "or another format: save it again with numpy.savez(path, <modality>=..., labels=...)"
+                         ) from err
     try:
         with np.load(path, allow_pickle=False) as f:
             if not hasattr(f, "files"):
