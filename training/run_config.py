@@ -20,13 +20,16 @@ import yaml
 import mmrl_env
 from agents.checkpoint import (
     DEFAULT_KEEP,
+    CheckpointError,
     global_rng_state,
     latest_checkpoint,
+    load_parameters,
     read_manifest,
     remove_stale_temporaries,
     set_global_rng_state,
 )
 from agents.factory import LEARNED, algo_names, make_agent, method_of
+from agents.factory import check_hyperparams as check_agent_hyperparams
 from agents.heuristics import HEURISTICS
 from mmrl_env import limits
 from mmrl_env.bounded_input import read_json_file, read_yaml_file
@@ -135,6 +138,11 @@ def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
     cls = {**LEARNED, **HEURISTICS}[algo]
     with usage_errors():
         check_algo_kwargs(cls, hp, source)
+        if "env_kwargs" in hp and hp["env_kwargs"] is not None and not isinstance(hp["env_kwargs"], dict):
+            raise ValueError(f"{source}: env_kwargs={hp['env_kwargs']!r}: expected a mapping, e.g. "
+                             "env_kwargs: {epochs: 2}")
+        if algo in LEARNED:
+            check_agent_hyperparams(algo, {k: v for k, v in hp.items() if k != "env_kwargs"}, source)
     defaults = _defaults(cls)
     for key, value in hp.items():
         if key in ("n_timesteps", "eval_episodes"):
@@ -233,10 +241,11 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
             "hyperparams": hp, "env_kwargs": env_kwargs}
 
 
-def try_build(cfg: dict[str, Any]) -> None:
+def try_build(cfg: dict[str, Any], trust: bool = False) -> None:
     """Build the env, the agent and the baselines once, as the run will: every setting the
-    checks above cannot judge (data on disk, learner options, SB3's own checks) fails here,
-    before the run directory exists. The global RNGs are left as they were."""
+    checks above cannot judge (data on disk, learner options, SB3's own checks, a ``-i`` agent
+    file whose tensors do not load; with ``trust`` that file is SB3's to read later) fails
+    here, before the run directory exists. The global RNGs are left as they were."""
     rng = global_rng_state()
     env = make_env(cfg["env"], cfg["env_kwargs"])
     try:
@@ -246,10 +255,15 @@ def try_build(cfg: dict[str, Any]) -> None:
             check_applies(name, method_of(env), "baseline")
         with usage_errors(f"{cfg['algo']} with these hyperparameters: "):
             try:
-                make_agent(cfg["algo"], env, dict(cfg["hyperparams"]), seed=cfg["seed"],
-                           device=agent_device(cfg["algo"], cfg["device"]))
+                agent = make_agent(cfg["algo"], env, dict(cfg["hyperparams"]), seed=cfg["seed"],
+                                   device=agent_device(cfg["algo"], cfg["device"]))
             except AssertionError as err:  # SB3 checks its arguments with assert
                 raise ValueError(str(err)) from err
+        if cfg.get("trained_agent") and not trust:
+            try:
+                load_parameters(agent, Path(cfg["trained_agent"]))
+            except CheckpointError as err:
+                raise UsageError(f"-i {cfg['trained_agent']}: {err}") from err
     finally:
         env.close()
         set_global_rng_state(rng)
@@ -259,7 +273,7 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
     """Resolve and check the settings of a fresh run, then create its directory (locked for
     this process) with config.yaml and command.txt. Bad input never creates a directory."""
     cfg = resolve(args)
-    try_build(cfg)
+    try_build(cfg, trust=bool(getattr(args, "trust_checkpoint", False)))
     run_dir = next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])
     RunLock(run_dir)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))

@@ -317,7 +317,10 @@ def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namesp
     checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
     agent = build_agent(cfg, env, tb_root, checkpoint, state, args.verbose, args.trust_checkpoint)
     if state is not None:
-        restore(state, agent, env)
+        try:
+            restore(state, agent, env)
+        except CheckpointError as err:
+            raise UsageError(f"--resume {run_dir}: checkpoint {checkpoint}: {err}") from err
         print(f"resuming from {checkpoint} (env step {state['steps']} of {total})")
     save_freq = cfg.get("save_freq")
     with Interrupt() as interrupt:

@@ -35,6 +35,7 @@ from mmrl_env.envs.layout import ObservationExtra, ObservationLayout
 from mmrl_env.envs.reward import ValidationReward
 from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
 from mmrl_env.kwargs import unknown_kwargs_message
+from mmrl_env.limits import check_limit
 from mmrl_env.metrics import prediction_metrics
 from mmrl_env.monitors.cmd import CumulativeDiscrepancy, modality_discrepancy
 
@@ -77,6 +78,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_limit(name, int(value))
         unknown = set(obs_extras) - set(OBS_EXTRAS)
         if unknown:
             raise ValueError(f"unknown obs_extras {sorted(unknown)}; choose from {', '.join(OBS_EXTRAS)}")
