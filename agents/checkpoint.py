@@ -260,7 +260,8 @@ def load_state(checkpoint: Path) -> dict[str, Any]:
     """``state.pt`` of a verified checkpoint, read without unpickling anything but tensors and plain values."""
     path = checkpoint / STATE
     try:
-        check_zip(path, "the checkpoint state")
+        if zipfile.is_zipfile(path):  # torch's format; a legacy (non-zip) pickle is as large as the file
+            check_zip(path, "the checkpoint state")
         state = load_safe(path)
     except pickle.UnpicklingError as err:
         found = _unsafe_global(err)
@@ -282,10 +283,9 @@ def load_state(checkpoint: Path) -> dict[str, Any]:
 def _unsafe_global(err: pickle.UnpicklingError) -> str:
     """What torch's weights-only unpickler refused, in a few words (its message is a page long)."""
     text = str(err)
-    for marker in ("Unsupported global: GLOBAL ", "Unsupported operand ", "global "):
-        if marker in text:
-            return f"a Python object ({text.split(marker, 1)[1].split()[0].strip('.,')})"
-    return "Python objects"
+    if "GLOBAL " in text:
+        return f"a reference to the Python callable {text.split('GLOBAL ', 1)[1].split()[0].strip('.,')}"
+    return "pickled Python objects"
 
 
 def _state_problem(state: dict[str, Any], steps: int | None) -> str | None:

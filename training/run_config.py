@@ -141,8 +141,6 @@ def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
         if "env_kwargs" in hp and hp["env_kwargs"] is not None and not isinstance(hp["env_kwargs"], dict):
             raise ValueError(f"{source}: env_kwargs={hp['env_kwargs']!r}: expected a mapping, e.g. "
                              "env_kwargs: {epochs: 2}")
-        if algo in LEARNED:
-            check_agent_hyperparams(algo, {k: v for k, v in hp.items() if k != "env_kwargs"}, source)
     defaults = _defaults(cls)
     for key, value in hp.items():
         if key in ("n_timesteps", "eval_episodes"):
@@ -155,6 +153,9 @@ def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
                 and value <= 0:
             raise UsageError(f"{source}: {key}={value!r} must be positive")
         check_value(key, value, *defaults_, source)
+    if algo in LEARNED:
+        with usage_errors():
+            check_agent_hyperparams(algo, {k: v for k, v in hp.items() if k != "env_kwargs"}, source)
 
 
 def check_applies(name: str, method: str, what: str) -> None:

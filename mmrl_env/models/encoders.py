@@ -84,7 +84,8 @@ def check_encoder_input(modality: str, name: str, kwargs: dict[str, object], sam
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             encoder = build_encoder(name, **kwargs).eval()
-            encoder(sample.float().cpu() if sample.is_floating_point() else sample.cpu())
+            dtype = next((p.dtype for p in encoder.parameters()), torch.get_default_dtype())
+            encoder(sample.cpu().to(dtype) if sample.is_floating_point() else sample.cpu())
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         text = " ".join(str(err).split())[:300]
         raise ValueError(f"{where} with {kwargs} cannot take this data's samples of shape {shape} ({text}); "
