@@ -125,6 +125,7 @@ def damage(checkpoint: Path) -> str | None:
         if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", "..") \
                 or not isinstance(digest, str):
             return f"{MANIFEST} lists {name!r}: not a file of this checkpoint with a SHA-256"
+    for name, digest in files.items():
         path = checkpoint / name
         if not path.is_file():
             return f"{name} is missing"
