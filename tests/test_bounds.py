@@ -24,8 +24,8 @@ from mmrl_env.bounded_input import ConfigTooLarge, load_yaml, npz_headers
 from mmrl_env.data.npz import load_npz
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.samplers.stream import ShuffledStream
-from tests.test_bad_input import SMALL, at, bad_npz, cases, refused, write
-from training import evaluate, train_agent, train_mml
+from tests.test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
+from training import evaluate, train_mml
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))  # 9**9 values
@@ -102,12 +102,7 @@ def bombs(tmp_path):
 
 @pytest.mark.parametrize(("argv", "match"), cases(BOUND_CASES))
 def test_train_agent_refuses_unbounded_input_before_any_work(bombs, capsys, argv, match):
-    runs = bombs / "runs"
-    argv = at(argv, bombs)
-    if "--env-kwargs" not in argv:
-        argv += ["--env-kwargs", *SMALL]
-    refused(train_agent.main, ["-f", str(runs), "--no-progress", *argv], capsys, match)
-    assert not runs.exists(), "a refused run left a directory behind"
+    train_refused(bombs, capsys, argv, match)
 
 
 @pytest.mark.parametrize(("main", "argv"), [(evaluate.main, ["--policies", "uniform", "--seeds", "1000000000"]),

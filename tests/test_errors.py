@@ -25,7 +25,7 @@ from agents import checkpoint
 from mmrl_env.data.npz import load_npz
 from mmrl_env.envs.state import from_safe, save_safe, to_safe
 from mmrl_env.samplers.stream import ShuffledStream
-from tests.test_bad_input import SMALL, at, bad_npz, cases, refused, write
+from tests.test_bad_input import SMALL, bad_npz, cases, train_refused, write
 from training import train_agent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,12 +69,7 @@ def value_inputs(tmp_path):
 @pytest.mark.parametrize(("argv", "match"), cases(VALUE_CASES))
 def test_cli_values_of_the_wrong_kind_or_range_are_refused_by_name(value_inputs, capsys, argv, match):
     """Each refused before a run directory exists (an unknown optimizer, a refused ``-i`` file included)."""
-    runs = value_inputs / "runs"
-    argv = at(argv, value_inputs)
-    if "--env-kwargs" not in argv:
-        argv += ["--env-kwargs", *SMALL]
-    refused(train_agent.main, ["-f", str(runs), "--no-progress", *argv], capsys, match)
-    assert not runs.exists(), "a refused run left a directory behind"
+    train_refused(value_inputs, capsys, argv, match)
 
 
 # --- user data (Custom) -----------------------------------------------------------------------
@@ -123,12 +118,17 @@ DATA_CASES = [
 
 
 @pytest.mark.parametrize(("change", "match"), [pytest.param(c, m, id=i) for i, c, m in DATA_CASES])
-def test_bad_user_data_is_refused_naming_the_file_and_field(tmp_path, change, match):
+def custom_data(tmp_path: Path, change: dict) -> Path:
+    """A good Custom data set with ``change`` applied (``npz``: split -> array edits; ``meta``: a meta.json)."""
     root = Path(bad_npz(tmp_path / "data", **change.get("npz", {})))
     if "meta" in change:
         change["meta"](root)
+    return root
+
+
+def test_bad_user_data_is_refused_naming_the_file_and_field(tmp_path, change, match):
     with pytest.raises(ValueError, match=match):
-        load_npz(root)
+        load_npz(custom_data(tmp_path, change))
 
 
 # (case id, encoder / data change, message) — checked when the env is built, not at the first step
@@ -144,9 +144,7 @@ ENCODER_CASES = [
 
 @pytest.mark.parametrize(("change", "match"), [pytest.param(c, m, id=i) for i, c, m in ENCODER_CASES])
 def test_an_encoder_that_cannot_take_the_data_fails_at_construction(tmp_path, change, match):
-    root = Path(bad_npz(tmp_path / "data", **change.get("npz", {})))
-    if "meta" in change:
-        change["meta"](root)
+    root = custom_data(tmp_path, change)
     with pytest.raises(ValueError, match=match):
         gym.make("DUS-Custom", dataset_kwargs={"root": str(root)}, batch_size=8, epochs=1, device="cpu")
 

@@ -53,7 +53,8 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {"mlp": MLPEncoder, "cnn": Small
                                                  "r2plus1d_18": partial(VideoResNetEncoder, "r2plus1d_18")}
 
 
-PROBED_NUMEL = 1 << 20  # samples up to this many values are run through their encoder at construction
+PROBED_NUMEL = 1 << 18  # samples up to this many values are run through their encoder at construction
+UNPROBED = ("bert", "i3d")  # heavy to build; they read their own pretrained weights
 
 
 def unknown_encoder(name: object) -> ValueError:
@@ -71,7 +72,8 @@ def check_encoder_input(modality: str, name: str, kwargs: dict[str, object], sam
     """Fail at construction, naming the modality and sizes, when encoder ``name`` cannot take
     ``sample`` (one sample with its batch axis): a CNN map smaller than its pools need, or any
     shape the encoder refuses (checked by one forward pass in a forked RNG, for samples up to
-    ``PROBED_NUMEL`` values; larger ones, e.g. video clips, are left to the first step)."""
+    ``PROBED_NUMEL`` values built without weight files; larger ones, e.g. video clips, ``UNPROBED``
+    encoders and local pretrained weights are left to the first step)."""
     shape = tuple(sample.shape[1:])
     where = f"modality {modality!r}: encoder {name!r}"
     cls = ENCODERS.get(name)
@@ -79,7 +81,7 @@ def check_encoder_input(modality: str, name: str, kwargs: dict[str, object], sam
         raise ValueError(f"{where} needs (channels, height, width) samples of at least "
                          f"{SmallCNNEncoder.MIN_SIZE}x{SmallCNNEncoder.MIN_SIZE} (three 2x2 max-pools); the data has "
                          f"samples of shape {shape}: use 'mlp' (flatten them) or larger inputs")
-    if sample.numel() > PROBED_NUMEL:
+    if sample.numel() > PROBED_NUMEL or name in UNPROBED or kwargs.get("weights") is not None:
         return
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
