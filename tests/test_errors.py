@@ -99,6 +99,14 @@ def images(size):
     return apply
 
 
+def custom_data(tmp_path: Path, change: dict) -> Path:
+    """A good Custom data set with ``change`` applied (``npz``: split -> array edits; ``meta``: a meta.json)."""
+    root = Path(bad_npz(tmp_path / "data", **change.get("npz", {})))
+    if "meta" in change:
+        change["meta"](root)
+    return root
+
+
 # (case id, how the data differs from a good Custom set, the message)
 DATA_CASES = [
     ("test labels absent from training", {"npz": with_labels(test=lambda y: y + 2)},
@@ -118,14 +126,6 @@ DATA_CASES = [
 
 
 @pytest.mark.parametrize(("change", "match"), [pytest.param(c, m, id=i) for i, c, m in DATA_CASES])
-def custom_data(tmp_path: Path, change: dict) -> Path:
-    """A good Custom data set with ``change`` applied (``npz``: split -> array edits; ``meta``: a meta.json)."""
-    root = Path(bad_npz(tmp_path / "data", **change.get("npz", {})))
-    if "meta" in change:
-        change["meta"](root)
-    return root
-
-
 def test_bad_user_data_is_refused_naming_the_file_and_field(tmp_path, change, match):
     with pytest.raises(ValueError, match=match):
         load_npz(custom_data(tmp_path, change))
@@ -271,3 +271,25 @@ def test_gym_make_refuses_optimizer_settings_as_the_cli_does(tmp_path, optim, ma
         train_agent.main(["--algo", "uniform", "-f", str(tmp_path / "runs"), "--no-progress", "--env-kwargs", *SMALL,
                           f"optim.{key}={yaml.safe_dump(value).splitlines()[0]}"])
     assert not (tmp_path / "runs").exists()
+
+
+# (case id, env kwargs, message): a value of the wrong kind names the setting and the form it wants
+MAKE_CASES = [
+    ("optim as a string", {"optim": "adam"}, r"optim='adam': expected a mapping"),
+    ("optim as a list", {"optim": [1]}, r"optim=\[1\]: expected a mapping"),
+    ("dataset_kwargs as a string", {"dataset_kwargs": "n_train=5"}, r"dataset_kwargs='n_train=5': expected a mapping"),
+    ("learner_kwargs as a string", {"learner_kwargs": "alpha=1"}, r"learner_kwargs='alpha=1': expected a mapping"),
+    ("cmd_kwargs as a number", {"cmd_kwargs": 5}, r"cmd_kwargs=5: expected a mapping"),
+    ("obs_extras as a string", {"obs_extras": "val_acc"}, r"obs_extras='val_acc': expected a list of names"),
+    ("misspelled dataset setting", {"dataset_kwargs": {"n_trian": 64}},
+     r"unknown dataset setting\(s\) \['n_trian'\] for Synthetic.*did you mean 'n_train'"),
+    ("device that is no device", {"device": "gpu"}, r"device='gpu' is not a device; use auto, cpu"),
+    ("a single class", {"dataset_kwargs": {"n_train": 64, "num_classes": 1, "group_size": 1}},
+     r"Synthetic num_classes=1: a classification task needs at least 2 classes"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [pytest.param(k, m, id=i) for i, k, m in MAKE_CASES])
+def test_gym_make_names_the_setting_of_the_wrong_kind(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gym.make("DUS-Synthetic", **{**SMALL_KW, **kwargs})

@@ -74,6 +74,8 @@ def load_synthetic(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"Synthetic {key}={value!r}: expected a positive integer")
         check_limit(key, int(value), "Synthetic")
+    if num_classes < 2:
+        raise ValueError(f"Synthetic num_classes={num_classes}: a classification task needs at least 2 classes")
     if form not in ("features", "raw"):
         raise ValueError(f"form must be 'features' or 'raw', got {form!r}")
     if num_classes % group_size:
