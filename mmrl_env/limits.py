@@ -34,20 +34,22 @@ MAX_SEEDS = 10_000  # --seeds of evaluate.py / train_mml.py
 MAX_EPOCHS = 1_000_000  # inner-run epochs
 MAX_STEPS = 10**12  # env steps of an agent (-n, n_timesteps), rollout lengths, buffer sizes
 
-# setting name -> its bound (the leaf of a dotted name is looked up: ``dataset_kwargs.n_train``)
-SETTING_LIMITS: dict[str, int] = {
-    "n_train": MAX_SAMPLES, "n_val": MAX_SAMPLES, "n_test": MAX_SAMPLES, "val_size": MAX_SAMPLES,
-    "num_classes": MAX_CLASSES, "group_size": MAX_CLASSES,
-    "hidden": MAX_WIDTH, "feature_dim": MAX_WIDTH, "strong_dim": MAX_WIDTH, "weak_dim": MAX_WIDTH,
-    "epochs": MAX_EPOCHS, "seeds": MAX_SEEDS,
-    "n_steps": MAX_STEPS, "buffer_size": MAX_STEPS, "batch_size": MAX_STEPS, "n_timesteps": MAX_STEPS,
-    "total_timesteps": MAX_STEPS, "learning_starts": MAX_STEPS,
+# setting name -> the name of its bound above (read when checked, so raising a bound takes effect);
+# the leaf of a dotted name is looked up: ``dataset_kwargs.n_train`` -> ``n_train``
+SETTING_LIMITS: dict[str, str] = {
+    "n_train": "MAX_SAMPLES", "n_val": "MAX_SAMPLES", "n_test": "MAX_SAMPLES", "val_size": "MAX_SAMPLES",
+    "num_classes": "MAX_CLASSES", "group_size": "MAX_CLASSES",
+    "hidden": "MAX_WIDTH", "feature_dim": "MAX_WIDTH", "strong_dim": "MAX_WIDTH", "weak_dim": "MAX_WIDTH",
+    "epochs": "MAX_EPOCHS", "seeds": "MAX_SEEDS",
+    "n_steps": "MAX_STEPS", "buffer_size": "MAX_STEPS", "batch_size": "MAX_STEPS", "n_timesteps": "MAX_STEPS",
+    "total_timesteps": "MAX_STEPS", "learning_starts": "MAX_STEPS",
 }
 
 
 def limit_of(key: str) -> int | None:
     """The bound of setting ``key`` (dotted names are looked up by their last part), if any."""
-    return SETTING_LIMITS.get(key.rsplit(".", 1)[-1])
+    name = SETTING_LIMITS.get(key.rsplit(".", 1)[-1])
+    return None if name is None else globals()[name]
 
 
 def check_limit(key: str, value: Any, where: str = "") -> None:

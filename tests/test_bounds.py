@@ -185,3 +185,11 @@ def test_net_arch_beyond_the_limit_is_refused_by_make_agent():
     env = gym.make("DUS-Synthetic", epochs=1, dataset_kwargs={"n_train": 64, "n_val": 20, "n_test": 20}, device="cpu")
     with pytest.raises(ValueError, match=r"net_arch.pi: width 10,000,000 is above the limit"):
         make_agent("ppo", env, {"policy_kwargs": {"net_arch": {"pi": [10**7], "vf": [64]}}})
+
+
+def test_a_bound_is_read_when_checked_so_a_user_can_change_it(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_SAMPLES", 50)
+    with pytest.raises(ValueError, match=r"n_train=64 is above the limit of 50 \(mmrl_env.limits"):
+        load_synthetic(n_train=64)
+    monkeypatch.setattr(limits, "MAX_SAMPLES", 10**8)
+    assert len(load_synthetic(n_train=64, n_val=8, n_test=8).train) == 64
