@@ -193,3 +193,16 @@ def test_a_bound_is_read_when_checked_so_a_user_can_change_it(monkeypatch):
         load_synthetic(n_train=64)
     monkeypatch.setattr(limits, "MAX_SAMPLES", 10**8)
     assert len(load_synthetic(n_train=64, n_val=8, n_test=8).train) == 64
+
+
+def test_a_pretrained_weights_file_is_bounded_and_must_hold_a_state_dict(tmp_path, monkeypatch):
+    from mmrl_env.models.resnet import ResNetEncoder
+
+    path = tmp_path / "w.pt"
+    torch.save(torch.ones(3), path)
+    with pytest.raises(ValueError, match=r"resnet18 weights .*w.pt holds a Tensor, not a state dict"):
+        ResNetEncoder("resnet18", weights=path)
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
+    monkeypatch.setattr(limits, "MAX_DATA_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"resnet18 weights .*w.pt would take .* above the limit"):
+        ResNetEncoder("resnet18", weights=path)
