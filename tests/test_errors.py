@@ -25,8 +25,8 @@ from agents import checkpoint
 from mmrl_env.data.npz import load_npz
 from mmrl_env.envs.state import from_safe, save_safe, to_safe
 from mmrl_env.samplers.stream import ShuffledStream
-from tests.test_bad_input import SMALL, bad_npz, cases, train_refused, write
-from training import train_agent
+from tests.test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
+from training import train_agent, train_mml
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_KW = {"dataset_kwargs": {"n_train": 64, "n_val": 20, "n_test": 20}, "device": "cpu", "epochs": 1}
@@ -70,6 +70,24 @@ def value_inputs(tmp_path):
 def test_cli_values_of_the_wrong_kind_or_range_are_refused_by_name(value_inputs, capsys, argv, match):
     """Each refused before a run directory exists (an unknown optimizer, a refused ``-i`` file included)."""
     train_refused(value_inputs, capsys, argv, match)
+
+
+# (case id, train_mml --config text, message): refused before the run directory
+MML_CONFIG_CASES = [
+    ("optim as a name", "optim: adam\n", r"optim='adam': expected a mapping"),
+    ("learner_kwargs as a string", 'learner_kwargs: "alpha=1"\n', r"learner_kwargs='alpha=1': expected a mapping"),
+    ("dataset_kwargs as a list", "dataset_kwargs: [1]\n", r"dataset_kwargs=\[1\]: expected a mapping"),
+    ("unknown optimizer", "optim: {name: adamw}\n", r"optim.name='adamw': unknown optimizer"),
+    ("negative learning rate", "optim: {lr: -1}\n", r"optim.lr=-1: must be in \(0, inf\)"),
+]
+
+
+@pytest.mark.parametrize(("text", "match"), [pytest.param(t, m, id=i) for i, t, m in MML_CONFIG_CASES])
+def test_train_mml_config_values_are_refused_by_name(tmp_path, capsys, text, match):
+    cfg = write(tmp_path / "cfg.yaml", text)
+    refused(train_mml.main, ["--config", cfg, "-f", str(tmp_path / "runs"), "--no-progress"], capsys,
+            rf"cfg.yaml: {match}")
+    assert not (tmp_path / "runs").exists()
 
 
 # --- user data (Custom) -----------------------------------------------------------------------
