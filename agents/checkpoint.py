@@ -52,6 +52,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file, recursive_setattr
 
+from mmrl_env.bounded_input import check_zip, npz_headers, read_json_file
 from mmrl_env.envs.state import get_env_state, layers, load_safe, save_safe, set_env_state
 
 FORMAT = 2  # 1: pickled state.pt (refused: it could run code)
@@ -107,17 +108,23 @@ def sha256(path: Path) -> str:
 
 def damage(checkpoint: Path) -> str | None:
     """What is wrong with ``checkpoint`` (a missing, unreadable or altered file), or ``None``."""
-    try:
-        manifest = json.loads((checkpoint / MANIFEST).read_text())
-        files, fmt = manifest["files"], manifest["format"]
-    except FileNotFoundError:
+    if not (checkpoint / MANIFEST).exists():
         if (checkpoint / STATE).exists():
             return f"no {MANIFEST}: written by an older mmrl (pickled state.pt, never loaded: it could run code)"
         return f"no {MANIFEST} (the save was interrupted)"
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    try:
+        manifest = read_json_file(checkpoint / MANIFEST, MANIFEST)
+        files, fmt = manifest["files"], manifest["format"]
+    except (ValueError, KeyError, TypeError) as err:
         return f"{MANIFEST} is unreadable ({type(err).__name__}: {err})"
     if fmt != FORMAT:
         return f"checkpoint format {fmt}, this mmrl reads format {FORMAT}"
+    if not isinstance(files, dict) or STATE not in files:
+        return f"{MANIFEST} lists no {STATE} (a manifest without its files vouches for nothing)"
+    for name, digest in files.items():
+        if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", "..") \
+                or not isinstance(digest, str):
+            return f"{MANIFEST} lists {name!r}: not a file of this checkpoint with a SHA-256"
     for name, digest in files.items():
         path = checkpoint / name
         if not path.is_file():
@@ -167,14 +174,27 @@ def save_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
 
 
 def load_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
+    """The buffer's arrays from ``path``: shapes (from the ``.npy`` headers, before anything is
+    inflated) and the write position are checked against this agent's buffer first."""
+    try:
+        headers = npz_headers(path)
+    except (ValueError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{path} is damaged ({err})") from err
+    for f in REPLAY_FIELDS:
+        mine = getattr(buffer, f, None)
+        if f in headers and (mine is None or headers[f][0] != mine.shape):
+            raise CheckpointError(f"{path}: {f} has shape {headers[f][0]}, this agent's buffer "
+                                  f"{None if mine is None else mine.shape}")
+    if headers.get("pos", ((None,), None))[0] != () or headers.get("full", ((None,), None))[0] != ():
+        raise CheckpointError(f"{path}: no scalar 'pos' and 'full' entries")
     with np.load(path, allow_pickle=False) as data:
+        pos, full = int(data["pos"]), bool(data["full"])
+        if not 0 <= pos < buffer.buffer_size:
+            raise CheckpointError(f"{path}: write position {pos} outside this buffer of {buffer.buffer_size}")
         for f in REPLAY_FIELDS:
             if f in data.files:
-                saved, mine = data[f], getattr(buffer, f)
-                if saved.shape != mine.shape:
-                    raise CheckpointError(f"{path}: {f} has shape {saved.shape}, this agent's buffer {mine.shape}")
-                setattr(buffer, f, saved.astype(mine.dtype, copy=False))
-        buffer.pos, buffer.full = int(data["pos"]), bool(data["full"])
+                setattr(buffer, f, data[f].astype(getattr(buffer, f).dtype, copy=False))
+        buffer.pos, buffer.full = pos, full
 
 
 def _fsync_dir(path: Path) -> None:
@@ -189,8 +209,8 @@ def _fsync_dir(path: Path) -> None:
 def read_manifest(checkpoint: Path) -> dict[str, Any]:
     """The checkpoint's ``manifest.json`` (``{}`` when unreadable: see :func:`damage`)."""
     try:
-        manifest = json.loads((checkpoint / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = read_json_file(checkpoint / MANIFEST, MANIFEST)
+    except ValueError:
         return {}
     return manifest if isinstance(manifest, dict) else {}
 
@@ -205,20 +225,11 @@ def save_checkpoint(run_dir: Path, agent: Any, env: gym.Env, steps: int, keep: i
     final = root / f"step_{steps:012d}"
     if damage(final) is not None:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp_", dir=root))
-        if isinstance(agent, BaseAlgorithm):
-            agent.save(tmp / AGENT_ZIP)
-            if isinstance(agent, OffPolicyAlgorithm) and agent.replay_buffer is not None:
-                save_replay_buffer(agent.replay_buffer, tmp / REPLAY)
-        else:
-            agent.save(tmp / "agent.json")
-        state = {"format": FORMAT, "steps": steps, "env_id": env.spec.id if env.spec else None,
-                 "env": get_env_state(env), "rng": global_rng_state(),
-                 "agent_rng": agent_rng(agent).bit_generator.state,
-                 "agent": agent_attrs(agent) if isinstance(agent, BaseAlgorithm) else {}, **extra}
-        save_safe(state, tmp / STATE)
-        files = {p.name: sha256(p) for p in sorted(tmp.iterdir())}
-        manifest = {"format": FORMAT, "steps": steps, "env_id": state["env_id"], "files": files, **(meta or {})}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: marks a complete checkpoint
+        try:
+            _write_checkpoint(tmp, agent, env, steps, meta, extra)
+        except BaseException:  # a full disk, Ctrl-C: no half-written checkpoint stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
         _fsync_dir(root)
@@ -227,18 +238,86 @@ def save_checkpoint(run_dir: Path, agent: Any, env: gym.Env, steps: int, keep: i
     return final
 
 
+def _write_checkpoint(tmp: Path, agent: Any, env: gym.Env, steps: int, meta: dict[str, Any] | None,
+                      extra: dict[str, Any]) -> None:
+    """Every file of a checkpoint into the temporary folder ``tmp``, the manifest last."""
+    if isinstance(agent, BaseAlgorithm):
+        agent.save(tmp / AGENT_ZIP)
+        if isinstance(agent, OffPolicyAlgorithm) and agent.replay_buffer is not None:
+            save_replay_buffer(agent.replay_buffer, tmp / REPLAY)
+    else:
+        agent.save(tmp / "agent.json")
+    state = {"format": FORMAT, "steps": steps, "env_id": env.spec.id if env.spec else None,
+             "env": get_env_state(env), "rng": global_rng_state(),
+             "agent_rng": agent_rng(agent).bit_generator.state,
+             "agent": agent_attrs(agent) if isinstance(agent, BaseAlgorithm) else {}, **extra}
+    save_safe(state, tmp / STATE)
+    files = {p.name: sha256(p) for p in sorted(tmp.iterdir())}
+    manifest = {"format": FORMAT, "steps": steps, "env_id": state["env_id"], "files": files, **(meta or {})}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: marks a complete checkpoint
+
+
 def load_state(checkpoint: Path) -> dict[str, Any]:
     """``state.pt`` of a verified checkpoint, read without unpickling anything but tensors and plain values."""
+    path = checkpoint / STATE
     try:
-        state = load_safe(checkpoint / STATE)
+        if zipfile.is_zipfile(path):  # torch's format; a legacy (non-zip) pickle is as large as the file
+            check_zip(path, "the checkpoint state")
+        state = load_safe(path)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"{checkpoint / STATE} holds more than tensors and plain values; refused without "
-                              f"running it (it may be crafted, or from an older mmrl): {str(err)[:200]}") from err
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(f"{checkpoint / STATE} is unreadable ({type(err).__name__}: {err})") from err
+        found = _unsafe_global(err)
+        raise CheckpointError(f"{path} refused without running it: it holds {found}, but an mmrl state holds only "
+                              "tensors, numbers, strings, lists and dicts (the file was crafted, or written by an "
+                              "older mmrl that pickled; resume from a checkpoint written by this version, or pass "
+                              "--trust-checkpoint only if you made this file yourself)") from err
+    except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{path} is unreadable ({type(err).__name__}: {' '.join(str(err).split())[:300]})"
+                              ) from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{checkpoint} is not an mmrl checkpoint of format {FORMAT}")
+    problem = _state_problem(state, steps_of(checkpoint) if checkpoint.name[5:].isdigit() else None)
+    if problem:
+        raise CheckpointError(f"{path} holds {problem}; the file was altered or is not from this mmrl")
     return state
+
+
+def _unsafe_global(err: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler refused, in a few words (its message is a page long)."""
+    text = str(err)
+    if "GLOBAL " in text:
+        return f"a reference to the Python callable {text.split('GLOBAL ', 1)[1].split()[0].strip('.,')}"
+    return "pickled Python objects"
+
+
+def _state_problem(state: dict[str, Any], steps: int | None) -> str | None:
+    """What is wrong with the plain values of a loaded ``state.pt`` (types, ranges), or ``None``.
+    Checked before any of them is used; the env layers check their own entries when restored."""
+    n = state.get("steps")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or (steps is not None and n != steps):
+        return f"steps={n!r}, not the checkpoint's step {steps}"
+    if not isinstance(state.get("env_id"), (str, type(None))):
+        return f"env_id={state.get('env_id')!r}, not a string"
+    if not isinstance(state.get("env"), list):
+        return "no env state (a list of wrapper layers)"
+    rng = state.get("rng")
+    if not isinstance(rng, dict) or not {"torch", "numpy", "random"} <= set(rng) \
+            or not isinstance(rng["torch"], torch.Tensor) or rng["torch"].dtype != torch.uint8:
+        return "no valid global RNG state"
+    if not isinstance(state.get("agent_rng"), dict):
+        return "no valid agent RNG state"
+    agent = state.get("agent", {})
+    if not isinstance(agent, dict) or not set(agent) <= set(AGENT_ATTRS):
+        return f"agent attributes {sorted(agent) if isinstance(agent, dict) else agent!r} (known: {AGENT_ATTRS})"
+    for key in ("num_timesteps", "_total_timesteps", "_n_updates", "_episode_num"):
+        value = agent.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"agent {key}={value!r}, not a count"
+    if "num_timesteps" in agent and agent["num_timesteps"] != n:
+        return f"agent num_timesteps={agent['num_timesteps']} at env step {n}"
+    progress = agent.get("_current_progress_remaining", 1.0)
+    if not isinstance(progress, (int, float)) or not 0.0 <= progress <= 1.0:
+        return f"agent _current_progress_remaining={progress!r}, not in [0, 1]"
+    return None
 
 
 def load_parameters(agent: BaseAlgorithm, path: Path) -> None:
@@ -246,6 +325,7 @@ def load_parameters(agent: BaseAlgorithm, path: Path) -> None:
     file ``path`` into ``agent``, reading only its ``.pth`` entries (``weights_only=True``):
     the pickled entries of SB3's ``data`` are never touched."""
     try:
+        check_zip(path, "the agent file")
         _, params, variables = load_from_zip_file(path, load_data=False, device=agent.device)
         agent.set_parameters(params, exact_match=True, device=agent.device)
         for name, value in (variables or {}).items():
@@ -262,6 +342,12 @@ def restore_agent(agent: BaseAlgorithm, checkpoint: Path, state: dict[str, Any])
     """Continue a freshly built SB3 agent from ``checkpoint``: tensors from ``agent.zip``, the
     learning counters from ``state``, SAC's replay buffer from its ``.npz``."""
     load_parameters(agent, checkpoint / AGENT_ZIP)
+    last_obs = state.get("agent", {}).get("_last_obs")
+    if last_obs is not None and (not isinstance(last_obs, np.ndarray)
+                                 or last_obs.shape != (agent.n_envs, *agent.observation_space.shape)):
+        raise CheckpointError(f"{checkpoint / STATE}: the agent's last observation has shape "
+                              f"{getattr(last_obs, 'shape', type(last_obs).__name__)}, this agent's "
+                              f"{(agent.n_envs, *agent.observation_space.shape)}")
     for name, value in state.get("agent", {}).items():
         setattr(agent, name, value)
     if isinstance(agent, OffPolicyAlgorithm) and (checkpoint / REPLAY).exists():
@@ -270,10 +356,17 @@ def restore_agent(agent: BaseAlgorithm, checkpoint: Path, state: dict[str, Any])
 
 def restore(state: dict[str, Any], agent: Any, env: gym.Env) -> None:
     """Put env layers, global RNGs and the agent's RNG back as they were at the checkpoint.
-    Call after building the agent: SB3 reseeds the global RNGs when it is built."""
-    set_env_state(env, state["env"])
-    set_global_rng_state(state["rng"])
-    agent_rng(agent).bit_generator.state = state["agent_rng"]
+    Call after building the agent: SB3 reseeds the global RNGs when it is built. A state that
+    does not fit (another env, altered values) is a :class:`CheckpointError` saying which part."""
+    for part, apply in (("env state", lambda: set_env_state(env, state["env"])),
+                        ("global RNG state", lambda: set_global_rng_state(state["rng"])),
+                        ("agent RNG state", lambda: setattr(agent_rng(agent).bit_generator, "state",
+                                                            state["agent_rng"]))):
+        try:
+            apply()
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+            raise CheckpointError(f"the checkpoint's {part} does not fit this run "
+                                  f"({type(err).__name__}: {' '.join(str(err).split())[:300]})") from err
 
 
 def purge_after(writer: Any, step: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -22,6 +23,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from agents.heuristics import HEURISTICS, HeuristicPolicy
 from agents.reinforce import REINFORCE
 from mmrl_env.envs.control import control_of
+from mmrl_env.limits import check_limit, check_width_list
 
 LEARNED: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "reinforce": REINFORCE}
 # policy_kwargs entries that SB3 wants as classes: the modules their names are looked up in
@@ -71,6 +73,52 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any
     return out
 
 
+# hyperparameter -> (low, high, low included, high included) for the numbers SB3 takes without checking;
+# a schedule (a callable) or SAC's ent_coef="auto..." is left to SB3
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "gamma": (0, 1, True, True), "gae_lambda": (0, 1, True, True), "tau": (0, 1, False, True),
+    "learning_rate": (0, math.inf, False, False), "clip_range": (0, math.inf, False, False),
+    "clip_range_vf": (0, math.inf, False, False), "ent_coef": (0, math.inf, True, False),
+    "vf_coef": (0, math.inf, True, False), "max_grad_norm": (0, math.inf, False, False),
+    "target_kl": (0, math.inf, False, False), "n_steps": (1, math.inf, True, False),
+    "batch_size": (1, math.inf, True, False), "n_epochs": (1, math.inf, True, False),
+    "buffer_size": (1, math.inf, True, False), "learning_starts": (0, math.inf, True, False),
+    "target_update_interval": (1, math.inf, True, False), "sde_sample_freq": (-1, math.inf, True, False),
+}
+MAPPINGS = ("policy_kwargs", "replay_buffer_kwargs")
+
+
+def check_hyperparams(algo: str, hp: dict[str, Any], where: str = "") -> None:
+    """Values an agent would take and then train badly on or fail with later (a discount outside
+    [0, 1], a non-positive learning rate or rollout, a ``policy_kwargs`` that is not a mapping, a
+    ``net_arch`` the machine cannot hold): a ``ValueError`` naming the key and what is expected.
+    ``make_agent`` calls it, so the CLIs and a Python caller are refused alike."""
+    shown = f"{where}: " if where else ""
+    for key in MAPPINGS:
+        value = hp.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{shown}{key}={value!r}: expected a mapping, e.g. {key}: {{net_arch: [64, 64]}} "
+                             "(rl-zoo's \"dict(...)\" strings are Python code, which is never evaluated here)")
+    arch = (hp.get("policy_kwargs") or {}).get("net_arch")
+    if arch is not None:
+        check_width_list("policy_kwargs.net_arch", arch, where)
+    for key, (low, high, low_in, high_in) in RANGES.items():
+        value = hp.get(key)
+        if value is None or callable(value) or (key == "ent_coef" and isinstance(value, str)):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{shown}{key}={value!r}: expected a finite number")
+        if value < low or value > high or (value == low and not low_in) or (value == high and not high_in):
+            interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+            raise ValueError(f"{shown}{key}={value!r}: must be in {interval}")
+        check_limit(key, value, where)
+    if algo in LEARNED and "train_freq" in hp:
+        freq = hp["train_freq"]
+        n = freq[0] if isinstance(freq, (list, tuple)) and freq else freq
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{shown}train_freq={freq!r}: expected a positive integer (or [n, 'step'|'episode'])")
+
+
 def make_agent(algo: str, env: gym.Env, hyperparams: dict[str, Any] | None = None, seed: int | None = None,
                device: str = "auto", tensorboard_log: str | None = None, verbose: int = 0
                ) -> BaseAlgorithm | HeuristicPolicy:
@@ -86,6 +134,7 @@ def make_agent(algo: str, env: gym.Env, hyperparams: dict[str, Any] | None = Non
         return cls(env, seed=seed, **hp)
     if algo not in LEARNED:
         raise ValueError(f"unknown algo {algo!r}; valid algos: {', '.join(algo_names())}")
+    check_hyperparams(algo, hp)
     policy = hp.pop("policy", "MlpPolicy")
     if "policy_kwargs" in hp:
         hp["policy_kwargs"] = resolve_policy_kwargs(hp["policy_kwargs"])

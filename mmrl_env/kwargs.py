@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -67,3 +67,16 @@ def apply_renames(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
         warnings.warn(f"{cls.__name__}: {old}= is deprecated, use {shown} (the old name will be removed)",
                       FutureWarning, stacklevel=3)
     return out
+
+
+def check_mapping(name: str, value: Any, example: str) -> None:
+    """``value`` (``None`` allowed) must be a mapping: a string like ``"epochs=2"`` or rl-zoo's
+    ``"dict(...)"`` is refused naming the setting, instead of failing later as ``**value``."""
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(f"{name}={value!r}: expected a mapping (a dict), e.g. {name}={example}")
+
+
+def check_names(name: str, value: Any, example: str) -> None:
+    """``value`` must be a list or tuple of strings (a bare string would be read letter by letter)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name}={value!r}: expected a list of names, e.g. {name}={example}")

@@ -5,21 +5,24 @@ is :class:`mmrl_env.engine.trainer.VectorTrainer`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 
 from mmrl_env.data import load_dataset
 from mmrl_env.data.base import MultimodalDataset
-from mmrl_env.kwargs import unknown_kwargs_message
+from mmrl_env.kwargs import check_mapping, unknown_kwargs_message
 from mmrl_env.learners.base import OptimConfig
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a device; use auto, cpu, cuda, cuda:<i> or mps") from err
 
 
 @dataclass
@@ -39,7 +42,11 @@ def trainer_setup(dataset: str, dataset_kwargs: dict[str, Any] | None = None, le
                   optim: dict[str, Any] | None = None) -> tuple[MultimodalDataset, TrainerConfig]:
     """Load a registered dataset and configure a run on it: the one place where a dataset's
     recommended optimisation (``optim_defaults``) meets the caller's overrides (``optim``)."""
-    message = unknown_kwargs_message(optim or {}, OptimConfig.__dataclass_fields__, "optim setting(s)")
+    check_mapping("dataset_kwargs", dataset_kwargs, "{'n_train': 500}")
+    check_mapping("learner_kwargs", learner_kwargs, "{'alpha': 0.5}")
+    check_mapping("optim", optim, "{'lr': 0.01}")
+    names = [f.name for f in fields(OptimConfig)]
+    message = unknown_kwargs_message(optim or {}, names, "optim setting(s)")
     if message:
         raise ValueError(message)
     data = load_dataset(dataset, **(dataset_kwargs or {}))

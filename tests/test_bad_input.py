@@ -164,14 +164,20 @@ def inputs(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize(("argv", "match"), cases(TRAIN_CASES))
-def test_train_agent_refuses_bad_input_before_creating_anything(inputs, capsys, argv, match):
-    runs = inputs / "runs"
-    argv = at(argv, inputs)
+def train_refused(tmp, capsys, argv: list[str], match: str) -> None:
+    """``train_agent.py`` with ``argv`` (``{tmp}`` filled in; small Synthetic data unless
+    ``--env-kwargs`` is given) refuses with ``match`` and leaves no run directory."""
+    runs = tmp / "runs"
+    argv = at(argv, tmp)
     if "--env-kwargs" not in argv:
         argv += ["--env-kwargs", *SMALL]
     refused(train_agent.main, ["-f", str(runs), "--no-progress", *argv], capsys, match)
     assert not runs.exists(), "a refused run left a directory behind"
+
+
+@pytest.mark.parametrize(("argv", "match"), cases(TRAIN_CASES))
+def test_train_agent_refuses_bad_input_before_creating_anything(inputs, capsys, argv, match):
+    train_refused(inputs, capsys, argv, match)
 
 
 def test_numbers_in_scientific_notation_are_numbers():

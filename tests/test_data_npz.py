@@ -60,7 +60,7 @@ def test_env_runs_on_custom_and_registered_name(tmp_path: Path, monkeypatch: pyt
     mmrl_env.register_envs()
     try:
         assert load_dataset("MyNpzData").num_classes == 3
-        assert gymnasium.make("DUS-MyNpzData", epochs=1, device="cpu") is not None
+        assert gymnasium.make("DUS-MyNpzData", epochs=1, batch_size=8, device="cpu") is not None
     finally:
         for method in ("DUS", "BSS"):
             gymnasium.registry.pop(f"{method}-MyNpzData", None)

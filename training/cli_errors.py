@@ -9,6 +9,7 @@ around the code that reads input only, so a genuine bug still shows its tracebac
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,11 @@ from typing import Any, NoReturn
 import yaml
 
 EXIT_USAGE = 2  # argparse's convention for bad input
+EXIT_WRITE = 1  # the machine refused a write (full disk, read-only or forbidden folder): not the input's fault
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+WRITE_FIXES = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT: "free some space or write elsewhere",
+               errno.EROFS: "choose a writable folder", errno.EACCES: "choose a folder you may write to",
+               errno.EPERM: "choose a folder you may write to"}
 INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
                 NotImplementedError, yaml.YAMLError)
 
@@ -66,6 +72,14 @@ def usage_errors(prefix: str = "") -> Iterator[None]:
         raise UsageError(f"{prefix}{message_of(err)}") from err
 
 
+def write_error_message(err: OSError) -> str:
+    """One line for a refused write: what, where, why and the fix."""
+    where = err.filename if err.filename is not None else "the output folder"
+    why = err.strerror or message_of(err)
+    fix = WRITE_FIXES.get(err.errno, "check the disk and the folder's permissions")
+    return f"cannot write {where}: {why}; {fix}"
+
+
 def run_cli(main: Callable[..., Any], argv: list[str] | None = None) -> NoReturn:
     """Run ``main(argv)`` as a program: bad input -> ``error: <message>`` on stderr and exit 2;
     Ctrl-C outside the code that handles it -> exit 130 without a traceback."""
@@ -79,4 +93,9 @@ def run_cli(main: Callable[..., Any], argv: list[str] | None = None) -> NoReturn
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: {write_error_message(err)}", file=sys.stderr)
+        sys.exit(EXIT_WRITE)
     sys.exit(result if isinstance(result, int) else 0)

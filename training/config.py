@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mmrl_env.bounded_input import load_yaml, read_yaml_file
 from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.kwargs import unknown_kwargs_message
 
@@ -62,7 +63,7 @@ NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 def parse_value(raw: str, key: str = "") -> Any:
     """A ``key=value`` value as YAML, with scientific notation read as a number."""
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw, f"the value of {key}" if key else "the value")
     except yaml.YAMLError as err:
         where = f" of {key}" if key else ""
         problem = getattr(err, "problem", None) or type(err).__name__
@@ -128,12 +129,11 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def read_yaml(file: Path) -> Any:
-    """The contents of the YAML file ``file`` (``{}`` when empty); an unreadable or malformed
-    file raises ``ValueError`` naming it (and the line and column of a syntax error)."""
+    """The contents of the YAML file ``file`` (``{}`` when empty); an unreadable, malformed or
+    unbounded file (``mmrl_env.bounded_input``: size, alias expansion, nesting) raises
+    ``ValueError`` naming it (and the line and column of a syntax error)."""
     try:
-        return yaml.safe_load(file.read_text()) or {}
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read the config file {file} ({err})") from err
+        return read_yaml_file(file) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

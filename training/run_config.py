@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -21,14 +20,19 @@ import yaml
 import mmrl_env
 from agents.checkpoint import (
     DEFAULT_KEEP,
+    CheckpointError,
     global_rng_state,
     latest_checkpoint,
+    load_parameters,
     read_manifest,
     remove_stale_temporaries,
     set_global_rng_state,
 )
 from agents.factory import LEARNED, algo_names, make_agent, method_of
+from agents.factory import check_hyperparams as check_agent_hyperparams
 from agents.heuristics import HEURISTICS
+from mmrl_env import limits
+from mmrl_env.bounded_input import read_json_file, read_yaml_file
 from mmrl_env.data.fingerprint import changes, fingerprint
 from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from training import ray_cluster
@@ -119,7 +123,8 @@ def trained_agent_path(spec: str, algo: str) -> Path:
         cfg_file = path / "config.yaml"
         if cfg_file.is_file():
             with usage_errors(f"-i {spec}: "):
-                run_algo = (yaml.safe_load(cfg_file.read_text()) or {}).get("algo")
+                run_cfg = read_yaml_file(cfg_file) or {}
+                run_algo = run_cfg.get("algo") if isinstance(run_cfg, dict) else None
             if run_algo is not None and run_algo != algo:
                 raise UsageError(f"-i {spec}: that run trained a {run_algo} agent, not {algo}; "
                                  f"pass --algo {run_algo}")
@@ -135,6 +140,9 @@ def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
     cls = {**LEARNED, **HEURISTICS}[algo]
     with usage_errors():
         check_algo_kwargs(cls, hp, source)
+        if "env_kwargs" in hp and hp["env_kwargs"] is not None and not isinstance(hp["env_kwargs"], dict):
+            raise ValueError(f"{source}: env_kwargs={hp['env_kwargs']!r}: expected a mapping, e.g. "
+                             "env_kwargs: {epochs: 2}")
     defaults = _defaults(cls)
     for key, value in hp.items():
         if key in ("n_timesteps", "eval_episodes"):
@@ -147,6 +155,9 @@ def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
                 and value <= 0:
             raise UsageError(f"{source}: {key}={value!r} must be positive")
         check_value(key, value, *defaults_, source)
+    if algo in LEARNED:
+        with usage_errors():
+            check_agent_hyperparams(algo, {k: v for k, v in hp.items() if k != "env_kwargs"}, source)
 
 
 def check_applies(name: str, method: str, what: str) -> None:
@@ -234,10 +245,11 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
             "hyperparams": hp, "env_kwargs": env_kwargs}
 
 
-def try_build(cfg: dict[str, Any]) -> None:
+def try_build(cfg: dict[str, Any], trust: bool = False) -> None:
     """Build the env, the agent and the baselines once, as the run will: every setting the
-    checks above cannot judge (data on disk, learner options, SB3's own checks) fails here,
-    before the run directory exists. The global RNGs are left as they were."""
+    checks above cannot judge (data on disk, learner options, SB3's own checks, a ``-i`` agent
+    file whose tensors do not load; with ``trust`` that file is SB3's to read later) fails
+    here, before the run directory exists. The global RNGs are left as they were."""
     rng = global_rng_state()
     env = make_env(cfg["env"], cfg["env_kwargs"])
     try:
@@ -247,10 +259,15 @@ def try_build(cfg: dict[str, Any]) -> None:
             check_applies(name, method_of(env), "baseline")
         with usage_errors(f"{cfg['algo']} with these hyperparameters: "):
             try:
-                make_agent(cfg["algo"], env, dict(cfg["hyperparams"]), seed=cfg["seed"],
-                           device=agent_device(cfg["algo"], cfg["device"]))
+                agent = make_agent(cfg["algo"], env, dict(cfg["hyperparams"]), seed=cfg["seed"],
+                                   device=agent_device(cfg["algo"], cfg["device"]))
             except AssertionError as err:  # SB3 checks its arguments with assert
                 raise ValueError(str(err)) from err
+        if cfg.get("trained_agent") and not trust:
+            try:
+                load_parameters(agent, Path(cfg["trained_agent"]))
+            except CheckpointError as err:
+                raise UsageError(f"-i {cfg['trained_agent']}: {err}") from err
     finally:
         env.close()
         set_global_rng_state(rng)
@@ -268,7 +285,7 @@ def check_data(run_dir: Path, cfg: dict[str, Any], allow_change: bool) -> None:
     train on other data than its first part), unless ``allow_change``; then the new data is recorded."""
     path = run_dir / DATA
     try:
-        old = json.loads(path.read_text())
+        old = read_json_file(path, "data fingerprint")
     except (OSError, ValueError):
         print(f"note: {path} is missing or unreadable; cannot tell whether the data changed since the run started")
         old = None
@@ -289,7 +306,7 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
     """Resolve and check the settings of a fresh run, then create its directory (locked for
     this process) with config.yaml and command.txt. Bad input never creates a directory."""
     cfg = resolve(args)
-    try_build(cfg)
+    try_build(cfg, trust=bool(getattr(args, "trust_checkpoint", False)))
     yaml.safe_dump(cfg)  # plain data only: a value YAML cannot hold fails here, before any directory exists
     data = data_fingerprint(cfg)
     made = [next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])]
@@ -318,8 +335,8 @@ RUN_FLAGS = ("seed", "total_timesteps", "config", "hyperparams", "trained_agent"
 def load_run_config(path: Path) -> tuple[dict[str, Any], None] | tuple[None, str]:
     """A run's config.yaml and None, or None and what is wrong with it (unreadable, empty, settings missing)."""
     try:
-        cfg = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        cfg = read_yaml_file(path, "run config")
+    except (ValueError, yaml.YAMLError) as err:
         return None, f"{type(err).__name__}: {message_of(err)}"
     if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
         return None, "it is empty or misses settings" if cfg else "it is empty"
@@ -349,7 +366,7 @@ def finished(run_dir: Path, log: Any = print) -> bool:
     if not path.exists():
         return False
     try:
-        return "results" in json.loads(path.read_text())
+        return "results" in read_json_file(path, "results file", limits.MAX_RECORD_BYTES)
     except (OSError, ValueError, TypeError) as err:
         log(f"{path} is damaged ({type(err).__name__}); the final comparison will be run again")
         return False

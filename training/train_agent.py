@@ -333,6 +333,8 @@ def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namesp
     if state is not None:
         try:
             restore(state, agent, env)
+        except CheckpointError as err:
+            raise UsageError(f"--resume {run_dir}: checkpoint {checkpoint}: {err}") from err
         except ValueError as err:  # e.g. a resume with --allow-data-change on data of other sizes
             raise UsageError(f"--resume {run_dir}: the newest checkpoint does not fit this run's env: "
                              f"{message_of(err)}") from err

@@ -38,7 +38,7 @@ from mmrl_env.data import dataset_names, load_dataset
 from mmrl_env.determinism import set_deterministic
 from mmrl_env.engine.select import build_run_trainer
 from mmrl_env.envs.tensorboard import numeric_leaves
-from mmrl_env.kwargs import accepted_kwargs, unknown_kwargs_message
+from mmrl_env.kwargs import accepted_kwargs, check_mapping, unknown_kwargs_message
 from mmrl_env.learners import LEARNERS, check_learner
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import prediction_metrics, validation_scores
@@ -71,10 +71,15 @@ def load_config(path: str | Path) -> dict[str, Any]:
     message = unknown_kwargs_message(cfg, CONFIG_KEYS + META_KEYS, f"key(s) in {file}", "train_mml --config")
     if message:
         raise SystemExit(message)
+    with usage_errors(f"{file}: "):
+        for key in ("learner_kwargs", "dataset_kwargs", "optim", "env_kwargs"):
+            check_mapping(key, cfg.get(key), "{...}")
     optim_message = unknown_kwargs_message(cfg.get("optim") or {}, accepted_kwargs(OptimConfig), f"optim in {file}",
                                            "OptimConfig")
     if optim_message:
         raise SystemExit(optim_message)
+    with usage_errors(f"{file}: "):
+        OptimConfig(**(cfg.get("optim") or {}))  # the library's check: name, ranges
     return cfg
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from training.cli_errors import UsageError
+from mmrl_env.limits import check_limit
+from training.cli_errors import UsageError, usage_errors
 
 # settings (top level, ``dataset_kwargs.*``, ``optim.*``) that are counts or sizes and must be >= 1
 POSITIVE = {"epochs", "batch_size", "val_size", "n_train", "n_val", "n_test", "num_classes", "group_size",
@@ -89,6 +90,8 @@ def check_value(key: str, value: Any, default: Any, annotation: str, where: str)
             raise UsageError(f"{shown}: must be positive")
         if kind == "int" and value < 0:
             raise UsageError(f"{shown}: must be >= 0")
+        with usage_errors():
+            check_limit(key, value, where)
 
 
 def _check_section(values: dict[str, Any], defaults: dict[str, tuple[Any, str]], prefix: str, where: str) -> None:
@@ -139,7 +142,10 @@ def check_env_kwargs(env_id: str, kwargs: dict[str, Any], where: str = "--env-kw
     from mmrl_env.learners.base import OptimConfig
 
     optim_defaults = {f.name: (f.default, str(f.type)) for f in dataclasses.fields(OptimConfig)}
-    _check_section(kwargs.get("optim") or {}, optim_defaults, "optim.", where)
+    optim = kwargs.get("optim") or {}
+    _check_section(optim, optim_defaults, "optim.", where)
+    with usage_errors(f"{where} "):  # the library's own check (name, ranges), as gym.make runs it
+        OptimConfig(**{k: v for k, v in optim.items() if k in optim_defaults})
     check_dataset_kwargs(gym.spec(env_id).kwargs.get("dataset", ""), kwargs.get("dataset_kwargs") or {}, where,
                          "dataset_kwargs.")
     check_device(kwargs.get("device", "auto"), f"{where} device")
@@ -166,9 +172,13 @@ def check_device(device: Any, flag: str = "--device") -> None:
 
 
 def check_range(flag: str, value: int | None, minimum: int, what: str = "") -> None:
-    """``value`` (None = not given) must be >= ``minimum``."""
+    """``value`` (None = not given) must be >= ``minimum`` and within its bound in
+    ``mmrl_env.limits`` (looked up by the flag's name: ``--seeds`` -> ``seeds``)."""
     if value is not None and value < minimum:
         raise UsageError(f"{flag} must be >= {minimum}{what}, got {value}")
+    name = flag.split("/")[-1].lstrip("-").replace("-", "_")
+    with usage_errors():
+        check_limit(name, value, "")
 
 
 def check_out_dir(path: str | Path | None, flag: str) -> None:

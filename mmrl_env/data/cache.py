@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrl_env import limits
 from mmrl_env.data.home import missing_data_message, resolve_root
 from mmrl_env.data.validation import read_json_object, stratified_holdout
 
@@ -176,7 +177,7 @@ class CacheWriter:
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """``manifest.json``, or a ``ValueError`` naming the file when it is truncated or not a manifest."""
-    return read_json_object(path, REBUILD)
+    return read_json_object(path, REBUILD, limits.MAX_RECORD_BYTES)
 
 
 def _array(path: Path, shape: list[int] | None, mmap: bool) -> np.ndarray:

@@ -31,9 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmrl_env.bounded_input import npz_headers
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
 from mmrl_env.data.home import ELSEWHERE, resolve_root, where_text
 from mmrl_env.data.validation import read_json_object, stratified_holdout
+from mmrl_env.kwargs import unknown_kwargs_message
+from mmrl_env.limits import check_limit
 
 LAYOUT = "<root>/train.npz, [val.npz], test.npz (arrays '<modality>' and 'labels'), optional meta.json"
 
@@ -41,6 +44,12 @@ LAYOUT = "<root>/train.npz, [val.npz], test.npz (arrays '<modality>' and 'labels
 def _load(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; expected {LAYOUT}")
+    try:
+        npz_headers(path)  # sizes, ratio and headers checked before anything is inflated
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"{path} is not a readable .npz file ({type(err).__name__}: {err}); it may be truncated "
+                         "or another format: save it again with numpy.savez(path, <modality>=..., labels=...)"
+                         ) from err
     try:
         with np.load(path, allow_pickle=False) as f:
             if not hasattr(f, "files"):
@@ -52,11 +61,66 @@ def _load(path: Path) -> dict[str, np.ndarray]:
                          ) from err
 
 
+META_KEYS = ("name", "modalities", "encoders", "num_classes", "optim")
+MAX_ABS_INPUT = 1e15  # larger inputs overflow float32 in the first layer's sums of squares (loss NaN at once)
+
+
 def _meta(root: Path) -> dict[str, Any]:
+    """``meta.json`` with each field's type checked (an error names the field and the form it wants)."""
     path = root / "meta.json"
     if not path.is_file():
         return {}
-    return read_json_object(path, 'fix it (a JSON object like {"modalities": [...]}) or delete it (it is optional)')
+    meta = read_json_object(path, 'fix it (a JSON object like {"modalities": [...]}) or delete it (it is optional)')
+    message = unknown_kwargs_message(meta, META_KEYS, "field(s)", str(path))
+    if message:
+        raise ValueError(message)
+
+    def wrong(key: str, want: str) -> ValueError:
+        return ValueError(f"{path}: {key!r} is {meta[key]!r}; expected {want}")
+
+    if "name" in meta and not isinstance(meta["name"], str):
+        raise wrong("name", "a string")
+    if "modalities" in meta and not (isinstance(meta["modalities"], list) and meta["modalities"]
+                                     and all(isinstance(m, str) for m in meta["modalities"])):
+        raise wrong("modalities", 'a non-empty list of array names, e.g. ["audio", "video"]')
+    if "num_classes" in meta:
+        k = meta["num_classes"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise wrong("num_classes", "an integer >= 2")
+        check_limit("num_classes", k, str(path))
+    if "optim" in meta and not isinstance(meta["optim"], dict):
+        raise wrong("optim", 'a mapping of OptimConfig fields, e.g. {"lr": 0.01}')
+    if "encoders" in meta:
+        encoders = meta["encoders"]
+        spec = '{"<modality>": {"name": "mlp", "kwargs": {"in_dim": 40}}}'
+        if not isinstance(encoders, dict):
+            raise wrong("encoders", f"a mapping like {spec}")
+        for m, enc in encoders.items():
+            if not (isinstance(enc, dict) and isinstance(enc.get("name"), str)
+                    and isinstance(enc.get("kwargs", {}), dict) and set(enc) <= {"name", "kwargs"}):
+                raise ValueError(f"{path}: encoders[{m!r}] is {enc!r}; expected "
+                                 f'{{"name": <encoder>, "kwargs": {{...}}}} (kwargs optional), as in {spec}')
+    return meta
+
+
+def _check_labels(root: Path, data: dict[str, dict[str, np.ndarray]], k: int) -> None:
+    """Labels a model can learn and be scored on: below ``num_classes``, at least two classes in
+    training, and no class in val/test that training never shows (its accuracy would be
+    meaningless: 0 on those samples whatever the method)."""
+    for split, arrays in data.items():
+        top = int(arrays["labels"].max(initial=0))
+        if top >= k:
+            raise ValueError(f"{root / (split + '.npz')}: label {top} is not below num_classes={k}")
+    seen = np.unique(data["train"]["labels"])
+    if seen.size < 2:
+        raise ValueError(f"{root / 'train.npz'}: every training label is {seen.tolist()}; a classifier needs "
+                         "at least two classes to learn")
+    for split in ("val", "test"):
+        if split in data:
+            unseen = np.setdiff1d(np.unique(data[split]["labels"]), seen)
+            if unseen.size:
+                raise ValueError(f"{root / (split + '.npz')}: label(s) {unseen[:10].tolist()} never occur in "
+                                 "train.npz, so no model can learn them; move samples of those classes into training")
 
 
 def _default_encoder(name: str, sample_shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
@@ -89,6 +153,11 @@ def _check(split: str, arrays: dict[str, np.ndarray], modalities: list[str], sha
             bad = np.flatnonzero(~finite.reshape(x.shape[0], -1).all(axis=1))
             raise ValueError(f"{split}.npz: {m!r} has NaN or infinite values in {bad.size} sample(s) "
                              f"(first: sample {bad[0]}); fix or drop them (e.g. numpy.nan_to_num) and save again")
+        if x.size and np.issubdtype(x.dtype, np.number) and np.abs(x).max() > MAX_ABS_INPUT:
+            bad = np.flatnonzero((np.abs(x) > MAX_ABS_INPUT).reshape(x.shape[0], -1).any(axis=1))
+            raise ValueError(f"{split}.npz: {m!r} has values beyond +-{MAX_ABS_INPUT:g} in {bad.size} sample(s) "
+                             f"(first: sample {bad[0]}, largest {np.abs(x).max():g}); they overflow float32 "
+                             "arithmetic: standardise the inputs (e.g. (x - mean) / std) and save again")
         if shapes.setdefault(m, x.shape[1:]) != x.shape[1:]:
             raise ValueError(f"{split}.npz: {m!r} samples have shape {x.shape[1:]}, "
                              f"but {shapes[m]} in train.npz")
@@ -126,11 +195,11 @@ def load_npz(root: str | Path | None = None, val_fraction: float = 0.1, val_seed
         if split in data:
             _check(split, data[split], modalities, shapes)
     k = int(meta.get("num_classes") or 1 + max(int(d["labels"].max(initial=0)) for d in data.values()))
-    if any(int(d["labels"].max(initial=0)) >= k for d in data.values()):
-        raise ValueError(f"labels must be below num_classes={k}")
+    check_limit("num_classes", k, f"{root}: the largest label + 1, i.e.")
+    _check_labels(root, data, k)
     specs = []
     for m in modalities:
-        enc = meta.get("encoders", {}).get(m)
+        enc = (meta.get("encoders") or {}).get(m)
         name, kwargs = (enc["name"], enc.get("kwargs", {})) if enc else _default_encoder(m, shapes[m])
         specs.append(ModalitySpec(m, name, kwargs))
     if "val" in data:

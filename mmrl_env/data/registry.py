@@ -8,8 +8,11 @@ Users add their own with :func:`register_dataset`; every name here gets ``DUS-<n
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
+
+from mmrl_env.kwargs import unknown_kwargs_message
 
 # name -> "module:function" (lazy) or a callable. ``None`` = loader not written yet.
 _LOADERS: dict[str, str | Callable[..., Any] | None] = {
@@ -37,8 +40,16 @@ def register_dataset(name: str, loader: str | Callable[..., Any]) -> None:
 
 
 def load_dataset(name: str, **kwargs: Any) -> Any:
-    """Build the :class:`~mmrl_env.data.base.MultimodalDataset` called ``name``."""
-    return loader_of(name)(**kwargs)
+    """Build the :class:`~mmrl_env.data.base.MultimodalDataset` called ``name``; a setting its
+    loader does not take is refused with the valid ones (and the closest match)."""
+    loader = loader_of(name)
+    params = inspect.signature(loader).parameters.values()
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        valid = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        message = unknown_kwargs_message(kwargs, valid, "dataset setting(s)", name)
+        if message:
+            raise ValueError(message)
+    return loader(**kwargs)
 
 
 def loader_of(name: str) -> Callable[..., Any]:

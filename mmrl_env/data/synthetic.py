@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
+from mmrl_env.limits import check_limit
 
 
 def _latents(
@@ -67,6 +68,14 @@ def load_synthetic(
     feature_dim: int = 64,
 ) -> MultimodalDataset:
     """Generate the Synthetic task (same ``seed`` → same data, on every machine)."""
+    sizes = dict(num_classes=num_classes, group_size=group_size, n_train=n_train, n_val=n_val, n_test=n_test,
+                 strong_dim=strong_dim, weak_dim=weak_dim, hidden=hidden, feature_dim=feature_dim)
+    for key, value in sizes.items():  # before anything is allocated
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"Synthetic {key}={value!r}: expected a positive integer")
+        check_limit(key, int(value), "Synthetic")
+    if num_classes < 2:
+        raise ValueError(f"Synthetic num_classes={num_classes}: a classification task needs at least 2 classes")
     if form not in ("features", "raw"):
         raise ValueError(f"form must be 'features' or 'raw', got {form!r}")
     if num_classes % group_size:

@@ -9,18 +9,20 @@ a single sample, one sample is held out all the same: a split is never empty.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mmrl_env.bounded_input import read_json_file
 
-def read_json_object(path: Path, fix: str) -> dict[str, Any]:
-    """A JSON object from ``path``, or a ``ValueError`` naming the file, what is wrong and ``fix``."""
+
+def read_json_object(path: Path, fix: str, limit: int | None = None) -> dict[str, Any]:
+    """A JSON object from ``path`` (at most ``limit`` bytes, default ``MAX_CONFIG_BYTES``), or a
+    ``ValueError`` naming the file, what is wrong and ``fix``."""
     try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+        value = read_json_file(path, limit=limit)
+    except ValueError as err:
         raise ValueError(f"{path} is damaged ({type(err).__name__}: {err}); {fix}") from err
     if not isinstance(value, dict):
         raise ValueError(f"{path} is damaged (a JSON {type(value).__name__}, not an object); {fix}")

@@ -30,7 +30,7 @@ from torch import Tensor
 from mmrl_env.data.base import MultimodalDataset, Split
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput, prefix_masks
 from mmrl_env.learners import build_learner, check_learner
-from mmrl_env.models.encoders import check_encoder
+from mmrl_env.models.encoders import check_encoder, check_encoder_input
 from mmrl_env.samplers.stream import ShuffledStream
 from mmrl_env.trainer import TrainerConfig, resolve_device
 
@@ -54,6 +54,13 @@ class VectorTrainer:
         self.cfg, self.num_runs, self.vectorize = cfg, num_runs, bool(vectorize)
         self.device = resolve_device(device)
         self.dataset = dataset.to(self.device)
+        n_train = len(self.dataset.train)
+        if cfg.batch_size > n_train:
+            raise ValueError(f"batch_size={cfg.batch_size} is larger than the training split "
+                             f"({n_train} samples of {dataset.name}); use batch_size <= {n_train}")
+        for j, spec in enumerate(dataset.modalities):
+            check_encoder_input(spec.name, spec.encoder, dict(spec.encoder_kwargs),
+                                self.dataset.train.gather(j, torch.arange(1)))
         self.iterations_per_epoch = max(1, math.ceil(len(self.dataset.train) / cfg.batch_size))
         self.total_iterations = cfg.epochs * self.iterations_per_epoch
         self.generators = [torch.Generator() for _ in range(num_runs)]
@@ -247,6 +254,11 @@ class VectorTrainer:
         self.learner.load_state_dict(state["learner"])
         for stream, s in zip(self.streams, state["streams"], strict=True):
             stream.load_state_dict(s)
-        self.iteration.copy_(state["iteration"])
+        iteration = state["iteration"]
+        if not isinstance(iteration, torch.Tensor) or iteration.shape != self.iteration.shape \
+                or iteration.min() < 0 or iteration.max() > self.total_iterations:
+            raise ValueError(f"iteration counters {iteration!r} do not fit {self.num_runs} run(s) of "
+                             f"{self.total_iterations} iterations")
+        self.iteration.copy_(iteration)
         for g, s in zip(self.generators, state["generators"], strict=True):
             g.set_state(s)

@@ -73,6 +73,7 @@ class MultimodalTrainingEnv(gym.Env):
         return obs[0], infos[0]
 
     def step(self, action: Any):
+        self.runs._check_open("step")
         if self.runs._done[0]:  # the vector env's own refusal names run indices; a single run needs none
             raise RuntimeError("this inner training run has ended (terminated=True); call reset() to start another")
         action = as_action_array(action, self.action_space)  # the flat/scalar forms become the space's shape

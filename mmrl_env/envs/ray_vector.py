@@ -306,6 +306,7 @@ class RayVectorEnv(PerRunVectorEnv):
         for actor in getattr(self, "actors", []):
             self._ray.kill(actor, no_restart=True)
         self.actors = []
+        self.closed = True
 
     # --- faults ------------------------------------------------------------------------
     def _recovery_seed(self) -> int:

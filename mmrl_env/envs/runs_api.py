@@ -39,10 +39,18 @@ class PerRunVectorEnv(VectorEnv):
         obs, rewards, terminated, truncated, infos = self.step_runs(actions)
         return obs, rewards, terminated, truncated, self._merge(infos)
 
+    def _check_open(self, call: str) -> None:
+        """After ``close()`` the engine, models and actors are released: a ``reset``/``step`` would run
+        on what is left of them, so it is refused."""
+        if self.closed:
+            raise RuntimeError(f"{call}() on a closed env: close() released it; make a new env with gymnasium.make "
+                               "/ make_vec")
+
     def _reset_args(self, seed: int | Sequence[int | None] | None,
                     runs: Sequence[int] | None) -> tuple[list[int], list[int | None]]:
         """``reset_runs``' arguments checked: the run indices (default: all) and one seed per run
         (an int ``s`` gives the j-th run ``s + j``; ``None`` keeps each run's generator)."""
+        self._check_open("reset")
         runs = list(range(self.num_envs)) if runs is None else list(runs)
         for r in runs:
             if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, np.integer)) or not 0 <= r < self.num_envs:
@@ -60,6 +68,7 @@ class PerRunVectorEnv(VectorEnv):
 
     def _step_args(self, actions: Any, active: Any) -> tuple[np.ndarray, np.ndarray]:
         """``step_runs``' arguments checked: (K, ...) actions and the (K,) bool ``active`` mask (default: all)."""
+        self._check_open("step")
         actions = np.asarray(actions)
         if actions.shape[:1] != (self.num_envs,):
             raise ValueError(f"actions must hold one action per run: shape ({self.num_envs}, "

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import collections
 import copy
+import errno
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,8 @@ def set_env_state(env: gym.Env, state: list[dict[str, Any]]) -> None:
     """Restore ``get_env_state``'s snapshot into an env wrapped the same way."""
     chain = layers(env)
     names = [type(layer).__name__ for layer in chain]
+    if not isinstance(state, list) or not all(isinstance(s, dict) and "layer" in s and "state" in s for s in state):
+        raise ValueError("the saved env state is not a list of {'layer': ..., 'state': ...} entries")
     saved = [s["layer"] for s in state]
     if names != saved:
         raise ValueError(f"the saved env was wrapped as {saved}, this one as {names}")
@@ -115,12 +120,29 @@ def to_safe(obj: Any, path: str = "state") -> Any:
                     "give its owner a get_state() of tensors, numbers, strings, lists and dicts")
 
 
+def _array(entry: dict[str, Any]) -> np.ndarray:
+    """A tagged numpy array, after checking that its dtype, shape and bytes agree (a crafted
+    entry is a ``ValueError``, not a numpy error or an allocation of a size it claims)."""
+    raw, shape = entry.get("bytes"), entry.get("shape")
+    try:
+        dtype = np.dtype(entry.get("dtype"))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"an array entry has an invalid dtype {entry.get('dtype')!r}") from err
+    if dtype.hasobject or not isinstance(raw, torch.Tensor) or raw.dtype != torch.uint8 or raw.dim() != 1:
+        raise ValueError(f"an array entry of dtype {dtype} is not stored as raw bytes")
+    if not isinstance(shape, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"an array entry has an invalid shape {shape!r}")
+    if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize != raw.numel():
+        raise ValueError(f"an array entry says shape {shape} of {dtype} but holds {raw.numel()} bytes")
+    return raw.numpy().view(dtype).reshape(shape).copy()
+
+
 def from_safe(obj: Any) -> Any:
     """Inverse of :func:`to_safe`."""
     if isinstance(obj, dict):
         kind = obj.get(_TAG)
         if kind in ("ndarray", "scalar"):
-            arr = obj["bytes"].numpy().view(np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+            arr = _array(obj)
             return arr[()] if kind == "scalar" else arr
         if kind == "deque":
             return collections.deque((from_safe(v) for v in obj["items"]), maxlen=obj["maxlen"])
@@ -133,8 +155,15 @@ def from_safe(obj: Any) -> Any:
 
 
 def save_safe(obj: Any, path: str | Path) -> None:
-    """``torch.save`` of :func:`to_safe` (readable by :func:`load_safe` without unpickling code)."""
-    torch.save(to_safe(obj), path)
+    """``torch.save`` of :func:`to_safe` (readable by :func:`load_safe` without unpickling code).
+    A failed write (torch reports a full disk as a ``RuntimeError``) is an ``OSError`` naming the file."""
+    safe = to_safe(obj)
+    try:
+        torch.save(safe, path)
+    except RuntimeError as err:  # the state is already plain values: what failed is the write
+        code = errno.ENOSPC if shutil.disk_usage(Path(path).parent).free < (1 << 20) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} (torch.save failed: {' '.join(str(err).split())[:120]})",
+                      str(path)) from err
 
 
 def load_safe(path: str | Path, map_location: Any = None) -> Any:

@@ -34,7 +34,8 @@ from mmrl_env.envs.control import ActionMap, ControlSpec
 from mmrl_env.envs.layout import ObservationExtra, ObservationLayout
 from mmrl_env.envs.reward import ValidationReward
 from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
-from mmrl_env.kwargs import unknown_kwargs_message
+from mmrl_env.kwargs import check_mapping, check_names, unknown_kwargs_message
+from mmrl_env.limits import check_limit
 from mmrl_env.metrics import prediction_metrics
 from mmrl_env.monitors.cmd import CumulativeDiscrepancy, modality_discrepancy
 from mmrl_env.threads import check_threads, scoped_threads
@@ -79,6 +80,9 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_limit(name, int(value))
+        check_mapping("cmd_kwargs", cmd_kwargs, "{'mode': 'ema', 'ema': 0.99}")
+        check_names("obs_extras", obs_extras, "['val_acc']")
         unknown = set(obs_extras) - set(OBS_EXTRAS)
         if unknown:
             raise ValueError(f"unknown obs_extras {sorted(unknown)}; choose from {', '.join(OBS_EXTRAS)}")

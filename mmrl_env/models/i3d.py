@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmrl_env.models.weights import read_state_dict
+
 Triple = tuple[int, int, int]
 # name -> (input channels, output channels of branches b0, b1a, b1b, b2a, b2b, b3b)
 MIXED: dict[str, tuple[int, tuple[int, ...]]] = {
@@ -125,7 +127,7 @@ def load_i3d_weights(net: nn.Module, path: Path, in_channels: int) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"I3D weights {path} not found. mmrl never downloads weights: put rgb_imagenet.pt / "
                                 "flow_imagenet.pt there, or pass weights=None to train from scratch")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_state_dict(path, "I3D weights")
     state = state.get("state_dict", state)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith("logits.")}

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from torchvision.models import resnet18, resnet50
+
+from mmrl_env.models.weights import read_state_dict
 
 ARCHS = {"resnet18": resnet18, "resnet50": resnet50}
 
@@ -51,7 +52,7 @@ def _load_local(net: nn.Module, path: Path, arch: str, keep_stem: bool) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"{arch} weights {path} not found. mmrl never downloads weights: put a torchvision "
                                 f"ImageNet state dict there, or pass weights=None to train from scratch")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_state_dict(path, f"{arch} weights")
     state = {k: v for k, v in state.items() if not k.startswith("fc.") and (keep_stem or not k.startswith("conv1."))}
     try:
         missing, unexpected = net.load_state_dict(state, strict=False)

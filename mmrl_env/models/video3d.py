@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from torchvision.models.video import r2plus1d_18, r3d_18
+
+from mmrl_env.models.weights import read_state_dict
 
 ARCHS = {"r3d_18": r3d_18, "r2plus1d_18": r2plus1d_18}
 
@@ -30,7 +31,7 @@ class VideoResNetEncoder(nn.Module):
             if not path.is_file():
                 raise FileNotFoundError(f"{arch} weights {path} not found. mmrl never downloads weights: put a "
                                         "torchvision Kinetics state dict there, or pass weights=None")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = read_state_dict(path, f"{arch} weights")
             net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
         if in_channels != 3:
             old = net.stem[0]

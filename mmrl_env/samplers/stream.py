@@ -21,7 +21,13 @@ class ShuffledStream:
         self.n, self.generator, self.device = n, generator, torch.device(device)
         self._buffer = torch.empty(0, dtype=torch.long)
 
+    MAX_PASSES = 64  # a window longer than this many passes over the split is a mistake, not a batch
+
     def next_window(self, size: int, stride: int) -> Tensor:
+        if max(size, stride) > self.MAX_PASSES * self.n:
+            raise ValueError(f"a window of {max(size, stride)} samples over a split of {self.n} would join "
+                             f"{-(-max(size, stride) // self.n)} shuffles of it; the batch is far larger than the "
+                             "data (lower batch_size / n_max)")
         while self._buffer.numel() < max(size, stride):
             perm = torch.randperm(self.n, generator=self.generator)
             self._buffer = torch.cat([self._buffer, perm])
@@ -33,4 +39,10 @@ class ShuffledStream:
         return {"buffer": self._buffer.clone()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self._buffer = state["buffer"].clone()
+        """Continue from ``state_dict()``; a buffer that is not indices into this split is refused."""
+        buffer = state["buffer"]
+        if not isinstance(buffer, Tensor) or buffer.dtype != torch.long or buffer.dim() != 1 \
+                or (buffer.numel() and (buffer.min() < 0 or buffer.max() >= self.n)):
+            raise ValueError(f"a sampler state holds indices outside this split of {self.n} samples "
+                             "(saved on other data?)")
+        self._buffer = buffer.clone()
