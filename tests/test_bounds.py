@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
 
 import mmrl_env  # noqa: F401 - registers the envs
 from agents.factory import make_agent
@@ -24,7 +25,6 @@ from mmrl_env.bounded_input import ConfigTooLarge, load_yaml, npz_headers
 from mmrl_env.data.npz import load_npz
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.samplers.stream import ShuffledStream
-from tests.test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
 from training import evaluate, train_mml
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(

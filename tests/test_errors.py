@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
 
 import mmrl_env  # noqa: F401 - registers the envs
 from agents import checkpoint
 from mmrl_env.data.npz import load_npz
 from mmrl_env.envs.state import from_safe, save_safe, to_safe
 from mmrl_env.samplers.stream import ShuffledStream
-from tests.test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
 from training import train_agent, train_mml
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -61,7 +61,7 @@ def _load(path: Path) -> dict[str, np.ndarray]:
                          ) from err
 
 
-META_KEYS = ("name", "modalities", "encoders", "num_classes", "optim")
+META_KEYS = ("name", "modalities", "encoders", "num_classes", "optim", "source")  # source: provenance, not read
 MAX_ABS_INPUT = 1e15  # larger inputs overflow float32 in the first layer's sums of squares (loss NaN at once)
 
 
@@ -88,6 +88,8 @@ def _meta(root: Path) -> dict[str, Any]:
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
             raise wrong("num_classes", "an integer >= 2")
         check_limit("num_classes", k, str(path))
+    if "source" in meta and not isinstance(meta["source"], (str, dict)):
+        raise wrong("source", "a string or mapping saying where the data came from (kept, never read)")
     if "optim" in meta and not isinstance(meta["optim"], dict):
         raise wrong("optim", 'a mapping of OptimConfig fields, e.g. {"lr": 0.01}')
     if "encoders" in meta:
