@@ -44,6 +44,7 @@ def test_preset_builds_on_a_synthetic_stand_in(path):
         env = gym.make("BSS-Synthetic", **kwargs)
         HEURISTICS[cfg["policy"]](env, seed=0)
         assert env.unwrapped.epochs == cfg["epochs"]
+        assert env.unwrapped.measurer.mode == "train"  # the release measures with BatchNorm on batch statistics
         env.close()
         return
     trainer = VectorTrainer(load_synthetic(**TINY), TrainerConfig(batch_size=cfg["batch_size"], epochs=cfg["epochs"],
@@ -104,7 +105,7 @@ def test_env_kwargs_tokens_round_trip():
     cfg = train_mml.load_config(next(p for p in PRESETS if p.stem == "cremad_bss_l"))
     tokens = train_mml.kv_tokens(train_mml.env_kwargs_of(cfg))
     assert parse_kv(tokens) == train_mml.env_kwargs_of(cfg)  # what train_agent / evaluate --env-kwargs will read
-    assert "optim.lr=0.01" in tokens and "remeasure_every=5" in tokens
+    assert "optim.lr=0.01" in tokens and "remeasure_every=5" in tokens and "measurer_kwargs.mode=train" in tokens
 
 
 def test_config_flag_with_overrides(capsys, monkeypatch, tmp_path):
