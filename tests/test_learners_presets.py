@@ -113,7 +113,7 @@ def test_config_flag_with_overrides(capsys, monkeypatch, tmp_path):
     real_run = train_mml.run_seeds
 
     def fake_run(dataset, learner, learner_kwargs, epochs, batch_size, seeds, device, log_dir, dataset_kwargs,
-                 progress=True, optim=None):
+                 progress=True, optim=None, select="last"):
         seen.update(dataset=dataset, learner=learner, learner_kwargs=learner_kwargs, epochs=epochs,
                     batch_size=batch_size, optim=optim, dataset_kwargs=dataset_kwargs)
         return real_run(dataset, learner, learner_kwargs, epochs, batch_size, seeds, "cpu", None, dataset_kwargs,

@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "applied after a run's own settings, to its agent and to the heuristics")
     p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="LEARNER.KEY=VALUE",
                    help="--learners mode: per-learner keyword arguments, e.g. boosting.check_every=2")
+    p.add_argument("--select", choices=train_mml.SELECTIONS, default=None,
+                   help="--learners mode: the model each seed reports, its last epoch (default) or its best epoch on "
+                   "validation (best-val); never chosen on the test set")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/eval/<env>_<n>)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"torch CPU threads (default {DEFAULT_THREADS}, see BENCHMARKS.md; 0 = torch's own choice)")
@@ -250,7 +253,7 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int], names: list[st
     modalities: tuple[str, ...] = ()
     for name in names:  # each learner's seeds: one K-run trainer
         result = train_mml.run_seeds(dataset, name, per_learner.get(name), seeds=seeds,
-                                     progress=not args.no_progress, **env_kwargs)
+                                     progress=not args.no_progress, select=args.select or "last", **env_kwargs)
         modalities = result.modalities
         records[name] = [report.Record(r.test, {"val_acc": [h["val_acc"] for h in r.history]}) for r in result.runs]
     return records, modalities
@@ -267,6 +270,8 @@ def main(argv: list[str] | None = None) -> Path:
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
     ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
+    if args.policies and args.select:
+        raise UsageError("--select applies to --learners (a policy's episode reports its last epoch)")
     evaluate = evaluate_policies if args.policies else evaluate_learners
     records, modalities = evaluate(args, seeds, names)
     # the note comes with the tables: bad input (refused inside evaluate) gets only its error line
@@ -278,8 +283,9 @@ def main(argv: list[str] | None = None) -> Path:
     comparisons = stats.compare(report.per_seed(records), baseline)  # records: the same seeds in the same order
     table = report.markdown_table(summary, modalities, len(seeds))
     paired = report.paired_markdown(comparisons, baseline, len(seeds))
-    (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}\n\n{table}\n"
-                                    f"{paired}")
+    chosen = " (each seed's best epoch on validation)" if args.select == "best-val" else ""
+    (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}{chosen}\n\n"
+                                    f"{table}\n{paired}")
     report.write_csv(out / "results.csv", summary, modalities, len(seeds))
     report.write_comparison_csv(out / "comparison.csv", comparisons, baseline)
     # policies: step 0 is the untrained model (after reset); learners: epoch 1 is after the first epoch
