@@ -3,7 +3,8 @@
 Every numeric leaf of ``info`` becomes a scalar tag ``step/<path>`` at the env's global
 step (nested dicts join with ``/``: ``step/n/audio``, ``step/s_hat/video``,
 ``step/val_acc_modality/audio``); the reward is ``step/reward``. At the end of an episode:
-``episode/return``, ``episode/length``, the test metrics ``episode/test/<metric>`` and one
+``episode/return``, ``episode/length``, the test metrics ``episode/test/<metric>`` only when
+asked (``log_test``: a curve of test scores during training invites picking a run by them) and one
 histogram of the episode's raw actions per action dimension, named by what it controls:
 ``actions/<modality>`` (DUS: a_j, which sets n_j) or ``actions/lambda`` (BSS: a, which sets
 λ). Method-specific quantities (BSS's λ, boosting's classifier counts) appear without code
@@ -78,12 +79,12 @@ def log_step(writer: SummaryWriter, step: int, reward: float, info: dict[str, An
 
 
 def log_episode(writer: SummaryWriter, episode: int, episode_return: float, actions: list[np.ndarray],
-                info: dict[str, Any], names: list[str]) -> None:
+                info: dict[str, Any], names: list[str], log_test: bool = False) -> None:
     """An ended episode (numbered ``episode``): ``episode/return``, ``episode/length``, its test
-    metrics and one histogram of its ``actions`` per action dimension, ``actions/<name>``."""
+    metrics (with ``log_test`` only) and one histogram of its ``actions`` per action dimension, ``actions/<name>``."""
     writer.add_scalar("episode/return", episode_return, episode)
     writer.add_scalar("episode/length", len(actions), episode)
-    for tag, value in numeric_leaves(info.get("test", {})):
+    for tag, value in numeric_leaves(info.get("test", {})) if log_test else ():
         writer.add_scalar(f"episode/test/{tag}", value, episode)
     stacked = np.stack(actions)
     for i, name in enumerate(names[: stacked.shape[1]]):
@@ -94,10 +95,10 @@ def log_episode(writer: SummaryWriter, episode: int, episode_return: float, acti
 class TensorBoardInfo(gym.Wrapper):
     """Log ``info``/reward per step and a summary per episode to ``log_dir``."""
 
-    def __init__(self, env: gym.Env, log_dir: str, skip: tuple[str, ...] = ("test",)) -> None:
+    def __init__(self, env: gym.Env, log_dir: str, skip: tuple[str, ...] = ("test",), log_test: bool = False) -> None:
         super().__init__(env)
         self.writer = SummaryWriter(log_dir)
-        self.skip = skip
+        self.skip, self.log_test = skip, log_test
         self.global_step = 0
         self.episode = 0
         self._actions: list[np.ndarray] = []
@@ -116,7 +117,8 @@ class TensorBoardInfo(gym.Wrapper):
         log_step(self.writer, self.global_step, reward, info, self.skip)
         if terminated or truncated:
             self.episode += 1
-            log_episode(self.writer, self.episode, self._return, self._actions, info, self.action_names)
+            log_episode(self.writer, self.episode, self._return, self._actions, info, self.action_names,
+                        self.log_test)
         return obs, reward, terminated, truncated, info
 
     def get_state(self) -> dict[str, Any]:
