@@ -313,6 +313,11 @@ def test_omega_target_rules():
     assert omega_target(s3, [1, 2, 2], "onehot").tolist() == [0.0, 0.0, 1.0]
 
 
+def test_default_omega_target_is_the_papers(data):
+    """Re-decided on validation (BENCHMARKS.md "ω target, decided on validation"): cover was not better."""
+    assert make(data).omega_rule == "onehot"
+
+
 def test_flip_keeps_earlier_classifiers_on(data):
     """Video got classifiers while weak; then audio falls behind: with ``cover`` video's stay on."""
     for rule, low in (("cover", 0.5), ("onehot", None)):
