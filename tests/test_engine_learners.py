@@ -162,6 +162,8 @@ LAGGED = [(6, [True, True, True]), (3, [True, False, True]), (5, [True, True, Tr
     ({"check_every": 1, "omega_steps": 20, "tau": 0.0}, None),  # τ = 0: a classifier at the one check of 2 epochs
     ({"check_every": 1, "omega_steps": 20, "tau": 0.0, "omega_target": "onehot", "max_classifiers": 2}, None),
     ({"check_every": 1, "omega_steps": 20, "hidden": 32, "tau": 0.0}, {"name": "adam", "lr": 1e-3}),  # Adam per slot
+    ({"check_every": 1, "omega_steps": 20, "tau": 0.0, "step_per_modality": True, "aca_rule": "release",
+      "first_loss": "release", "fusion_weights": [0.4, 0.6]}, None),  # the release's switches, on the run axis
 ])
 def test_boosting_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any], optim: dict[str, Any] | None) -> None:
     """ACA at every epoch end (T = 1); run 1 reaches its epoch ends later than runs 0 and 2, so
@@ -180,11 +182,14 @@ def test_boosting_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any], optim:
 
 
 @pytest.mark.usefixtures("float64")
-def test_boosting_cnn_path_with_curriculum_epochs() -> None:
+@pytest.mark.parametrize("per_modality", [False, True])
+def test_boosting_cnn_path_with_curriculum_epochs(per_modality: bool) -> None:
     """BatchNorm encoders and BSS-style epochs (``train_epoch``, one short order per run): ACA after
-    each one-step epoch, then a step with the new classifiers live."""
+    each one-step epoch, then a step with the new classifiers live (also with one step per modality,
+    each folding only its own encoder's BatchNorm statistics)."""
     ds = dataset("raw", torch.float64)
-    cfg = learner_config("boosting", {"check_every": 1, "omega_steps": 5, "hidden": 16, "tau": 0.0}, 16)
+    kwargs = {"check_every": 1, "omega_steps": 5, "hidden": 16, "tau": 0.0, "step_per_modality": per_modality}
+    cfg = learner_config("boosting", kwargs, 16)
     orders = [torch.randperm(192, generator=torch.Generator().manual_seed(k))[:n] for k, n in enumerate((16, 12, 16))]
     vt = VectorTrainer(ds, cfg, 3, "cpu")
     vt.reset(SEEDS)

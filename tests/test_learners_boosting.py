@@ -399,3 +399,17 @@ def test_lam_is_the_old_name_of_residual_weight(data):
         assert trainer.cfg.learner_kwargs == {"residual_weight": 0.3}
         assert trainer.learner.residual_weight == 0.3
     assert cfg.learner_kwargs == {"lam": 0.3}  # the caller's config is left as given
+
+
+def test_step_per_modality_folds_each_encoders_batchnorm_statistics_once():
+    """CNN encoders: modality r's encoder runs with the same parameters in both kinds of step, so its
+    BatchNorm running statistics after one per-modality step equal those after one joint step."""
+    raw = load_synthetic(n_train=64, n_val=16, n_test=16, form="raw")
+    joint, split = make(raw), make(raw, step_per_modality=True)
+    b = one_run_batch(raw.train, [16, 16], 16)
+    joint.train_step(b)
+    split.train_step(b)
+    running = [k for k in joint.stack.buffers if k.endswith("running_mean")]
+    assert running and {k.split(".")[1] for k in running} == {"0", "1"}  # both encoders have BatchNorm
+    for name in running:
+        torch.testing.assert_close(split.stack.buffers[name], joint.stack.buffers[name])
