@@ -19,7 +19,8 @@ A policy is a heuristic name (its env is made with the env settings it stands fo
 train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the env of
 <run dir>/config.yaml, then --env-kwargs: e.g. dataset_kwargs.seed=1 scores an agent on other
 data, a generalisation check). Heuristics run on the env settings of the first run dir given,
-then --env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead.
+then --env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead;
+each seed reports its last epoch, or with --select best-val its epoch of best validation accuracy.
 Output (--out, default runs/eval/<env>_<n>): results.md (two tables: mean ± std over seeds of
 fused and per-modality test accuracy, macro-F1 and mAP, the final gap between the modalities'
 accuracies, the return (policies only: a learner has none); then "paired vs <baseline>" with a
