@@ -19,6 +19,7 @@ the same seeds (mean and 95 % t-interval), and, for boosting, the classifier cou
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -50,6 +51,8 @@ def parse_args() -> argparse.Namespace:
                    help="boosting's ACA period T in epochs, or 'auto' (a fifth of the run; paper: 10-20 of ~100)")
     p.add_argument("--only", nargs="*", default=None, help="run only these rows (joint always runs: the pairing)")
     p.add_argument("--out", default=None, help="write the markdown results here")
+    p.add_argument("--json", default=None, help="write every row's per-seed results here (for paired comparisons "
+                   "across code versions, e.g. before/after a fix: python bench/paired_json.py A B ROW)")
     return p.parse_args()
 
 
@@ -147,6 +150,8 @@ def main() -> None:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"seeds": seeds, "rows": results}, indent=1, default=float))
 
 
 if __name__ == "__main__":
