@@ -113,13 +113,14 @@ class VecTensorBoard(VecEnvWrapper):
     ``num_timesteps``): every ``info`` leaf and the reward as the mean over the K runs
     (``step/...``) and the spread of the allocation and reward (``step_std/...``,
     ``mmrl_env.envs.tensorboard.log_runs``); per finished
-    episode of any run: ``episode/return``, ``episode/length``, its test metrics and one
+    episode of any run: ``episode/return``, ``episode/length``, its test metrics (``log_test`` only) and one
     histogram of its actions per action dimension (``actions/<modality>`` or ``actions/lambda``),
     counted by episodes."""
 
-    def __init__(self, venv: VecEnv, log_dir: str) -> None:
+    def __init__(self, venv: VecEnv, log_dir: str, log_test: bool = False) -> None:
         super().__init__(venv)
         self.writer = SummaryWriter(log_dir)
+        self.log_test = log_test
         self.global_step = 0
         self.episode = 0
         self.action_names = control_of(venv).action_names
@@ -145,7 +146,8 @@ class VecTensorBoard(VecEnvWrapper):
             self._returns[k] += float(rewards[k])
             if dones[k]:
                 self.episode += 1
-                log_episode(self.writer, self.episode, self._returns[k], self._actions[k], infos[k], self.action_names)
+                log_episode(self.writer, self.episode, self._returns[k], self._actions[k], infos[k], self.action_names,
+                            self.log_test)
                 self._actions[k], self._returns[k] = [], 0.0
         return obs, rewards, dones, infos
 

@@ -76,3 +76,37 @@ def test_subset_means_count_repeats():
     means = m.subset_means(torch.tensor([0, 0, 2]))
     assert means == pytest.approx({"score": 1 / 3, "similarity": 1 / 3, "loss": 5 / 3})
 
+
+
+def test_measuring_in_train_mode_uses_batch_statistics_of_chunks_of_b():
+    """``mode="train"`` (the authors' ``model_evaluate``): each chunk of B training samples, in dataset
+    order, goes through the encoders with BatchNorm on that chunk's statistics, exactly as ``nn.Module.train()``
+    does; the running statistics stay as they were. ``eval`` uses them, and ranks the untrained network differently."""
+    from mmrl_env.data.synthetic import load_synthetic
+    from mmrl_env.engine import VectorTrainer
+    from mmrl_env.engine.batchnorm import batch_statistics
+    from mmrl_env.models.multimodal import MultimodalNet
+    from mmrl_env.monitors.balance import BalanceMeasurer
+    from mmrl_env.trainer import TrainerConfig
+
+    data = load_synthetic(n_train=40, n_val=8, n_test=8, form="raw")
+    trainer = VectorTrainer(data, TrainerConfig(batch_size=16, epochs=1, learner="joint"), 1, "cpu")
+    trainer.reset([0])
+    buffers = {k: v.clone() for k, v in trainer.learner.stack.buffers.items()}
+    net = MultimodalNet(data.modalities, data.num_classes)
+    net.load_state_dict(trainer.learner.run_state_dict(0))
+    net.train()  # the reference: plain torch modules in train mode, chunk by chunk
+    with torch.no_grad(), batch_statistics():
+        pred, _ = trainer.predict(data.train, chunk_size=16)
+    with torch.no_grad():
+        for j in range(2):
+            ref = torch.cat([net.heads[j](net.encoders[j](data.train.gather(j, part)))
+                             for part in torch.arange(40).split(16)])
+            torch.testing.assert_close(pred.unimodal[j][0], ref, rtol=1e-4, atol=1e-4)
+    train_mode = BalanceMeasurer(mode="train").measure_runs(trainer)[0]
+    eval_mode = BalanceMeasurer().measure_runs(trainer)[0]
+    assert not torch.allclose(train_mode.score, eval_mode.score, atol=1e-3)
+    for k, v in trainer.learner.stack.buffers.items():
+        assert torch.equal(v, buffers[k]), k  # measuring changed no running statistic
+    with pytest.raises(ValueError, match=r"mode must be one of \('eval', 'train'\)"):
+        BalanceMeasurer(mode="batch")

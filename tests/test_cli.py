@@ -29,8 +29,9 @@ def test_ppo_run_writes_agent_config_and_tensorboard(tmp_path, capsys):
     assert resolved["hyperparams"]["n_steps"] == 8 and resolved["env_kwargs"]["epochs"] == 1
     env_tags = tags(run / "env")
     for tag in ("step/n/audio", "step/n/video", "step/s_hat/audio", "step/d/video", "step/reward",
-                "step/val_acc", "step/val_acc_modality/video", "episode/return", "episode/test/fused_acc"):
+                "step/val_acc", "step/val_acc_modality/video", "episode/return"):
         assert tag in env_tags["scalars"], tag
+    assert not any(t.startswith("episode/test/") for t in env_tags["scalars"])  # only with --log-test
     assert {"actions/audio", "actions/video"} <= set(env_tags["histograms"])
     sb3_tags = tags(run / "sb3_1")["scalars"]
     assert "rollout/ep_rew_mean" in sb3_tags and "eval/mean_reward" in sb3_tags
@@ -51,6 +52,20 @@ def test_heuristic_run_logs_the_same_tags(tmp_path):
                 "--eval-episodes", "1", "--baselines", "uniform", "--no-progress", "--env-kwargs", *SMALL_ENV])
     assert json.loads((run / "model.json").read_text())["heuristic"] == "dus-h"
     assert {"step/n/audio", "step/d/video", "episode/return"} <= set(tags(run / "env")["scalars"])
+    assert not any(t.startswith("episode/test/") for t in tags(run / "env")["scalars"])
+    assert json.loads((run / "results.json").read_text())["results"]["dus-h"]["test_fused_acc"]  # the final table
+
+
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_log_test_adds_the_training_episodes_test_metrics(tmp_path, n_envs):
+    """--log-test: each training episode's test metrics go to TensorBoard (episode/test/...), single or batched env."""
+    cfg = tmp_path / "ppo.yaml"
+    cfg.write_text(yaml.safe_dump({"DUS-Synthetic": {"n_timesteps": 8, "n_steps": 4, "batch_size": 4, "n_epochs": 1}}))
+    run = main(["--env", "DUS-Synthetic", "--algo", "ppo", "-c", str(cfg), "-f", str(tmp_path), "--log-test",
+                "--n-envs", str(n_envs), "--eval-episodes", "1", "--eval-freq", "0", "--baselines", "uniform",
+                "--no-progress", "--env-kwargs", *SMALL_ENV])
+    assert {"episode/test/fused_acc", "episode/test/video_acc"} <= set(tags(run / "env")["scalars"])
+    assert yaml.safe_load((run / "config.yaml").read_text())["log_test"] is True
 
 
 @pytest.mark.parametrize("algo", ["a2c", "sac", "reinforce"])

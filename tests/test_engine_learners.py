@@ -89,7 +89,8 @@ def test_check_learner_validates_every_learners_kwargs() -> None:
                 "ogm_ge": {"alpha_ogm", "modulation_epochs", "ge", "variant", "alpha", "fusion"},
                 "mla": {"project", "inference", "weights"},
                 "boosting": {"residual_weight", "check_every", "sigma", "tau", "max_classifiers", "hidden",
-                             "omega_target", "omega_lr", "omega_steps"}}
+                             "omega_target", "omega_lr", "omega_steps", "first_loss", "aca_rule",
+                             "step_per_modality", "fusion_weights"}}
     assert set(LEARNERS) == set(expected)
     for name, kwargs in expected.items():
         assert set(accepted_kwargs(learner_class(name))) == kwargs, name
@@ -158,9 +159,11 @@ LAGGED = [(6, [True, True, True]), (3, [True, False, True]), (5, [True, True, Tr
 
 @pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize(("kwargs", "optim"), [
-    ({"check_every": 1, "omega_steps": 20}, None),
-    ({"check_every": 1, "omega_steps": 20, "omega_target": "onehot", "max_classifiers": 2}, None),  # the cap
+    ({"check_every": 1, "omega_steps": 20, "tau": 0.0}, None),  # τ = 0: a classifier at the one check of 2 epochs
+    ({"check_every": 1, "omega_steps": 20, "tau": 0.0, "omega_target": "onehot", "max_classifiers": 2}, None),
     ({"check_every": 1, "omega_steps": 20, "hidden": 32, "tau": 0.0}, {"name": "adam", "lr": 1e-3}),  # Adam per slot
+    ({"check_every": 1, "omega_steps": 20, "tau": 0.0, "step_per_modality": True, "aca_rule": "release",
+      "first_loss": "release", "fusion_weights": [0.4, 0.6]}, None),  # the release's switches, on the run axis
 ])
 def test_boosting_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any], optim: dict[str, Any] | None) -> None:
     """ACA at every epoch end (T = 1); run 1 reaches its epoch ends later than runs 0 and 2, so
@@ -179,11 +182,14 @@ def test_boosting_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any], optim:
 
 
 @pytest.mark.usefixtures("float64")
-def test_boosting_cnn_path_with_curriculum_epochs() -> None:
+@pytest.mark.parametrize("per_modality", [False, True])
+def test_boosting_cnn_path_with_curriculum_epochs(per_modality: bool) -> None:
     """BatchNorm encoders and BSS-style epochs (``train_epoch``, one short order per run): ACA after
-    each one-step epoch, then a step with the new classifiers live."""
+    each one-step epoch, then a step with the new classifiers live (also with one step per modality,
+    each folding only its own encoder's BatchNorm statistics)."""
     ds = dataset("raw", torch.float64)
-    cfg = learner_config("boosting", {"check_every": 1, "omega_steps": 5, "hidden": 16, "tau": 0.0}, 16)
+    kwargs = {"check_every": 1, "omega_steps": 5, "hidden": 16, "tau": 0.0, "step_per_modality": per_modality}
+    cfg = learner_config("boosting", kwargs, 16)
     orders = [torch.randperm(192, generator=torch.Generator().manual_seed(k))[:n] for k, n in enumerate((16, 12, 16))]
     vt = VectorTrainer(ds, cfg, 3, "cpu")
     vt.reset(SEEDS)
@@ -221,7 +227,7 @@ def test_slot_activation_starts_that_slots_optimizer_state_fresh_for_that_run_on
 
 
 def test_boosting_resume_equals_uninterrupted() -> None:
-    cfg = learner_config("boosting", {"check_every": 1, "omega_steps": 5})
+    cfg = learner_config("boosting", {"check_every": 1, "omega_steps": 5, "tau": 0.0})
     ds = dataset()
     vt = VectorTrainer(ds, cfg, 3, "cpu")
     vt.reset(SEEDS)
@@ -240,7 +246,7 @@ def test_boosting_resume_equals_uninterrupted() -> None:
 
 ENV_KWARGS = {"dataset_kwargs": {"n_train": 320, "n_val": 100, "n_test": 100}, "epochs": 2, "batch_size": 32,
               "val_size": 100, "device": "cpu", "engine": "batched"}
-ENV_LEARNER_KWARGS = {"ogm_ge": {}, "mla": {"project": True}, "boosting": {"check_every": 1}}
+ENV_LEARNER_KWARGS = {"ogm_ge": {}, "mla": {"project": True}, "boosting": {"check_every": 1, "tau": 0.0}}
 
 
 def env_episode(learner: str) -> None:

@@ -86,3 +86,11 @@ def test_mistyped_kwarg_gets_a_suggestion(small_kwargs):
         gym.make("BSS-Synthetic", **small_kwargs, curriculm="learned")
     with pytest.raises(ValueError, match="unknown curriculum_kwargs"):
         gym.make("BSS-Synthetic", **small_kwargs, curriculum_kwargs={"betta": 0.5})
+
+
+def test_bss_measurer_mode_reaches_the_measurer(small_kwargs):
+    env = gym.make("BSS-Synthetic", **small_kwargs, measurer_kwargs={"mode": "train"}).unwrapped
+    assert env.measurer.mode == "train" and env.measurer.alpha == 0.2
+    assert gym.make("BSS-Synthetic", **small_kwargs).unwrapped.measurer.mode == "eval"  # the default
+    with pytest.raises(ValueError, match="mode must be one of"):
+        gym.make("BSS-Synthetic", **small_kwargs, measurer_kwargs={"mode": "batch"})

@@ -15,6 +15,7 @@ import yaml
 from agents import report
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
+from training import train_mml
 from training.cli_errors import UsageError
 from training.config import deep_merge, parse_kv
 from training.evaluate import episode_record, evaluate_policies, main, parse_args, with_baseline
@@ -290,3 +291,21 @@ def test_learners_mode_takes_data_root(tmp_path):
         main(["--env", "DUS-Custom", "--learners", "joint", "--out", str(tmp_path / "out2"), "--no-progress",
               "--env-kwargs", f"data_root={data}", f"dataset_kwargs.root={tmp_path}"])
     assert not (tmp_path / "out2").exists()
+
+
+def test_learners_mode_selects_on_validation_when_asked(tmp_path, monkeypatch):
+    seen = []
+    real = train_mml.run_seeds
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["select"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mml, "run_seeds", spy)
+    out = main(["--env", "DUS-Synthetic", "--learners", "joint", "--seeds", "2", "--out", str(tmp_path),
+                "--select", "best-val", "--no-progress", "--env-kwargs", "epochs=2", "batch_size=32", "device=cpu",
+                "dataset_kwargs.n_train=128", "dataset_kwargs.n_val=32", "dataset_kwargs.n_test=32"])
+    assert seen == ["best-val"]
+    assert "each seed's best epoch on validation" in (out / "results.md").read_text()
+    with pytest.raises(SystemExit, match="--select applies to --learners"):
+        main(["--env", "DUS-Synthetic", "--policies", "uniform", "--select", "best-val", "--out", str(tmp_path / "p")])

@@ -21,8 +21,10 @@ from mmrl_env.learners.boosting import (
     BoostingLearner,
     aca_decision,
     boosting_losses,
+    is_check_epoch,
     omega_target,
     residual_target,
+    trained_additions,
 )
 from mmrl_env.trainer import TrainerConfig
 
@@ -46,11 +48,41 @@ def batch(data, sizes: list[int]):
 
 def test_residual_target_hand_computed():
     onehot = torch.tensor([[1.0, 0.0, 0.0]])
-    prev = torch.tensor([[LN2, 0.0, 0.0]]).softmax(-1) + torch.zeros(1, 3).softmax(-1)  # p_y = 1/2 and 1/3
-    expected = torch.tensor([[1 - 0.2 * (0.5 + 1 / 3), 0.0, 0.0]])
-    assert torch.allclose(residual_target(onehot, prev, 0.2), expected)
+    prev = torch.tensor([[0.4, 0.4, 0.2]])
+    assert torch.allclose(residual_target(onehot, prev, 0.2), torch.tensor([[1 - 0.2 * 0.4, 0.0, 0.0]]))
     assert torch.equal(residual_target(onehot, torch.zeros(1, 3), 0.2), onehot)  # first classifier: plain labels
-    assert residual_target(onehot, torch.full((1, 3), 9.0), 0.2).min() == 0  # clamped at 0
+
+
+def test_residual_labels_use_the_earlier_ensembles_prediction():
+    """Classifier 3's target: ŷ = y − λ·y ⊙ softmax(z_1 + z_2) (the ensemble so far; SPEC §5, the release),
+    not y − λ·Σ_j y ⊙ softmax(z_j)."""
+    z = torch.stack([torch.tensor([[LN2, 0.0, 0.0]]), torch.tensor([[0.0, LN2, 0.0]]), torch.zeros(1, 3)])
+    eps = boosting_losses(z, torch.tensor(3), torch.tensor(1.0), torch.tensor([0]), torch.ones(1), 0.2, 1)[0]
+    # softmax([ln2, ln2, 0]) = [2/5, 2/5, 1/5]: ŷ = [1 − 0.2·0.4, 0, 0]; newest z_3 = 0: −log softmax = log 3
+    assert eps.item() == pytest.approx((1 - 0.2 * 0.4) * math.log(3.0))
+
+
+def test_residual_target_stays_non_zero_with_many_classifiers():
+    """Ten confident classifiers before the newest: its target keeps 1 − λ·p ≥ 1 − λ on the true class,
+    so its error term never vanishes."""
+    earlier = torch.tensor([[5.0, 0.0, 0.0]]).expand(10, 1, 3)
+    z = torch.cat([earlier, torch.zeros(1, 1, 3)])  # 11 classifiers, the newest uniform
+    eps = boosting_losses(z, torch.tensor(11), torch.tensor(1.0), torch.tensor([0]), torch.ones(1), 0.2, 1)[0]
+    p = torch.tensor([50.0, 0.0, 0.0]).softmax(-1)[0].item()  # the ensemble of the ten
+    assert eps.item() == pytest.approx((1 - 0.2 * p) * math.log(3.0))
+    assert eps.item() > 0.79 * math.log(3.0)
+
+
+def test_first_loss_counts_a_lone_classifiers_ce_twice_or_once():
+    z = torch.tensor([[[LN2, 0.0, 0.0]]])  # one classifier: softmax_y = 1/2
+    args = (torch.tensor(1), torch.tensor(1.0), torch.tensor([0]), torch.ones(1), 0.2, 1)
+    paper = boosting_losses(z, *args)  # eq. 5 at t = 1: ε and ε_o are the same CE
+    release = boosting_losses(z, *args, first_once=True)  # the release: CE(out, y) once
+    assert [x.item() for x in paper[:3]] == pytest.approx([LN2, LN2, 0.0])
+    assert [x.item() for x in release[:3]] == pytest.approx([0.0, LN2, 0.0])
+    two = torch.cat([z, torch.zeros(1, 1, 3)])  # with two classifiers the switch changes nothing
+    assert boosting_losses(two, torch.tensor(2), *args[1:], first_once=True)[0].item() == pytest.approx(
+        boosting_losses(two, torch.tensor(2), *args[1:])[0].item())
 
 
 def test_three_losses_hand_computed():
@@ -77,6 +109,23 @@ def test_aca_two_modalities():
     assert aca_decision(torch.tensor([0.5, 0.8])) == [0]  # video ahead: audio gets one
     assert aca_decision(torch.tensor([0.5, 0.505])) == []  # dead zone τ = 0.01
     assert aca_decision(torch.tensor([0.8, 0.75]), sigma=1.1) == [0]  # 0.8 − 1.1·0.75 < −τ
+
+
+def test_aca_release_rule_is_a_ratio():
+    s = torch.tensor([0.2, 0.195])  # difference 0.005 < τ; ratio 1.026 > 1 + τ
+    assert aca_decision(s) == []
+    assert aca_decision(s, rule="release") == [1]
+    assert aca_decision(torch.tensor([0.195, 0.2]), rule="release") == [0]
+    assert aca_decision(torch.tensor([0.5, 0.502]), rule="release") == []  # 0.996: inside 1 ± τ
+    assert aca_decision(torch.tensor([0.9, 0.9, 0.5]), rule="release") == [2]
+
+
+def test_check_epochs_leave_every_added_classifier_an_epoch_to_train():
+    assert [e for e in range(8) if is_check_epoch(e, 2, "paper", 8)] == [1, 3, 5]  # not after the last epoch
+    assert [e for e in range(8) if is_check_epoch(e, 2, "release", 8)] == [0, 1, 3, 5]  # also after epoch 0
+    assert trained_additions(100, 20) == 4  # the old cremad_aug preset: at most 4 trained additions
+    assert trained_additions(200, 20) == 9  # 200 epochs: 9 additions, 10 classifiers (AUG Figure 4)
+    assert trained_additions(200, 20, "release") == 10
 
 
 def test_aca_more_modalities():
@@ -111,6 +160,7 @@ def test_unimodal_logits_are_summed_classifiers(data):
     learner.add_classifier(0, 1)
     learner.omega[0, 1] = 0.5  # ω weighs the added classifier
     b = batch(data, [16, 48])  # unequal n_j
+    learner.train_step(b)  # the added classifier has trained: it votes
     expected = learner.predict([x[0] for x in b.inputs]).unimodal  # the live ensembles, ω-weighted (eval forward)
     weights = learner.stack.run_state_dict(0)
     feats = torch.func.functional_call(learner.stack.template.encoders[1], {
@@ -146,6 +196,91 @@ def test_assign_adds_to_weak_and_respects_cap(data, caplog):
     assert learner.run_info(0)["classifiers"] == {"audio": 2, "video": 2}
 
 
+def test_an_untrained_classifier_never_votes(data):
+    """A classifier ACA just added changes no prediction until it has stepped once."""
+    learner = make(data, check_every=100)
+    x = [data.test.gather(j, torch.arange(16)) for j in range(2)]
+    before = learner.predict(x)
+    learner.add_classifier(0, 1)
+    after = learner.predict(x)
+    assert torch.equal(after.fused, before.fused) and torch.equal(after.unimodal[1], before.unimodal[1])
+    assert learner.trained.tolist() == [[1, 1]] and learner.counts.tolist() == [[1, 2]]
+    learner.train_step(batch(data, [32, 0]))  # video got no rows: its new classifier has not trained
+    assert learner.trained.tolist() == [[1, 1]]
+    learner.train_step(batch(data, [32, 32]))
+    assert learner.trained.tolist() == [[1, 2]]
+
+
+def test_no_check_after_the_last_epoch(data):
+    """In a run of 4 epochs with T = 2, ACA checks after epoch 2 only: one added after epoch 4 would never train."""
+    learner = make(data, check_every=2)
+    learner.set_run_length(4, 10)
+    for _ in range(4):
+        aca(learner, [0.9, 0.3])
+    assert learner.counts.tolist() == [[1, 2]]
+
+
+def test_trained_run_reports_only_trained_classifiers(data):
+    """Through the trainer (6 epochs, T = 2): every classifier counted at the end has trained and votes."""
+    from training.train_mml import run_seeds
+
+    kwargs = {"check_every": 2, "omega_steps": 5, "tau": 0.0}
+    result = run_seeds("Synthetic", "boosting", kwargs, epochs=6, batch_size=32, seeds=[0], device="cpu",
+                       dataset_kwargs={"n_train": 128, "n_val": 32, "n_test": 32},
+                       progress=False)
+    learner = result.trainer.learner
+    assert torch.equal(learner.counts, learner.trained)
+    assert sum(learner.counts[0].tolist()) == 2 + trained_additions(6, 2)  # τ = 0: one at each check, after 2 and 4
+
+
+def test_release_rule_checks_after_the_first_epoch_on_that_epochs_scores(data):
+    learner = make(data, check_every=3, aca_rule="release")
+    learner.set_run_length(9, 10)
+    aca(learner, [0.9, 0.3])  # after epoch 1: a check
+    assert learner.counts.tolist() == [[1, 2]]
+    learner.score_sum, learner.score_count = torch.tensor([[0.9, 0.3]]), torch.ones(1, 2, dtype=torch.long)
+    learner.on_epoch_end(ON)  # epoch 2: no check, but the window restarts (the release scores one epoch)
+    assert learner.score_count.tolist() == [[0, 0]] and learner.counts.tolist() == [[1, 2]]
+    aca(learner, [0.5, 0.5])  # after epoch 3: a check on this epoch's (balanced) scores alone
+    assert learner.counts.tolist() == [[1, 2]]
+
+
+def test_fusion_weights_weigh_the_modalities_at_inference(data):
+    learner = make(data, check_every=100, fusion_weights=[0.4, 0.6])  # the release's CREMA-D weights
+    x = [data.test.gather(j, torch.arange(16)) for j in range(2)]
+    out = learner.predict(x)
+    assert torch.allclose(out.fused, 0.4 * out.unimodal[0] + 0.6 * out.unimodal[1])
+    with pytest.raises(ValueError, match="one weight per modality"):
+        make(data, fusion_weights=[1.0])
+
+
+def test_step_per_modality_steps_the_head_between_the_modalities(data):
+    """The release's update: audio's loss and step first, then video's loss at the updated head. Audio's
+    encoder moves exactly as in the joint step (its gradient is audio's loss at the start); video's does not."""
+    optim = OptimConfig(lr=0.5, momentum=0.0, weight_decay=0.0)
+    joint, split = make(data, optim=optim), make(data, optim=optim, step_per_modality=True)
+    b = batch(data, [32, 32])
+    start = joint.stack.run_state_dict(0)
+    joint.train_step(b)
+    split.train_step(b)
+    a, s = joint.stack.run_state_dict(0), split.stack.run_state_dict(0)
+    for name in start:
+        moved = not torch.equal(a[name], start[name])
+        if name.startswith(("encoders.0.", "layer1.0.")):
+            torch.testing.assert_close(s[name], a[name])
+        elif moved and name.startswith(("encoders.1.", "layer1.1.", "head.")):
+            assert not torch.allclose(s[name], a[name], atol=1e-7), name
+    slots = {f"slot{r}.{t}" for r in range(2) for t in range(9)}
+    assert set(split.groups) == {"modality0", "modality1", "head"} | slots
+
+
+def test_invalid_options_say_what_is_allowed(data):
+    with pytest.raises(ValueError, match=r"aca_rule must be one of \('paper', 'release'\)"):
+        make(data, aca_rule="ratio")
+    with pytest.raises(ValueError, match=r"residual_weight \(λ\) must be in \[0, 1\]"):
+        make(data, residual_weight=1.5)
+
+
 def test_epoch_end_runs_aca_every_T_epochs(data):
     learner = make(data, check_every=2)
     learner.train_step(batch(data, [32, 32]))
@@ -176,6 +311,11 @@ def test_omega_target_rules():
     s3 = torch.tensor([0.9, 0.5, 0.45])
     assert omega_target(s3, [1, 2, 2], "cover").tolist() == [0.0, 1.0, 1.0]  # every lagging modality covered
     assert omega_target(s3, [1, 2, 2], "onehot").tolist() == [0.0, 0.0, 1.0]
+
+
+def test_default_omega_target_is_the_papers(data):
+    """Re-decided on validation (BENCHMARKS.md "ω target, decided on validation"): cover was not better."""
+    assert make(data).omega_rule == "onehot"
 
 
 def test_flip_keeps_earlier_classifiers_on(data):
@@ -259,3 +399,17 @@ def test_lam_is_the_old_name_of_residual_weight(data):
         assert trainer.cfg.learner_kwargs == {"residual_weight": 0.3}
         assert trainer.learner.residual_weight == 0.3
     assert cfg.learner_kwargs == {"lam": 0.3}  # the caller's config is left as given
+
+
+def test_step_per_modality_folds_each_encoders_batchnorm_statistics_once():
+    """CNN encoders: modality r's encoder runs with the same parameters in both kinds of step, so its
+    BatchNorm running statistics after one per-modality step equal those after one joint step."""
+    raw = load_synthetic(n_train=64, n_val=16, n_test=16, form="raw")
+    joint, split = make(raw), make(raw, step_per_modality=True)
+    b = one_run_batch(raw.train, [16, 16], 16)
+    joint.train_step(b)
+    split.train_step(b)
+    running = [k for k in joint.stack.buffers if k.endswith("running_mean")]
+    assert running and {k.split(".")[1] for k in running} == {"0", "1"}  # both encoders have BatchNorm
+    for name in running:
+        torch.testing.assert_close(split.stack.buffers[name], joint.stack.buffers[name])

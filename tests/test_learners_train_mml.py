@@ -81,3 +81,25 @@ def test_train_mml_cli_reports_mean_and_std_over_seeds(tmp_path, capsys):
     out = capsys.readouterr().out
     mean, std = 100 * results["test_mean"]["fused_acc"], 100 * results["test_std"]["fused_acc"]
     assert f"{mean:.2f} ± {std:.2f}" in out and "mean ± std over 3" in out and "seeds 7-9" in out
+
+
+def test_best_val_selection_reports_each_seeds_best_validation_epoch(tmp_path):
+    """``select="best-val"``: each seed reports the model of its epoch with the best validation accuracy
+    (the first of equals) — the same test numbers as a run stopped at that epoch; chosen on validation only."""
+    batch = run_seeds("Synthetic", "joint", {}, epochs=4, batch_size=32, seeds=[3, 5], device="cpu",
+                      dataset_kwargs=TINY, progress=False, select="best-val")
+    for r in batch.runs:
+        val = [h["val_acc"] for h in r.history]
+        assert r.epoch == val.index(max(val)) + 1
+        stopped, _ = run("Synthetic", "joint", {}, epochs=r.epoch, batch_size=32, seed=r.seed, device="cpu",
+                         dataset_kwargs=TINY, progress=False)
+        assert r.test == pytest.approx(stopped, abs=1e-4)
+    last = run_seeds("Synthetic", "joint", {}, epochs=4, batch_size=32, seeds=[3, 5], device="cpu",
+                     dataset_kwargs=TINY, progress=False)
+    assert [r.epoch for r in last.runs] == [4, 4]  # the default: the last epoch
+    with pytest.raises(ValueError, match="select must be one of"):
+        run_seeds("Synthetic", "joint", {}, epochs=1, seeds=[0], dataset_kwargs=TINY, progress=False, select="test")
+    run_dir = main(["--select", "best-val", "--epochs", "2", "--batch-size", "32", "--device", "cpu", "--no-progress",
+                    "--log-dir", str(tmp_path / "r"), "--dataset-kwargs", "n_train=200", "n_val=50", "n_test=50"])
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["select"] == "best-val" and results["runs"][0]["epoch"] in (1, 2)

@@ -19,7 +19,8 @@ A policy is a heuristic name (its env is made with the env settings it stands fo
 train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the env of
 <run dir>/config.yaml, then --env-kwargs: e.g. dataset_kwargs.seed=1 scores an agent on other
 data, a generalisation check). Heuristics run on the env settings of the first run dir given,
-then --env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead.
+then --env-kwargs. --learners trains each inner learner without RL (train_mml.py) instead;
+each seed reports its last epoch, or with --select best-val its epoch of best validation accuracy.
 Output (--out, default a new runs/eval/<env>_<n>; an --out that another evaluation is writing,
 or that holds an earlier one's results without --overwrite, is refused): results.md (two
 tables: mean ± std over seeds of fused and per-modality test accuracy, macro-F1 and mAP, the
@@ -92,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "applied after a run's own settings, to its agent and to the heuristics")
     p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="LEARNER.KEY=VALUE",
                    help="--learners mode: per-learner keyword arguments, e.g. boosting.check_every=2")
+    p.add_argument("--select", choices=train_mml.SELECTIONS, default=None,
+                   help="--learners mode: the model each seed reports, its last epoch (default) or its best epoch on "
+                   "validation (best-val); never chosen on the test set")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default: a new runs/eval/<env>_<n>); refused while another evaluation "
                    "writes there, and when it holds an earlier evaluation's results (unless --overwrite)")
@@ -244,7 +248,7 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int], names: list[st
     modalities: tuple[str, ...] = ()
     for name in names:  # each learner's seeds: one K-run trainer
         result = train_mml.run_seeds(dataset, name, per_learner.get(name), seeds=seeds,
-                                     progress=not args.no_progress, **env_kwargs)
+                                     progress=not args.no_progress, select=args.select or "last", **env_kwargs)
         modalities = result.modalities
         records[name] = [report.Record(r.test, {"val_acc": [h["val_acc"] for h in r.history]}) for r in result.runs]
     return records, modalities
@@ -262,6 +266,8 @@ def main(argv: list[str] | None = None) -> Path:
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
     ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
+    if args.policies and args.select:
+        raise UsageError("--select applies to --learners (a policy's episode reports its last epoch)")
     # the output folder is this process's from here on (a second writer is refused, not interleaved);
     # one it created is removed again if the evaluation fails (bad input leaves no directory)
     if args.out:
@@ -293,8 +299,9 @@ def write_results(args: argparse.Namespace, seeds: list[int], names: list[str], 
     rewards = report.rewards_of(records)
     table = report.markdown_table(summary, modalities, len(seeds), rewards)
     paired = report.paired_markdown(comparisons, baseline, len(seeds))
-    (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}\n\n{table}\n"
-                                    f"{paired}")
+    chosen = " (each seed's best epoch on validation)" if args.select == "best-val" else ""
+    (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}{chosen}\n\n"
+                                    f"{table}\n{paired}")
     report.write_csv(out / "results.csv", summary, modalities, len(seeds))
     report.write_comparison_csv(out / "comparison.csv", comparisons, baseline)
     files = [out / "results.md", out / "results.csv", out / "comparison.csv",

@@ -124,6 +124,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-tb", "--tensorboard-log", default=None, metavar="DIR",
                    help="TensorBoard root: the run logs into its own new folder DIR/<algo>/<env>_<n>, so runs "
                    "sharing DIR never mix curves (default: the run directory)")
+    p.add_argument("--log-test", action="store_true",
+                   help="also log each training episode's test metrics (episode/test/...); off by default, since a "
+                   "test curve invites picking a run by its test score (the final comparison's test table stays)")
     p.add_argument("--eval-episodes", type=int, default=None, metavar="N",
                    help="seeds (episodes) of the final comparison of the agent and the baselines "
                    "(default: the config's eval_episodes, else 3)")
@@ -294,15 +297,16 @@ def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
     ``--ray``: the K runs spread over ``--ray-workers`` Ray actors (``RayVectorEnv``), as batched."""
     if cfg.get("ray"):
         venv = ray_cluster.make_vec_env(cfg["env"], cfg["n_envs"], cfg["env_kwargs"], cfg["ray_workers"])
-        return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env")))
+        return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env"), cfg.get("log_test", False)))
     if cfg.get("vec_env", "batched") == "batched":
         venv = make_vec_env(cfg["env"], cfg["n_envs"], cfg["env_kwargs"])
-        return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env")))
+        return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env"), cfg.get("log_test", False)))
     make_env(cfg["env"], cfg["env_kwargs"]).close()  # a bad setting fails here, with its message
 
     def factory(i: int) -> Any:
         log_dir = str(tb_root / ("env" if i == 0 else f"env_{i}"))
-        return lambda: Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), log_dir))
+        return lambda: Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), log_dir,
+                                               log_test=cfg.get("log_test", False)))
 
     cls = SubprocVecEnv if cfg.get("vec_env") == "subproc" else DummyVecEnv
     return cls([factory(i) for i in range(cfg["n_envs"])])
@@ -317,7 +321,8 @@ def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, started:
     if cfg.get("n_envs", 1) > 1 or cfg.get("ray"):
         env = vec_env(cfg, tb_root)
     else:
-        env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env")))
+        env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env"),
+                                      log_test=cfg.get("log_test", False)))
     try:
         return train_on(env, cfg, run_dir, args, tb_root, started)
     finally:  # also when stopped: a Ray env's actors hold their cluster resources until closed

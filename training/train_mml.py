@@ -52,8 +52,11 @@ from training.validate import check_dataset_kwargs, check_device, check_finite, 
 # over the dataset's defaults). Presets that drive an env with a policy (BSS rows) also carry ``env``
 # and ``policy``; ``targets`` says which published number a preset reproduces.
 CONFIG_KEYS = ("dataset", "learner", "learner_kwargs", "dataset_kwargs", "epochs", "batch_size", "seed", "seeds",
-               "device", "log_dir", "threads", "optim")
+               "device", "log_dir", "threads", "optim", "select")
 META_KEYS = ("targets", "env", "policy", "env_kwargs")
+# which epoch's model a run reports: the last (default, the honest protocol) or the one with the best
+# validation accuracy (the releases pick the best epoch on the TEST set; never that here)
+SELECTIONS = ("last", "best-val")
 ENV_KEYS = ("learner", "learner_kwargs", "dataset_kwargs", "epochs", "batch_size", "optim")
 # what an earlier run left in --log-dir (--overwrite removes these; config.yaml and command.txt are rewritten)
 OUTPUTS = ("results.json", "events.out.tfevents.*", "seed_*/events.out.tfevents.*")
@@ -108,6 +111,7 @@ class SeedRun:
     test: dict[str, float]
     learner_info: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0  # the epoch (1-based) whose model ``test`` and ``learner_info`` are of
 
 
 @dataclass
@@ -128,16 +132,21 @@ class SeedRuns:
 def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict[str, Any] | None = None,
               epochs: int = 8, batch_size: int = 64, seeds: Sequence[int] = (0,), device: str = "auto",
               log_dir: str | None = None, dataset_kwargs: dict[str, Any] | None = None, progress: bool = True,
-              optim: dict[str, Any] | None = None, engine: str = "auto") -> SeedRuns:
+              optim: dict[str, Any] | None = None, engine: str = "auto", select: str = "last") -> SeedRuns:
     """Train ``learner`` for ``epochs`` once per seed, all K = len(seeds) runs at once (one K-run
     trainer: the batched engine where it covers the learner and encoders, else in sequence;
     ``mmrl_env.engine.select``). Every modality gets B samples per iteration (plain joint
     sampling). Per epoch, one batched predict gives every run's validation accuracies.
     ``log_dir``: TensorBoard events there (one seed) or in ``log_dir/seed_<s>`` per seed.
-    ``optim`` overrides fields of the dataset's default optimisation (lr, StepLR period, ...)."""
+    ``optim`` overrides fields of the dataset's default optimisation (lr, StepLR period, ...).
+    ``select``: each run reports its last epoch's model (``last``) or the epoch with its best
+    validation accuracy (``best-val``; the first of equals), chosen on validation only: the test
+    split is predicted at an epoch that improves a run's best, and only that run's numbers are kept."""
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("run_seeds needs at least one seed")
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
     trainer = build_run_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device,
                                 len(seeds), engine)
     trainer.reset(seeds)
@@ -148,10 +157,17 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
     if log_dir:
         writers = [SummaryWriter(log_dir if len(seeds) == 1 else str(Path(log_dir) / f"seed_{s}")) for s in seeds]
     what = f"{learner} on {dataset}" + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
+    best = [float("-inf")] * len(seeds)
     for epoch in tqdm(range(epochs), desc=what, disable=not progress):
         loss = trainer.train(trainer.iterations_per_epoch, sizes).detach().cpu()
         pred, y = trainer.predict(trainer.dataset.val)
         scores = validation_scores(pred.fused, pred.unimodal, y, names)  # every run at once
+        if select == "best-val":
+            improved = [k for k in range(len(seeds)) if float(scores["acc"][k]) > best[k]]
+            for k in improved:
+                best[k] = float(scores["acc"][k])
+            if improved:
+                keep_test(trainer, runs, improved, epoch + 1)
         for k, (run, writer) in enumerate(zip(runs, writers, strict=True)):
             info = {"train_loss": float(loss[k]), "val_acc": float(scores["acc"][k]),
                     "val_acc_modality": {n: float(scores[f"acc_{n}"][k]) for n in names}, **trainer.run_info(k)}
@@ -161,22 +177,29 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
     for writer in writers:
         if writer is not None:
             writer.close()
-    pred, y = trainer.predict(trainer.dataset.test)
-    for k, run in enumerate(runs):
-        run.test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y, names)
-        run.learner_info = trainer.run_info(k)
+    if select == "last":
+        keep_test(trainer, runs, list(range(len(seeds))), epochs)
     return SeedRuns(names, runs, trainer)
+
+
+def keep_test(trainer: Any, runs: list[SeedRun], which: list[int], epoch: int) -> None:
+    """The test metrics and learner info of runs ``which`` now, as their reported model (of ``epoch``)."""
+    names = tuple(trainer.dataset.modality_names)
+    pred, y = trainer.predict(trainer.dataset.test)
+    for k in which:
+        runs[k].test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y, names)
+        runs[k].learner_info, runs[k].epoch = trainer.run_info(k), epoch
 
 
 def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict[str, Any] | None = None,
         epochs: int = 8, batch_size: int = 64, seed: int = 0, device: str = "auto", log_dir: str | None = None,
         dataset_kwargs: dict[str, Any] | None = None, progress: bool = True,
-        history: list[dict[str, Any]] | None = None, optim: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None, optim: dict[str, Any] | None = None, select: str = "last",
         ) -> tuple[dict[str, float], Any]:
     """One seed: ``run_seeds`` with K = 1. Returns (test metrics, the trained learner: one run, ``run_info(0)``);
     ``history``, when given, receives each epoch's validation accuracies and learner info."""
     result = run_seeds(dataset, learner, learner_kwargs, epochs, batch_size, [seed], device, log_dir, dataset_kwargs,
-                       progress, optim)
+                       progress, optim, select=select)
     if history is not None:
         history.extend(result.runs[0].history)
     return result.runs[0].test, result.trainer.learner
@@ -225,6 +248,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="train seeds S..S+N-1 (S = --seed) as one batch and report mean ± std (default 1)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--select", choices=SELECTIONS, default="last",
+                   help="the model each seed reports: its last epoch (default) or its epoch with the best validation "
+                   "accuracy (best-val); the papers' releases pick the best epoch on the test set, never done here")
     p.add_argument("-f", "--log-folder", default="runs",
                    help="root of the run directories (default runs): <root>/mml/<dataset>-<learner>_<n>")
     p.add_argument("--log-dir", default=None, metavar="DIR",
@@ -284,7 +310,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     set_threads(a.threads)
     cfg = {"dataset": a.dataset, "learner": a.learner, "learner_kwargs": learner_kwargs, "epochs": a.epochs,
            "batch_size": a.batch_size, "seed": a.seed, "seeds": a.seeds, "device": a.device,
-           "dataset_kwargs": dataset_kwargs, "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic)}
+           "dataset_kwargs": dataset_kwargs, "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic),
+           "select": a.select}
     if a.log_dir:  # this process's while it runs; an earlier run's results are not replaced unasked
         run_dir = Path(a.log_dir)
         made = claim_dir(run_dir, "--log-dir", OUTPUTS, a.overwrite)
@@ -299,7 +326,8 @@ def main(argv: list[str] | None = None) -> Path | None:
         seeds = [a.seed + i for i in range(a.seeds)]
         try:
             result = run_seeds(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, seeds, a.device,
-                               str(run_dir), dataset_kwargs, progress=not a.no_progress, optim=cfg_file.get("optim"))
+                               str(run_dir), dataset_kwargs, progress=not a.no_progress, optim=cfg_file.get("optim"),
+                               select=a.select)
         except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
             if made:  # a directory this run created is removed again when the run fails
                 remove_run_dir(run_dir)
@@ -313,16 +341,18 @@ def main(argv: list[str] | None = None) -> Path | None:
 def report_seeds(result: SeedRuns, run_dir: Path, a: argparse.Namespace) -> None:
     """results.json (per seed, plus the one seed's or the mean/std's metrics) and the terminal table."""
     runs = result.runs
-    out: dict[str, Any] = {"seeds": [r.seed for r in runs],
-                           "runs": [{"seed": r.seed, "test": r.test, "learner_info": r.learner_info} for r in runs]}
+    out: dict[str, Any] = {"seeds": [r.seed for r in runs], "select": a.select,
+                           "runs": [{"seed": r.seed, "epoch": r.epoch, "test": r.test, "learner_info": r.learner_info}
+                                    for r in runs]}
     mean, std = result.mean_std()
+    chosen = "" if a.select == "last" else ", best-val epoch " + "/".join(str(r.epoch) for r in runs)
     if len(runs) == 1:
         out.update(test=runs[0].test, learner_info=runs[0].learner_info)
-        title = f"Test metrics of {a.learner} on {a.dataset} (seed {runs[0].seed}, {a.epochs} epochs)"
+        title = f"Test metrics of {a.learner} on {a.dataset} (seed {runs[0].seed}, {a.epochs} epochs{chosen})"
     else:
         out.update(test_mean=mean, test_std=std)
         title = (f"Test metrics of {a.learner} on {a.dataset} (mean ± std over {len(runs)} seeds "
-                 f"{runs[0].seed}-{runs[-1].seed}, {a.epochs} epochs)")
+                 f"{runs[0].seed}-{runs[-1].seed}, {a.epochs} epochs{chosen})")
     write_json_atomic(run_dir / "results.json", out)
     table = format_table(mean, list(result.modalities), title, std if len(runs) > 1 else None)
     Console(width=max(100, Console().width)).print(table)

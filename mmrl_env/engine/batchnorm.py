@@ -43,6 +43,20 @@ class _Rows:
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _ROWS: ContextVar[_Rows | None] = ContextVar("mmrl_bn_rows", default=None)
+_BATCH_STATS: ContextVar[bool] = ContextVar("mmrl_bn_batch_stats", default=False)
+
+
+@contextlib.contextmanager
+def batch_statistics() -> Iterator[None]:
+    """Within this scope, eval-mode :class:`MaskedBatchNorm` layers normalise with the statistics
+    of the rows they are given (every row), as ``nn.BatchNorm`` does in ``train()`` mode, and
+    record and change nothing: a prediction "in train mode" without touching the running stats
+    (BSS's measurer as the authors' code runs it; :class:`~mmrl_env.monitors.balance.BalanceMeasurer`)."""
+    token = _BATCH_STATS.set(True)
+    try:
+        yield
+    finally:
+        _BATCH_STATS.reset(token)
 
 
 @contextlib.contextmanager
@@ -70,6 +84,11 @@ class MaskedBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         shape = (1, -1) + (1,) * (x.dim() - 2)
+        if not self.training and _BATCH_STATS.get():
+            dims = (0, *range(2, x.dim()))
+            var, mean = torch.var_mean(x, dim=dims, correction=0)
+            scale = torch.rsqrt(var + self.eps) * self.weight
+            return (x - mean.view(shape)) * scale.view(shape) + self.bias.view(shape)
         if not self.training:
             scale = torch.rsqrt(self.running_var + self.eps)
             return (x - self.running_mean.view(shape)) * (scale * self.weight).view(shape) + self.bias.view(shape)

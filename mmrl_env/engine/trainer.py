@@ -206,14 +206,15 @@ class VectorTrainer:
         self._end_epoch(participating)
         return total / torch.tensor([max(len(p), 1) for p in parts], device=self.device)
 
-    def predict(self, split: Split, idx: Tensor | None = None) -> tuple[VectorPrediction, Tensor]:
+    def predict(self, split: Split, idx: Tensor | None = None, chunk_size: int | None = None
+                ) -> tuple[VectorPrediction, Tensor]:
         """Every run's predictions on ``split`` (or its subset ``idx``, shared by all runs), in
-        chunks: (K, N, C) logits and the (N,) labels. A host index (the default) lets a
-        memory-mapped split read without waiting for the GPU."""
+        chunks of ``chunk_size`` (default :meth:`eval_chunk`, bounded in input values): (K, N, C) logits and the (N,)
+        labels. A host index (the default) lets a memory-mapped split read without waiting for the GPU."""
         if idx is None:
             idx = torch.arange(len(split))
         chunks = [self.learner.predict([split.gather(j, part) for j in range(self.dataset.num_modalities)])
-                  for part in idx.split(self.eval_chunk(split))]
+                  for part in idx.split(chunk_size or self.eval_chunk(split))]
         fused = torch.cat([c.fused for c in chunks], dim=1)
         uni = [torch.cat([c.unimodal[j] for c in chunks], dim=1) for j in range(self.dataset.num_modalities)]
         multi = None if chunks[0].multi is None else torch.cat([c.multi for c in chunks], dim=1)

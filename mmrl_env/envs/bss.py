@@ -40,7 +40,9 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
     measure: when the first balance score is taken at reset: ``start`` (untrained model, as
         the authors' code) or ``warmup`` (after one full-data epoch, which is not a step).
     remeasure_every: re-measure after every E epochs (default 5; None = measure once).
-    measurer_kwargs: ``{"alpha": 0.2}``, α of the measurer's loss (eq. 5).
+    measurer_kwargs: ``{"alpha": 0.2, "mode": "eval"}``: α of the measurer's loss (eq. 5); ``mode``
+        ``eval`` (BatchNorm running stats) or ``train`` (batch stats of chunks of B, as the
+        authors' code; :class:`~mmrl_env.monitors.balance.BalanceMeasurer`).
     balance_obs: append [mean prediction similarity of the training set at the last
         measurement, mean balance score of the last epoch's sequence] to the observation.
     """
@@ -61,7 +63,7 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
         if curriculum not in CURRICULA:
             raise ValueError(f"unknown curriculum {curriculum!r}; choose one of {', '.join(CURRICULA)}")
         for name, given, valid in (("curriculum_kwargs", curriculum_kwargs, ("beta", "sampling")),
-                                   ("measurer_kwargs", measurer_kwargs, ("alpha",))):
+                                   ("measurer_kwargs", measurer_kwargs, ("alpha", "mode"))):
             message = unknown_kwargs_message(given or {}, valid, name)
             if message:
                 raise ValueError(message)

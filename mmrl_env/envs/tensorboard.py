@@ -6,7 +6,8 @@ Every numeric leaf of ``info`` becomes a scalar tag ``step/<path>`` at the agent
 (:func:`log_runs`) each tag is the mean over the runs that stepped, at timestep ``step × K``
 (Stable-Baselines3's ``num_timesteps``, so the curves line up with ``sb3_1/``), and the
 spread over the runs of the policy's allocation and of the reward is ``step_std/<path>``. At the end of an episode:
-``episode/return``, ``episode/length``, the test metrics ``episode/test/<metric>`` and one
+``episode/return``, ``episode/length``, the test metrics ``episode/test/<metric>`` only when
+asked (``log_test``: a curve of test scores during training invites picking a run by them) and one
 histogram of the episode's raw actions per action dimension, named by what it controls:
 ``actions/<modality>`` (DUS: a_j, which sets n_j) or ``actions/lambda`` (BSS: a, which sets
 λ). Method-specific quantities (BSS's λ, boosting's classifier counts) appear without code
@@ -100,12 +101,12 @@ def log_runs(writer: SummaryWriter, step: int, rewards: Any, infos: list[dict[st
 
 
 def log_episode(writer: SummaryWriter, episode: int, episode_return: float, actions: list[np.ndarray],
-                info: dict[str, Any], names: list[str]) -> None:
+                info: dict[str, Any], names: list[str], log_test: bool = False) -> None:
     """An ended episode (numbered ``episode``): ``episode/return``, ``episode/length``, its test
-    metrics and one histogram of its ``actions`` per action dimension, ``actions/<name>``."""
+    metrics (with ``log_test`` only) and one histogram of its ``actions`` per action dimension, ``actions/<name>``."""
     writer.add_scalar("episode/return", episode_return, episode)
     writer.add_scalar("episode/length", len(actions), episode)
-    for tag, value in numeric_leaves(info.get("test", {})):
+    for tag, value in numeric_leaves(info.get("test", {})) if log_test else ():
         writer.add_scalar(f"episode/test/{tag}", value, episode)
     stacked = np.stack(actions)
     for i, name in enumerate(names[: stacked.shape[1]]):
@@ -116,10 +117,10 @@ def log_episode(writer: SummaryWriter, episode: int, episode_return: float, acti
 class TensorBoardInfo(gym.Wrapper):
     """Log ``info``/reward per step and a summary per episode to ``log_dir``."""
 
-    def __init__(self, env: gym.Env, log_dir: str, skip: tuple[str, ...] = SKIP) -> None:
+    def __init__(self, env: gym.Env, log_dir: str, skip: tuple[str, ...] = SKIP, log_test: bool = False) -> None:
         super().__init__(env)
         self.writer = SummaryWriter(log_dir)
-        self.skip = skip
+        self.skip, self.log_test = skip, log_test
         self.global_step = 0
         self.episode = 0
         self._actions: list[np.ndarray] = []
@@ -138,7 +139,8 @@ class TensorBoardInfo(gym.Wrapper):
         log_step(self.writer, self.global_step, reward, info, self.skip)
         if terminated or truncated:
             self.episode += 1
-            log_episode(self.writer, self.episode, self._return, self._actions, info, self.action_names)
+            log_episode(self.writer, self.episode, self._return, self._actions, info, self.action_names,
+                        self.log_test)
         return obs, reward, terminated, truncated, info
 
     @property

@@ -10,11 +10,13 @@ the imbalance is; a small network ω turns the scores into weights of the added 
 for two modalities where ACA keeps feeding the same weak one. Fitted to convergence, that
 target sets ω ≈ 0 for every other modality, which switches off (forward AND gradient) the
 classifiers ACA added to a lagging-but-not-weakest modality (M > 2), or to the formerly weak
-modality once the order flips (M = 2). ``"cover"`` (default) keeps g = 1 on every lagging
-modality (the weakest and, for M > 2, each one ACA would give a classifier) and gives a
-leading modality that owns added classifiers g = s_min / s_r ∈ (0, 1): damped by how far it
-leads, never off. While no such flip happens it equals the paper's rule. ``"onehot"`` is the
-paper's literal g. Measured on Synthetic (BENCHMARKS.md, learners).
+modality once the order flips (M = 2). ``"cover"`` keeps g = 1 on every lagging modality (the
+weakest and, for M > 2, each one ACA would give a classifier) and gives a leading modality that
+owns added classifiers g = s_min / s_r ∈ (0, 1): damped by how far it leads, never off. While no
+such flip happens it equals the paper's rule. ``"onehot"`` (default) is the paper's literal g:
+on Synthetic's validation split, over seeds other than the benchmark's, ``cover`` was not better
+(−0.3 [−0.8, +0.2] fused points, BENCHMARKS.md "ω target, decided on validation"), so the
+paper's rule stays the default.
 
 Dynamic classifier counts across K runs (run k = one inner run with its own seed), solved with
 slots and masks:
@@ -61,8 +63,10 @@ from mmrl_env.models.boosting import BoostingNet, OmegaNet
 log = logging.getLogger(__name__)
 
 def residual_target(onehot: Tensor, prev_probs: Tensor, residual_weight: float) -> Tensor:
-    """ŷ = (y − λ·y ⊙ p).clamp(min=0) from p, the summed softmax of the earlier classifiers (N, K)."""
-    return (onehot - residual_weight * onehot * prev_probs).clamp(min=0)
+    """ŷ = y − λ·y ⊙ p (eq. 1), p (N, K) = softmax(Σ_{j<t} z_j), the prediction of the ensemble of the
+    earlier classifiers (SPEC §5, as the release's ``train_CREMAD.py``), zeros for the first classifier.
+    With λ ∈ [0, 1] the target's true-class entry stays in [1 − λ, 1] however many classifiers precede."""
+    return onehot - residual_weight * onehot * prev_probs
 
 
 def soft_ce(logits: Tensor, target: Tensor, batch_size: int) -> Tensor:
@@ -70,28 +74,54 @@ def soft_ce(logits: Tensor, target: Tensor, batch_size: int) -> Tensor:
     return -(target * logits.float().log_softmax(-1)).sum() / batch_size
 
 
-def aca_decision(scores: Tensor, sigma: float = 1.0, tau: float = 0.01) -> list[int]:
+def aca_decision(scores: Tensor, sigma: float = 1.0, tau: float = 0.01, rule: str = "paper") -> list[int]:
     """Modalities that get a classifier, from the window's OGM scores (Algorithm 1).
 
-    M = 2 (paper): s^a − σ·s^v > τ → modality 1 (v); < −τ → modality 0 (a); else none.
+    ``paper``, M = 2: s^a − σ·s^v > τ → modality 1 (v); < −τ → modality 0 (a); else none.
+    ``release`` (``train_CREMAD.py``), M = 2: the ratio s^a / s^v against σ ± τ (σ = 1, τ = 0.01).
     M > 2 (our rule; README "The inner learners"): every modality whose score is below the mean
-    of the others by more than τ.
+    of the others by more than τ (``paper``), or whose score over that mean is below σ − τ
+    (``release``).
     """
     s = [float(x) for x in scores.tolist()]
-    if len(s) == 2:
+    m = len(s)
+    others = [(sum(s) - x) / (m - 1) for x in s]
+    if rule == "release":
+        if m == 2:
+            ratio = s[0] / max(s[1], 1e-8)
+            return [1] if ratio > sigma + tau else [0] if ratio < sigma - tau else []
+        return [r for r, x in enumerate(s) if x / max(others[r], 1e-8) < sigma - tau]
+    if m == 2:
         diff = s[0] - sigma * s[1]
         return [1] if diff > tau else [0] if diff < -tau else []
-    total = sum(s)
-    return [r for r, x in enumerate(s) if (total - x) / (len(s) - 1) - x > tau]
+    return [r for r, x in enumerate(s) if others[r] - x > tau]
+
+
+def is_check_epoch(epoch: int, period: int, rule: str = "paper", epochs: int | None = None) -> bool:
+    """Whether ACA checks after 0-based ``epoch`` of a run of ``epochs``: after every T-th epoch
+    (paper), and also after the first one (``release``); never after the run's last epoch, where
+    a classifier added would never train (when the run length is known)."""
+    if epochs is not None and epoch + 1 >= epochs:
+        return False
+    return (epoch + 1) % period == 0 or (rule == "release" and epoch == 0)
+
+
+def trained_additions(epochs: int, period: int, rule: str = "paper") -> int:
+    """How many classifiers ACA can add, and train, in a run of ``epochs`` with period T: the
+    count of check epochs (the most one modality can get; the cap ``max_classifiers`` aside)."""
+    return sum(is_check_epoch(e, period, rule, epochs) for e in range(epochs))
 
 
 OMEGA_TARGETS = ("cover", "onehot")
-AUTO_ACA_FRACTION = 0.2  # "auto" T: a fifth of the run, the paper's CREMA-D ratio (T = 20 of 100 epochs)
+RULES = ("paper", "release")  # ``first_loss`` and ``aca_rule``: the paper's rule or the authors' code's
+# "auto" T: a fifth of the run, so that ACA acts 4 times in the short runs "auto" is meant for (8 epochs: T = 2).
+# Not the paper's ratio: its CREMA-D setting is T = 20 of 200 epochs, a tenth (the release sets T = epochs / 10).
+AUTO_ACA_FRACTION = 0.2
 PAPER_T = 20  # "auto" before the run length is known (a learner built outside a trainer)
 
 
 def omega_target(scores: Tensor, counts: list[int], rule: str = "cover", sigma: float = 1.0,
-                 tau: float = 0.01) -> Tensor:
+                 tau: float = 0.01, aca_rule: str = "paper") -> Tensor:
     """ω's regression target g from the window's scores and the classifier counts (module docstring).
 
     ``onehot``: g = one-hot of the weakest modality (paper). ``cover``: g_r = 1 for every lagging
@@ -103,7 +133,7 @@ def omega_target(scores: Tensor, counts: list[int], rule: str = "cover", sigma: 
     g = nn.functional.one_hot(torch.tensor(weakest, device=s.device), s.numel()).float()
     if rule == "onehot":
         return g
-    lagging = {weakest, *aca_decision(s, sigma, tau)}
+    lagging = {weakest, *aca_decision(s, sigma, tau, aca_rule)}
     for r, count in enumerate(counts):
         if r in lagging:
             g[r] = 1.0
@@ -112,12 +142,21 @@ def omega_target(scores: Tensor, counts: list[int], rule: str = "cover", sigma: 
     return g
 
 
-def check_kwargs(max_classifiers: int, omega_target: str) -> None:
-    """``max_classifiers`` and ``omega_target`` as :class:`BoostingLearner` accepts them."""
+def check_kwargs(max_classifiers: int, omega_target: str, residual_weight: float = 0.2, first_loss: str = "paper",
+                 aca_rule: str = "paper", fusion_weights: Sequence[float] | None = None,
+                 num_modalities: int | None = None) -> None:
+    """The keyword arguments as :class:`BoostingLearner` accepts them (a clear error otherwise)."""
     if max_classifiers < 1:
         raise ValueError(f"max_classifiers must be >= 1, got {max_classifiers}")
     if omega_target not in OMEGA_TARGETS:
         raise ValueError(f"omega_target must be one of {OMEGA_TARGETS}, got {omega_target!r}")
+    if not 0.0 <= residual_weight <= 1.0:
+        raise ValueError(f"residual_weight (λ) must be in [0, 1] (AUG eq. 1), got {residual_weight}")
+    for name, value in (("first_loss", first_loss), ("aca_rule", aca_rule)):
+        if value not in RULES:
+            raise ValueError(f"{name} must be one of {RULES}, got {value!r}")
+    if fusion_weights is not None and num_modalities is not None and len(fusion_weights) != num_modalities:
+        raise ValueError(f"fusion_weights needs one weight per modality ({num_modalities}), got {list(fusion_weights)}")
 
 
 class SlotBoostingNet(BoostingNet):
@@ -162,20 +201,22 @@ def ensemble(z: Tensor, count: Tensor, omega: Tensor) -> tuple[Tensor, Tensor, T
 
 
 def boosting_losses(z: Tensor, count: Tensor, omega: Tensor, labels: Tensor, mask: Tensor, residual_weight: float,
-                    batch_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                    batch_size: int, first_once: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(ε, ε_o, ε_p) of one modality of one run (eqs. 2–4), and its ensemble's logits.
 
     ``z`` (W, N, C): the logits of the modality's W classifier slots, of which the first
     ``count`` are live (the added ones scaled by ``omega``); only the rows where ``mask`` is 1
     count. ε: the newest classifier vs the residual labels; ε_o: the live ones summed vs y;
-    ε_p: the earlier ones summed vs y (0 when ``count`` is 1).
+    ε_p: the earlier ones summed vs y (0 when ``count`` is 1). With one classifier ε and ε_o are
+    the same CE, counted twice as eq. 5 reads; ``first_once`` counts it once (ε = 0), as the release.
     """
     z, total, newest, earlier = ensemble(z, count, omega)
-    earlier_slots = slot_weights(z.shape[0], count, torch.float32)[2]
-    prev_probs = (z.detach().float().softmax(-1) * earlier_slots).sum(0)
+    prev_probs = torch.where(count > 1, earlier.detach().float().softmax(-1), 0.0)  # the earlier ensemble's p
     onehot = (labels.unsqueeze(-1) == torch.arange(z.shape[-1], device=labels.device)).float()
     target = residual_target(onehot, prev_probs, residual_weight) * mask.unsqueeze(1)
     eps = soft_ce(newest, target, batch_size)
+    if first_once:
+        eps = torch.where(count > 1, eps, torch.zeros_like(eps))
     eps_o = masked_batch_normalised_ce(total.float(), labels, mask, batch_size)
     eps_p = torch.where(count > 1, masked_batch_normalised_ce(earlier.float(), labels, mask, batch_size), 0.0)
     return eps, eps_o, eps_p, total
@@ -194,12 +235,22 @@ def forked(generator: torch.Generator) -> torch.Generator:
 class BoostingLearner(StackedLearner):
     """K AUG runs. Unimodal logits = Σ_t ω-weighted classifier logits; inference = their late-fusion sum.
 
-    ``residual_weight`` (λ, residual softening), ``check_every`` (ACA period T in epochs; ``"auto"`` =
-    ``AUTO_ACA_FRACTION`` of the run, so ACA acts in short runs too; 20 until a trainer tells the
-    run length), ``sigma``, ``tau``, ``max_classifiers`` (cap per modality), ``hidden`` (Layer1
-    width), ``omega_target`` (``cover`` / ``onehot``, module docstring), ``omega_lr`` /
+    ``residual_weight`` (λ ∈ [0, 1], residual softening), ``check_every`` (ACA period T in epochs;
+    ``"auto"`` = ``AUTO_ACA_FRACTION`` of the run, so ACA acts in short runs too; 20 until a trainer
+    tells the run length), ``sigma``, ``tau``, ``max_classifiers`` (cap per modality), ``hidden``
+    (Layer1 width), ``omega_target`` (``onehot``, the paper's, or ``cover``; module docstring), ``omega_lr`` /
     ``omega_steps`` (ω's optimiser at each ACA call; the paper trains it "until convergence"
     with the backbone's optimiser type).
+
+    Where the authors' code differs from the paper, the paper's rule is the default and the code's
+    is a switch (README "AUG: the paper and the release"): ``first_loss`` (``"release"``: the CE of
+    a lone classifier counted once), ``aca_rule`` (``"release"``: ratio s^a/s^v against σ ± τ on the
+    last epoch's scores, checked after the first epoch too), ``step_per_modality`` (one optimizer
+    step per modality per batch, in modality order, the shared head stepping in each), and
+    ``fusion_weights`` (fixed late-fusion weights per modality; the release's CREMA-D: 0.4, 0.6).
+
+    A classifier votes in :meth:`predict` only after it has trained for one step (``trained``), and
+    no ACA check runs after the run's last epoch: no untrained classifier is ever scored.
     """
 
     # old keyword -> new; applied where learners are checked and built (``mmrl_env.kwargs.apply_renames``)
@@ -208,17 +259,26 @@ class BoostingLearner(StackedLearner):
     def __init__(self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device,
                  generators: Sequence[torch.Generator], residual_weight: float = 0.2, check_every: int | str = "auto",
                  sigma: float = 1.0, tau: float = 0.01, max_classifiers: int = 10, hidden: int = 256,
-                 omega_target: str = "cover", omega_lr: float = 1e-3, omega_steps: int = 100) -> None:
-        check_kwargs(max_classifiers, omega_target)
+                 omega_target: str = "onehot", omega_lr: float = 1e-3, omega_steps: int = 100,
+                 first_loss: str = "paper", aca_rule: str = "paper", step_per_modality: bool = False,
+                 fusion_weights: Sequence[float] | None = None) -> None:
+        m = dataset.num_modalities
+        check_kwargs(max_classifiers, omega_target, residual_weight, first_loss, aca_rule, fusion_weights, m)
         self.check_every_arg = check_every
         self.check_every = auto_period(check_every, None, AUTO_ACA_FRACTION, PAPER_T, "check_every")
         self.residual_weight, self.sigma, self.tau, self.omega_rule = residual_weight, sigma, tau, omega_target
         self.max_classifiers, self.hidden, self.omega_steps = max_classifiers, hidden, omega_steps
-        m = dataset.num_modalities
+        self.first_once, self.aca_rule, self.step_per_modality = first_loss == "release", aca_rule, step_per_modality
+        self.fusion_weights = None if fusion_weights is None else [float(w) for w in fusion_weights]
         super().__init__(lambda: SlotBoostingNet(dataset.modalities, dataset.num_classes, hidden, max_classifiers),
                          dataset, optim, device, generators)
         self.generators = list(generators)
-        self.add_group("model", lambda n: not n.startswith("slots."))
+        if step_per_modality:  # the release: encoder r and its Layer1s step with modality r's loss, the head with each
+            for r in range(m):
+                self.add_group(f"modality{r}", lambda n, r=r: n.startswith((f"encoders.{r}.", f"layer1.{r}.")))
+            self.add_group("head", lambda n: n.startswith("head."))
+        else:
+            self.add_group("model", lambda n: not n.startswith("slots."))
         for r in range(m):
             for t in range(max_classifiers - 1):
                 self.add_group(f"slot{r}.{t}", lambda n, r=r, t=t: n.startswith(f"slots.{r}.{t}."))
@@ -228,10 +288,12 @@ class BoostingLearner(StackedLearner):
         self.omega_lr = torch.full((len(generators),), omega_lr, dtype=torch.float64, device=device)
         k = len(generators)
         self.counts = torch.ones(k, m, dtype=torch.long)  # live classifiers per run and modality (host)
+        self.trained = torch.ones(k, m, dtype=torch.long)  # of those, the ones that have stepped: they vote (host)
         self.omega = torch.ones(k, m, device=device)  # Algorithm 2: ω initialised to 1
         self.score_sum = torch.zeros(k, m, device=device)
         self.score_count = torch.zeros(k, m, dtype=torch.long, device=device)
-        self._train_fn = self.map_runs(grad_and_value(self._loss, has_aux=True), (0, 0, 0, 0, 0, 0, 0, None, None))
+        self._train_fn = self.map_runs(grad_and_value(self._loss, has_aux=True),
+                                       (0, 0, 0, 0, 0, 0, 0, None, None, None))
         self._omega_grad = vmap(grad(self._omega_loss), in_dims=(0, 0, 0))
         self._omega_forward = vmap(self._omega_apply, in_dims=(0, 0))
 
@@ -246,6 +308,7 @@ class BoostingLearner(StackedLearner):
             self.generators[run] = gen
         self.omega_optimizer.reset_runs(idx)
         self.counts[runs] = 1
+        self.trained[runs] = 1
         self.omega[idx] = 1.0
         self.score_sum[idx] = 0.0
         self.score_count[idx] = 0
@@ -257,40 +320,71 @@ class BoostingLearner(StackedLearner):
 
     # --- the step -------------------------------------------------------------------------
     def _loss(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], labels: Tensor, masks: Tensor,
-              counts: Tensor, omega: Tensor, batch_size: int, widths: list[int]
+              counts: Tensor, omega: Tensor, batch_size: int, widths: list[int], only: int | None
               ) -> tuple[Tensor, tuple[list[Tensor], Tensor, dict[str, Any]]]:
-        """One run's AUG loss (eqs. 2–6 summed over modalities, masked rows and slots), mapped over the runs."""
+        """One run's AUG loss (eqs. 2–6 summed over modalities, masked rows and slots; modality
+        ``only``'s alone when given), mapped over the runs."""
         stats: dict[str, Any] = {}
         logits = self._run_model(flat, buffers, inputs, widths, masks, stats)
         loss = torch.zeros((), device=flat.device)
         summed, probs = [], []
         for r, (z, mask) in enumerate(zip(logits, masks, strict=True)):
             eps, eps_o, eps_p, total = boosting_losses(z, counts[r], omega[r], labels, mask, self.residual_weight,
-                                                       batch_size)
-            loss = loss + (eps + eps_o + eps_p)
+                                                       batch_size, self.first_once)
+            if only is None or only == r:
+                loss = loss + (eps + eps_o + eps_p)
             zsum = total.detach().float()
             summed.append(zsum)
             probs.append((true_class_probability(zsum, labels) * mask).sum())
         return loss, (summed, torch.stack(probs), stats)
 
     def train_step(self, batch: VectorBatch) -> VectorStepOutput:
-        """One update of every active run: the base group, and each live slot of each run."""
+        """One update of every active run: the base group, and each live slot of each run (with
+        ``step_per_modality``, one such update per modality, in order)."""
         self._set_training(True)
         active = batch.active
         counts = self.counts.to(self.device, non_blocking=True)  # host copy: no wait for the GPU
         widths = self.widths
-        grads, (loss, (summed, probs, stats)) = self._train_fn(
-            self.stack.flat, self.stack.buffers, batch.inputs, batch.labels, batch.masks, counts, self.omega,
-            batch.batch_size, widths)
-        self.step_group("model", grads, active)
-        for r, width in enumerate(widths):
-            for t in range(width - 1):  # classifier t + 1 of modality r: live where count > t + 1
-                self.step_group(f"slot{r}.{t}", grads, active & (counts[:, r] > t + 1))
-        self.update_batchnorm(stats, active)
+        if self.step_per_modality:
+            loss, summed, probs = self._step_per_modality(batch, counts, widths)
+        else:
+            grads, (loss, (summed, probs, stats)) = self._train_fn(
+                self.stack.flat, self.stack.buffers, batch.inputs, batch.labels, batch.masks, counts, self.omega,
+                batch.batch_size, widths, None)
+            self.step_group("model", grads, active)
+            for r in range(len(widths)):
+                self._step_slots(r, widths[r], grads, active, counts)
+            self.update_batchnorm(stats, active)
+        fed = batch.host_sizes if batch.host_sizes is not None else batch.sizes.cpu()
+        self.trained = torch.where(fed > 0, self.counts, self.trained)  # a fed modality's live classifiers all stepped
         on = active.unsqueeze(1)
         self.score_sum = self.score_sum + torch.where(on, probs.to(self.score_sum.dtype), 0.0)
         self.score_count = self.score_count + batch.sizes * on
         return VectorStepOutput(loss.detach() * active, summed, active)
+
+    def _step_slots(self, r: int, width: int, grads: Tensor, active: Tensor, counts: Tensor) -> None:
+        for t in range(width - 1):  # classifier t + 1 of modality r: live where count > t + 1
+            self.step_group(f"slot{r}.{t}", grads, active & (counts[:, r] > t + 1))
+
+    def _step_per_modality(self, batch: VectorBatch, counts: Tensor, widths: list[int]
+                           ) -> tuple[Tensor, list[Tensor], Tensor]:
+        """The release's update: modality r's loss alone, its gradient, its step (encoder r, its
+        classifiers, the shared head), then the next modality's loss at the updated head. Each
+        modality's logits and scores come from its own pass."""
+        active = batch.active
+        loss, summed, probs = torch.zeros_like(active, dtype=torch.float32), [], []
+        for r in range(len(widths)):
+            grads, (loss_r, (summed_r, probs_r, stats)) = self._train_fn(
+                self.stack.flat, self.stack.buffers, batch.inputs, batch.labels, batch.masks, counts, self.omega,
+                batch.batch_size, widths, r)
+            self.step_group(f"modality{r}", grads, active)
+            self.step_group("head", grads, active)
+            self._step_slots(r, widths[r], grads, active, counts)
+            self.update_batchnorm({k: v for k, v in stats.items() if k.startswith(f"encoders.{r}.")}, active)
+            loss = loss + loss_r.float()
+            summed.append(summed_r[r])
+            probs.append(probs_r[:, r])
+        return loss, summed, torch.stack(probs, dim=1)
 
     # --- adaptive classifier assignment ---------------------------------------------------
     def scores(self) -> Tensor:
@@ -298,14 +392,19 @@ class BoostingLearner(StackedLearner):
         return self.score_sum / self.score_count.to(torch.float32).clamp(min=1)
 
     def on_epoch_end(self, runs: Tensor) -> None:
-        """StepLR for the runs whose epoch ended; ACA for those at a multiple of T of their own epochs."""
+        """StepLR for the runs whose epoch ended; ACA for those at a check epoch of their own
+        (:func:`is_check_epoch`). The ``release`` rule scores the last epoch only: its window
+        restarts at every epoch end."""
         ended = runs.cpu().bool()
-        checking = ended & ((self.epoch + 1) % self.check_every == 0)
+        checking = ended & torch.tensor([is_check_epoch(int(e), self.check_every, self.aca_rule, self.run_epochs)
+                                         for e in self.epoch], dtype=torch.bool)
         super().on_epoch_end(runs)
-        if not checking.any():
+        if checking.any():
+            self.assign(checking, self.scores())
+        window_ends = ended if self.aca_rule == "release" else checking
+        if not window_ends.any():
             return
-        self.assign(checking, self.scores())
-        reset = checking.to(self.device).unsqueeze(1)
+        reset = window_ends.to(self.device).unsqueeze(1)
         self.score_sum = torch.where(reset, 0.0, self.score_sum)
         self.score_count = torch.where(reset, 0, self.score_count)
 
@@ -316,7 +415,7 @@ class BoostingLearner(StackedLearner):
         host = scores.detach().cpu()
         added: list[list[int]] = [[] for _ in range(self.num_runs)]
         for k in runs.cpu().nonzero().flatten().tolist():
-            for r in aca_decision(host[k], self.sigma, self.tau):
+            for r in aca_decision(host[k], self.sigma, self.tau, self.aca_rule):
                 if self._can_add(k, r):
                     self.add_classifier(k, r)
                     added[k].append(r)
@@ -355,7 +454,7 @@ class BoostingLearner(StackedLearner):
         s = scores.detach().float()
         g = torch.zeros_like(s)
         for k in runs.nonzero().flatten().tolist():
-            g[k] = omega_target(s[k], self.counts[k].tolist(), self.omega_rule, self.sigma, self.tau)
+            g[k] = omega_target(s[k], self.counts[k].tolist(), self.omega_rule, self.sigma, self.tau, self.aca_rule)
         x = s.to(self.omega_stack.flat.dtype)
         gate = runs.to(self.device)
         for _ in range(self.omega_steps):
@@ -368,11 +467,14 @@ class BoostingLearner(StackedLearner):
     # --- prediction, reporting, checkpoints -----------------------------------------------
     @torch.no_grad()
     def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
-        """Every run's unimodal logits (its live, ω-weighted classifiers summed) and their sum."""
+        """Every run's unimodal logits (its trained, ω-weighted classifiers summed: one added at
+        the last check votes once it has stepped) and their sum (weighted by ``fusion_weights``)."""
         self._set_training(False)
         forward = self._predict_fn(per_run, 0, 0, None)  # counts and ω per run, widths shared
-        uni = forward(self.stack.flat, self.stack.buffers, inputs, self.counts.to(self.device), self.omega, self.widths)
-        return VectorPrediction(torch.stack(uni).sum(0), uni, None)
+        uni = forward(self.stack.flat, self.stack.buffers, inputs, self.trained.to(self.device), self.omega,
+                      self.widths)
+        weights = self.fusion_weights or [1.0] * len(uni)
+        return VectorPrediction(sum(w * z for w, z in zip(weights, uni, strict=True)), uni, None)
 
     def _forward(self, flat: Tensor, buffers: dict[str, Tensor], inputs: list[Tensor], counts: Tensor,
                  omega: Tensor, widths: list[int]) -> list[Tensor]:
@@ -398,12 +500,13 @@ class BoostingLearner(StackedLearner):
         return out
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"counts": self.counts.clone(), "omega": self.omega.clone(),
+        return {"counts": self.counts.clone(), "trained": self.trained.clone(), "omega": self.omega.clone(),
                 "omega_params": self.omega_stack.flat.clone(), "omega_optimizer": self.omega_optimizer.state_dict(),
                 "score_sum": self.score_sum.clone(), "score_count": self.score_count.clone()}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.counts.copy_(state["counts"])
+        self.trained.copy_(state.get("trained", state["counts"]))  # snapshots from before ``trained``: all voted
         self.omega = state["omega"].to(self.device).clone()
         with torch.no_grad():
             self.omega_stack.flat.copy_(state["omega_params"])

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from mmrl_env.engine.batchnorm import batch_statistics
+
 if TYPE_CHECKING:
     from mmrl_env.engine.batch import VectorPrediction
     from mmrl_env.engine.trainer import VectorTrainer
@@ -71,15 +73,32 @@ def measure_prediction(pred: VectorPrediction, labels: Tensor, run: int, alpha: 
     return BalanceMeasurement(balance_score(sim, loss), sim, loss)
 
 
-class BalanceMeasurer:
-    """Measures the current inner models on the whole training split (one batched eval pass)."""
+MEASURE_MODES = ("eval", "train")
 
-    def __init__(self, alpha: float = 0.2) -> None:
+
+class BalanceMeasurer:
+    """Measures the current inner models on the whole training split (one batched pass).
+
+    ``mode``: ``eval`` (default) — BatchNorm with its running statistics, so a sample's score
+    depends on the model and that sample alone, not on which samples share its chunk or on the
+    data order; ``train`` — as the authors' code (``model_evaluate`` under ``net.train()``):
+    BatchNorm on the statistics of chunks of B training samples in dataset order. The two differ
+    most for the untrained network BSS-H ranks with (its running statistics are still 0/1).
+    ``train`` leaves the running statistics alone (the authors' pass also folds its batches into
+    them, a side effect on the model that mmrl does not copy); dropout stays off in both."""
+
+    def __init__(self, alpha: float = 0.2, mode: str = "eval") -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"measurer alpha must lie in [0, 1], got {alpha}")
-        self.alpha = alpha
+        if mode not in MEASURE_MODES:
+            raise ValueError(f"measurer mode must be one of {MEASURE_MODES}, got {mode!r}")
+        self.alpha, self.mode = alpha, mode
 
     def measure_runs(self, trainer: VectorTrainer) -> list[BalanceMeasurement]:
         """One measurement per run of the trainer (K = 1: a list of one), from one batched prediction pass."""
-        pred, labels = trainer.predict(trainer.dataset.train)
+        if self.mode == "train":
+            with batch_statistics():
+                pred, labels = trainer.predict(trainer.dataset.train, chunk_size=trainer.cfg.batch_size)
+        else:
+            pred, labels = trainer.predict(trainer.dataset.train)
         return [measure_prediction(pred, labels, k, self.alpha) for k in range(trainer.num_runs)]
