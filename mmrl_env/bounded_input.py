@@ -35,8 +35,12 @@ def read_bytes(path: str | Path, what: str = "config file", limit: int | None = 
     endless one like ``/dev/zero``) is a ``ValueError`` naming it and the limit."""
     limit = limits.MAX_CONFIG_BYTES if limit is None else limit
     try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
+        with open(path, "rb") as f:  # in 1 MiB reads: read(limit + 1) would allocate the whole limit at once
+            chunks, total = [], 0
+            while total <= limit and (chunk := f.read(min(1 << 20, limit + 1 - total))):
+                chunks.append(chunk)
+                total += len(chunk)
+        data = b"".join(chunks)
     except OSError as err:
         raise ValueError(f"cannot read the {what} {path} ({err.strerror or err})") from err
     if len(data) > limit:
