@@ -29,6 +29,9 @@ CLI_KEYS = ("n_timesteps", "env_kwargs", "policy", "eval_episodes", "n_envs")
 # torch CPU threads of the CLIs: one is fastest for the small Synthetic models, and much
 # faster when other processes compete for the cores (measured: bench/threads.py, BENCHMARKS.md)
 DEFAULT_THREADS = 1
+DEFAULT_TIMESTEPS = 4096  # train_agent.py's env steps when neither -n nor the config says
+DEFAULT_EVAL_FREQ = 1024  # env steps between deterministic evaluations of a learning agent (0 = off)
+EVAL_EPISODES = 3  # episodes per periodic evaluation; different inner-run seeds each time
 
 
 def config_dir() -> Path:
