@@ -46,7 +46,7 @@ from training.config import (
     load_hyperparams,
     parse_kv,
 )
-from training.run_dirs import RunLock, create_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
+from training.run_dirs import RunLock, next_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
 from training.validate import (
     POSITIVE,
     _defaults,
@@ -97,11 +97,6 @@ def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vect
 def agent_device(algo: str, device: str) -> str:
     """SB3 recommends the CPU for on-policy MLP agents; the inner trainer takes the GPU."""
     return "cpu" if device == "auto" and algo in ("ppo", "a2c", "reinforce") else device
-
-
-def next_run_dir(root: Path, algo: str, env_id: str) -> Path:
-    """A new ``root/algo/env_<n>`` (race-safe: see ``training/run_dirs.py``)."""
-    return create_run_dir(root / algo, env_id)
 
 
 def whole_rollouts(algo: str, hp: dict[str, Any], total: int, n_envs: int) -> int:
