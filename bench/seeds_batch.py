@@ -28,7 +28,7 @@ import mmrl_env  # noqa: F401
 from agents.factory import make_agent
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
-from training import evaluate, train_mml
+from training import evaluate, seed_comparison, train_mml
 from training.config import deep_merge, parse_kv
 from training.run_config import make_env
 
@@ -63,7 +63,7 @@ def main() -> None:
     seeds = [10_000 + i for i in range(a.seeds)]
     kwargs = parse_kv(a.env_kwargs)
 
-    batched = evaluate.evaluate_policies
+    batched = seed_comparison.evaluate_policies
 
     def old_loop(args: argparse.Namespace, seeds: list[int], specs: list[str]) -> tuple[dict, tuple[str, ...]]:
         """evaluate.py's policy loop before the seeds were batched (heuristics only)."""
@@ -72,7 +72,7 @@ def main() -> None:
             env = make_env(args.env, deep_merge(kwargs, HEURISTICS[spec].env_kwargs))
             agent = make_agent(spec, env, seed=seeds[0])
             modalities = env.unwrapped.control.modalities
-            records[spec] = [evaluate.episode_record(run_episode(agent, env, seed=s), modalities) for s in seeds]
+            records[spec] = [seed_comparison.episode_record(run_episode(agent, env, seed=s), modalities) for s in seeds]
             env.close()
         return records, modalities
 
@@ -81,11 +81,11 @@ def main() -> None:
             "--no-progress", "--threads", str(a.threads), "--out", out, "--env-kwargs", *a.env_kwargs]
 
     def eval_before() -> None:
-        evaluate.evaluate_policies = old_loop
+        seed_comparison.evaluate_policies = old_loop
         try:
             evaluate.main(argv)
         finally:
-            evaluate.evaluate_policies = batched
+            seed_comparison.evaluate_policies = batched
 
     def eval_after() -> None:
         evaluate.main(argv)

@@ -15,13 +15,14 @@ import yaml
 from agents import report
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
+from mmrl_env.engine.select import build_run_trainer
 from training import train_mml
 from training.cli_errors import UsageError
 from training.config import deep_merge, parse_kv
-from training.evaluate import episode_record, evaluate_policies, main, parse_args, with_baseline
+from training.evaluate import main, parse_args
 from training.run_config import make_runs
+from training.seed_comparison import episode_record, evaluate_policies, with_baseline
 from training.train_agent import main as train
-from training.train_mml import build_run_trainer
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
              "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]

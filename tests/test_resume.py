@@ -215,7 +215,7 @@ def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypa
     capsys.readouterr()
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from training import train_agent
+    from training import agent_training
 
     class CtrlCInLastRollout(BaseCallback):
         def _on_step(self) -> bool:
@@ -223,7 +223,7 @@ def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypa
                 signal.raise_signal(signal.SIGINT)
             return True
 
-    monkeypatch.setattr(train_agent, "periodic_eval", lambda cfg: [CtrlCInLastRollout()])
+    monkeypatch.setattr(agent_training, "periodic_eval", lambda cfg: [CtrlCInLastRollout()])
     run = stopped_run(train_args(algo, cfg, tmp_path / "b", 8))  # no --save-freq: the Ctrl-C asks for the checkpoint
     out = capsys.readouterr().out
     assert f"continue with: python training/train_agent.py --resume {run}" in out and "Final comparison" not in out
@@ -240,12 +240,12 @@ def test_ctrl_c_in_the_final_comparison_resumes_without_training(tmp_path, monke
     are scored leaves a run that --resume finishes without training again."""
     cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
     straight = main(train_args("ppo", cfg, tmp_path / "a", 8))
-    from training import train_agent
+    from training import agent_training
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_agent, "evaluate", ctrl_c)
+    monkeypatch.setattr(agent_training, "evaluate", ctrl_c)
     run = stopped_run(train_args("ppo", cfg, tmp_path / "b", 8))
     monkeypatch.undo()
     assert f"continue with: python training/train_agent.py --resume {run}" in capsys.readouterr().out
@@ -328,12 +328,12 @@ def test_resume_refuses_contradictions(tmp_path, monkeypatch):
 def test_crash_in_the_final_comparison_resumes_without_training(tmp_path, monkeypatch):
     cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
     straight = main(train_args("ppo", cfg, tmp_path / "a", 8))
-    from training import train_agent
+    from training import agent_training
 
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(train_agent, "final_comparison", crash)
+    monkeypatch.setattr(agent_training, "final_comparison", crash)
     with pytest.raises(RuntimeError):
         main(["--save-freq", "100", *train_args("ppo", cfg, tmp_path / "b", 8)])
     monkeypatch.undo()

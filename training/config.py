@@ -29,6 +29,13 @@ CLI_KEYS = ("n_timesteps", "env_kwargs", "policy", "eval_episodes", "n_envs")
 # torch CPU threads of the CLIs: one is fastest for the small Synthetic models, and much
 # faster when other processes compete for the cores (measured: bench/threads.py, BENCHMARKS.md)
 DEFAULT_THREADS = 1
+DEFAULT_TIMESTEPS = 4096  # train_agent.py's env steps when neither -n nor the config says
+DEFAULT_EVAL_FREQ = 1024  # env steps between deterministic evaluations of a learning agent (0 = off)
+EVAL_EPISODES = 3  # episodes per periodic evaluation; different inner-run seeds each time
+# evaluate.py's default baseline: no rebalancing (uniform on DUS envs, full data on BSS envs; plain joint
+# training for --learners); tests/test_cli_help.py checks these are heuristics of that method
+DEFAULT_BASELINES = {"DUS": "uniform", "BSS": "full"}
+LEARNER_BASELINE = "joint"
 
 
 def config_dir() -> Path:

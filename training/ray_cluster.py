@@ -16,7 +16,6 @@ import gymnasium as gym
 
 from mmrl_env.envs.ray_vector import RayVectorEnv, import_ray, init_ray
 from training.cli_errors import UsageError, message_of
-from training.validate import check_range
 
 LOCAL = "local"  # --ray without an address: a local cluster started by this process
 _WORKERS: int | None = None  # actors per vector env while a cluster is in use (use())
@@ -34,6 +33,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 
 def check_flags(address: str | None, workers: int | None) -> None:
     """Bad combinations, and a missing ``ray``, refused before anything starts."""
+    from training.validate import check_range  # imports torch: not before the CLIs have parsed (--help)
+
     if address is None:
         if workers is not None:
             raise UsageError("--ray-workers applies to --ray only")

@@ -37,8 +37,16 @@ from mmrl_env.data.fingerprint import changes, fingerprint
 from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from training import ray_cluster
 from training.cli_errors import UsageError, canonical_name, did_you_mean, message_of, usage_errors
-from training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
-from training.run_dirs import RunLock, create_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
+from training.config import (
+    DEFAULT_EVAL_FREQ,
+    DEFAULT_TIMESTEPS,
+    EVAL_EPISODES,
+    check_algo_kwargs,
+    deep_merge,
+    load_hyperparams,
+    parse_kv,
+)
+from training.run_dirs import RunLock, next_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
 from training.validate import (
     POSITIVE,
     _defaults,
@@ -49,10 +57,7 @@ from training.validate import (
     check_value,
 )
 
-DEFAULT_TIMESTEPS = 4096
 COMMAND = ("python", "training/train_agent.py")
-DEFAULT_EVAL_FREQ = 1024  # env steps between deterministic evaluations of a learning agent (0 = off)
-EVAL_EPISODES = 3  # episodes per periodic evaluation; different inner-run seeds each time
 AGENT_POSITIVE = {"n_steps", "n_epochs", "buffer_size", "train_freq", "gradient_steps", "learning_rate",
                   "n_timesteps", "eval_episodes"}
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
@@ -92,11 +97,6 @@ def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vect
 def agent_device(algo: str, device: str) -> str:
     """SB3 recommends the CPU for on-policy MLP agents; the inner trainer takes the GPU."""
     return "cpu" if device == "auto" and algo in ("ppo", "a2c", "reinforce") else device
-
-
-def next_run_dir(root: Path, algo: str, env_id: str) -> Path:
-    """A new ``root/algo/env_<n>`` (race-safe: see ``training/run_dirs.py``)."""
-    return create_run_dir(root / algo, env_id)
 
 
 def whole_rollouts(algo: str, hp: dict[str, Any], total: int, n_envs: int) -> int:

@@ -53,6 +53,11 @@ def create_run_dir(root: Path, name: str, attempts: int = 10_000) -> Path:
     raise UsageError(f"could not create a run directory under {root} after {attempts} attempts")
 
 
+def next_run_dir(root: Path, algo: str, env_id: str) -> Path:
+    """A new ``root/algo/env_<n>`` (race-safe: :func:`create_run_dir`)."""
+    return create_run_dir(root / algo, env_id)
+
+
 class RunLock:
     """Exclusive ownership of a run directory while this object lives (see module docstring)."""
 

@@ -25,28 +25,33 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 from rich.console import Console
 from rich.table import Table
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from mmrl_env.data import dataset_names, load_dataset
-from mmrl_env.determinism import set_deterministic
-from mmrl_env.engine.select import build_run_trainer
-from mmrl_env.envs.tensorboard import numeric_leaves
 from mmrl_env.kwargs import accepted_kwargs, check_mapping, unknown_kwargs_message
 from mmrl_env.learners import LEARNERS, check_learner
-from mmrl_env.learners.base import OptimConfig
-from mmrl_env.metrics import prediction_metrics, validation_scores
 from training.cli_errors import UsageError, message_of, run_cli, usage_errors
 from training.config import DEFAULT_THREADS, deep_merge, parse_kv, read_yaml, set_threads
-from training.run_config import next_run_dir
-from training.run_dirs import RunLock, claim_dir, remove_run_dir, write_json_atomic, write_text_atomic
-from training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
+from training.run_dirs import (
+    RunLock,
+    claim_dir,
+    next_run_dir,
+    remove_run_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+# torch and what imports it (the trainer, metrics, TensorBoard, the value checks) are imported in the
+# functions that train or check a run, so that --help and argparse's errors come fast (issue 27)
 
 # --config: a YAML of this script's arguments (dashes as underscores) plus ``optim`` (OptimConfig fields
 # over the dataset's defaults). Presets that drive an env with a policy (BSS rows) also carry ``env``
@@ -64,6 +69,8 @@ OUTPUTS = ("results.json", "events.out.tfevents.*", "seed_*/events.out.tfevents.
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """A ``--config`` YAML (e.g. ``configs/paper/*.yaml``); unknown keys fail with the valid ones."""
+    from mmrl_env.learners.base import OptimConfig
+
     file = Path(path)
     if not file.is_file():
         raise SystemExit(f"config file {file} does not exist (paper presets live in configs/paper/)")
@@ -147,6 +154,12 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
         raise ValueError("run_seeds needs at least one seed")
     if select not in SELECTIONS:
         raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+    from torch.utils.tensorboard import SummaryWriter
+
+    from mmrl_env.engine.select import build_run_trainer
+    from mmrl_env.envs.tensorboard import numeric_leaves
+    from mmrl_env.metrics import validation_scores
+
     trainer = build_run_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device,
                                 len(seeds), engine)
     trainer.reset(seeds)
@@ -184,6 +197,8 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
 
 def keep_test(trainer: Any, runs: list[SeedRun], which: list[int], epoch: int) -> None:
     """The test metrics and learner info of runs ``which`` now, as their reported model (of ``epoch``)."""
+    from mmrl_env.metrics import prediction_metrics
+
     names = tuple(trainer.dataset.modality_names)
     pred, y = trainer.predict(trainer.dataset.test)
     for k in which:
@@ -223,6 +238,8 @@ def format_table(metrics: dict[str, float], names: list[str], title: str,
 
 def learner_summary(info: dict[str, Any]) -> str:
     """A run's final learner info (``run_info``) as ``name=value`` pairs (e.g. boosting's classifier counts)."""
+    from mmrl_env.envs.tensorboard import numeric_leaves
+
     return ", ".join(f"{tag}={value:.4g}" for tag, value in numeric_leaves(info))
 
 
@@ -271,6 +288,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
 
 def main(argv: list[str] | None = None) -> Path | None:
     a, cfg_file = parse_args(argv)
+    from mmrl_env.determinism import set_deterministic
+    from training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
+
     if a.print_env_kwargs:
         if not cfg_file:
             raise SystemExit("--print-env-kwargs needs --config")

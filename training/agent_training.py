@@ -1,0 +1,329 @@
+"""What ``training/train_agent.py`` runs once its arguments are parsed: the run directory,
+training (or a heuristic's steps), checkpoints, the final comparison with the baselines.
+
+Kept apart from the CLI's module so that ``--help`` and argparse's errors come without
+importing torch, SB3 and the rest (issue 27).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from rich.console import Console
+from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+from tqdm import tqdm
+
+from agents import report
+from agents.checkpoint import (
+    AGENT_ZIP,
+    CHECKPOINTS,
+    Checkpointer,
+    CheckpointError,
+    Interrupt,
+    ResumableCheckpointCallback,
+    latest_checkpoint,
+    load_parameters,
+    load_state,
+    restore,
+    restore_agent,
+    restore_tensorboard,
+)
+from agents.factory import LEARNED, make_agent, method_of
+from agents.heuristics import HEURISTICS
+from agents.rollout import run_episodes, summarize
+from agents.schedule import ScheduleCallback, ScheduleRecorder
+from agents.vec_env import MMRLVecEnv, VecTensorBoard
+from mmrl_env.determinism import set_deterministic
+from mmrl_env.envs.control import control_of
+from mmrl_env.envs.registration import versioned_id
+from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
+from training import ray_cluster
+from training.cli_errors import UsageError, message_of
+from training.config import EVAL_EPISODES, deep_merge
+from training.run_config import (
+    agent_device,
+    make_env,
+    make_runs,
+    make_vec_env,
+    new_run,
+    resumed_run,
+)
+from training.run_dirs import RunLock, remove_run_dir, write_json_atomic
+
+HPARAM_METRICS = ("return", "val_acc", "test_fused_acc", "test_fused_f1")  # the agent's, in the hparams tab
+
+
+def default_baselines(method: str, algo: str) -> list[str]:
+    """The method's own heuristics, then random actions."""
+    names = [n for n, c in HEURISTICS.items() if method in c.methods] + ["random"]
+    return [n for n in names if n != algo]
+
+
+def evaluate(policy: Any, env_id: str, env_kwargs: dict[str, Any], seeds: list[int]
+             ) -> tuple[dict[str, tuple[float, float]], int, list[report.Record]]:
+    """Mean ± std of the final metrics over ``seeds`` — one episode per seed, all seeds as one
+    K-run vector env —, how many of those episodes diverged, and each episode's record (the
+    curves of ``actions.png`` / ``val_acc.png``)."""
+    venv = make_runs(env_id, env_kwargs, seeds)
+    episodes = run_episodes(policy, venv, seeds)
+    venv.close()
+    modalities = control_of(venv).modalities
+    records = [report.episode_record(e, modalities, report.reward_of(env_kwargs)) for e in episodes]
+    return summarize(episodes, modalities), sum(bool(e["final"].get("diverged")) for e in episodes), records
+
+
+def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: tuple[str, ...], n: int,
+                env_id: str, diverged: dict[str, int] | None = None, reward: str | None = None) -> None:
+    cols = [("return", "return", 1.0), ("val_acc", "val acc", 100.0), ("test_fused_acc", "test fused acc", 100.0),
+            *((f"test_{m}_acc", f"test {m} acc", 100.0) for m in modalities),
+            ("test_fused_f1", "test fused macro-F1", 100.0)]
+    table = report.rich_table(results, cols, n, f"Final comparison on {env_id}, held-out seeds", "test_fused_acc",
+                              diverged, {name: reward for name in results} if reward else None)
+    Console(width=max(120, Console().width)).print(table)
+    for name, count in (diverged or {}).items():
+        if count:
+            print(f"{name}: the inner training diverged in {count} of {n} episode(s) (non-finite loss); "
+                  "its test metrics are over the other episodes, 'diverged' where there are none")
+
+
+def open_checkpoint(run_dir: Path, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The newest intact checkpoint of a resumed run and its state, checked against the run's env."""
+    checkpoint = latest_checkpoint(run_dir, log=print)
+    if checkpoint is None:
+        raise UsageError(f"--resume {run_dir}: no intact checkpoint in {run_dir / CHECKPOINTS} "
+                         "(was --save-freq set?)")
+    try:
+        state = load_state(checkpoint)
+    except CheckpointError as err:
+        raise UsageError(str(err)) from err
+    if versioned_id(state["env_id"] or "") != versioned_id(cfg["env"]):  # DUS-Synthetic is DUS-Synthetic-v0
+        raise UsageError(f"checkpoint {checkpoint} is from env {state['env_id']}, the run is {cfg['env']}")
+    return checkpoint, state
+
+
+def load_trained_agent(cfg: dict[str, Any], env: Any, tb_root: Path, device: str, verbose: int,
+                       trust: bool) -> Any:
+    """``-i``: the saved agent, on this run's env, to train for ``total_timesteps`` more steps.
+    Its networks come from the tensors of the zip only (``trust``: SB3's own ``load``)."""
+    path, algo = Path(cfg["trained_agent"]), cfg["algo"]
+    if trust:
+        try:
+            agent = LEARNED[algo].load(path, env=env, device=device, tensorboard_log=str(tb_root), verbose=verbose)
+        except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
+            raise UsageError(f"-i {path}: cannot continue it as a {algo} agent on {cfg['env']}: {err}") from err
+    else:
+        agent = make_agent(algo, env, cfg["hyperparams"], seed=cfg["seed"], device=device,
+                           tensorboard_log=str(tb_root), verbose=verbose)
+        try:
+            load_parameters(agent, path)
+        except CheckpointError as err:
+            raise UsageError(f"-i {path}: {err}") from err
+    agent.set_random_seed(cfg["seed"])
+    agent.num_timesteps = 0  # this run counts its own steps
+    return agent
+
+
+def build_agent(cfg: dict[str, Any], env: gym.Env, tb_root: Path, checkpoint: Path | None,
+                state: dict[str, Any] | None, verbose: int, trust: bool = False) -> Any:
+    """A fresh agent, the ``-i`` agent, or, when resuming, one rebuilt from the config with the
+    checkpoint's tensors, counters and SAC replay buffer (``trust``: SB3's own ``load``, which
+    unpickles)."""
+    algo, device = cfg["algo"], agent_device(cfg["algo"], cfg["device"])
+    if checkpoint is None and cfg.get("trained_agent"):
+        return load_trained_agent(cfg, env, tb_root, device, verbose, trust)
+    if checkpoint is not None and algo in LEARNED and trust:
+        return LEARNED[algo].load(checkpoint / AGENT_ZIP, env=env, device=device, tensorboard_log=str(tb_root),
+                                  force_reset=False)  # keep _last_obs: the env continues, it does not restart
+    agent = make_agent(algo, env, cfg["hyperparams"], seed=cfg["seed"], device=device,
+                       tensorboard_log=str(tb_root), verbose=verbose)
+    if checkpoint is not None and algo in LEARNED:
+        try:
+            restore_agent(agent, checkpoint, state or {})
+        except CheckpointError as err:
+            raise UsageError(str(err)) from err
+    return agent
+
+
+def run_heuristic(agent: Any, env: gym.Env, obs: Any, start: int, total: int, checkpointer: Checkpointer,
+                  progress: bool) -> Any:
+    """Step the heuristic from env step ``start`` to ``total`` (for its TensorBoard curves)."""
+    checkpointer.last = start
+    for t in tqdm(range(start, total), initial=start, total=total, desc=agent.name, disable=not progress):
+        obs, _, terminated, truncated, _ = env.step(agent.predict(obs)[0])
+        if terminated or truncated:
+            obs, _ = env.reset()
+        checkpointer.boundary(t + 1, obs=obs)
+    return obs
+
+
+def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
+    """SB3's EvalCallback on a separate env: the *deterministic* policy's return (= total
+    validation gain of an inner run) as ``eval/mean_reward``, and its schedule as the image
+    ``eval/schedule`` (``agents.schedule``). The training curves come from
+    exploring (stochastic) episodes and can hide what the mean policy has learned. The
+    evaluation env has its own generators, so training is unaffected by it."""
+    freq = cfg.get("eval_freq", 0)
+    if not freq:
+        return []
+    base = recorder = ScheduleRecorder(make_env(cfg["env"], cfg["env_kwargs"]))  # eval/schedule's episodes
+    base.reset(seed=cfg["seed"] + 20_000)  # apart from the training and final-comparison seeds
+    recorder.take()
+    if cfg.get("ray") or (cfg.get("n_envs", 1) > 1 and cfg.get("vec_env", "batched") == "batched"):
+        env: Any = VecMonitor(DummyVecEnv([lambda: base]))  # the training env's wrapper type: no SB3 warning
+    else:
+        env = Monitor(base)
+    calls = max(freq // cfg.get("n_envs", 1), 1)  # the callback counts vectorised steps
+    return [EvalCallback(env, n_eval_episodes=cfg.get("periodic_eval_episodes", EVAL_EPISODES), eval_freq=calls,
+                         deterministic=True, verbose=0, callback_after_eval=ScheduleCallback(recorder, cfg["env"]))]
+
+
+def vec_env(cfg: dict[str, Any], tb_root: Path) -> VecEnv:
+    """``--n-envs`` K inner runs for a learned agent. ``--vec-env batched`` (default): one mmrl
+    vector env whose K runs train as one batched engine step (``gym.make_vec(...,
+    vectorization_mode="vector_entry_point")`` through ``agents.vec_env.MMRLVecEnv``), logging
+    to ``env/``; checkpoints cover it. ``dummy`` / ``subproc``: K copies of the single env in
+    SB3's DummyVecEnv or SubprocVecEnv (copy i logs to ``env_<i>/``; no checkpoints). With
+    ``--ray``: the K runs spread over ``--ray-workers`` Ray actors (``RayVectorEnv``), as batched."""
+    if cfg.get("ray"):
+        venv = ray_cluster.make_vec_env(cfg["env"], cfg["n_envs"], cfg["env_kwargs"], cfg["ray_workers"])
+        return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env"), cfg.get("log_test", False)))
+    if cfg.get("vec_env", "batched") == "batched":
+        venv = make_vec_env(cfg["env"], cfg["n_envs"], cfg["env_kwargs"])
+        return VecMonitor(VecTensorBoard(MMRLVecEnv(venv), str(tb_root / "env"), cfg.get("log_test", False)))
+    make_env(cfg["env"], cfg["env_kwargs"]).close()  # a bad setting fails here, with its message
+
+    def factory(i: int) -> Any:
+        log_dir = str(tb_root / ("env" if i == 0 else f"env_{i}"))
+        return lambda: Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), log_dir,
+                                               log_test=cfg.get("log_test", False)))
+
+    cls = SubprocVecEnv if cfg.get("vec_env") == "subproc" else DummyVecEnv
+    return cls([factory(i) for i in range(cfg["n_envs"])])
+
+
+def train(cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, started: threading.Event) -> Any:
+    """Train (or run the heuristic) up to ``total_timesteps``, from the newest checkpoint when
+    resuming; checkpoint every ``--save-freq`` steps, at the end, and on Ctrl-C. Returns the agent.
+    With ``--n-envs`` K > 1 a learned agent collects from K inner runs at once (``vec_env``).
+    ``started`` is set once the env and agent are built and the first step is next."""
+    tb_root = Path(cfg["tensorboard_log"]) if cfg["tensorboard_log"] else run_dir
+    if cfg.get("n_envs", 1) > 1 or cfg.get("ray"):
+        env = vec_env(cfg, tb_root)
+    else:
+        env = Monitor(TensorBoardInfo(make_env(cfg["env"], cfg["env_kwargs"]), str(tb_root / "env"),
+                                      log_test=cfg.get("log_test", False)))
+    try:
+        return train_on(env, cfg, run_dir, args, tb_root, started)
+    finally:  # also when stopped: a Ray env's actors hold their cluster resources until closed
+        env.close()
+
+
+def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namespace, tb_root: Path,
+             started: threading.Event) -> Any:
+    """``train``'s work on the env it made."""
+    algo, total = cfg["algo"], cfg["total_timesteps"]
+    checkpoint, state = open_checkpoint(run_dir, cfg) if args.resume else (None, None)
+    agent = build_agent(cfg, env, tb_root, checkpoint, state, args.verbose, args.trust_checkpoint)
+    if state is not None:
+        try:
+            restore(state, agent, env)
+        except CheckpointError as err:
+            raise UsageError(f"--resume {run_dir}: checkpoint {checkpoint}: {err}") from err
+        except ValueError as err:  # e.g. a resume with --allow-data-change on data of other sizes
+            raise UsageError(f"--resume {run_dir}: the newest checkpoint does not fit this run's env: "
+                             f"{message_of(err)}") from err
+        print(f"resuming from {checkpoint} (env step {state['steps']} of {total})")
+    save_freq = cfg.get("save_freq")
+    started.set()
+    with Interrupt() as interrupt:
+        checkpointer = Checkpointer(run_dir, agent, env, save_freq, interrupt, cfg.get("keep_checkpoints") or 2,
+                                    {"config": cfg})
+        if algo in LEARNED:
+            callbacks = [ResumableCheckpointCallback(checkpointer), *periodic_eval(cfg)]
+            if state is not None:  # replayed steps overwrite, not duplicate, the TensorBoard points
+                callbacks.append(restore_tensorboard(env, state["steps"]))
+            agent.learn(total_timesteps=total - agent.num_timesteps, callback=CallbackList(callbacks),
+                        progress_bar=not args.no_progress, tb_log_name="sb3", reset_num_timesteps=state is None)
+            steps, extra = agent.num_timesteps, {}
+            agent.save(run_dir / "model.zip")
+        else:  # a heuristic: run it for the same number of steps so TensorBoard shows its behaviour
+            obs, start = (env.reset(seed=cfg["seed"])[0], 0) if state is None else (state["obs"], state["steps"])
+            if state is not None:
+                restore_tensorboard(env, start)
+            steps, extra = total, {"obs": run_heuristic(agent, env, obs, start, total, checkpointer,
+                                                        not args.no_progress)}
+            agent.save(run_dir / "model.json")
+        if cfg.get("n_envs", 1) == 1 or cfg.get("vec_env", "batched") == "batched":  # envs a checkpoint covers
+            checkpointer.end(steps, **extra)  # the final comparison can resume; a Ctrl-C in the last rollout stops here
+    return agent
+
+
+def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress: bool) -> None:
+    """Score the agent and the baselines on the same held-out seeds; write results.json."""
+    algo, env_kwargs = cfg["algo"], cfg["env_kwargs"]
+    seeds = [cfg["seed"] + 10_000 + i for i in range(cfg["eval_episodes"])]
+    eval_env = make_env(cfg["env"], env_kwargs)
+    baselines = cfg["baselines"] or default_baselines(method_of(eval_env), algo)
+    if algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
+        agent = make_agent(algo, eval_env, cfg["hyperparams"], seed=cfg["seed"])
+    results, diverged, records = {}, {}, {}
+    results[algo], diverged[algo], records[algo] = evaluate(agent, cfg["env"], env_kwargs, seeds)
+    for name in tqdm(baselines, desc="baselines", disable=no_progress):
+        base_kwargs = deep_merge(env_kwargs, HEURISTICS[name].env_kwargs)
+        base_env = make_env(cfg["env"], base_kwargs)
+        results[name], diverged[name], records[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]),
+                                                                cfg["env"], base_kwargs, seeds)
+        base_env.close()
+    # strict JSON: a metric with no finite value (every episode diverged) is null, and "diverged" says why
+    write_json_atomic(run_dir / "results.json", {"seeds": seeds, "reward": report.reward_of(env_kwargs),
+                                                 "results": results, "diverged": diverged})
+    print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"], diverged,
+                report.reward_of(env_kwargs))
+    report.plot_episodes(run_dir, records, cfg["env"])  # the plots evaluate.py writes, same function
+    eval_env.close()
+    tb_root = cfg["tensorboard_log"] or run_dir
+    write_config(tb_root, cfg, {k: v[0] for k, v in results[algo].items() if k in HPARAM_METRICS})
+    print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")
+
+
+def run(args: argparse.Namespace, argv_used: list[str]) -> Path:
+    """The run of ``train_agent.py``'s checked ``args`` (``argv_used``: its command line): make
+    or reopen the run directory, train, compare; Ctrl-C leaves the newest checkpoint."""
+    run_dir, cfg = resumed_run(args, argv_used) if args.resume else new_run(args, argv_used)
+    started = threading.Event()
+    try:
+        try:
+            if cfg.get("deterministic"):  # before any CUDA work; a resumed run keeps its run's setting
+                set_deterministic()
+            ray_cluster.use(cfg.get("ray"), cfg.get("ray_workers"))  # the training env and the final comparison
+            print(f"run directory: {run_dir}")
+            if not args.resume:
+                write_config(cfg["tensorboard_log"] or run_dir, cfg)
+            agent = train(cfg, run_dir, args, started)
+            final_comparison(cfg, run_dir, agent, args.no_progress)
+        except KeyboardInterrupt as stop:  # in training or in the final comparison
+            checkpoint = latest_checkpoint(run_dir, log=print)
+            if checkpoint:
+                print(f"\ninterrupted; newest checkpoint: {checkpoint}\n"
+                      f"continue with: python training/train_agent.py --resume {run_dir}")
+            else:
+                print("\ninterrupted before any checkpoint was written (the first Ctrl-C saves one at the next "
+                      "boundary; see also --save-freq); start the run again")
+            raise SystemExit(130) from stop
+    except BaseException:
+        if not args.resume and not started.is_set():  # failed before its first step: nothing worth keeping
+            for folder in (run_dir, cfg.get("tensorboard_log")):
+                if folder:
+                    remove_run_dir(Path(folder))
+        raise
+    finally:  # the run is no longer this process's (also released if it dies)
+        for folder in (run_dir, cfg.get("tensorboard_log")):
+            if folder:
+                RunLock.release_dir(Path(folder))
+    return run_dir
