@@ -157,7 +157,7 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
             writer.close()
     pred, y = trainer.predict(trainer.dataset.test)
     for k, run in enumerate(runs):
-        run.test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y, names)
+        run.test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y[k] if y.dim() == 2 else y, names)
         run.learner_info = trainer.run_info(k)
     return SeedRuns(names, runs, trainer)
 

@@ -14,6 +14,7 @@ from typing import Any
 # name -> "module:function" (lazy) or a callable. ``None`` = loader not written yet.
 _LOADERS: dict[str, str | Callable[..., Any] | None] = {
     "Synthetic": "mmrl_env.data.synthetic:load_synthetic",
+    "SyntheticMix": "mmrl_env.data.synthetic_mix:load_synthetic_mix",
     "CremaD": "mmrl_env.data.cremad:load_cremad",
     "KineticsSounds": "mmrl_env.data.kinetics:load_kinetics_sounds",
     "VGGSound": "mmrl_env.data.kinetics:load_vggsound",

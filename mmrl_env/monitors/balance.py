@@ -82,4 +82,5 @@ class BalanceMeasurer:
     def measure_runs(self, trainer: VectorTrainer) -> list[BalanceMeasurement]:
         """One measurement per run of the trainer (K = 1: a list of one), from one batched prediction pass."""
         pred, labels = trainer.predict(trainer.dataset.train)
-        return [measure_prediction(pred, labels, k, self.alpha) for k in range(trainer.num_runs)]
+        return [measure_prediction(pred, labels[k] if labels.dim() == 2 else labels, k, self.alpha)
+                for k in range(trainer.num_runs)]
