@@ -73,7 +73,7 @@ def validation_scores(fused: Tensor, unimodal: list[Tensor], labels: Tensor, mod
                               for k, z in enumerate(fused)])
     if "loss" in extra:
         k, n = fused.shape[:2]
-        ce = torch.nn.functional.cross_entropy(fused.flatten(0, 1).float(), labels.flatten() if per_run else labels.repeat(k),
-                                             reduction="none")
+        target = labels.flatten() if per_run else labels.repeat(k)
+        ce = torch.nn.functional.cross_entropy(fused.flatten(0, 1).float(), target, reduction="none")
         out["loss"] = ce.view(k, n).mean(-1).cpu().numpy().astype(np.float64)
     return out

@@ -94,7 +94,7 @@ def pretrain(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
 
     def evaluate(theta: np.ndarray) -> float:
         gains = []
-        for m, venv in eval_envs.items():  # the policy on rows 0..E-1, plain joint training on E..2E-1: same tasks
+        for venv in eval_envs.values():  # the policy on rows 0..E-1, plain joint training on E..2E-1: same tasks
             rows = np.stack([theta] * cfg["eval_tasks"] + [neutral(cfg, p)] * cfg["eval_tasks"])
             acc = test_accuracy(cfg, venv, rows, eval_seeds)
             gains.append(acc[: cfg["eval_tasks"]] - acc[cfg["eval_tasks"]:])
