@@ -9,6 +9,6 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["mmrl_env*", "agents*", "training*"]), "training.configs"],
     package_dir={"training.configs": "configs"},
-    package_data={"mmrl_env.data": ["splits/*/*.csv", "splits/*/*.txt", "README.md"],
+    package_data={"mmrl_env.data": ["splits/*/*.csv", "splits/*/*.txt", "README.md", "mfeat_data/*"],
                   "training.configs": ["*.yaml", "paper/*.yaml"]},
 )

@@ -33,12 +33,16 @@ def test_wheel_finds_the_shipped_configs_outside_the_checkout(tmp_path):
     run([python, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)], tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([python, "-c", "import training.config as c; print(c.config_dir()); "
-                          "print(c.load_hyperparams('ppo', 'BSS-Synthetic')['n_steps'])"],
+                          "print(c.load_hyperparams('ppo', 'BSS-Synthetic')['n_steps']); "
+                          "import mmrl_env.data.mfeat as m; print(len(m.load_mfeat().train), m.EMBEDDED); "
+                          "print((m.EMBEDDED.parent / 'README.md').is_file())"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
-    where, n_steps = out.stdout.split()
-    assert where == str(tmp_path / "v" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-                        / "site-packages" / "training" / "configs")
+    where, n_steps, n_train, embedded, attribution = out.stdout.split()
+    site = tmp_path / "v" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    assert where == str(site / "training" / "configs")
+    # the embedded MFeat file and its attribution ship in the wheel (read from the install, not the checkout)
+    assert (n_train, attribution) == ("1200", "True") and embedded.startswith(str(site))
     assert n_steps == "16"  # the BSS-Synthetic section of the shipped configs/ppo.yaml (8 batched runs)
 
 

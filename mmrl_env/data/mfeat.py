@@ -1,0 +1,121 @@
+"""The embedded ``MFeat`` dataset: real handwritten digits described by six feature views.
+
+UCI *Multiple Features* (R. P. W. Duin; CC BY 4.0, attribution in ``mfeat_data/README.md`` next to
+the data): 2,000 digits 0–9 (200 per class) from Dutch utility maps, each described by six
+feature sets computed from the same scanned image. Each chosen view is one modality with an
+MLP encoder, so every run trains on the batched engine in seconds on a CPU; the file ships
+inside the package (``mfeat_data/mfeat.npz``, 2 MB, rebuilt by ``python -m mmrl_env.data.mfeat_build``),
+so nothing is ever downloaded.
+
+=====  ========  ======================================  =================
+view   features  what                                    alone (BENCHMARKS)
+=====  ========  ======================================  =================
+fac    216       profile correlations                    strongest
+pix    240       pixel averages in 2×3 windows           strong
+kar    64        Karhunen–Loève coefficients             strong
+fou    76        Fourier coefficients of the contours    weak
+zer    47        Zernike moments                         weak
+mor    6         morphological features                  weakest
+=====  ========  ======================================  =================
+
+``views`` picks 2 to 6 of them, in the order given (that order is the modality order). The
+default pair and the benchmark's weak+weak pair and triple (``DEFAULT_VIEWS``, ``WEAK_PAIR``,
+``TRIPLE``) were chosen on measurements, recorded in BENCHMARKS.md ("MFeat").
+
+Split: stratified by class with ``split_seed`` (default 0, the same split on every machine):
+``test_fraction`` of every class is the test split, then ``val_fraction`` (of the whole set)
+the validation split, the rest (60 % by default: 1,200 / 400 / 400) trains. Every feature is
+standardised with the mean and standard deviation of the **training** split only (a constant
+training feature keeps scale 1), so nothing of validation or test leaks into the inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
+from mmrl_env.data.mfeat_build import EMBEDDED, VIEWS
+from mmrl_env.data.validation import stratified_holdout
+
+DEFAULT_VIEWS = ("pix", "zer")
+WEAK_PAIR = ("fou", "zer")
+TRIPLE = ("pix", "fou", "mor")
+NUM_CLASSES = 10
+# Chosen on the validation split (BENCHMARKS.md, "MFeat: run defaults"); the env's batch size and length apply.
+MFEAT_OPTIM = {"lr": 0.05}
+
+
+@lru_cache(maxsize=1)
+def raw_views() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The six views (as stored: uint8/uint16/float32) and the labels, read once per process."""
+    if not EMBEDDED.is_file():
+        raise FileNotFoundError(f"the embedded MFeat file {EMBEDDED} is missing from this installation; "
+                                "reinstall mmrl, or rebuild it: python -m mmrl_env.data.mfeat_build --src <csv folder>")
+    with np.load(EMBEDDED, allow_pickle=False) as f:
+        views = {v: f[v] for v in VIEWS}
+        labels = f["labels"].astype(np.int64)
+    for a in (*views.values(), labels):
+        a.setflags(write=False)
+    return views, labels
+
+
+def check_views(views: Sequence[str] | str) -> tuple[str, ...]:
+    """``views`` as a tuple of known, distinct view names (2 to 6); a string may join them with
+    ``+`` or ``,`` (``"pix+fou+mor"``). Anything else is refused with the valid names."""
+    if isinstance(views, str):
+        views = [v.strip() for v in views.replace(",", "+").split("+")]
+    views = tuple(views)
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown:
+        raise ValueError(f"unknown MFeat view(s) {unknown}; choose 2 to 6 of {', '.join(VIEWS)} "
+                         f"(e.g. views={list(DEFAULT_VIEWS)} or views='pix+fou+mor')")
+    repeated = sorted({v for v in views if views.count(v) > 1})
+    if repeated:
+        raise ValueError(f"MFeat view(s) {repeated} given more than once in views={list(views)}; each view is one "
+                         "modality, name it once")
+    if len(views) < 2:
+        raise ValueError(f"views={list(views)}: a multimodal task needs at least 2 of {', '.join(VIEWS)}")
+    return views
+
+
+def split_indices(labels: np.ndarray, val_fraction: float, test_fraction: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, val, test) sample positions, stratified by class and fixed by ``seed``."""
+    if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be positive "
+                         "and leave samples to train on (sum below 1)")
+    rest, test = stratified_holdout(labels, test_fraction, seed)
+    kept, held = stratified_holdout(labels[rest], val_fraction / (1.0 - test_fraction), seed)
+    return rest[kept], rest[held], test
+
+
+def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean, scale) of the training rows; a constant feature keeps scale 1."""
+    mean = train.mean(axis=0, dtype=np.float64)
+    std = train.std(axis=0, dtype=np.float64)
+    return mean, np.where(std > 1e-8, std, 1.0)
+
+
+def load_mfeat(views: Sequence[str] | str = DEFAULT_VIEWS, split_seed: int = 0, val_fraction: float = 0.2,
+               test_fraction: float = 0.2, hidden: int = 128, feature_dim: int = 64,
+               device: str = "cpu") -> MultimodalDataset:
+    """MFeat with the chosen ``views`` as modalities (module docstring: split, standardisation)."""
+    views = check_views(views)
+    data, labels = raw_views()
+    parts = split_indices(labels, val_fraction, test_fraction, split_seed)
+    inputs: list[list[torch.Tensor]] = [[], [], []]
+    for v in views:
+        x = data[v]
+        mean, scale = standardiser(x[parts[0]])
+        for s, rows in enumerate(parts):
+            inputs[s].append(torch.from_numpy(((x[rows] - mean) / scale).astype(np.float32)))
+    train, val, test = (TensorSplit(inputs[s], torch.from_numpy(labels[rows])) for s, rows in enumerate(parts))
+    specs = tuple(ModalitySpec(v, "mlp", {"in_dim": data[v].shape[1], "hidden": hidden, "out_dim": feature_dim})
+                  for v in views)
+    name = "MFeat-" + "+".join(views)
+    return MultimodalDataset(name, specs, NUM_CLASSES, train, val, test,
+                             optim_defaults=dict(MFEAT_OPTIM)).to(device)
