@@ -100,6 +100,18 @@ def standardiser(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 1e-8, std, 1.0)
 
 
+def standardised(views: Sequence[str], parts: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    """Per split (``parts``: sample positions, train first), the float32 views scaled with the
+    statistics of ``parts[0]`` alone."""
+    data, _ = raw_views()
+    out: list[list[np.ndarray]] = [[] for _ in parts]
+    for v in views:
+        mean, scale = standardiser(data[v][parts[0]])
+        for s, rows in enumerate(parts):
+            out[s].append(((data[v][rows] - mean) / scale).astype(np.float32))
+    return out
+
+
 def load_mfeat(views: Sequence[str] | str = DEFAULT_VIEWS, split_seed: int = 0, val_fraction: float = 0.2,
                test_fraction: float = 0.2, hidden: int = 128, feature_dim: int = 64,
                device: str = "cpu") -> MultimodalDataset:
@@ -107,13 +119,8 @@ def load_mfeat(views: Sequence[str] | str = DEFAULT_VIEWS, split_seed: int = 0, 
     views = check_views(views)
     data, labels = raw_views()
     parts = split_indices(labels, val_fraction, test_fraction, split_seed)
-    inputs: list[list[torch.Tensor]] = [[], [], []]
-    for v in views:
-        x = data[v]
-        mean, scale = standardiser(x[parts[0]])
-        for s, rows in enumerate(parts):
-            inputs[s].append(torch.from_numpy(((x[rows] - mean) / scale).astype(np.float32)))
-    train, val, test = (TensorSplit(inputs[s], torch.from_numpy(labels[rows])) for s, rows in enumerate(parts))
+    train, val, test = (TensorSplit([torch.from_numpy(x) for x in xs], torch.from_numpy(labels[rows]))
+                        for xs, rows in zip(standardised(views, parts), parts, strict=True))
     specs = tuple(ModalitySpec(v, "mlp", {"in_dim": data[v].shape[1], "hidden": hidden, "out_dim": feature_dim})
                   for v in views)
     name = "MFeat-" + "+".join(views)
