@@ -77,29 +77,33 @@ def first_and_later_obs(env_id: str, dataset_kwargs: dict, method: str) -> tuple
 @pytest.mark.parametrize("method", ["DUS", "BSS"])
 def test_chance_normalised_observations_mean_the_same_on_every_dataset(tmp_path: Path, method: str) -> None:
     write_custom(tmp_path / "custom")
-    cases = {
-        "Synthetic": {"n_train": 128, "n_val": 64, "n_test": 64},  # 8 classes, inputs 32 and 64
-        "SyntheticMix": SMALL,  # 3 to 10 classes per task, inputs 8..64 padded
-        "Custom": {"root": str(tmp_path / "custom")},  # 5 classes, inputs 12 and 40
+    groups = {  # per M: datasets with other class counts, input sizes and sources
+        2: {"Synthetic": {"n_train": 128, "n_val": 64, "n_test": 64},  # 8 classes, inputs 32 and 64
+            "SyntheticMix": SMALL,  # 3 to 10 classes per task, inputs 8..64 zero-padded to 64
+            "MFeat": {},  # real data: 10 classes, the default pair
+            "Custom": {"root": str(tmp_path / "custom")}},  # 5 classes, inputs 12 and 40
+        3: {"SyntheticMix": {**SMALL, "modalities": 3},
+            "MFeat": {"views": ["pix", "fou", "mor"]}},  # inputs 240, 76 and 6
     }
-    spaces, firsts = [], []
-    for name, kwargs in cases.items():
-        env, first, later = first_and_later_obs(f"{method}-{name}", kwargs, method)
-        space = env.observation_space
-        spaces.append((space.low.tolist(), space.high.tolist()))
-        firsts.append(first)
-        for obs in (first, later):
-            assert space.contains(obs), f"{name}: {obs} outside {space}"
-        layout = env.unwrapped.control.layout
-        # before any iteration every score is at chance (0), whatever the class count
-        assert np.all(first[layout.s_hat] == 0) and np.all(first[layout.d] == 0)
-        # the untrained model's validation accuracy is near chance, i.e. near 0, not near 1/C
-        assert np.all(np.abs(first[layout.slice("val_acc")]) < 0.5), name
-    assert all(s == spaces[0] for s in spaces), "same M, same declared bounds on every dataset"
-    # nothing dataset-specific is left in the first observation except the (near-chance) val accuracies
-    layout = gym.make(f"{method}-Synthetic", obs_norm="chance", device="cpu").unwrapped.control.layout
-    core = slice(0, layout.core_size)
-    assert all(np.array_equal(f[core], firsts[0][core]) for f in firsts)
+    for m, cases in groups.items():
+        spaces, firsts = [], []
+        for name, kwargs in cases.items():
+            env, first, later = first_and_later_obs(f"{method}-{name}", kwargs, method)
+            space = env.observation_space
+            assert len(env.unwrapped.control.modalities) == m
+            spaces.append((space.low.tolist(), space.high.tolist()))
+            firsts.append(first)
+            for obs in (first, later):
+                assert space.contains(obs), f"{name}: {obs} outside {space}"
+            layout = env.unwrapped.control.layout
+            # before any iteration every score is at chance (0), whatever the class count
+            assert np.all(first[layout.s_hat] == 0) and np.all(first[layout.d] == 0)
+            # the untrained model's validation accuracy is near chance, i.e. near 0, not near 1/C
+            assert np.all(np.abs(first[layout.slice("val_acc")]) < 0.5), name
+        assert all(sp == spaces[0] for sp in spaces), f"M = {m}: the same declared bounds on every dataset"
+        # nothing dataset-specific is left in the first observation's core entries
+        core = slice(0, layout.core_size)
+        assert all(np.array_equal(f[core], firsts[0][core]) for f in firsts)
 
 
 def test_obs_norm_none_keeps_the_v0_observation() -> None:
