@@ -19,9 +19,9 @@ as ``DUS-Custom`` / ``BSS-Custom`` as a user would.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import report, stats  # noqa: E402
+from agents.heuristics.pretrained import weights_dir  # noqa: E402
 from training import evaluate  # noqa: E402
 from training.config import set_threads  # noqa: E402
 
@@ -54,8 +55,19 @@ def custom_root(folder: Path) -> Path:
     return root
 
 
+def fingerprint(spec: str) -> str:
+    """What a policy's cached results depend on besides the case: a pretrained policy's weights."""
+    if spec.endswith("-pretrained"):
+        path = weights_dir() / f"{spec.replace('-', '_')}.pt"
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return ""
+
+
 def run_case(name: str, method: str, seeds: int, extra: list[str], workdir: Path, extra_policies: list[str],
-             threads: int) -> dict[str, Any]:
+             threads: int, cache: dict[str, Any], only: set[str] | None = None) -> dict[str, Any] | None:
+    """Every policy of the case on the same seeds (each policy's seeds as one batched env; a
+    policy already in ``cache`` with the same settings is not run again), then the paired table.
+    ``only``: run just these policies (fill the cache; no table)."""
     dataset, tokens, what = CASES[name]
     tokens = [*tokens, *extra]
     if name == "custom":
@@ -66,9 +78,19 @@ def run_case(name: str, method: str, seeds: int, extra: list[str], workdir: Path
             "--no-progress", "--threads", str(threads), *(["--env-kwargs", *tokens] if tokens else [])]
     args = evaluate.parse_args(argv)
     seed_list = [args.first_seed + i for i in range(args.seeds)]
-    start = time.perf_counter()
-    records, modalities = evaluate.evaluate_policies(args, seed_list, specs)
-    seconds = time.perf_counter() - start
+    records: dict[str, list[report.Record]] = {}
+    for spec in specs:
+        key = "|".join([name, method, spec, fingerprint(spec), str(seeds), *extra])
+        if key not in cache and (only is None or spec in only):
+            start = time.perf_counter()
+            got, modalities = evaluate.evaluate_policies(args, seed_list, [spec])
+            cache[key] = {"metrics": [r.metrics for r in got[evaluate.display_name(spec)]],
+                          "modalities": list(modalities), "seconds": time.perf_counter() - start}
+        if key in cache:
+            records[evaluate.display_name(spec)] = [report.Record(m) for m in cache[key]["metrics"]]
+            modalities = tuple(cache[key]["modalities"])
+    if only is not None or len(records) < len(specs):
+        return None
     per_seed = report.per_seed(records)
     rows = {}
     for against in [baseline, *names[1:]]:
@@ -78,7 +100,7 @@ def run_case(name: str, method: str, seeds: int, extra: list[str], workdir: Path
     summary = report.summarize(records, modalities)
     means = {p: 100 * s["fused_acc"][0] for p, s in summary.items()}
     return {"case": name, "what": what, "method": method, "env": f"{method}-{dataset}", "env_kwargs": tokens,
-            "seeds": seed_list, "seconds": seconds, "test_fused_acc": means, "paired": rows,
+            "seeds": seed_list, "test_fused_acc": means, "paired": rows,
             "per_seed_fused_acc": {p: v["fused_acc"].tolist() for p, v in per_seed.items()}}
 
 
@@ -107,28 +129,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     p.add_argument("--methods", default="DUS,BSS")
     p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--only", help="run just these policies (comma-separated) and keep their results for a later "
+                   "full run: e.g. the baselines while the pretrained policy still trains")
     p.add_argument("--raw-env-kwargs", nargs="*", default=[],
-                   help="extra --env-kwargs for the raw (CNN) case only, e.g. epochs=4 to fit a CPU budget")
+                   help="extra --env-kwargs for the raw (CNN) case only, e.g. epochs=2 to fit a CPU budget")
     p.add_argument("--mfeat-agent", help="a train_agent.py run dir of an agent trained on DUS-MFeat: added to "
                    "the DUS mfeat case as ppo:<dir>")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/bench/transfer.json", help="JSON of every case (appended per case)")
+    p.add_argument("--out", default="runs/bench/transfer.json", help="JSON: the per-policy results (a cache: "
+                   "policies already run with the same settings are not run again) and the tables")
     args = p.parse_args(argv)
     set_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(out.read_text()) if out.is_file() else []
-    with tempfile.TemporaryDirectory() as tmp:
-        for method in args.methods.split(","):
-            for name in args.cases.split(","):
-                extra = args.raw_env_kwargs if name == "raw" else []
-                direct = args.mfeat_agent and name == "mfeat" and method == "DUS"
-                agents = [f"ppo:{args.mfeat_agent}"] if direct else []
-                result = run_case(name, method, args.seeds, extra, Path(tmp), agents, args.threads)
-                results = [r for r in results if (r["case"], r["method"]) != (name, method)] + [result]
-                out.write_text(json.dumps(results, indent=1))
-                print(markdown([result]), f"\n({result['seconds']:.0f} s)", flush=True)
-    print(markdown(results))
+    store = json.loads(out.read_text()) if out.is_file() else {"cache": {}, "results": []}
+    only = set(args.only.split(",")) if args.only else None
+    workdir = out.parent / "data"
+    for method in args.methods.split(","):
+        for name in args.cases.split(","):
+            extra = args.raw_env_kwargs if name == "raw" else []
+            direct = args.mfeat_agent and name == "mfeat" and method == "DUS"
+            agents = [f"ppo:{args.mfeat_agent}"] if direct else []
+            result = run_case(name, method, args.seeds, extra, workdir, agents, args.threads, store["cache"], only)
+            if result is not None:
+                store["results"] = [r for r in store["results"] if (r["case"], r["method"]) != (name, method)]
+                store["results"].append(result)
+                print(markdown([result]), flush=True)
+            out.write_text(json.dumps(store, indent=1))
+    print(markdown(store["results"]))
 
 
 if __name__ == "__main__":

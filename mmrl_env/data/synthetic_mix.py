@@ -79,7 +79,7 @@ class SyntheticMix(TaskFamilyDataset):
         margin, hint = rng.uniform(2.0, 4.0), rng.uniform(0.0, 0.6)
         scales = np.exp(rng.uniform(np.log(0.06), np.log(0.8), m))
         noises = rng.uniform(0.8, 2.4, m)
-        n_unique = int(rng.integers(300, self.sizes[0] + 1))
+        n_unique = int(rng.integers(min(300, self.sizes[0]), self.sizes[0] + 1))
         standardise = bool(rng.random() < 0.5)
         shifted = int(rng.integers(m)) if rng.random() < 0.35 else None
         n_groups = -(-c // group)
