@@ -59,7 +59,7 @@ def fingerprint(spec: str) -> str:
     """What a policy's cached results depend on besides the case: a pretrained policy's weights."""
     if spec.endswith("-pretrained"):
         path = weights_dir() / f"{spec.replace('-', '_')}.pt"
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "no weights"
     return ""
 
 

@@ -144,3 +144,15 @@ def test_weights_are_tensors_and_json(tmp_path: Path) -> None:
     torch.save({"w1": torch.zeros(2)}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="retrain"):
         load_weights("x", tmp_path)
+
+
+def test_a_checkpoint_restores_every_run_s_task() -> None:
+    venv = mix_env(k=3)
+    venv.reset_runs(seed=[1, 2, 3])
+    venv.step_runs(np.zeros((3, 2), np.float32))
+    other = mix_env(k=3)
+    other.set_state(venv.get_state())
+    a, b = venv.trainer.dataset, other.trainer.dataset
+    assert list(a.run_classes) == list(b.run_classes)
+    for x, y in zip(a.test.inputs, b.test.inputs, strict=True):
+        assert torch.equal(x, y)

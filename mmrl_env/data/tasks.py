@@ -89,6 +89,7 @@ class TaskFamilyDataset(MultimodalDataset):
                 split.labels[run] = torch.from_numpy(labels).to(split.labels.device)
             self.run_classes[run] = task.num_classes
             self.run_info[run] = task.info
+            self.run_seeds[run] = int(seed)
 
     def _allocate(self, num_runs: int) -> None:
         task = self.make_task(0)  # shapes only
@@ -100,6 +101,7 @@ class TaskFamilyDataset(MultimodalDataset):
         self.train, self.val, self.test = made
         self.run_classes = np.full(num_runs, self.num_classes, np.int64)
         self.run_info: list[dict] = [{} for _ in range(num_runs)]
+        self.run_seeds = [0] * num_runs  # what a checkpoint keeps: each slot's task is redrawn from its seed
 
     def classes_of_runs(self, num_runs: int) -> np.ndarray:
         return np.asarray(getattr(self, "run_classes", np.full(num_runs, self.num_classes)), np.int64)

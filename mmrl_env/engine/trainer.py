@@ -232,9 +232,12 @@ class VectorTrainer:
         the private generators."""
         if self.learner is None:
             return {"started": False}
-        return {"started": True, "learner": self.learner.state_dict(),
-                "streams": [s.state_dict() for s in self.streams], "iteration": self.iteration.clone(),
-                "generators": [g.get_state() for g in self.generators]}
+        state = {"started": True, "learner": self.learner.state_dict(),
+                 "streams": [s.state_dict() for s in self.streams], "iteration": self.iteration.clone(),
+                 "generators": [g.get_state() for g in self.generators]}
+        if hasattr(self.dataset, "draw"):  # a task family: the seed each slot's task was drawn from
+            state["task_seeds"] = list(self.dataset.run_seeds)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict``; generators last, since building the models draws from them."""
@@ -242,7 +245,7 @@ class VectorTrainer:
             self.learner = None
             self.iteration.zero_()
             return
-        self.reset([0] * self.num_runs)
+        self.reset(state.get("task_seeds", [0] * self.num_runs))  # a task family redraws each slot's task
         self.learner.load_state_dict(state["learner"])
         for stream, s in zip(self.streams, state["streams"], strict=True):
             stream.load_state_dict(s)
