@@ -87,6 +87,9 @@ def load_weights(stem: str, folder: str | Path | None = None) -> tuple[dict[str,
                                     f"python training/pretrain.py -c configs/pretrain_{stem.split('_')[0]}.yaml")
     spec = json.loads(spec_path.read_text())
     state = torch.load(pt_path, weights_only=True, map_location="cpu")
+    if not isinstance(state, dict) or sorted(state) != sorted(PARAMS):
+        raise ValueError(f"{pt_path}: expected the tensors {list(PARAMS)}, found "
+                         f"{sorted(state) if isinstance(state, dict) else type(state).__name__}; retrain it")
     theta = np.concatenate([state[n].numpy().reshape(-1) for n in PARAMS]).astype(np.float32)
     expected = num_params(len(spec["features"]), spec["hidden"])
     if theta.size != expected or tuple(spec["features"]) != FEATURES:
