@@ -118,7 +118,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 continue
             d = r["paired"].get(policy, {})
             vs_base = _cell(d[baseline]) if baseline in d else ""
-            vs_h = "; ".join(f"{h}: {_cell(v)}" for h, v in d.items() if h != baseline)
+            vs_h = "; ".join(f"{h}: {_cell(v)}" for h, v in d.items() if h not in (baseline, policy))
             lines.append(f"| {r['what']} ({r['env']}) | {policy} | {acc:.2f} | {vs_base} | {vs_h} |")
         lines.append(f"| {r['what']} ({r['env']}) | {baseline} | {r['test_fused_acc'][baseline]:.2f} | | |")
     return "\n".join(lines)
