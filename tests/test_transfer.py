@@ -36,9 +36,14 @@ def test_runs_of_one_batch_draw_different_tasks_from_their_seeds() -> None:
     # run k's task is a function of its inner seed only: the same seed drawn alone gives the same data
     task = alone.make_task(int(venv.trainer.generators[2].initial_seed()))
     assert torch.equal(data.train.inputs[1][2], torch.from_numpy(task.splits[0][0][1]))
-    # one batched step trains all four on their own tasks: all losses finite, every run moves
-    obs, *_ = venv.step_runs(np.zeros((4, 3), np.float32))
-    assert np.isfinite(obs).all()
+    # one batched engine step trains the four on their own tasks, and run 2 plays what seed 7 plays alone
+    assert venv.trainer.vectorize
+    actions = np.array([[0.5, -0.5, 0.0]] * 4, np.float32)
+    obs, rewards, *_ = venv.step_runs(actions)
+    single = mix_env(k=1, m=3)
+    single.reset_runs(seed=[7])
+    obs1, rewards1, *_ = single.step_runs(actions[:1])
+    assert np.allclose(obs[2], obs1[0], atol=1e-4) and np.isclose(rewards[2], rewards1[0], atol=1e-3)
 
 
 def test_train_and_eval_task_draws_are_disjoint() -> None:
