@@ -1,8 +1,10 @@
 """Modality imbalance on MFeat: each view trained alone vs inside joint training, over seeds.
 
 For each view set (``--views``, several allowed) and seed: every view trained by itself (its
-encoder and unimodal head, α = 1, the other views get no samples; same epochs, batch size and
-optimiser) and plain joint training (every view B samples per iteration: DUS's ``uniform``).
+encoder and unimodal head, the other views get no samples; same epochs, batch size and
+optimiser), with its loss weighted α = 1 and, as a control, α = 0.2 (the weight its unimodal
+head has inside joint training, so the gap to joint is not just a smaller head loss), and
+plain joint training (every view B samples per iteration: DUS's ``uniform``).
 Reports accuracy on ``--split`` (``val`` to choose defaults and views, ``test`` for the
 record), mean ± std over seeds, as Markdown: per view, alone vs its unimodal head inside
 joint training (the gap says how much joint training under-trains it), and the fused accuracy.
@@ -10,40 +12,59 @@ The K seeds of one setting train as one batched engine (each run is what a singl
 
     python bench/mfeat_imbalance.py --views fac+mor pix+zer --seeds 10 --split val
     python bench/mfeat_imbalance.py --views fac+mor --split val --lr 0.01 0.05 0.1 --epochs 8 16
+    python bench/mfeat_imbalance.py --views pix+zer --shift none clusters noise --seeds 20
+
+``--shift``: the views written as ``Custom`` sets (``write_mfeat_custom``) with each test
+shift, joint training, validation vs test accuracy: how far a shifted test falls below validation.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import tempfile
 from typing import Any
 
 import numpy as np
 import torch
 
+from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.data.mfeat import check_views, load_mfeat
+from mmrl_env.data.mfeat_custom import write_mfeat_custom
+from mmrl_env.data.npz import load_npz
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.learners.base import OptimConfig
 from mmrl_env.metrics import accuracy
 from mmrl_env.trainer import TrainerConfig
 
+JOINT_ALPHA = 0.2  # the joint learner's default weight of the unimodal losses
 
-def run(views: tuple[str, ...], seeds: list[int], split: str, epochs: int, batch_size: int, lr: float,
-        only: int | None = None) -> dict[str, list[float]]:
-    """Accuracy per seed: fused and per view for joint training (``only`` None), or view ``only`` alone."""
-    data = load_mfeat(views)
-    alpha = {"alpha": 1.0} if only is not None else {}
-    cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner_kwargs=alpha,
+
+def train(data: MultimodalDataset, seeds: list[int], epochs: int, batch_size: int, lr: float,
+          only: int | None = None, alpha: float = JOINT_ALPHA) -> VectorTrainer:
+    """The seeds' runs of joint training (``only`` None) or of view ``only`` alone, its unimodal
+    loss weighted ``alpha``, as one batched trainer."""
+    cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner_kwargs={"alpha": alpha},
                         optim=OptimConfig(**{**data.optim_defaults, "lr": lr}))
     tr = VectorTrainer(data, cfg, len(seeds), "cpu")
     tr.reset(seeds)
-    sizes = [[batch_size if only is None or j == only else 0 for j in range(len(views))] for _ in seeds]
-    tr.train(tr.total_iterations, sizes)
-    pred, y = tr.predict(getattr(data, split))
-    out = {v: [accuracy(pred.unimodal[j][k], y) for k in range(len(seeds))] for j, v in enumerate(views)}
-    if only is None:
-        out["fused"] = [accuracy(pred.fused[k], y) for k in range(len(seeds))]
+    m = data.num_modalities
+    tr.train(tr.total_iterations, [[batch_size if only is None or j == only else 0 for j in range(m)] for _ in seeds])
+    return tr
+
+
+def scores(tr: VectorTrainer, split: str) -> dict[str, list[float]]:
+    """Accuracy per seed on ``split``: fused and each view's unimodal head."""
+    pred, y = tr.predict(getattr(tr.dataset, split))
+    out = {v: [accuracy(z[k], y) for k in range(tr.num_runs)] for v, z in zip(tr.dataset.modality_names,
+                                                                              pred.unimodal, strict=True)}
+    out["fused"] = [accuracy(pred.fused[k], y) for k in range(tr.num_runs)]
     return out
+
+
+def run(views: tuple[str, ...], seeds: list[int], split: str, epochs: int, batch_size: int, lr: float,
+        only: int | None = None, alpha: float = JOINT_ALPHA) -> dict[str, list[float]]:
+    return scores(train(load_mfeat(views), seeds, epochs, batch_size, lr, only, alpha), split)
 
 
 def cell(xs: list[float]) -> str:
@@ -54,11 +75,32 @@ def report(views: tuple[str, ...], seeds: list[int], split: str, epochs: int, ba
     joint = run(views, seeds, split, epochs, batch_size, lr)
     print(f"\n**{'+'.join(views)}** (epochs {epochs}, B {batch_size}, lr {lr}; {split}, {len(seeds)} seeds): "
           f"joint fused {cell(joint['fused'])}")
-    print("\n| view | alone (%) | inside joint (%) | joint − alone (points) |\n|---|---|---|---|")
+    print("\n| view | alone (%) | alone, α = 0.2 (%) | inside joint (%) | joint − alone (points) "
+          "| joint − alone α = 0.2 (points) |\n|---|---|---|---|---|---|")
     for j, v in enumerate(views):
-        alone = run(views, seeds, split, epochs, batch_size, lr, only=j)[v]
-        gap = 100 * (np.array(joint[v]) - np.array(alone))
-        print(f"| {v} | {cell(alone)} | {cell(joint[v])} | {gap.mean():+.1f} ± {gap.std():.1f} |")
+        alone = run(views, seeds, split, epochs, batch_size, lr, only=j, alpha=1.0)[v]
+        weak = run(views, seeds, split, epochs, batch_size, lr, only=j)[v]
+        gaps = [100 * (np.array(joint[v]) - np.array(a)) for a in (alone, weak)]
+        print(f"| {v} | {cell(alone)} | {cell(weak)} | {cell(joint[v])} | "
+              + " | ".join(f"{g.mean():+.1f} ± {g.std():.1f}" for g in gaps) + " |")
+
+
+def shift_report(views: tuple[str, ...], seeds: list[int], epochs: int, batch_size: int, lr: float,
+                 shifts: list[str]) -> None:
+    """Joint training on ``views`` written as a Custom set with each test ``shift``: validation
+    vs test accuracy (a shifted test split should fall below validation)."""
+    print(f"\n**{'+'.join(views)} as Custom** (epochs {epochs}, B {batch_size}, lr {lr}; {len(seeds)} seeds)\n")
+    cols = ["fused", *views]
+    print("| test split | " + " | ".join(f"{c} val → test (%)" for c in cols) + " | fused test − val (points) |")
+    print("|---" * (len(cols) + 2) + "|")
+    for shift in shifts:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = load_npz(write_mfeat_custom(tmp, views, shift=None if shift == "none" else shift))
+        tr = train(data, seeds, epochs, batch_size, lr)
+        val, test = scores(tr, "val"), scores(tr, "test")
+        gap = 100 * (np.array(test["fused"]) - np.array(val["fused"]))
+        print(f"| {shift} (n = {len(data.test)}) | " + " | ".join(f"{cell(val[c])} → {cell(test[c])}" for c in cols)
+              + f" | {gap.mean():+.1f} ± {gap.std():.1f} |")
 
 
 def main(argv: Any = None) -> None:
@@ -70,12 +112,17 @@ def main(argv: Any = None) -> None:
     p.add_argument("--epochs", type=int, nargs="+", default=[8])
     p.add_argument("--batch-size", type=int, nargs="+", default=[64])
     p.add_argument("--lr", type=float, nargs="+", default=[0.05])
+    p.add_argument("--shift", nargs="+", choices=("none", "clusters", "noise"), default=None,
+                   help="instead: joint training on the views written as Custom sets with these test shifts")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     seeds = list(range(args.seed, args.seed + args.seeds))
     for views, epochs, b, lr in itertools.product(args.views, args.epochs, args.batch_size, args.lr):
-        report(check_views(views), seeds, args.split, epochs, b, lr)
+        if args.shift:
+            shift_report(check_views(views), seeds, epochs, b, lr, args.shift)
+        else:
+            report(check_views(views), seeds, args.split, epochs, b, lr)
 
 
 if __name__ == "__main__":

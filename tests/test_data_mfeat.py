@@ -9,7 +9,7 @@ import torch
 
 from mmrl_env.data import load_dataset
 from mmrl_env.data.mfeat import DEFAULT_VIEWS, TRIPLE, VIEWS, WEAK_PAIR, load_mfeat, raw_views, split_indices
-from mmrl_env.data.mfeat_build import build
+from mmrl_env.data.mfeat_build import build, main
 
 DIMS = {"fac": 216, "fou": 76, "kar": 64, "mor": 6, "pix": 240, "zer": 47}
 FAST = {"epochs": 1, "batch_size": 64, "val_size": 100, "device": "cpu"}
@@ -22,7 +22,7 @@ def test_embedded_file_holds_the_published_data():
     assert views["pix"].dtype == np.uint8 and views["pix"].max() == 6  # pixel averages 0..6, stored exactly
 
 
-def test_build_round_trips_the_csvs(tmp_path):
+def test_build_round_trips_the_csvs(tmp_path, capsys):
     """The build script reads the CSV layout (header row, label last) into the embedded format."""
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 3)
@@ -37,6 +37,8 @@ def test_build_round_trips_the_csvs(tmp_path):
     (tmp_path / "mfeat-zer.csv").write_text("0,1\n1,3\n")
     with pytest.raises(ValueError, match="labels"):
         build(tmp_path, tmp_path / "bad.npz")
+    assert main(["--src", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.npz")]) == 2  # one line, exit 2
+    assert "mfeat-fac.csv not found" in capsys.readouterr().err
 
 
 def test_default_shapes_split_sizes_and_stratification():
@@ -96,6 +98,7 @@ def test_views_order_is_respected_and_any_set_of_2_to_6_works():
     (("fac", "fac"), "more than once"),
     (("fac",), "at least 2"),
     ("fac", "at least 2"),
+    (3, "list of MFeat view names"),
 ])
 def test_bad_views_are_refused(views, match):
     with pytest.raises(ValueError, match=match):
@@ -117,6 +120,7 @@ def test_envs_reset_and_step(method, views):
     assert env.observation_space.contains(obs)
     assert env.unwrapped.modalities == (DEFAULT_VIEWS if views is None else TRIPLE)
     assert env.action_space.shape == ((m,) if method == "DUS" else (1,))
+    assert env.unwrapped.trainer.vectorize  # MLP encoders: the batched engine, as Synthetic
     done, steps = False, 0
     while not done:
         obs, reward, terminated, truncated, info = env.step(np.ones(env.action_space.shape, np.float32))
@@ -141,3 +145,22 @@ def test_env_is_deterministic_with_seed():
 def test_registered_like_every_dataset():
     assert "DUS-MFeat" in gym.registry and "BSS-MFeat-v0" in gym.registry
     assert load_dataset("MFeat", views=WEAK_PAIR).modality_names == WEAK_PAIR
+
+
+def test_the_clis_take_mfeat(tmp_path, capsys):
+    """train_mml --dataset MFeat, train_agent --env DUS-MFeat and evaluate --env BSS-MFeat, views included."""
+    from training.evaluate import main as evaluate
+    from training.train_agent import main as train_agent
+    from training.train_mml import main as train_mml
+
+    fast = ["epochs=1", "val_size=100", "device=cpu"]
+    run = train_mml(["--dataset", "MFeat", "--dataset-kwargs", "views=[pix,fou,mor]", "--epochs", "1", "--seeds", "2",
+                     "--device", "cpu", "--log-dir", str(tmp_path / "mml")])
+    assert "│ mor" in capsys.readouterr().out and (run / "results.json").is_file()
+    agent = train_agent(["--env", "DUS-MFeat", "--algo", "dus-h", "-n", "2", "-f", str(tmp_path / "agent"),
+                         "--eval-episodes", "1", "--baselines", "uniform", "--no-progress", "--env-kwargs", *fast])
+    assert (agent / "model.json").is_file()
+    out = evaluate(["--env", "BSS-MFeat", "--policies", "bss-h", "--seeds", "2", "--out", str(tmp_path / "eval"),
+                    "--no-progress", "--env-kwargs", *fast, "dataset_kwargs.views=[fou,zer]"])
+    md = (out / "results.md").read_text()
+    assert "fou acc" in md and "zer acc" in md and "paired vs full" in md

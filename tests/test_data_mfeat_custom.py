@@ -69,6 +69,7 @@ def test_noise_shift_perturbs_test_only(tmp_path):
     ({"shift": "noise", "noise_std": 0.0}, "noise_std"),
     ({"shift": "clusters", "n_clusters": 1}, "n_clusters"),
     ({"views": ("fac",)}, "at least 2"),
+    ({"shift": "clusters", "val_fraction": 0.6, "test_fraction": 0.5}, "fraction"),
 ])
 def test_bad_arguments_are_refused(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
