@@ -10,5 +10,6 @@ setup(
     packages=[*find_packages(include=["mmrl_env*", "agents*", "training*"]), "training.configs"],
     package_dir={"training.configs": "configs"},
     package_data={"mmrl_env.data": ["splits/*/*.csv", "splits/*/*.txt", "README.md", "mfeat_data/*"],
+                  "agents": ["weights/*.pt", "weights/*.json"],  # the pretrained policies: tensors + JSON
                   "training.configs": ["*.yaml", "paper/*.yaml"]},
 )

@@ -36,7 +36,7 @@ def test_ppo_run_writes_agent_config_and_tensorboard(tmp_path, capsys):
     sb3_tags = tags(run / "sb3_1")["scalars"]
     assert "rollout/ep_rew_mean" in sb3_tags and "eval/mean_reward" in sb3_tags
     results = json.loads((run / "results.json").read_text())["results"]
-    assert set(results) == {"ppo", "dus-h", "uniform", "random"}
+    assert set(results) == {"ppo", "dus-h", "uniform", "dus-pretrained", "random"}  # the pretrained policy too
     printed = capsys.readouterr().out
     assert "Final comparison" in printed and "dus-h" in printed and "uniform" in printed
     assert 0.0 <= results["dus-h"]["test_fused_acc"][0] <= 1.0

@@ -7,7 +7,8 @@ import pytest
 import mmrl_env
 from mmrl_env.data import registry
 
-DATASETS = ["Synthetic", "MFeat", "CremaD", "KineticsSounds", "VGGSound", "Twitter2015", "Sarcasm", "NVGesture"]
+DATASETS = ["Synthetic", "SyntheticMix", "MFeat", "CremaD", "KineticsSounds", "VGGSound", "Twitter2015", "Sarcasm",
+            "NVGesture"]
 
 
 def test_every_method_dataset_pair_has_an_id():

@@ -202,7 +202,8 @@ def keep_test(trainer: Any, runs: list[SeedRun], which: list[int], epoch: int) -
     names = tuple(trainer.dataset.modality_names)
     pred, y = trainer.predict(trainer.dataset.test)
     for k in which:
-        runs[k].test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y, names)
+        runs[k].test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y[k] if y.dim() == 2 else y,
+                                          names)
         runs[k].learner_info, runs[k].epoch = trainer.run_info(k), epoch
 
 

@@ -6,10 +6,11 @@ from agents.heuristics.base import HeuristicPolicy
 from agents.heuristics.bss import FullDataPolicy, LearnedCurriculumPolicy, PacingPolicy
 from agents.heuristics.dus import DUSHeuristicPolicy
 from agents.heuristics.generic import RandomPolicy, UniformPolicy
+from agents.heuristics.pretrained import BSSPretrainedPolicy, DUSPretrainedPolicy
 
 HEURISTICS: dict[str, type[HeuristicPolicy]] = {
     p.name: p for p in (DUSHeuristicPolicy, UniformPolicy, RandomPolicy, PacingPolicy, LearnedCurriculumPolicy,
-                        FullDataPolicy)
+                        FullDataPolicy, DUSPretrainedPolicy, BSSPretrainedPolicy)
 }
 
 __all__ = ["HEURISTICS", "HeuristicPolicy"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -107,6 +108,11 @@ class MultimodalDataset:
     @property
     def modality_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.modalities)
+
+    def classes_of_runs(self, num_runs: int) -> np.ndarray:
+        """(K,) class count of each run's task: all ``num_classes`` here; a task family
+        (:mod:`mmrl_env.data.tasks`) draws its own per run. The observation's chance level reads it."""
+        return np.full(num_runs, self.num_classes, np.int64)
 
     def to(self, device: torch.device | str) -> MultimodalDataset:
         return MultimodalDataset(

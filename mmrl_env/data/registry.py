@@ -17,6 +17,7 @@ from mmrl_env.kwargs import unknown_kwargs_message
 # name -> "module:function" (lazy) or a callable. ``None`` = loader not written yet.
 _LOADERS: dict[str, str | Callable[..., Any] | None] = {
     "Synthetic": "mmrl_env.data.synthetic:load_synthetic",
+    "SyntheticMix": "mmrl_env.data.synthetic_mix:load_synthetic_mix",
     "MFeat": "mmrl_env.data.mfeat:load_mfeat",
     "CremaD": "mmrl_env.data.cremad:load_cremad",
     "KineticsSounds": "mmrl_env.data.kinetics:load_kinetics_sounds",

@@ -100,6 +100,8 @@ class VectorTrainer:
             raise ValueError(f"runs must lie in [0, {self.num_runs}), got {runs}")
         for run, seed in zip(runs, seeds, strict=True):
             self.generators[run].manual_seed(int(seed))
+        if hasattr(self.dataset, "draw"):  # a task family: each run's task is a function of its seed
+            self.dataset.draw(runs, [int(s) for s in seeds], self.num_runs)
         if self.learner is None:
             if len(runs) != self.num_runs:
                 raise ValueError("the first reset must start every run (runs=None)")
@@ -131,14 +133,19 @@ class VectorTrainer:
             idx = torch.zeros(self.num_runs, n, dtype=torch.long)
             for k, w in enumerate(windows):
                 idx[k, : w.numel()] = w
-        flat = idx.flatten()  # host index: a memory-mapped split reads with it without waiting for the GPU
-        idx = idx.to(self.device, non_blocking=True)
         split = self.dataset.train
-        inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
-                  for j in range(self.dataset.num_modalities)]
+        if getattr(split, "per_run", False):  # one task per run (mmrl_env.data.tasks)
+            inputs = [split.gather_runs(j, idx) for j in range(self.dataset.num_modalities)]
+            labels = split.gather_run_labels(idx)
+        else:
+            flat = idx.flatten()  # host index: a memory-mapped split reads with it without waiting for the GPU
+            inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
+                      for j in range(self.dataset.num_modalities)]
+            labels = split.gather_labels(flat).view(self.num_runs, n)
+        idx = idx.to(self.device, non_blocking=True)
         # non_blocking: a blocking host-to-device copy waits for the queued GPU work (a sync per step)
         device_sizes = sizes.to(self.device, non_blocking=True)
-        return VectorBatch(idx, inputs, split.gather_labels(flat).view(self.num_runs, n), device_sizes,
+        return VectorBatch(idx, inputs, labels, device_sizes,
                            prefix_masks(device_sizes, n), self.cfg.batch_size, host_sizes=sizes)
 
     def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
@@ -209,16 +216,23 @@ class VectorTrainer:
     def predict(self, split: Split, idx: Tensor | None = None, chunk_size: int | None = None
                 ) -> tuple[VectorPrediction, Tensor]:
         """Every run's predictions on ``split`` (or its subset ``idx``, shared by all runs), in
-        chunks of ``chunk_size`` (default :meth:`eval_chunk`, bounded in input values): (K, N, C) logits and the (N,)
-        labels. A host index (the default) lets a memory-mapped split read without waiting for the GPU."""
+        chunks of ``chunk_size`` (default :meth:`eval_chunk`, bounded in input values): (K, N, C)
+        logits and the (N,) labels ((K, N) on a split with one task per run, :mod:`mmrl_env.data.tasks`).
+        A host index (the default) lets a memory-mapped split read without waiting for the GPU."""
         if idx is None:
             idx = torch.arange(len(split))
-        chunks = [self.learner.predict([split.gather(j, part) for j in range(self.dataset.num_modalities)])
-                  for part in idx.split(chunk_size or self.eval_chunk(split))]
+        m, size = self.dataset.num_modalities, chunk_size or self.eval_chunk(split)
+        if getattr(split, "per_run", False):
+            chunks = [self.learner.predict([split.gather_runs(j, part.expand(self.num_runs, -1)) for j in range(m)],
+                      per_run=True) for part in idx.split(size)]
+            labels = split.gather_run_labels(idx.expand(self.num_runs, -1))
+        else:
+            chunks = [self.learner.predict([split.gather(j, part) for j in range(m)]) for part in idx.split(size)]
+            labels = split.gather_labels(idx)
         fused = torch.cat([c.fused for c in chunks], dim=1)
         uni = [torch.cat([c.unimodal[j] for c in chunks], dim=1) for j in range(self.dataset.num_modalities)]
         multi = None if chunks[0].multi is None else torch.cat([c.multi for c in chunks], dim=1)
-        return VectorPrediction(fused, uni, multi), split.gather_labels(idx)
+        return VectorPrediction(fused, uni, multi), labels
 
     def eval_chunk(self, split: Split) -> int:
         """Samples per prediction chunk: ``cfg.eval_batch_size``, fewer when a sample's inputs are
@@ -228,7 +242,9 @@ class VectorTrainer:
         run predicts the same whatever batch it is part of."""
         if self._eval_chunk is None:
             one = torch.zeros(1, dtype=torch.long)
-            per_sample = sum(split.gather(j, one).numel() for j in range(self.dataset.num_modalities))
+            first = ((lambda j: split.gather_runs(j, one.view(1, 1))) if getattr(split, "per_run", False)
+                     else (lambda j: split.gather(j, one)))  # one sample (of one run's task)
+            per_sample = sum(first(j).numel() for j in range(self.dataset.num_modalities))
             self._eval_chunk = max(1, min(self.cfg.eval_batch_size, EVAL_CHUNK_ELEMENTS // max(per_sample, 1)))
         return self._eval_chunk
 
@@ -241,9 +257,12 @@ class VectorTrainer:
         the private generators."""
         if self.learner is None:
             return {"started": False}
-        return {"started": True, "learner": self.learner.state_dict(),
-                "streams": [s.state_dict() for s in self.streams], "iteration": self.iteration.clone(),
-                "generators": [g.get_state() for g in self.generators]}
+        state = {"started": True, "learner": self.learner.state_dict(),
+                 "streams": [s.state_dict() for s in self.streams], "iteration": self.iteration.clone(),
+                 "generators": [g.get_state() for g in self.generators]}
+        if hasattr(self.dataset, "draw"):  # a task family: the seed each slot's task was drawn from
+            state["task_seeds"] = list(self.dataset.run_seeds)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict``; generators last, since building the models draws from them."""
@@ -251,7 +270,7 @@ class VectorTrainer:
             self.learner = None
             self.iteration.zero_()
             return
-        self.reset([0] * self.num_runs)
+        self.reset(state.get("task_seeds", [0] * self.num_runs))  # a task family redraws each slot's task
         self.learner.load_state_dict(state["learner"])
         for stream, s in zip(self.streams, state["streams"], strict=True):
             stream.load_state_dict(s)

@@ -29,6 +29,11 @@ class MultimodalTrainingEnv(gym.Env):
         ``final`` (100·accuracy at the last step only), ``auc`` (100·accuracy every step).
     cmd_kwargs: the CMD monitor's settings, ``{"mode": "mean" | "ema", "ema": 0.99}``.
     obs_extras: optional observation extras (``val_acc``).
+    obs_norm: ``none`` (default, the v0 observation: raw ŝ ∈ [0, 1]) or ``chance``: every score a
+        policy reads (ŝ, hence d, and the ``val_acc`` extras) becomes (s − 1/C)/(1 − 1/C), the
+        fraction of the way from chance to certainty for the run's class count C, in [−1, 1]
+        (0 before it is first measured), so the observation's scale no longer depends on the
+        class count, the input sizes or the dataset (what a policy trained on other data needs).
     device: ``auto`` (CUDA when it helps; see ``mmrl_env.engine.select``), ``cpu`` or ``cuda[:i]``.
     engine: ``auto`` | ``batched`` | ``sequential`` (see ``mmrl_env.engine.select``).
     threads: torch CPU threads of the inner training (``"auto"``: 1 on a CPU device unless you

@@ -36,6 +36,7 @@ class ObservationLayout:
     num_modalities: int
     action_dim: int
     extras: tuple[ObservationExtra, ...] = ()
+    s_low: float = 0.0  # lower bound of ŝ: 0, or −1 when chance-normalised (``obs_norm="chance"``)
 
     @property
     def s_hat(self) -> slice:
@@ -86,6 +87,7 @@ class ObservationLayout:
     @cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
         low, high = np.zeros(self.size, np.float32), np.ones(self.size, np.float32)
+        low[self.s_hat] = self.s_low
         low[self.d], high[self.d] = -1.0, 0.0
         low[self.prev_action] = -1.0
         for extra in self.extras:

@@ -37,10 +37,11 @@ from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
 from mmrl_env.kwargs import check_mapping, check_names, unknown_kwargs_message
 from mmrl_env.limits import check_limit
 from mmrl_env.metrics import prediction_metrics
-from mmrl_env.monitors.cmd import CumulativeDiscrepancy, modality_discrepancy
+from mmrl_env.monitors.cmd import CumulativeDiscrepancy, chance_normalised, modality_discrepancy
 from mmrl_env.threads import check_threads, scoped_threads
 
 OBS_EXTRAS = ("val_acc",)
+OBS_NORMS = ("none", "chance")
 SPLITS = ("train", "val", "test")
 
 
@@ -70,6 +71,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         reward: str = "acc",
         cmd_kwargs: dict[str, Any] | None = None,
         obs_extras: tuple[str, ...] | list[str] = (),
+        obs_norm: str = "none",
         device: str = "auto",
         engine: str = "auto",
         autoreset_mode: str | AutoresetMode = AutoresetMode.SAME_STEP,
@@ -86,6 +88,8 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         unknown = set(obs_extras) - set(OBS_EXTRAS)
         if unknown:
             raise ValueError(f"unknown obs_extras {sorted(unknown)}; choose from {', '.join(OBS_EXTRAS)}")
+        if obs_norm not in OBS_NORMS:
+            raise ValueError(f"unknown obs_norm {obs_norm!r}; choose one of {', '.join(OBS_NORMS)}")
         ValidationReward.check(reward, val_size)
         message = unknown_kwargs_message(cmd_kwargs or {}, ("mode", "ema"), "cmd_kwargs")
         if message:
@@ -102,6 +106,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
                                          optim, device, self.num_envs, engine)
         self.modalities = self.trainer.dataset.modality_names
         self.obs_extras = tuple(obs_extras)
+        self.obs_norm = obs_norm
         cmd = {"mode": "mean", "ema": 0.99, **(cmd_kwargs or {})}
         self.monitor = CumulativeDiscrepancy(self.num_envs, len(self.modalities), cmd["mode"], cmd["ema"],
                                              self.trainer.device)
@@ -117,16 +122,17 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         """Called once by the subclass's constructor: its action map, its observation extras
         (after the base's) and the settings policies may read. Sets the spaces and ``control``."""
         m = len(self.modalities)
-        val_acc = ObservationExtra("val_acc", (0.0,) * (m + 1), (1.0,) * (m + 1))  # fused, then per modality
+        low = -1.0 if self.obs_norm == "chance" else 0.0
+        val_acc = ObservationExtra("val_acc", (low,) * (m + 1), (1.0,) * (m + 1))  # fused, then per modality
         base = (val_acc,) if "val_acc" in self.obs_extras else ()
         self.action_map = action_map
-        self.layout = ObservationLayout(m, int(np.prod(action_map.shape)), (*base, *extras))
+        self.layout = ObservationLayout(m, int(np.prod(action_map.shape)), (*base, *extras), s_low=low)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, action_map.shape, dtype=np.float32)
         self.single_observation_space = gym.spaces.Box(*self.layout.bounds(), dtype=np.float32)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.control = ControlSpec(self.method, tuple(self.modalities), self.layout, action_map,
-                                   self.trainer.cfg.epochs, dict(settings or {}))
+                                   self.trainer.cfg.epochs, {"obs_norm": self.obs_norm, **(settings or {})})
         self._prev_action = np.tile(self._neutral_action(), (self.num_envs, 1))
 
     # --- subclass hooks (called while stepping, never from the constructor) --------------
@@ -156,7 +162,10 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         """Run ``run``'s values of the declared observation extras; subclasses add theirs."""
         if "val_acc" not in self.obs_extras:
             return {}
-        return {"val_acc": np.array([self._val["acc"][run], *(self._val[f"acc_{n}"][run] for n in self.modalities)])}
+        acc = np.array([self._val["acc"][run], *(self._val[f"acc_{n}"][run] for n in self.modalities)])
+        if self.obs_norm == "chance":
+            acc = chance_normalised(acc[None], self.trainer.dataset.classes_of_runs(self.num_envs)[[run]])[0]
+        return {"val_acc": acc}
 
     def _method_info(self, run: int) -> dict[str, Any]:
         """Method-specific info of run ``run`` between steps (after a reset)."""
@@ -258,11 +267,16 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         if not runs:
             return []
         pred, y = self.trainer.predict(getattr(self.trainer.dataset, split))
-        return [prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y, self.modalities) for k in runs]
+        return [prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y[k] if y.dim() == 2 else y,
+                                   self.modalities) for k in runs]
 
     # --- observation and info ---------------------------------------------------------
     def _observations(self, s_hat: np.ndarray) -> np.ndarray:
-        """Every run's observation from the (K, M) cumulative scores ``s_hat``."""
+        """Every run's observation from the (K, M) cumulative scores ``s_hat`` (``obs_norm="chance"``:
+        chance-normalised, so d is too)."""
+        if self.obs_norm == "chance":
+            s_hat = chance_normalised(s_hat, self.trainer.dataset.classes_of_runs(self.num_envs),
+                                      self.monitor.seen.cpu().numpy())
         progress = self._progress()
         return np.stack([self.layout.assemble(s_hat[k], progress[k], self._prev_action[k], self._extra_values(k))
                          for k in range(self.num_envs)])

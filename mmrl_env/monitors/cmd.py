@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,6 +38,16 @@ def modality_discrepancy(s_hat: Any) -> Any:
     if isinstance(s_hat, Tensor):
         return s_hat - s_hat.amax(dim=-1, keepdim=True)
     return s_hat - s_hat.max(axis=-1, keepdims=True)
+
+
+def chance_normalised(scores: np.ndarray, classes: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
+    """(s − 1/C)/(1 − 1/C) per run: a score or accuracy as the fraction of the way from chance
+    (0) to certainty (1), so its scale no longer depends on the class count C. ``scores`` (K, M),
+    ``classes`` (K,); ``seen`` (K, M) bool marks the scores measured at least once (the others,
+    e.g. ŝ before the first iteration, are 0 = chance)."""
+    chance = 1.0 / np.asarray(classes, np.float64)[:, None]
+    out = (np.asarray(scores, np.float64) - chance) / (1.0 - chance)
+    return out if seen is None else np.where(seen, out, 0.0)
 
 
 class CumulativeDiscrepancy:
@@ -104,6 +115,12 @@ class CumulativeDiscrepancy:
         """(K, M) cumulative scores."""
         self._flush()
         return self._s_hat
+
+    @property
+    def seen(self) -> Tensor:
+        """(K, M) bool: the modality has a score (at least one iteration with samples)."""
+        self._flush()
+        return self._count > 0
 
     @property
     def discrepancy(self) -> Tensor:

@@ -1,0 +1,152 @@
+"""Pretrained sampling policies (``dus-pretrained``, ``bss-pretrained``): trained once on the
+``SyntheticMix`` task family (``training/pretrain.py``), shipped as tensors + JSON, and acting
+wherever a heuristic acts, on any dataset with any number of modalities.
+
+The network is a *set* policy: one small MLP reads each modality's own features — its
+chance-normalised score ŝ_j, its gap d_j to the strongest, ŝ_j minus the mean of the others,
+training progress and its previous action — so the same weights act for M = 2, 3, ... and the
+modalities' order does not matter. DUS: the MLP's output per modality, centred over the
+modalities, is that modality's action (all equal = every modality gets B samples: plain
+joint training). BSS: the modalities' hidden units are averaged and one output sets the
+action a = 1 − 2·tanh(relu(z)) (z ≤ 0: λ = 1, no curriculum).
+
+The observation must be chance-normalised (``obs_norm="chance"``, which the policies declare
+in ``env_kwargs``), so that the scores mean the same on every dataset. Weights load with
+``torch.load(weights_only=True)``; the JSON holds the architecture and how it was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.heuristics.base import HeuristicPolicy
+from mmrl_env.envs.control import ControlSpec
+
+FEATURES = ("s_hat", "d", "s_hat_vs_rest", "progress", "prev_action")
+PARAMS = ("w1", "b1", "w2", "b2")
+
+
+def param_shapes(num_features: int, hidden: int) -> dict[str, tuple[int, ...]]:
+    return {"w1": (num_features, hidden), "b1": (hidden,), "w2": (hidden,), "b2": ()}
+
+
+def num_params(num_features: int, hidden: int) -> int:
+    return sum(int(np.prod(s)) for s in param_shapes(num_features, hidden).values())
+
+
+def unflatten(theta: np.ndarray, num_features: int, hidden: int) -> dict[str, np.ndarray]:
+    """(K, P) flat parameter rows -> per-name (K, ...) arrays (one policy per row)."""
+    out, start = {}, 0
+    for name, shape in param_shapes(num_features, hidden).items():
+        size = int(np.prod(shape))
+        out[name] = theta[:, start:start + size].reshape(theta.shape[0], *shape)
+        start += size
+    return out
+
+
+def features(obs: np.ndarray, control: ControlSpec) -> np.ndarray:
+    """(K, obs) observations -> (K, M, F) per-modality features (``FEATURES``)."""
+    layout = control.layout
+    s, d = obs[:, layout.s_hat], obs[:, layout.d]
+    m = s.shape[1]
+    rest = (s.sum(1, keepdims=True) - s) / max(m - 1, 1)
+    progress = np.repeat(obs[:, [layout.progress]], m, axis=1)
+    prev = obs[:, layout.prev_action]
+    prev = prev - prev.mean(1, keepdims=True) if prev.shape[1] == m else np.repeat(prev[:, :1], m, axis=1)
+    return np.stack([s, d, s - rest, progress, prev], axis=-1).astype(np.float32)
+
+
+def act(method: str, theta: dict[str, np.ndarray], feats: np.ndarray) -> np.ndarray:
+    """Actions (K, A) of K policies (parameter rows of ``theta``) on their (K, M, F) features."""
+    h = np.maximum(np.einsum("kmf,kfh->kmh", feats, theta["w1"]) + theta["b1"][:, None, :], 0.0)
+    if method == "DUS":
+        out = np.einsum("kmh,kh->km", h, theta["w2"])
+        return np.clip(out - out.mean(1, keepdims=True), -1.0, 1.0)
+    z = np.einsum("kh,kh->k", h.mean(1), theta["w2"]) + theta["b2"]
+    return (1.0 - 2.0 * np.tanh(np.maximum(z, 0.0)))[:, None]
+
+
+def weights_dir() -> Path:
+    return Path(str(resources.files("agents") / "weights"))
+
+
+def load_weights(stem: str, folder: str | Path | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """The JSON spec and the flat parameter vector of ``<folder>/<stem>.{json,pt}`` (tensors only)."""
+    folder = Path(folder) if folder is not None else weights_dir()
+    spec_path, pt_path = folder / f"{stem}.json", folder / f"{stem}.pt"
+    for path in (spec_path, pt_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"no pretrained policy file {path}; retrain it with "
+                                    f"python training/pretrain.py -c configs/pretrain_{stem.split('_')[0]}.yaml")
+    spec = json.loads(spec_path.read_text())
+    state = torch.load(pt_path, weights_only=True, map_location="cpu")
+    if not isinstance(state, dict) or sorted(state) != sorted(PARAMS):
+        raise ValueError(f"{pt_path}: expected the tensors {list(PARAMS)}, found "
+                         f"{sorted(state) if isinstance(state, dict) else type(state).__name__}; retrain it")
+    theta = np.concatenate([state[n].numpy().reshape(-1) for n in PARAMS]).astype(np.float32)
+    expected = num_params(len(spec["features"]), spec["hidden"])
+    if theta.size != expected or tuple(spec["features"]) != FEATURES:
+        raise ValueError(f"{pt_path}: {theta.size} parameters / features {spec['features']} do not match this "
+                         f"version's network ({expected} parameters, features {list(FEATURES)}); retrain it")
+    return spec, theta
+
+
+def save_weights(stem: str, folder: str | Path, theta: np.ndarray, spec: dict[str, Any]) -> None:
+    """Write ``<stem>.pt`` (a state dict of tensors) and ``<stem>.json`` (architecture and provenance)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = unflatten(theta[None].astype(np.float32), len(FEATURES), spec["hidden"])
+    torch.save({n: torch.from_numpy(np.ascontiguousarray(parts[n][0])) for n in PARAMS}, folder / f"{stem}.pt")
+    (folder / f"{stem}.json").write_text(json.dumps({**spec, "features": list(FEATURES)}, indent=2) + "\n")
+
+
+class PretrainedPolicy(HeuristicPolicy):
+    """Base of the shipped policies: load the weights, check the env, act on batches."""
+
+    stem: ClassVar[str] = ""
+    env_kwargs: ClassVar[dict[str, Any]] = {"obs_norm": "chance"}
+
+    def __init__(self, env: gym.Env, seed: int | None = None, weights: str | None = None) -> None:
+        super().__init__(env, seed, weights=weights)
+        if self.control.method not in self.methods:
+            raise ValueError(f"{self.name} acts on {self.methods[0]} envs, this one is {self.control.method}")
+        if self.control.settings.get("obs_norm") != "chance":
+            raise ValueError(f"{self.name} reads chance-normalised observations: make the env with "
+                             "obs_norm='chance' (train_agent.py and evaluate.py do this for you)")
+        self.spec, theta = load_weights(self.stem, weights)
+        self.theta = unflatten(theta[None], len(FEATURES), self.spec["hidden"])
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        obs = np.asarray(observation, dtype=np.float32)
+        batch = obs.reshape(-1, obs.shape[-1])
+        theta = {k: np.repeat(v, batch.shape[0], axis=0) for k, v in self.theta.items()}
+        actions = act(self.control.method, theta, features(batch, self.control)).astype(np.float32)
+        return (actions[0] if obs.ndim == 1 else actions), None
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.predict(obs)[0]
+
+
+class DUSPretrainedPolicy(PretrainedPolicy):
+    """DUS sample quantities from the policy pretrained on SyntheticMix (module docstring)."""
+
+    name = "dus-pretrained"
+    methods = ("DUS",)
+    stem = "dus_pretrained"
+
+
+class BSSPretrainedPolicy(PretrainedPolicy):
+    """BSS curriculum proportion from the policy pretrained on SyntheticMix (module docstring)."""
+
+    name = "bss-pretrained"
+    methods = ("BSS",)
+    stem = "bss_pretrained"
+    env_kwargs: ClassVar[dict[str, Any]] = {"obs_norm": "chance", "curriculum": "rank"}
