@@ -7,4 +7,5 @@ tuples name their keys in the same order (tests/test_cli_help.py checks that the
 from __future__ import annotations
 
 LEARNED_NAMES = ("ppo", "a2c", "sac", "reinforce")  # SB3 (and REINFORCE) agents that learn a policy
-HEURISTIC_NAMES = ("dus-h", "uniform", "random", "bss-h", "bss-l", "full")  # the papers' schedulers, baselines
+# the papers' schedulers, the baselines, and the policies pretrained on the SyntheticMix family
+HEURISTIC_NAMES = ("dus-h", "uniform", "random", "bss-h", "bss-l", "full", "dus-pretrained", "bss-pretrained")

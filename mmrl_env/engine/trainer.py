@@ -58,7 +58,8 @@ class VectorTrainer:
         if cfg.batch_size > n_train:
             raise ValueError(f"batch_size={cfg.batch_size} is larger than the training split "
                              f"({n_train} samples of {dataset.name}); use batch_size <= {n_train}")
-        for j, spec in enumerate(dataset.modalities):
+        # a task family (one task per run, drawn at reset) pads every task to its declared input sizes
+        for j, spec in enumerate(() if getattr(self.dataset.train, "per_run", False) else dataset.modalities):
             check_encoder_input(spec.name, spec.encoder, dict(spec.encoder_kwargs),
                                 self.dataset.train.gather(j, torch.arange(1)))
         self.iterations_per_epoch = max(1, math.ceil(len(self.dataset.train) / cfg.batch_size))
