@@ -149,6 +149,9 @@ def test_weights_are_tensors_and_json(tmp_path: Path) -> None:
     torch.save({"w1": torch.zeros(2)}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="retrain"):
         load_weights("x", tmp_path)
+    (tmp_path / "x.pt").write_bytes(b"not a zip")  # a damaged or foreign file: our words, not torch's
+    with pytest.raises(ValueError, match="damaged or not a tensors-only file.*retrain"):
+        load_weights("x", tmp_path)
 
 
 def test_a_checkpoint_restores_every_run_s_task() -> None:

@@ -18,6 +18,8 @@ in ``env_kwargs``), so that the scores mean the same on every dataset. Weights l
 from __future__ import annotations
 
 import json
+import pickle
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 
 from agents.heuristics.base import HeuristicPolicy
+from mmrl_env.bounded_input import check_zip, read_json_file
 from mmrl_env.envs.control import ControlSpec
 
 FEATURES = ("s_hat", "d", "s_hat_vs_rest", "progress", "prev_action")
@@ -85,8 +88,13 @@ def load_weights(stem: str, folder: str | Path | None = None) -> tuple[dict[str,
         if not path.is_file():
             raise FileNotFoundError(f"no pretrained policy file {path}; retrain it with "
                                     f"python training/pretrain.py -c configs/pretrain_{stem.split('_')[0]}.yaml")
-    spec = json.loads(spec_path.read_text())
-    state = torch.load(pt_path, weights_only=True, map_location="cpu")
+    spec = read_json_file(spec_path, "pretrained policy spec")
+    try:
+        check_zip(pt_path, "the pretrained policy weights")
+        state = torch.load(pt_path, weights_only=True, map_location="cpu")
+    except (zipfile.BadZipFile, RuntimeError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{pt_path} is damaged or not a tensors-only file ({type(err).__name__}); retrain it with "
+                         f"python training/pretrain.py -c configs/pretrain_{stem.split('_')[0]}.yaml") from err
     if not isinstance(state, dict) or sorted(state) != sorted(PARAMS):
         raise ValueError(f"{pt_path}: expected the tensors {list(PARAMS)}, found "
                          f"{sorted(state) if isinstance(state, dict) else type(state).__name__}; retrain it")
