@@ -33,7 +33,7 @@ from mmrl_env.data.mfeat import check_views, load_mfeat
 from mmrl_env.data.mfeat_custom import write_mfeat_custom
 from mmrl_env.data.npz import load_npz
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.metrics import accuracy
 from mmrl_env.trainer import TrainerConfig
 

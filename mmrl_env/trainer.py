@@ -12,8 +12,8 @@ import torch
 
 from mmrl_env.data import load_dataset
 from mmrl_env.data.base import MultimodalDataset
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.kwargs import check_mapping, unknown_kwargs_message
-from mmrl_env.learners.base import OptimConfig
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

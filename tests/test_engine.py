@@ -22,7 +22,7 @@ from mmrl_env.data.base import MultimodalDataset, TensorSplit
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.batch import VectorBatch, prefix_masks
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.trainer import TrainerConfig
 
 SEEDS = [0, 1, 2]

@@ -9,7 +9,7 @@ import torch
 
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners.joint import JointLearner
 from mmrl_env.trainer import TrainerConfig
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmrl_env.engine.optim import StackedOptimizer, StackedStepLR
-from mmrl_env.learners.base import GroupOptimizer, OptimConfig
+from mmrl_env.engine.optim import OptimConfig, StackedOptimizer, StackedStepLR
+from mmrl_env.learners.base import GroupOptimizer
 
 K, P = 3, 7
 # (step, active runs): run 1 rests on steps 2 and 3, run 2 on step 4

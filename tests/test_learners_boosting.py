@@ -15,8 +15,8 @@ from test_engine import one_run_batch
 
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners import build_learner, check_learner
-from mmrl_env.learners.base import OptimConfig
 from mmrl_env.learners.boosting import (
     BoostingLearner,
     aca_decision,

@@ -11,7 +11,7 @@ from test_engine import one_run_batch
 import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners.boosting import BoostingLearner
 from mmrl_env.learners.mla import MLALearner
 from mmrl_env.trainer import TrainerConfig

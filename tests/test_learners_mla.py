@@ -13,7 +13,7 @@ import torch
 from test_engine import one_run_batch
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners.mla import MLALearner, entropy_weights
 
 ON = torch.tensor([True])

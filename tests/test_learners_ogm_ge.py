@@ -12,7 +12,7 @@ from test_engine import one_run_batch
 from torch.func import functional_call
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners.ogm_ge import OGMGELearner, masked_score, ogm_coefficients
 
 ON = torch.tensor([True])

@@ -15,7 +15,7 @@ from agents.heuristics import HEURISTICS
 from mmrl_env.data import dataset_names
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.learners.base import OptimConfig
+from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners.boosting import trained_additions
 from mmrl_env.trainer import TrainerConfig
 from training import train_mml

@@ -69,7 +69,7 @@ OUTPUTS = ("results.json", "events.out.tfevents.*", "seed_*/events.out.tfevents.
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """A ``--config`` YAML (e.g. ``configs/paper/*.yaml``); unknown keys fail with the valid ones."""
-    from mmrl_env.learners.base import OptimConfig
+    from mmrl_env.engine.optim import OptimConfig
 
     file = Path(path)
     if not file.is_file():

@@ -139,7 +139,7 @@ def check_env_kwargs(env_id: str, kwargs: dict[str, Any], where: str = "--env-kw
     cls = env_class(env_id)
     if cls is not None:
         _check_section(kwargs, _defaults(cls), "", where)
-    from mmrl_env.learners.base import OptimConfig
+    from mmrl_env.engine.optim import OptimConfig
 
     optim_defaults = {f.name: (f.default, str(f.type)) for f in dataclasses.fields(OptimConfig)}
     optim = kwargs.get("optim") or {}

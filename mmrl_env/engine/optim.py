@@ -10,15 +10,45 @@ keeps its parameters *and* its momentum/moments (weight decay would otherwise mo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:  # annotations only: the learners build on this module, so it must not import them
-    from mmrl_env.learners.base import OptimConfig
-
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
+
+
+@dataclass
+class OptimConfig:
+    """Inner optimisation. Defaults follow the audio-video reference (BSS paper §4.1, AUG paper §5.2.2)."""
+
+    name: str = "sgd"
+    lr: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    step_size: int = 70  # StepLR period, in epochs
+    gamma: float = 0.1
+
+    NAMES: ClassVar[tuple[str, ...]] = ("sgd", "adam")
+
+    def __post_init__(self) -> None:
+        """Refuse a setting no run could use, here, so ``gym.make`` and the CLIs refuse it alike
+        (and before any run directory or first reset)."""
+        if self.name not in self.NAMES:
+            raise ValueError(f"optim.name={self.name!r}: unknown optimizer; choose one of {', '.join(self.NAMES)}")
+        for key, low, high, low_open in (("lr", 0.0, math.inf, True), ("momentum", 0.0, 1.0, False),
+                                         ("weight_decay", 0.0, math.inf, False), ("gamma", 0.0, 1.0, True)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"optim.{key}={value!r}: expected a finite number")
+            if value < low or (low_open and value == low) or value > high:
+                interval = f"{'(' if low_open else '['}{low:g}, {high:g}]".replace("inf]", "inf)")
+                raise ValueError(f"optim.{key}={value!r}: must be in {interval}")
+        if isinstance(self.step_size, bool) or not isinstance(self.step_size, int) or self.step_size < 1:
+            raise ValueError(f"optim.step_size={self.step_size!r}: expected a positive number of epochs")
+
 
 
 class StackedOptimizer:

@@ -53,9 +53,9 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import encode_rows
-from mmrl_env.engine.optim import StackedOptimizer
+from mmrl_env.engine.optim import OptimConfig, StackedOptimizer
 from mmrl_env.engine.stack import RunStack, seeded_init
-from mmrl_env.learners.base import OptimConfig, StackedLearner, auto_period
+from mmrl_env.learners.base import StackedLearner, auto_period
 from mmrl_env.learners.joint import masked_batch_normalised_ce
 from mmrl_env.metrics import true_class_probability
 from mmrl_env.models.boosting import BoostingNet, OmegaNet

@@ -29,8 +29,8 @@ from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import encode_rows
 from mmrl_env.engine.kernels import MLPJointKernel
-from mmrl_env.engine.optim import StackedOptimizer
-from mmrl_env.learners.base import OptimConfig, StackedLearner, column_ranges
+from mmrl_env.engine.optim import OptimConfig, StackedOptimizer
+from mmrl_env.learners.base import StackedLearner, column_ranges
 from mmrl_env.models.multimodal import MultimodalNet
 
 

@@ -43,7 +43,8 @@ from torch.func import functional_call, grad_and_value, vmap
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import encode_rows
-from mmrl_env.learners.base import OptimConfig, StackedLearner, column_ranges
+from mmrl_env.engine.optim import OptimConfig
+from mmrl_env.learners.base import StackedLearner, column_ranges
 from mmrl_env.learners.joint import masked_batch_normalised_ce
 from mmrl_env.models.encoders import build_encoder
 

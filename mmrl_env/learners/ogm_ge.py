@@ -48,7 +48,8 @@ from torch.func import grad_and_value, vmap
 
 from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
-from mmrl_env.learners.base import OptimConfig, StackedLearner
+from mmrl_env.engine.optim import OptimConfig
+from mmrl_env.learners.base import StackedLearner
 from mmrl_env.learners.joint import (
     JointNet,
     check_alpha,
