@@ -26,6 +26,9 @@ WRITE_FIXES = {errno.ENOSPC: "free some space or write elsewhere", errno.EDQUOT:
 INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
                 NotImplementedError, yaml.YAMLError)
 
+# what gym.make raises for a bad setting (unknown kwarg, value, dataset, learner, missing or damaged data)
+ENV_ERRORS = (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError)
+
 
 class UsageError(SystemExit):
     """Bad input, explained in ``message``."""

@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 
 from mmrl_env.envs.ray_vector import RayVectorEnv, import_ray, init_ray
-from training.cli_errors import UsageError, message_of
+from training.cli_errors import ENV_ERRORS, UsageError, message_of
 
 LOCAL = "local"  # --ray without an address: a local cluster started by this process
 _WORKERS: int | None = None  # actors per vector env while a cluster is in use (use())
@@ -73,7 +73,6 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any], workers: in
                  ) -> gym.vector.VectorEnv:
     """``num_envs`` runs of ``env_id`` over ``workers`` (default: :func:`active`, at most one per
     run) Ray actors; a bad setting ends the program with the env's message."""
-    from training.run_config import ENV_ERRORS  # run_config imports this module
 
     workers = min(workers or _WORKERS or 1, num_envs)
     try:

@@ -36,7 +36,7 @@ from mmrl_env.bounded_input import read_json_file, read_yaml_file
 from mmrl_env.data.fingerprint import changes, fingerprint
 from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from training import ray_cluster
-from training.cli_errors import UsageError, canonical_name, did_you_mean, message_of, usage_errors
+from training.cli_errors import ENV_ERRORS, UsageError, canonical_name, did_you_mean, message_of, usage_errors
 from training.config import (
     DEFAULT_EVAL_FREQ,
     DEFAULT_TIMESTEPS,
@@ -62,10 +62,6 @@ AGENT_POSITIVE = {"n_steps", "n_epochs", "buffer_size", "train_freq", "gradient_
                   "n_timesteps", "eval_episodes"}
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
 DATA = "data.json"  # the run's data as it was when the run started (mmrl_env/data/fingerprint.py)
-
-
-# what gym.make raises for a bad setting (unknown kwarg, value, dataset, learner, missing or damaged data)
-ENV_ERRORS = (KeyError, TypeError, ValueError, OSError, NotImplementedError, ImportError)
 
 
 def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
