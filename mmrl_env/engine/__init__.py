@@ -17,8 +17,9 @@ must not pull in the trainer.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from mmrl_env.resolve import resolve
 
 _EXPORTS = {"VectorBatch": "mmrl_env.engine.batch", "VectorPrediction": "mmrl_env.engine.batch",
             "VectorStepOutput": "mmrl_env.engine.batch", "VectorTrainer": "mmrl_env.engine.trainer"}
@@ -28,5 +29,5 @@ __all__ = list(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        return resolve(f"{_EXPORTS[name]}:{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
