@@ -2,7 +2,8 @@
 
 * :mod:`~mmrl_env.engine.trainer` — :class:`VectorTrainer`: K runs, each with its own seed, index
   stream, counters and learner state; the learners themselves live in :mod:`mmrl_env.learners`;
-* :mod:`~mmrl_env.engine.select` — which device, and whether a step is batched or looped over the runs;
+* :mod:`~mmrl_env.engine.build` — builds the run trainer: which device, and whether a step is batched
+  or looped over the runs;
 * :mod:`~mmrl_env.engine.runs` — one run's step mapped over the K runs (``vmap`` or a loop);
 * :mod:`~mmrl_env.engine.kernels` — the joint learner's explicit batched MLP step (forward + exact backward);
 * :mod:`~mmrl_env.engine.stack` — K models as stacked parameters/buffers;

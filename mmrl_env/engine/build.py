@@ -1,4 +1,4 @@
-"""How an env's K inner runs are stepped, and on which device.
+"""Building an env's run trainer: how its K inner runs are stepped, and on which device.
 
 Every configuration trains on :class:`~mmrl_env.engine.trainer.VectorTrainer` with its one set
 of learners; the engine only picks how a step is mapped over the runs
