@@ -42,7 +42,7 @@ import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.build import vectorized
-from mmrl_env.trainer import TrainerConfig, resolve_device
+from mmrl_env.run_settings import TrainerConfig, resolve_device
 
 
 def parse_args() -> argparse.Namespace:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from mmrl_env.engine.trainer import VectorTrainer
-from mmrl_env.trainer import resolve_device, trainer_setup
+from mmrl_env.run_settings import resolve_device, trainer_setup
 
 ENGINES = ("auto", "batched", "sequential")
 BATCHED_ENCODERS = ("mlp", "cnn")
