@@ -18,7 +18,7 @@ import torch
 
 from mmrl_env.data.cremad import load_cremad
 from mmrl_env.engine.trainer import VectorTrainer
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 
 def main(root: str, chunk: str) -> None:

@@ -51,7 +51,7 @@ from mmrl_env.data.cached_split import IMAGENET_MEAN, IMAGENET_STD, FramesView
 from mmrl_env.data.cremad import CREMAD, EMOTIONS
 from mmrl_env.data.fixtures import write_cremad, write_split_csvs
 from mmrl_env.engine.batch import VectorBatch, prefix_masks
-from mmrl_env.trainer import resolve_device
+from mmrl_env.run_settings import resolve_device
 
 
 def build_fixture(root: Path, clips: int, size: int, workers: int) -> tuple[Path, Path, float]:

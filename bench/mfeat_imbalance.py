@@ -35,7 +35,7 @@ from mmrl_env.data.npz import load_npz
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.metrics import accuracy
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 JOINT_ALPHA = 0.2  # the joint learner's default weight of the unimodal losses
 

@@ -27,7 +27,7 @@ import sys
 import numpy as np
 import torch
 
-from mmrl_env.engine.select import build_run_trainer
+from mmrl_env.engine.build import build_run_trainer
 
 
 def parse_args() -> argparse.Namespace:

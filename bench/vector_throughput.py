@@ -11,7 +11,7 @@ engine time) / (iterations / single-run time): the throughput of one batched eng
 K runs one after the other. Both sides are the same trainer and learner code; they differ in how
 a step is mapped over the runs. The K-run side is batched (``vectorize=True``: the MLP kernel on
 features, ``vmap`` on the small CNN). Each separate run takes what ``engine="auto"`` picks for one
-run on that device (``mmrl_env.engine.select.vectorized``), i.e. what ``gym.make`` trains with:
+run on that device (``mmrl_env.engine.build.vectorized``), i.e. what ``gym.make`` trains with:
 the MLP kernel for features; for the small CNN on a CPU the unbatched per-run step (plain
 ``grad``, no ``vmap``), on CUDA ``vmap`` at K = 1. So the baseline is a single env's own inner
 run, not a weakened one. With ``--sizes dus`` every run gets its own DUS sizes n_kj (Σ_j n_kj =
@@ -41,8 +41,8 @@ from timing import alternate, env_step_timer, sync
 import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.engine.select import vectorized
-from mmrl_env.trainer import TrainerConfig, resolve_device
+from mmrl_env.engine.build import vectorized
+from mmrl_env.run_settings import TrainerConfig, resolve_device
 
 
 def parse_args() -> argparse.Namespace:

@@ -87,7 +87,7 @@ def test_measuring_in_train_mode_uses_batch_statistics_of_chunks_of_b():
     from mmrl_env.engine.batchnorm import batch_statistics
     from mmrl_env.models.multimodal import MultimodalNet
     from mmrl_env.monitors.balance import BalanceMeasurer
-    from mmrl_env.trainer import TrainerConfig
+    from mmrl_env.run_settings import TrainerConfig
 
     data = load_synthetic(n_train=40, n_val=8, n_test=8, form="raw")
     trainer = VectorTrainer(data, TrainerConfig(batch_size=16, epochs=1, learner="joint"), 1, "cpu")

@@ -373,7 +373,7 @@ def test_predictions_of_large_clips_run_in_bounded_chunks(prepared) -> None:
     tens of GB of activations). Chunks now hold at most EVAL_CHUNK_ELEMENTS input values; the
     predictions are those of one big chunk."""
     from mmrl_env.engine import trainer as engine
-    from mmrl_env.trainer import TrainerConfig
+    from mmrl_env.run_settings import TrainerConfig
 
     data = load_cremad(root=prepared[2], image_size=SIZE)
     t = engine.VectorTrainer(data, TrainerConfig(batch_size=4, epochs=1), num_runs=2, device="cpu")

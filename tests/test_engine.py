@@ -23,7 +23,7 @@ from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.batch import VectorBatch, prefix_masks
 from mmrl_env.engine.optim import OptimConfig
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 SEEDS = [0, 1, 2]
 SIZES = [[32, 32], [48, 16], [20, 40]]  # run 0 plain, run 1 audio-heavy, run 2 video-heavy (B = 32)

@@ -11,7 +11,7 @@ from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners.joint import JointLearner
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 SIZES = {
     "ragged": [[32, 32], [48, 16], [20, 40], [8, 56]],

@@ -18,7 +18,7 @@ from test_engine import SEEDS, SIZES, alone, config, dataset, float64, rel_error
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.kwargs import accepted_kwargs
 from mmrl_env.learners import LEARNERS, check_learner, learner_class
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 RTOL = 1e-5
 EDGE_SIZES = [[32, 32], [0, 24], [20, 40]]  # run 1: no audio row, hence no common row (no fused sample)

@@ -8,7 +8,7 @@ import torch
 
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 
 def trainer(k: int) -> VectorTrainer:

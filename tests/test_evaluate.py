@@ -15,7 +15,7 @@ import yaml
 from agents import report
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
-from mmrl_env.engine.select import build_run_trainer
+from mmrl_env.engine.build import build_run_trainer
 from training import train_mml
 from training.cli_errors import UsageError
 from training.config import deep_merge, parse_kv

@@ -26,7 +26,7 @@ from mmrl_env.learners.boosting import (
     residual_target,
     trained_additions,
 )
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 LN2 = math.log(2.0)
 ON = torch.tensor([True])  # the one run of a K = 1 learner

@@ -14,7 +14,7 @@ from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners.boosting import BoostingLearner
 from mmrl_env.learners.mla import MLALearner
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 LEARNERS = {"joint": {}, "ogm_ge": {}, "mla": {"project": True}, "boosting": {"check_every": 1, "tau": 0.0}}
 SMALL = {"n_train": 400, "n_val": 100, "n_test": 100}

@@ -17,7 +17,7 @@ from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.learners.boosting import trained_additions
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 from training import train_mml
 from training.config import parse_kv
 

@@ -6,7 +6,7 @@ from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.metrics import accuracy
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 
 def test_seeded_and_shaped():

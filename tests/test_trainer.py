@@ -9,7 +9,7 @@ from mmrl_env.engine import VectorTrainer
 from mmrl_env.learners.joint import masked_batch_normalised_ce
 from mmrl_env.metrics import classification_metrics
 from mmrl_env.models.multimodal import MultimodalNet
-from mmrl_env.trainer import TrainerConfig
+from mmrl_env.run_settings import TrainerConfig
 
 
 def small_trainer(**cfg):

@@ -10,7 +10,6 @@ so a new env argument is checked without code here. The env still checks its own
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import math
 import numbers
@@ -22,6 +21,7 @@ import gymnasium as gym
 import torch
 
 from mmrl_env.limits import check_limit
+from mmrl_env.resolve import resolve
 from training.cli_errors import UsageError, usage_errors
 
 # settings (top level, ``dataset_kwargs.*``, ``optim.*``) that are counts or sizes and must be >= 1
@@ -107,8 +107,7 @@ def env_class(env_id: str) -> type | None:
     target = METHODS.get(kwargs.get("method", ""))
     if not target:
         return None
-    module, name = target.split(":")
-    cls = getattr(importlib.import_module(module), name)
+    cls = resolve(target)
     return getattr(cls, "vector_class", cls)  # a single-run env takes its vector env's settings
 
 
@@ -117,8 +116,7 @@ def dataset_loader(dataset: str) -> Any:
 
     loader = registry._LOADERS.get(dataset)
     if isinstance(loader, str):
-        module, func = loader.split(":")
-        return getattr(importlib.import_module(module), func)
+        return resolve(loader)
     return loader
 
 

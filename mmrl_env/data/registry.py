@@ -7,12 +7,12 @@ Users add their own with :func:`register_dataset`; every name here gets ``DUS-<n
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from mmrl_env.kwargs import unknown_kwargs_message
+from mmrl_env.resolve import resolve
 
 # name -> "module:function" (lazy) or a callable. ``None`` = loader not written yet.
 _LOADERS: dict[str, str | Callable[..., Any] | None] = {
@@ -64,6 +64,5 @@ def loader_of(name: str) -> Callable[..., Any]:
             f"Use 'Synthetic', or register your own with mmrl_env.data.register_dataset()."
         )
     if isinstance(loader, str):
-        module, func = loader.split(":")
-        loader = getattr(importlib.import_module(module), func)
+        loader = resolve(loader)
     return loader

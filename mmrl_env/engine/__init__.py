@@ -2,7 +2,8 @@
 
 * :mod:`~mmrl_env.engine.trainer` — :class:`VectorTrainer`: K runs, each with its own seed, index
   stream, counters and learner state; the learners themselves live in :mod:`mmrl_env.learners`;
-* :mod:`~mmrl_env.engine.select` — which device, and whether a step is batched or looped over the runs;
+* :mod:`~mmrl_env.engine.build` — builds the run trainer: which device, and whether a step is batched
+  or looped over the runs;
 * :mod:`~mmrl_env.engine.runs` — one run's step mapped over the K runs (``vmap`` or a loop);
 * :mod:`~mmrl_env.engine.kernels` — the joint learner's explicit batched MLP step (forward + exact backward);
 * :mod:`~mmrl_env.engine.stack` — K models as stacked parameters/buffers;
@@ -17,8 +18,9 @@ must not pull in the trainer.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from mmrl_env.resolve import resolve
 
 _EXPORTS = {"VectorBatch": "mmrl_env.engine.batch", "VectorPrediction": "mmrl_env.engine.batch",
             "VectorStepOutput": "mmrl_env.engine.batch", "VectorTrainer": "mmrl_env.engine.trainer"}
@@ -28,5 +30,5 @@ __all__ = list(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        return resolve(f"{_EXPORTS[name]}:{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

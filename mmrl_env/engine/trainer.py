@@ -31,8 +31,8 @@ from mmrl_env.data.base import MultimodalDataset, Split
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput, prefix_masks
 from mmrl_env.learners import build_learner, check_learner
 from mmrl_env.models.encoders import check_encoder, check_encoder_input
+from mmrl_env.run_settings import TrainerConfig, resolve_device
 from mmrl_env.samplers.stream import ShuffledStream
-from mmrl_env.trainer import TrainerConfig, resolve_device
 
 # input values per prediction chunk (64 MB of float32): 1,024 Synthetic samples, 33 CREMA-D clips at 224 px
 EVAL_CHUNK_ELEMENTS = 2**24

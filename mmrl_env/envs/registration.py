@@ -15,7 +15,6 @@ a user's ``warnings.simplefilter`` would override. Every other Gymnasium warning
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from mmrl_env.data.registry import dataset_names
 from mmrl_env.kwargs import accepted_kwargs, apply_renames, unknown_kwargs_message
+from mmrl_env.resolve import resolve
 
 VERSION = "v0"  # bump when an env's dynamics change in a way that changes results
 ENTRY_POINT = "mmrl_env.envs.registration:make"
@@ -73,8 +73,7 @@ def _env_class(method: str, vector: bool) -> type:
         built = [m for m, t in METHODS.items() if t]
         raise NotImplementedError(f"the {method} environment is not available in this version of mmrl; "
                                   f"available methods: {', '.join(built)}")
-    module, name = target.split(":")
-    cls = getattr(importlib.import_module(module), name)
+    cls = resolve(target)
     return cls.vector_class if vector else cls
 
 

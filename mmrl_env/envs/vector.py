@@ -28,7 +28,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from mmrl_env.engine.select import build_run_trainer
+from mmrl_env.engine.build import build_run_trainer
 from mmrl_env.envs.actions import check_action
 from mmrl_env.envs.control import ActionMap, ControlSpec
 from mmrl_env.envs.layout import ObservationExtra, ObservationLayout

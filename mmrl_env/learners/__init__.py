@@ -7,10 +7,10 @@ import the engine's building blocks).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from mmrl_env.kwargs import accepted_kwargs, apply_renames, unknown_kwargs_message
+from mmrl_env.resolve import resolve
 
 # name -> "module:Class"; resolved lazily.
 LEARNERS: dict[str, str] = {
@@ -25,8 +25,7 @@ def learner_class(name: str) -> type:
     """The learner class registered as ``name`` (imported on first use)."""
     if name not in LEARNERS:
         raise KeyError(f"unknown learner {name!r}; known learners: {', '.join(LEARNERS)}")
-    module, cls = LEARNERS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return resolve(LEARNERS[name])
 
 
 def check_learner(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""How an env's K inner runs are stepped, and on which device.
+"""Building an env's run trainer: how its K inner runs are stepped, and on which device.
 
 Every configuration trains on :class:`~mmrl_env.engine.trainer.VectorTrainer` with its one set
 of learners; the engine only picks how a step is mapped over the runs
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from mmrl_env.engine.trainer import VectorTrainer
-from mmrl_env.trainer import resolve_device, trainer_setup
+from mmrl_env.run_settings import resolve_device, trainer_setup
 
 ENGINES = ("auto", "batched", "sequential")
 BATCHED_ENCODERS = ("mlp", "cnn")
