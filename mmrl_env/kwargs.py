@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,45 +27,38 @@ def accepted_kwargs(cls: type) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def unknown_kwargs_message(given: Iterable[str], valid: Iterable[str], what: str, where: str = "") -> str | None:
+def removed_kwargs(cls: type) -> dict[str, str]:
+    """Keyword names ``cls`` once took, mapped to their replacement (possibly dotted:
+    ``cmd_kwargs.mode`` is the ``mode`` key of ``cmd_kwargs=``), gathered from its classes'
+    ``REMOVED_KWARGS``. They are no longer accepted (this is 0.x); they only make the
+    unknown-keyword error name the replacement."""
+    removed: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        removed.update(vars(klass).get("REMOVED_KWARGS", {}))
+    return removed
+
+
+def unknown_kwargs_message(given: Iterable[str], valid: Iterable[str], what: str, where: str = "",
+                           removed: Mapping[str, str] | None = None) -> str | None:
     """``None`` when every name in ``given`` is valid; else a message naming the unknown ones
-    (``what``: which kind of names; ``where``: whose), a suggestion for each near miss and
-    the valid names."""
+    (``what``: which kind of names; ``where``: whose), a suggestion for each near miss (a
+    ``removed`` old name: its replacement) and the valid names."""
     valid = list(valid)
     unknown = sorted(set(given) - set(valid))
     if not unknown:
         return None
-    hints = [f"{u!r} -> did you mean {close[0]!r}?" for u in unknown
-             if (close := difflib.get_close_matches(u, valid, n=1, cutoff=0.6))]
+    removed = removed or {}
+    hints = []
+    for u in unknown:
+        if u in removed:
+            parent, _, key = removed[u].rpartition(".")
+            new = f"{parent}={{{key!r}: ...}}" if parent else f"{key}="
+            hints.append(f"{u!r} -> did you mean {new}? ({u}= was renamed before 1.0)")
+        elif close := difflib.get_close_matches(u, valid, n=1, cutoff=0.6):
+            hints.append(f"{u!r} -> did you mean {close[0]!r}?")
     hint = f" ({'; '.join(hints)})" if hints else ""
     owner = f" for {where}" if where else ""
     return f"unknown {what} {unknown}{owner}{hint}; valid: {', '.join(valid)}"
-
-
-def apply_renames(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with every old keyword of ``cls`` (its classes' ``RENAMED_KWARGS``: old name ->
-    new, possibly dotted, place) moved to its new place, each with a ``FutureWarning``. A value
-    given under both names is an error rather than a silent choice."""
-    renamed: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        renamed.update(vars(klass).get("RENAMED_KWARGS", {}))
-    out = dict(kwargs)
-    for old, new in renamed.items():
-        if old not in out:
-            continue
-        value = out.pop(old)
-        *parents, leaf = new.split(".")
-        node = out
-        for p in parents:
-            node[p] = dict(node.get(p) or {})
-            node = node[p]
-        if leaf in node:
-            raise TypeError(f"{old}= is the old name of {new}=; give only one of them")
-        node[leaf] = value
-        shown = f"{parents[0]}={{{leaf!r}: ...}}" if parents else f"{new}="
-        warnings.warn(f"{cls.__name__}: {old}= is deprecated, use {shown} (the old name will be removed)",
-                      FutureWarning, stacklevel=3)
-    return out
 
 
 def check_mapping(name: str, value: Any, example: str) -> None:

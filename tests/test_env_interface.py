@@ -1,6 +1,6 @@
 """The env's public surface after the architecture tidy: one observation builder, typed
-action maps published to policies as a ControlSpec, one kwargs style with the old names
-still working (with a deprecation warning)."""
+action maps published to policies as a ControlSpec, one kwargs style (the old names,
+removed before 1.0, refused naming their replacement)."""
 
 from __future__ import annotations
 
@@ -58,27 +58,22 @@ def test_heuristics_act_on_an_sb3_vec_env_through_the_spec(small_kwargs):
     np.testing.assert_array_equal(actions[0], single.predict(obs[0])[0])
 
 
-@pytest.mark.parametrize(("env_id", "old", "new"), [
-    ("DUS-Synthetic", {"cmd_mode": "ema", "cmd_ema": 0.9}, {"cmd_kwargs": {"mode": "ema", "ema": 0.9}}),
-    ("DUS-Synthetic", {"budget": "free"}, {"budget_mode": "free"}),
-    ("BSS-Synthetic", {"scheduler": "learned", "beta": 0.5, "sampling": "authors", "measure_alpha": 0.3},
-     {"curriculum": "learned", "curriculum_kwargs": {"beta": 0.5, "sampling": "authors"},
-      "measurer_kwargs": {"alpha": 0.3}}),
+@pytest.mark.parametrize(("env_id", "old", "hint"), [
+    ("DUS-Synthetic", "cmd_mode", "'cmd_mode' -> did you mean cmd_kwargs={'mode': ...}?"),
+    ("DUS-Synthetic", "cmd_ema", "'cmd_ema' -> did you mean cmd_kwargs={'ema': ...}?"),
+    ("DUS-Synthetic", "budget", "'budget' -> did you mean budget_mode=?"),
+    ("BSS-Synthetic", "scheduler", "'scheduler' -> did you mean curriculum=?"),
+    ("BSS-Synthetic", "beta", "'beta' -> did you mean curriculum_kwargs={'beta': ...}?"),
+    ("BSS-Synthetic", "sampling", "'sampling' -> did you mean curriculum_kwargs={'sampling': ...}?"),
+    ("BSS-Synthetic", "measure_alpha", "'measure_alpha' -> did you mean measurer_kwargs={'alpha': ...}?"),
 ])
-def test_old_kwarg_names_still_work_with_a_warning(small_kwargs, env_id, old, new):
-    with pytest.warns(FutureWarning, match="deprecated") as caught:
-        env_old = gym.make(env_id, **small_kwargs, **old).unwrapped
-    assert len([w for w in caught if w.category is FutureWarning]) == len(old)
-    env_new = gym.make(env_id, **small_kwargs, **new).unwrapped
-    a = [env_old.reset(seed=3)[0], env_old.step(env_old.action_space.sample() * 0)[0]]
-    b = [env_new.reset(seed=3)[0], env_new.step(env_new.action_space.sample() * 0)[0]]
-    np.testing.assert_array_equal(a, b)  # the old names mean exactly the new ones
-    assert env_old.control.settings == env_new.control.settings
-
-
-def test_old_and_new_name_together_is_an_error(small_kwargs):
-    with pytest.raises(TypeError, match="give only one"):
-        gym.make("BSS-Synthetic", **small_kwargs, scheduler="learned", curriculum="rank")
+def test_a_removed_kwarg_name_is_refused_naming_its_replacement(small_kwargs, env_id, old, hint):
+    """0.x: the pre-rename names are no longer aliases; the unknown-keyword error names the new one."""
+    for make in (lambda **kw: gym.make(env_id, **kw), lambda **kw: gym.make_vec(
+            env_id, num_envs=2, vectorization_mode="vector_entry_point", **kw)):
+        with pytest.raises(TypeError, match=f"unknown keyword argument\\(s\\) \\[{old!r}\\]") as err:
+            make(**small_kwargs, **{old: 0.5})
+        assert hint in str(err.value)
 
 
 def test_mistyped_kwarg_gets_a_suggestion(small_kwargs):

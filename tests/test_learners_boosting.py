@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import warnings
 
 import pytest
 import torch
@@ -366,39 +365,19 @@ def test_state_dict_round_trip_with_added_classifiers(data):
     assert torch.equal(a.predict(x).fused, b.predict(x).fused)
 
 
-def test_a_snapshot_from_before_the_lr_schedule_rename_still_resumes(data):
-    optim = OptimConfig(lr=0.05, step_size=1)
-    a = make(data, seed=3, optim=optim, check_every=100)
-    a.train_step(batch(data, [32, 32]))
-    a.on_epoch_end(ON)
-    state = a.state_dict()
-    state["scheduler"] = state.pop("lr_schedule")  # the key's spelling until the rename
-    b = make(data, seed=3, optim=optim, check_every=100)
-    b.load_state_dict(state)
-    assert torch.equal(b.lr_schedule.lr, a.lr_schedule.lr) and torch.equal(b.lr_schedule.epochs, a.lr_schedule.epochs)
-    assert b.lr_schedule.lr[0].item() == pytest.approx(0.005)  # the schedule really moved
-
-
-def test_lam_is_the_old_name_of_residual_weight(data):
-    """``lam=`` means ``residual_weight=``, with one FutureWarning per trainer (batched or looped)."""
-    with pytest.warns(FutureWarning, match="lam= is deprecated, use residual_weight="):
-        assert check_learner("boosting", {"lam": 0.3, "sigma": 2.0}) == {"residual_weight": 0.3, "sigma": 2.0}
-    with pytest.warns(FutureWarning, match="lam= is deprecated"):
-        built = build_learner("boosting", data, OptimConfig(), torch.device("cpu"), [torch.Generator()], lam=0.3)
-    assert built.residual_weight == 0.3
-    with pytest.raises(TypeError, match="give only one"):
-        check_learner("boosting", {"lam": 0.3, "residual_weight": 0.2})
+def test_lam_the_name_removed_before_1_0_is_refused_naming_residual_weight(data):
+    """0.x: ``lam=`` is no longer an alias; checking, building or training with it is an error that
+    names ``residual_weight=``, and nothing is built with the default in its place."""
+    hint = "'lam' -> did you mean residual_weight=?"
+    with pytest.raises(ValueError, match="unknown learner_kwargs \\['lam'\\]") as err:
+        check_learner("boosting", {"lam": 0.3, "sigma": 2.0})
+    assert hint in str(err.value)
+    with pytest.raises(TypeError, match="lam"):
+        build_learner("boosting", data, OptimConfig(), torch.device("cpu"), [torch.Generator()], lam=0.3)
     cfg = TrainerConfig(batch_size=32, epochs=1, learner="boosting", learner_kwargs={"lam": 0.3})
-    for num_runs, vectorize in ((1, True), (2, True), (2, False)):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            trainer = VectorTrainer(data, cfg, num_runs, "cpu", vectorize=vectorize)
-            trainer.reset(list(range(num_runs)))
-        assert [str(w.message) for w in caught if w.category is FutureWarning] == [
-            "BoostingLearner: lam= is deprecated, use residual_weight= (the old name will be removed)"], vectorize
-        assert trainer.cfg.learner_kwargs == {"residual_weight": 0.3}
-        assert trainer.learner.residual_weight == 0.3
-    assert cfg.learner_kwargs == {"lam": 0.3}  # the caller's config is left as given
+    with pytest.raises(ValueError, match="did you mean residual_weight="):
+        VectorTrainer(data, cfg, 2, "cpu")
+    assert check_learner("boosting", {"residual_weight": 0.3}) == {"residual_weight": 0.3}
 
 
 def test_step_per_modality_folds_each_encoders_batchnorm_statistics_once():

@@ -40,8 +40,8 @@ class MultimodalTrainingEnv(gym.Env):
         chose a count; an int; 0 = torch's setting untouched; see ``mmrl_env.threads``).
 
     Sub-settings of a component are always a nested dict named ``<component>_kwargs``
-    (``optim`` too); the old flat names (``cmd_mode``, ``cmd_ema``, ...) still work through
-    ``gym.make`` with a deprecation warning (``RENAMED_KWARGS``).
+    (``optim`` too); the old flat names (``cmd_mode``, ``cmd_ema``, ...) were removed before 1.0:
+    ``gym.make`` refuses them naming the replacement (``REMOVED_KWARGS``).
     """
 
     metadata = {"render_modes": []}

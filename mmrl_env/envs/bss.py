@@ -48,7 +48,7 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
     """
 
     method = "BSS"
-    RENAMED_KWARGS: ClassVar[dict[str, str]] = {
+    REMOVED_KWARGS: ClassVar[dict[str, str]] = {
         "scheduler": "curriculum", "beta": "curriculum_kwargs.beta", "sampling": "curriculum_kwargs.sampling",
         "measure_alpha": "measurer_kwargs.alpha"}
 

@@ -30,7 +30,7 @@ class DUSVectorEnv(MultimodalTrainingVectorEnv):
     """
 
     method = "DUS"
-    RENAMED_KWARGS: ClassVar[dict[str, str]] = {"budget": "budget_mode"}
+    REMOVED_KWARGS: ClassVar[dict[str, str]] = {"budget": "budget_mode"}
 
     def __init__(self, budget_mode: str = "fixed", n_min: int | None = None, n_max: int | None = None,
                  temperature: float = 2.0, step_fraction: float = 0.5, **kwargs: Any) -> None:

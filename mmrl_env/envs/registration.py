@@ -24,7 +24,7 @@ from gymnasium import logger as gym_logger
 from gymnasium.envs.registration import EnvSpec
 
 from mmrl_env.data.registry import dataset_names
-from mmrl_env.kwargs import accepted_kwargs, apply_renames, unknown_kwargs_message
+from mmrl_env.kwargs import accepted_kwargs, removed_kwargs, unknown_kwargs_message
 from mmrl_env.resolve import resolve
 
 VERSION = "v0"  # bump when an env's dynamics change in a way that changes results
@@ -78,18 +78,18 @@ def _env_class(method: str, vector: bool) -> type:
 
 
 def _checked_kwargs(cls: type, env_id: str, kwargs: dict[str, Any], fixed: tuple[str, ...]) -> dict[str, Any]:
-    """``kwargs`` with renamed names moved, ``data_root`` translated and Gymnasium's
+    """``kwargs`` with ``data_root`` translated and Gymnasium's
     ``render_mode=None`` accepted (there is nothing to render: any other mode is refused);
-    unknown ones refused with the valid names and the closest one."""
+    unknown ones refused with the valid names and the closest one (or, for a name removed
+    before 1.0, its replacement)."""
     kwargs = dict(kwargs)
     render_mode = kwargs.pop("render_mode", None)
     if render_mode is not None:
         raise EnvKwargsError(f"render_mode={render_mode!r}: {env_id} has nothing to render (its "
                              "metadata['render_modes'] is empty); pass render_mode=None or leave it out. What the "
                              "env does is in TensorBoard (train_agent.py) and evaluate.py's plots")
-    kwargs = apply_renames(cls, kwargs)
     valid = [k for k in accepted_kwargs(cls) if k not in ("dataset", *fixed)] + ["data_root"]
-    message = unknown_kwargs_message(kwargs, valid, "keyword argument(s)", env_id)
+    message = unknown_kwargs_message(kwargs, valid, "keyword argument(s)", env_id, removed_kwargs(cls))
     if message:
         raise EnvKwargsError(message)
     return translate_data_root(kwargs)

@@ -10,7 +10,7 @@ checkpoint never silently drops state.
 ``to_safe``/``from_safe`` turn such a snapshot into what ``torch.load(weights_only=True)``
 reads back (tensors, numbers, strings, lists, tuples, dicts): numpy arrays become raw-byte
 tensors tagged with their dtype, so a state file never needs pickle to load and no code
-can travel inside it. ``save_env_state``/``load_env_state`` do both ends for an env.
+can travel inside it.
 """
 
 from __future__ import annotations
@@ -171,10 +171,3 @@ def load_safe(path: str | Path, map_location: Any = None) -> Any:
     tensors and plain values (e.g. a crafted pickle) is refused before any of it runs."""
     return from_safe(torch.load(path, map_location=map_location, weights_only=True))
 
-
-def save_env_state(env: gym.Env, path: str | Path) -> None:
-    save_safe(get_env_state(env), path)
-
-
-def load_env_state(env: gym.Env, path: str | Path) -> None:
-    set_env_state(env, load_safe(path))

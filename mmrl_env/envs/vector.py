@@ -54,8 +54,8 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
     render_mode: str | None = None
     method: ClassVar[str] = ""
-    # old keyword -> its new (dotted) place; applied by ``gym.make`` (``mmrl_env.kwargs.apply_renames``)
-    RENAMED_KWARGS: ClassVar[dict[str, str]] = {"cmd_mode": "cmd_kwargs.mode", "cmd_ema": "cmd_kwargs.ema"}
+    # keyword removed before 1.0 -> its replacement (dotted: a key of a *_kwargs dict); named in the error
+    REMOVED_KWARGS: ClassVar[dict[str, str]] = {"cmd_mode": "cmd_kwargs.mode", "cmd_ema": "cmd_kwargs.ema"}
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmrl_env.kwargs import accepted_kwargs, apply_renames, unknown_kwargs_message
+from mmrl_env.kwargs import accepted_kwargs, removed_kwargs, unknown_kwargs_message
 from mmrl_env.resolve import resolve
 
 # name -> "module:Class"; resolved lazily.
@@ -29,12 +29,11 @@ def learner_class(name: str) -> type:
 
 
 def check_learner(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Unknown learner names or ``learner_kwargs`` fail with the valid ones listed. Returns the
-    kwargs under their current names: an old name (the class's ``RENAMED_KWARGS``) is moved to
-    its new one with a ``FutureWarning``, so callers that build from the result warn once."""
+    """Unknown learner names or ``learner_kwargs`` fail with the valid ones listed (a name
+    removed before 1.0: with its replacement). Returns ``kwargs``."""
     cls = learner_class(name)
-    kwargs = apply_renames(cls, kwargs)
-    message = unknown_kwargs_message(kwargs, accepted_kwargs(cls), "learner_kwargs", f"learner {name!r}")
+    message = unknown_kwargs_message(kwargs, accepted_kwargs(cls), "learner_kwargs", f"learner {name!r}",
+                                     removed_kwargs(cls))
     if message:
         raise ValueError(message)
     return kwargs
@@ -42,6 +41,5 @@ def check_learner(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def build_learner(name: str, *args: Any, **kwargs: Any) -> Any:
     """Instantiate learner ``name``: ``(dataset, optim, device, generators, **learner_kwargs)``, one
-    generator per run (old keyword names still accepted, with a ``FutureWarning``)."""
-    cls = learner_class(name)
-    return cls(*args, **apply_renames(cls, kwargs))
+    generator per run."""
+    return learner_class(name)(*args, **kwargs)

@@ -40,12 +40,6 @@ from mmrl_env.engine.runs import RunMap
 from mmrl_env.engine.stack import RunStack
 
 
-def lr_schedule_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The LR schedule's entry of a learner's state dict: snapshots written before the attribute
-    was renamed ``lr_schedule`` (from ``scheduler``) still resume."""
-    return state["lr_schedule"] if "lr_schedule" in state else state["scheduler"]
-
-
 def auto_period(value: int | str, epochs: int | None, fraction: float, fallback: int, what: str) -> int:
     """A period in epochs: ``"auto"`` is ``fraction`` of the run (at least 1), or ``fallback`` (the
     paper's value) while the run length is unknown; a fixed period longer than the run warns,
@@ -221,7 +215,7 @@ class StackedLearner:
                 self.stack.buffers[k].copy_(v)
         for k, g in self.groups.items():
             g.load_state_dict(state["groups"][k])
-        self.lr_schedule.load_state_dict(lr_schedule_state(state))
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
         self.epoch.copy_(state["epoch"])
         self._load_extra_state(state)
 

@@ -253,8 +253,8 @@ class BoostingLearner(StackedLearner):
     no ACA check runs after the run's last epoch: no untrained classifier is ever scored.
     """
 
-    # old keyword -> new; applied where learners are checked and built (``mmrl_env.kwargs.apply_renames``)
-    RENAMED_KWARGS: ClassVar[dict[str, str]] = {"lam": "residual_weight"}
+    # keyword removed before 1.0 -> its replacement; named in check_learner's error
+    REMOVED_KWARGS: ClassVar[dict[str, str]] = {"lam": "residual_weight"}
 
     def __init__(self, dataset: MultimodalDataset, optim: OptimConfig, device: torch.device,
                  generators: Sequence[torch.Generator], residual_weight: float = 0.2, check_every: int | str = "auto",
