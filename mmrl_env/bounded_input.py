@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mmrl_env import limits
+import mmrl_env.limits as limits
 
 
 def read_bytes(path: str | Path, what: str = "config file", limit: int | None = None) -> bytes:

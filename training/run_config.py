@@ -242,14 +242,16 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
             "hyperparams": hp, "env_kwargs": env_kwargs}
 
 
-def try_build(cfg: dict[str, Any], trust: bool = False) -> None:
+def try_build(cfg: dict[str, Any], trust: bool = False) -> dict[str, Any]:
     """Build the env, the agent and the baselines once, as the run will: every setting the
     checks above cannot judge (data on disk, learner options, SB3's own checks, a ``-i`` agent
     file whose tensors do not load; with ``trust`` that file is SB3's to read later) fails
-    here, before the run directory exists. The global RNGs are left as they were."""
+    here, before the run directory exists. The global RNGs are left as they were. Returns the
+    fingerprint of the data the env loaded (no second load for it)."""
     rng = global_rng_state()
     env = make_env(cfg["env"], cfg["env_kwargs"])
     try:
+        data = data_fingerprint(cfg, env.unwrapped.trainer.dataset)
         if cfg["algo"] in HEURISTICS:
             check_applies(cfg["algo"], method_of(env), "heuristic")
         for name in cfg["baselines"] or []:
@@ -268,13 +270,15 @@ def try_build(cfg: dict[str, Any], trust: bool = False) -> None:
     finally:
         env.close()
         set_global_rng_state(rng)
+    return data
 
 
-def data_fingerprint(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The fingerprint of the data the run's env reads (its dataset and ``dataset_kwargs``)."""
+def data_fingerprint(cfg: dict[str, Any], dataset: Any = None) -> dict[str, Any]:
+    """The fingerprint of the data the run's env reads (its dataset and ``dataset_kwargs``;
+    ``dataset``: that data as an env already loaded it)."""
     with usage_errors():
         kwargs = translate_data_root(cfg["env_kwargs"]).get("dataset_kwargs") or {}
-        return fingerprint(short_id(cfg["env"]).split("-", 1)[1], kwargs)
+        return fingerprint(short_id(cfg["env"]).split("-", 1)[1], kwargs, dataset)
 
 
 def check_data(run_dir: Path, cfg: dict[str, Any], allow_change: bool) -> None:
@@ -303,9 +307,8 @@ def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, 
     """Resolve and check the settings of a fresh run, then create its directory (locked for
     this process) with config.yaml and command.txt. Bad input never creates a directory."""
     cfg = resolve(args)
-    try_build(cfg, trust=bool(getattr(args, "trust_checkpoint", False)))
+    data = try_build(cfg, trust=bool(getattr(args, "trust_checkpoint", False)))
     yaml.safe_dump(cfg)  # plain data only: a value YAML cannot hold fails here, before any directory exists
-    data = data_fingerprint(cfg)
     made = [next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])]
     try:
         RunLock(made[0])

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrl_env import limits
+import mmrl_env.limits as limits
 from mmrl_env.data.home import missing_data_message, resolve_root
 from mmrl_env.data.validation import read_json_object, stratified_holdout
 

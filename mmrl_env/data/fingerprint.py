@@ -43,10 +43,11 @@ def _settings(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(values, default=str, sort_keys=True))
 
 
-def fingerprint(name: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The fingerprint of dataset ``name`` as ``load_dataset(name, **kwargs)`` finds it now."""
+def fingerprint(name: str, kwargs: dict[str, Any] | None = None, dataset: Any = None) -> dict[str, Any]:
+    """The fingerprint of dataset ``name`` as ``load_dataset(name, **kwargs)`` finds it now; pass
+    the ``dataset`` already loaded with those settings to spare loading it again."""
     kwargs = dict(kwargs or {})
-    source = getattr(load_dataset(name, **kwargs), "source", None)
+    source = getattr(load_dataset(name, **kwargs) if dataset is None else dataset, "source", None)
     if source is not None:
         return {"dataset": name, "source": str(Path(source).resolve()), "files": _files(Path(source))}
     return {"dataset": name, "settings": _settings(name, kwargs)}
