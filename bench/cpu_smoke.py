@@ -10,9 +10,9 @@ time and the process's peak RSS. One dataset per process (peak RSS is per proces
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -76,4 +76,9 @@ def twitter(base: Path) -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    {"ks": kinetics, "nv": nvgesture, "tw": twitter}[sys.argv[2]](Path(sys.argv[1]))
+    smokes = {"ks": kinetics, "nv": nvgesture, "tw": twitter}
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, help="where the raw fixture and its cache are written")
+    p.add_argument("dataset", choices=list(smokes))
+    a = p.parse_args()
+    smokes[a.dataset](a.folder)

@@ -10,8 +10,8 @@ setting; make a cache first (e.g. ``bench/cache_memory.py``'s fixture, or
 
 from __future__ import annotations
 
+import argparse
 import resource
-import sys
 import time
 
 import torch
@@ -37,4 +37,8 @@ def main(root: str, chunk: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root", help="a prepared CREMA-D cache")
+    p.add_argument("chunk", help="samples per chunk, or auto (VectorTrainer.eval_chunk)")
+    a = p.parse_args()
+    main(a.root, a.chunk)

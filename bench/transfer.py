@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import report, stats  # noqa: E402
 from agents.heuristics.pretrained import weights_dir  # noqa: E402
-from training import evaluate  # noqa: E402
+from training import evaluate, seed_comparison  # noqa: E402
 from training.config import set_threads  # noqa: E402
 
 POLICIES = {"DUS": (["dus-pretrained", "dus-h"], "uniform"), "BSS": (["bss-pretrained", "bss-h", "bss-l"], "full")}
@@ -83,18 +83,18 @@ def run_case(name: str, method: str, seeds: int, extra: list[str], workdir: Path
         key = "|".join([name, method, spec, fingerprint(spec), str(seeds), *extra])
         if key not in cache and (only is None or spec in only):
             start = time.perf_counter()
-            got, modalities = evaluate.evaluate_policies(args, seed_list, [spec])
-            cache[key] = {"metrics": [r.metrics for r in got[evaluate.display_name(spec)]],
+            got, modalities = seed_comparison.evaluate_policies(args, seed_list, [spec])
+            cache[key] = {"metrics": [r.metrics for r in got[seed_comparison.display_name(spec)]],
                           "modalities": list(modalities), "seconds": time.perf_counter() - start}
         if key in cache:
-            records[evaluate.display_name(spec)] = [report.Record(m) for m in cache[key]["metrics"]]
+            records[seed_comparison.display_name(spec)] = [report.Record(m) for m in cache[key]["metrics"]]
             modalities = tuple(cache[key]["modalities"])
     if only is not None or len(records) < len(specs):
         return None
     per_seed = report.per_seed(records)
     rows = {}
     for against in [baseline, *names[1:]]:
-        for policy, comparison in stats.compare(per_seed, evaluate.display_name(against)).items():
+        for policy, comparison in stats.compare(per_seed, seed_comparison.display_name(against)).items():
             iv = comparison.delta["fused_acc"]
             rows.setdefault(policy, {})[against] = [100 * iv.estimate, 100 * iv.low, 100 * iv.high]
     summary = report.summarize(records, modalities)
