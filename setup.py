@@ -9,7 +9,8 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["mmrl_env*", "agents*", "training*"]), "training.configs"],
     package_dir={"training.configs": "configs"},
-    package_data={"mmrl_env.data": ["splits/*/*.csv", "splits/*/*.txt", "README.md", "mfeat_data/*"],
+    package_data={"mmrl_env": ["py.typed"],  # PEP 561: the package's type hints are for its users' checkers too
+                  "mmrl_env.data": ["splits/*/*.csv", "splits/*/*.txt", "README.md", "mfeat_data/*"],
                   "agents": ["weights/*.pt", "weights/*.json"],  # the pretrained policies: tensors + JSON
                   "training.configs": ["*.yaml", "paper/*.yaml"]},
 )

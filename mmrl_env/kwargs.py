@@ -19,7 +19,7 @@ def accepted_kwargs(cls: type) -> list[str]:
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
-        params = inspect.signature(klass.__init__).parameters.values()
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
         names += [p.name for p in params if p.kind is p.KEYWORD_ONLY
                   or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)]
         if not any(p.kind is p.VAR_KEYWORD for p in params):

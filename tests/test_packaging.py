@@ -1,11 +1,14 @@
-"""Slow: the wheel ships the configs, and rl-zoo3 trains and replays on our envs unchanged."""
+"""The wheel ships py.typed; slow: the wheel ships the configs, and rl-zoo3 trains and replays
+on our envs unchanged."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,24 @@ def run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     return out
+
+
+def test_wheel_ships_py_typed(tmp_path):
+    """PEP 561: users' type checkers read mmrl_env's annotations only if the wheel holds
+    ``mmrl_env/py.typed``. Built from a copy of the packaging inputs, so neither a stale
+    ``build/`` of the checkout can hide a missing file nor does the test leave one behind."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("mmrl_env", "agents", "training", "configs"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "whl"),
+         str(src)], tmp_path)
+    wheel = next((tmp_path / "whl").glob("mmrl-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mmrl_env/py.typed" in names
+    assert "mmrl_env/__init__.py" in names
 
 
 @pytest.mark.slow

@@ -81,12 +81,12 @@ def load_av(ds: AVDataset, root: Path | str | None, device: str = "cpu", residen
     chosen with ``val_seed`` (see ``validation``)."""
     from mmrl_env.data.base import ModalitySpec, MultimodalDataset
     from mmrl_env.data.cache import open_prepared, split_rows
-    from mmrl_env.data.cached_split import CachedSplit, FramesView, SpectrogramView
+    from mmrl_env.data.cached_split import CachedSplit, FramesView, ModalityView, SpectrogramView
 
     cache = open_prepared(ds.name, ds.command, root, ds.prepare_command(root), ds.layout())
     train, val, test = split_rows(cache, val_fraction, val_seed)
     stored = cache.manifest["config"]["frames"]["count"]
-    views = [SpectrogramView(), FramesView(stored, frames, image_size)]
+    views: list[ModalityView] = [SpectrogramView(), FramesView(stored, frames, image_size)]
     arrays = [cache.arrays["audio"], cache.arrays["frames"]]
 
     def split(rows: np.ndarray, offset: int) -> CachedSplit:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ class CacheWriter:
     (default: every clip). ``arrays`` maps a name to its per-row (shape, dtype).
     """
 
-    def __init__(self, root: Path, meta: dict[str, Any], arrays: dict[str, tuple[tuple[int, ...], str]],
+    def __init__(self, root: Path, meta: dict[str, Any], arrays: Mapping[str, tuple[tuple[int, ...], str]],
                  labels: np.ndarray, overwrite: bool = False, present: np.ndarray | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -86,12 +87,11 @@ class CacheWriter:
                          "arrays": {k: {"row_shape": list(s), "dtype": d} for k, (s, d) in self.specs.items()},
                          "complete": False, "failed": {}}
         old = self._existing(overwrite)
-        resume = old is not None and not overwrite
-        if resume and not self._same(old):
-            raise CacheMismatchError(
-                f"{self.root} holds a cache built with another recipe or clip list; "
-                "use another --out directory, or --overwrite to rebuild it")
-        if resume:
+        if old is not None and not overwrite:  # resume
+            if not self._same(old):
+                raise CacheMismatchError(
+                    f"{self.root} holds a cache built with another recipe or clip list; "
+                    "use another --out directory, or --overwrite to rebuild it")
             self.status = np.lib.format.open_memmap(self.root / "status.npy", mode="r+")
             self.row_of = np.load(self.root / "rows.npy")
             stored = int(old.get("rows", 0))
@@ -109,11 +109,11 @@ class CacheWriter:
         np.save(self.root / "labels.npy", labels.astype(np.int64))
         _write_manifest(self.root, self.manifest)
 
-    def _open(self, name: str, mode: str, rows: int) -> np.ndarray:
+    def _open(self, name: str, mode: str, rows: int) -> np.memmap:
         shape, dtype = self.specs[name]
         return np.lib.format.open_memmap(self.root / f"{name}.npy", mode=mode, dtype=dtype, shape=(rows, *shape))
 
-    def _grow(self, name: str, stored: int, rows: int) -> np.ndarray:
+    def _grow(self, name: str, stored: int, rows: int) -> np.memmap:
         """Array ``name`` with ``rows`` rows, its first ``stored`` kept (copied once when it grows)."""
         if rows == stored:
             return np.lib.format.open_memmap(self.root / f"{name}.npy", mode="r+")

@@ -85,7 +85,8 @@ def real_cremad_rows(per_split: dict[str, int]) -> dict[str, list[tuple[str, str
 
     out = {}
     for split, n in per_split.items():
-        rows = [tuple(line.split(",")) for line in (SHIPPED_SPLITS / f"{split}.csv").read_text().split()]
+        lines = (SHIPPED_SPLITS / f"{split}.csv").read_text().split()
+        rows = [(clip, emotion) for clip, emotion in (line.split(",") for line in lines)]
         by_class = {e: [r for r in rows if r[1] == e] for e in EMOTIONS}
         out[split] = [by_class[EMOTIONS[i % len(EMOTIONS)]][i // len(EMOTIONS)] for i in range(n)]
     return out

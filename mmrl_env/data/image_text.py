@@ -138,7 +138,7 @@ def load_image_text(ds: ImageTextDataset, root: Path | str | None, device: str =
     import torch
 
     from mmrl_env.data.base import ModalitySpec, MultimodalDataset
-    from mmrl_env.data.cached_split import CachedSplit, FramesView
+    from mmrl_env.data.cached_split import CachedSplit, FramesView, ModalityView
 
     cache = open_prepared(ds.name, ds.command, root, ds.prepare_command(root), ds.layout())
     image_kwargs = {"weights": str(Path(torch.hub.get_dir()) / "checkpoints" / RESNET50_IMAGENET),
@@ -151,7 +151,7 @@ def load_image_text(ds: ImageTextDataset, root: Path | str | None, device: str =
     # the BERT weights are resolved (and a missing copy reported) where the encoder is built
     text_kwargs = {"path": _bert_dir(cache.manifest["config"]["text"]["tokenizer"]), **(text_encoder or {})}
     train, val, test = split_rows(cache, val_fraction, val_seed)
-    views = [FramesView(1, 1, image_size), TokenView()]
+    views: list[ModalityView] = [FramesView(1, 1, image_size), TokenView()]
     arrays = [cache.arrays["image"], cache.arrays["text"]]
 
     def split(rows: np.ndarray, offset: int) -> CachedSplit:

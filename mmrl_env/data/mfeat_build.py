@@ -60,7 +60,7 @@ def build(src: str | Path, out: str | Path = EMBEDDED) -> Path:
     views, labels = read_views(src)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, labels=labels, **views)
+    np.savez_compressed(out, labels=labels, allow_pickle=False, **views)
     return out
 
 

@@ -116,7 +116,7 @@ def write_mfeat_custom(root: str | Path, views: Sequence[str] | str = DEFAULT_VI
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for name, xs, rows in zip(("train", "val", "test"), arrays, parts, strict=True):
-        np.savez(root / f"{name}.npz", labels=labels[rows], **dict(zip(views, xs, strict=True)))
+        np.savez(root / f"{name}.npz", labels=labels[rows], allow_pickle=False, **dict(zip(views, xs, strict=True)))
     meta = {"name": "MFeat-custom-" + "+".join(views) + (f"-{shift}" if shift else ""), "modalities": list(views),
             "num_classes": NUM_CLASSES, "optim": dict(MFEAT_OPTIM),
             "source": {"views": list(views), "shift": shift, "split_seed": split_seed, "val_fraction": val_fraction,

@@ -61,9 +61,7 @@ class SyntheticMix(TaskFamilyDataset):
         names = tuple(f"m{j}" for j in range(modalities))
         specs = tuple(ModalitySpec(n, "mlp", {"in_dim": feature_dim, "hidden": hidden, "out_dim": out_dim})
                       for n in names)
-        super().__init__(f"SyntheticMix-{modalities}-{tasks}", specs, max_classes, None, None, None,
-                         optim_defaults={"lr": 0.05})
-        self._allocate(1)
+        super().__init__(f"SyntheticMix-{modalities}-{tasks}", specs, max_classes, optim_defaults={"lr": 0.05})
 
     def task_rng(self, seed: int) -> np.random.Generator:
         """The generator of the task a run seeded ``seed`` draws (train and eval indices are disjoint)."""

@@ -17,12 +17,13 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from mmrl_env.data.base import MultimodalDataset, to_device
+from mmrl_env.data.base import ModalitySpec, MultimodalDataset, to_device
 
 
 class RunSplit:
@@ -73,13 +74,26 @@ class TaskFamilyDataset(MultimodalDataset):
     trainer calls :meth:`draw` (on every run start). ``run_classes`` (K,) holds each slot's
     class count, which the env's chance normalisation of the observation reads."""
 
+    train: RunSplit
+    val: RunSplit
+    test: RunSplit
+
+    def __init__(self, name: str, modalities: tuple[ModalitySpec, ...], num_classes: int,
+                 optim_defaults: dict[str, Any] | None = None) -> None:
+        """A subclass sets what :meth:`make_task` reads first: the splits are sized here for one
+        run slot (the trainer's first :meth:`draw` resizes them to its K runs)."""
+        empty = RunSplit([], torch.zeros(0, 0, dtype=torch.long))
+        super().__init__(name, modalities, num_classes, empty, empty, empty,
+                         optim_defaults={} if optim_defaults is None else optim_defaults)
+        self._allocate(1)
+
     @abstractmethod
     def make_task(self, seed: int) -> Task:
         """The task a run seeded with ``seed`` trains on (a pure function of ``seed``)."""
 
     def draw(self, runs: Sequence[int], seeds: Sequence[int], num_runs: int) -> None:
         """Put a fresh task into each slot of ``runs`` (its run's ``seeds[i]``)."""
-        if not isinstance(self.train, RunSplit) or self.train.labels.shape[0] != num_runs:
+        if self.train.labels.shape[0] != num_runs:
             self._allocate(num_runs)
         for run, seed in zip(runs, seeds, strict=True):
             task = self.make_task(int(seed))
@@ -93,7 +107,7 @@ class TaskFamilyDataset(MultimodalDataset):
 
     def _allocate(self, num_runs: int) -> None:
         task = self.make_task(0)  # shapes only
-        device = self.train.labels.device if isinstance(self.train, RunSplit) else torch.device("cpu")
+        device = self.train.labels.device
         made = []
         for inputs, labels in task.splits:
             made.append(RunSplit([torch.zeros(num_runs, *x.shape, device=device) for x in inputs],

@@ -28,17 +28,18 @@ import copy
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+BNStats = dict[str, tuple[Tensor, Tensor, Tensor]]  # layer name -> batch (mean, unbiased var, valid count)
 
 
 @dataclass
 class _Rows:
     mask: Tensor  # (N,) float: 1 for a row the run trains on, 0 for padding
     dense: bool = False  # every row but possibly a lone placeholder is valid (encode_rows' trim): native kernel
-    stats: dict[str, tuple[Tensor, Tensor, Tensor]] = field(default_factory=dict)  # name -> (mean, var, count)
+    stats: BNStats = field(default_factory=dict)
 
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -60,7 +61,7 @@ def batch_statistics() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def bn_rows(mask: Tensor, stats: dict[str, tuple[Tensor, Tensor, Tensor]], dense: bool = False) -> Iterator[None]:
+def bn_rows(mask: Tensor, stats: BNStats, dense: bool = False) -> Iterator[None]:
     """Within this scope, training-mode :class:`MaskedBatchNorm` layers use the rows where
     ``mask`` is 1 and record their batch statistics in ``stats`` under the layer's name
     (mean, unbiased variance, number of valid values). ``dense``: the caller promises every
@@ -77,6 +78,10 @@ class MaskedBatchNorm(nn.modules.batchnorm._BatchNorm):
     """``nn.BatchNorm1d/2d/3d`` with batch statistics over the valid rows and no buffer writes."""
 
     qualified_name = ""  # the layer's name in the model, set by :func:`masked_template`
+    # always present: masked_template only swaps in affine layers with running stats and a fixed momentum
+    running_mean: Tensor
+    running_var: Tensor
+    momentum: float
 
     def _check_input_dim(self, x: Tensor) -> None:
         if x.dim() < 2:
@@ -126,12 +131,14 @@ class MaskedBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def encode_rows(encode: Callable[[Tensor], Tensor], x: Tensor, mask: Tensor | None,
-                stats: dict[str, Any] | None, training: bool, trim: bool = False) -> Tensor:
+                stats: BNStats | None, training: bool, trim: bool = False) -> Tensor:
     """An encoder's features of ``x``; in training its BatchNorm layers count the rows where
-    ``mask`` (a prefix mask) is 1. ``trim`` (the per-run loop, never under ``vmap``): encode only
-    the valid prefix and pad the features with zeros — every loss masks those rows, so the step
-    is the same while a big encoder skips the padding's compute."""
-    if not training:
+    ``mask`` (a prefix mask) is 1 and record their statistics in ``stats``. ``trim`` (the per-run
+    loop, never under ``vmap``): encode only the valid prefix and pad the features with zeros —
+    every loss masks those rows, so the step is the same while a big encoder skips the padding's
+    compute. Without a mask or ``stats`` the encoder runs as it is (a plain ``nn.BatchNorm`` uses
+    every row; a :class:`MaskedBatchNorm` refuses to train outside a :func:`bn_rows` scope)."""
+    if not training or mask is None or stats is None:
         return encode(x)
     if not trim:
         with bn_rows(mask, stats):

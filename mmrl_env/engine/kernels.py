@@ -15,13 +15,15 @@ window and the fusion head the first N_c = max_k min_j n_kj rows, so DUS-style s
 pad much less than a single common N would.
 
 Covered models (:meth:`MLPJointKernel.build` returns ``None`` otherwise and the learner uses
-the generic ``vmap`` path): every encoder an ``MLPEncoder`` (a ``Sequential`` of ``Linear``
-layers, each optionally followed by ``ReLU``), ``Linear`` unimodal heads, ``concat`` or ``sum``
-fusion.
+the generic ``vmap`` path): a ``MultimodalNet`` whose every encoder is an ``MLPEncoder`` (a
+``Sequential`` of ``Linear`` layers, each optionally followed by ``ReLU``), ``Linear`` unimodal
+heads, ``concat`` or ``sum`` fusion.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +31,7 @@ from torch import Tensor, nn
 
 from mmrl_env.models.encoders import MLPEncoder
 from mmrl_env.models.fusion import ConcatFusion, SumFusion
+from mmrl_env.models.multimodal import MultimodalNet
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class MLPJointKernel:
     def build(cls, template: nn.Module, params: dict[str, Tensor],
               columns: dict[str, tuple[int, int]]) -> MLPJointKernel | None:
         """The kernel for ``template`` (a ``JointNet``), or ``None`` when it has other layers."""
+        if not isinstance(template, MultimodalNet):
+            return None
         encoders = []
         for j, enc in enumerate(template.encoders):
             chain = _linear_chain(f"encoders.{j}.net", enc.net) if type(enc) is MLPEncoder else None
@@ -85,7 +90,7 @@ class MLPJointKernel:
             encoders.append(chain)
         if any(type(h) is not nn.Linear or h.bias is None for h in template.heads):
             return None
-        dims = [int(e.out_dim) for e in template.encoders]
+        dims = list(template.dims)
         fusion = template.fusion
         if type(fusion) is ConcatFusion and fusion.fc.bias is not None:
             kind = "concat"
@@ -182,17 +187,16 @@ class MLPJointKernel:
             # autograd's backward of ``z.float()`` casts the gradient back to z's dtype
             return (nll * weight).sum(1), dz.to(z.dtype)
 
-        loss = None
-        dz_uni = []
+        terms, dz_uni = [], []
         for j, z in enumerate(z_uni):
             m = masks[:, j, :rows[j]]
             term, dz = ce_grad(z, labels[:, :rows[j]], m * alpha / batch_size)  # f32(α)/B, as autograd
+            terms.append(term)
             dz_uni.append(dz)
-            loss = term if loss is None else loss + term
         c = masks[:, :, :common].amin(1)
         count = c.sum(1).clamp(min=1)
         fused, dz_multi = ce_grad(z_multi, labels[:, :common], (1 - alpha) * c / count.unsqueeze(1))
-        loss = loss + fused
+        loss = functools.reduce(operator.add, terms) + fused  # Σ_j term_j left to right, then the fused term
 
         # heads and fusion
         dz_multi_t = dz_multi.transpose(1, 2)

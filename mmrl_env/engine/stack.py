@@ -41,6 +41,12 @@ def seeded_init(generator: torch.Generator) -> Iterator[None]:
         yield
 
 
+def prefixed(*prefixes: str) -> Callable[[str], bool]:
+    """A filter on the stack's parameter names: those that start with any of ``prefixes``
+    (e.g. ``prefixed("encoders.0.")``, for an optimizer group)."""
+    return lambda name: name.startswith(prefixes)
+
+
 class RunStack:
     """Stacked parameters and buffers of K models built by ``build`` (an ``nn.Module`` factory).
 

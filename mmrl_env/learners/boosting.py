@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -54,7 +54,7 @@ from mmrl_env.data.base import ModalitySpec, MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import encode_rows
 from mmrl_env.engine.optim import OptimConfig, StackedOptimizer
-from mmrl_env.engine.stack import RunStack, seeded_init
+from mmrl_env.engine.stack import RunStack, prefixed, seeded_init
 from mmrl_env.learners.base import StackedLearner, auto_period
 from mmrl_env.learners.joint import masked_batch_normalised_ce
 from mmrl_env.metrics import true_class_probability
@@ -178,9 +178,14 @@ class SlotBoostingNet(BoostingNet):
         for r, x in enumerate(inputs):
             u = encode_rows(self.encoders[r], x, None if masks is None else masks[r], bn_stats, self.training,
                             self.trim_rows)
-            layers = [self.layer1[r][0], *self.slots[r][: widths[r] - 1]]
-            out.append(torch.stack([self.head(torch.relu(layer(u))) for layer in layers]))
+            out.append(torch.stack([self.head(torch.relu(layer(u))) for layer in self.classifiers(r, widths[r])]))
         return out
+
+    def classifiers(self, r: int, width: int) -> list[nn.Module]:
+        """Modality r's first ``width`` Layer1 classifiers: its own, then the slots (``nn.ModuleList``
+        types its items as plain modules: these two hold ``nn.ModuleList`` s)."""
+        own, slots = cast(nn.ModuleList, self.layer1[r]), cast(nn.ModuleList, self.slots[r])
+        return [own[0], *slots[: width - 1]]
 
 
 def slot_weights(width: int, count: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
@@ -275,13 +280,13 @@ class BoostingLearner(StackedLearner):
         self.generators = list(generators)
         if step_per_modality:  # the release: encoder r and its Layer1s step with modality r's loss, the head with each
             for r in range(m):
-                self.add_group(f"modality{r}", lambda n, r=r: n.startswith((f"encoders.{r}.", f"layer1.{r}.")))
+                self.add_group(f"modality{r}", prefixed(f"encoders.{r}.", f"layer1.{r}."))
             self.add_group("head", lambda n: n.startswith("head."))
         else:
             self.add_group("model", lambda n: not n.startswith("slots."))
         for r in range(m):
             for t in range(max_classifiers - 1):
-                self.add_group(f"slot{r}.{t}", lambda n, r=r, t=t: n.startswith(f"slots.{r}.{t}."))
+                self.add_group(f"slot{r}.{t}", prefixed(f"slots.{r}.{t}."))
         self.omega_stack = RunStack(lambda: OmegaNet(m), [forked(g) for g in generators], device)
         self.omega_optimizer = StackedOptimizer(self.omega_stack.flat,
                                                 OptimConfig(optim.name, omega_lr, optim.momentum, 0.0))
@@ -436,7 +441,8 @@ class BoostingLearner(StackedLearner):
         t = int(self.counts[run, r]) - 1  # slot index of the new classifier
         ref = self.stack.params["head.weight"]
         with seeded_init(self.generators[run]):
-            layer = nn.Linear(self.stack.template.dims[r], self.hidden).to(device=ref.device, dtype=ref.dtype)
+            in_features = self.stack.params[f"slots.{r}.{t}.weight"].shape[-1]  # modality r's feature size
+            layer = nn.Linear(in_features, self.hidden).to(device=ref.device, dtype=ref.dtype)
         self.stack.params[f"slots.{r}.{t}.weight"][run].copy_(layer.weight)
         self.stack.params[f"slots.{r}.{t}.bias"][run].copy_(layer.bias)
         self.groups[f"slot{r}.{t}"].reset_runs(torch.tensor([run], device=self.device))

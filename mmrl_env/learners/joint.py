@@ -18,7 +18,9 @@ batched; otherwise :meth:`JointLearner._loss` under ``grad_and_value``, mapped o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import operator
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -32,6 +34,11 @@ from mmrl_env.engine.kernels import MLPJointKernel
 from mmrl_env.engine.optim import OptimConfig, StackedOptimizer
 from mmrl_env.learners.base import StackedLearner, column_ranges
 from mmrl_env.models.multimodal import MultimodalNet
+
+
+def sum_terms(terms: Iterable[Tensor]) -> Tensor:
+    """Σ of loss terms, left to right (``sum()`` starts from the int 0 and is typed ``Tensor | int``)."""
+    return functools.reduce(operator.add, terms)
 
 
 def joint_objective(uni: Tensor, fused: Tensor | None, alpha: float) -> Tensor:
@@ -81,7 +88,7 @@ class JointNet(MultimodalNet):
     def features(self, inputs: list[Tensor], masks: Tensor | None = None,
                  bn_stats: dict[str, Any] | None = None) -> list[Tensor]:
         """Each modality's encoder features u_j; in training, BatchNorm counts only its valid rows."""
-        return [encode_rows(lambda x, j=j: self.encode(j, x), x, None if masks is None else masks[j], bn_stats,
+        return [encode_rows(functools.partial(self.encode, j), x, None if masks is None else masks[j], bn_stats,
                             self.training, self.trim_rows) for j, x in enumerate(inputs)]
 
 
@@ -123,7 +130,8 @@ class JointLearner(StackedLearner):
         stats: dict[str, Any] = {}
         logits, z_multi = self._run_model(flat, buffers, inputs, masks, stats)
         logits = [z.float() for z in logits]
-        uni = sum(masked_batch_normalised_ce(z, labels, m, batch_size) for z, m in zip(logits, masks, strict=True))
+        uni = sum_terms(masked_batch_normalised_ce(z, labels, m, batch_size)
+                        for z, m in zip(logits, masks, strict=True))
         fused = masked_mean_ce(z_multi.float(), labels, masks.amin(dim=0))
         loss = joint_objective(uni, fused, self.alpha)
         return loss, ([z.detach() for z in logits], stats)

@@ -44,9 +44,10 @@ from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import encode_rows
 from mmrl_env.engine.optim import OptimConfig
+from mmrl_env.engine.stack import prefixed
 from mmrl_env.learners.base import StackedLearner, column_ranges
 from mmrl_env.learners.joint import masked_batch_normalised_ce
-from mmrl_env.models.encoders import build_encoder
+from mmrl_env.models.encoders import build_encoders
 
 INFERENCE = ("entropy", "fixed")
 PROJECTIONS = {False: None, "none": None, True: "gs", "gs": "gs", "batch": "batch"}
@@ -74,8 +75,9 @@ class SharedHeadNet(nn.Module):
 
     def __init__(self, dataset: MultimodalDataset, num_classes: int) -> None:
         super().__init__()
-        self.encoders = nn.ModuleList(build_encoder(m.encoder, **m.encoder_kwargs) for m in dataset.modalities)
-        dims = [int(e.out_dim) for e in self.encoders]
+        encoders = build_encoders(dataset.modalities)
+        self.encoders = nn.ModuleList(encoders)
+        dims = [e.out_dim for e in encoders]
         width = min(dims)
         self.adapters = nn.ModuleList(nn.Identity() if d == width else nn.Linear(d, width) for d in dims)
         self.head = nn.Linear(width, num_classes)
@@ -132,7 +134,7 @@ class MLALearner(StackedLearner):
         self.weights = torch.tensor(weights if weights is not None else [1.0 / m] * m, dtype=torch.float32,
                                     device=device)
         for j in range(m):
-            self.add_group(f"encoder{j}", lambda n, j=j: n.startswith(f"encoders.{j}."))
+            self.add_group(f"encoder{j}", prefixed(f"encoders.{j}."))
         self.add_group("head", lambda n: n.startswith("head."))
         (self.head_cols,) = column_ranges(self.stack, lambda n: n.startswith("head."))
         self.weight_cols = self.stack.columns["head.weight"]

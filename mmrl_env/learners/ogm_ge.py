@@ -56,6 +56,7 @@ from mmrl_env.learners.joint import (
     joint_objective,
     masked_batch_normalised_ce,
     masked_mean_ce,
+    sum_terms,
 )
 from mmrl_env.metrics import true_class_probability
 from mmrl_env.models.fusion import ConcatFusion, SumFusion
@@ -86,8 +87,13 @@ def fusion_slice_logits(fusion: nn.Module, feats: list[Tensor]) -> list[Tensor]:
         weights = fusion.fc.weight.split([u.shape[1] for u in feats], dim=1)
         return [nn.functional.linear(u, w, fusion.fc.bias / m) for u, w in zip(feats, weights, strict=True)]
     if isinstance(fusion, SumFusion):
-        return [nn.functional.linear(u, fc.weight, fc.bias / m) for fc, u in zip(fusion.fcs, feats, strict=True)]
-    raise ValueError(f"the published OGM-GE reads per-modality scores from a linear fusion layer: use fusion='concat' "
+        return [nn.functional.linear(u, fc.weight, fc.bias / m) for fc, u in zip(fusion.linears, feats, strict=True)]
+    raise unsliceable_fusion(fusion)
+
+
+def unsliceable_fusion(fusion: nn.Module) -> ValueError:
+    """The error for a fusion head without per-modality linear slices (raised at construction)."""
+    return ValueError(f"the published OGM-GE reads per-modality scores from a linear fusion layer: use fusion='concat' "
                      f"or 'sum' (got {type(fusion).__name__}), or variant='joint' for the other fusions")
 
 
@@ -157,8 +163,9 @@ class OGMGELearner(StackedLearner):
                          generators)
         template = self.stack.template
         if self.published:  # an unsupported fusion fails now, not at the first step
-            fusion_slice_logits(template.fusion, [torch.zeros(1, int(e.out_dim), device="meta")
-                                                  for e in template.encoders])
+            head = template.get_submodule("fusion")
+            if not isinstance(head, (ConcatFusion, SumFusion)):
+                raise unsliceable_fusion(head)
             # no loss reads the auxiliary heads: they never step (no weight decay either)
             self.add_group("model", lambda n: not n.startswith("heads."))
         else:  # the fusion head has no gradient on a batch without common rows
@@ -200,8 +207,8 @@ class OGMGELearner(StackedLearner):
         if self.published:
             loss = fused
         else:
-            uni_loss = sum(masked_batch_normalised_ce(z, labels, m, batch_size)
-                           for z, m in zip(uni, masks, strict=True))
+            uni_loss = sum_terms(masked_batch_normalised_ce(z, labels, m, batch_size)
+                                 for z, m in zip(uni, masks, strict=True))
             loss = joint_objective(uni_loss, fused, self.alpha)
         scores = torch.stack([masked_score(z.detach(), labels, common) for z in uni])
         return loss, ([z.detach() for z in uni], scores, stats)

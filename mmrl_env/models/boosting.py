@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mmrl_env.data.base import ModalitySpec
-from mmrl_env.models.encoders import build_encoder
+from mmrl_env.models.encoders import build_encoders
 
 
 class OmegaNet(nn.Module):
@@ -33,8 +33,9 @@ class BoostingNet(nn.Module):
 
     def __init__(self, modalities: tuple[ModalitySpec, ...], num_classes: int, hidden: int = 256) -> None:
         super().__init__()
-        self.encoders = nn.ModuleList(build_encoder(m.encoder, **m.encoder_kwargs) for m in modalities)
-        self.dims = [int(e.out_dim) for e in self.encoders]
+        encoders = build_encoders(modalities)
+        self.encoders = nn.ModuleList(encoders)
+        self.dims = [e.out_dim for e in encoders]
         self.hidden = hidden
         self.layer1 = nn.ModuleList(nn.ModuleList([nn.Linear(d, hidden)]) for d in self.dims)
         self.head = nn.Linear(hidden, num_classes)

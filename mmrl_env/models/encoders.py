@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 import torch
 from torch import Tensor, nn
 
+from mmrl_env.data.base import ModalitySpec
+from mmrl_env.models.base import Encoder
 from mmrl_env.models.i3d import I3DEncoder
 from mmrl_env.models.resnet import ResNetEncoder
 from mmrl_env.models.text import BertEncoder, find_bert
 from mmrl_env.models.video3d import VideoResNetEncoder
 
 
-class MLPEncoder(nn.Module):
+class MLPEncoder(Encoder):
     """Two-layer MLP for feature-vector modalities (the Synthetic default)."""
 
     def __init__(self, in_dim: int, hidden: int = 128, out_dim: int = 64) -> None:
@@ -26,7 +28,7 @@ class MLPEncoder(nn.Module):
         return self.net(x)
 
 
-class SmallCNNEncoder(nn.Module):
+class SmallCNNEncoder(Encoder):
     """A three-block CNN for small spectrogram-like maps or frames (Synthetic raw form)."""
 
     MIN_SIZE = 8  # three 2x2 max-pools: a smaller map has nothing left to pool
@@ -45,7 +47,7 @@ class SmallCNNEncoder(nn.Module):
         return self.pool(self.features(x)).flatten(1)
 
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {"mlp": MLPEncoder, "cnn": SmallCNNEncoder,
+ENCODERS: dict[str, Callable[..., Encoder]] = {"mlp": MLPEncoder, "cnn": SmallCNNEncoder,
                                                  "resnet18": partial(ResNetEncoder, "resnet18"),
                                                  "resnet50": partial(ResNetEncoder, "resnet50"),
                                                  "bert": BertEncoder, "i3d": I3DEncoder,
@@ -61,11 +63,17 @@ def unknown_encoder(name: object) -> ValueError:
     return ValueError(f"unknown encoder {name!r}; known encoders: {', '.join(ENCODERS)}")
 
 
-def build_encoder(name: str, **kwargs: object) -> nn.Module:
-    """Encoder ``name`` (see ``ENCODERS``); it must expose ``out_dim``."""
+def build_encoder(name: str, **kwargs: object) -> Encoder:
+    """Encoder ``name`` (see ``ENCODERS``)."""
     if name not in ENCODERS:
         raise unknown_encoder(name)
     return ENCODERS[name](**kwargs)
+
+
+def build_encoders(modalities: Iterable[ModalitySpec]) -> list[Encoder]:
+    """Each modality's encoder, in order (the networks read their ``out_dim`` before wrapping
+    them in an ``nn.ModuleList``, whose items are typed as plain modules)."""
+    return [build_encoder(m.encoder, **m.encoder_kwargs) for m in modalities]
 
 
 def check_encoder_input(modality: str, name: str, kwargs: dict[str, object], sample: Tensor) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -23,6 +25,11 @@ class SumFusion(nn.Module):
     def __init__(self, dims: list[int], num_classes: int) -> None:
         super().__init__()
         self.fcs = nn.ModuleList(nn.Linear(d, num_classes) for d in dims)
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        """The per-modality classifiers, typed (``nn.ModuleList`` types its items as plain modules)."""
+        return [cast(nn.Linear, fc) for fc in self.fcs]
 
     def forward(self, feats: list[Tensor]) -> Tensor:
         return torch.stack([fc(u) for fc, u in zip(self.fcs, feats, strict=True)]).sum(0)

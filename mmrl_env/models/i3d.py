@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmrl_env.models.base import Encoder
 from mmrl_env.models.weights import read_state_dict
 
 Triple = tuple[int, int, int]
@@ -101,7 +102,7 @@ def inception_i3d(in_channels: int = 3) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
-class I3DEncoder(nn.Module):
+class I3DEncoder(Encoder):
     """I3D features for one modality; ``weights`` = a local ``rgb_imagenet.pt``/``flow_imagenet.pt``.
 
     A checkpoint whose stem has another channel count than ``in_channels`` (e.g. RGB

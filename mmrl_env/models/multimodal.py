@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mmrl_env.data.base import ModalitySpec
-from mmrl_env.models.encoders import build_encoder
+from mmrl_env.models.encoders import build_encoders
 from mmrl_env.models.fusion import build_fusion
 
 
@@ -14,10 +14,11 @@ class MultimodalNet(nn.Module):
 
     def __init__(self, modalities: tuple[ModalitySpec, ...], num_classes: int, fusion: str = "concat") -> None:
         super().__init__()
-        self.encoders = nn.ModuleList(build_encoder(m.encoder, **m.encoder_kwargs) for m in modalities)
-        dims = [int(e.out_dim) for e in self.encoders]
-        self.heads = nn.ModuleList(nn.Linear(d, num_classes) for d in dims)
-        self.fusion = build_fusion(fusion, dims, num_classes)
+        encoders = build_encoders(modalities)
+        self.encoders = nn.ModuleList(encoders)
+        self.dims = [e.out_dim for e in encoders]  # each modality's feature size u_j
+        self.heads = nn.ModuleList(nn.Linear(d, num_classes) for d in self.dims)
+        self.fusion = build_fusion(fusion, self.dims, num_classes)
 
     @property
     def num_modalities(self) -> int:

@@ -15,12 +15,13 @@ from pathlib import Path
 from torch import Tensor, nn
 from torchvision.models import resnet18, resnet50
 
+from mmrl_env.models.base import Encoder
 from mmrl_env.models.weights import read_state_dict
 
 ARCHS = {"resnet18": resnet18, "resnet50": resnet50}
 
 
-class ResNetEncoder(nn.Module):
+class ResNetEncoder(Encoder):
     """A torchvision ResNet without its classifier; ``out_dim`` = 512 (18) or 2048 (50).
 
     ``weights``: path of a local torchvision state dict (e.g. ``resnet50-11ad3fa6.pth`` from

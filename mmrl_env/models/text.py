@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmrl_env.extras import require
+from mmrl_env.models.base import Encoder
 
 DEFAULT_BERT = "bert-base-uncased"
 BERT_HELP = (
@@ -43,7 +44,7 @@ def find_bert(path: str | Path | None) -> str:
     raise BertWeightsNotFoundError(f"{DEFAULT_BERT} is not in the local Hugging Face cache. {BERT_HELP}")
 
 
-class BertEncoder(nn.Module):
+class BertEncoder(Encoder):
     """``transformers.BertModel``; ``out_dim`` = its hidden size.
 
     ``path``: local model directory (default: bert-base-uncased from the local HF cache).

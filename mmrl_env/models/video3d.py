@@ -13,12 +13,13 @@ from pathlib import Path
 from torch import Tensor, nn
 from torchvision.models.video import r2plus1d_18, r3d_18
 
+from mmrl_env.models.base import Encoder
 from mmrl_env.models.weights import read_state_dict
 
 ARCHS = {"r3d_18": r3d_18, "r2plus1d_18": r2plus1d_18}
 
 
-class VideoResNetEncoder(nn.Module):
+class VideoResNetEncoder(Encoder):
     """A torchvision video ResNet without its classifier."""
 
     def __init__(self, arch: str = "r3d_18", in_channels: int = 3, weights: str | Path | None = None) -> None:
