@@ -182,8 +182,8 @@ class SlotBoostingNet(BoostingNet):
         return out
 
     def classifiers(self, r: int, width: int) -> list[nn.Module]:
-        """Modality r's first ``width`` Layer1 classifiers: its own, then the slots (``nn.ModuleList``
-        types its items as plain modules: these two hold ``nn.ModuleList`` s)."""
+        """Modality r's first ``width`` Layer1 classifiers: its own, then the slots. (``layer1[r]`` and
+        ``slots[r]`` are ``nn.ModuleList`` s; torch types a list's items as plain modules, hence the casts.)"""
         own, slots = cast(nn.ModuleList, self.layer1[r]), cast(nn.ModuleList, self.slots[r])
         return [own[0], *slots[: width - 1]]
 
@@ -440,8 +440,8 @@ class BoostingLearner(StackedLearner):
         generator, that slot's optimizer state fresh for this run only."""
         t = int(self.counts[run, r]) - 1  # slot index of the new classifier
         ref = self.stack.params["head.weight"]
+        in_features = self.stack.params[f"slots.{r}.{t}.weight"].shape[-1]  # modality r's feature size
         with seeded_init(self.generators[run]):
-            in_features = self.stack.params[f"slots.{r}.{t}.weight"].shape[-1]  # modality r's feature size
             layer = nn.Linear(in_features, self.hidden).to(device=ref.device, dtype=ref.dtype)
         self.stack.params[f"slots.{r}.{t}.weight"][run].copy_(layer.weight)
         self.stack.params[f"slots.{r}.{t}.bias"][run].copy_(layer.bias)
