@@ -24,14 +24,16 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import torch
 
 AUTO_THREADS = 1
 EXPLICIT_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _default: int | str = "auto"
-F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @functools.cache
@@ -91,10 +93,11 @@ def inner_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def scoped_threads(method: F) -> F:
+def scoped_threads(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
     """Run an env method under :func:`inner_threads` with the env's ``threads`` setting."""
     @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with inner_threads(resolve_threads(self.threads, self.trainer.device)):
+    def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        env: Any = self  # any env with a ``threads`` setting and a ``trainer``
+        with inner_threads(resolve_threads(env.threads, env.trainer.device)):
             return method(self, *args, **kwargs)
-    return wrapper  # type: ignore[return-value]
+    return wrapper

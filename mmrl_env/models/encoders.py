@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -108,4 +109,7 @@ def check_encoder(name: str, **kwargs: object) -> None:
     if name not in ENCODERS:
         raise unknown_encoder(name)
     if name == "bert" and kwargs.get("pretrained", True):
-        find_bert(kwargs.get("path"))  # type: ignore[arg-type]
+        path = kwargs.get("path")
+        if path is not None and not isinstance(path, (str, Path)):
+            raise TypeError(f"encoder 'bert': path must be a local model folder (a string), got {path!r}")
+        find_bert(path)
