@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmrl_env.data.fixtures_image_text import TINY_BERT
-from mmrl_env.models.encoders import ENCODERS, build_encoder
+from mmrl_env.models.encoders import ENCODERS, build_encoder, check_encoder
 from mmrl_env.models.i3d import STEM
 from mmrl_env.models.text import BertWeightsNotFoundError, find_bert
 
@@ -87,6 +87,11 @@ def test_tiny_random_bert_and_local_reload(tmp_path: Path) -> None:
         enc(x[:, 0])
     with pytest.raises(ValueError, match="--max-length"):
         enc(tokens(length=TINY_BERT["max_position_embeddings"] + 1))
+
+
+def test_bert_path_of_the_wrong_type_is_refused() -> None:
+    with pytest.raises(TypeError, match="path must be a local model folder"):
+        check_encoder("bert", path=["models/bert"])
 
 
 def test_bert_weights_only_from_local_files(tmp_path: Path, monkeypatch) -> None:

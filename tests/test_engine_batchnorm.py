@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from mmrl_env.engine.batchnorm import MaskedBatchNorm, bn_rows, masked_template, update_running_stats
+from mmrl_env.engine.batchnorm import MaskedBatchNorm, bn_rows, encode_rows, masked_template, update_running_stats
 
 SHAPES = {1: (), 2: (3, 3), 3: (2, 3, 3)}  # the extra dims after (N, C) of a BatchNorm{1,2,3}d input
 LAYERS = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -49,6 +49,20 @@ def test_all_rows_valid_matches_batchnorm2d_train_and_eval() -> None:
     masked.eval()
     y = vmap(lambda p, b, xs: functional_call(masked, (p, b), (xs,)))(params, buffers, x)
     torch.testing.assert_close(y[0], bn.eval()(x[0]), rtol=1e-5, atol=1e-5)
+
+
+def test_encode_rows_without_a_mask_runs_the_encoder_as_it_is() -> None:
+    """A plain ``nn.BatchNorm`` model trained outside the engine (no mask) uses every row; a
+    masked template without a mask says it needs a row scope."""
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).train()
+    x = torch.randn(6, 3)
+    expected = plain(x)
+    assert torch.equal(encode_rows(plain, x, None, None, training=True), expected)
+    masked = masked_template(plain)
+    state = dict(plain.named_parameters()) | dict(plain.named_buffers())
+    with pytest.raises(RuntimeError, match="bn_rows"):
+        encode_rows(lambda v: functional_call(masked, state, (v,)), x, None, None, training=True)
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
