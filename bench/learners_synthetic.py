@@ -33,7 +33,7 @@ from scipy import stats
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode
+from training.rollout import run_episode
 from training.train_mml import run
 
 MODALITIES = ("audio", "video")

@@ -27,9 +27,9 @@ from timing import alternate
 import mmrl_env  # noqa: F401
 from agents.factory import make_agent
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode
 from training import evaluate, seed_comparison, train_mml
 from training.config import deep_merge, parse_kv
+from training.rollout import run_episode
 from training.run_config import make_env
 
 ENV = "DUS-Synthetic"

@@ -8,7 +8,7 @@ data they never saw. Results: BENCHMARKS.md, "Transfer".
 
 Every case runs ``training/evaluate.py``'s machinery (``evaluate_policies``: each policy's seeds as
 one batched K-run env, common random numbers per seed) on the seeds evaluate.py uses by default
-(10000, 10001, ...; fixed, never used to choose anything), then ``agents.stats.compare`` gives
+(10000, 10001, ...; fixed, never used to choose anything), then ``training.stats.compare`` gives
 the paired difference of test fused accuracy with its 95 % bootstrap interval against the
 no-rebalancing baseline (``uniform`` / ``full``) and against each paper heuristic. The
 ``Custom`` case writes MFeat views in the user-data format (``.npz`` per split) with a test
@@ -28,9 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents import report, stats  # noqa: E402
 from agents.heuristics.pretrained import weights_dir  # noqa: E402
-from training import evaluate, seed_comparison  # noqa: E402
+from training import evaluate, report, seed_comparison, stats  # noqa: E402  # noqa: E402
 from training.config import set_threads  # noqa: E402
 
 POLICIES = {"DUS": (["dus-pretrained", "dus-h"], "uniform"), "BSS": (["bss-pretrained", "bss-h", "bss-l"], "full")}

@@ -23,8 +23,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from agents import checkpoint
-from training import evaluate
+from training import checkpoint, evaluate
 from training.run_dirs import RunLock, create_run_dir, write_json_atomic
 from training.train_agent import main
 

@@ -12,14 +12,13 @@ import pytest
 import torch
 import yaml
 
-from agents import report
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode
 from mmrl_env.engine.build import build_run_trainer
-from training import train_mml
+from training import report, train_mml
 from training.cli_errors import UsageError
 from training.config import deep_merge, parse_kv
 from training.evaluate import main, parse_args
+from training.rollout import run_episode
 from training.run_config import make_runs
 from training.seed_comparison import episode_record, evaluate_policies, with_baseline
 from training.train_agent import main as train

@@ -19,8 +19,15 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 from tqdm import tqdm
 
-from agents import report
-from agents.checkpoint import (
+from agents.factory import LEARNED, make_agent, method_of
+from agents.heuristics import HEURISTICS
+from agents.vec_env import MMRLVecEnv, VecTensorBoard
+from mmrl_env.determinism import set_deterministic
+from mmrl_env.envs.control import control_of
+from mmrl_env.envs.registration import versioned_id
+from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
+from training import ray_cluster, report
+from training.checkpoint import (
     AGENT_ZIP,
     CHECKPOINTS,
     Checkpointer,
@@ -34,18 +41,9 @@ from agents.checkpoint import (
     restore_agent,
     restore_tensorboard,
 )
-from agents.factory import LEARNED, make_agent, method_of
-from agents.heuristics import HEURISTICS
-from agents.rollout import run_episodes, summarize
-from agents.schedule import ScheduleCallback, ScheduleRecorder
-from agents.vec_env import MMRLVecEnv, VecTensorBoard
-from mmrl_env.determinism import set_deterministic
-from mmrl_env.envs.control import control_of
-from mmrl_env.envs.registration import versioned_id
-from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
-from training import ray_cluster
 from training.cli_errors import UsageError, message_of
 from training.config import EVAL_EPISODES, deep_merge
+from training.rollout import run_episodes, summarize
 from training.run_config import (
     agent_device,
     make_env,
@@ -55,6 +53,7 @@ from training.run_config import (
     resumed_run,
 )
 from training.run_dirs import RunLock, remove_run_dir, write_json_atomic
+from training.schedule import ScheduleCallback, ScheduleRecorder
 
 HPARAM_METRICS = ("return", "val_acc", "test_fused_acc", "test_fused_f1")  # the agent's, in the hparams tab
 
@@ -165,7 +164,7 @@ def run_heuristic(agent: Any, env: gym.Env, obs: Any, start: int, total: int, ch
 def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
     """SB3's EvalCallback on a separate env: the *deterministic* policy's return (= total
     validation gain of an inner run) as ``eval/mean_reward``, and its schedule as the image
-    ``eval/schedule`` (``agents.schedule``). The training curves come from
+    ``eval/schedule`` (``training.schedule``). The training curves come from
     exploring (stochastic) episodes and can hide what the mean policy has learned. The
     evaluation env has its own generators, so training is unaffected by it."""
     freq = cfg.get("eval_freq", 0)

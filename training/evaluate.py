@@ -6,7 +6,7 @@ examples:
   python training/evaluate.py --env DUS-Synthetic --learners joint,boosting,ogm_ge,mla --seeds 5
 
 Each policy plays its seeds (default 20) as ONE K-run vector env (K = --seeds; the inner runs
-train as one batched engine, agents/rollout.py run_episodes), and --learners trains each
+train as one batched engine, training/rollout.py run_episodes), and --learners trains each
 learner's seeds as one K-run trainer (train_mml.run_seeds). Run k is seeded with seed k whatever
 the policy: every policy starts from the same initial weights and data order per seed (common
 random numbers, tests/test_evaluate.py), so a per-seed difference between two policies is not
@@ -14,7 +14,7 @@ blurred by the noise they share. Every policy is compared with --baseline on the
 (default: no rebalancing, uniform on DUS envs, full on BSS envs, joint for --learners; added,
 with a note, when not among them): the mean per-seed difference of test fused accuracy,
 macro-F1 and mAP with a 95 % bootstrap interval, the probability of improvement and the
-interquartile mean with its interval (agents/stats.py: scipy's percentile bootstrap, fixed seed).
+interquartile mean with its interval (training/stats.py: scipy's percentile bootstrap, fixed seed).
 A policy is a heuristic name (its env is made with the env settings it stands for, as in
 train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the env of
 <run dir>/config.yaml, then --env-kwargs: e.g. dataset_kwargs.seed=1 scores an agent on other

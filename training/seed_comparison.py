@@ -16,20 +16,19 @@ from rich.console import Console
 from tqdm import tqdm
 
 import mmrl_env
-from agents import report, stats
-from agents.checkpoint import CheckpointError, load_parameters
 from agents.factory import LEARNED, make_agent
 from agents.heuristics import HEURISTICS
-from agents.report import episode_record
-from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
 from mmrl_env.engine.build import ENGINES
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from mmrl_env.learners import LEARNERS, check_learner
-from training import ray_cluster, train_mml
+from training import ray_cluster, report, stats, train_mml
+from training.checkpoint import CheckpointError, load_parameters
 from training.cli_errors import UsageError, did_you_mean, usage_errors
 from training.config import DEFAULT_BASELINES, LEARNER_BASELINE, deep_merge, parse_kv
+from training.report import episode_record
+from training.rollout import run_episodes
 from training.run_config import check_applies, load_run_config, make_env, make_runs
 from training.run_dirs import RunLock, claim_dir, next_run_dir, remove_run_dir
 from training.validate import check_env_kwargs, check_out_dir, check_range

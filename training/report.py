@@ -4,7 +4,7 @@
 Input is, per policy (or learner), one :class:`Record` per seed, the same seeds in the same
 order for every policy: the final test metrics and the curves recorded over the inner
 training run. Kept apart from ``evaluate.py`` so that anything producing records (env
-episodes, plain learner runs) gets the same report; the statistics are in ``agents/stats.py``.
+episodes, plain learner runs) gets the same report; the statistics are in ``training/stats.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # pyplot-free: no backend is chosen or chan
 from matplotlib.ticker import MaxNLocator
 from rich.table import Table
 
-from agents import stats
+from training import stats
 
 METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
@@ -114,7 +114,7 @@ class Record:
 
 def episode_record(episode: dict[str, Any], modalities: tuple[str, ...], reward: str | None = None) -> Record:
     """Final test metrics and per-step curves (step 0 = after reset) of one episode
-    (``agents.rollout.run_episodes``' format); ``reward``: the env's reward, for the tables."""
+    (``training.rollout.run_episodes``' format); ``reward``: the env's reward, for the tables."""
     infos = episode["infos"]
     curves: dict[str, list[float]] = {"val_acc": [i["val_acc"] for i in infos]}
     for m in modalities:
@@ -318,7 +318,7 @@ def per_policy_figure(records: dict[str, list[Record]], rows: list[tuple[dict[st
     return fig
 
 
-# --- paired comparison against a baseline (statistics: agents/stats.py) -------------------
+# --- paired comparison against a baseline (statistics: training/stats.py) -------------------
 
 PAIRED_NOTE = (f"Δ: the mean over seeds of the policy's test metric minus the baseline's on the same seed, in points, "
                f"with its {stats.CONFIDENCE:.0%} percentile-bootstrap interval over seeds [low, high] "
