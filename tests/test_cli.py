@@ -39,7 +39,7 @@ def test_ppo_run_writes_agent_config_and_tensorboard(tmp_path, capsys):
     assert set(results) == {"ppo", "dus-h", "uniform", "dus-pretrained", "random"}  # the pretrained policy too
     printed = capsys.readouterr().out
     assert "Final comparison" in printed and "dus-h" in printed and "uniform" in printed
-    assert 0.0 <= results["dus-h"]["test_fused_acc"][0] <= 1.0
+    assert 0.0 <= results["dus-h"]["fused_acc"][0] <= 1.0
     # the table and results.json say which reward the return is; the plots evaluate.py writes
     assert "reward='acc'" in " ".join(printed.split())
     assert json.loads((run / "results.json").read_text())["reward"] == "acc"
@@ -53,7 +53,7 @@ def test_heuristic_run_logs_the_same_tags(tmp_path):
     assert json.loads((run / "model.json").read_text())["heuristic"] == "dus-h"
     assert {"step/n/audio", "step/d/video", "episode/return"} <= set(tags(run / "env")["scalars"])
     assert not any(t.startswith("episode/test/") for t in tags(run / "env")["scalars"])
-    assert json.loads((run / "results.json").read_text())["results"]["dus-h"]["test_fused_acc"]  # the final table
+    assert json.loads((run / "results.json").read_text())["results"]["dus-h"]["fused_acc"]  # the final table
 
 
 @pytest.mark.parametrize("n_envs", [1, 2])

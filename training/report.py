@@ -110,6 +110,7 @@ class Record:
     metrics: dict[str, float]
     curves: dict[str, list[float]] = field(default_factory=dict)
     reward: str | None = None  # the env's reward (what the return is); None for a learner run without RL
+    diverged: bool = False  # the inner training diverged (non-finite loss) before the end
 
 
 def episode_record(episode: dict[str, Any], modalities: tuple[str, ...], reward: str | None = None) -> Record:
@@ -131,7 +132,11 @@ def episode_record(episode: dict[str, Any], modalities: tuple[str, ...], reward:
         curves["sequence/distinct fraction"] = nan + [i["subset_unique"] / max(i["subset_size"], 1) for i in steps]
         curves["sequence/mean balance score"] = nan + [i.get("balance", {}).get("score", float("nan"))
                                                        for i in steps]
-    return Record({**episode["final"].get("test", {}), "return": episode["return"]}, curves, reward)
+    final = episode["final"]
+    metrics = {**final.get("test", {}), "return": episode["return"]}
+    if "val_acc" in final:
+        metrics["val_acc"] = final["val_acc"]  # the last validation accuracy: in the summary, not the tables
+    return Record(metrics, curves, reward, bool(final.get("diverged")))
 
 
 def rewards_of(records: dict[str, list[Record]]) -> dict[str, str]:
@@ -157,12 +162,14 @@ def has_return(summary: dict[str, dict[str, tuple]]) -> bool:
 
 def summarize(records: dict[str, list[Record]], modalities: tuple[str, ...]) -> dict[str, dict[str, tuple]]:
     """policy -> column -> (mean, std) over seeds (NaN where a run diverged before its test).
-    A policy whose records have no ``return`` (a learner trained without RL) gets no return column."""
+    A policy whose records have no ``return`` (a learner trained without RL) gets no return column;
+    env episodes also get ``val_acc``, the last validation accuracy."""
     out: dict[str, dict[str, tuple]] = {}
     for name, recs in records.items():
         rows = [{**r.metrics, "imbalance": imbalance(r.metrics, modalities)} for r in recs]
         out[name] = {}
-        for col in columns(modalities, any("return" in r.metrics for r in recs)):
+        extra = ["val_acc"] if any("val_acc" in r.metrics for r in recs) else []
+        for col in columns(modalities, any("return" in r.metrics for r in recs)) + extra:
             values = np.array([row.get(col, np.nan) for row in rows], dtype=float)
             done = values[np.isfinite(values)]
             out[name][col] = (float(done.mean()), float(done.std())) if done.size else (float("nan"), 0.0)
@@ -197,14 +204,16 @@ def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, 
 
 
 def terminal_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int,
-                   title: str, rewards: dict[str, str] | None = None) -> Table:
+                   title: str, rewards: dict[str, str] | None = None, diverged: dict[str, int] | None = None
+                   ) -> Table:
     """The evaluation table for the terminal: accuracies, fused F1/mAP, imbalance and return
-    (where there is one; the per-modality F1 and mAP are in results.md / results.csv)."""
+    (where there is one; the per-modality F1 and mAP are in results.md / results.csv);
+    ``diverged``: episodes per policy whose inner training diverged."""
     cols = [*([("return", "return", 1.0)] if has_return(summary) else []), ("fused_acc", "test fused acc", 100.0),
             *((f"{m}_acc", f"test {m} acc", 100.0) for m in modalities),
             ("fused_f1", "test fused macro-F1", 100.0), ("fused_map", "test fused mAP", 100.0),
             ("imbalance", "imbalance", 100.0)]
-    return rich_table(summary, cols, n_seeds, title, "fused_acc", rewards=rewards)
+    return rich_table(summary, cols, n_seeds, title, "fused_acc", diverged, rewards)
 
 
 def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> None:

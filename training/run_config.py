@@ -81,12 +81,13 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any]) -> gym.vect
         raise UsageError(message_of(err)) from err
 
 
-def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vector.VectorEnv:
+def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int], ray_workers: int | None = None
+              ) -> gym.vector.VectorEnv:
     """One vector env with a run per seed, autoreset off (one episode each: ``training.rollout.run_episodes``);
-    its runs in Ray actors while a CLI uses ``--ray`` (``training.ray_cluster``)."""
+    its runs in ``ray_workers`` Ray actors when given (``training.ray_cluster.use``'s result)."""
     kwargs = {**kwargs, "autoreset_mode": "Disabled"}
-    if ray_cluster.active():
-        return ray_cluster.make_vec_env(env_id, len(seeds), kwargs)
+    if ray_workers:
+        return ray_cluster.make_vec_env(env_id, len(seeds), kwargs, ray_workers)
     return make_vec_env(env_id, len(seeds), kwargs)
 
 
