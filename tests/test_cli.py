@@ -56,6 +56,31 @@ def test_heuristic_run_logs_the_same_tags(tmp_path):
     assert json.loads((run / "results.json").read_text())["results"]["dus-h"]["fused_acc"]  # the final table
 
 
+def test_a_run_builds_no_env_only_to_read_settings(tmp_path, monkeypatch):
+    """One run builds try_build's env, the training env and one K-run vector env per row of the
+    final comparison, nothing else: the method comes from the env spec, and each heuristic is
+    built on its row's own vector env (it was 4 + N + rows: also an env to read the method and
+    the modalities, and one per baseline to build the heuristic)."""
+    from mmrl_env.envs import registration
+
+    built = []
+
+    def counting(name: str):
+        real = getattr(registration, name)
+
+        def counted(*args, **kwargs):
+            built.append(name)
+            return real(*args, **kwargs)
+        return counted
+
+    for name in ("make", "make_vec"):  # gym.make resolves the entry point on every call
+        monkeypatch.setattr(registration, name, counting(name))
+    run = main(["--env", "DUS-Synthetic", "--algo", "dus-h", "-n", "2", "-f", str(tmp_path), "--eval-episodes", "2",
+                "--baselines", "uniform,random", "--no-progress", "--env-kwargs", *SMALL_ENV])
+    assert built == ["make", "make", "make_vec", "make_vec", "make_vec"]
+    assert set(json.loads((run / "results.json").read_text())["results"]) == {"dus-h", "uniform", "random"}
+
+
 @pytest.mark.parametrize("n_envs", [1, 2])
 def test_log_test_adds_the_training_episodes_test_metrics(tmp_path, n_envs):
     """--log-test: each training episode's test metrics go to TensorBoard (episode/test/...), single or batched env."""
