@@ -256,7 +256,7 @@ def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress
     result = evaluate(cfg["env"], rows, seeds, baseline, partial(make_runs, ray_workers=workers),
                       progress=not no_progress)
     write_json_atomic(run_dir / "results.json", result.to_json())  # strict JSON: no finite value is null
-    result.print(f"Final comparison on {cfg['env']}, held-out seeds")
+    result.print_tables(f"Final comparison on {cfg['env']}, held-out seeds")
     result.write(run_dir, f"{cfg['env']}: final comparison of {algo} and its baselines")
     tb_root = cfg["tensorboard_log"] or run_dir
     write_config(tb_root, cfg, {HPARAM_METRICS[k]: v[0] for k, v in result.summary[algo].items()

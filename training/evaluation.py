@@ -158,7 +158,7 @@ class Evaluation:
                                                 f"{self.env_id}: validation accuracy", 1))
         return files
 
-    def print(self, title: str) -> None:
+    def print_tables(self, title: str) -> None:
         """The summary and the paired table in the terminal; a line per policy that diverged."""
         n, diverged = len(self.seeds), self.diverged
         console = Console(width=max(120, Console().width))

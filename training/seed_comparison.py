@@ -205,5 +205,5 @@ def write_results(args: argparse.Namespace, seeds: list[int], names: list[str], 
         print(note)
     chosen = " (each seed's best epoch on validation)" if args.select == "best-val" else ""
     files = result.write(out, f"{args.env}: {'policies' if args.policies else 'learners'}{chosen}")
-    result.print(f"{args.env}: {'policies' if args.policies else 'inner learners (no RL)'}")
+    result.print_tables(f"{args.env}: {'policies' if args.policies else 'inner learners (no RL)'}")
     print("written:\n" + "\n".join(f"  {f}" for f in files if f is not None))
