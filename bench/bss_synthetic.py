@@ -23,8 +23,8 @@ import torch
 from stable_baselines3 import PPO
 
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode
 from mmrl_env.envs.bss import BSSEnv
+from training.rollout import run_episode
 
 
 def parse_args() -> argparse.Namespace:

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from agents.factory import LEARNED, make_agent
-from agents.rollout import run_episode
 from mmrl_env.engine import VectorTrainer
 from mmrl_env.envs.control import control_of  # noqa: F401
 from mmrl_env.metrics import accuracy
+from training.rollout import run_episode
 
 
 def alone_accuracy(env: gym.Env, modality: int, seed: int) -> float:

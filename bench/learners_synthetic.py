@@ -8,7 +8,7 @@
 plain rows, the env's validation subset for the env rows): the split to choose defaults on, with
 seeds (``--first-seed``) other than the test table's 0..N−1 (README "The inner learners", ω target).
 
-Plain rows train with ``training/train_mml.py``'s loop (every modality B samples per
+Plain rows train with the loop of ``training/learner_runs.py`` (what train_mml.py runs: every modality B samples per
 iteration). The DUS-H and BSS-L rows run one episode of the DUS / BSS env with the
 boosting learner under that heuristic policy. Data: Synthetic with its default seed 0 for
 every run; the seed varies model init and sample order. The table gives mean ± std test
@@ -33,8 +33,8 @@ from scipy import stats
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode
-from training.train_mml import run
+from training.learner_runs import run
+from training.rollout import run_episode
 
 MODALITIES = ("audio", "video")
 

@@ -6,9 +6,9 @@ data they never saw. Results: BENCHMARKS.md, "Transfer".
     python bench/transfer.py --methods DUS --cases synthetic,mfeat --seeds 20
     python bench/transfer.py --mfeat-agent runs/ppo/DUS-MFeat_1  # + an agent trained on DUS-MFeat itself
 
-Every case runs ``training/evaluate.py``'s machinery (``evaluate_policies``: each policy's seeds as
-one batched K-run env, common random numbers per seed) on the seeds evaluate.py uses by default
-(10000, 10001, ...; fixed, never used to choose anything), then ``agents.stats.compare`` gives
+Every case runs the one evaluation (``training.evaluation.evaluate``, what ``evaluate.py`` runs: each
+policy's seeds as one batched K-run env, common random numbers per seed) on the seeds evaluate.py uses by default
+(10000, 10001, ...; fixed, never used to choose anything), then ``training.stats.compare`` gives
 the paired difference of test fused accuracy with its 95 % bootstrap interval against the
 no-rebalancing baseline (``uniform`` / ``full``) and against each paper heuristic. The
 ``Custom`` case writes MFeat views in the user-data format (``.npz`` per split) with a test
@@ -28,10 +28,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents import report, stats  # noqa: E402
 from agents.heuristics.pretrained import weights_dir  # noqa: E402
-from training import evaluate, seed_comparison  # noqa: E402
-from training.config import set_threads  # noqa: E402
+from training import report, stats  # noqa: E402
+from training.config import deep_merge, parse_kv, set_threads  # noqa: E402
+from training.evaluation import Policy, display_name, evaluate, load_run  # noqa: E402
+
+FIRST_SEED = 10_000  # evaluate.py's default --first-seed
 
 POLICIES = {"DUS": (["dus-pretrained", "dus-h"], "uniform"), "BSS": (["bss-pretrained", "bss-h", "bss-l"], "full")}
 # name -> (dataset, env kwargs as evaluate.py's --env-kwargs tokens, what it is)
@@ -64,7 +66,7 @@ def fingerprint(spec: str) -> str:
 
 
 def run_case(name: str, method: str, seeds: int, extra: list[str], workdir: Path, extra_policies: list[str],
-             threads: int, cache: dict[str, Any], only: set[str] | None = None) -> dict[str, Any] | None:
+             cache: dict[str, Any], only: set[str] | None = None) -> dict[str, Any] | None:
     """Every policy of the case on the same seeds (each policy's seeds as one batched env; a
     policy already in ``cache`` with the same settings is not run again), then the paired table.
     ``only``: run just these policies (fill the cache; no table)."""
@@ -74,27 +76,32 @@ def run_case(name: str, method: str, seeds: int, extra: list[str], workdir: Path
         tokens.append(f"dataset_kwargs.root={custom_root(workdir)}")
     names, baseline = POLICIES[method]
     specs = [*names, *extra_policies, baseline]
-    argv = ["--env", f"{method}-{dataset}", "--policies", ",".join(specs), "--seeds", str(seeds),
-            "--no-progress", "--threads", str(threads), *(["--env-kwargs", *tokens] if tokens else [])]
-    args = evaluate.parse_args(argv)
-    seed_list = [args.first_seed + i for i in range(args.seeds)]
+    env_id, overrides = f"{method}-{dataset}", parse_kv(tokens)
+    seed_list = [FIRST_SEED + i for i in range(seeds)]
+    runs = {s: load_run(Path(s.partition(":")[2]), env_id, s.partition(":")[0]) for s in specs if ":" in s}
+    base = deep_merge(next(iter(runs.values()))[1] if runs else {}, overrides)  # as evaluate.py: the first run's
     records: dict[str, list[report.Record]] = {}
     for spec in specs:
         key = "|".join([name, method, spec, fingerprint(spec), str(seeds), *extra])
         if key not in cache and (only is None or spec in only):
             start = time.perf_counter()
-            got, modalities = seed_comparison.evaluate_policies(args, seed_list, [spec])
-            cache[key] = {"metrics": [r.metrics for r in got[seed_comparison.display_name(spec)]],
-                          "modalities": list(modalities), "seconds": time.perf_counter() - start}
+            if spec in runs:
+                agent, kwargs = runs[spec]
+                row = Policy(display_name(spec), deep_merge(kwargs, overrides), agent=agent)
+            else:
+                row = Policy.of_heuristic(spec, base, seed_list[0])
+            got = evaluate(env_id, [row], seed_list)
+            cache[key] = {"metrics": [r.metrics for r in got.records[row.name]],
+                          "modalities": list(got.modalities), "seconds": time.perf_counter() - start}
         if key in cache:
-            records[seed_comparison.display_name(spec)] = [report.Record(m) for m in cache[key]["metrics"]]
+            records[display_name(spec)] = [report.Record(m) for m in cache[key]["metrics"]]
             modalities = tuple(cache[key]["modalities"])
     if only is not None or len(records) < len(specs):
         return None
     per_seed = report.per_seed(records)
     rows = {}
     for against in [baseline, *names[1:]]:
-        for policy, comparison in stats.compare(per_seed, seed_comparison.display_name(against)).items():
+        for policy, comparison in stats.compare(per_seed, display_name(against)).items():
             iv = comparison.delta["fused_acc"]
             rows.setdefault(policy, {})[against] = [100 * iv.estimate, 100 * iv.low, 100 * iv.high]
     summary = report.summarize(records, modalities)
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
             extra = args.raw_env_kwargs if name == "raw" else []
             direct = args.mfeat_agent and name == "mfeat" and method == "DUS"
             agents = [f"ppo:{args.mfeat_agent}"] if direct else []
-            result = run_case(name, method, args.seeds, extra, workdir, agents, args.threads, store["cache"], only)
+            result = run_case(name, method, args.seeds, extra, workdir, agents, store["cache"], only)
             if result is not None:
                 store["results"] = [r for r in store["results"] if (r["case"], r["method"]) != (name, method)]
                 store["results"].append(result)

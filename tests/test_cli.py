@@ -39,7 +39,7 @@ def test_ppo_run_writes_agent_config_and_tensorboard(tmp_path, capsys):
     assert set(results) == {"ppo", "dus-h", "uniform", "dus-pretrained", "random"}  # the pretrained policy too
     printed = capsys.readouterr().out
     assert "Final comparison" in printed and "dus-h" in printed and "uniform" in printed
-    assert 0.0 <= results["dus-h"]["test_fused_acc"][0] <= 1.0
+    assert 0.0 <= results["dus-h"]["fused_acc"][0] <= 1.0
     # the table and results.json say which reward the return is; the plots evaluate.py writes
     assert "reward='acc'" in " ".join(printed.split())
     assert json.loads((run / "results.json").read_text())["reward"] == "acc"
@@ -53,7 +53,32 @@ def test_heuristic_run_logs_the_same_tags(tmp_path):
     assert json.loads((run / "model.json").read_text())["heuristic"] == "dus-h"
     assert {"step/n/audio", "step/d/video", "episode/return"} <= set(tags(run / "env")["scalars"])
     assert not any(t.startswith("episode/test/") for t in tags(run / "env")["scalars"])
-    assert json.loads((run / "results.json").read_text())["results"]["dus-h"]["test_fused_acc"]  # the final table
+    assert json.loads((run / "results.json").read_text())["results"]["dus-h"]["fused_acc"]  # the final table
+
+
+def test_a_run_builds_no_env_only_to_read_settings(tmp_path, monkeypatch):
+    """One run builds try_build's env, the training env and one K-run vector env per row of the
+    final comparison, nothing else: the method comes from the env spec, and each heuristic is
+    built on its row's own vector env (it was 4 + N + rows: also an env to read the method and
+    the modalities, and one per baseline to build the heuristic)."""
+    from mmrl_env.envs import registration
+
+    built = []
+
+    def counting(name: str):
+        real = getattr(registration, name)
+
+        def counted(*args, **kwargs):
+            built.append(name)
+            return real(*args, **kwargs)
+        return counted
+
+    for name in ("make", "make_vec"):  # gym.make resolves the entry point on every call
+        monkeypatch.setattr(registration, name, counting(name))
+    run = main(["--env", "DUS-Synthetic", "--algo", "dus-h", "-n", "2", "-f", str(tmp_path), "--eval-episodes", "2",
+                "--baselines", "uniform,random", "--no-progress", "--env-kwargs", *SMALL_ENV])
+    assert built == ["make", "make", "make_vec", "make_vec", "make_vec"]
+    assert set(json.loads((run / "results.json").read_text())["results"]) == {"dus-h", "uniform", "random"}
 
 
 @pytest.mark.parametrize("n_envs", [1, 2])

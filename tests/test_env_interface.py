@@ -58,6 +58,23 @@ def test_heuristics_act_on_an_sb3_vec_env_through_the_spec(small_kwargs):
     np.testing.assert_array_equal(actions[0], single.predict(obs[0])[0])
 
 
+def test_heuristics_are_built_from_the_control_spec_alone(small_kwargs):
+    """A heuristic reads nothing of its env but the ControlSpec: built from the spec, it acts as
+    one built on the env (no env is made just to build it); the method is in the env's spec."""
+    from mmrl_env.envs.registration import env_method
+
+    assert env_method("DUS-Synthetic") == "DUS" and env_method("BSS-MFeat-v0") == "BSS"
+    with pytest.raises(ValueError, match="not an mmrl env id"):
+        env_method("CartPole-v1")
+    env = gym.make("BSS-Synthetic", **small_kwargs, curriculum="rank", remeasure_every=None)
+    obs, _ = env.reset(seed=0)
+    for name in ("bss-h", "full", "random"):
+        from_spec, from_env = HEURISTICS[name](control_of(env), seed=3), HEURISTICS[name](env, seed=3)
+        np.testing.assert_array_equal(from_spec.predict(obs)[0], from_env.predict(obs)[0])
+    with pytest.raises(ValueError, match="curriculum='learned'"):  # the spec's settings are checked as the env's
+        HEURISTICS["bss-l"](control_of(env))
+
+
 @pytest.mark.parametrize(("env_id", "old", "hint"), [
     ("DUS-Synthetic", "cmd_mode", "'cmd_mode' -> did you mean cmd_kwargs={'mode': ...}?"),
     ("DUS-Synthetic", "cmd_ema", "'cmd_ema' -> did you mean cmd_kwargs={'ema': ...}?"),

@@ -12,16 +12,16 @@ import pytest
 import torch
 import yaml
 
-from agents import report
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode
 from mmrl_env.engine.build import build_run_trainer
-from training import train_mml
+from training import learner_runs, report
 from training.cli_errors import UsageError
 from training.config import deep_merge, parse_kv
 from training.evaluate import main, parse_args
+from training.report import episode_record
+from training.rollout import run_episode
 from training.run_config import make_runs
-from training.seed_comparison import episode_record, evaluate_policies, with_baseline
+from training.seed_comparison import evaluate_policies, with_baseline
 from training.train_agent import main as train
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
@@ -185,7 +185,8 @@ def test_policies_share_each_seeds_start_and_run_k_is_the_single_episode():
     episode with seed k."""
     seeds = [10_000, 10_001, 10_002]
     args = parse_args(["--policies", "dus-h,uniform", "--no-progress", "--env-kwargs", *SMALL_ENV])
-    records, modalities = evaluate_policies(args, seeds, ["dus-h", "uniform"])
+    result = evaluate_policies(args, seeds, ["dus-h", "uniform"], "uniform")
+    records, modalities = result.records, result.modalities
     start = {name: [(r.curves["val_acc"][0], *(r.curves[f"s_hat/{m}"][0] for m in modalities)) for r in recs]
              for name, recs in records.items()}
     assert start["dus-h"] == start["uniform"]
@@ -249,7 +250,7 @@ def test_common_random_numbers_every_policy_starts_a_seed_alike(env_id, policies
 
 
 def test_common_random_numbers_in_learners_mode():
-    """Learners' seeds (train_mml.run_seeds) start as their trainer's reset builds them: joint and
+    """Learners' seeds (learner_runs.run_seeds) start as their trainer's reset builds them: joint and
     OGM-GE share the model, so the same weights and generator per seed; MLA has another model but
     draws the same data order."""
     def start(learner: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -296,13 +297,13 @@ def test_learners_mode_takes_data_root(tmp_path):
 
 def test_learners_mode_selects_on_validation_when_asked(tmp_path, monkeypatch):
     seen = []
-    real = train_mml.run_seeds
+    real = learner_runs.run_seeds
 
     def spy(*args, **kwargs):
         seen.append(kwargs["select"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_mml, "run_seeds", spy)
+    monkeypatch.setattr(learner_runs, "run_seeds", spy)
     out = main(["--env", "DUS-Synthetic", "--learners", "joint", "--seeds", "2", "--out", str(tmp_path),
                 "--select", "best-val", "--no-progress", "--env-kwargs", "epochs=2", "batch_size=32", "device=cpu",
                 "dataset_kwargs.n_train=128", "dataset_kwargs.n_val=32", "dataset_kwargs.n_test=32"])

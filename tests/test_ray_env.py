@@ -188,8 +188,8 @@ def test_ray_run_resumes_to_the_uninterrupted_result(ray_cluster, tmp_path, monk
     import yaml
     from test_resume import kill_after_first_checkpoint, results, same_parameters, train_args, write_config
 
-    from agents.checkpoint import latest_checkpoint, load_state, steps_of
     from agents.factory import LEARNED
+    from training.checkpoint import latest_checkpoint, load_state, steps_of
 
     cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
     ray_flags = ["--ray", "--ray-workers", "2", "--n-envs", "2", "--eval-freq", "0"]

@@ -15,9 +15,9 @@ import torch
 import yaml
 from stable_baselines3 import PPO
 
-from agents import checkpoint
 from agents.factory import LEARNED
 from mmrl_env.envs.state import get_env_state, set_env_state
+from training import checkpoint
 from training.train_agent import main
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",

@@ -1,4 +1,4 @@
-"""agents/rollout.py: one episode per seed on a K-run vector env equals the single-env episodes."""
+"""training/rollout.py: one episode per seed on a K-run vector env equals the single-env episodes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agents.heuristics import HEURISTICS
-from agents.rollout import run_episode, run_episodes
+from training.rollout import run_episode, run_episodes
 
 SEEDS = [10_000, 10_001]
 

@@ -1,4 +1,4 @@
-"""agents/stats.py: paired differences, probability of improvement and IQM with bootstrap intervals."""
+"""training/stats.py: paired differences, probability of improvement and IQM with bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from agents import stats
+from training import stats
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import mmrl_env  # noqa: F401
 from agents.factory import make_agent
 from agents.heuristics import HEURISTICS
 from agents.heuristics.pretrained import FEATURES, load_weights, num_params, save_weights
-from agents.rollout import run_episodes
 from mmrl_env.data.synthetic_mix import SyntheticMix
+from training.rollout import run_episodes
 
 SMALL = {"n_train": 128, "n_val": 64, "n_test": 64}
 

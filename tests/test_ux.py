@@ -15,12 +15,11 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import mmrl_env
-from agents import report
 from mmrl_env.data.fixtures import real_cremad_rows, write_cremad, write_split_csvs
 from mmrl_env.data.home import SOURCES, data_home
 from mmrl_env.data.prepare import main as prepare
 from mmrl_env.envs.registration import EnvKwargsError
-from training import train_agent
+from training import report, train_agent
 from training.config import config_dir, parse_kv
 
 ROOT = Path(__file__).resolve().parent.parent

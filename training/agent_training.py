@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import argparse
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-from rich.console import Console
 from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 from tqdm import tqdm
 
-from agents import report
-from agents.checkpoint import (
+from agents.factory import LEARNED, make_agent
+from agents.heuristics import HEURISTICS
+from agents.vec_env import MMRLVecEnv, VecTensorBoard
+from mmrl_env.determinism import set_deterministic
+from mmrl_env.envs.registration import env_method, versioned_id
+from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
+from training import ray_cluster
+from training.checkpoint import (
     AGENT_ZIP,
     CHECKPOINTS,
     Checkpointer,
@@ -34,18 +40,9 @@ from agents.checkpoint import (
     restore_agent,
     restore_tensorboard,
 )
-from agents.factory import LEARNED, make_agent, method_of
-from agents.heuristics import HEURISTICS
-from agents.rollout import run_episodes, summarize
-from agents.schedule import ScheduleCallback, ScheduleRecorder
-from agents.vec_env import MMRLVecEnv, VecTensorBoard
-from mmrl_env.determinism import set_deterministic
-from mmrl_env.envs.control import control_of
-from mmrl_env.envs.registration import versioned_id
-from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
-from training import ray_cluster
 from training.cli_errors import UsageError, message_of
-from training.config import EVAL_EPISODES, deep_merge
+from training.config import DEFAULT_BASELINES, EVAL_EPISODES
+from training.evaluation import Policy, evaluate
 from training.run_config import (
     agent_device,
     make_env,
@@ -55,41 +52,16 @@ from training.run_config import (
     resumed_run,
 )
 from training.run_dirs import RunLock, remove_run_dir, write_json_atomic
+from training.schedule import ScheduleCallback, ScheduleRecorder
 
-HPARAM_METRICS = ("return", "val_acc", "test_fused_acc", "test_fused_f1")  # the agent's, in the hparams tab
+# the agent's final results in the hparams tab: summary column -> hparam name
+HPARAM_METRICS = {"return": "return", "val_acc": "val_acc", "fused_acc": "test_fused_acc", "fused_f1": "test_fused_f1"}
 
 
 def default_baselines(method: str, algo: str) -> list[str]:
     """The method's own heuristics, then random actions."""
     names = [n for n, c in HEURISTICS.items() if method in c.methods] + ["random"]
     return [n for n in names if n != algo]
-
-
-def evaluate(policy: Any, env_id: str, env_kwargs: dict[str, Any], seeds: list[int]
-             ) -> tuple[dict[str, tuple[float, float]], int, list[report.Record]]:
-    """Mean ± std of the final metrics over ``seeds`` — one episode per seed, all seeds as one
-    K-run vector env —, how many of those episodes diverged, and each episode's record (the
-    curves of ``actions.png`` / ``val_acc.png``)."""
-    venv = make_runs(env_id, env_kwargs, seeds)
-    episodes = run_episodes(policy, venv, seeds)
-    venv.close()
-    modalities = control_of(venv).modalities
-    records = [report.episode_record(e, modalities, report.reward_of(env_kwargs)) for e in episodes]
-    return summarize(episodes, modalities), sum(bool(e["final"].get("diverged")) for e in episodes), records
-
-
-def print_table(results: dict[str, dict[str, tuple[float, float]]], modalities: tuple[str, ...], n: int,
-                env_id: str, diverged: dict[str, int] | None = None, reward: str | None = None) -> None:
-    cols = [("return", "return", 1.0), ("val_acc", "val acc", 100.0), ("test_fused_acc", "test fused acc", 100.0),
-            *((f"test_{m}_acc", f"test {m} acc", 100.0) for m in modalities),
-            ("test_fused_f1", "test fused macro-F1", 100.0)]
-    table = report.rich_table(results, cols, n, f"Final comparison on {env_id}, held-out seeds", "test_fused_acc",
-                              diverged, {name: reward for name in results} if reward else None)
-    Console(width=max(120, Console().width)).print(table)
-    for name, count in (diverged or {}).items():
-        if count:
-            print(f"{name}: the inner training diverged in {count} of {n} episode(s) (non-finite loss); "
-                  "its test metrics are over the other episodes, 'diverged' where there are none")
 
 
 def open_checkpoint(run_dir: Path, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
@@ -165,7 +137,7 @@ def run_heuristic(agent: Any, env: gym.Env, obs: Any, start: int, total: int, ch
 def periodic_eval(cfg: dict[str, Any]) -> list[EvalCallback]:
     """SB3's EvalCallback on a separate env: the *deterministic* policy's return (= total
     validation gain of an inner run) as ``eval/mean_reward``, and its schedule as the image
-    ``eval/schedule`` (``agents.schedule``). The training curves come from
+    ``eval/schedule`` (``training.schedule``). The training curves come from
     exploring (stochastic) episodes and can hide what the mean policy has learned. The
     evaluation env has its own generators, so training is unaffected by it."""
     freq = cfg.get("eval_freq", 0)
@@ -265,30 +237,30 @@ def train_on(env: Any, cfg: dict[str, Any], run_dir: Path, args: argparse.Namesp
 
 
 def final_comparison(cfg: dict[str, Any], run_dir: Path, agent: Any, no_progress: bool) -> None:
-    """Score the agent and the baselines on the same held-out seeds; write results.json."""
+    """Score the agent and the baselines on the same held-out seeds with the one evaluation
+    (``training.evaluation``, as ``evaluate.py``): results.json, the report files and plots of
+    ``evaluate.py`` in the run directory, the table and the paired comparison in the terminal."""
     algo, env_kwargs = cfg["algo"], cfg["env_kwargs"]
     seeds = [cfg["seed"] + 10_000 + i for i in range(cfg["eval_episodes"])]
-    eval_env = make_env(cfg["env"], env_kwargs)
-    baselines = cfg["baselines"] or default_baselines(method_of(eval_env), algo)
-    if algo in HEURISTICS:  # a heuristic reads its env's settings: rebuild it on the env it is scored on
-        agent = make_agent(algo, eval_env, cfg["hyperparams"], seed=cfg["seed"])
-    results, diverged, records = {}, {}, {}
-    results[algo], diverged[algo], records[algo] = evaluate(agent, cfg["env"], env_kwargs, seeds)
-    for name in tqdm(baselines, desc="baselines", disable=no_progress):
-        base_kwargs = deep_merge(env_kwargs, HEURISTICS[name].env_kwargs)
-        base_env = make_env(cfg["env"], base_kwargs)
-        results[name], diverged[name], records[name] = evaluate(make_agent(name, base_env, seed=cfg["seed"]),
-                                                                cfg["env"], base_kwargs, seeds)
-        base_env.close()
-    # strict JSON: a metric with no finite value (every episode diverged) is null, and "diverged" says why
-    write_json_atomic(run_dir / "results.json", {"seeds": seeds, "reward": report.reward_of(env_kwargs),
-                                                 "results": results, "diverged": diverged})
-    print_table(results, control_of(eval_env).modalities, len(seeds), cfg["env"], diverged,
-                report.reward_of(env_kwargs))
-    report.plot_episodes(run_dir, records, cfg["env"])  # the plots evaluate.py writes, same function
-    eval_env.close()
+    method = env_method(cfg["env"])  # from the env's spec: no env built to read it
+    if algo in HEURISTICS:  # a heuristic reads its env's settings: built on the env it is scored on
+        rows = [Policy(algo, env_kwargs, heuristic=algo, params=dict(cfg["hyperparams"]), seed=cfg["seed"])]
+    else:
+        rows = [Policy(algo, env_kwargs, agent=agent)]
+    rows += [Policy.of_heuristic(name, env_kwargs, cfg["seed"])
+             for name in cfg["baselines"] or default_baselines(method, algo) if name != algo]
+    names = [row.name for row in rows]
+    baseline = DEFAULT_BASELINES.get(method)
+    baseline = baseline if baseline in names else names[min(1, len(names) - 1)]
+    workers = cfg.get("ray_workers") if cfg.get("ray") else None  # ray_cluster.use connected in run()
+    result = evaluate(cfg["env"], rows, seeds, baseline, partial(make_runs, ray_workers=workers),
+                      progress=not no_progress)
+    write_json_atomic(run_dir / "results.json", result.to_json())  # strict JSON: no finite value is null
+    result.print_tables(f"Final comparison on {cfg['env']}, held-out seeds")
+    result.write(run_dir, f"{cfg['env']}: final comparison of {algo} and its baselines")
     tb_root = cfg["tensorboard_log"] or run_dir
-    write_config(tb_root, cfg, {k: v[0] for k, v in results[algo].items() if k in HPARAM_METRICS})
+    write_config(tb_root, cfg, {HPARAM_METRICS[k]: v[0] for k, v in result.summary[algo].items()
+                                if k in HPARAM_METRICS})
     print(f"saved: {run_dir}  (tensorboard --logdir {tb_root})")
 
 

@@ -6,15 +6,15 @@ examples:
   python training/evaluate.py --env DUS-Synthetic --learners joint,boosting,ogm_ge,mla --seeds 5
 
 Each policy plays its seeds (default 20) as ONE K-run vector env (K = --seeds; the inner runs
-train as one batched engine, agents/rollout.py run_episodes), and --learners trains each
-learner's seeds as one K-run trainer (train_mml.run_seeds). Run k is seeded with seed k whatever
+train as one batched engine, training/rollout.py run_episodes), and --learners trains each
+learner's seeds as one K-run trainer (learner_runs.run_seeds). Run k is seeded with seed k whatever
 the policy: every policy starts from the same initial weights and data order per seed (common
 random numbers, tests/test_evaluate.py), so a per-seed difference between two policies is not
 blurred by the noise they share. Every policy is compared with --baseline on the same seeds
 (default: no rebalancing, uniform on DUS envs, full on BSS envs, joint for --learners; added,
 with a note, when not among them): the mean per-seed difference of test fused accuracy,
 macro-F1 and mAP with a 95 % bootstrap interval, the probability of improvement and the
-interquartile mean with its interval (agents/stats.py: scipy's percentile bootstrap, fixed seed).
+interquartile mean with its interval (training/stats.py: scipy's percentile bootstrap, fixed seed).
 A policy is a heuristic name (its env is made with the env settings it stands for, as in
 train_agent.py) or <algo>:<run dir> (the agent in <run dir>/model.zip, on the env of
 <run dir>/config.yaml, then --env-kwargs: e.g. dataset_kwargs.seed=1 scores an agent on other
@@ -42,9 +42,10 @@ from pathlib import Path
 import mmrl_env
 from agents.names import HEURISTIC_NAMES, LEARNED_NAMES
 from mmrl_env.learners import LEARNERS
-from training import ray_cluster, train_mml
+from training import ray_cluster
 from training.cli_errors import run_cli
 from training.config import DEFAULT_BASELINES, DEFAULT_THREADS, LEARNER_BASELINE, set_threads
+from training.learner_runs import SELECTIONS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "applied after a run's own settings, to its agent and to the heuristics")
     p.add_argument("--learner-kwargs", nargs="*", default=[], metavar="LEARNER.KEY=VALUE",
                    help="--learners mode: per-learner keyword arguments, e.g. boosting.check_every=2")
-    p.add_argument("--select", choices=train_mml.SELECTIONS, default=None,
+    p.add_argument("--select", choices=SELECTIONS, default=None,
                    help="--learners mode: the model each seed reports, its last epoch (default) or its best epoch on "
                    "validation (best-val); never chosen on the test set")
     p.add_argument("--out", default=None, metavar="DIR",

@@ -31,8 +31,8 @@ import yaml
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from agents.heuristics.pretrained import FEATURES, act, features, num_params, save_weights, unflatten
-from agents.rollout import run_episodes
 from mmrl_env.envs.control import control_of
+from training.rollout import run_episodes
 
 DEFAULTS: dict[str, Any] = {
     "method": "DUS", "modalities": [2, 3], "hidden": 16, "generations": 200, "pairs": 8, "tasks": 8,

@@ -1,10 +1,11 @@
 """``--ray [ADDRESS]`` and ``--ray-workers N`` of the CLIs: the inner runs in Ray actors.
 
 Kept apart from the CLIs' own modules so that each CLI adds the flags and one call
-(:func:`add_flags`, :func:`use`). While a Ray cluster is in use (:func:`use`), the vector
-envs the CLIs make — the training env and the one-episode-per-seed envs of a comparison
-(``training.run_config.make_runs``) — are :class:`~mmrl_env.envs.ray_vector.RayVectorEnv`
-s over ``N`` actors. Without ``--ray`` nothing here imports ``ray``.
+(:func:`add_flags`, :func:`use`). :func:`use` connects to the cluster and returns the number of
+actors per vector env, which the CLI passes on: the vector envs it makes — the training env and
+the one-episode-per-seed envs of a comparison (``training.run_config.make_runs``) — are then
+:class:`~mmrl_env.envs.ray_vector.RayVectorEnv` s over that many actors. No state is kept here.
+Without ``--ray`` nothing here imports ``ray``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from mmrl_env.envs.ray_vector import RayVectorEnv, import_ray, init_ray
 from training.cli_errors import ENV_ERRORS, UsageError, message_of
 
 LOCAL = "local"  # --ray without an address: a local cluster started by this process
-_WORKERS: int | None = None  # actors per vector env while a cluster is in use (use())
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -46,35 +46,29 @@ def check_flags(address: str | None, workers: int | None) -> None:
         raise UsageError(f"--ray: {message_of(err)}") from err
 
 
-def use(address: str | None, workers: int | None, refuse: str | None = None) -> None:
-    """Connect to (or start) the cluster; from now on :func:`active` is the number of actors.
-    ``refuse``: the reason ``--ray`` does not apply to this invocation (it is then refused)."""
-    global _WORKERS
+def use(address: str | None, workers: int | None, refuse: str | None = None) -> int | None:
+    """Connect to (or start) the cluster; returns the actors per vector env (``None``: no
+    ``--ray``, the envs stay in this process). ``refuse``: the reason ``--ray`` does not apply
+    to this invocation (it is then refused)."""
     check_flags(address, workers)
     if address is not None and refuse:
         raise UsageError(refuse)
     if address is None:
-        _WORKERS = None
-        return
+        return None
     workers = workers or 1
     try:
         init_ray(None if address == LOCAL else address, num_cpus=workers)
     except (ConnectionError, ValueError, RuntimeError) as err:
         raise UsageError(f"--ray {address}: cannot connect to a Ray cluster there ({message_of(err)})") from err
-    _WORKERS = workers
+    return workers
 
 
-def active() -> int | None:
-    """Actors per vector env while a Ray cluster is in use, else ``None``."""
-    return _WORKERS
-
-
-def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any], workers: int | None = None
+def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any], workers: int | None
                  ) -> gym.vector.VectorEnv:
-    """``num_envs`` runs of ``env_id`` over ``workers`` (default: :func:`active`, at most one per
-    run) Ray actors; a bad setting ends the program with the env's message."""
-
-    workers = min(workers or _WORKERS or 1, num_envs)
+    """``num_envs`` runs of ``env_id`` over ``workers`` (default 1, at most one per run) Ray
+    actors of the cluster :func:`use` connected to; a bad setting ends the program with the
+    env's message."""
+    workers = min(workers or 1, num_envs)
     try:
         return RayVectorEnv(env_id, num_envs, workers, kwargs)
     except ENV_ERRORS as err:

@@ -18,7 +18,15 @@ import gymnasium as gym
 import yaml
 
 import mmrl_env
-from agents.checkpoint import (
+from agents.factory import LEARNED, algo_names, make_agent, method_of
+from agents.factory import check_hyperparams as check_agent_hyperparams
+from agents.heuristics import HEURISTICS
+from mmrl_env import limits
+from mmrl_env.bounded_input import read_json_file, read_yaml_file
+from mmrl_env.data.fingerprint import changes, fingerprint
+from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
+from training import ray_cluster
+from training.checkpoint import (
     DEFAULT_KEEP,
     CheckpointError,
     global_rng_state,
@@ -28,14 +36,6 @@ from agents.checkpoint import (
     remove_stale_temporaries,
     set_global_rng_state,
 )
-from agents.factory import LEARNED, algo_names, make_agent, method_of
-from agents.factory import check_hyperparams as check_agent_hyperparams
-from agents.heuristics import HEURISTICS
-from mmrl_env import limits
-from mmrl_env.bounded_input import read_json_file, read_yaml_file
-from mmrl_env.data.fingerprint import changes, fingerprint
-from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
-from training import ray_cluster
 from training.cli_errors import ENV_ERRORS, UsageError, canonical_name, did_you_mean, message_of, usage_errors
 from training.config import (
     DEFAULT_EVAL_FREQ,
@@ -81,12 +81,13 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any]) -> gym.vect
         raise UsageError(message_of(err)) from err
 
 
-def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int]) -> gym.vector.VectorEnv:
-    """One vector env with a run per seed, autoreset off (one episode each: ``agents.rollout.run_episodes``);
-    its runs in Ray actors while a CLI uses ``--ray`` (``training.ray_cluster``)."""
+def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int], ray_workers: int | None = None
+              ) -> gym.vector.VectorEnv:
+    """One vector env with a run per seed, autoreset off (one episode each: ``training.rollout.run_episodes``);
+    its runs in ``ray_workers`` Ray actors when given (``training.ray_cluster.use``'s result)."""
     kwargs = {**kwargs, "autoreset_mode": "Disabled"}
-    if ray_cluster.active():
-        return ray_cluster.make_vec_env(env_id, len(seeds), kwargs)
+    if ray_workers:
+        return ray_cluster.make_vec_env(env_id, len(seeds), kwargs, ray_workers)
     return make_vec_env(env_id, len(seeds), kwargs)
 
 

@@ -8,68 +8,45 @@ importing torch, SB3, scipy and matplotlib (issue 27).
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-from rich.console import Console
-from tqdm import tqdm
 
 import mmrl_env
-from agents import report, stats
-from agents.checkpoint import CheckpointError, load_parameters
-from agents.factory import LEARNED, make_agent
+from agents.factory import LEARNED
 from agents.heuristics import HEURISTICS
-from agents.report import episode_record
-from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
 from mmrl_env.engine.build import ENGINES
-from mmrl_env.envs.control import control_of
-from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
+from mmrl_env.envs.registration import env_method, short_id, translate_data_root
 from mmrl_env.learners import LEARNERS, check_learner
-from training import ray_cluster, train_mml
-from training.cli_errors import UsageError, did_you_mean, usage_errors
+from training import learner_runs, ray_cluster
+from training.cli_errors import ENV_ERRORS, INPUT_ERRORS, UsageError, did_you_mean, message_of, usage_errors
 from training.config import DEFAULT_BASELINES, LEARNER_BASELINE, deep_merge, parse_kv
-from training.run_config import check_applies, load_run_config, make_env, make_runs
+from training.evaluation import Evaluation, Policy, display_name, evaluate
+from training.evaluation import load_run as load_run_agent
+from training.report import Record
+from training.run_config import check_applies, make_runs
 from training.run_dirs import RunLock, claim_dir, next_run_dir, remove_run_dir
 from training.validate import check_env_kwargs, check_out_dir, check_range
 
-LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what train_mml.run_seeds takes
+LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what learner_runs.run_seeds takes
 OUTPUTS = ("results.md", "results.csv", "comparison.csv", "intervals.png", "val_acc.png", "actions.png", "cmd.png")
 
 
 def load_run(spec: str, env_id: str, trust: bool = False) -> tuple[str, Any, dict[str, Any]]:
-    """``algo:<run dir>`` -> (algo, agent, env kwargs of the run), checked against ``env_id``.
-    The agent is rebuilt from the run's config.yaml and given the tensors of model.zip only."""
+    """``algo:<run dir>`` -> (algo, agent, env kwargs of the run) (``training.evaluation.load_run``),
+    bad input as a :class:`UsageError`."""
     algo, _, path = spec.partition(":")
     if algo not in LEARNED:
         raise UsageError(f"unknown algo {algo!r} in {spec!r}{did_you_mean(algo, list(LEARNED))}; learned algos: "
                          f"{', '.join(LEARNED)}")
-    run = Path(path)
-    if not (run / "model.zip").is_file() or not (run / "config.yaml").is_file():
-        raise UsageError(f"{run} has no model.zip and config.yaml: expected a finished train_agent.py run directory")
-    cfg, problem = load_run_config(run / "config.yaml")
-    if cfg is None:
-        raise UsageError(f"{run / 'config.yaml'} is damaged ({problem}): not a usable train_agent.py run directory")
-    if versioned_id(cfg["env"]) != versioned_id(env_id) or cfg["algo"] != algo:
-        raise UsageError(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
-    if trust:
-        return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
-    env = make_env(env_id, cfg["env_kwargs"])
-    with usage_errors(f"{run}: "):
-        agent = make_agent(algo, env, dict(cfg["hyperparams"]), seed=cfg["seed"], device="cpu")
     try:
-        load_parameters(agent, run / "model.zip")
-    except CheckpointError as err:
-        raise UsageError(str(err)) from err
-    env.close()
-    return algo, agent, cfg["env_kwargs"]
-
-
-def display_name(spec: str) -> str:
-    """A policy's row name: a heuristic's name, or ``<algo>:<run dir name>``."""
-    algo, sep, path = spec.partition(":")
-    return f"{algo}:{Path(path).name}" if sep else spec
+        agent, env_kwargs = load_run_agent(Path(path), env_id, algo, trust)
+    except (*INPUT_ERRORS, *ENV_ERRORS) as err:
+        raise UsageError(message_of(err)) from err
+    return algo, agent, env_kwargs
 
 
 def with_baseline(args: argparse.Namespace) -> tuple[list[str], str, str | None]:
@@ -81,7 +58,7 @@ def with_baseline(args: argparse.Namespace) -> tuple[list[str], str, str | None]
     if not names:
         raise UsageError(f"{flag} names no {'policy' if args.policies else 'learner'}")
     if args.policies:
-        method = args.env.split("-")[0]
+        method = env_method(args.env)
         baseline = args.baseline or DEFAULT_BASELINES[method]
         match = [n for n in names if baseline in (n, display_name(n))]
         if match:
@@ -107,47 +84,50 @@ def check_spaces(spec: str, agent: Any, venv: Any, given: list[str]) -> None:
     for what in ("observation", "action"):
         have, need = getattr(venv, f"single_{what}_space"), getattr(agent, f"{what}_space")
         if have.shape != need.shape:
-            venv.close()
             raise UsageError(f"{spec}: with --env-kwargs {' '.join(given)} the env's {what} space has shape "
                              f"{have.shape}, the agent was trained on {need.shape}; drop the settings that "
                              "change it (e.g. observation extras, the number of modalities)")
 
 
-def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str]
-                      ) -> tuple[dict[str, list], tuple[str, ...]]:
+def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str], baseline: str,
+                      ray_workers: int | None = None) -> Evaluation:
+    """Every policy of ``specs`` on ``seeds`` with the one evaluation (``training.evaluation``);
+    ``ray_workers``: Ray actors per vector env (``ray_cluster.use``'s result), else in process."""
     for spec in specs:
         if ":" not in spec and spec not in HEURISTICS:
             raise UsageError(f"unknown policy {spec!r}{did_you_mean(spec, list(HEURISTICS))}; heuristics: "
                              f"{', '.join(HEURISTICS)}, "
                              f"or <algo>:<run dir> with algo in {', '.join(LEARNED)}")
         if spec in HEURISTICS:
-            check_applies(spec, args.env.split("-")[0], "heuristic")
+            check_applies(spec, env_method(args.env), "heuristic")
+    rows_named = [display_name(s) for s in specs]
+    if len(set(rows_named)) != len(rows_named):
+        raise UsageError(f"--policies names a policy twice: {', '.join(rows_named)}")
     with usage_errors():
         overrides = parse_kv(args.env_kwargs)
     check_env_kwargs(args.env, overrides)
     runs = {s: load_run(s, args.env, args.trust_checkpoint) for s in specs if ":" in s}
     base = deep_merge(next(iter(runs.values()))[2] if runs else {}, overrides)
-    records: dict[str, list[report.Record]] = {}
-    modalities: tuple[str, ...] = ()
-    for spec in tqdm(specs, desc="policies", disable=args.no_progress):
+    rows, spec_of = [], {}
+    for spec in specs:
+        spec_of[display_name(spec)] = spec
         if spec in runs:
             _, agent, kwargs = runs[spec]
-            kwargs = deep_merge(kwargs, overrides)
-            venv = make_runs(args.env, kwargs, seeds)
-            check_spaces(spec, agent, venv, args.env_kwargs)
-        else:  # a heuristic (checked above)
-            kwargs = deep_merge(base, HEURISTICS[spec].env_kwargs)
-            venv = make_runs(args.env, kwargs, seeds)
-            agent = make_agent(spec, venv, seed=seeds[0])
-        modalities = control_of(venv).modalities
-        records[display_name(spec)] = [episode_record(ep, modalities, report.reward_of(kwargs))
-                                       for ep in run_episodes(agent, venv, seeds)]
-        venv.close()
-    return records, modalities
+            rows.append(Policy(display_name(spec), deep_merge(kwargs, overrides), agent=agent))
+        else:  # a heuristic (checked above), built on its own vector env
+            rows.append(Policy.of_heuristic(spec, base, seed=seeds[0]))
+
+    def check(policy: Policy, agent: Any, venv: Any) -> None:
+        if policy.heuristic is None:
+            check_spaces(spec_of[policy.name], agent, venv, args.env_kwargs)
+
+    return evaluate(args.env, rows, seeds, baseline, partial(make_runs, ray_workers=ray_workers), check,
+                    progress=not args.no_progress)
 
 
-def evaluate_learners(args: argparse.Namespace, seeds: list[int], names: list[str]
-                      ) -> tuple[dict[str, list], tuple[str, ...]]:
+def evaluate_learners(args: argparse.Namespace, seeds: list[int], names: list[str], baseline: str) -> Evaluation:
+    """Every inner learner of ``names`` trained without RL on ``seeds`` (each learner's seeds as
+    one K-run trainer), as an :class:`Evaluation` of their records."""
     unknown = [n for n in names if n not in LEARNERS]
     if unknown:
         raise UsageError(f"unknown learner(s) {unknown}; valid learners: {', '.join(LEARNERS)}")
@@ -171,14 +151,14 @@ def evaluate_learners(args: argparse.Namespace, seeds: list[int], names: list[st
     dataset = short_id(args.env).split("-", 1)[1]
     with usage_errors():  # missing or damaged data: said before anything trains
         load_dataset(dataset, **env_kwargs.get("dataset_kwargs", {}))
-    records: dict[str, list[report.Record]] = {}
+    records: dict[str, list[Record]] = {}
     modalities: tuple[str, ...] = ()
     for name in names:  # each learner's seeds: one K-run trainer
-        result = train_mml.run_seeds(dataset, name, per_learner.get(name), seeds=seeds,
-                                     progress=not args.no_progress, select=args.select or "last", **env_kwargs)
+        result = learner_runs.run_seeds(dataset, name, per_learner.get(name), seeds=seeds,
+                                        progress=not args.no_progress, select=args.select or "last", **env_kwargs)
         modalities = result.modalities
-        records[name] = [report.Record(r.test, {"val_acc": [h["val_acc"] for h in r.history]}) for r in result.runs]
-    return records, modalities
+        records[name] = [Record(r.test, {"val_acc": [h["val_acc"] for h in r.history]}) for r in result.runs]
+    return Evaluation(args.env, seeds, modalities, records, baseline, episodes=False)
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -192,7 +172,7 @@ def run(args: argparse.Namespace) -> Path:
     check_out_dir(args.out, "--out")
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
-    ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
+    workers = ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
     if args.policies and args.select:
         raise UsageError("--select applies to --learners (a policy's episode reports its last epoch)")
     # the output folder is this process's from here on (a second writer is refused, not interleaved);
@@ -203,7 +183,7 @@ def run(args: argparse.Namespace) -> Path:
         out, made = next_run_dir(Path("runs"), "eval", args.env), True
         RunLock(out)
     try:
-        write_results(args, seeds, names, baseline, note, out)
+        write_results(args, seeds, names, baseline, note, out, workers)
     except BaseException:
         if made:
             remove_run_dir(out)
@@ -214,33 +194,16 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def write_results(args: argparse.Namespace, seeds: list[int], names: list[str], baseline: str, note: str | None,
-                  out: Path) -> None:
+                  out: Path, ray_workers: int | None = None) -> None:
     """Run every policy or learner on ``seeds``; write the tables and plots into ``out``."""
-    evaluate = evaluate_policies if args.policies else evaluate_learners
-    records, modalities = evaluate(args, seeds, names)
+    if args.policies:
+        result = evaluate_policies(args, seeds, names, baseline, ray_workers)
+    else:
+        result = evaluate_learners(args, seeds, names, baseline)
     # the note comes with the tables: bad input (refused inside evaluate) gets only its error line
     if note:
         print(note)
-    summary = report.summarize(records, modalities)
-    comparisons = stats.compare(report.per_seed(records), baseline)  # records: the same seeds in the same order
-    rewards = report.rewards_of(records)
-    table = report.markdown_table(summary, modalities, len(seeds), rewards)
-    paired = report.paired_markdown(comparisons, baseline, len(seeds))
     chosen = " (each seed's best epoch on validation)" if args.select == "best-val" else ""
-    (out / "results.md").write_text(f"# {args.env}: {'policies' if args.policies else 'learners'}{chosen}\n\n"
-                                    f"{table}\n{paired}")
-    report.write_csv(out / "results.csv", summary, modalities, len(seeds))
-    report.write_comparison_csv(out / "comparison.csv", comparisons, baseline)
-    files = [out / "results.md", out / "results.csv", out / "comparison.csv",
-             report.plot_intervals(out / "intervals.png", comparisons, baseline,
-                                   f"{args.env}: test fused accuracy over {len(seeds)} seeds")]
-    if args.policies:
-        files += report.plot_episodes(out, records, args.env)
-    else:  # learners: epoch 1 is after the first epoch
-        files.append(report.plot_validation(out / "val_acc.png", records, "epoch (after)",
-                                            f"{args.env}: validation accuracy", 1))
-    what = "policies" if args.policies else "inner learners (no RL)"
-    console = Console(width=max(120, Console().width))
-    console.print(report.terminal_table(summary, modalities, len(seeds), f"{args.env}: {what}", rewards))
-    console.print(report.paired_terminal(comparisons, baseline, len(seeds), args.env))
+    files = result.write(out, f"{args.env}: {'policies' if args.policies else 'learners'}{chosen}")
+    result.print_tables(f"{args.env}: {'policies' if args.policies else 'inner learners (no RL)'}")
     print("written:\n" + "\n".join(f"  {f}" for f in files if f is not None))

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from mmrl_env.envs.control import control_of
+from mmrl_env.envs.control import ControlSpec, control_of
 
 
 class HeuristicPolicy:
@@ -26,8 +26,8 @@ class HeuristicPolicy:
     methods: ClassVar[tuple[str, ...]] = ()
     env_kwargs: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, env: gym.Env, seed: int | None = None, **params: Any) -> None:
-        self.control = control_of(env)
+    def __init__(self, env: gym.Env | ControlSpec, seed: int | None = None, **params: Any) -> None:
+        self.control = control_of(env)  # all a heuristic reads of its env: an env, a vector env or its ControlSpec
         self.action_space = gym.spaces.Box(-1.0, 1.0, self.control.action_map.shape, dtype=np.float32)
         self.params = params
         self.rng = np.random.default_rng(seed)

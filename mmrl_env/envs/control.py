@@ -44,7 +44,10 @@ class ControlSpec:
 
 def control_of(env: Any) -> ControlSpec:
     """The :class:`ControlSpec` of a Gymnasium env (through any wrappers) or of a vector env
-    (Gymnasium's or an SB3 ``VecEnv``: every sub-env shares one spec)."""
+    (Gymnasium's or an SB3 ``VecEnv``: every sub-env shares one spec); a ``ControlSpec`` itself
+    as it is (a policy can be built from the spec alone, without an env)."""
+    if isinstance(env, ControlSpec):
+        return env
     if isinstance(getattr(env, "control", None), ControlSpec):
         return env.control
     if hasattr(env, "get_wrapper_attr"):

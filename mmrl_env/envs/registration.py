@@ -121,6 +121,14 @@ def versioned_id(env_id: str) -> str:
     return f"{short_id(env_id)}-{VERSION}"
 
 
+def env_method(env_id: str) -> str:
+    """The method (``DUS``/``BSS``) of a registered id, read from its spec's kwargs: no env is built."""
+    method = gym.spec(env_id).kwargs.get("method")
+    if method not in METHODS:
+        raise ValueError(f"{env_id!r} is not an mmrl env id (its spec names no method of {', '.join(METHODS)})")
+    return method
+
+
 def env_ids(versioned: bool = False) -> list[str]:
     """The registered ids, short (default) or versioned."""
     return [f"{m}-{d}" + (f"-{VERSION}" if versioned else "") for m in METHODS for d in dataset_names()]

@@ -1,11 +1,11 @@
 """Snapshot and restore a whole wrapped env (every wrapper layer plus the mmrl env inside).
 
 The mmrl env and our wrappers carry their own ``get_state``/``set_state``. Wrappers from
-Gymnasium and SB3 that ``gym.make`` and the training scripts add keep a few counters of
-their own (``OrderEnforcing`` refuses ``step`` until it has seen a ``reset``; SB3's
-``Monitor`` holds the current episode's rewards); those are listed here by class name, so
-this module imports neither library's internals. Any other wrapper is refused, so that a
-checkpoint never silently drops state.
+Gymnasium that ``gym.make`` adds keep a few counters of their own (``OrderEnforcing`` refuses
+``step`` until it has seen a ``reset``); those are listed here by class name. A caller that
+wraps the env in other libraries' wrappers (the training scripts: SB3's ``Monitor``) passes
+their fields too (``wrapper_fields``), so that this module knows no agent library. Any other
+wrapper is refused, so that a checkpoint never silently drops state.
 
 ``to_safe``/``from_safe`` turn such a snapshot into what ``torch.load(weights_only=True)``
 reads back (tensors, numbers, strings, lists, tuples, dicts): numpy arrays become raw-byte
@@ -20,6 +20,7 @@ import copy
 import errno
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-# wrapper class name -> the attributes that carry its state between steps
+# Gymnasium wrapper class name -> the attributes that carry its state between steps
 WRAPPER_FIELDS: dict[str, tuple[str, ...]] = {
     "OrderEnforcing": ("_has_reset",),
     "TimeLimit": ("_elapsed_steps",),
-    "Monitor": ("rewards", "needs_reset", "episode_returns", "episode_lengths", "episode_times", "total_steps"),
-    "VecMonitor": ("episode_returns", "episode_lengths", "episode_count"),
 }
 
 
@@ -51,22 +50,24 @@ def layers(env: Any) -> list[Any]:
             return chain
 
 
-def _fields(layer: gym.Env) -> tuple[str, ...]:
+def _fields(layer: gym.Env, wrapper_fields: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
     name = type(layer).__name__
-    if name not in WRAPPER_FIELDS:
-        raise TypeError(f"cannot checkpoint the wrapper {name}: give it get_state()/set_state() or list its "
-                        f"fields in mmrl_env.envs.state.WRAPPER_FIELDS (known: {', '.join(WRAPPER_FIELDS)})")
-    return WRAPPER_FIELDS[name]
+    if name not in wrapper_fields:
+        raise TypeError(f"cannot checkpoint the wrapper {name}: give it get_state()/set_state() or pass its "
+                        f"fields in wrapper_fields (known: {', '.join(wrapper_fields)})")
+    return wrapper_fields[name]
 
 
-def get_env_state(env: gym.Env) -> list[dict[str, Any]]:
-    """One entry per layer, outermost first, each tagged with the layer's class name."""
+def get_env_state(env: gym.Env, wrapper_fields: Mapping[str, tuple[str, ...]] = WRAPPER_FIELDS
+                  ) -> list[dict[str, Any]]:
+    """One entry per layer, outermost first, each tagged with the layer's class name.
+    ``wrapper_fields``: class name -> state attributes of the wrappers without ``get_state``."""
     out = []
     for layer in layers(env):
         if hasattr(type(layer), "get_state"):
             state = layer.get_state()
         else:
-            state = copy.deepcopy({f: getattr(layer, f) for f in _fields(layer)})
+            state = copy.deepcopy({f: getattr(layer, f) for f in _fields(layer, wrapper_fields)})
         out.append({"layer": type(layer).__name__, "state": state})
     return out
 

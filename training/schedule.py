@@ -17,8 +17,8 @@ import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
-from agents import report
 from mmrl_env.envs.control import control_of
+from training import report
 
 
 class ScheduleRecorder(gym.Wrapper):

@@ -63,13 +63,3 @@ def run_episodes(policy: Any, venv: MultimodalTrainingVectorEnv, seeds: Sequence
         alive &= ~(terminated | truncated)
     return episodes
 
-
-def summarize(episodes: list[dict[str, Any]], modalities: tuple[str, ...]) -> dict[str, tuple[float, float]]:
-    """Mean and std over episodes of the final validation/test metrics and the return."""
-    rows: dict[str, list[float]] = {"return": [], "val_acc": []}
-    for ep in episodes:
-        rows["return"].append(ep["return"])
-        rows["val_acc"].append(ep["final"]["val_acc"])
-        for key, value in ep["final"].get("test", {}).items():
-            rows.setdefault(f"test_{key}", []).append(value)
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in rows.items()}

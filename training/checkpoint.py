@@ -53,7 +53,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file, recursive_setattr
 
 from mmrl_env.bounded_input import check_zip, npz_headers, read_json_file
-from mmrl_env.envs.state import get_env_state, layers, load_safe, save_safe, set_env_state
+from mmrl_env.envs.state import WRAPPER_FIELDS, get_env_state, layers, load_safe, save_safe, set_env_state
 
 FORMAT = 2  # 1: pickled state.pt (refused: it could run code)
 CHECKPOINTS = "checkpoints"
@@ -63,6 +63,13 @@ DEFAULT_KEEP = 2
 # comparing a trained agent's __dict__ with a fresh one's): all else is rebuilt from the config.
 AGENT_ATTRS = ("num_timesteps", "_total_timesteps", "_current_progress_remaining", "_n_updates", "_episode_num",
                "_last_obs", "_last_episode_starts", "_last_original_obs", "ep_info_buffer", "ep_success_buffer")
+# the state attributes of SB3's episode-statistics wrappers around the training env (beside
+# Gymnasium's: mmrl_env.envs.state knows no agent library)
+SB3_WRAPPER_FIELDS = {
+    "Monitor": ("rewards", "needs_reset", "episode_returns", "episode_lengths", "episode_times", "total_steps"),
+    "VecMonitor": ("episode_returns", "episode_lengths", "episode_count"),
+}
+ENV_WRAPPER_FIELDS = {**WRAPPER_FIELDS, **SB3_WRAPPER_FIELDS}
 REPLAY_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
@@ -248,7 +255,7 @@ def _write_checkpoint(tmp: Path, agent: Any, env: gym.Env, steps: int, meta: dic
     else:
         agent.save(tmp / "agent.json")
     state = {"format": FORMAT, "steps": steps, "env_id": env.spec.id if env.spec else None,
-             "env": get_env_state(env), "rng": global_rng_state(),
+             "env": get_env_state(env, ENV_WRAPPER_FIELDS), "rng": global_rng_state(),
              "agent_rng": agent_rng(agent).bit_generator.state,
              "agent": agent_attrs(agent) if isinstance(agent, BaseAlgorithm) else {}, **extra}
     save_safe(state, tmp / STATE)

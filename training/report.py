@@ -4,7 +4,7 @@
 Input is, per policy (or learner), one :class:`Record` per seed, the same seeds in the same
 order for every policy: the final test metrics and the curves recorded over the inner
 training run. Kept apart from ``evaluate.py`` so that anything producing records (env
-episodes, plain learner runs) gets the same report; the statistics are in ``agents/stats.py``.
+episodes, plain learner runs) gets the same report; the statistics are in ``training/stats.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # pyplot-free: no backend is chosen or chan
 from matplotlib.ticker import MaxNLocator
 from rich.table import Table
 
-from agents import stats
+from training import stats
 
 METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
@@ -110,11 +110,12 @@ class Record:
     metrics: dict[str, float]
     curves: dict[str, list[float]] = field(default_factory=dict)
     reward: str | None = None  # the env's reward (what the return is); None for a learner run without RL
+    diverged: bool = False  # the inner training diverged (non-finite loss) before the end
 
 
 def episode_record(episode: dict[str, Any], modalities: tuple[str, ...], reward: str | None = None) -> Record:
     """Final test metrics and per-step curves (step 0 = after reset) of one episode
-    (``agents.rollout.run_episodes``' format); ``reward``: the env's reward, for the tables."""
+    (``training.rollout.run_episodes``' format); ``reward``: the env's reward, for the tables."""
     infos = episode["infos"]
     curves: dict[str, list[float]] = {"val_acc": [i["val_acc"] for i in infos]}
     for m in modalities:
@@ -131,7 +132,11 @@ def episode_record(episode: dict[str, Any], modalities: tuple[str, ...], reward:
         curves["sequence/distinct fraction"] = nan + [i["subset_unique"] / max(i["subset_size"], 1) for i in steps]
         curves["sequence/mean balance score"] = nan + [i.get("balance", {}).get("score", float("nan"))
                                                        for i in steps]
-    return Record({**episode["final"].get("test", {}), "return": episode["return"]}, curves, reward)
+    final = episode["final"]
+    metrics = {**final.get("test", {}), "return": episode["return"]}
+    if "val_acc" in final:
+        metrics["val_acc"] = final["val_acc"]  # the last validation accuracy: in the summary, not the tables
+    return Record(metrics, curves, reward, bool(final.get("diverged")))
 
 
 def rewards_of(records: dict[str, list[Record]]) -> dict[str, str]:
@@ -157,12 +162,14 @@ def has_return(summary: dict[str, dict[str, tuple]]) -> bool:
 
 def summarize(records: dict[str, list[Record]], modalities: tuple[str, ...]) -> dict[str, dict[str, tuple]]:
     """policy -> column -> (mean, std) over seeds (NaN where a run diverged before its test).
-    A policy whose records have no ``return`` (a learner trained without RL) gets no return column."""
+    A policy whose records have no ``return`` (a learner trained without RL) gets no return column;
+    env episodes also get ``val_acc``, the last validation accuracy."""
     out: dict[str, dict[str, tuple]] = {}
     for name, recs in records.items():
         rows = [{**r.metrics, "imbalance": imbalance(r.metrics, modalities)} for r in recs]
         out[name] = {}
-        for col in columns(modalities, any("return" in r.metrics for r in recs)):
+        extra = ["val_acc"] if any("val_acc" in r.metrics for r in recs) else []
+        for col in columns(modalities, any("return" in r.metrics for r in recs)) + extra:
             values = np.array([row.get(col, np.nan) for row in rows], dtype=float)
             done = values[np.isfinite(values)]
             out[name][col] = (float(done.mean()), float(done.std())) if done.size else (float("nan"), 0.0)
@@ -197,14 +204,16 @@ def markdown_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, 
 
 
 def terminal_table(summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int,
-                   title: str, rewards: dict[str, str] | None = None) -> Table:
+                   title: str, rewards: dict[str, str] | None = None, diverged: dict[str, int] | None = None
+                   ) -> Table:
     """The evaluation table for the terminal: accuracies, fused F1/mAP, imbalance and return
-    (where there is one; the per-modality F1 and mAP are in results.md / results.csv)."""
+    (where there is one; the per-modality F1 and mAP are in results.md / results.csv);
+    ``diverged``: episodes per policy whose inner training diverged."""
     cols = [*([("return", "return", 1.0)] if has_return(summary) else []), ("fused_acc", "test fused acc", 100.0),
             *((f"{m}_acc", f"test {m} acc", 100.0) for m in modalities),
             ("fused_f1", "test fused macro-F1", 100.0), ("fused_map", "test fused mAP", 100.0),
             ("imbalance", "imbalance", 100.0)]
-    return rich_table(summary, cols, n_seeds, title, "fused_acc", rewards=rewards)
+    return rich_table(summary, cols, n_seeds, title, "fused_acc", diverged, rewards)
 
 
 def write_csv(path: Path, summary: dict[str, dict[str, tuple]], modalities: tuple[str, ...], n_seeds: int) -> None:
@@ -318,7 +327,7 @@ def per_policy_figure(records: dict[str, list[Record]], rows: list[tuple[dict[st
     return fig
 
 
-# --- paired comparison against a baseline (statistics: agents/stats.py) -------------------
+# --- paired comparison against a baseline (statistics: training/stats.py) -------------------
 
 PAIRED_NOTE = (f"Δ: the mean over seeds of the policy's test metric minus the baseline's on the same seed, in points, "
                f"with its {stats.CONFIDENCE:.0%} percentile-bootstrap interval over seeds [low, high] "
