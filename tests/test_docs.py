@@ -179,3 +179,35 @@ def _resolve(path: str) -> type:
     from mmrl_env.resolve import resolve
 
     return resolve(path)
+
+
+# installed only by a wheel (setup.py ships configs/ under this name), not importable from a source tree
+WHEEL_ONLY = {"training.configs"}
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if d.name not in ("BENCHMARKS.md", "benchmarks-history.md")],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_dotted_names_in_the_docs_resolve(doc: Path) -> None:
+    """``agents.stats.MIN_SEEDS``, ``mmrl_env.register_envs``: a dotted name of ours in backticks imports,
+    so a moved module or a renamed function shows up here."""
+    import importlib
+
+    unresolved = []
+    for name in sorted(set(re.findall(r"`((?:mmrl_env|agents|training)(?:\.\w+)+)", doc.read_text(encoding="utf-8")))):
+        if name in WHEEL_ONLY:
+            continue
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[cut:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                unresolved.append(name)
+            break
+        else:
+            unresolved.append(name)
+    assert not unresolved, f"{doc.relative_to(ROOT)} names what the code does not have: {unresolved}"
