@@ -1,4 +1,4 @@
-"""The README's CPU smoke-test settings (Data: "Hardware and run time") on generated fixtures:
+"""The CPU smoke-test settings of docs/datasets.md ("Hardware and run time") on generated fixtures:
 prepare a small raw folder in the dataset's real on-disk format, make the env with the smoke
 setting (``image_size=64``, ``batch_size=8``, one epoch), take one env step; print its wall
 time and the process's peak RSS. One dataset per process (peak RSS is per process).

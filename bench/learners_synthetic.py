@@ -6,7 +6,7 @@
 
 ``--split val`` reports the final VALIDATION accuracy instead (the full validation split for the
 plain rows, the env's validation subset for the env rows): the split to choose defaults on, with
-seeds (``--first-seed``) other than the test table's 0..N−1 (README "The inner learners", ω target).
+seeds (``--first-seed``) other than the test table's 0..N−1 (docs/design.md, "AUG's ω target").
 
 Plain rows train with the loop of ``training/learner_runs.py`` (what train_mml.py runs: every modality B samples per
 iteration). The DUS-H and BSS-L rows run one episode of the DUS / BSS env with the
@@ -142,7 +142,7 @@ def main() -> None:
         base = base or runs
         lines.append(row(name, runs, base))
         print(f"{name}: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-    if {"boosting (ω cover)", "boosting (ω one-hot)"} <= set(results):  # the ω-target choice (README)
+    if {"boosting (ω cover)", "boosting (ω one-hot)"} <= set(results):  # the ω-target choice (docs/design.md)
         lines += ["", "Δ fused, boosting ω cover − ω one-hot (paired over seeds): "
                   + paired(results["boosting (ω cover)"], results["boosting (ω one-hot)"])]
     lines += ["", f"Wall time: {time.perf_counter() - start:.0f}s on CPU (1 thread)."]

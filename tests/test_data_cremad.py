@@ -18,6 +18,8 @@ from mmrl_env.data.fixtures import real_cremad_rows, write_cremad, write_split_c
 from mmrl_env.data.frames import even_indices
 from mmrl_env.data.prepare import main as prepare
 
+ROOT = Path(__file__).resolve().parent.parent
+
 SIZE = 32  # stored frame side: keeps the CPU test fast (the default is 224)
 
 
@@ -355,15 +357,21 @@ def test_resume_grows_the_cache_when_raw_clips_arrive(tmp_path: Path, rows, caps
     assert len(ds.train) + len(ds.val) == 6 and len(ds.test) == 2
 
 
-def test_readme_cpu_smoke_setting_runs_through_the_cli(prepared, tmp_path: Path, capsys) -> None:
-    """The README's CPU recipe for real data (Data: 'On a CPU'): the smoke-test setting runs end
-    to end on a prepared cache, table and plots included. The batch is the README's 8 cut to 4:
-    the fixture trains on 6 clips, and a batch larger than the split is refused."""
+def test_documented_cpu_smoke_setting_runs_through_the_cli(prepared, tmp_path: Path, capsys) -> None:
+    """The CPU smoke-test setting docs/datasets.md gives for DUS-CremaD ("Hardware and run time")
+    runs end to end on a prepared cache, table and plots included. The setting is read from that
+    table; its batch of 8 is cut to 4: the fixture trains on 6 clips, and a batch larger than the
+    split is refused."""
     from training.train_agent import main as train
 
+    row = next(line for line in (ROOT / "docs" / "datasets.md").read_text().splitlines()
+               if line.startswith("| `DUS-CremaD` |"))
+    setting = row.split("|")[3].split("`")[1].split()
+    assert sorted(setting) == ["batch_size=8", "dataset_kwargs.image_size=64", "epochs=1"], setting
+    setting = ["batch_size=4" if s == "batch_size=8" else s for s in setting]
     run = train(["--env", "DUS-CremaD", "--algo", "dus-h", "-n", "2", "-f", str(tmp_path), "--eval-episodes", "1",
-                 "--baselines", "uniform", "--no-progress", "--env-kwargs", f"data_root={prepared[2]}", "epochs=1",
-                 "dataset_kwargs.image_size=64", "batch_size=4", "val_size=4", "device=cpu"])
+                 "--baselines", "uniform", "--no-progress", "--env-kwargs", f"data_root={prepared[2]}", *setting,
+                 "val_size=4", "device=cpu"])
     assert "Final comparison on DUS-CremaD" in capsys.readouterr().out
     assert (run / "results.json").is_file() and (run / "actions.png").is_file()
 

@@ -278,7 +278,7 @@ def test_boosting_draws_the_same_data_order_as_joint():
 
 
 def test_learners_mode_takes_data_root(tmp_path):
-    """``data_root=DIR`` is short for ``dataset_kwargs.root=DIR`` here too (README), not refused."""
+    """``data_root=DIR`` is short for ``dataset_kwargs.root=DIR`` here too (docs/datasets.md), not refused."""
     rng = np.random.default_rng(0)
     data = tmp_path / "custom"
     data.mkdir()

@@ -38,7 +38,7 @@ def _test_acc(ds, sizes, alpha):
 
 def test_task_exhibits_modality_imbalance():
     """The weak modality under joint training sits well below its alone-accuracy, and
-    rebalancing the samples towards it recovers fused accuracy (README "Data")."""
+    rebalancing the samples towards it recovers fused accuracy (docs/datasets.md "Synthetic")."""
     ds = load_synthetic()
     video_alone = _test_acc(ds, [0, 64], alpha=1.0)[1][1]
     fused_joint, (_, video_joint) = _test_acc(ds, [64, 64], alpha=0.2)
