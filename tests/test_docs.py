@@ -188,7 +188,7 @@ WHEEL_ONLY = {"training.configs"}
 @pytest.mark.parametrize("doc", [d for d in DOCS if d.name not in ("BENCHMARKS.md", "benchmarks-history.md")],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_dotted_names_in_the_docs_resolve(doc: Path) -> None:
-    """``agents.stats.MIN_SEEDS``, ``mmrl_env.register_envs``: a dotted name of ours in backticks imports,
+    """``training.stats.MIN_SEEDS``, ``mmrl_env.register_envs``: a dotted name of ours in backticks imports,
     so a moved module or a renamed function shows up here."""
     import importlib
 
