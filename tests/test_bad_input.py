@@ -120,7 +120,7 @@ TRAIN_CASES = [
     ("config without a mapping", ["-c", "{tmp}/list.yaml"], "must map env ids"),
     ("config section not a mapping", ["-c", "{tmp}/flat.yaml"], "section 'default' .* must map hyperparameter"),
     ("misspelled config key", ["-c", "{tmp}/typo.yaml"], r"unknown key.*'n_step'.*did you mean 'n_steps'"),
-    ("zero n_steps in config", ["-c", "{tmp}/zero.yaml"], "n_steps=0 must be positive"),
+    ("zero n_steps in config", ["-c", "{tmp}/zero.yaml"], "n_steps=0: must be positive"),
     ("log folder is a file", ["-f", "{tmp}/bad.yaml"], "-f/--log-folder .*bad.yaml: that is a file"),
     ("trust without resume", ["--trust-checkpoint"], "applies to --resume and -i/--trained-agent only"),
     ("data change without resume", ["--allow-data-change"], "--allow-data-change applies to --resume only"),

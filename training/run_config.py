@@ -29,6 +29,7 @@ from agents.checkpoint import (
     set_global_rng_state,
 )
 from agents.factory import LEARNED, algo_names, make_agent, method_of
+from agents.factory import RANGES as AGENT_RANGES
 from agents.factory import check_hyperparams as check_agent_hyperparams
 from agents.heuristics import HEURISTICS
 from mmrl_env import limits
@@ -38,6 +39,7 @@ from mmrl_env.envs.registration import short_id, translate_data_root, versioned_
 from training import ray_cluster
 from training.cli_errors import ENV_ERRORS, UsageError, canonical_name, did_you_mean, message_of, usage_errors
 from training.config import (
+    CLI_KEYS,
     DEFAULT_EVAL_FREQ,
     DEFAULT_TIMESTEPS,
     EVAL_EPISODES,
@@ -48,7 +50,6 @@ from training.config import (
 )
 from training.run_dirs import RunLock, next_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
 from training.validate import (
-    POSITIVE,
     _defaults,
     check_device,
     check_env_kwargs,
@@ -58,8 +59,6 @@ from training.validate import (
 )
 
 COMMAND = ("python", "training/train_agent.py")
-AGENT_POSITIVE = {"n_steps", "n_epochs", "buffer_size", "train_freq", "gradient_steps", "learning_rate",
-                  "n_timesteps", "eval_episodes"}
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
 DATA = "data.json"  # the run's data as it was when the run started (mmrl_env/data/fingerprint.py)
 
@@ -132,28 +131,26 @@ def trained_agent_path(spec: str, algo: str) -> Path:
 
 
 def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
-    """Names (against the algorithm's constructor) and number types/ranges of a config section."""
+    """A config section: its names (against the algorithm's constructor), the CLI's own keys
+    (``n_timesteps``, ``eval_episodes``), an agent's number ranges (``agents.factory``, the one
+    home of those, which ``make_agent`` checks too) and the types of the other settings."""
     cls = {**LEARNED, **HEURISTICS}[algo]
     with usage_errors():
         check_algo_kwargs(cls, hp, source)
         if "env_kwargs" in hp and hp["env_kwargs"] is not None and not isinstance(hp["env_kwargs"], dict):
             raise ValueError(f"{source}: env_kwargs={hp['env_kwargs']!r}: expected a mapping, e.g. "
                              "env_kwargs: {epochs: 2}")
-    defaults = _defaults(cls)
-    for key, value in hp.items():
-        if key in ("n_timesteps", "eval_episodes"):
-            defaults_ = (1, "int")
-        elif key in defaults:
-            defaults_ = defaults[key]
-        else:
-            continue
-        if key in AGENT_POSITIVE | POSITIVE and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and value <= 0:
-            raise UsageError(f"{source}: {key}={value!r} must be positive")
-        check_value(key, value, *defaults_, source)
+    for key in ("n_timesteps", "eval_episodes"):
+        if key in hp:
+            check_value(key, hp[key], 1, "int", f"{source}:", positive=True)
+    agent_hp = {k: v for k, v in hp.items() if k not in CLI_KEYS}
     if algo in LEARNED:
         with usage_errors():
-            check_agent_hyperparams(algo, {k: v for k, v in hp.items() if k != "env_kwargs"}, source)
+            check_agent_hyperparams(algo, agent_hp, source)
+    defaults = _defaults(cls)
+    for key, value in agent_hp.items():
+        if key in defaults and not (algo in LEARNED and key in AGENT_RANGES):
+            check_value(key, value, *defaults[key], f"{source}:")
 
 
 def check_applies(name: str, method: str, what: str) -> None:

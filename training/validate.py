@@ -70,8 +70,9 @@ def _kind(default: Any, annotation: str) -> str | None:
     return None
 
 
-def check_value(key: str, value: Any, default: Any, annotation: str, where: str) -> None:
-    """Type and range of one setting (``None`` is accepted where the default or annotation allows it)."""
+def check_value(key: str, value: Any, default: Any, annotation: str, where: str, positive: bool = False) -> None:
+    """Type and range of one setting (``None`` is accepted where the default or annotation allows it);
+    ``positive``: it must be > 0 whatever its name (else when its name is in :data:`POSITIVE`)."""
     kind = _kind(default, annotation)
     if kind is None or (value is None and (default is None or "None" in annotation)):
         return
@@ -86,7 +87,7 @@ def check_value(key: str, value: Any, default: Any, annotation: str, where: str)
         if not math.isfinite(value):
             raise UsageError(f"{shown}: not a finite number")
         leaf = key.rsplit(".", 1)[-1]
-        if leaf in POSITIVE and value <= 0:
+        if (positive or leaf in POSITIVE) and value <= 0:
             raise UsageError(f"{shown}: must be positive")
         if kind == "int" and value < 0:
             raise UsageError(f"{shown}: must be >= 0")
