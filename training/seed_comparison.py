@@ -51,19 +51,19 @@ def load_run(spec: str, env_id: str, trust: bool = False) -> tuple[str, Any, dic
     cfg, problem = load_run_config(run / "config.yaml")
     if cfg is None:
         raise UsageError(f"{run / 'config.yaml'} is damaged ({problem}): not a usable train_agent.py run directory")
-    if versioned_id(cfg["env"]) != versioned_id(env_id) or cfg["algo"] != algo:
-        raise UsageError(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
+    if versioned_id(cfg.env.id) != versioned_id(env_id) or cfg.agent.algo != algo:
+        raise UsageError(f"{run} is a {cfg.agent.algo} run on {cfg.env.id}, not {algo} on {env_id}")
     if trust:
-        return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
-    env = make_env(env_id, cfg["env_kwargs"])
+        return algo, LEARNED[algo].load(run / "model.zip", device="cpu"), cfg.env.kwargs
+    env = make_env(env_id, cfg.env.kwargs)
     with usage_errors(f"{run}: "):
-        agent = make_agent(algo, env, dict(cfg["hyperparams"]), seed=cfg["seed"], device="cpu")
+        agent = make_agent(algo, env, dict(cfg.agent.hyperparams), seed=cfg.agent.seed, device="cpu")
     try:
         load_parameters(agent, run / "model.zip")
     except CheckpointError as err:
         raise UsageError(str(err)) from err
     env.close()
-    return algo, agent, cfg["env_kwargs"]
+    return algo, agent, cfg.env.kwargs
 
 
 def display_name(spec: str) -> str:
@@ -113,8 +113,9 @@ def check_spaces(spec: str, agent: Any, venv: Any, given: list[str]) -> None:
                              "change it (e.g. observation extras, the number of modalities)")
 
 
-def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str]
-                      ) -> tuple[dict[str, list], tuple[str, ...]]:
+def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str],
+                      ray: ray_cluster.RaySettings | None = None) -> tuple[dict[str, list], tuple[str, ...]]:
+    """Every policy's episodes on ``seeds`` (in Ray actors with ``ray``) and the env's modalities."""
     for spec in specs:
         if ":" not in spec and spec not in HEURISTICS:
             raise UsageError(f"unknown policy {spec!r}{did_you_mean(spec, list(HEURISTICS))}; heuristics: "
@@ -133,11 +134,11 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[st
         if spec in runs:
             _, agent, kwargs = runs[spec]
             kwargs = deep_merge(kwargs, overrides)
-            venv = make_runs(args.env, kwargs, seeds)
+            venv = make_runs(args.env, kwargs, seeds, ray)
             check_spaces(spec, agent, venv, args.env_kwargs)
         else:  # a heuristic (checked above)
             kwargs = deep_merge(base, HEURISTICS[spec].env_kwargs)
-            venv = make_runs(args.env, kwargs, seeds)
+            venv = make_runs(args.env, kwargs, seeds, ray)
             agent = make_agent(spec, venv, seed=seeds[0])
         modalities = control_of(venv).modalities
         records[display_name(spec)] = [episode_record(ep, modalities, report.reward_of(kwargs))
@@ -192,7 +193,8 @@ def run(args: argparse.Namespace) -> Path:
     check_out_dir(args.out, "--out")
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
-    ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
+    ray = ray_cluster.settings(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
+    ray_cluster.connect(ray)
     if args.policies and args.select:
         raise UsageError("--select applies to --learners (a policy's episode reports its last epoch)")
     # the output folder is this process's from here on (a second writer is refused, not interleaved);
@@ -203,7 +205,7 @@ def run(args: argparse.Namespace) -> Path:
         out, made = next_run_dir(Path("runs"), "eval", args.env), True
         RunLock(out)
     try:
-        write_results(args, seeds, names, baseline, note, out)
+        write_results(args, seeds, names, baseline, note, out, ray)
     except BaseException:
         if made:
             remove_run_dir(out)
@@ -214,10 +216,13 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def write_results(args: argparse.Namespace, seeds: list[int], names: list[str], baseline: str, note: str | None,
-                  out: Path) -> None:
-    """Run every policy or learner on ``seeds``; write the tables and plots into ``out``."""
-    evaluate = evaluate_policies if args.policies else evaluate_learners
-    records, modalities = evaluate(args, seeds, names)
+                  out: Path, ray: ray_cluster.RaySettings | None = None) -> None:
+    """Run every policy (in Ray actors with ``ray``) or learner on ``seeds``; write the tables and
+    plots into ``out``."""
+    if args.policies:
+        records, modalities = evaluate_policies(args, seeds, names, ray)
+    else:
+        records, modalities = evaluate_learners(args, seeds, names)
     # the note comes with the tables: bad input (refused inside evaluate) gets only its error line
     if note:
         print(note)
