@@ -5,6 +5,7 @@ value they ran with, and the Ray setting travels as an argument, not as module s
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -104,3 +105,25 @@ def test_ray_flags_that_do_not_apply_are_refused(monkeypatch):
     args = train_agent.parse_args(["--ray", "--n-envs", "2", "--env-kwargs", *SMALL_ENV])
     assert resolve(args).ray == ray_cluster.RaySettings("local", 1) and resolve(args).vectorised
 
+
+
+PRETRAIN_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("pretrain_*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRETRAIN_CONFIGS, ids=[p.stem for p in PRETRAIN_CONFIGS])
+def test_the_shipped_pretraining_configs_are_valid(path):
+    """training/pretrain.py's typed config reads the shipped files (a mistake shows here, not after a long run)."""
+    from training.config import read_yaml
+    from training.pretrain import PretrainConfig
+
+    cfg = PretrainConfig.from_mapping(read_yaml(path), str(path))
+    assert cfg.method == path.stem.split("_")[1].upper() and cfg.generations >= 1 and cfg.threads == 1
+
+
+def test_a_pretraining_config_with_a_wrong_key_or_method_is_refused():
+    from training.pretrain import PretrainConfig
+
+    with pytest.raises(ValueError, match=r"cfg.yaml: unknown keys \['hiden'\]; valid: method, modalities, hidden"):
+        PretrainConfig.from_mapping({"hiden": 3}, "cfg.yaml")
+    with pytest.raises(ValueError, match="method must be DUS or BSS, got 'AUG'"):
+        PretrainConfig.from_mapping({"method": "AUG"}, "cfg.yaml")
