@@ -74,7 +74,8 @@ def resolve_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any
 
 
 # hyperparameter -> (low, high, low included, high included) for the numbers SB3 takes without checking;
-# a schedule (a callable) or SAC's ent_coef="auto..." is left to SB3
+# a schedule (a callable) or SAC's ent_coef="auto..." is left to SB3. The one home of these ranges:
+# make_agent checks them for a Python caller, train_agent.py for its config files and flags.
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "gamma": (0, 1, True, True), "gae_lambda": (0, 1, True, True), "tau": (0, 1, False, True),
     "learning_rate": (0, math.inf, False, False), "clip_range": (0, math.inf, False, False),
@@ -84,15 +85,37 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "batch_size": (1, math.inf, True, False), "n_epochs": (1, math.inf, True, False),
     "buffer_size": (1, math.inf, True, False), "learning_starts": (0, math.inf, True, False),
     "target_update_interval": (1, math.inf, True, False), "sde_sample_freq": (-1, math.inf, True, False),
+    "gradient_steps": (-1, math.inf, True, False),
 }
+INTEGERS = {"n_steps", "batch_size", "n_epochs", "buffer_size", "learning_starts", "target_update_interval",
+            "sde_sample_freq", "gradient_steps"}
 MAPPINGS = ("policy_kwargs", "replay_buffer_kwargs")
 
 
-def check_hyperparams(algo: str, hp: dict[str, Any], where: str = "") -> None:
-    """Values an agent would take and then train badly on or fail with later (a discount outside
-    [0, 1], a non-positive learning rate or rollout, a ``policy_kwargs`` that is not a mapping, a
-    ``net_arch`` the machine cannot hold): a ``ValueError`` naming the key and what is expected.
-    ``make_agent`` calls it, so the CLIs and a Python caller are refused alike."""
+def _range_text(low: float, high: float, low_in: bool, high_in: bool) -> str:
+    """``must be positive`` for (0, inf) and [1, inf), else the interval, e.g. ``must be in [0, 1]``."""
+    if high == math.inf and (low, low_in) in ((0, False), (1, True)):
+        return "must be positive"
+    return f"must be in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def check_number(key: str, value: Any, where: str = "") -> None:
+    """One hyperparameter of :data:`RANGES`: a finite number (an integer for :data:`INTEGERS`) in its
+    range and under its bound in ``mmrl_env.limits``; a ``ValueError`` naming it otherwise."""
+    shown = f"{where}: {key}={value!r}" if where else f"{key}={value!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{shown}: expected a finite number")
+    if key in INTEGERS and not isinstance(value, int):
+        raise ValueError(f"{shown}: expected an integer")
+    low, high, low_in, high_in = RANGES[key]
+    if key == "gradient_steps" and value == 0:  # SB3: -1 = as many as the rollout's env steps; 0 never trains
+        raise ValueError(f"{shown}: must be positive, or -1 (as many gradient steps as env steps)")
+    if value < low or value > high or (value == low and not low_in) or (value == high and not high_in):
+        raise ValueError(f"{shown}: {_range_text(low, high, low_in, high_in)}")
+    check_limit(key, value, where)
+
+
+def _check_mappings(hp: dict[str, Any], where: str) -> None:
     shown = f"{where}: " if where else ""
     for key in MAPPINGS:
         value = hp.get(key)
@@ -102,21 +125,28 @@ def check_hyperparams(algo: str, hp: dict[str, Any], where: str = "") -> None:
     arch = (hp.get("policy_kwargs") or {}).get("net_arch")
     if arch is not None:
         check_width_list("policy_kwargs.net_arch", arch, where)
-    for key, (low, high, low_in, high_in) in RANGES.items():
-        value = hp.get(key)
-        if value is None or callable(value) or (key == "ent_coef" and isinstance(value, str)):
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{shown}{key}={value!r}: expected a finite number")
-        if value < low or value > high or (value == low and not low_in) or (value == high and not high_in):
-            interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
-            raise ValueError(f"{shown}{key}={value!r}: must be in {interval}")
-        check_limit(key, value, where)
+
+
+def _check_train_freq(freq: Any, where: str) -> None:
+    n = freq[0] if isinstance(freq, (list, tuple)) and freq else freq
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        shown = f"{where}: " if where else ""
+        raise ValueError(f"{shown}train_freq={freq!r}: expected a positive integer (or [n, 'step'|'episode'])")
+
+
+def check_hyperparams(algo: str, hp: dict[str, Any], where: str = "") -> None:
+    """Values an agent would take and then train badly on or fail with later (a discount outside
+    [0, 1], a non-positive learning rate or rollout, a ``policy_kwargs`` that is not a mapping, a
+    ``net_arch`` the machine cannot hold): a ``ValueError`` naming the key and what is expected.
+    ``make_agent`` calls it, and so does ``train_agent.py`` on its config, so the CLIs and a
+    Python caller are refused alike, with the same message."""
+    _check_mappings(hp, where)
+    for key, value in hp.items():
+        if key in RANGES and value is not None and not callable(value) \
+                and not (key == "ent_coef" and isinstance(value, str)):
+            check_number(key, value, where)
     if algo in LEARNED and "train_freq" in hp:
-        freq = hp["train_freq"]
-        n = freq[0] if isinstance(freq, (list, tuple)) and freq else freq
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{shown}train_freq={freq!r}: expected a positive integer (or [n, 'step'|'episode'])")
+        _check_train_freq(hp["train_freq"], where)
 
 
 def make_agent(algo: str, env: gym.Env, hyperparams: dict[str, Any] | None = None, seed: int | None = None,

@@ -120,7 +120,7 @@ TRAIN_CASES = [
     ("config without a mapping", ["-c", "{tmp}/list.yaml"], "must map env ids"),
     ("config section not a mapping", ["-c", "{tmp}/flat.yaml"], "section 'default' .* must map hyperparameter"),
     ("misspelled config key", ["-c", "{tmp}/typo.yaml"], r"unknown key.*'n_step'.*did you mean 'n_steps'"),
-    ("zero n_steps in config", ["-c", "{tmp}/zero.yaml"], "n_steps=0 must be positive"),
+    ("zero n_steps in config", ["-c", "{tmp}/zero.yaml"], "n_steps=0: must be positive"),
     ("log folder is a file", ["-f", "{tmp}/bad.yaml"], "-f/--log-folder .*bad.yaml: that is a file"),
     ("trust without resume", ["--trust-checkpoint"], "applies to --resume and -i/--trained-agent only"),
     ("data change without resume", ["--allow-data-change"], "--allow-data-change applies to --resume only"),
@@ -185,7 +185,7 @@ def test_numbers_in_scientific_notation_are_numbers():
     assert parse_kv(["optim.lr=1e-3", "x=[1e2, a]", "y=-2E-1", "s=e5"]) == {
         "optim": {"lr": 1e-3}, "x": [100.0, "a"], "y": -0.2, "s": "e5"}
     args = train_agent.parse_args(["--algo", "uniform", "--env-kwargs", "optim.lr=1e-3", *SMALL])
-    assert resolve(args)["env_kwargs"]["optim"]["lr"] == 1e-3
+    assert resolve(args).env.kwargs["optim"]["lr"] == 1e-3
 
 
 EVAL_CASES = [
@@ -316,12 +316,12 @@ def test_damaged_cache_names_the_file_and_overwrite_replaces_it(tmp_path):
 
 def test_a_run_that_cannot_write_its_config_leaves_no_directory(tmp_path, capsys, monkeypatch):
     """A full disk while the run directory is being set up: the error, and no empty run directory."""
-    from training import run_config
+    from training import run_setup
 
     def full(path, text):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(run_config, "write_text_atomic", full)
+    monkeypatch.setattr(run_setup, "write_text_atomic", full)
     with pytest.raises(OSError, match="No space left"):
         train_agent.main(["--algo", "a2c", "-f", str(tmp_path / "runs"), "--no-progress", "--env-kwargs", *SMALL])
     assert list((tmp_path / "runs" / "a2c").iterdir()) == []

@@ -42,16 +42,16 @@ VALUE_CASES = [
     ("negative weight decay", ["--env-kwargs", "optim.weight_decay=-0.1", *SMALL], r"weight_decay=-0.1: must be in"),
     ("discount above 1", ["-params", "gamma:1.5"], r"gamma=1.5: must be in \[0, 1\]"),
     ("gae_lambda above 1", ["-params", "gae_lambda:2"], r"gae_lambda=2: must be in \[0, 1\]"),
-    ("zero learning rate", ["-params", "learning_rate:0"], r"learning_rate=0 must be positive"),
-    ("negative clip range", ["-params", "clip_range:-0.2"], r"clip_range=-0.2: must be in \(0, inf\)"),
+    ("zero learning rate", ["-params", "learning_rate:0"], r"learning_rate=0: must be positive"),
+    ("negative clip range", ["-params", "clip_range:-0.2"], r"clip_range=-0.2: must be positive"),
     ("negative entropy coefficient", ["-params", "ent_coef:-0.01"], r"ent_coef=-0.01: must be in \[0, inf\)"),
     ("nan max_grad_norm", ["-params", "max_grad_norm:.nan"], r"max_grad_norm=nan: (not a finite|expected a finite)"),
-    ("zero agent batch", ["-params", "batch_size:0"], r"batch_size=0 must be positive"),
+    ("zero agent batch", ["-params", "batch_size:0"], r"batch_size=0: must be positive"),
     ("zero-width layer", ["-params", "policy_kwargs:{net_arch: [64, 0]}"], r"every width must be a positive integer"),
     ("net_arch not a list", ["-params", "policy_kwargs:{net_arch: 64}"], r"net_arch=64: expected a list of layer"),
     ("sac tau of 0", ["--algo", "sac", "-params", "tau:0"], r"tau=0: must be in \(0, 1\]"),
-    ("sac zero buffer", ["--algo", "sac", "-params", "buffer_size:0"], r"buffer_size=0 must be positive"),
-    ("a2c discount below 0", ["--algo", "a2c", "-params", "gamma:-0.5"], r"gamma=-0.5 must be positive|must be in"),
+    ("sac zero buffer", ["--algo", "sac", "-params", "buffer_size:0"], r"buffer_size=0: must be positive"),
+    ("a2c discount below 0", ["--algo", "a2c", "-params", "gamma:-0.5"], r"gamma=-0.5: must be in \[0, 1\]"),
     ("-i of a file that is no agent", ["-i", "{tmp}/model.zip"], r"-i .*model.zip: .*model.zip does not fit this PPO"),
 ]
 
@@ -69,6 +69,33 @@ def value_inputs(tmp_path):
 def test_cli_values_of_the_wrong_kind_or_range_are_refused_by_name(value_inputs, capsys, argv, match):
     """Each refused before a run directory exists (an unknown optimizer, a refused ``-i`` file included)."""
     train_refused(value_inputs, capsys, argv, match)
+
+
+@pytest.mark.parametrize(("algo", "hp", "match"), [
+    ("ppo", {"learning_rate": 0}, r"learning_rate=0: must be positive"),
+    ("ppo", {"n_steps": 2.5}, r"n_steps=2.5: expected an integer"),
+    ("a2c", {"gamma": -0.5}, r"gamma=-0.5: must be in \[0, 1\]"),
+    ("sac", {"gradient_steps": 0}, r"gradient_steps=0: must be positive, or -1"),
+])
+def test_make_agent_refuses_an_agent_setting_with_the_message_of_the_cli(capsys, tmp_path, algo, hp, match):
+    """One home for the agents' ranges (agents.factory): a Python caller of make_agent and
+    train_agent.py are refused alike, in the same words."""
+    from agents.factory import make_agent
+
+    env = gym.make("DUS-Synthetic", **SMALL_KW)
+    with pytest.raises(ValueError, match=match):
+        make_agent(algo, env, hp)
+    env.close()
+    params = [f"{k}:{v}" for k, v in hp.items()]
+    train_refused(tmp_path, capsys, ["--algo", algo, "-params", *params], match)
+
+
+def test_settings_the_agents_take_are_not_refused_by_the_cli():
+    """SAC's gradient_steps=-1 (as many as env steps) and a myopic gamma=0 are SB3's valid values."""
+    from training.run_config import check_hyperparams
+
+    check_hyperparams("sac", {"gradient_steps": -1, "gamma": 0.0}, "cfg.yaml")
+    check_hyperparams("ppo", {"gamma": 0}, "cfg.yaml")
 
 
 # (case id, train_mml --config text, message): refused before the run directory

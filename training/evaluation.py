@@ -54,21 +54,21 @@ def load_run(run: Path, env_id: str, algo: str | None = None, trust: bool = Fals
     cfg, problem = load_run_config(run / "config.yaml")
     if cfg is None:
         raise ValueError(f"{run / 'config.yaml'} is damaged ({problem}): not a usable train_agent.py run directory")
-    algo = algo or cfg["algo"]
-    if versioned_id(cfg["env"]) != versioned_id(env_id) or cfg["algo"] != algo or algo not in LEARNED:
-        raise ValueError(f"{run} is a {cfg['algo']} run on {cfg['env']}, not {algo} on {env_id}")
+    algo = algo or cfg.agent.algo
+    if versioned_id(cfg.env.id) != versioned_id(env_id) or cfg.agent.algo != algo or algo not in LEARNED:
+        raise ValueError(f"{run} is a {cfg.agent.algo} run on {cfg.env.id}, not {algo} on {env_id}")
     if trust:
-        return LEARNED[algo].load(run / "model.zip", device="cpu"), cfg["env_kwargs"]
-    env = gym.make(env_id, **cfg["env_kwargs"])  # the agent's spaces
+        return LEARNED[algo].load(run / "model.zip", device="cpu"), cfg.env.kwargs
+    env = gym.make(env_id, **cfg.env.kwargs)  # the agent's spaces
     try:
         try:
-            agent = make_agent(algo, env, dict(cfg["hyperparams"]), seed=cfg["seed"], device="cpu")
+            agent = make_agent(algo, env, dict(cfg.agent.hyperparams), seed=cfg.agent.seed, device="cpu")
         except (ValueError, TypeError, KeyError) as err:
             raise ValueError(f"{run}: {err}") from err
         load_parameters(agent, run / "model.zip")  # a CheckpointError (a ValueError) says what is wrong
     finally:
         env.close()
-    return agent, cfg["env_kwargs"]
+    return agent, cfg.env.kwargs
 
 
 def display_name(spec: str) -> str:

@@ -69,7 +69,6 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
     from torch.utils.tensorboard import SummaryWriter
 
     from mmrl_env.engine.build import build_run_trainer
-    from mmrl_env.envs.tensorboard import numeric_leaves
     from mmrl_env.metrics import validation_scores
 
     trainer = build_run_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device,
@@ -93,18 +92,28 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
                 best[k] = float(scores["acc"][k])
             if improved:
                 keep_test(trainer, runs, improved, epoch + 1)
-        for k, (run, writer) in enumerate(zip(runs, writers, strict=True)):
-            info = {"train_loss": float(loss[k]), "val_acc": float(scores["acc"][k]),
-                    "val_acc_modality": {n: float(scores[f"acc_{n}"][k]) for n in names}, **trainer.run_info(k)}
-            run.history.append(info)
-            for tag, value in numeric_leaves(info) if writer is not None else ():
-                writer.add_scalar(f"step/{tag}", value, epoch + 1)
+        record_epoch(trainer, runs, writers, loss, scores, epoch + 1)
     for writer in writers:
         if writer is not None:
             writer.close()
     if select == "last":
         keep_test(trainer, runs, list(range(len(seeds))), epochs)
     return SeedRuns(names, runs, trainer)
+
+
+def record_epoch(trainer: Any, runs: list[SeedRun], writers: list[SummaryWriter | None], loss: Any,
+                 scores: dict[str, Any], epoch: int) -> None:
+    """Each run's train loss, validation accuracies and learner info after ``epoch`` (1-based): in
+    its history and, where it has a writer, as TensorBoard scalars ``step/...``."""
+    from mmrl_env.envs.tensorboard import numeric_leaves
+
+    names = tuple(trainer.dataset.modality_names)
+    for k, (run, writer) in enumerate(zip(runs, writers, strict=True)):
+        info = {"train_loss": float(loss[k]), "val_acc": float(scores["acc"][k]),
+                "val_acc_modality": {n: float(scores[f"acc_{n}"][k]) for n in names}, **trainer.run_info(k)}
+        run.history.append(info)
+        for tag, value in numeric_leaves(info) if writer is not None else ():
+            writer.add_scalar(f"step/{tag}", value, epoch)
 
 
 def keep_test(trainer: Any, runs: list[SeedRun], which: list[int], epoch: int) -> None:

@@ -20,25 +20,57 @@ and the best one so far is kept: selection never sees a benchmark dataset. The r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from agents.heuristics.pretrained import FEATURES, act, features, num_params, save_weights, unflatten
 from mmrl_env.envs.control import control_of
+from training.config import read_yaml
 from training.rollout import run_episodes
 
-DEFAULTS: dict[str, Any] = {
-    "method": "DUS", "modalities": [2, 3], "hidden": 16, "generations": 200, "pairs": 8, "tasks": 8,
-    "sigma": 0.1, "lr": 0.03, "eval_every": 10, "eval_tasks": 32, "seed": 0, "budget_minutes": 40,
-    "env_kwargs": {}, "out": "agents/weights", "stem": None,
-}
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """One pretraining run: the keys of a ``configs/pretrain_*.yaml`` (recorded, but ``out``, in the
+    weights' JSON). Each generation scores ``2 x pairs`` candidates on ``tasks`` tasks; every
+    ``eval_every`` generations the mean policy meets plain joint training on ``eval_tasks`` held-out tasks."""
+
+    method: str = "DUS"  # DUS or BSS
+    modalities: list[int] = field(default_factory=lambda: [2, 3])  # the generations alternate between these M
+    hidden: int = 16
+    generations: int = 200
+    pairs: int = 8
+    tasks: int = 8
+    sigma: float = 0.1
+    lr: float = 0.03
+    eval_every: int = 10
+    eval_tasks: int = 32
+    seed: int = 0
+    budget_minutes: float = 40
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    out: str = "agents/weights"
+    stem: str | None = None  # default: <method>_pretrained
+    threads: int = 1
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], where: str) -> PretrainConfig:
+        """The config of a YAML mapping; an unknown key or method is a ``ValueError`` naming it."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = set(raw) - set(names)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; valid: {', '.join(names)}")
+        cfg = cls(**raw)
+        if cfg.method not in ("DUS", "BSS"):
+            raise ValueError(f"method must be DUS or BSS, got {cfg.method!r}")
+        return cfg
 
 
 class _Batch:
@@ -52,18 +84,18 @@ class _Batch:
         return act(self.method, self.theta, features(np.asarray(obs, np.float32), self.control)), None
 
 
-def make_env(cfg: dict[str, Any], m: int, tasks: str, k: int) -> Any:
-    kwargs = {**cfg["env_kwargs"], "obs_norm": "chance", "autoreset_mode": "Disabled", "device": "cpu"}
-    if cfg["method"] == "BSS":
+def make_env(cfg: PretrainConfig, m: int, tasks: str, k: int) -> Any:
+    kwargs = {**cfg.env_kwargs, "obs_norm": "chance", "autoreset_mode": "Disabled", "device": "cpu"}
+    if cfg.method == "BSS":
         kwargs.setdefault("curriculum", "rank")
     kwargs["dataset_kwargs"] = {**kwargs.get("dataset_kwargs", {}), "modalities": m, "tasks": tasks}
-    return gym.make_vec(f"{cfg['method']}-SyntheticMix", num_envs=k, vectorization_mode="vector_entry_point",
+    return gym.make_vec(f"{cfg.method}-SyntheticMix", num_envs=k, vectorization_mode="vector_entry_point",
                         **kwargs)
 
 
-def test_accuracy(cfg: dict[str, Any], venv: Any, theta: np.ndarray, seeds: list[int]) -> np.ndarray:
+def test_accuracy(cfg: PretrainConfig, venv: Any, theta: np.ndarray, seeds: list[int]) -> np.ndarray:
     """(K,) final test fused accuracy (points) of policy row k on run k's task (seed k); a diverged run scores 0."""
-    policy = _Batch(cfg["method"], theta, cfg["hidden"], control_of(venv))
+    policy = _Batch(cfg.method, theta, cfg.hidden, control_of(venv))
     episodes = run_episodes(policy, venv, seeds)
     return np.array([100.0 * ep["final"].get("test", {}).get("fused_acc", 0.0) for ep in episodes])
 
@@ -74,49 +106,49 @@ def centred_ranks(x: np.ndarray) -> np.ndarray:
     return ranks / (x.size - 1) - 0.5
 
 
-def neutral(cfg: dict[str, Any], p: int) -> np.ndarray:
+def neutral(cfg: PretrainConfig, p: int) -> np.ndarray:
     """Parameters of the policy that leaves sampling alone (DUS: all actions equal; BSS: λ = 1)."""
     return np.zeros(p, np.float32)
 
 
-def pretrain(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
-    torch.set_num_threads(int(cfg.get("threads", 1)))
-    rng = np.random.default_rng(cfg["seed"])
-    p = num_params(len(FEATURES), cfg["hidden"])
+def pretrain(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
+    torch.set_num_threads(int(cfg.threads))
+    rng = np.random.default_rng(cfg.seed)
+    p = num_params(len(FEATURES), cfg.hidden)
     theta = 0.5 * rng.standard_normal(p).astype(np.float32)  # random hidden features ...
-    theta[-cfg["hidden"] - 1:] = 0.0  # ... and a zero output layer: starts as "leave sampling alone"
-    n_cand, n_tasks = 2 * cfg["pairs"], cfg["tasks"]
-    train_envs = {m: make_env(cfg, m, "train", n_cand * n_tasks) for m in cfg["modalities"]}
-    eval_envs = {m: make_env(cfg, m, "eval", 2 * cfg["eval_tasks"]) for m in cfg["modalities"]}
-    eval_seeds = list(range(cfg["eval_tasks"])) * 2
+    theta[-cfg.hidden - 1:] = 0.0  # ... and a zero output layer: starts as "leave sampling alone"
+    n_cand, n_tasks, n_eval, pairs = 2 * cfg.pairs, cfg.tasks, cfg.eval_tasks, cfg.pairs
+    train_envs = {m: make_env(cfg, m, "train", n_cand * n_tasks) for m in cfg.modalities}
+    eval_envs = {m: make_env(cfg, m, "eval", 2 * n_eval) for m in cfg.modalities}
+    eval_seeds = list(range(n_eval)) * 2
     start, history, best = time.time(), [], {"gain": -np.inf}
     gen = 0
 
     def evaluate(theta: np.ndarray) -> float:
         gains = []
         for venv in eval_envs.values():  # the policy on rows 0..E-1, plain joint training on E..2E-1: same tasks
-            rows = np.stack([theta] * cfg["eval_tasks"] + [neutral(cfg, p)] * cfg["eval_tasks"])
+            rows = np.stack([theta] * n_eval + [neutral(cfg, p)] * n_eval)
             acc = test_accuracy(cfg, venv, rows, eval_seeds)
-            gains.append(acc[: cfg["eval_tasks"]] - acc[cfg["eval_tasks"]:])
+            gains.append(acc[:n_eval] - acc[n_eval:])
         return float(np.mean(np.concatenate(gains)))
 
-    while gen < cfg["generations"] and (time.time() - start) / 60 < cfg["budget_minutes"]:
-        if gen % cfg["eval_every"] == 0:
+    while gen < cfg.generations and (time.time() - start) / 60 < cfg.budget_minutes:
+        if gen % cfg.eval_every == 0:
             gain = evaluate(theta)
             history.append({"generation": gen, "eval_gain_vs_neutral": gain, "minutes": (time.time() - start) / 60})
             log(f"gen {gen:4d}  eval tasks: {gain:+.2f} points vs leaving sampling alone  "
                 f"({(time.time() - start) / 60:.1f} min)")
             if gain > best["gain"]:
                 best = {"gain": gain, "theta": theta.copy(), "generation": gen}
-        m = cfg["modalities"][gen % len(cfg["modalities"])]
-        eps = rng.standard_normal((cfg["pairs"], p)).astype(np.float32)
-        cands = np.concatenate([theta + cfg["sigma"] * eps, theta - cfg["sigma"] * eps])
+        m = cfg.modalities[gen % len(cfg.modalities)]
+        eps = rng.standard_normal((pairs, p)).astype(np.float32)
+        cands = np.concatenate([theta + cfg.sigma * eps, theta - cfg.sigma * eps])
         seeds = [int(rng.integers(0, 2**31 - 1)) for _ in range(n_tasks)]  # the generation's tasks, every candidate
         acc = test_accuracy(cfg, train_envs[m], np.repeat(cands, n_tasks, axis=0), seeds * n_cand)
         acc = acc.reshape(n_cand, n_tasks)
         fitness = centred_ranks((acc - acc.mean(0)).mean(1))
-        grad = (fitness[: cfg["pairs"]] - fitness[cfg["pairs"]:]) @ eps / (cfg["pairs"] * cfg["sigma"])
-        theta = theta + cfg["lr"] * grad.astype(np.float32)
+        grad = (fitness[:pairs] - fitness[pairs:]) @ eps / (pairs * cfg.sigma)
+        theta = theta + cfg.lr * grad.astype(np.float32)
         gen += 1
     gain = evaluate(theta)
     history.append({"generation": gen, "eval_gain_vs_neutral": gain, "minutes": (time.time() - start) / 60})
@@ -135,24 +167,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="folder for <stem>.pt/.json (default: the config's out, agents/weights)")
     parser.add_argument("--budget-minutes", type=float, help="override the config's wall-time budget")
     args = parser.parse_args(argv)
-    raw = yaml.safe_load(Path(args.config).read_text()) or {}
-    unknown = set(raw) - set(DEFAULTS) - {"threads"}
-    if unknown:
-        parser.error(f"{args.config}: unknown keys {sorted(unknown)}; valid: {', '.join(DEFAULTS)}")
-    cfg = {**DEFAULTS, **raw}
+    try:
+        raw = read_yaml(Path(args.config))
+        if not isinstance(raw, dict):
+            raise ValueError(f"{args.config} must map settings to values, got a {type(raw).__name__}")
+        cfg = PretrainConfig.from_mapping(raw, args.config)
+    except (OSError, ValueError, TypeError) as err:
+        parser.error(str(err))
     if args.budget_minutes is not None:
-        cfg["budget_minutes"] = args.budget_minutes
-    if cfg["method"] not in ("DUS", "BSS"):
-        parser.error(f"method must be DUS or BSS, got {cfg['method']!r}")
+        cfg = dataclasses.replace(cfg, budget_minutes=args.budget_minutes)
     result = pretrain(cfg, log=lambda s: print(s, flush=True))
-    stem = cfg["stem"] or f"{cfg['method'].lower()}_pretrained"
-    spec = {"method": cfg["method"], "hidden": cfg["hidden"], "obs_norm": "chance",
+    stem = cfg.stem or f"{cfg.method.lower()}_pretrained"
+    spec = {"method": cfg.method, "hidden": cfg.hidden, "obs_norm": "chance",
             "trained_on": "SyntheticMix (tasks='train'), selected on tasks='eval'",
-            "config": {k: v for k, v in cfg.items() if k != "out"}, "generations_run": result["generations"],
+            "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"},
+            "generations_run": result["generations"],
             "minutes": round(result["minutes"], 1), "best_generation": result["best_generation"],
             "best_eval_gain_vs_neutral": round(result["best_eval_gain"], 3), "history": result["history"]}
-    save_weights(stem, args.out or cfg["out"], result["theta"], spec)
-    print(f"wrote {Path(args.out or cfg['out']) / stem}.pt/.json (best generation {result['best_generation']}, "
+    save_weights(stem, args.out or cfg.out, result["theta"], spec)
+    print(f"wrote {Path(args.out or cfg.out) / stem}.pt/.json (best generation {result['best_generation']}, "
           f"{result['best_eval_gain']:+.2f} points vs leaving sampling alone on the family's eval tasks)")
 
 

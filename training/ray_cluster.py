@@ -1,16 +1,18 @@
 """``--ray [ADDRESS]`` and ``--ray-workers N`` of the CLIs: the inner runs in Ray actors.
 
-Kept apart from the CLIs' own modules so that each CLI adds the flags and one call
-(:func:`add_flags`, :func:`use`). :func:`use` connects to the cluster and returns the number of
-actors per vector env, which the CLI passes on: the vector envs it makes — the training env and
-the one-episode-per-seed envs of a comparison (``training.run_config.make_runs``) — are then
-:class:`~mmrl_env.envs.ray_vector.RayVectorEnv` s over that many actors. No state is kept here.
-Without ``--ray`` nothing here imports ``ray``.
+Kept apart from the CLIs' own modules so that each CLI adds the flags (:func:`add_flags`), reads
+them into a :class:`RaySettings` (:func:`settings`), connects (:func:`connect`) and hands the
+settings to whatever makes its vector envs — the training env and the one-episode-per-seed envs
+of a comparison (``training.run_config.make_runs``) — which then are
+:class:`~mmrl_env.envs.ray_vector.RayVectorEnv` s over ``workers`` actors. No module state: the
+settings travel as an argument (in ``train_agent.py``, as the ``ray`` part of its
+``RunConfig``). Without ``--ray`` nothing here imports ``ray``.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +21,15 @@ from mmrl_env.envs.ray_vector import RayVectorEnv, import_ray, init_ray
 from training.cli_errors import ENV_ERRORS, UsageError, message_of
 
 LOCAL = "local"  # --ray without an address: a local cluster started by this process
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where the inner runs go: the cluster at ``address`` (:data:`LOCAL`: one this process
+    starts, of ``workers`` CPUs), over ``workers`` actors per vector env."""
+
+    address: str = LOCAL
+    workers: int = 1
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -46,29 +57,33 @@ def check_flags(address: str | None, workers: int | None) -> None:
         raise UsageError(f"--ray: {message_of(err)}") from err
 
 
-def use(address: str | None, workers: int | None, refuse: str | None = None) -> int | None:
-    """Connect to (or start) the cluster; returns the actors per vector env (``None``: no
-    ``--ray``, the envs stay in this process). ``refuse``: the reason ``--ray`` does not apply
-    to this invocation (it is then refused)."""
+def settings(address: str | None, workers: int | None, refuse: str | None = None) -> RaySettings | None:
+    """The checked flags (:func:`check_flags`); ``None`` without ``--ray``. ``refuse``: the reason
+    ``--ray`` does not apply to this invocation (it is then refused)."""
     check_flags(address, workers)
-    if address is not None and refuse:
-        raise UsageError(refuse)
     if address is None:
         return None
-    workers = workers or 1
+    if refuse:
+        raise UsageError(refuse)
+    return RaySettings(address, workers or 1)
+
+
+def connect(ray: RaySettings | None) -> None:
+    """Connect to (or start) the cluster of ``ray``; nothing without it."""
+    if ray is None:
+        return
     try:
-        init_ray(None if address == LOCAL else address, num_cpus=workers)
+        init_ray(None if ray.address == LOCAL else ray.address, num_cpus=ray.workers)
+    except ImportError as err:  # a resumed Ray run on a machine without the extra
+        raise UsageError(f"--ray: {message_of(err)}") from err
     except (ConnectionError, ValueError, RuntimeError) as err:
-        raise UsageError(f"--ray {address}: cannot connect to a Ray cluster there ({message_of(err)})") from err
-    return workers
+        raise UsageError(f"--ray {ray.address}: cannot connect to a Ray cluster there ({message_of(err)})") from err
 
 
-def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any], workers: int | None
-                 ) -> gym.vector.VectorEnv:
-    """``num_envs`` runs of ``env_id`` over ``workers`` (default 1, at most one per run) Ray
-    actors of the cluster :func:`use` connected to; a bad setting ends the program with the
-    env's message."""
-    workers = min(workers or 1, num_envs)
+def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any], ray: RaySettings) -> gym.vector.VectorEnv:
+    """``num_envs`` runs of ``env_id`` over ``ray.workers`` Ray actors (at most one per run); a
+    bad setting ends the program with the env's message."""
+    workers = min(ray.workers, num_envs)
     try:
         return RayVectorEnv(env_id, num_envs, workers, kwargs)
     except ENV_ERRORS as err:

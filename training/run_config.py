@@ -1,16 +1,21 @@
-"""The settings and directory of a ``train_agent.py`` run: a fresh one resolved from the
-command line and the config file, or a resumed one read back from its ``config.yaml``.
+"""The settings of a ``train_agent.py`` run, typed: :class:`RunConfig`, made of one small frozen
+part per concern (env, agent, evaluation, output, Ray). :func:`resolve` builds it from the
+command line and the config file, one checking function per part, before anything is created;
+:func:`load_run_config` reads it back from a run's ``config.yaml``. Also the env makers and the
+agent rules the CLIs share.
 
-Everything that decides a run's outcome is written to ``config.yaml`` once, so that
-``--resume`` can rebuild the same run and refuse flags that would change it.
+Everything that decides a run's outcome is written to ``config.yaml`` once, as one flat mapping
+(:meth:`RunConfig.to_dict`; its keys have not changed, so older runs still resume), so that
+``--resume`` can rebuild the same run and refuse flags that would change it (``training.run_setup``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
-import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +23,13 @@ import gymnasium as gym
 import yaml
 
 import mmrl_env
-from agents.factory import LEARNED, algo_names, make_agent, method_of
+from agents.factory import LEARNED, algo_names
+from agents.factory import RANGES as AGENT_RANGES
 from agents.factory import check_hyperparams as check_agent_hyperparams
 from agents.heuristics import HEURISTICS
-from mmrl_env import limits
-from mmrl_env.bounded_input import read_json_file, read_yaml_file
-from mmrl_env.data.fingerprint import changes, fingerprint
-from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
+from mmrl_env.bounded_input import read_yaml_file
 from training import ray_cluster
-from training.checkpoint import (
-    DEFAULT_KEEP,
-    CheckpointError,
-    global_rng_state,
-    latest_checkpoint,
-    load_parameters,
-    read_manifest,
-    remove_stale_temporaries,
-    set_global_rng_state,
-)
+from training.checkpoint import DEFAULT_KEEP
 from training.cli_errors import ENV_ERRORS, UsageError, canonical_name, did_you_mean, message_of, usage_errors
 from training.config import (
     DEFAULT_EVAL_FREQ,
@@ -46,22 +40,120 @@ from training.config import (
     load_hyperparams,
     parse_kv,
 )
-from training.run_dirs import RunLock, next_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
-from training.validate import (
-    POSITIVE,
-    _defaults,
-    check_device,
-    check_env_kwargs,
-    check_out_dir,
-    check_range,
-    check_value,
-)
+from training.validate import _defaults, check_device, check_env_kwargs, check_out_dir, check_range, check_value
 
-COMMAND = ("python", "training/train_agent.py")
-AGENT_POSITIVE = {"n_steps", "n_epochs", "buffer_size", "train_freq", "gradient_steps", "learning_rate",
-                  "n_timesteps", "eval_episodes"}
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
-DATA = "data.json"  # the run's data as it was when the run started (mmrl_env/data/fingerprint.py)
+# keys of a config section that train_agent.py reads itself; the rest (policy included) go to the agent
+SECTION_KEYS = ("env_kwargs", "n_envs", "n_timesteps", "eval_episodes")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The env the agent trains on, and how many copies of it step together."""
+
+    id: str
+    kwargs: dict[str, Any]
+    n_envs: int = 1
+    vec_env: str = "batched"  # batched: one K-run mmrl vector env; dummy / subproc: K copies in SB3's VecEnvs
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The agent and its training: ``hyperparams`` are its constructor arguments; ``device`` is
+    also the env's unless ``env_kwargs`` names one; ``trained_agent``: the ``-i`` agent continued."""
+
+    algo: str
+    hyperparams: dict[str, Any]
+    seed: int = 0
+    total_timesteps: int = DEFAULT_TIMESTEPS
+    device: str = "auto"
+    trained_agent: str | None = None
+
+    @property
+    def learned(self) -> bool:
+        return self.algo in LEARNED
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The final comparison (``episodes`` held-out seeds, with ``baselines``; ``None``: the
+    method's own) and the periodic one (every ``freq`` env steps, 0 = off)."""
+
+    episodes: int = 3
+    freq: int = 0  # 0 for runs from before periodic evaluations; a new run's default is DEFAULT_EVAL_FREQ
+    periodic_episodes: int = EVAL_EPISODES
+    baselines: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What the run writes besides its results: TensorBoard events and checkpoints."""
+
+    tensorboard_log: str | None = None  # the run's own folder under -tb; None: the run directory
+    log_test: bool = False
+    save_freq: int | None = None
+    keep_checkpoints: int = DEFAULT_KEEP
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one ``train_agent.py`` run (``ray``: ``None`` = in-process envs)."""
+
+    env: EnvConfig
+    agent: AgentConfig
+    evaluation: EvalConfig
+    output: OutputConfig
+    ray: ray_cluster.RaySettings | None = None
+    deterministic: bool = False
+
+    @property
+    def vectorised(self) -> bool:
+        """The agent steps a vector env: K > 1 inner runs, or runs in Ray actors."""
+        return self.env.n_envs > 1 or self.ray is not None
+
+    def with_output(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, output=dataclasses.replace(self.output, **changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat mapping of ``config.yaml`` and of a checkpoint's manifest (keys and order as
+        they have always been: older runs resume, and rl-zoo-like tools can read it)."""
+        env, agent, evaluation, out, ray = self.env, self.agent, self.evaluation, self.output, self.ray
+        return {"env": env.id, "algo": agent.algo, "seed": agent.seed, "total_timesteps": agent.total_timesteps,
+                "device": agent.device, "deterministic": self.deterministic, "eval_episodes": evaluation.episodes,
+                "eval_freq": evaluation.freq, "periodic_eval_episodes": evaluation.periodic_episodes,
+                "baselines": None if evaluation.baselines is None else list(evaluation.baselines),
+                "tensorboard_log": out.tensorboard_log, "log_test": out.log_test,
+                "n_envs": env.n_envs, "vec_env": env.vec_env,
+                "ray": ray.address if ray else None, "ray_workers": ray.workers if ray else None,
+                "trained_agent": agent.trained_agent, "save_freq": out.save_freq,
+                "keep_checkpoints": out.keep_checkpoints, "hyperparams": agent.hyperparams, "env_kwargs": env.kwargs}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """A run's ``config.yaml`` (keys of :data:`REQUIRED` present); a key that older runs do
+        not have takes the value those runs ran with."""
+        baselines = d.get("baselines")
+        return cls(EnvConfig(d["env"], d["env_kwargs"], d.get("n_envs") or 1, d.get("vec_env") or "batched"),
+                   AgentConfig(d["algo"], d["hyperparams"], d["seed"], d["total_timesteps"], d["device"],
+                               d.get("trained_agent")),
+                   EvalConfig(d["eval_episodes"], d.get("eval_freq") or 0,
+                              d.get("periodic_eval_episodes") or EVAL_EPISODES,
+                              None if baselines is None else tuple(baselines)),
+                   OutputConfig(d.get("tensorboard_log"), bool(d.get("log_test")), d.get("save_freq"),
+                                d.get("keep_checkpoints") or DEFAULT_KEEP),
+                   ray_cluster.RaySettings(d["ray"], d.get("ray_workers") or 1) if d.get("ray") else None,
+                   bool(d.get("deterministic")))
+
+
+def load_run_config(path: Path) -> tuple[RunConfig, None] | tuple[None, str]:
+    """A run's config.yaml and None, or None and what is wrong with it (unreadable, empty, settings missing)."""
+    try:
+        raw = read_yaml_file(path, "run config")
+    except (ValueError, yaml.YAMLError) as err:
+        return None, f"{type(err).__name__}: {message_of(err)}"
+    if not isinstance(raw, dict) or any(k not in raw for k in REQUIRED):
+        return None, "it is empty or misses settings" if raw else "it is empty"
+    return RunConfig.from_dict(raw), None
 
 
 def make_env(env_id: str, kwargs: dict[str, Any]) -> gym.Env:
@@ -81,13 +173,13 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any]) -> gym.vect
         raise UsageError(message_of(err)) from err
 
 
-def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int], ray_workers: int | None = None
-              ) -> gym.vector.VectorEnv:
+def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int],
+              ray: ray_cluster.RaySettings | None = None) -> gym.vector.VectorEnv:
     """One vector env with a run per seed, autoreset off (one episode each: ``training.rollout.run_episodes``);
-    its runs in ``ray_workers`` Ray actors when given (``training.ray_cluster.use``'s result)."""
+    its runs in Ray actors with ``ray`` (``training.ray_cluster``)."""
     kwargs = {**kwargs, "autoreset_mode": "Disabled"}
-    if ray_workers:
-        return ray_cluster.make_vec_env(env_id, len(seeds), kwargs, ray_workers)
+    if ray is not None:
+        return ray_cluster.make_vec_env(env_id, len(seeds), kwargs, ray)
     return make_vec_env(env_id, len(seeds), kwargs)
 
 
@@ -133,28 +225,26 @@ def trained_agent_path(spec: str, algo: str) -> Path:
 
 
 def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
-    """Names (against the algorithm's constructor) and number types/ranges of a config section."""
+    """A config section: its names (against the algorithm's constructor), the CLI's own keys
+    (``n_timesteps``, ``eval_episodes``), an agent's number ranges (``agents.factory``, the one
+    home of those, which ``make_agent`` checks too) and the types of the other settings."""
     cls = {**LEARNED, **HEURISTICS}[algo]
     with usage_errors():
         check_algo_kwargs(cls, hp, source)
         if "env_kwargs" in hp and hp["env_kwargs"] is not None and not isinstance(hp["env_kwargs"], dict):
             raise ValueError(f"{source}: env_kwargs={hp['env_kwargs']!r}: expected a mapping, e.g. "
                              "env_kwargs: {epochs: 2}")
-    defaults = _defaults(cls)
-    for key, value in hp.items():
-        if key in ("n_timesteps", "eval_episodes"):
-            defaults_ = (1, "int")
-        elif key in defaults:
-            defaults_ = defaults[key]
-        else:
-            continue
-        if key in AGENT_POSITIVE | POSITIVE and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and value <= 0:
-            raise UsageError(f"{source}: {key}={value!r} must be positive")
-        check_value(key, value, *defaults_, source)
+    for key in ("n_timesteps", "eval_episodes"):
+        if key in hp:
+            check_value(key, hp[key], 1, "int", f"{source}:", positive=True)
+    agent_hp = {k: v for k, v in hp.items() if k not in SECTION_KEYS}
     if algo in LEARNED:
         with usage_errors():
-            check_agent_hyperparams(algo, {k: v for k, v in hp.items() if k != "env_kwargs"}, source)
+            check_agent_hyperparams(algo, agent_hp, source)
+    defaults = _defaults(cls)
+    for key, value in agent_hp.items():
+        if key in defaults and not (algo in LEARNED and key in AGENT_RANGES):
+            check_value(key, value, *defaults[key], f"{source}:")
 
 
 def check_applies(name: str, method: str, what: str) -> None:
@@ -165,15 +255,36 @@ def check_applies(name: str, method: str, what: str) -> None:
         raise UsageError(f"{what} {name!r} does not apply to {method} envs; for {method}: {', '.join(valid)}")
 
 
-def resolve(args: argparse.Namespace) -> dict[str, Any]:
+def resolve(args: argparse.Namespace) -> RunConfig:
     """Every setting of a fresh run from flags and config, all checked (nothing is created)."""
-    env_id, algo = args.env or "DUS-Synthetic", canonical_name(args.algo, algo_names()) or "ppo"
+    env_id, algo = _env_id(args.env), _algo(args.algo)
+    _check_flags(args)
+    section = _section(args, algo, env_id)
+    env = _env_part(args, algo, env_id, section)
+    ray = _ray_part(args, algo, env)
+    output = _output_part(args, env)
+    agent = _agent_part(args, algo, section, env)
+    return RunConfig(env, agent, _evaluation_part(args, section), output, ray, bool(args.deterministic))
+
+
+def _env_id(name: str | None) -> str:
+    env_id = name or "DUS-Synthetic"
     if env_id not in gym.registry:
         raise UsageError(f"unknown env id {env_id!r}{did_you_mean(env_id, mmrl_env.env_ids())}; valid ids: "
                          f"{', '.join(mmrl_env.env_ids())} (each also as <id>-v0)")
+    return env_id
+
+
+def _algo(name: str | None) -> str:
+    algo = canonical_name(name, algo_names()) or "ppo"
     if algo not in algo_names():
         raise UsageError(f"unknown algo {algo!r}{did_you_mean(algo, algo_names())}; valid algos: "
                          f"{', '.join(algo_names())}")
+    return algo
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """The ranges of the number flags, the device and the output folders."""
     check_range("--seed", args.seed, 0)
     check_range("--n-envs", args.n_envs, 1)
     check_range("--periodic-eval-episodes", args.periodic_eval_episodes, 1)
@@ -181,238 +292,82 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     check_range("--eval-episodes", args.eval_episodes, 1)
     check_range("--eval-freq", args.eval_freq, 0, " env steps (0 = off)")
     check_range("--save-freq", args.save_freq, 1, " env steps")
-    check_range("--keep-checkpoints", getattr(args, "keep_checkpoints", None), 1)
+    check_range("--keep-checkpoints", args.keep_checkpoints, 1)
     check_device(args.device or "auto")
     check_out_dir(args.log_folder, "-f/--log-folder")
     check_out_dir(args.tensorboard_log, "-tb/--tensorboard-log")
+
+
+def _section(args: argparse.Namespace, algo: str, env_id: str) -> dict[str, Any]:
+    """The config file's section for the env, with ``--hyperparams`` over it, checked."""
     source = args.config or f"configs/{algo}.yaml"
     with usage_errors():
-        hp = deep_merge(load_hyperparams(algo, env_id, args.config), parse_kv(args.hyperparams or [], "--hyperparams"))
-    check_hyperparams(algo, hp, source + (" / --hyperparams" if args.hyperparams else ""))
+        section = deep_merge(load_hyperparams(algo, env_id, args.config),
+                             parse_kv(args.hyperparams or [], "--hyperparams"))
+    check_hyperparams(algo, section, source + (" / --hyperparams" if args.hyperparams else ""))
+    return section
+
+
+def _env_part(args: argparse.Namespace, algo: str, env_id: str, section: dict[str, Any]) -> EnvConfig:
+    """The env settings (config's ``env_kwargs``, then ``--env-kwargs``; a heuristic's own under
+    them) and the env copies."""
     with usage_errors():
-        env_kwargs = deep_merge(hp.pop("env_kwargs", {}) or {}, parse_kv(args.env_kwargs or []))
-    device = args.device or "auto"
-    env_kwargs.setdefault("device", device)
+        kwargs = deep_merge(section.get("env_kwargs") or {}, parse_kv(args.env_kwargs or []))
+    kwargs.setdefault("device", args.device or "auto")
     if algo in HEURISTICS:  # the env settings the heuristic stands for; the user's keys win
-        env_kwargs = deep_merge(HEURISTICS[algo].env_kwargs, env_kwargs)
-    check_env_kwargs(env_id, env_kwargs)
-    n_envs = args.n_envs if args.n_envs is not None else int(hp.pop("n_envs", 1))
-    hp.pop("n_envs", None)
+        kwargs = deep_merge(HEURISTICS[algo].env_kwargs, kwargs)
+    check_env_kwargs(env_id, kwargs)
+    n_envs = args.n_envs if args.n_envs is not None else int(section.get("n_envs", 1))
     check_range("n_envs", n_envs, 1)
     if n_envs > 1 and algo not in LEARNED:
         raise UsageError(f"--n-envs {n_envs}: a heuristic ({algo}) steps one env; use --n-envs 1")
-    vec = args.vec_env or "batched"
-    address, workers = getattr(args, "ray", None), getattr(args, "ray_workers", None)
-    ray_cluster.check_flags(address, workers)
-    if address is not None:
-        if algo not in LEARNED:
-            raise UsageError(f"--ray: a heuristic ({algo}) steps one in-process env; --ray is for learned agents")
-        if vec != "batched":
-            raise UsageError(f"--ray with --vec-env {vec}: the Ray actors host the batched vector env (drop --vec-env)")
-        workers = workers or 1
-        if n_envs < workers:
-            raise UsageError(f"--n-envs {n_envs} with --ray-workers {workers}: every actor hosts at least one run "
-                             f"(use --n-envs >= {workers})")
-    if n_envs > 1 and args.save_freq and vec != "batched":
-        raise UsageError(f"--save-freq with --vec-env {vec}: checkpoints cover one env or the batched vector env "
-                         "(drop --save-freq, or use --vec-env batched)")
+    return EnvConfig(env_id, kwargs, n_envs, args.vec_env or "batched")
+
+
+def _ray_part(args: argparse.Namespace, algo: str, env: EnvConfig) -> ray_cluster.RaySettings | None:
+    """``--ray``: for a learned agent on the batched vector env, at least one run per actor."""
+    ray = ray_cluster.settings(args.ray, args.ray_workers)
+    if ray is None:
+        return None
+    if algo not in LEARNED:
+        raise UsageError(f"--ray: a heuristic ({algo}) steps one in-process env; --ray is for learned agents")
+    if env.vec_env != "batched":
+        raise UsageError(f"--ray with --vec-env {env.vec_env}: the Ray actors host the batched vector env "
+                         "(drop --vec-env)")
+    if env.n_envs < ray.workers:
+        raise UsageError(f"--n-envs {env.n_envs} with --ray-workers {ray.workers}: every actor hosts at least one "
+                         f"run (use --n-envs >= {ray.workers})")
+    return ray
+
+
+def _output_part(args: argparse.Namespace, env: EnvConfig) -> OutputConfig:
+    if env.n_envs > 1 and args.save_freq and env.vec_env != "batched":
+        raise UsageError(f"--save-freq with --vec-env {env.vec_env}: checkpoints cover one env or the batched "
+                         "vector env (drop --save-freq, or use --vec-env batched)")
+    return OutputConfig(args.tensorboard_log, bool(args.log_test), args.save_freq,
+                        args.keep_checkpoints or DEFAULT_KEEP)
+
+
+def _agent_part(args: argparse.Namespace, algo: str, section: dict[str, Any], env: EnvConfig) -> AgentConfig:
+    """The agent's constructor arguments, its training length (whole rollouts) and the ``-i`` agent."""
     trained = None
     if args.trained_agent:
         if algo not in LEARNED:
             raise UsageError(f"-i/--trained-agent continues a learned agent ({', '.join(LEARNED)}), not {algo}")
         trained = str(trained_agent_path(args.trained_agent, algo))
-    total = args.total_timesteps or int(hp.pop("n_timesteps", DEFAULT_TIMESTEPS))
-    hp.pop("n_timesteps", None)
-    total = whole_rollouts(algo, hp, total, n_envs)
-    eval_episodes = args.eval_episodes or int(hp.pop("eval_episodes", 3))
-    hp.pop("eval_episodes", None)
+    hp = {k: v for k, v in section.items() if k not in SECTION_KEYS}
+    total = args.total_timesteps or int(section.get("n_timesteps", DEFAULT_TIMESTEPS))
+    total = whole_rollouts(algo, hp, total, env.n_envs)
+    seed = 0 if args.seed is None else args.seed
+    return AgentConfig(algo, hp, seed, total, args.device or "auto", trained)
+
+
+def _evaluation_part(args: argparse.Namespace, section: dict[str, Any]) -> EvalConfig:
+    episodes = args.eval_episodes or int(section.get("eval_episodes", 3))
     periodic = EVAL_EPISODES if args.periodic_eval_episodes is None else args.periodic_eval_episodes
-    baselines = [b for b in args.baselines.split(",") if b] if args.baselines else None
-    for name in baselines or []:
+    baselines = tuple(b for b in args.baselines.split(",") if b) if args.baselines else None
+    for name in baselines or ():
         if name not in HEURISTICS:
             raise UsageError(f"unknown baseline {name!r}; heuristics: {', '.join(HEURISTICS)}")
-    eval_freq = DEFAULT_EVAL_FREQ if args.eval_freq is None else args.eval_freq
-    return {"env": env_id, "algo": algo, "seed": 0 if args.seed is None else args.seed, "total_timesteps": total,
-            "device": device, "deterministic": bool(args.deterministic), "eval_episodes": eval_episodes,
-            "eval_freq": eval_freq, "periodic_eval_episodes": periodic, "baselines": baselines,
-            "tensorboard_log": args.tensorboard_log, "log_test": bool(getattr(args, "log_test", False)),
-            "n_envs": n_envs, "vec_env": vec,
-            "ray": address, "ray_workers": workers,
-            "trained_agent": trained, "save_freq": args.save_freq,
-            "keep_checkpoints": getattr(args, "keep_checkpoints", None) or DEFAULT_KEEP,
-            "hyperparams": hp, "env_kwargs": env_kwargs}
-
-
-def try_build(cfg: dict[str, Any], trust: bool = False) -> dict[str, Any]:
-    """Build the env, the agent and the baselines once, as the run will: every setting the
-    checks above cannot judge (data on disk, learner options, SB3's own checks, a ``-i`` agent
-    file whose tensors do not load; with ``trust`` that file is SB3's to read later) fails
-    here, before the run directory exists. The global RNGs are left as they were. Returns the
-    fingerprint of the data the env loaded (no second load for it)."""
-    rng = global_rng_state()
-    env = make_env(cfg["env"], cfg["env_kwargs"])
-    try:
-        data = data_fingerprint(cfg, env.unwrapped.trainer.dataset)
-        if cfg["algo"] in HEURISTICS:
-            check_applies(cfg["algo"], method_of(env), "heuristic")
-        for name in cfg["baselines"] or []:
-            check_applies(name, method_of(env), "baseline")
-        with usage_errors(f"{cfg['algo']} with these hyperparameters: "):
-            try:
-                agent = make_agent(cfg["algo"], env, dict(cfg["hyperparams"]), seed=cfg["seed"],
-                                   device=agent_device(cfg["algo"], cfg["device"]))
-            except AssertionError as err:  # SB3 checks its arguments with assert
-                raise ValueError(str(err)) from err
-        if cfg.get("trained_agent") and not trust:
-            try:
-                load_parameters(agent, Path(cfg["trained_agent"]))
-            except CheckpointError as err:
-                raise UsageError(f"-i {cfg['trained_agent']}: {err}") from err
-    finally:
-        env.close()
-        set_global_rng_state(rng)
-    return data
-
-
-def data_fingerprint(cfg: dict[str, Any], dataset: Any = None) -> dict[str, Any]:
-    """The fingerprint of the data the run's env reads (its dataset and ``dataset_kwargs``;
-    ``dataset``: that data as an env already loaded it)."""
-    with usage_errors():
-        kwargs = translate_data_root(cfg["env_kwargs"]).get("dataset_kwargs") or {}
-        return fingerprint(short_id(cfg["env"]).split("-", 1)[1], kwargs, dataset)
-
-
-def check_data(run_dir: Path, cfg: dict[str, Any], allow_change: bool) -> None:
-    """``--resume``: refuse a run whose data changed since it started (the rest of the run would
-    train on other data than its first part), unless ``allow_change``; then the new data is recorded."""
-    path = run_dir / DATA
-    try:
-        old = read_json_file(path, "data fingerprint")
-    except (OSError, ValueError):
-        print(f"note: {path} is missing or unreadable; cannot tell whether the data changed since the run started")
-        old = None
-    new = data_fingerprint(cfg)
-    found = changes(old, new) if isinstance(old, dict) else []
-    if found and not allow_change:
-        raise UsageError(f"--resume {run_dir}: the data changed since the run started ({'; '.join(found)}); "
-                         "restore it, start a new run, or add --allow-data-change to continue on the new data "
-                         "(its splits must keep their sizes)")
-    if found:
-        print(f"note: the data changed since the run started ({'; '.join(found)}); continuing on the new data "
-              "(--allow-data-change)")
-    if found or old is None:
-        write_json_atomic(path, new)
-
-
-def new_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, Any]]:
-    """Resolve and check the settings of a fresh run, then create its directory (locked for
-    this process) with config.yaml and command.txt. Bad input never creates a directory."""
-    cfg = resolve(args)
-    data = try_build(cfg, trust=bool(getattr(args, "trust_checkpoint", False)))
-    yaml.safe_dump(cfg)  # plain data only: a value YAML cannot hold fails here, before any directory exists
-    made = [next_run_dir(Path(args.log_folder), cfg["algo"], cfg["env"])]
-    try:
-        RunLock(made[0])
-        if cfg["tensorboard_log"]:  # a -tb root shared by runs: each run gets, and locks, its own folder in it
-            made.append(next_run_dir(Path(cfg["tensorboard_log"]), cfg["algo"], cfg["env"]))
-            RunLock(made[1], "writing into it")
-            cfg["tensorboard_log"] = str(made[1])
-        write_text_atomic(made[0] / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-        write_text_atomic(made[0] / "command.txt", shlex.join([*COMMAND, *argv]) + "\n")
-        write_json_atomic(made[0] / DATA, data)
-    except BaseException:
-        for folder in made:
-            remove_run_dir(folder)
-        raise
-    return made[0], cfg
-
-
-# flags that define a run: with --resume they come from the run directory's config.yaml
-RUN_FLAGS = ("seed", "total_timesteps", "config", "hyperparams", "trained_agent", "n_envs", "vec_env", "env_kwargs",
-             "device", "eval_episodes", "baselines", "tensorboard_log", "eval_freq", "periodic_eval_episodes",
-             "deterministic", "ray_workers")
-
-
-def load_run_config(path: Path) -> tuple[dict[str, Any], None] | tuple[None, str]:
-    """A run's config.yaml and None, or None and what is wrong with it (unreadable, empty, settings missing)."""
-    try:
-        cfg = read_yaml_file(path, "run config")
-    except (ValueError, yaml.YAMLError) as err:
-        return None, f"{type(err).__name__}: {message_of(err)}"
-    if not isinstance(cfg, dict) or any(k not in cfg for k in REQUIRED):
-        return None, "it is empty or misses settings" if cfg else "it is empty"
-    return cfg, None
-
-
-def read_config(run_dir: Path, log: Any = print) -> dict[str, Any]:
-    """The run's config.yaml; when it is empty or damaged, the copy in the newest checkpoint
-    (and config.yaml is rewritten from it)."""
-    path = run_dir / "config.yaml"
-    cfg, problem = load_run_config(path)
-    if cfg is not None:
-        return cfg
-    checkpoint = latest_checkpoint(run_dir, log)
-    saved = read_manifest(checkpoint).get("config") if checkpoint else None
-    if not saved:
-        raise UsageError(f"--resume {run_dir}: {path} is damaged ({problem}) and no checkpoint holds a copy; "
-                         "the run cannot be resumed (start a new one)")
-    log(f"{path} is damaged ({problem}); using the copy in {checkpoint} and rewriting it")
-    write_text_atomic(path, yaml.safe_dump(saved, sort_keys=False))
-    return saved
-
-
-def finished(run_dir: Path, log: Any = print) -> bool:
-    """True when results.json holds a final table; a damaged one is reported and redone."""
-    path = run_dir / "results.json"
-    if not path.exists():
-        return False
-    try:
-        return "results" in read_json_file(path, "results file", limits.MAX_RECORD_BYTES)
-    except (OSError, ValueError, TypeError) as err:
-        log(f"{path} is damaged ({type(err).__name__}); the final comparison will be run again")
-        return False
-
-
-def resumed_run(args: argparse.Namespace, argv: list[str]) -> tuple[Path, dict[str, Any]]:
-    """The run directory and settings of ``--resume``, refusing flags that contradict them.
-    Takes the run's lock first; only a resume that will run is added to command.txt."""
-    run_dir = Path(args.resume)
-    if not (run_dir / "config.yaml").is_file():
-        raise UsageError(f"--resume {run_dir}: no config.yaml there; expected a run directory of train_agent.py")
-    check_range("--save-freq", args.save_freq, 1, " env steps")
-    check_range("--keep-checkpoints", getattr(args, "keep_checkpoints", None), 1)
-    given = [f"--{f.replace('_', '-')}" for f in RUN_FLAGS if getattr(args, f) is not None]
-    RunLock(run_dir)
-    cfg = read_config(run_dir)
-    if cfg.get("tensorboard_log"):  # the run's own folder under -tb (see new_run)
-        Path(cfg["tensorboard_log"]).mkdir(parents=True, exist_ok=True)
-        RunLock(Path(cfg["tensorboard_log"]), "resuming this run")
-    for flag, value in (("env", args.env), ("algo", canonical_name(args.algo, algo_names()))):
-        ids = (versioned_id(value), versioned_id(cfg[flag])) if flag == "env" and value else (value, cfg[flag])
-        if value is not None and ids[0] != ids[1]:
-            raise UsageError(f"--resume {run_dir}: that run has --{flag} {cfg[flag]}, not {value}; "
-                             f"drop --{flag} or resume a {value} run")
-    if given:
-        raise UsageError(f"--resume continues the run as configured in {run_dir / 'config.yaml'}; "
-                         f"{', '.join(given)} cannot change it (start a new run instead)")
-    if finished(run_dir):
-        raise UsageError(f"--resume {run_dir}: that run has finished (results.json exists)")
-    check_device(cfg["device"], f"{run_dir / 'config.yaml'}: device")
-    check_data(run_dir, cfg, getattr(args, "allow_data_change", False))
-    address = getattr(args, "ray", None)
-    if address is not None and not cfg.get("ray"):
-        raise UsageError(f"--resume {run_dir}: that run did not use Ray; its checkpoints hold in-process envs "
-                         "(drop --ray)")
-    changed = {k: v for k, v in (("save_freq", args.save_freq),
-                                  ("keep_checkpoints", getattr(args, "keep_checkpoints", None)),
-                                  ("ray", address))  # a Ray run may resume on another cluster
-               if v is not None and v != cfg.get(k)}
-    cfg = {**cfg, "save_freq": cfg.get("save_freq"), "keep_checkpoints": cfg.get("keep_checkpoints") or DEFAULT_KEEP,
-           **changed}
-    if changed:  # how often to checkpoint does not change the outcome: the new value is kept for later resumes
-        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    for stale in remove_stale_temporaries(run_dir):
-        print(f"removed {stale} (a checkpoint whose save was interrupted)")
-    with (run_dir / "command.txt").open("a") as f:
-        f.write(shlex.join([*COMMAND, *argv]) + "\n")
-    return run_dir, cfg
+    freq = DEFAULT_EVAL_FREQ if args.eval_freq is None else args.eval_freq
+    return EvalConfig(episodes, freq, periodic, baselines)

@@ -90,9 +90,9 @@ def check_spaces(spec: str, agent: Any, venv: Any, given: list[str]) -> None:
 
 
 def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str], baseline: str,
-                      ray_workers: int | None = None) -> Evaluation:
+                      ray: ray_cluster.RaySettings | None = None) -> Evaluation:
     """Every policy of ``specs`` on ``seeds`` with the one evaluation (``training.evaluation``);
-    ``ray_workers``: Ray actors per vector env (``ray_cluster.use``'s result), else in process."""
+    in Ray actors with ``ray``, else in process."""
     for spec in specs:
         if ":" not in spec and spec not in HEURISTICS:
             raise UsageError(f"unknown policy {spec!r}{did_you_mean(spec, list(HEURISTICS))}; heuristics: "
@@ -121,7 +121,7 @@ def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[st
         if policy.heuristic is None:
             check_spaces(spec_of[policy.name], agent, venv, args.env_kwargs)
 
-    return evaluate(args.env, rows, seeds, baseline, partial(make_runs, ray_workers=ray_workers), check,
+    return evaluate(args.env, rows, seeds, baseline, partial(make_runs, ray=ray), check,
                     progress=not args.no_progress)
 
 
@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> Path:
     check_out_dir(args.out, "--out")
     seeds = [args.first_seed + i for i in range(args.seeds)]
     names, baseline, note = with_baseline(args)
-    workers = ray_cluster.use(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
+    ray = ray_cluster.settings(args.ray, args.ray_workers, None if args.policies else "--ray applies to --policies")
+    ray_cluster.connect(ray)
     if args.policies and args.select:
         raise UsageError("--select applies to --learners (a policy's episode reports its last epoch)")
     # the output folder is this process's from here on (a second writer is refused, not interleaved);
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace) -> Path:
         out, made = next_run_dir(Path("runs"), "eval", args.env), True
         RunLock(out)
     try:
-        write_results(args, seeds, names, baseline, note, out, workers)
+        write_results(args, seeds, names, baseline, note, out, ray)
     except BaseException:
         if made:
             remove_run_dir(out)
@@ -194,10 +195,11 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def write_results(args: argparse.Namespace, seeds: list[int], names: list[str], baseline: str, note: str | None,
-                  out: Path, ray_workers: int | None = None) -> None:
-    """Run every policy or learner on ``seeds``; write the tables and plots into ``out``."""
+                  out: Path, ray: ray_cluster.RaySettings | None = None) -> None:
+    """Run every policy (in Ray actors with ``ray``) or learner on ``seeds``; write the tables and
+    plots into ``out``."""
     if args.policies:
-        result = evaluate_policies(args, seeds, names, baseline, ray_workers)
+        result = evaluate_policies(args, seeds, names, baseline, ray)
     else:
         result = evaluate_learners(args, seeds, names, baseline)
     # the note comes with the tables: bad input (refused inside evaluate) gets only its error line

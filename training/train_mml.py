@@ -166,23 +166,25 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     return p.parse_args(argv), cfg
 
 
-def main(argv: list[str] | None = None) -> Path | None:
-    a, cfg_file = parse_args(argv)
-    from mmrl_env.determinism import set_deterministic
-    from training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
-
+def preset_elsewhere(a: argparse.Namespace, cfg_file: dict[str, Any]) -> None:
+    """``--print-env-kwargs`` (the env kwargs a preset stands for), or the way to run a preset
+    that drives an env with a policy (not a learner): ``evaluate.py``."""
     if a.print_env_kwargs:
         if not cfg_file:
             raise SystemExit("--print-env-kwargs needs --config")
         print(" ".join(kv_tokens(env_kwargs_of(cfg_file))))
-        return None
-    if "policy" in cfg_file:
-        env_id, policy = cfg_file.get("env", "<env id>"), cfg_file["policy"]
-        raise SystemExit(f"{a.config} drives the {env_id} env with the {policy!r} policy, which train_mml cannot "
-                         f"run; use: python training/evaluate.py --env {env_id} --policies {policy} --env-kwargs "
-                         f"$(python training/train_mml.py --config {a.config} --print-env-kwargs)")
-    if a.deterministic:
-        set_deterministic()
+        return
+    env_id, policy = cfg_file.get("env", "<env id>"), cfg_file["policy"]
+    raise SystemExit(f"{a.config} drives the {env_id} env with the {policy!r} policy, which train_mml cannot "
+                     f"run; use: python training/evaluate.py --env {env_id} --policies {policy} --env-kwargs "
+                     f"$(python training/train_mml.py --config {a.config} --print-env-kwargs)")
+
+
+def resolve_settings(a: argparse.Namespace, cfg_file: dict[str, Any]) -> dict[str, Any]:
+    """The run's settings (config.yaml) from the flags over ``--config``, all checked, the data
+    loaded once: bad input is refused before the run directory exists."""
+    from training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
+
     if a.dataset not in dataset_names():
         raise UsageError(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
     for flag, value in (("--epochs", a.epochs), ("--batch-size", a.batch_size)):
@@ -207,11 +209,24 @@ def main(argv: list[str] | None = None) -> Path | None:
     with usage_errors():
         check_learner(a.learner, learner_kwargs)
         load_dataset(a.dataset, **dataset_kwargs)  # missing or damaged data: said before the run dir exists
+    return {"dataset": a.dataset, "learner": a.learner, "learner_kwargs": learner_kwargs, "epochs": a.epochs,
+            "batch_size": a.batch_size, "seed": a.seed, "seeds": a.seeds, "device": a.device,
+            "dataset_kwargs": dataset_kwargs, "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic),
+            "select": a.select}
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    a, cfg_file = parse_args(argv)
+    if a.print_env_kwargs or "policy" in cfg_file:
+        preset_elsewhere(a, cfg_file)
+        return None
+    if a.deterministic:
+        from mmrl_env.determinism import set_deterministic
+
+        set_deterministic()
+    cfg = resolve_settings(a, cfg_file)
+    learner_kwargs, dataset_kwargs = cfg["learner_kwargs"], cfg["dataset_kwargs"]
     set_threads(a.threads)
-    cfg = {"dataset": a.dataset, "learner": a.learner, "learner_kwargs": learner_kwargs, "epochs": a.epochs,
-           "batch_size": a.batch_size, "seed": a.seed, "seeds": a.seeds, "device": a.device,
-           "dataset_kwargs": dataset_kwargs, "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic),
-           "select": a.select}
     if a.log_dir:  # this process's while it runs; an earlier run's results are not replaced unasked
         run_dir = Path(a.log_dir)
         made = claim_dir(run_dir, "--log-dir", OUTPUTS, a.overwrite)

@@ -70,28 +70,36 @@ def _kind(default: Any, annotation: str) -> str | None:
     return None
 
 
-def check_value(key: str, value: Any, default: Any, annotation: str, where: str) -> None:
-    """Type and range of one setting (``None`` is accepted where the default or annotation allows it)."""
+# kind of setting -> (accepted types, what the message expects); a bool is never taken for a number
+KINDS: dict[str, tuple[tuple[type, ...], str]] = {"bool": ((bool,), "true or false"),
+                                                  "int": ((numbers.Integral,), "an integer"),
+                                                  "float": ((numbers.Real,), "a number")}
+
+
+def check_value(key: str, value: Any, default: Any, annotation: str, where: str, positive: bool = False) -> None:
+    """Type and range of one setting (``None`` is accepted where the default or annotation allows it);
+    ``positive``: it must be > 0 whatever its name (else when its name is in :data:`POSITIVE`)."""
     kind = _kind(default, annotation)
     if kind is None or (value is None and (default is None or "None" in annotation)):
         return
     shown = f"{where} {key}={value!r}"
-    if kind == "bool" and not isinstance(value, bool):
-        raise UsageError(f"{shown}: expected true or false")
-    if kind == "int" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-        raise UsageError(f"{shown}: expected an integer")
-    if kind == "float" and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-        raise UsageError(f"{shown}: expected a number")
-    if kind in ("int", "float"):
-        if not math.isfinite(value):
-            raise UsageError(f"{shown}: not a finite number")
-        leaf = key.rsplit(".", 1)[-1]
-        if leaf in POSITIVE and value <= 0:
-            raise UsageError(f"{shown}: must be positive")
-        if kind == "int" and value < 0:
-            raise UsageError(f"{shown}: must be >= 0")
-        with usage_errors():
-            check_limit(key, value, where)
+    types, expected = KINDS[kind]
+    if not isinstance(value, types) or (kind != "bool" and isinstance(value, bool)):
+        raise UsageError(f"{shown}: expected {expected}")
+    if kind != "bool":
+        _check_number(key, value, kind, where, positive or key.rsplit(".", 1)[-1] in POSITIVE)
+
+
+def _check_number(key: str, value: float, kind: str, where: str, positive: bool) -> None:
+    shown = f"{where} {key}={value!r}"
+    if not math.isfinite(value):
+        raise UsageError(f"{shown}: not a finite number")
+    if positive and value <= 0:
+        raise UsageError(f"{shown}: must be positive")
+    if kind == "int" and value < 0:
+        raise UsageError(f"{shown}: must be >= 0")
+    with usage_errors():
+        check_limit(key, value, where)
 
 
 def _check_section(values: dict[str, Any], defaults: dict[str, tuple[Any, str]], prefix: str, where: str) -> None:
