@@ -25,7 +25,7 @@ import mmrl_env  # noqa: F401 - registers the envs
 from agents import checkpoint
 from mmrl_env.data.npz import load_npz
 from mmrl_env.envs.state import from_safe, save_safe, to_safe
-from mmrl_env.samplers.stream import ShuffledStream
+from mmrl_env.inner_run.stream import ShuffledStream
 from training import train_agent, train_mml
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import yaml
 from agents import report
 from agents.heuristics import HEURISTICS
 from agents.rollout import run_episode
-from mmrl_env.engine.build import build_run_trainer
+from mmrl_env.inner_run.build import build_inner_run
 from training import train_mml
 from training.cli_errors import UsageError
 from training.config import deep_merge, parse_kv
@@ -253,7 +253,7 @@ def test_common_random_numbers_in_learners_mode():
     OGM-GE share the model, so the same weights and generator per seed; MLA has another model but
     draws the same data order."""
     def start(learner: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        trainer = build_run_trainer("Synthetic", {"n_train": 64, "n_val": 16, "n_test": 16}, learner, None, 32, 1,
+        trainer = build_inner_run("Synthetic", {"n_train": 64, "n_val": 16, "n_test": 16}, learner, None, 32, 1,
                                     None, "cpu", 2)
         trainer.reset([10_000, 10_001])  # as run_seeds does
         return trainer.learner.state_dict()["params"], [g.get_state() for g in trainer.generators]
@@ -269,7 +269,7 @@ def test_boosting_draws_the_same_data_order_as_joint():
     from the same generator state (so the same first data order) as joint."""
     gens = {}
     for learner in ("joint", "boosting"):
-        trainer = build_run_trainer("Synthetic", {"n_train": 64, "n_val": 16, "n_test": 16}, learner, None, 32, 1,
+        trainer = build_inner_run("Synthetic", {"n_train": 64, "n_val": 16, "n_test": 16}, learner, None, 32, 1,
                                     None, "cpu", 1)
         trainer.reset([10_000])
         gens[learner] = trainer.generators[0].get_state()

@@ -23,9 +23,9 @@ from agents.heuristics import HEURISTICS
 from agents.report import episode_record
 from agents.rollout import run_episodes
 from mmrl_env.data import load_dataset
-from mmrl_env.engine.build import ENGINES
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
+from mmrl_env.inner_run.build import ENGINES
 from mmrl_env.learners import LEARNERS, check_learner
 from training import ray_cluster, train_mml
 from training.cli_errors import UsageError, did_you_mean, usage_errors

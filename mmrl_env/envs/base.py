@@ -34,8 +34,8 @@ class MultimodalTrainingEnv(gym.Env):
         fraction of the way from chance to certainty for the run's class count C, in [−1, 1]
         (0 before it is first measured), so the observation's scale no longer depends on the
         class count, the input sizes or the dataset (what a policy trained on other data needs).
-    device: ``auto`` (CUDA when it helps; see ``mmrl_env.engine.build``), ``cpu`` or ``cuda[:i]``.
-    engine: ``auto`` | ``batched`` | ``sequential`` (see ``mmrl_env.engine.build``).
+    device: ``auto`` (CUDA when it helps; see ``mmrl_env.inner_run.build``), ``cpu`` or ``cuda[:i]``.
+    engine: ``auto`` | ``batched`` | ``sequential`` (see ``mmrl_env.inner_run.build``).
     threads: torch CPU threads of the inner training (``"auto"``: 1 on a CPU device unless you
         chose a count; an int; 0 = torch's setting untouched; see ``mmrl_env.threads``).
 

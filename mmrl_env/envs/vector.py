@@ -28,12 +28,12 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from mmrl_env.engine.build import build_run_trainer
 from mmrl_env.envs.actions import check_action
 from mmrl_env.envs.control import ActionMap, ControlSpec
 from mmrl_env.envs.layout import ObservationExtra, ObservationLayout
 from mmrl_env.envs.reward import ValidationReward
 from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
+from mmrl_env.inner_run.build import build_inner_run
 from mmrl_env.kwargs import check_mapping, check_names, unknown_kwargs_message
 from mmrl_env.limits import check_limit
 from mmrl_env.metrics import prediction_metrics
@@ -102,7 +102,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         self.threads = check_threads(threads)
         self.num_envs = int(num_envs)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
-        self.trainer = build_run_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs,
+        self.trainer = build_inner_run(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs,
                                          optim, device, self.num_envs, engine)
         self.modalities = self.trainer.dataset.modality_names
         self.obs_extras = tuple(obs_extras)
