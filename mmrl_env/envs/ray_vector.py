@@ -91,11 +91,13 @@ class RunsHost:
     def __init__(self, env_id: str, num_envs: int, env_kwargs: dict[str, Any], threads: int | None) -> None:
         import torch
 
-        import mmrl_env  # registers the ids in this process
+        from mmrl_env.envs.registration import register_envs
+        from mmrl_env.threads import set_default_threads
 
+        register_envs()  # the ids, in this process
         if threads:
             torch.set_num_threads(threads)
-            mmrl_env.set_default_threads(threads)  # the actor's inner training uses them too
+            set_default_threads(threads)  # the actor's inner training uses them too
         self.venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
         # False in a fresh (or restarted) actor until its runs are reset or set: a call queued while
         # Ray restarted the actor then answers None, which the driver treats as the actor's death
