@@ -67,7 +67,7 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
                 assert int(batch.sizes[k, j]) == n
                 torch.testing.assert_close(out.unimodal_logits[j][k, :n], z, rtol=RTOL, atol=1e-9)
         pred, y = tr.predict(tr.dataset.test)
-        assert torch.equal(y, vy)
+        assert torch.equal(y[0], vy[k])  # labels (K, N): run k's row
         torch.testing.assert_close(vpred.fused[k], pred.fused[0], rtol=RTOL, atol=1e-9)
         for j in range(2):
             torch.testing.assert_close(vpred.unimodal[j][k], pred.unimodal[j][0], rtol=RTOL, atol=1e-9)

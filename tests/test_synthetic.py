@@ -33,7 +33,7 @@ def _test_acc(ds, sizes, alpha):
     tr.reset([0])
     tr.train(tr.total_iterations, [sizes])
     pred, y = tr.predict(tr.dataset.test)
-    return accuracy(pred.fused[0], y), [accuracy(z[0], y) for z in pred.unimodal]
+    return accuracy(pred.fused[0], y[0]), [accuracy(z[0], y[0]) for z in pred.unimodal]
 
 
 def test_task_exhibits_modality_imbalance():

@@ -197,13 +197,8 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
 
 def keep_test(trainer: Any, runs: list[SeedRun], which: list[int], epoch: int) -> None:
     """The test metrics and learner info of runs ``which`` now, as their reported model (of ``epoch``)."""
-    from mmrl_env.metrics import prediction_metrics
-
-    names = tuple(trainer.dataset.modality_names)
-    pred, y = trainer.predict(trainer.dataset.test)
-    for k in which:
-        runs[k].test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y[k] if y.dim() == 2 else y,
-                                          names)
+    for k, metrics in zip(which, trainer.evaluate(trainer.dataset.test, which), strict=True):
+        runs[k].test = metrics
         runs[k].learner_info, runs[k].epoch = trainer.run_info(k), epoch
 
 

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from mmrl_env.envs.actions import as_action_array
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 
@@ -78,11 +77,10 @@ class MultimodalTrainingEnv(gym.Env):
         return obs[0], infos[0]
 
     def step(self, action: Any):
-        self.runs._check_open("step")
-        if self.runs._done[0]:  # the vector env's own refusal names run indices; a single run needs none
+        self.runs.check_open("step")
+        if self.runs.ended[0]:  # the vector env's own refusal names run indices; a single run needs none
             raise RuntimeError("this inner training run has ended (terminated=True); call reset() to start another")
-        action = as_action_array(action, self.action_space)  # the flat/scalar forms become the space's shape
-        obs, rewards, terminated, truncated, infos = self.runs.step_runs(action[None])
+        obs, rewards, terminated, truncated, infos = self.runs.step_runs([action])  # checked there, once
         return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
 
     def evaluate(self, split: str = "test") -> dict[str, float]:

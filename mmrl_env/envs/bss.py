@@ -22,7 +22,7 @@ from mmrl_env.samplers.curriculum import CURRICULA, SAMPLINGS, ProportionMap, ma
 MEASURE_MOMENTS = ("start", "warmup")
 
 
-class BSSVectorEnv(MultimodalTrainingVectorEnv):
+class BSSVectorEnv(MultimodalTrainingVectorEnv[ProportionMap]):
     """Balance-aware sequence sampling over K inner runs.
 
     Action per run: Box[−1, 1] of shape (1,), mapped linearly to λ ∈ [λ_min, 1]. Step: ONE
@@ -71,7 +71,9 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
         if self.curriculum_settings["sampling"] not in SAMPLINGS:
             raise ValueError(f"unknown sampling {self.curriculum_settings['sampling']!r}; "
                              f"choose one of {', '.join(SAMPLINGS)}")
-        super().__init__(**kwargs)
+        extras = (ObservationExtra("balance", (0.0, -1.0), (1.0, 1.0)),) if balance_obs else ()
+        super().__init__(lambda m, b: ProportionMap(lambda_min), extras,
+                         {"curriculum": curriculum, "remeasure_every": remeasure_every}, **kwargs)
         self.measure, self.remeasure_every = measure, remeasure_every
         self.balance_obs = balance_obs
         self.measurer = BalanceMeasurer(**{"alpha": 0.2, **(measurer_kwargs or {})})
@@ -83,15 +85,8 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
         self._epochs_done = np.zeros(k, np.int64)
         self._measured = np.zeros(k, np.int64)
         self._subset_info: list[dict[str, Any]] = [{} for _ in range(k)]
-        extras = (ObservationExtra("balance", (0.0, -1.0), (1.0, 1.0)),) if balance_obs else ()
-        self.declare(ProportionMap(lambda_min), extras,
-                     settings={"curriculum": curriculum, "remeasure_every": remeasure_every})
 
     # --- MultimodalTrainingVectorEnv hooks -----------------------------------------------
-    def _neutral_action(self) -> np.ndarray:
-        """λ = 1: the whole training set, i.e. plain joint training."""
-        return np.ones(1, np.float32)
-
     def _progress(self) -> np.ndarray:
         return self._epochs_done / self.epochs
 

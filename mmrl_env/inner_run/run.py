@@ -34,6 +34,7 @@ from mmrl_env.inner_run.settings import InnerRunConfig, resolve_device
 from mmrl_env.inner_run.stream import ShuffledStream
 from mmrl_env.learners import build_learner, check_learner
 from mmrl_env.learners.base import StackedLearner
+from mmrl_env.metrics import prediction_metrics
 from mmrl_env.models.encoders import check_encoder, check_encoder_input
 
 # input values per prediction chunk (64 MB of float32): 1,024 Synthetic samples, 33 CREMA-D clips at 224 px
@@ -60,10 +61,10 @@ class InnerRun:
         if cfg.batch_size > n_train:
             raise ValueError(f"batch_size={cfg.batch_size} is larger than the training split "
                              f"({n_train} samples of {dataset.name}); use batch_size <= {n_train}")
-        # a task family (one task per run, drawn at reset) pads every task to its declared input sizes
-        for j, spec in enumerate(() if getattr(self.dataset.train, "per_run", False) else dataset.modalities):
+        train = self.dataset.run_view(self.dataset.train)
+        for j, spec in enumerate(dataset.modalities):  # a task family pads every task to these sizes
             check_encoder_input(spec.name, spec.encoder, dict(spec.encoder_kwargs),
-                                self.dataset.train.gather(j, torch.arange(1)))
+                                train.gather_runs(j, torch.zeros(1, 1, dtype=torch.long))[0])
         self.iterations_per_epoch = max(1, math.ceil(len(self.dataset.train) / cfg.batch_size))
         self.total_iterations = cfg.epochs * self.iterations_per_epoch
         self.generators = [torch.Generator() for _ in range(num_runs)]
@@ -108,8 +109,7 @@ class InnerRun:
             raise ValueError("the first reset must start every run (runs=None)")
         for run, seed in zip(runs, seeds, strict=True):
             self.generators[run].manual_seed(int(seed))
-        if hasattr(self.dataset, "draw"):  # a task family: each run's task is a function of its seed
-            self.dataset.draw(runs, [int(s) for s in seeds], self.num_runs)
+        self.dataset.draw(runs, [int(s) for s in seeds], self.num_runs)  # a task family: each run's task
         self.learner.reset_runs(runs, [self.generators[r] for r in runs])
         for run, seed in zip(runs, order_seeds if order_seeds is not None else [], strict=False):
             self.generators[run].manual_seed(int(seed))
@@ -130,15 +130,9 @@ class InnerRun:
             idx = torch.zeros(self.num_runs, n, dtype=torch.long)
             for k, w in enumerate(windows):
                 idx[k, : w.numel()] = w
-        split = self.dataset.train
-        if getattr(split, "per_run", False):  # one task per run (mmrl_env.data.tasks)
-            inputs = [split.gather_runs(j, idx) for j in range(self.dataset.num_modalities)]
-            labels = split.gather_run_labels(idx)
-        else:
-            flat = idx.flatten()  # host index: a memory-mapped split reads with it without waiting for the GPU
-            inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
-                      for j in range(self.dataset.num_modalities)]
-            labels = split.gather_labels(flat).view(self.num_runs, n)
+        split = self.dataset.run_view(self.dataset.train)
+        inputs = [split.gather_runs(j, idx, train=True) for j in range(self.dataset.num_modalities)]
+        labels = split.gather_run_labels(idx)
         idx = idx.to(self.device, non_blocking=True)
         # non_blocking: a blocking host-to-device copy waits for the queued GPU work (a sync per step)
         device_sizes = sizes.to(self.device, non_blocking=True)
@@ -212,20 +206,18 @@ class InnerRun:
 
     def predict(self, split: Split, idx: Tensor | None = None, chunk_size: int | None = None
                 ) -> tuple[VectorPrediction, Tensor]:
-        """Every run's predictions on ``split`` (or its subset ``idx``, shared by all runs), in
-        chunks of ``chunk_size`` (default :meth:`eval_chunk`, bounded in input values): (K, N, C)
-        logits and the (N,) labels ((K, N) on a split with one task per run, :mod:`mmrl_env.data.tasks`).
-        A host index (the default) lets a memory-mapped split read without waiting for the GPU."""
+        """Every run's predictions on ``split`` (or its subset ``idx``, the same samples for every
+        run), in chunks of ``chunk_size`` (default :meth:`eval_chunk`, bounded in input values):
+        (K, N, C) logits and the (K, N) labels (row k: run k's; the same row K times unless each run
+        has its own task, :mod:`mmrl_env.data.tasks`). A host index (the default) lets a
+        memory-mapped split read without waiting for the GPU."""
         if idx is None:
             idx = torch.arange(len(split))
-        m, size = self.dataset.num_modalities, chunk_size or self.eval_chunk(split)
-        if getattr(split, "per_run", False):
-            chunks = [self.learner.predict([split.gather_runs(j, part.expand(self.num_runs, -1)) for j in range(m)],
-                      per_run=True) for part in idx.split(size)]
-            labels = split.gather_run_labels(idx.expand(self.num_runs, -1))
-        else:
-            chunks = [self.learner.predict([split.gather(j, part) for j in range(m)]) for part in idx.split(size)]
-            labels = split.gather_labels(idx)
+        m, size, k = self.dataset.num_modalities, chunk_size or self.eval_chunk(split), self.num_runs
+        view = self.dataset.run_view(split)
+        chunks = [self.learner.predict([view.predict_inputs(j, part, k) for j in range(m)], per_run=view.per_run)
+                  for part in idx.split(size)]
+        labels = view.gather_run_labels(idx.expand(k, -1))
         fused = torch.cat([c.fused for c in chunks], dim=1)
         uni = [torch.cat([c.unimodal[j] for c in chunks], dim=1) for j in range(self.dataset.num_modalities)]
         multi = None if chunks[0].multi is None else torch.cat([c.multi for c in chunks], dim=1)
@@ -238,12 +230,20 @@ class InnerRun:
         tens of GB of activations on a CPU; the cap depends on the data only, never on K, so a
         run predicts the same whatever batch it is part of."""
         if self._eval_chunk is None:
-            one = torch.zeros(1, dtype=torch.long)
-            first = ((lambda j: split.gather_runs(j, one.view(1, 1))) if getattr(split, "per_run", False)
-                     else (lambda j: split.gather(j, one)))  # one sample (of one run's task)
-            per_sample = sum(first(j).numel() for j in range(self.dataset.num_modalities))
+            one = torch.zeros(1, 1, dtype=torch.long)  # one sample (of one run's task)
+            view = self.dataset.run_view(split)
+            per_sample = sum(view.gather_runs(j, one).numel() for j in range(self.dataset.num_modalities))
             self._eval_chunk = max(1, min(self.cfg.eval_batch_size, EVAL_CHUNK_ELEMENTS // max(per_sample, 1)))
         return self._eval_chunk
+
+    def evaluate(self, split: Split, runs: Sequence[int]) -> list[dict[str, float]]:
+        """Full metrics (acc, macro-F1, mAP; fused and per modality) of the current models of
+        ``runs`` on ``split``, one dict per run: one batched prediction for every run."""
+        if not runs:
+            return []
+        pred, y = self.predict(split)
+        names = self.dataset.modality_names
+        return [prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y[k], names) for k in runs]
 
     def run_info(self, run: int) -> dict[str, Any]:
         """Learner-specific quantities of one run (classifier counts, ω, OGM coefficients; {} for joint)."""
@@ -257,8 +257,9 @@ class InnerRun:
         state = {"started": True, "learner": self.learner.state_dict(),
                  "streams": [s.state_dict() for s in self.streams], "iteration": self.iteration.clone(),
                  "generators": [g.get_state() for g in self.generators]}
-        if hasattr(self.dataset, "draw"):  # a task family: the seed each slot's task was drawn from
-            state["task_seeds"] = list(self.dataset.run_seeds)
+        task_seeds = self.dataset.task_seeds()  # a task family: the seed each slot's task was drawn from
+        if task_seeds is not None:
+            state["task_seeds"] = task_seeds
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -101,5 +101,4 @@ class BalanceMeasurer:
                 pred, labels = trainer.predict(trainer.dataset.train, chunk_size=trainer.cfg.batch_size)
         else:
             pred, labels = trainer.predict(trainer.dataset.train)
-        return [measure_prediction(pred, labels[k] if labels.dim() == 2 else labels, k, self.alpha)
-                for k in range(trainer.num_runs)]
+        return [measure_prediction(pred, labels[k], k, self.alpha) for k in range(trainer.num_runs)]

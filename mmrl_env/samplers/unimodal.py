@@ -45,6 +45,12 @@ class QuantityMap:
         """Shape of the action (one entry per modality)."""
         return (self.num_modalities,)
 
+    @property
+    def neutral(self) -> np.ndarray:
+        """The action before any is taken (the observation's first ``prev_action``): all zeros,
+        i.e. n_j = B for every modality under the fixed budget."""
+        return np.zeros(self.num_modalities, np.float32)
+
     def quantities(self, action: np.ndarray) -> list[int]:
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
         if self.mode == "free":
