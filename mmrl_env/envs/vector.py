@@ -25,13 +25,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from mmrl_env.engine.batch import VectorBatch, VectorStepOutput
 from mmrl_env.envs.actions import check_action
 from mmrl_env.envs.control import ActionMap, ControlSpec
+from mmrl_env.envs.episodes import Episodes
 from mmrl_env.envs.layout import ObservationExtra, env_layout
 from mmrl_env.envs.reward import ValidationReward
 from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
@@ -107,19 +107,12 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         self.single_observation_space = gym.spaces.Box(*self.layout.bounds(), dtype=np.float32)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        # each run's episode: its env generator, validation scores (None until reset: step()
-        # refuses to run before it), previous action, whether it ended, and clip counter
-        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
-        self._val: dict[str, np.ndarray] | None = None
-        self._prev_action = np.tile(self.action_map.neutral, (self.num_envs, 1))
-        self._done = np.zeros(self.num_envs, bool)
-        self._needs_reset = np.zeros(self.num_envs, bool)  # NEXT_STEP: reset on the coming step
-        self._clipped = np.zeros(self.num_envs, np.int64)
+        self.episodes = Episodes(self.num_envs, self.action_map.neutral)
 
     @property
     def ended(self) -> np.ndarray:
         """(K,) bool: the runs whose episode has ended (terminated) and that were not reset since."""
-        return self._done.copy()
+        return self.episodes.done.copy()
 
     # --- subclass hooks (called while stepping, never from the constructor) --------------
     @abstractmethod
@@ -145,7 +138,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         """Run ``run``'s values of the declared observation extras; subclasses add theirs."""
         if "val_acc" not in self.obs_extras:
             return {}
-        val = self._scores()
+        val = self.episodes.scores
         acc = np.array([val["acc"][run], *(val[f"acc_{n}"][run] for n in self.modalities)])
         if self.obs_norm == "chance":
             acc = chance_normalised(acc[None], self.trainer.dataset.classes_of_runs(self.num_envs)[[run]])[0]
@@ -162,30 +155,15 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         """Reset ``runs`` (default: all); observations of all runs and one info dict per run
         (empty for runs not reset)."""
         runs, seeds = self._reset_args(seed, runs)
-        self.trainer.reset([self._inner_seed(run, s) for run, s in zip(runs, seeds, strict=True)], runs)
+        self.trainer.reset([self.episodes.inner_seed(run, s) for run, s in zip(runs, seeds, strict=True)], runs)
         self.monitor.reset(runs)
         self._on_reset(runs)
-        self._prev_action[runs] = self.action_map.neutral
-        val = self.reward.measure(self.trainer)
-        if self._val is None:
-            self._val = val
-        for key, values in val.items():
-            self._val[key][runs] = values[runs]
-        self._done[runs], self._needs_reset[runs], self._clipped[runs] = False, False, 0
+        self.episodes.start(runs, self.reward.measure(self.trainer))
         s_hat = self.monitor.s_hat.cpu().numpy()  # one device read for every run's observation and info
         infos: Infos = [{} for _ in range(self.num_envs)]
         for run in runs:
             infos[run] = self._info(run, s_hat[run], self._method_info(run))
         return self._observations(s_hat), infos
-
-    def _inner_seed(self, run: int, seed: int | None) -> int:
-        """The inner run's seed, drawn from run ``run``'s env generator (re-seeded by ``seed``;
-        created from fresh entropy the first time when there is none)."""
-        rng = self._rngs[run]
-        if seed is not None or rng is None:
-            rng, _ = seeding.np_random(seed)
-            self._rngs[run] = rng
-        return int(rng.integers(0, 2**31 - 1))
 
     @scoped_threads
     def step_runs(self, actions: Any, active: np.ndarray | None = None,
@@ -197,16 +175,16 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         reward 0, not terminated, an empty info, their observation unchanged, their action
         ignored — so that, with autoreset disabled, the runs still going can finish after some
         have ended (an ended run's episode is over; it is never fed another action)."""
-        val = self._scores()
+        ep, val = self.episodes, self.episodes.scores
         actions, active = self._step_args(actions, active)
-        if self.autoreset_mode == AutoresetMode.DISABLED and (self._done & active).any():
-            ended = np.flatnonzero(self._done & active).tolist()
+        if self.autoreset_mode == AutoresetMode.DISABLED and (ep.done & active).any():
+            ended = np.flatnonzero(ep.done & active).tolist()
             raise RuntimeError(f"inner run(s) {ended} have ended (terminated=True); reset them before stepping, "
                                "let them rest (step_runs(actions, active=mask)) or use autoreset_mode='SameStep'")
-        stepping = ~self._needs_reset & active
+        stepping = ~ep.needs_reset & active
         checked, clipped = self._checked_actions(actions, stepping)
         losses, method_infos = self._advance(checked, stepping)
-        self._prev_action[stepping] = checked.reshape(self.num_envs, -1)[stepping]
+        ep.prev_action[stepping] = checked.reshape(self.num_envs, -1)[stepping]
         loss = losses.detach().float().cpu().numpy()
         diverged = stepping & ~np.isfinite(loss)
         cur = self.reward.measure(self.trainer)
@@ -216,13 +194,13 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         for key in val:
             val[key][trained] = cur[key][trained]
         terminated = stepping & (diverged | finished)
-        self._done |= terminated
+        ep.done |= terminated
         s_hat = self.monitor.s_hat.cpu().numpy()
         infos: Infos = [{} for _ in range(self.num_envs)]
         for k in np.flatnonzero(stepping):
             infos[k] = self._info(k, s_hat[k], method_infos[k], train_loss=float(loss[k]),
                                   diverged=bool(diverged[k]), clipped=int(clipped[k]),
-                                  clipped_episode=int(self._clipped[k]))
+                                  clipped_episode=int(ep.clipped[k]))
         finished_runs = np.flatnonzero(terminated & ~diverged).tolist()
         for k, metrics in zip(finished_runs, self.evaluate_runs("test", finished_runs), strict=True):
             infos[k]["test"] = metrics
@@ -236,13 +214,13 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         clipped = np.zeros(self.num_envs, np.int64)
         for k in np.flatnonzero(stepping):
             checked[k], clipped[k] = check_action(actions[k], self.single_action_space)
-        self._clipped += clipped
+        self.episodes.clipped += clipped
         return checked, clipped
 
     def _autoreset(self, obs: np.ndarray, infos: Infos, terminated: np.ndarray,
                    active: np.ndarray) -> tuple[np.ndarray, Infos]:
         """Observations and infos after this step's resets, as ``autoreset_mode`` has them."""
-        resetting = np.flatnonzero(self._needs_reset & active).tolist()
+        resetting = np.flatnonzero(self.episodes.needs_reset & active).tolist()
         if resetting:  # NEXT_STEP: runs that ended last step start now, with reward 0
             obs, reset_infos = self.reset_runs(runs=resetting)
             for k in resetting:
@@ -254,7 +232,8 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
             for k in ended:
                 infos[k] = {**reset_infos[k], "final_obs": final_obs[k], "final_info": infos[k]}
         elif self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._needs_reset = terminated | (self._needs_reset & ~active)  # a resting run resets when it next steps
+            ep = self.episodes  # a resting run resets when it next steps
+            ep.needs_reset = terminated | (ep.needs_reset & ~active)
         return obs, infos
 
     @scoped_threads
@@ -273,18 +252,13 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
             s_hat = chance_normalised(s_hat, self.trainer.dataset.classes_of_runs(self.num_envs),
                                       self.monitor.seen.cpu().numpy())
         progress = self._progress()
-        return np.stack([self.layout.assemble(s_hat[k], progress[k], self._prev_action[k], self._extra_values(k))
+        prev = self.episodes.prev_action
+        return np.stack([self.layout.assemble(s_hat[k], progress[k], prev[k], self._extra_values(k))
                          for k in range(self.num_envs)])
-
-    def _scores(self) -> dict[str, np.ndarray]:
-        """Each run's validation scores at its last step (what the next reward is a gain over)."""
-        if self._val is None:
-            raise RuntimeError("call reset() before step(): no inner training run has started")
-        return self._val
 
     def _info(self, run: int, s_hat: np.ndarray, method_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
         """What a person inspects about run ``run`` (``s_hat``: its (M,) cumulative scores)."""
-        val = self._scores()
+        val = self.episodes.scores
         return {
             "iteration": int(self.trainer.iteration[run]),
             "epoch": int(self.trainer.epoch[run]),
@@ -302,15 +276,8 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         """Everything that decides the rest of every run's episode and later episodes (tensors,
         numbers, strings and lists only): the trainer, the CMD, reward baselines, per-run env
         generators and counters. Subclasses extend it with ``{**super().get_state(), ...}``."""
-        return copy.deepcopy({
-            "identity": self._identity(),
-            "rngs": [None if r is None else r.bit_generator.state for r in self._rngs],
-            "trainer": self.trainer.state_dict(),
-            "monitor": self.monitor.state_dict(),
-            "prev_action": torch.from_numpy(self._prev_action.copy()),
-            "val": None if self._val is None else {k: torch.from_numpy(v.copy()) for k, v in self._val.items()},
-            "done": self._done.tolist(), "needs_reset": self._needs_reset.tolist(), "clipped": self._clipped.tolist(),
-        })
+        return copy.deepcopy({"identity": self._identity(), "trainer": self.trainer.state_dict(),
+                              "monitor": self.monitor.state_dict(), **self.episodes.state_dict()})
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from ``get_state()``'s snapshot; refuses one taken on a different env."""
@@ -320,20 +287,9 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
                              for k in {**saved, **mine} if saved.get(k) != mine.get(k))
             raise ValueError(f"this state was saved by a different env ({diff})")
         state = copy.deepcopy(state)
-        self._rngs = []
-        for r in state["rngs"]:
-            rng = None
-            if r is not None:
-                rng = np.random.Generator(getattr(np.random, r["bit_generator"])())
-                rng.bit_generator.state = r
-            self._rngs.append(rng)
+        self.episodes.load_state_dict(state)
         self.trainer.load_state_dict(state["trainer"])
         self.monitor.load_state_dict(state["monitor"])
-        self._prev_action = state["prev_action"].numpy().copy()
-        self._val = None if state["val"] is None else {k: v.numpy().copy() for k, v in state["val"].items()}
-        self._done = np.array(state["done"], bool)
-        self._needs_reset = np.array(state["needs_reset"], bool)
-        self._clipped = np.array(state["clipped"], np.int64)
 
     def _identity(self) -> dict[str, Any]:
         """What must match for a state to fit this env: class, data, learner, spaces, K."""
