@@ -88,7 +88,8 @@ class TaskFamilyDataset(MultimodalDataset):
             self._allocate(num_runs)
         for run, seed in zip(runs, seeds, strict=True):
             task = self.make_task(int(seed))
-            for split, (inputs, labels) in zip((self.train, self.val, self.test), task.splits, strict=True):
+            splits = [self.run_view(s) for s in (self.train, self.val, self.test)]
+            for split, (inputs, labels) in zip(splits, task.splits, strict=True):
                 for j, x in enumerate(inputs):
                     split.inputs[j][run] = torch.from_numpy(x).to(split.inputs[j].device)
                 split.labels[run] = torch.from_numpy(labels).to(split.labels.device)

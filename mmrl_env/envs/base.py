@@ -9,6 +9,7 @@ run and no autoreset, so ``gym.make("DUS-…")`` and ``gym.make_vec(...)`` share
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -44,7 +45,9 @@ class MultimodalTrainingEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
-    vector_class: ClassVar[type[MultimodalTrainingVectorEnv]]
+    method: ClassVar[str]
+    vector_class: ClassVar[type[MultimodalTrainingVectorEnv[Any]]]
+    runs: MultimodalTrainingVectorEnv[Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -52,7 +55,9 @@ class MultimodalTrainingEnv(gym.Env):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        self.runs = self.vector_class(num_envs=1, autoreset_mode="Disabled", **kwargs)
+        # the method's vector env takes keyword arguments alone (its action map is its own)
+        make_runs: Callable[..., MultimodalTrainingVectorEnv[Any]] = self.vector_class
+        self.runs = make_runs(num_envs=1, autoreset_mode="Disabled", **kwargs)
         self.action_space = self.runs.single_action_space
         self.observation_space = self.runs.single_observation_space
         self.control = self.runs.control

@@ -113,8 +113,9 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv[ProportionMap]):
                   for k in range(self.num_envs)]
         loss = self.trainer.train_epoch(orders, hooks=(self._observe_batch,))
         self._epochs_done[stepping] += 1
-        for k in np.flatnonzero(stepping):  # scored by the measurement that chose the sequence
-            self._subset_info[k] = self._describe(k, orders[k], proportions[k])
+        for k, order in enumerate(orders):  # scored by the measurement that chose the sequence
+            if order is not None:
+                self._subset_info[k] = self._describe(k, order, proportions[k])
         due = stepping & ~self._finished()  # a score after the last epoch would go unused
         if self.remeasure_every is None:
             due[:] = False
@@ -127,7 +128,7 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv[ProportionMap]):
     def _extra_values(self, run: int) -> dict[str, np.ndarray]:
         values = super()._extra_values(run)
         if self.balance_obs:
-            sim = float(self.measurements[run].similarity.mean().item())
+            sim = float(self._measurement(run).similarity.mean().item())
             values["balance"] = np.array([sim, self._subset_info[run]["balance"]["score"]], np.float32)
         return values
 
@@ -173,13 +174,21 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv[ProportionMap]):
     def _describe(self, run: int, order: torch.Tensor, proportion: float) -> dict[str, Any]:
         """What a person inspects about an epoch's sequence (means of its raw measures)."""
         return {"lambda": proportion, "subset_size": int(order.numel()), "subset_unique": int(order.unique().numel()),
-                "balance": self.measurements[run].subset_means(order)}
+                "balance": self._measurement(run).subset_means(order)}
+
+    def _measurement(self, run: int) -> BalanceMeasurement:
+        """Run ``run``'s last measurement (every reset measures, so a started run has one)."""
+        measurement = self.measurements[run]
+        if measurement is None:
+            raise RuntimeError(f"run {run} has not been measured: call reset() first")
+        return measurement
 
 
 class BSSEnv(MultimodalTrainingEnv):
     """One BSS inner run: the K = 1 view of :class:`BSSVectorEnv` (same kwargs, minus K)."""
 
     vector_class = BSSVectorEnv
+    runs: BSSVectorEnv
 
     @property
     def measurement(self) -> BalanceMeasurement | None:

@@ -62,3 +62,4 @@ class DUSEnv(MultimodalTrainingEnv):
     """One DUS inner run: the K = 1 view of :class:`DUSVectorEnv` (same kwargs, minus K)."""
 
     vector_class = DUSVectorEnv
+    runs: DUSVectorEnv

@@ -40,7 +40,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -48,6 +48,9 @@ from gymnasium.vector import AutoresetMode
 
 from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
 from mmrl_env.extras import require
+
+if TYPE_CHECKING:
+    from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 log = logging.getLogger(__name__)
 FAULT_KEY = "actor_restarted"
@@ -98,7 +101,8 @@ class RunsHost:
         if threads:
             torch.set_num_threads(threads)
             set_default_threads(threads)  # the actor's inner training uses them too
-        self.venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        self.venv = cast("MultimodalTrainingVectorEnv[Any]", venv)  # what an mmrl id's vector entry point makes
         # False in a fresh (or restarted) actor until its runs are reset or set: a call queued while
         # Ray restarted the actor then answers None, which the driver treats as the actor's death
         self.ready = False
@@ -116,7 +120,7 @@ class RunsHost:
         self.ready = True
         return out
 
-    def step_runs(self, actions: np.ndarray, active: np.ndarray) -> tuple[Any, ...] | None:
+    def step_runs(self, actions: Any, active: np.ndarray) -> tuple[Any, ...] | None:
         return self.venv.step_runs(actions, active=active) if self.ready else None
 
     def evaluate_runs(self, split: str, runs: list[int]) -> list[dict[str, float]]:
@@ -182,7 +186,7 @@ class RayVectorEnv(PerRunVectorEnv):
         self.restart_timeout = float(restart_timeout)
         self._errors = (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError)
         self._recovery_rng = np.random.default_rng()
-        self._obs = np.zeros(self.observation_space.shape, self.single_observation_space.dtype)
+        self._obs = np.zeros((self.num_envs, *self.single_observation_space.shape), self.single_observation_space.dtype)
         self._last_infos: Infos = [{} for _ in range(self.num_envs)]
         self._pending: list[tuple[np.ndarray, dict[str, Any]] | None] = [None] * self.num_envs  # NEXT_STEP
         self._ended = np.zeros(self.num_envs, bool)  # DISABLED: truncated by a fault, to be reset by the caller
@@ -250,7 +254,7 @@ class RayVectorEnv(PerRunVectorEnv):
                     self._pending[i], self._ended[i] = None, False
         return self._obs.copy(), infos
 
-    def step_runs(self, actions: np.ndarray, active: np.ndarray | None = None,
+    def step_runs(self, actions: Any, active: np.ndarray | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Infos]:
         """As ``MultimodalTrainingVectorEnv.step_runs``: one remote call per actor with its block
         of actions; runs of a dead actor come back truncated (module docstring)."""
@@ -274,9 +278,10 @@ class RayVectorEnv(PerRunVectorEnv):
             block = self._block(a)
             obs[block], rewards[block], terminated[block], truncated[block] = o, r, te, tr
             infos[block] = actor_infos
-        for i in np.flatnonzero(active & pending):  # NEXT_STEP after a fault: the new run starts now
-            obs[i], infos[i] = self._pending[i]
-            self._pending[i] = None
+        for i, waiting in enumerate(self._pending):  # NEXT_STEP after a fault: the new run starts now
+            if waiting is not None and active[i]:
+                obs[i], infos[i] = waiting
+                self._pending[i] = None
         for a, err in failed.items():
             self._recover(a, err, obs, truncated, infos)
         for i, info in enumerate(infos):

@@ -12,6 +12,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
@@ -20,6 +21,9 @@ Infos = list[dict[str, Any]]
 
 class PerRunVectorEnv(VectorEnv):
     """A ``VectorEnv`` whose ``reset``/``step`` are ``reset_runs``/``step_runs`` over all runs."""
+
+    single_observation_space: gym.spaces.Box
+    single_action_space: gym.spaces.Box
 
     @abstractmethod
     def reset_runs(self, seed: int | Sequence[int | None] | None = None,

@@ -197,7 +197,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         ep.done |= terminated
         s_hat = self.monitor.s_hat.cpu().numpy()
         infos: Infos = [{} for _ in range(self.num_envs)]
-        for k in np.flatnonzero(stepping):
+        for k in np.flatnonzero(stepping).tolist():
             infos[k] = self._info(k, s_hat[k], method_infos[k], train_loss=float(loss[k]),
                                   diverged=bool(diverged[k]), clipped=int(clipped[k]),
                                   clipped_episode=int(ep.clipped[k]))
@@ -212,7 +212,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         resting runs': the neutral action), and how many entries of each needed clipping."""
         checked = np.tile(self.action_map.neutral, (self.num_envs, 1)).reshape(self.action_space.shape)
         clipped = np.zeros(self.num_envs, np.int64)
-        for k in np.flatnonzero(stepping):
+        for k in np.flatnonzero(stepping).tolist():
             checked[k], clipped[k] = check_action(actions[k], self.single_action_space)
         self.episodes.clipped += clipped
         return checked, clipped

@@ -220,7 +220,8 @@ class InnerRun:
         labels = view.gather_run_labels(idx.expand(k, -1))
         fused = torch.cat([c.fused for c in chunks], dim=1)
         uni = [torch.cat([c.unimodal[j] for c in chunks], dim=1) for j in range(self.dataset.num_modalities)]
-        multi = None if chunks[0].multi is None else torch.cat([c.multi for c in chunks], dim=1)
+        heads = [c.multi for c in chunks if c.multi is not None]  # a fusion head's logits: every chunk or none
+        multi = torch.cat(heads, dim=1) if heads else None
         return VectorPrediction(fused, uni, multi), labels
 
     def eval_chunk(self, split: Split) -> int:
