@@ -1,6 +1,6 @@
 """Datasets whose runs train on *different* tasks: a task family (one task per inner run).
 
-A :class:`TaskFamilyDataset` holds one task per run slot of a K-run trainer, as (K, N, ...)
+A :class:`TaskFamilyDataset` holds one task per run slot of a K-run inner run, as (K, N, ...)
 tensors: every run's split has the same length N and every modality the same (padded) input
 size, so the K runs still train as one batched engine step; only the data differ. The
 trainer asks the family for a fresh task whenever it starts a run (``draw``): the task is a

@@ -64,7 +64,7 @@ class MultimodalTrainingEnv(gym.Env):
 
     @property
     def trainer(self) -> Any:
-        """The inner trainer (K = 1), for inspection."""
+        """The inner run (an :class:`~mmrl_env.inner_run.run.InnerRun` of K = 1), for inspection."""
         return self.runs.trainer
 
     @property
