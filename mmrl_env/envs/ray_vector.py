@@ -278,10 +278,7 @@ class RayVectorEnv(PerRunVectorEnv):
             block = self._block(a)
             obs[block], rewards[block], terminated[block], truncated[block] = o, r, te, tr
             infos[block] = actor_infos
-        for i, waiting in enumerate(self._pending):  # NEXT_STEP after a fault: the new run starts now
-            if waiting is not None and active[i]:
-                obs[i], infos[i] = waiting
-                self._pending[i] = None
+        self._start_pending(active, obs, infos)
         for a, err in failed.items():
             self._recover(a, err, obs, truncated, infos)
         for i, info in enumerate(infos):
@@ -373,6 +370,13 @@ class RayVectorEnv(PerRunVectorEnv):
                     self._pending[i] = (new_obs[k], new_infos[k])
                 else:
                     self._ended[i] = True
+
+    def _start_pending(self, active: np.ndarray, obs: np.ndarray, infos: Infos) -> None:
+        """``NEXT_STEP`` after a fault: the active runs whose new run waits start it now (reward 0)."""
+        for i, waiting in enumerate(self._pending):
+            if waiting is not None and active[i]:
+                obs[i], infos[i] = waiting
+                self._pending[i] = None
 
     def _remember(self, i: int, info: dict[str, Any]) -> None:
         """Env ``i``'s newest info (what a fault reports as the ended episode's last info)."""
