@@ -50,7 +50,7 @@ class InnerRun:
                  device: str | torch.device = "auto", vectorize: bool = True) -> None:
         if num_runs < 1:
             raise ValueError(f"num_runs must be at least 1, got {num_runs}")
-        # fail at construction, not at the first reset; old kwarg names warn once, here
+        # an unknown learner or learner kwarg fails here, at construction, naming the valid ones
         cfg = replace(cfg, learner_kwargs=check_learner(cfg.learner, cfg.learner_kwargs))
         for spec in dataset.modalities:  # missing pretrained weights fail here, before any run starts
             check_encoder(spec.encoder, **spec.encoder_kwargs)
