@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from agents.factory import LEARNED, make_agent
-from mmrl_env.engine import VectorTrainer
 from mmrl_env.envs.control import control_of  # noqa: F401
+from mmrl_env.inner_run import InnerRun
 from mmrl_env.metrics import accuracy
 from training.rollout import run_episode
 
@@ -30,7 +30,7 @@ def alone_accuracy(env: gym.Env, modality: int, seed: int) -> float:
     one-run trainer with the env's data and settings."""
     env_trainer = env.unwrapped.trainer
     cfg = replace(env_trainer.cfg, learner_kwargs={**env_trainer.cfg.learner_kwargs, "alpha": 1.0})
-    tr = VectorTrainer(env_trainer.dataset, cfg, 1, env_trainer.device, vectorize=env_trainer.vectorize)
+    tr = InnerRun(env_trainer.dataset, cfg, 1, env_trainer.device, vectorize=env_trainer.vectorize)
     tr.reset([seed])
     sizes = [[tr.cfg.batch_size if j == modality else 0 for j in range(tr.dataset.num_modalities)]]
     tr.train(tr.total_iterations, sizes)

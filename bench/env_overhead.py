@@ -1,7 +1,7 @@
 """Overhead of the environment over a plain training loop, as a ratio measured in one run.
 
 Both sides run the same inner training (DUS-Synthetic defaults: 8 epochs × 32 iterations,
-B = 64, n_j = B): the plain loop drives the env's own inner trainer (``VectorTrainer`` with one
+B = 64, n_j = B): the plain loop drives the env's own inner trainer (``InnerRun`` with one
 run) directly — ``train`` one epoch at a time plus one validation pass per epoch and a final test
 evaluation (what an ordinary training script does); the env side is a whole episode through
 ``env.step`` (monitor updates every iteration, a validation pass every step, observation,

@@ -1,6 +1,6 @@
 """Peak RSS of one prediction pass over a CREMA-D cache at 224 px (ResNet18 ×2, one run, one
 thread), with all clips in one chunk (``1024``, the old behaviour for any split up to 1,024
-clips) or with the size-capped chunk (``auto``: ``VectorTrainer.eval_chunk``). One process per
+clips) or with the size-capped chunk (``auto``: ``InnerRun.eval_chunk``). One process per
 setting; make a cache first (e.g. ``bench/cache_memory.py``'s fixture, or
 ``python -m mmrl_env.data.prepare cremad --raw RAW --out CACHE --splits SPLITS``).
 
@@ -17,14 +17,14 @@ import time
 import torch
 
 from mmrl_env.data.cremad import load_cremad
-from mmrl_env.engine.trainer import VectorTrainer
-from mmrl_env.run_settings import TrainerConfig
+from mmrl_env.inner_run.run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 
 
 def main(root: str, chunk: str) -> None:
     torch.set_num_threads(1)
     data = load_cremad(root=root)
-    trainer = VectorTrainer(data, TrainerConfig(), num_runs=1, device="cpu")
+    trainer = InnerRun(data, InnerRunConfig(), num_runs=1, device="cpu")
     trainer.reset([0])
     if chunk != "auto":
         trainer._eval_chunk = int(chunk)
@@ -39,6 +39,6 @@ def main(root: str, chunk: str) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", help="a prepared CREMA-D cache")
-    p.add_argument("chunk", help="samples per chunk, or auto (VectorTrainer.eval_chunk)")
+    p.add_argument("chunk", help="samples per chunk, or auto (InnerRun.eval_chunk)")
     a = p.parse_args()
     main(a.root, a.chunk)

@@ -6,13 +6,13 @@ on ``DUS-CremaD`` (``resident=True``, joint learner, ResNet18 ×2; bf16 autocast
 engine keeps the contiguous memory format, see ``mmrl_env.engine.stack``) measures (issue 13):
 
 1. **env step**: ``env.step`` (½ epoch of updates, the CMD, a validation pass) — samples/s;
-2. **plain trainer loop**: the env's inner trainer (``VectorTrainer``, one run) ``train`` alone;
+2. **plain trainer loop**: the env's inner trainer (``InnerRun``, one run) ``train`` alone;
 3. **bare train_step**: ``learner.train_step`` on batches already made and on the device;
 4. **reference pipeline**: a ``DataLoader`` whose workers decode wav + jpg per item
    (``build_cache.process_clip``) and augment on the CPU (torchvision per clip), then the same
    ``train_step``;
 
-and also ``VectorTrainer.make_batch`` vs ``train_step`` time, the validation pass, the train-batch video
+and also ``InnerRun.make_batch`` vs ``train_step`` time, the validation pass, the train-batch video
 augmentation old (per-clip torchvision loop, as before issue 13) vs new
 (``mmrl_env.data.augment``, ``auto`` and ``batched``), and the pixel difference of the batched
 crop against torchvision's on a fixed box. Prints a Markdown report (and writes ``--out``).
@@ -51,7 +51,7 @@ from mmrl_env.data.cached_split import IMAGENET_MEAN, IMAGENET_STD, FramesView
 from mmrl_env.data.cremad import CREMAD, EMOTIONS
 from mmrl_env.data.fixtures import write_cremad, write_split_csvs
 from mmrl_env.engine.batch import VectorBatch, prefix_masks
-from mmrl_env.run_settings import resolve_device
+from mmrl_env.inner_run.settings import resolve_device
 
 
 def build_fixture(root: Path, clips: int, size: int, workers: int) -> tuple[Path, Path, float]:
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> str:
         "| path | samples/s | ratio to bare train_step |",
         "|---|---|---|",
         f"| env step (updates + CMD + validation of {n_val}) | {env_rate:,.1f} | {env_rate / bare_rate:.2f} |",
-        f"| plain trainer loop (`VectorTrainer.train`, one run) | {plain_rate:,.1f} | {plain_rate / bare_rate:.2f} |",
+        f"| plain trainer loop (`InnerRun.train`, one run) | {plain_rate:,.1f} | {plain_rate / bare_rate:.2f} |",
         f"| bare `learner.train_step`, batches on the device | {bare_rate:,.1f} | 1.00 |",
         f"| reference: DataLoader, {args.loader_workers} workers decoding wav + jpg per item, CPU augmentation "
         f"| {ref_rate:,.1f} | {ref_rate / bare_rate:.2f} |",

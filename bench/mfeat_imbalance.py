@@ -32,28 +32,28 @@ from mmrl_env.data.base import MultimodalDataset
 from mmrl_env.data.mfeat import check_views, load_mfeat
 from mmrl_env.data.mfeat_custom import write_mfeat_custom
 from mmrl_env.data.npz import load_npz
-from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 from mmrl_env.metrics import accuracy
-from mmrl_env.run_settings import TrainerConfig
 
 JOINT_ALPHA = 0.2  # the joint learner's default weight of the unimodal losses
 
 
 def train(data: MultimodalDataset, seeds: list[int], epochs: int, batch_size: int, lr: float,
-          only: int | None = None, alpha: float = JOINT_ALPHA) -> VectorTrainer:
+          only: int | None = None, alpha: float = JOINT_ALPHA) -> InnerRun:
     """The seeds' runs of joint training (``only`` None) or of view ``only`` alone, its unimodal
     loss weighted ``alpha``, as one batched trainer."""
-    cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner_kwargs={"alpha": alpha},
+    cfg = InnerRunConfig(batch_size=batch_size, epochs=epochs, learner_kwargs={"alpha": alpha},
                         optim=OptimConfig(**{**data.optim_defaults, "lr": lr}))
-    tr = VectorTrainer(data, cfg, len(seeds), "cpu")
+    tr = InnerRun(data, cfg, len(seeds), "cpu")
     tr.reset(seeds)
     m = data.num_modalities
     tr.train(tr.total_iterations, [[batch_size if only is None or j == only else 0 for j in range(m)] for _ in seeds])
     return tr
 
 
-def scores(tr: VectorTrainer, split: str) -> dict[str, list[float]]:
+def scores(tr: InnerRun, split: str) -> dict[str, list[float]]:
     """Accuracy per seed on ``split``: fused and each view's unimodal head."""
     pred, y = tr.predict(getattr(tr.dataset, split))
     out = {v: [accuracy(z[k], y) for k in range(tr.num_runs)] for v, z in zip(tr.dataset.modality_names,

@@ -4,7 +4,7 @@
     python bench/seed_noise.py --form raw --grid 5      # the small-CNN path, 5 x 5 runs
 
 A crossed design: every one of ``--grid`` initialisation seeds is trained with every one of
-``--grid`` data-order seeds (``VectorTrainer.reset(seeds, order_seeds=...)``), all runs as one
+``--grid`` data-order seeds (``InnerRun.reset(seeds, order_seeds=...)``), all runs as one
 K-run batch of plain joint training (the ``uniform`` policy's inner run). The fused test
 accuracies form a (init × order) table; a two-way random-effects ANOVA without replication
 splits their variance into an init component, an order component and the rest (their
@@ -27,7 +27,7 @@ import sys
 import numpy as np
 import torch
 
-from mmrl_env.engine.build import build_run_trainer
+from mmrl_env.inner_run.build import build_inner_run
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,7 +62,7 @@ def main() -> None:
     g = args.grid
     inits = [1000 + i for i in range(g) for _ in range(g)]
     orders = [5000 + j for _ in range(g) for j in range(g)]
-    trainer = build_run_trainer("Synthetic", {"form": args.form, "n_val": args.n_val}, "joint", None, 64,
+    trainer = build_inner_run("Synthetic", {"form": args.form, "n_val": args.n_val}, "joint", None, 64,
                                 args.epochs, None, "cpu", g * g)
     trainer.reset(inits, order_seeds=orders)
     b, m = trainer.cfg.batch_size, trainer.dataset.num_modalities

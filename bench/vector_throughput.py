@@ -4,14 +4,14 @@
     python bench/vector_throughput.py --device cuda         # the same on a GPU
     python bench/vector_throughput.py --env --ks 1 4 16 64  # env steps: make_vec vs single envs
 
-For each K, a few separate runs (each a ``VectorTrainer`` with ``num_runs=1``) and one K-run
-``VectorTrainer`` are timed in ``--repeats`` alternating rounds (so a load change on a shared
+For each K, a few separate runs (each a ``InnerRun`` with ``num_runs=1``) and one K-run
+``InnerRun`` are timed in ``--repeats`` alternating rounds (so a load change on a shared
 machine hits both), each side's fastest round counts, and the speed-up is (K · iterations /
 engine time) / (iterations / single-run time): the throughput of one batched engine over that of
 K runs one after the other. Both sides are the same trainer and learner code; they differ in how
 a step is mapped over the runs. The K-run side is batched (``vectorize=True``: the MLP kernel on
 features, ``vmap`` on the small CNN). Each separate run takes what ``engine="auto"`` picks for one
-run on that device (``mmrl_env.engine.build.vectorized``), i.e. what ``gym.make`` trains with:
+run on that device (``mmrl_env.inner_run.build.vectorized``), i.e. what ``gym.make`` trains with:
 the MLP kernel for features; for the small CNN on a CPU the unbatched per-run step (plain
 ``grad``, no ``vmap``), on CUDA ``vmap`` at K = 1. So the baseline is a single env's own inner
 run, not a weakened one. With ``--sizes dus`` every run gets its own DUS sizes n_kj (Σ_j n_kj =
@@ -40,9 +40,9 @@ from timing import alternate, env_step_timer, sync
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.engine import VectorTrainer
-from mmrl_env.engine.build import vectorized
-from mmrl_env.run_settings import TrainerConfig, resolve_device
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.build import vectorized
+from mmrl_env.inner_run.settings import InnerRunConfig, resolve_device
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,13 +79,13 @@ def single_vectorize(ds, device: torch.device) -> bool:
     return vectorized("auto", [spec.encoder for spec in ds.modalities], device)
 
 
-def single_timer(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[int]], iterations: int):
+def single_timer(ds, cfg: InnerRunConfig, device: torch.device, sizes: list[list[int]], iterations: int):
     """A function timing one round: mean seconds per iteration over ``len(sizes)`` separate runs of
-    one (``VectorTrainer(num_runs=1)``, stepped as ``engine="auto"`` steps one run; built and warmed
+    one (``InnerRun(num_runs=1)``, stepped as ``engine="auto"`` steps one run; built and warmed
     up once, 2 iterations each)."""
     runs = []
     for seed, s in enumerate(sizes):
-        tr = VectorTrainer(ds, cfg, 1, device, vectorize=single_vectorize(ds, device))
+        tr = InnerRun(ds, cfg, 1, device, vectorize=single_vectorize(ds, device))
         tr.reset([seed])
         tr.train(2, [s])
         runs.append((tr, s))
@@ -103,9 +103,9 @@ def single_timer(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[
     return measure
 
 
-def engine_timer(ds, cfg: TrainerConfig, device: torch.device, sizes: list[list[int]], iterations: int):
+def engine_timer(ds, cfg: InnerRunConfig, device: torch.device, sizes: list[list[int]], iterations: int):
     """A function timing one round: seconds per batched iteration of all K runs (warmed up once)."""
-    vt = VectorTrainer(ds, cfg, len(sizes), device, vectorize=True)
+    vt = InnerRun(ds, cfg, len(sizes), device, vectorize=True)
     vt.reset(list(range(len(sizes))))
     vt.train(2, sizes)
 
@@ -155,7 +155,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    cfg = TrainerConfig(batch_size=args.batch_size, epochs=1000)  # long runs: no run ends while timed
+    cfg = InnerRunConfig(batch_size=args.batch_size, epochs=1000)  # long runs: no run ends while timed
     print(f"Command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`  \nDevice: {name}; torch "
           f"{torch.__version__}; B = {args.batch_size}; {args.iterations} timed iterations; baseline: mean of "
           f"{args.single_runs} single runs; best of {args.repeats} alternating rounds; sizes: {args.sizes}.\n")
@@ -163,7 +163,7 @@ def main() -> None:
         main_env(args)
         return
     forms = {form: (load_synthetic(form=form), ks) for form, ks in (("features", args.ks), ("raw", args.raw_ks))}
-    print("Single runs: `VectorTrainer(num_runs=1)` stepped as engine='auto' steps one run ("
+    print("Single runs: `InnerRun(num_runs=1)` stepped as engine='auto' steps one run ("
           + "; ".join(f"{form}: {'batched' if single_vectorize(ds, device) else 'per-run loop, no vmap'}"
                       for form, (ds, _) in forms.items()) + "); the K-run engine: batched.\n")
     print("| data | K | single run (it/s) | engine (run-it/s) | speed-up vs K single runs |")

@@ -59,9 +59,10 @@ def validation_scores(fused: Tensor, unimodal: list[Tensor], labels: Tensor, mod
                       extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """The cheap per-step scores of K runs at once (env reward, per-epoch logs), each a (K,)
     array from (K, N, C) logits: ``acc`` and ``acc_<modality>``, plus ``f1`` (macro-F1) and/or
-    ``loss`` (cross-entropy) of the fused logits when asked. ``labels``: (N,) shared by the
-    runs, or (K, N) when each run has its own task (:mod:`mmrl_env.data.tasks`)."""
-    per_run = labels.dim() == 2
+    ``loss`` (cross-entropy) of the fused logits when asked. ``labels``: (K, N), row k run k's
+    (as :meth:`~mmrl_env.inner_run.run.InnerRun.predict` returns them)."""
+    if labels.dim() != 2:
+        raise ValueError(f"labels must be (runs, samples), one row per run; got shape {tuple(labels.shape)}")
 
     def acc(z: Tensor) -> np.ndarray:
         return (z.argmax(-1) == labels).float().mean(-1).cpu().numpy().astype(np.float64)
@@ -69,11 +70,9 @@ def validation_scores(fused: Tensor, unimodal: list[Tensor], labels: Tensor, mod
     out = {"acc": acc(fused)}
     out.update({f"acc_{n}": acc(z) for n, z in zip(modalities, unimodal, strict=True)})
     if "f1" in extra:
-        out["f1"] = np.array([classification_metrics(z, labels[k] if per_run else labels)["f1"]
-                              for k, z in enumerate(fused)])
+        out["f1"] = np.array([classification_metrics(z, labels[k])["f1"] for k, z in enumerate(fused)])
     if "loss" in extra:
         k, n = fused.shape[:2]
-        target = labels.flatten() if per_run else labels.repeat(k)
-        ce = torch.nn.functional.cross_entropy(fused.flatten(0, 1).float(), target, reduction="none")
+        ce = torch.nn.functional.cross_entropy(fused.flatten(0, 1).float(), labels.flatten(), reduction="none")
         out["loss"] = ce.view(k, n).mean(-1).cpu().numpy().astype(np.float64)
     return out

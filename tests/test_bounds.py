@@ -24,7 +24,7 @@ from mmrl_env import limits
 from mmrl_env.bounded_input import ConfigTooLarge, load_yaml, npz_headers
 from mmrl_env.data.npz import load_npz
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.samplers.stream import ShuffledStream
+from mmrl_env.inner_run.stream import ShuffledStream
 from training import evaluate, train_mml
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(

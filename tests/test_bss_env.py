@@ -130,7 +130,7 @@ def test_measurer_scores_the_whole_training_set():
     assert m.score.min() >= -1 and m.score.max() <= 1
     assert m.score.max() - m.score.min() > 0.5  # min-max normalised over the training set
     pred, y = env.trainer.predict(env.trainer.dataset.train)  # (K = 1, N, C) logits
-    assert torch.allclose(m.score, measure_prediction(pred, y, 0).score)
+    assert torch.allclose(m.score, measure_prediction(pred, y[0], 0).score)  # labels (K, N)
     assert torch.allclose(env.measurement.score, m.score)  # reset measured the untrained model
 
 

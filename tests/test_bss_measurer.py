@@ -83,14 +83,14 @@ def test_measuring_in_train_mode_uses_batch_statistics_of_chunks_of_b():
     order, goes through the encoders with BatchNorm on that chunk's statistics, exactly as ``nn.Module.train()``
     does; the running statistics stay as they were. ``eval`` uses them, and ranks the untrained network differently."""
     from mmrl_env.data.synthetic import load_synthetic
-    from mmrl_env.engine import VectorTrainer
     from mmrl_env.engine.batchnorm import batch_statistics
+    from mmrl_env.inner_run import InnerRun
+    from mmrl_env.inner_run.settings import InnerRunConfig
     from mmrl_env.models.multimodal import MultimodalNet
     from mmrl_env.monitors.balance import BalanceMeasurer
-    from mmrl_env.run_settings import TrainerConfig
 
     data = load_synthetic(n_train=40, n_val=8, n_test=8, form="raw")
-    trainer = VectorTrainer(data, TrainerConfig(batch_size=16, epochs=1, learner="joint"), 1, "cpu")
+    trainer = InnerRun(data, InnerRunConfig(batch_size=16, epochs=1, learner="joint"), 1, "cpu")
     trainer.reset([0])
     buffers = {k: v.clone() for k, v in trainer.learner.stack.buffers.items()}
     net = MultimodalNet(data.modalities, data.num_classes)

@@ -380,14 +380,14 @@ def test_predictions_of_large_clips_run_in_bounded_chunks(prepared) -> None:
     """Issue 27: a prediction chunk held up to 1,024 samples whatever their size (CREMA-D at 224 px:
     tens of GB of activations). Chunks now hold at most EVAL_CHUNK_ELEMENTS input values; the
     predictions are those of one big chunk."""
-    from mmrl_env.engine import trainer as engine
-    from mmrl_env.run_settings import TrainerConfig
+    from mmrl_env.inner_run import run as inner_run
+    from mmrl_env.inner_run.settings import InnerRunConfig
 
     data = load_cremad(root=prepared[2], image_size=SIZE)
-    t = engine.VectorTrainer(data, TrainerConfig(batch_size=4, epochs=1), num_runs=2, device="cpu")
+    t = inner_run.InnerRun(data, InnerRunConfig(batch_size=4, epochs=1), num_runs=2, device="cpu")
     t.reset([0, 1])
     per_clip = 257 * 188 + 3 * 3 * SIZE * SIZE
-    assert t.eval_chunk(data.test) == min(1024, engine.EVAL_CHUNK_ELEMENTS // per_clip)
+    assert t.eval_chunk(data.test) == min(1024, inner_run.EVAL_CHUNK_ELEMENTS // per_clip)
     whole, y = t.predict(data.test)
     t._eval_chunk = 1  # one clip at a time: the same predictions
     parts, y1 = t.predict(data.test)

@@ -139,8 +139,8 @@ def test_alternative_rewards(small_kwargs, reward):
     base = env.unwrapped
 
     def metric() -> float:
-        pred, y = base.trainer.predict(base.trainer.dataset.val, base.runs.reward.idx)
-        fused = pred.fused[0]  # run 0 of the K = 1 engine
+        pred, labels = base.trainer.predict(base.trainer.dataset.val, base.runs.reward.idx)
+        fused, y = pred.fused[0], labels[0]  # run 0 of the K = 1 engine
         if reward == "loss":
             return torch.nn.functional.cross_entropy(fused, y).item()
         return f1_score(y.numpy(), fused.argmax(1).numpy(), average="macro", zero_division=0)

@@ -1,7 +1,7 @@
 """Run k of a K-run batch reproduces the same seed trained alone.
 
 The reference is each seed alone: a one-run trainer on the per-run loop
-(``VectorTrainer(ds, cfg, 1, "cpu", vectorize=False)``: plain ``grad`` of the same per-run loss,
+(``InnerRun(ds, cfg, 1, "cpu", vectorize=False)``: plain ``grad`` of the same per-run loss,
 no ``vmap``, no MLP kernel). So these tests check both "K runs batched = each run alone" and
 "the batched step (``vmap`` / the kernel) = the unbatched loop".
 
@@ -20,10 +20,10 @@ import torch
 
 from mmrl_env.data.base import MultimodalDataset, TensorSplit
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.batch import VectorBatch, prefix_masks
 from mmrl_env.engine.optim import OptimConfig
-from mmrl_env.run_settings import TrainerConfig
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 
 SEEDS = [0, 1, 2]
 SIZES = [[32, 32], [48, 16], [20, 40]]  # run 0 plain, run 1 audio-heavy, run 2 video-heavy (B = 32)
@@ -48,12 +48,12 @@ def float64() -> Iterator[None]:
     torch.set_default_dtype(before)
 
 
-def config(batch_size: int = 32, **optim: object) -> TrainerConfig:
-    return TrainerConfig(batch_size=batch_size, epochs=2,
+def config(batch_size: int = 32, **optim: object) -> InnerRunConfig:
+    return InnerRunConfig(batch_size=batch_size, epochs=2,
                          optim=OptimConfig(lr=0.05, step_size=1, gamma=0.5, **optim))
 
 
-def setup(form: str, dtype: torch.dtype = torch.float32) -> tuple[MultimodalDataset, TrainerConfig, list[list[int]]]:
+def setup(form: str, dtype: torch.dtype = torch.float32) -> tuple[MultimodalDataset, InnerRunConfig, list[list[int]]]:
     if form == "raw":
         return dataset(form, dtype), config(16), RAW_SIZES
     return dataset(form, dtype), config(), SIZES
@@ -76,9 +76,9 @@ def one_run_batch(split, sizes: list[int], batch_size: int) -> VectorBatch:
                        split.gather_labels(idx)[None], host, prefix_masks(host, n), batch_size, host_sizes=host)
 
 
-def alone(ds: MultimodalDataset, cfg: TrainerConfig, vectorize: bool = False) -> VectorTrainer:
+def alone(ds: MultimodalDataset, cfg: InnerRunConfig, vectorize: bool = False) -> InnerRun:
     """A trainer for one seed alone, stepped by the per-run loop (no vmap, no kernel) unless ``vectorize``."""
-    return VectorTrainer(ds, cfg, 1, "cpu", vectorize=vectorize)
+    return InnerRun(ds, cfg, 1, "cpu", vectorize=vectorize)
 
 
 def run_steps(steps: list) -> object:
@@ -89,7 +89,7 @@ def run_steps(steps: list) -> object:
     return hook
 
 
-def single(ds: MultimodalDataset, cfg: TrainerConfig, seed: int, sizes: list[int], iterations: int,
+def single(ds: MultimodalDataset, cfg: InnerRunConfig, seed: int, sizes: list[int], iterations: int,
            vectorize: bool = False):
     """The reference: ``seed`` trained alone, with its per-step losses and unimodal logits."""
     tr = alone(ds, cfg, vectorize)
@@ -99,8 +99,8 @@ def single(ds: MultimodalDataset, cfg: TrainerConfig, seed: int, sizes: list[int
     return tr, steps
 
 
-def vector(ds: MultimodalDataset, cfg: TrainerConfig, seeds: list[int], sizes: list[list[int]], iterations: int):
-    vt = VectorTrainer(ds, cfg, len(seeds), "cpu")
+def vector(ds: MultimodalDataset, cfg: InnerRunConfig, seeds: list[int], sizes: list[list[int]], iterations: int):
+    vt = InnerRun(ds, cfg, len(seeds), "cpu")
     vt.reset(seeds)
     steps: list = []
     vt.train(iterations, sizes, hooks=(lambda b, out: steps.append((b, out)),))
@@ -127,7 +127,7 @@ def test_run_k_reproduces_the_seed_trained_alone(float64: None, form: str, itera
                 assert torch.equal(batch.run_labels(k, j), tr.dataset.train.gather_labels(batch.windows[k, :n]))
         pred, y = tr.predict(tr.dataset.test)
         vpred, vy = vt.predict(vt.dataset.test)
-        assert torch.equal(y, vy)
+        assert torch.equal(y[0], vy[k])  # labels (K, N): run k's row
         for got, want in [(vpred.fused[k], pred.fused[0]), (vpred.multi[k], pred.multi[0]),
                           *((vpred.unimodal[j][k], pred.unimodal[j][0]) for j in range(2))]:
             torch.testing.assert_close(got, want, rtol=RTOL, atol=1e-9)
@@ -176,7 +176,7 @@ def test_a_run_trains_on_exactly_its_rows(form: str) -> None:
     sizes = torch.tensor([[8, 32], [32, 32]])
 
     def step(noise: bool):
-        vt = VectorTrainer(ds, cfg, 2, "cpu")
+        vt = InnerRun(ds, cfg, 2, "cpu")
         vt.reset([0, 1])
         batch = vt.make_batch([vt.streams[k].next_window(32, 32) for k in range(2)], sizes)
         if noise:
@@ -228,7 +228,7 @@ def test_train_epoch_reproduces_single_epochs_of_different_lengths(float64: None
     """BSS: each run its own curriculum order and epoch length in one batched loop."""
     ds, cfg, _ = setup("raw", torch.float64)
     orders = [torch.randperm(192, generator=torch.Generator().manual_seed(k))[:n] for k, n in enumerate((35, 20, 48))]
-    vt = VectorTrainer(ds, cfg, 3, "cpu")
+    vt = InnerRun(ds, cfg, 3, "cpu")
     vt.reset(SEEDS)
     vloss = vt.train_epoch(orders)
     for k, seed in enumerate(SEEDS):
@@ -260,7 +260,7 @@ def test_resume_equals_uninterrupted() -> None:
     vt, _ = vector(ds, cfg, SEEDS, sizes, 2)
     state = vt.state_dict()
     vt.train(3, sizes)
-    resumed = VectorTrainer(ds, cfg, 3, "cpu")
+    resumed = InnerRun(ds, cfg, 3, "cpu")
     resumed.load_state_dict(state)
     resumed.train(3, sizes)
     for k in range(3):
@@ -273,8 +273,8 @@ def test_resume_equals_uninterrupted() -> None:
 def test_bad_input_is_refused() -> None:
     ds = dataset()
     with pytest.raises(KeyError, match="unknown learner"):
-        VectorTrainer(ds, TrainerConfig(learner="nope"), 2, "cpu")
-    vt = VectorTrainer(ds, config(), 2, "cpu")
+        InnerRun(ds, InnerRunConfig(learner="nope"), 2, "cpu")
+    vt = InnerRun(ds, config(), 2, "cpu")
     with pytest.raises(ValueError, match="one seed per run"):
         vt.reset([0])
     vt.reset([0, 1])
@@ -291,7 +291,7 @@ def test_a_run_without_common_rows_leaves_the_fusion_head_alone(float64: None) -
     ones and must match the seed alone, whose fusion head is checked to rest on those steps."""
     ds, cfg = dataset("features", torch.float64), config()
     mixed = [[32, 32], [32, 32], [48, 0], [48, 0], [32, 32]]  # steps with and without common rows
-    vt = VectorTrainer(ds, cfg, 2, "cpu")
+    vt = InnerRun(ds, cfg, 2, "cpu")
     vt.reset([0, 1])
     tr = alone(ds, cfg)
     tr.reset([1])

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 from mmrl_env.learners.joint import JointLearner
-from mmrl_env.run_settings import TrainerConfig
 
 SIZES = {
     "ragged": [[32, 32], [48, 16], [20, 40], [8, 56]],
@@ -20,7 +20,7 @@ SIZES = {
 }
 
 
-def trainer(fusion: str = "concat", dtype: torch.dtype = torch.float64) -> VectorTrainer:
+def trainer(fusion: str = "concat", dtype: torch.dtype = torch.float64) -> InnerRun:
     before = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -28,16 +28,16 @@ def trainer(fusion: str = "concat", dtype: torch.dtype = torch.float64) -> Vecto
         for name in ("train", "val", "test"):
             split = getattr(ds, name)
             split.inputs = [x.to(dtype) for x in split.inputs]
-        cfg = TrainerConfig(batch_size=32, epochs=2, learner_kwargs={"fusion": fusion},
+        cfg = InnerRunConfig(batch_size=32, epochs=2, learner_kwargs={"fusion": fusion},
                             optim=OptimConfig(lr=0.05, step_size=1, gamma=0.5))
-        vt = VectorTrainer(ds, cfg, 4, "cpu")
+        vt = InnerRun(ds, cfg, 4, "cpu")
         vt.reset([0, 1, 2, 3])
     finally:
         torch.set_default_dtype(before)
     return vt
 
 
-def both_paths(vt: VectorTrainer, sizes: list[list[int]]):
+def both_paths(vt: InnerRun, sizes: list[list[int]]):
     sizes_t = torch.tensor(sizes)
     batch = vt.make_batch([vt.streams[k].next_window(max(1, int(sizes_t[k].max())), 32) for k in range(4)], sizes_t)
     learner = vt.learner

@@ -1,5 +1,5 @@
 """``ogm_ge``, ``mla`` and ``boosting`` on the run axis: run k of a K-run batch = run k's seed and
-sizes trained alone on the per-run loop (``VectorTrainer(ds, cfg, 1, "cpu", vectorize=False)``:
+sizes trained alone on the per-run loop (``InnerRun(ds, cfg, 1, "cpu", vectorize=False)``:
 plain ``grad``, no ``vmap``) — parameters, losses, logits, predictions, learner info and the
 private generator's state (so every random draw happened as in the run alone), in float64
 over steps that cross epoch ends (LR schedule, OGM-GE's window, MLA's batch index, ACA/ω)."""
@@ -15,16 +15,16 @@ import pytest
 import torch
 from test_engine import SEEDS, SIZES, alone, config, dataset, float64, rel_error, run_steps  # noqa: F401
 
-from mmrl_env.engine import VectorTrainer
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 from mmrl_env.kwargs import accepted_kwargs
 from mmrl_env.learners import LEARNERS, check_learner, learner_class
-from mmrl_env.run_settings import TrainerConfig
 
 RTOL = 1e-5
 EDGE_SIZES = [[32, 32], [0, 24], [20, 40]]  # run 1: no audio row, hence no common row (no fused sample)
 
 
-def learner_config(learner: str, kwargs: dict[str, Any], batch_size: int = 32) -> TrainerConfig:
+def learner_config(learner: str, kwargs: dict[str, Any], batch_size: int = 32) -> InnerRunConfig:
     cfg = config(batch_size)
     cfg.learner, cfg.learner_kwargs = learner, dict(kwargs)
     return cfg
@@ -34,7 +34,7 @@ Schedule = list[tuple[int, list[bool]]]
 
 
 def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterations: int | Schedule,
-            form: str = "features", check: Callable[[VectorTrainer, VectorTrainer, int], None] | None = None,
+            form: str = "features", check: Callable[[InnerRun, InnerRun, int], None] | None = None,
             optim: dict[str, Any] | None = None) -> None:
     """Train K runs batched and each one alone; everything observable must agree. ``iterations``:
     a count, or a schedule of (count, active runs) so that runs fall out of step with each other."""
@@ -43,7 +43,7 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
     for key, value in (optim or {}).items():
         setattr(cfg.optim, key, value)
     schedule = [(iterations, [True] * len(SEEDS))] if isinstance(iterations, int) else iterations
-    vt = VectorTrainer(ds, cfg, len(SEEDS), "cpu")
+    vt = InnerRun(ds, cfg, len(SEEDS), "cpu")
     vt.reset(SEEDS)
     vsteps: list = []
     for count, active in schedule:
@@ -67,7 +67,7 @@ def compare(learner: str, kwargs: dict[str, Any], sizes: list[list[int]], iterat
                 assert int(batch.sizes[k, j]) == n
                 torch.testing.assert_close(out.unimodal_logits[j][k, :n], z, rtol=RTOL, atol=1e-9)
         pred, y = tr.predict(tr.dataset.test)
-        assert torch.equal(y, vy)
+        assert torch.equal(y[0], vy[k])  # labels (K, N): run k's row
         torch.testing.assert_close(vpred.fused[k], pred.fused[0], rtol=RTOL, atol=1e-9)
         for j in range(2):
             torch.testing.assert_close(vpred.unimodal[j][k], pred.unimodal[j][0], rtol=RTOL, atol=1e-9)
@@ -99,7 +99,7 @@ def test_check_learner_validates_every_learners_kwargs() -> None:
     with pytest.raises(ValueError, match="'alpha_ogn' -> did you mean 'alpha_ogm'"):
         check_learner("ogm_ge", {"alpha_ogn": 0.5})
     with pytest.raises(ValueError, match="unknown learner_kwargs"):
-        VectorTrainer(dataset(), learner_config("mla", {"projection": True}), 2, "cpu")
+        InnerRun(dataset(), learner_config("mla", {"projection": True}), 2, "cpu")
 
 
 # --- OGM-GE ---------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_check_learner_validates_every_learners_kwargs() -> None:
 def test_ogm_ge_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any], sizes: list[list[int]]) -> None:
     modulated: list[bool] = []
 
-    def check(vt: VectorTrainer, tr: VectorTrainer, k: int) -> None:
+    def check(vt: InnerRun, tr: InnerRun, k: int) -> None:
         torch.testing.assert_close(vt.learner.last_coeff[k], tr.learner.last_coeff[0].double(), rtol=1e-5, atol=0)
         modulated.append(bool((tr.learner.last_coeff[0] < 1).any()))
 
@@ -139,7 +139,7 @@ def test_ogm_ge_cnn_path() -> None:
 def test_mla_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any]) -> None:
     """Alternating per-modality steps; the released projector persists per run across the epoch end."""
 
-    def check(vt: VectorTrainer, tr: VectorTrainer, k: int) -> None:
+    def check(vt: InnerRun, tr: InnerRun, k: int) -> None:
         assert vt.learner.batch_index[k] == tr.learner.batch_index[0]
         assert vt.learner.count[k] == tr.learner.count[0]
         torch.testing.assert_close(vt.learner.P[k], tr.learner.P[0], rtol=RTOL, atol=1e-9)
@@ -170,7 +170,7 @@ def test_boosting_run_k_reproduces_the_seed_alone(kwargs: dict[str, Any], optim:
     runs add classifiers at different times yet stay in one batch."""
     grown: list[int] = []
 
-    def check(vt: VectorTrainer, tr: VectorTrainer, k: int) -> None:
+    def check(vt: InnerRun, tr: InnerRun, k: int) -> None:
         assert vt.learner.counts[k].tolist() == tr.learner.counts[0].tolist()
         torch.testing.assert_close(vt.learner.omega[k], tr.learner.omega[0].to(vt.learner.omega.dtype), rtol=1e-5,
                                    atol=1e-9)
@@ -191,7 +191,7 @@ def test_boosting_cnn_path_with_curriculum_epochs(per_modality: bool) -> None:
     kwargs = {"check_every": 1, "omega_steps": 5, "hidden": 16, "tau": 0.0, "step_per_modality": per_modality}
     cfg = learner_config("boosting", kwargs, 16)
     orders = [torch.randperm(192, generator=torch.Generator().manual_seed(k))[:n] for k, n in enumerate((16, 12, 16))]
-    vt = VectorTrainer(ds, cfg, 3, "cpu")
+    vt = InnerRun(ds, cfg, 3, "cpu")
     vt.reset(SEEDS)
     vloss = [vt.train_epoch(orders) for _ in range(2)]
     pred, _ = vt.predict(vt.dataset.test)
@@ -207,7 +207,7 @@ def test_boosting_cnn_path_with_curriculum_epochs(per_modality: bool) -> None:
 
 def test_slot_activation_starts_that_slots_optimizer_state_fresh_for_that_run_only() -> None:
     cfg = learner_config("boosting", {"check_every": 1, "max_classifiers": 3})
-    vt = VectorTrainer(dataset(), cfg, 3, "cpu")
+    vt = InnerRun(dataset(), cfg, 3, "cpu")
     vt.reset(SEEDS)
     learner = vt.learner
     for part in learner.groups["slot1.0"].parts:
@@ -229,12 +229,12 @@ def test_slot_activation_starts_that_slots_optimizer_state_fresh_for_that_run_on
 def test_boosting_resume_equals_uninterrupted() -> None:
     cfg = learner_config("boosting", {"check_every": 1, "omega_steps": 5, "tau": 0.0})
     ds = dataset()
-    vt = VectorTrainer(ds, cfg, 3, "cpu")
+    vt = InnerRun(ds, cfg, 3, "cpu")
     vt.reset(SEEDS)
     vt.train(6, SIZES)  # ends an epoch: ACA added classifiers
     state = vt.state_dict()
     vt.train(7, SIZES)
-    resumed = VectorTrainer(ds, cfg, 3, "cpu")
+    resumed = InnerRun(ds, cfg, 3, "cpu")
     resumed.load_state_dict(state)
     resumed.train(7, SIZES)
     assert torch.equal(vt.learner.counts, resumed.learner.counts) and vt.learner.counts.sum() > 6
@@ -252,7 +252,7 @@ ENV_LEARNER_KWARGS = {"ogm_ge": {}, "mla": {"project": True}, "boosting": {"chec
 def env_episode(learner: str) -> None:
     kwargs = {**ENV_KWARGS, "learner": learner, "learner_kwargs": ENV_LEARNER_KWARGS[learner]}
     env = gym.make("DUS-Synthetic", **kwargs)
-    assert type(env.unwrapped.runs.trainer).__name__ == "VectorTrainer"
+    assert type(env.unwrapped.runs.trainer).__name__ == "InnerRun"
     env.reset(seed=0)
     terminated, info = False, {}
     while not terminated:
@@ -260,7 +260,7 @@ def env_episode(learner: str) -> None:
         assert np.isfinite(reward)
     assert 0.0 <= info["test"]["fused_acc"] <= 1.0
     vec = gym.make_vec("DUS-Synthetic", num_envs=4, vectorization_mode="vector_entry_point", **kwargs)
-    assert type(vec.trainer).__name__ == "VectorTrainer"
+    assert type(vec.trainer).__name__ == "InnerRun"
     vec.reset(seed=0)
     for _ in range(3):
         _, rewards, _, _, infos = vec.step(np.tile(np.array([[1.0, -1.0]], np.float32), (4, 1)))

@@ -15,8 +15,8 @@ import pytest
 import torch
 from test_engine import config, dataset, float64, rel_error  # noqa: F401  (float64: fixture)
 
-from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.runs import loop_runs
+from mmrl_env.inner_run import InnerRun
 
 SEEDS = [0, 1, 2]
 CASES = {"features": ([[32, 32], [0, 40], [48, 16]], 32, 7),  # sizes, B, iterations (an epoch is 6)
@@ -29,7 +29,7 @@ def trained(form: str, learner: str, kwargs: dict[str, Any], vectorize: bool):
     sizes, batch_size, iterations = CASES[form]
     cfg = config(batch_size)
     cfg.learner, cfg.learner_kwargs = learner.split("-")[0], dict(kwargs)
-    vt = VectorTrainer(dataset(form, torch.float64), cfg, len(SEEDS), "cpu", vectorize=vectorize)
+    vt = InnerRun(dataset(form, torch.float64), cfg, len(SEEDS), "cpu", vectorize=vectorize)
     vt.reset(SEEDS)
     steps: list = []
     vt.train(iterations, sizes, hooks=(lambda b, out: steps.append((b.sizes.clone(), out)),))
@@ -86,7 +86,7 @@ def test_channels_last_on_the_loop_changes_the_layout_not_the_run() -> None:
     cfg = config(batch_size)
     runs = []
     for channels_last in (False, True):
-        vt = VectorTrainer(dataset("raw", torch.float64), cfg, len(SEEDS), "cpu", vectorize=False)
+        vt = InnerRun(dataset("raw", torch.float64), cfg, len(SEEDS), "cpu", vectorize=False)
         vt.reset(SEEDS)
         vt.learner.set_vectorize(False, channels_last=channels_last)
         weights = vt.learner.stack.unflatten(vt.learner.stack.flat[0])

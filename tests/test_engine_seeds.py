@@ -1,4 +1,4 @@
-"""Initial weights and data order can be seeded apart (``VectorTrainer.reset(order_seeds=...)``),
+"""Initial weights and data order can be seeded apart (``InnerRun.reset(order_seeds=...)``),
 which bench/seed_noise.py uses to split the seed-to-seed spread into its sources."""
 
 from __future__ import annotations
@@ -7,16 +7,16 @@ import pytest
 import torch
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.engine import VectorTrainer
-from mmrl_env.run_settings import TrainerConfig
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 
 
-def trainer(k: int) -> VectorTrainer:
+def trainer(k: int) -> InnerRun:
     data = load_synthetic(n_train=256, n_val=64, n_test=64)
-    return VectorTrainer(data, TrainerConfig(batch_size=32, epochs=1), k, "cpu")
+    return InnerRun(data, InnerRunConfig(batch_size=32, epochs=1), k, "cpu")
 
 
-def first_window(t: VectorTrainer, run: int) -> torch.Tensor:
+def first_window(t: InnerRun, run: int) -> torch.Tensor:
     return t.streams[run].next_window(32, 32)
 
 
@@ -43,7 +43,7 @@ def test_without_order_seeds_the_seed_drives_both_and_slots_reset_alone() -> Non
         b.reset([1, 2], order_seeds=[3])
 
 
-def _fresh(seed: int, order: int) -> VectorTrainer:
+def _fresh(seed: int, order: int) -> InnerRun:
     t = trainer(1)
     t.reset([seed], order_seeds=[order])
     return t

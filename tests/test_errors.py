@@ -24,7 +24,7 @@ from test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
 import mmrl_env  # noqa: F401 - registers the envs
 from mmrl_env.data.npz import load_npz
 from mmrl_env.envs.state import from_safe, save_safe, to_safe
-from mmrl_env.samplers.stream import ShuffledStream
+from mmrl_env.inner_run.stream import ShuffledStream
 from training import checkpoint, train_agent, train_mml
 
 ROOT = Path(__file__).resolve().parent.parent

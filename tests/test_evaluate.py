@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from agents.heuristics import HEURISTICS
-from mmrl_env.engine.build import build_run_trainer
+from mmrl_env.inner_run.build import build_inner_run
 from training import learner_runs, report
 from training.cli_errors import UsageError
 from training.config import deep_merge, parse_kv
@@ -254,7 +254,7 @@ def test_common_random_numbers_in_learners_mode():
     OGM-GE share the model, so the same weights and generator per seed; MLA has another model but
     draws the same data order."""
     def start(learner: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        trainer = build_run_trainer("Synthetic", {"n_train": 64, "n_val": 16, "n_test": 16}, learner, None, 32, 1,
+        trainer = build_inner_run("Synthetic", {"n_train": 64, "n_val": 16, "n_test": 16}, learner, None, 32, 1,
                                     None, "cpu", 2)
         trainer.reset([10_000, 10_001])  # as run_seeds does
         return trainer.learner.state_dict()["params"], [g.get_state() for g in trainer.generators]
@@ -270,7 +270,7 @@ def test_boosting_draws_the_same_data_order_as_joint():
     from the same generator state (so the same first data order) as joint."""
     gens = {}
     for learner in ("joint", "boosting"):
-        trainer = build_run_trainer("Synthetic", {"n_train": 64, "n_val": 16, "n_test": 16}, learner, None, 32, 1,
+        trainer = build_inner_run("Synthetic", {"n_train": 64, "n_val": 16, "n_test": 16}, learner, None, 32, 1,
                                     None, "cpu", 1)
         trainer.reset([10_000])
         gens[learner] = trainer.generators[0].get_state()

@@ -13,8 +13,9 @@ import torch
 from test_engine import one_run_batch
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 from mmrl_env.learners import build_learner, check_learner
 from mmrl_env.learners.boosting import (
     BoostingLearner,
@@ -25,7 +26,6 @@ from mmrl_env.learners.boosting import (
     residual_target,
     trained_additions,
 )
-from mmrl_env.run_settings import TrainerConfig
 
 LN2 = math.log(2.0)
 ON = torch.tensor([True])  # the one run of a K = 1 learner
@@ -374,9 +374,9 @@ def test_lam_the_name_removed_before_1_0_is_refused_naming_residual_weight(data)
     assert hint in str(err.value)
     with pytest.raises(TypeError, match="lam"):
         build_learner("boosting", data, OptimConfig(), torch.device("cpu"), [torch.Generator()], lam=0.3)
-    cfg = TrainerConfig(batch_size=32, epochs=1, learner="boosting", learner_kwargs={"lam": 0.3})
+    cfg = InnerRunConfig(batch_size=32, epochs=1, learner="boosting", learner_kwargs={"lam": 0.3})
     with pytest.raises(ValueError, match="did you mean residual_weight="):
-        VectorTrainer(data, cfg, 2, "cpu")
+        InnerRun(data, cfg, 2, "cpu")
     assert check_learner("boosting", {"residual_weight": 0.3}) == {"residual_weight": 0.3}
 
 

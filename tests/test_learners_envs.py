@@ -10,11 +10,11 @@ from test_engine import one_run_batch
 
 import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_env.data.base import ModalitySpec, MultimodalDataset, TensorSplit
-from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 from mmrl_env.learners.boosting import BoostingLearner
 from mmrl_env.learners.mla import MLALearner
-from mmrl_env.run_settings import TrainerConfig
 
 LEARNERS = {"joint": {}, "ogm_ge": {}, "mla": {"project": True}, "boosting": {"check_every": 1, "tau": 0.0}}
 SMALL = {"n_train": 400, "n_val": 100, "n_test": 100}
@@ -59,8 +59,8 @@ def three_modalities(n: int = 96, k: int = 4, seed: int = 0) -> MultimodalDatase
 @pytest.mark.parametrize("learner", list(LEARNERS))
 def test_three_modalities_with_unequal_quantities(learner):
     data = three_modalities()
-    cfg = TrainerConfig(batch_size=16, epochs=2, learner=learner, learner_kwargs=LEARNERS[learner])
-    trainer = VectorTrainer(data, cfg, 1, "cpu")
+    cfg = InnerRunConfig(batch_size=16, epochs=2, learner=learner, learner_kwargs=LEARNERS[learner])
+    trainer = InnerRun(data, cfg, 1, "cpu")
     trainer.reset([0])
     seen = []
     loss = trainer.train(trainer.total_iterations, [[8, 16, 24]], hooks=(lambda b, o: seen.append((b, o)),))
@@ -118,7 +118,7 @@ def test_mla_projection_on_three_modalities():
 def test_same_seed_same_result(learner):
     def run(global_seed: int) -> torch.Tensor:
         data = three_modalities()
-        trainer = VectorTrainer(data, TrainerConfig(batch_size=16, epochs=2, learner=learner,
+        trainer = InnerRun(data, InnerRunConfig(batch_size=16, epochs=2, learner=learner,
                                                     learner_kwargs=LEARNERS[learner]), 1, "cpu")
         torch.manual_seed(global_seed)  # SB3 seeds torch globally: that must not matter
         trainer.reset([7])

@@ -14,10 +14,10 @@ import mmrl_env  # noqa: F401  (registers the env ids)
 from agents.heuristics import HEURISTICS
 from mmrl_env.data import dataset_names
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.engine import VectorTrainer
 from mmrl_env.engine.optim import OptimConfig
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 from mmrl_env.learners.boosting import trained_additions
-from mmrl_env.run_settings import TrainerConfig
 from training import train_mml
 from training.config import parse_kv
 
@@ -47,7 +47,7 @@ def test_preset_builds_on_a_synthetic_stand_in(path):
         assert env.unwrapped.measurer.mode == "train"  # the release measures with BatchNorm on batch statistics
         env.close()
         return
-    trainer = VectorTrainer(load_synthetic(**TINY), TrainerConfig(batch_size=cfg["batch_size"], epochs=cfg["epochs"],
+    trainer = InnerRun(load_synthetic(**TINY), InnerRunConfig(batch_size=cfg["batch_size"], epochs=cfg["epochs"],
                                                                   learner=cfg["learner"], optim=optim,
                                                                   learner_kwargs=cfg["learner_kwargs"]), 1, "cpu")
     trainer.reset([0])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmrl_env.samplers.stream import ShuffledStream
+from mmrl_env.inner_run.stream import ShuffledStream
 from mmrl_env.samplers.unimodal import QuantityMap, dus_heuristic_quantities, project_budget
 
 

@@ -5,16 +5,16 @@ import torch
 from torch import nn
 
 from mmrl_env.data.synthetic import load_synthetic
-from mmrl_env.engine import VectorTrainer
+from mmrl_env.inner_run import InnerRun
+from mmrl_env.inner_run.settings import InnerRunConfig
 from mmrl_env.learners.joint import masked_batch_normalised_ce
 from mmrl_env.metrics import classification_metrics
 from mmrl_env.models.multimodal import MultimodalNet
-from mmrl_env.run_settings import TrainerConfig
 
 
 def small_trainer(**cfg):
     ds = load_synthetic(n_train=256, n_val=64, n_test=64)
-    return VectorTrainer(ds, TrainerConfig(batch_size=32, epochs=2, **cfg), 1, "cpu")
+    return InnerRun(ds, InnerRunConfig(batch_size=32, epochs=2, **cfg), 1, "cpu")
 
 
 def test_batch_normalised_ce_is_mean_at_b_and_scales_with_n():

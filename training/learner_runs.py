@@ -54,7 +54,7 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
               optim: dict[str, Any] | None = None, engine: str = "auto", select: str = "last") -> SeedRuns:
     """Train ``learner`` for ``epochs`` once per seed, all K = len(seeds) runs at once (one K-run
     trainer: the batched engine where it covers the learner and encoders, else in sequence;
-    ``mmrl_env.engine.build``). Every modality gets B samples per iteration (plain joint
+    ``mmrl_env.inner_run.build``). Every modality gets B samples per iteration (plain joint
     sampling). Per epoch, one batched predict gives every run's validation accuracies.
     ``log_dir``: TensorBoard events there (one seed) or in ``log_dir/seed_<s>`` per seed.
     ``optim`` overrides fields of the dataset's default optimisation (lr, StepLR period, ...).
@@ -68,11 +68,11 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
         raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
     from torch.utils.tensorboard import SummaryWriter
 
-    from mmrl_env.engine.build import build_run_trainer
+    from mmrl_env.inner_run.build import build_inner_run
     from mmrl_env.metrics import validation_scores
 
-    trainer = build_run_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device,
-                                len(seeds), engine)
+    trainer = build_inner_run(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device,
+                              len(seeds), engine)
     trainer.reset(seeds)
     names = tuple(trainer.dataset.modality_names)
     sizes = [[batch_size] * len(names)] * len(seeds)
@@ -118,13 +118,8 @@ def record_epoch(trainer: Any, runs: list[SeedRun], writers: list[SummaryWriter 
 
 def keep_test(trainer: Any, runs: list[SeedRun], which: list[int], epoch: int) -> None:
     """The test metrics and learner info of runs ``which`` now, as their reported model (of ``epoch``)."""
-    from mmrl_env.metrics import prediction_metrics
-
-    names = tuple(trainer.dataset.modality_names)
-    pred, y = trainer.predict(trainer.dataset.test)
-    for k in which:
-        runs[k].test = prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y[k] if y.dim() == 2 else y,
-                                          names)
+    for k, metrics in zip(which, trainer.evaluate(trainer.dataset.test, which), strict=True):
+        runs[k].test = metrics
         runs[k].learner_info, runs[k].epoch = trainer.run_info(k), epoch
 
 

@@ -18,8 +18,8 @@ import mmrl_env
 from agents.factory import LEARNED
 from agents.heuristics import HEURISTICS
 from mmrl_env.data import load_dataset
-from mmrl_env.engine.build import ENGINES
 from mmrl_env.envs.registration import env_method, short_id, translate_data_root
+from mmrl_env.inner_run.build import ENGINES
 from mmrl_env.learners import LEARNERS, check_learner
 from training import learner_runs, ray_cluster
 from training.cli_errors import ENV_ERRORS, INPUT_ERRORS, UsageError, did_you_mean, message_of, usage_errors

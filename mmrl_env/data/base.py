@@ -4,10 +4,15 @@ A dataset is three splits plus one :class:`ModalitySpec` per modality. A split h
 batches by index (``gather``) so the trainer never iterates a Python DataLoader on the hot
 path: small datasets keep whole tensors resident on the device, large ones (issue: real
 datasets) implement ``gather`` over a memory-mapped cache.
+
+The inner run reads a split as K runs' splits (:class:`RunView`, from
+:meth:`MultimodalDataset.run_view`): here every run shares the one split (:class:`SharedRuns`,
+the K-identical view); a task family (:mod:`mmrl_env.data.tasks`) gives each run its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -88,6 +93,44 @@ class TensorSplit:
         return out
 
 
+class RunView(Protocol):
+    """A split as K runs see it: run k's sample i is sample ``idx[k, i]`` of run k's split."""
+
+    per_run: bool  # whether the runs' inputs differ (a prediction then takes (K, n, ...) inputs)
+
+    def gather_runs(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
+        """(K, n, ...) inputs of ``modality`` for the (K, n) indices ``idx`` (``train``: augmented)."""
+        ...
+
+    def gather_run_labels(self, idx: Tensor) -> Tensor:
+        """(K, n) labels for the (K, n) indices ``idx``."""
+        ...
+
+    def predict_inputs(self, modality: int, idx: Tensor, num_runs: int) -> Tensor:
+        """The inputs of the samples ``idx`` (n,) that every run predicts on: (n, ...) when shared,
+        else (K, n, ...)."""
+        ...
+
+
+class SharedRuns:
+    """The K-identical view of a split that every run shares."""
+
+    per_run = False
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def gather_runs(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
+        # one flat host index: a memory-mapped split reads with it without waiting for the GPU
+        return self.split.gather(modality, idx.flatten(), train=train).unflatten(0, tuple(idx.shape))
+
+    def gather_run_labels(self, idx: Tensor) -> Tensor:
+        return self.split.gather_labels(idx.flatten()).view(tuple(idx.shape))
+
+    def predict_inputs(self, modality: int, idx: Tensor, num_runs: int) -> Tensor:
+        return self.split.gather(modality, idx)
+
+
 @dataclass
 class MultimodalDataset:
     """Three splits and the modalities' specs; what every env and learner consumes."""
@@ -113,6 +156,18 @@ class MultimodalDataset:
         """(K,) class count of each run's task: all ``num_classes`` here; a task family
         (:mod:`mmrl_env.data.tasks`) draws its own per run. The observation's chance level reads it."""
         return np.full(num_runs, self.num_classes, np.int64)
+
+    def run_view(self, split: Split) -> RunView:
+        """``split`` (one of this dataset's) as K runs see it: here the one split every run shares."""
+        return SharedRuns(split)
+
+    def draw(self, runs: Sequence[int], seeds: Sequence[int], num_runs: int) -> None:
+        """Give the runs ``runs`` (started with ``seeds``) their tasks: nothing to draw here, where
+        every run trains on the same task (a task family draws one per run)."""
+
+    def task_seeds(self) -> list[int] | None:
+        """The seed each run slot's task was drawn from (what a checkpoint keeps), ``None`` here."""
+        return None
 
     def to(self, device: torch.device | str) -> MultimodalDataset:
         return MultimodalDataset(

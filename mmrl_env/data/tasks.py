@@ -1,6 +1,6 @@
 """Datasets whose runs train on *different* tasks: a task family (one task per inner run).
 
-A :class:`TaskFamilyDataset` holds one task per run slot of a K-run trainer, as (K, N, ...)
+A :class:`TaskFamilyDataset` holds one task per run slot of a K-run inner run, as (K, N, ...)
 tensors: every run's split has the same length N and every modality the same (padded) input
 size, so the K runs still train as one batched engine step; only the data differ. The
 trainer asks the family for a fresh task whenever it starts a run (``draw``): the task is a
@@ -8,8 +8,9 @@ function of the run's seed alone, so run k of a batch trains on the task the sam
 alone, and paired comparisons (``evaluate.py``: common random numbers) see the same task
 for every policy.
 
-A split of such a dataset is a :class:`RunSplit`: the trainer gathers its batches and
-predictions per run (``gather_runs``), and labels come back per run, (K, N).
+A split of such a dataset is a :class:`RunSplit`, its own :class:`~mmrl_env.data.base.RunView`:
+the inner run gathers its batches and predictions per run (``gather_runs``), as it does through
+the K-identical view of a split that every run shares.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmrl_env.data.base import ModalitySpec, MultimodalDataset, to_device
+from mmrl_env.data.base import ModalitySpec, MultimodalDataset, Split, to_device
 
 
 class RunSplit:
     """One split of K run slots: inputs per modality (K, N, ...), labels (K, N)."""
 
-    per_run = True
+    per_run = True  # a RunView of itself
 
     def __init__(self, inputs: list[Tensor], labels: Tensor) -> None:
         self.inputs, self.labels = inputs, labels.long()
@@ -43,14 +44,18 @@ class RunSplit:
     def gather_labels(self, idx: Tensor) -> Tensor:
         raise TypeError("this split holds one task per run: gather per run with gather_run_labels(idx (K, n))")
 
-    def gather_runs(self, modality: int, idx: Tensor) -> Tensor:
-        """(K, n, ...) inputs of ``modality``: row i of run k is sample ``idx[k, i]`` of run k's task."""
+    def gather_runs(self, modality: int, idx: Tensor, train: bool = False) -> Tensor:
+        """(K, n, ...) inputs of ``modality``: row i of run k is sample ``idx[k, i]`` of run k's task
+        (drawn tasks are not augmented: ``train`` changes nothing)."""
         x = self.inputs[modality]
         idx = to_device(idx, x.device)
         return torch.gather(x, 1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(*idx.shape, *x.shape[2:]))
 
     def gather_run_labels(self, idx: Tensor) -> Tensor:
         return torch.gather(self.labels, 1, to_device(idx, self.labels.device))
+
+    def predict_inputs(self, modality: int, idx: Tensor, num_runs: int) -> Tensor:
+        return self.gather_runs(modality, idx.expand(num_runs, -1))
 
     def to(self, device: torch.device | str) -> RunSplit:
         return RunSplit([x.to(device) for x in self.inputs], self.labels.to(device))
@@ -97,7 +102,8 @@ class TaskFamilyDataset(MultimodalDataset):
             self._allocate(num_runs)
         for run, seed in zip(runs, seeds, strict=True):
             task = self.make_task(int(seed))
-            for split, (inputs, labels) in zip((self.train, self.val, self.test), task.splits, strict=True):
+            splits = [self.run_view(s) for s in (self.train, self.val, self.test)]
+            for split, (inputs, labels) in zip(splits, task.splits, strict=True):
                 for j, x in enumerate(inputs):
                     split.inputs[j][run] = torch.from_numpy(x).to(split.inputs[j].device)
                 split.labels[run] = torch.from_numpy(labels).to(split.labels.device)
@@ -119,6 +125,14 @@ class TaskFamilyDataset(MultimodalDataset):
 
     def classes_of_runs(self, num_runs: int) -> np.ndarray:
         return np.asarray(getattr(self, "run_classes", np.full(num_runs, self.num_classes)), np.int64)
+
+    def run_view(self, split: Split) -> RunSplit:
+        if not isinstance(split, RunSplit):
+            raise TypeError(f"{self.name} holds one task per run: its splits are RunSplits, got {type(split).__name__}")
+        return split
+
+    def task_seeds(self) -> list[int]:
+        return list(self.run_seeds)
 
     def to(self, device: torch.device | str) -> TaskFamilyDataset:
         out = self.__class__.__new__(self.__class__)

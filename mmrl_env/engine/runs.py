@@ -12,7 +12,7 @@ Every learner writes its math once, for one run (``_loss(flat_row, buffers, inpu
   randomness, any memory format) and skip the padding rows (``encode_rows(trim=True)``).
 
 Both give the same per-run results to float tolerance (tests/test_engine_runs.py); the switch
-is the engine's (``engine=`` in every env, chosen by :mod:`mmrl_env.engine.build`).
+is the engine's (``engine=`` in every env, chosen by :mod:`mmrl_env.inner_run.build`).
 """
 
 from __future__ import annotations

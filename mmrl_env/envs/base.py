@@ -9,11 +9,11 @@ run and no autoreset, so ``gym.make("DUS-…")`` and ``gym.make_vec(...)`` share
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from mmrl_env.envs.actions import as_action_array
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 
@@ -34,8 +34,8 @@ class MultimodalTrainingEnv(gym.Env):
         fraction of the way from chance to certainty for the run's class count C, in [−1, 1]
         (0 before it is first measured), so the observation's scale no longer depends on the
         class count, the input sizes or the dataset (what a policy trained on other data needs).
-    device: ``auto`` (CUDA when it helps; see ``mmrl_env.engine.build``), ``cpu`` or ``cuda[:i]``.
-    engine: ``auto`` | ``batched`` | ``sequential`` (see ``mmrl_env.engine.build``).
+    device: ``auto`` (CUDA when it helps; see ``mmrl_env.inner_run.build``), ``cpu`` or ``cuda[:i]``.
+    engine: ``auto`` | ``batched`` | ``sequential`` (see ``mmrl_env.inner_run.build``).
     threads: torch CPU threads of the inner training (``"auto"``: 1 on a CPU device unless you
         chose a count; an int; 0 = torch's setting untouched; see ``mmrl_env.threads``).
 
@@ -45,7 +45,9 @@ class MultimodalTrainingEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
-    vector_class: ClassVar[type[MultimodalTrainingVectorEnv]]
+    method: ClassVar[str]
+    vector_class: ClassVar[type[MultimodalTrainingVectorEnv[Any]]]
+    runs: MultimodalTrainingVectorEnv[Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -53,14 +55,16 @@ class MultimodalTrainingEnv(gym.Env):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        self.runs = self.vector_class(num_envs=1, autoreset_mode="Disabled", **kwargs)
+        # the method's vector env takes keyword arguments alone (its action map is its own)
+        make_runs: Callable[..., MultimodalTrainingVectorEnv[Any]] = self.vector_class
+        self.runs = make_runs(num_envs=1, autoreset_mode="Disabled", **kwargs)
         self.action_space = self.runs.single_action_space
         self.observation_space = self.runs.single_observation_space
         self.control = self.runs.control
 
     @property
     def trainer(self) -> Any:
-        """The inner trainer (K = 1), for inspection."""
+        """The inner run (an :class:`~mmrl_env.inner_run.run.InnerRun` of K = 1), for inspection."""
         return self.runs.trainer
 
     @property
@@ -78,11 +82,10 @@ class MultimodalTrainingEnv(gym.Env):
         return obs[0], infos[0]
 
     def step(self, action: Any):
-        self.runs._check_open("step")
-        if self.runs._done[0]:  # the vector env's own refusal names run indices; a single run needs none
+        self.runs.check_open("step")
+        if self.runs.ended[0]:  # the vector env's own refusal names run indices; a single run needs none
             raise RuntimeError("this inner training run has ended (terminated=True); call reset() to start another")
-        action = as_action_array(action, self.action_space)  # the flat/scalar forms become the space's shape
-        obs, rewards, terminated, truncated, infos = self.runs.step_runs(action[None])
+        obs, rewards, terminated, truncated, infos = self.runs.step_runs([action])  # checked there, once
         return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
 
     def evaluate(self, split: str = "test") -> dict[str, float]:

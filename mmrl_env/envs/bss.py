@@ -22,7 +22,7 @@ from mmrl_env.samplers.curriculum import CURRICULA, SAMPLINGS, ProportionMap, ma
 MEASURE_MOMENTS = ("start", "warmup")
 
 
-class BSSVectorEnv(MultimodalTrainingVectorEnv):
+class BSSVectorEnv(MultimodalTrainingVectorEnv[ProportionMap]):
     """Balance-aware sequence sampling over K inner runs.
 
     Action per run: Box[−1, 1] of shape (1,), mapped linearly to λ ∈ [λ_min, 1]. Step: ONE
@@ -71,7 +71,9 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
         if self.curriculum_settings["sampling"] not in SAMPLINGS:
             raise ValueError(f"unknown sampling {self.curriculum_settings['sampling']!r}; "
                              f"choose one of {', '.join(SAMPLINGS)}")
-        super().__init__(**kwargs)
+        extras = (ObservationExtra("balance", (0.0, -1.0), (1.0, 1.0)),) if balance_obs else ()
+        super().__init__(lambda m, b: ProportionMap(lambda_min), extras,
+                         {"curriculum": curriculum, "remeasure_every": remeasure_every}, **kwargs)
         self.measure, self.remeasure_every = measure, remeasure_every
         self.balance_obs = balance_obs
         self.measurer = BalanceMeasurer(**{"alpha": 0.2, **(measurer_kwargs or {})})
@@ -83,15 +85,8 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
         self._epochs_done = np.zeros(k, np.int64)
         self._measured = np.zeros(k, np.int64)
         self._subset_info: list[dict[str, Any]] = [{} for _ in range(k)]
-        extras = (ObservationExtra("balance", (0.0, -1.0), (1.0, 1.0)),) if balance_obs else ()
-        self.declare(ProportionMap(lambda_min), extras,
-                     settings={"curriculum": curriculum, "remeasure_every": remeasure_every})
 
     # --- MultimodalTrainingVectorEnv hooks -----------------------------------------------
-    def _neutral_action(self) -> np.ndarray:
-        """λ = 1: the whole training set, i.e. plain joint training."""
-        return np.ones(1, np.float32)
-
     def _progress(self) -> np.ndarray:
         return self._epochs_done / self.epochs
 
@@ -118,8 +113,9 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
                   for k in range(self.num_envs)]
         loss = self.trainer.train_epoch(orders, hooks=(self._observe_batch,))
         self._epochs_done[stepping] += 1
-        for k in np.flatnonzero(stepping):  # scored by the measurement that chose the sequence
-            self._subset_info[k] = self._describe(k, orders[k], proportions[k])
+        for k, order in enumerate(orders):  # scored by the measurement that chose the sequence
+            if order is not None:
+                self._subset_info[k] = self._describe(k, order, proportions[k])
         due = stepping & ~self._finished()  # a score after the last epoch would go unused
         if self.remeasure_every is None:
             due[:] = False
@@ -132,7 +128,7 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
     def _extra_values(self, run: int) -> dict[str, np.ndarray]:
         values = super()._extra_values(run)
         if self.balance_obs:
-            sim = float(self.measurements[run].similarity.mean().item())
+            sim = float(self._measurement(run).similarity.mean().item())
             values["balance"] = np.array([sim, self._subset_info[run]["balance"]["score"]], np.float32)
         return values
 
@@ -178,13 +174,21 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv):
     def _describe(self, run: int, order: torch.Tensor, proportion: float) -> dict[str, Any]:
         """What a person inspects about an epoch's sequence (means of its raw measures)."""
         return {"lambda": proportion, "subset_size": int(order.numel()), "subset_unique": int(order.unique().numel()),
-                "balance": self.measurements[run].subset_means(order)}
+                "balance": self._measurement(run).subset_means(order)}
+
+    def _measurement(self, run: int) -> BalanceMeasurement:
+        """Run ``run``'s last measurement (every reset measures, so a started run has one)."""
+        measurement = self.measurements[run]
+        if measurement is None:
+            raise RuntimeError(f"run {run} has not been measured: call reset() first")
+        return measurement
 
 
 class BSSEnv(MultimodalTrainingEnv):
     """One BSS inner run: the K = 1 view of :class:`BSSVectorEnv` (same kwargs, minus K)."""
 
     vector_class = BSSVectorEnv
+    runs: BSSVectorEnv
 
     @property
     def measurement(self) -> BalanceMeasurement | None:

@@ -16,7 +16,7 @@ from mmrl_env.envs.vector import Infos, MultimodalTrainingVectorEnv
 from mmrl_env.samplers.unimodal import BUDGET_MODES, QuantityMap
 
 
-class DUSVectorEnv(MultimodalTrainingVectorEnv):
+class DUSVectorEnv(MultimodalTrainingVectorEnv[QuantityMap]):
     """Data-aware unimodal sampling over K inner runs.
 
     Action per run: Box[−1, 1]^M, mapped by :class:`~mmrl_env.samplers.unimodal.QuantityMap`
@@ -40,11 +40,12 @@ class DUSVectorEnv(MultimodalTrainingVectorEnv):
             raise ValueError(f"step_fraction must be in (0, 1] of an epoch, got {step_fraction}")
         if budget_mode not in BUDGET_MODES:
             raise ValueError(f"unknown budget_mode {budget_mode!r}; choose one of {', '.join(BUDGET_MODES)}")
-        super().__init__(**kwargs)
-        m, b = len(self.modalities), self.trainer.cfg.batch_size
-        qmap = QuantityMap(m, b, n_min=b // 4 if n_min is None else n_min, n_max=2 * b if n_max is None else n_max,
-                           mode=budget_mode, temperature=temperature)
-        self.declare(qmap, settings={"budget_mode": budget_mode})
+
+        def quantity_map(m: int, b: int) -> QuantityMap:
+            return QuantityMap(m, b, n_min=b // 4 if n_min is None else n_min, n_max=2 * b if n_max is None else n_max,
+                               mode=budget_mode, temperature=temperature)
+
+        super().__init__(quantity_map, (), {"budget_mode": budget_mode}, **kwargs)
         self.step_iterations = max(1, round(step_fraction * self.trainer.iterations_per_epoch))
 
     def _advance(self, actions: np.ndarray, stepping: np.ndarray) -> tuple[torch.Tensor, Infos]:
@@ -61,3 +62,4 @@ class DUSEnv(MultimodalTrainingEnv):
     """One DUS inner run: the K = 1 view of :class:`DUSVectorEnv` (same kwargs, minus K)."""
 
     vector_class = DUSVectorEnv
+    runs: DUSVectorEnv

@@ -107,3 +107,14 @@ class ObservationLayout:
             raise ValueError(f"observation parts have {obs.size} entries, the layout declares {self.size}")
         low, high = self._bounds
         return np.clip(np.nan_to_num(obs, nan=0.0), low, high).astype(np.float32)
+
+
+def env_layout(num_modalities: int, action_dim: int, obs_extras: tuple[str, ...], obs_norm: str,
+               method_extras: tuple[ObservationExtra, ...] = ()) -> ObservationLayout:
+    """The layout of an env's observation: the core entries, the shared extras it asked for
+    (``val_acc``: fused, then per modality) and then its method's (BSS's ``balance``). With
+    ``obs_norm="chance"`` the scores (ŝ and ``val_acc``) range over [−1, 1]."""
+    low = -1.0 if obs_norm == "chance" else 0.0
+    val_acc = ObservationExtra("val_acc", (low,) * (num_modalities + 1), (1.0,) * (num_modalities + 1))
+    shared = (val_acc,) if "val_acc" in obs_extras else ()
+    return ObservationLayout(num_modalities, action_dim, (*shared, *method_extras), s_low=low)

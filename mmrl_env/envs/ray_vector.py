@@ -40,7 +40,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -48,6 +48,9 @@ from gymnasium.vector import AutoresetMode
 
 from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
 from mmrl_env.extras import require
+
+if TYPE_CHECKING:
+    from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 log = logging.getLogger(__name__)
 FAULT_KEY = "actor_restarted"
@@ -91,12 +94,15 @@ class RunsHost:
     def __init__(self, env_id: str, num_envs: int, env_kwargs: dict[str, Any], threads: int | None) -> None:
         import torch
 
-        import mmrl_env  # registers the ids in this process
+        from mmrl_env.envs.registration import register_envs
+        from mmrl_env.threads import set_default_threads
 
+        register_envs()  # the ids, in this process
         if threads:
             torch.set_num_threads(threads)
-            mmrl_env.set_default_threads(threads)  # the actor's inner training uses them too
-        self.venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+            set_default_threads(threads)  # the actor's inner training uses them too
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        self.venv = cast("MultimodalTrainingVectorEnv[Any]", venv)  # what an mmrl id's vector entry point makes
         # False in a fresh (or restarted) actor until its runs are reset or set: a call queued while
         # Ray restarted the actor then answers None, which the driver treats as the actor's death
         self.ready = False
@@ -114,7 +120,7 @@ class RunsHost:
         self.ready = True
         return out
 
-    def step_runs(self, actions: np.ndarray, active: np.ndarray) -> tuple[Any, ...] | None:
+    def step_runs(self, actions: Any, active: np.ndarray) -> tuple[Any, ...] | None:
         return self.venv.step_runs(actions, active=active) if self.ready else None
 
     def evaluate_runs(self, split: str, runs: list[int]) -> list[dict[str, float]]:
@@ -180,7 +186,7 @@ class RayVectorEnv(PerRunVectorEnv):
         self.restart_timeout = float(restart_timeout)
         self._errors = (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError)
         self._recovery_rng = np.random.default_rng()
-        self._obs = np.zeros(self.observation_space.shape, self.single_observation_space.dtype)
+        self._obs = np.zeros((self.num_envs, *self.single_observation_space.shape), self.single_observation_space.dtype)
         self._last_infos: Infos = [{} for _ in range(self.num_envs)]
         self._pending: list[tuple[np.ndarray, dict[str, Any]] | None] = [None] * self.num_envs  # NEXT_STEP
         self._ended = np.zeros(self.num_envs, bool)  # DISABLED: truncated by a fault, to be reset by the caller
@@ -248,7 +254,7 @@ class RayVectorEnv(PerRunVectorEnv):
                     self._pending[i], self._ended[i] = None, False
         return self._obs.copy(), infos
 
-    def step_runs(self, actions: np.ndarray, active: np.ndarray | None = None,
+    def step_runs(self, actions: Any, active: np.ndarray | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Infos]:
         """As ``MultimodalTrainingVectorEnv.step_runs``: one remote call per actor with its block
         of actions; runs of a dead actor come back truncated (module docstring)."""
@@ -272,9 +278,7 @@ class RayVectorEnv(PerRunVectorEnv):
             block = self._block(a)
             obs[block], rewards[block], terminated[block], truncated[block] = o, r, te, tr
             infos[block] = actor_infos
-        for i in np.flatnonzero(active & pending):  # NEXT_STEP after a fault: the new run starts now
-            obs[i], infos[i] = self._pending[i]
-            self._pending[i] = None
+        self._start_pending(active, obs, infos)
         for a, err in failed.items():
             self._recover(a, err, obs, truncated, infos)
         for i, info in enumerate(infos):
@@ -366,6 +370,13 @@ class RayVectorEnv(PerRunVectorEnv):
                     self._pending[i] = (new_obs[k], new_infos[k])
                 else:
                     self._ended[i] = True
+
+    def _start_pending(self, active: np.ndarray, obs: np.ndarray, infos: Infos) -> None:
+        """``NEXT_STEP`` after a fault: the active runs whose new run waits start it now (reward 0)."""
+        for i, waiting in enumerate(self._pending):
+            if waiting is not None and active[i]:
+                obs[i], infos[i] = waiting
+                self._pending[i] = None
 
     def _remember(self, i: int, info: dict[str, Any]) -> None:
         """Env ``i``'s newest info (what a fault reports as the ended episode's last info)."""

@@ -98,7 +98,8 @@ def _checked_kwargs(cls: type, env_id: str, kwargs: dict[str, Any], fixed: tuple
 def make(method: str, dataset: str, **kwargs: Any) -> gym.Env:
     """Entry point of every registered id (``gym.make``): one inner run."""
     cls = _env_class(method, vector=False)
-    kwargs = _checked_kwargs(cls.vector_class, f"{method}-{dataset}", kwargs, ("num_envs", "autoreset_mode"))
+    kwargs = _checked_kwargs(_env_class(method, vector=True), f"{method}-{dataset}", kwargs,
+                             ("num_envs", "autoreset_mode"))
     return cls(dataset=dataset, **kwargs)
 
 

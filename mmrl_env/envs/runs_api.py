@@ -12,6 +12,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
@@ -20,6 +21,9 @@ Infos = list[dict[str, Any]]
 
 class PerRunVectorEnv(VectorEnv):
     """A ``VectorEnv`` whose ``reset``/``step`` are ``reset_runs``/``step_runs`` over all runs."""
+
+    single_observation_space: gym.spaces.Box
+    single_action_space: gym.spaces.Box
 
     @abstractmethod
     def reset_runs(self, seed: int | Sequence[int | None] | None = None,
@@ -39,7 +43,7 @@ class PerRunVectorEnv(VectorEnv):
         obs, rewards, terminated, truncated, infos = self.step_runs(actions)
         return obs, rewards, terminated, truncated, self._merge(infos)
 
-    def _check_open(self, call: str) -> None:
+    def check_open(self, call: str) -> None:
         """After ``close()`` the engine, models and actors are released: a ``reset``/``step`` would run
         on what is left of them, so it is refused."""
         if self.closed:
@@ -50,7 +54,7 @@ class PerRunVectorEnv(VectorEnv):
                     runs: Sequence[int] | None) -> tuple[list[int], list[int | None]]:
         """``reset_runs``' arguments checked: the run indices (default: all) and one seed per run
         (an int ``s`` gives the j-th run ``s + j``; ``None`` keeps each run's generator)."""
-        self._check_open("reset")
+        self.check_open("reset")
         runs = list(range(self.num_envs)) if runs is None else list(runs)
         for r in runs:
             if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, np.integer)) or not 0 <= r < self.num_envs:
@@ -66,13 +70,17 @@ class PerRunVectorEnv(VectorEnv):
                 raise ValueError(f"seeds must be non-negative integers or None, got {s!r}")
         return [int(r) for r in runs], [None if s is None else int(s) for s in seeds]
 
-    def _step_args(self, actions: Any, active: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``step_runs``' arguments checked: (K, ...) actions and the (K,) bool ``active`` mask (default: all)."""
-        self._check_open("step")
-        actions = np.asarray(actions)
-        if actions.shape[:1] != (self.num_envs,):
+    def _step_args(self, actions: Any, active: Any) -> tuple[Sequence[Any], np.ndarray]:
+        """``step_runs``' arguments checked: one action per run — a (K, ...) array, or a list or
+        tuple of K actions (each left as given: the env converts every action once) — and the
+        (K,) bool ``active`` mask (default: all)."""
+        self.check_open("step")
+        if not isinstance(actions, (list, tuple)):
+            actions = np.asarray(actions)
+        shape = actions.shape if isinstance(actions, np.ndarray) else (len(actions),)
+        if shape[:1] != (self.num_envs,):
             raise ValueError(f"actions must hold one action per run: shape ({self.num_envs}, "
-                             f"{', '.join(map(str, self.single_action_space.shape))}), got {actions.shape}")
+                             f"{', '.join(map(str, self.single_action_space.shape))}), got {shape}")
         active = np.ones(self.num_envs, bool) if active is None else np.asarray(active)
         if active.shape != (self.num_envs,) or active.dtype != bool:
             raise ValueError(f"active must be a bool mask with one entry per run, shape ({self.num_envs},); "

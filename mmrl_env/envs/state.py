@@ -98,12 +98,7 @@ def to_safe(obj: Any, path: str = "state") -> Any:
     if obj is None or isinstance(obj, (bool, int, float, str, bytes, torch.Tensor, torch.Size)):
         return obj
     if isinstance(obj, (np.ndarray, np.generic)):
-        arr = np.asarray(obj)
-        if arr.dtype.hasobject:
-            raise TypeError(f"{path}: a numpy array of Python objects cannot be stored without pickle")
-        raw = torch.from_numpy(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).copy())
-        return {_TAG: "scalar" if isinstance(obj, np.generic) else "ndarray", "dtype": arr.dtype.str,
-                "shape": list(arr.shape), "bytes": raw}
+        return _safe_array(obj, path)
     if isinstance(obj, collections.deque):
         return {_TAG: "deque", "maxlen": obj.maxlen, "items": [to_safe(v, f"{path}[]") for v in obj]}
     if isinstance(obj, tuple):
@@ -111,14 +106,29 @@ def to_safe(obj: Any, path: str = "state") -> Any:
     if isinstance(obj, list):
         return [to_safe(v, f"{path}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, dict):
-        if _TAG in obj:
-            raise TypeError(f"{path}: the key {_TAG!r} is reserved")
-        for key in obj:
-            if not isinstance(key, (str, int, float, bool, type(None))):
-                raise TypeError(f"{path}: dict key {key!r} of type {type(key).__name__} cannot be stored")
-        return {k: to_safe(v, f"{path}.{k}") for k, v in obj.items()}
+        return _safe_dict(obj, path)
     raise TypeError(f"{path}: a {type(obj).__name__} cannot be stored without pickle; "
                     "give its owner a get_state() of tensors, numbers, strings, lists and dicts")
+
+
+def _safe_array(obj: np.ndarray | np.generic, path: str) -> dict[str, Any]:
+    """A numpy array or scalar as its tagged raw bytes, dtype and shape."""
+    arr = np.asarray(obj)
+    if arr.dtype.hasobject:
+        raise TypeError(f"{path}: a numpy array of Python objects cannot be stored without pickle")
+    raw = torch.from_numpy(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).copy())
+    return {_TAG: "scalar" if isinstance(obj, np.generic) else "ndarray", "dtype": arr.dtype.str,
+            "shape": list(arr.shape), "bytes": raw}
+
+
+def _safe_dict(obj: dict[Any, Any], path: str) -> dict[Any, Any]:
+    """A dict with plain keys (the tag key refused), its values made safe."""
+    if _TAG in obj:
+        raise TypeError(f"{path}: the key {_TAG!r} is reserved")
+    for key in obj:
+        if not isinstance(key, (str, int, float, bool, type(None))):
+            raise TypeError(f"{path}: dict key {key!r} of type {type(key).__name__} cannot be stored")
+    return {k: to_safe(v, f"{path}.{k}") for k, v in obj.items()}
 
 
 def _array(entry: dict[str, Any]) -> np.ndarray:

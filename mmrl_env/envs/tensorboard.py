@@ -136,7 +136,7 @@ class TensorBoardInfo(gym.Wrapper):
         self.global_step += 1
         self._actions.append(np.asarray(action, dtype=np.float32).reshape(-1))
         self._return += float(reward)
-        log_step(self.writer, self.global_step, reward, info, self.skip)
+        log_step(self.writer, self.global_step, float(reward), info, self.skip)
         if terminated or truncated:
             self.episode += 1
             log_episode(self.writer, self.episode, self._return, self._actions, info, self.action_names,

@@ -1,9 +1,10 @@
 """K inner training runs as one Gymnasium ``VectorEnv``: the loop every mmrl env runs on.
 
 Run k is an episode of its own (one inner training run, its own seed, CMD, reward baseline
-and method state); the K runs train as one batched engine step (``mmrl_env.engine``). The
-single-run envs (``gym.make("DUS-…")``) are views of this class with K = 1, so there is one
-code path. DUS and BSS subclass it with their action semantics (``_advance``).
+and method state); the K runs train as one batched engine step (:mod:`mmrl_env.inner_run`).
+The single-run envs (``gym.make("DUS-…")``) are views of this class with K = 1, so there is one
+code path. DUS and BSS subclass it: they hand their action map (and observation extras and
+settings) to the constructor, and say what one decision interval trains (``_advance``).
 
 Autoreset (Gymnasium's ``AutoresetMode``): ``SAME_STEP`` by default, as Stable-Baselines3
 expects — a run that ends is reset within the same ``step``, the returned observation is
@@ -18,38 +19,41 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from mmrl_env.engine.build import build_run_trainer
+from mmrl_env.engine.batch import VectorBatch, VectorStepOutput
 from mmrl_env.envs.actions import check_action
 from mmrl_env.envs.control import ActionMap, ControlSpec
-from mmrl_env.envs.layout import ObservationExtra, ObservationLayout
+from mmrl_env.envs.episodes import Episodes
+from mmrl_env.envs.layout import ObservationExtra, env_layout
 from mmrl_env.envs.reward import ValidationReward
 from mmrl_env.envs.runs_api import Infos, PerRunVectorEnv
-from mmrl_env.kwargs import check_mapping, check_names, unknown_kwargs_message
-from mmrl_env.limits import check_limit
-from mmrl_env.metrics import prediction_metrics
+from mmrl_env.envs.settings import check_env_settings
+from mmrl_env.inner_run.build import build_inner_run
 from mmrl_env.monitors.cmd import CumulativeDiscrepancy, chance_normalised, modality_discrepancy
 from mmrl_env.threads import check_threads, scoped_threads
 
-OBS_EXTRAS = ("val_acc",)
-OBS_NORMS = ("none", "chance")
 SPLITS = ("train", "val", "test")
+MapT = TypeVar("MapT", bound=ActionMap)
 
 
-class MultimodalTrainingVectorEnv(PerRunVectorEnv):
+class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
     """K inner runs. Keyword arguments are the single env's (see ``MultimodalTrainingEnv``)
     plus ``num_envs`` (K), ``autoreset_mode`` and ``engine`` (``auto``: the batched engine
     where it covers the learner and encoders, else runs in sequence; ``batched``;
-    ``sequential``)."""
+    ``sequential``).
+
+    The first arguments are the subclass's (positional only, so no env id accepts them):
+    ``action_map(M, B)`` builds its action map once the data's modality count M is known,
+    ``extras`` are its observation entries after the shared ones, ``settings`` what a policy
+    may read of it (``control.settings``)."""
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
     render_mode: str | None = None
@@ -59,6 +63,10 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
 
     def __init__(
         self,
+        action_map: Callable[[int, int], MapT],
+        extras: tuple[ObservationExtra, ...] = (),
+        settings: Mapping[str, Any] | None = None,
+        /,
         num_envs: int = 1,
         dataset: str = "Synthetic",
         dataset_kwargs: dict[str, Any] | None = None,
@@ -77,63 +85,34 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         autoreset_mode: str | AutoresetMode = AutoresetMode.SAME_STEP,
         threads: int | str = "auto",
     ) -> None:
-        if int(num_envs) < 1:
-            raise ValueError(f"num_envs must be a positive number of inner runs, got {num_envs}")
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-            check_limit(name, int(value))
-        check_mapping("cmd_kwargs", cmd_kwargs, "{'mode': 'ema', 'ema': 0.99}")
-        check_names("obs_extras", obs_extras, "['val_acc']")
-        unknown = set(obs_extras) - set(OBS_EXTRAS)
-        if unknown:
-            raise ValueError(f"unknown obs_extras {sorted(unknown)}; choose from {', '.join(OBS_EXTRAS)}")
-        if obs_norm not in OBS_NORMS:
-            raise ValueError(f"unknown obs_norm {obs_norm!r}; choose one of {', '.join(OBS_NORMS)}")
-        ValidationReward.check(reward, val_size)
-        message = unknown_kwargs_message(cmd_kwargs or {}, ("mode", "ema"), "cmd_kwargs")
-        if message:
-            raise ValueError(message)
-        try:
-            self.autoreset_mode = AutoresetMode(autoreset_mode)
-        except ValueError as err:
-            raise ValueError(f"unknown autoreset_mode {autoreset_mode!r}; choose one of "
-                             f"{', '.join(m.value for m in AutoresetMode)}") from err
+        self.autoreset_mode, cmd = check_env_settings(num_envs, epochs, batch_size, cmd_kwargs, obs_extras, obs_norm,
+                                                      reward, val_size, autoreset_mode)
         self.threads = check_threads(threads)
         self.num_envs = int(num_envs)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
-        self.trainer = build_run_trainer(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs,
-                                         optim, device, self.num_envs, engine)
+        self.trainer = build_inner_run(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs,
+                                       optim, device, self.num_envs, engine)
         self.modalities = self.trainer.dataset.modality_names
-        self.obs_extras = tuple(obs_extras)
-        self.obs_norm = obs_norm
-        cmd = {"mode": "mean", "ema": 0.99, **(cmd_kwargs or {})}
+        self.obs_extras, self.obs_norm = tuple(obs_extras), obs_norm
         self.monitor = CumulativeDiscrepancy(self.num_envs, len(self.modalities), cmd["mode"], cmd["ema"],
                                              self.trainer.device)
         self.reward = ValidationReward(reward, val_size, self.trainer)
-        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
-        self._val: dict[str, np.ndarray] | None = None  # None until reset: step() refuses to run before it
-        self._done = np.zeros(self.num_envs, bool)
-        self._needs_reset = np.zeros(self.num_envs, bool)  # NEXT_STEP: reset on the coming step
-        self._clipped = np.zeros(self.num_envs, np.int64)
-
-    def declare(self, action_map: ActionMap, extras: tuple[ObservationExtra, ...] = (),
-                settings: dict[str, Any] | None = None) -> None:
-        """Called once by the subclass's constructor: its action map, its observation extras
-        (after the base's) and the settings policies may read. Sets the spaces and ``control``."""
-        m = len(self.modalities)
-        low = -1.0 if self.obs_norm == "chance" else 0.0
-        val_acc = ObservationExtra("val_acc", (low,) * (m + 1), (1.0,) * (m + 1))  # fused, then per modality
-        base = (val_acc,) if "val_acc" in self.obs_extras else ()
-        self.action_map = action_map
-        self.layout = ObservationLayout(m, int(np.prod(action_map.shape)), (*base, *extras), s_low=low)
-        self.single_action_space = gym.spaces.Box(-1.0, 1.0, action_map.shape, dtype=np.float32)
+        # what a policy may know: the action map, the observation layout, the run's length, settings
+        self.action_map: MapT = action_map(len(self.modalities), self.trainer.cfg.batch_size)
+        self.layout = env_layout(len(self.modalities), int(np.prod(self.action_map.shape)), self.obs_extras,
+                                 obs_norm, extras)
+        self.control = ControlSpec(self.method, tuple(self.modalities), self.layout, self.action_map,
+                                   self.trainer.cfg.epochs, {"obs_norm": obs_norm, **(settings or {})})
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, self.action_map.shape, dtype=np.float32)
         self.single_observation_space = gym.spaces.Box(*self.layout.bounds(), dtype=np.float32)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.control = ControlSpec(self.method, tuple(self.modalities), self.layout, action_map,
-                                   self.trainer.cfg.epochs, {"obs_norm": self.obs_norm, **(settings or {})})
-        self._prev_action = np.tile(self._neutral_action(), (self.num_envs, 1))
+        self.episodes = Episodes(self.num_envs, self.action_map.neutral)
+
+    @property
+    def ended(self) -> np.ndarray:
+        """(K,) bool: the runs whose episode has ended (terminated) and that were not reset since."""
+        return self.episodes.done.copy()
 
     # --- subclass hooks (called while stepping, never from the constructor) --------------
     @abstractmethod
@@ -144,10 +123,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
     def _on_reset(self, runs: list[int]) -> None:
         """Method-specific state at the start of the inner runs ``runs``."""
 
-    def _neutral_action(self) -> np.ndarray:
-        return np.zeros(self.layout.action_dim, np.float32)
-
-    def _observe_batch(self, batch: Any, out: Any) -> None:
+    def _observe_batch(self, batch: VectorBatch, out: VectorStepOutput) -> None:
         """Trainer hook of every env: feed each iteration's unimodal logits to the CMD."""
         self.monitor.update(out.unimodal_logits, batch.labels, batch.masks)
 
@@ -162,7 +138,8 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         """Run ``run``'s values of the declared observation extras; subclasses add theirs."""
         if "val_acc" not in self.obs_extras:
             return {}
-        acc = np.array([self._val["acc"][run], *(self._val[f"acc_{n}"][run] for n in self.modalities)])
+        val = self.episodes.scores
+        acc = np.array([val["acc"][run], *(val[f"acc_{n}"][run] for n in self.modalities)])
         if self.obs_norm == "chance":
             acc = chance_normalised(acc[None], self.trainer.dataset.classes_of_runs(self.num_envs)[[run]])[0]
         return {"val_acc": acc}
@@ -178,21 +155,10 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         """Reset ``runs`` (default: all); observations of all runs and one info dict per run
         (empty for runs not reset)."""
         runs, seeds = self._reset_args(seed, runs)
-        inner = []
-        for run, s in zip(runs, seeds, strict=True):
-            if s is not None or self._rngs[run] is None:
-                self._rngs[run], _ = seeding.np_random(s)
-            inner.append(int(self._rngs[run].integers(0, 2**31 - 1)))
-        self.trainer.reset(inner, runs)
+        self.trainer.reset([self.episodes.inner_seed(run, s) for run, s in zip(runs, seeds, strict=True)], runs)
         self.monitor.reset(runs)
         self._on_reset(runs)
-        self._prev_action[runs] = self._neutral_action()
-        val = self.reward.measure(self.trainer)
-        if self._val is None:
-            self._val = val
-        for key, values in val.items():
-            self._val[key][runs] = values[runs]
-        self._done[runs], self._needs_reset[runs], self._clipped[runs] = False, False, 0
+        self.episodes.start(runs, self.reward.measure(self.trainer))
         s_hat = self.monitor.s_hat.cpu().numpy()  # one device read for every run's observation and info
         infos: Infos = [{} for _ in range(self.num_envs)]
         for run in runs:
@@ -200,50 +166,61 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         return self._observations(s_hat), infos
 
     @scoped_threads
-    def step_runs(self, actions: np.ndarray, active: np.ndarray | None = None,
+    def step_runs(self, actions: Any, active: np.ndarray | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Infos]:
-        """``step`` with one info dict per run (Stable-Baselines3's format).
+        """``step`` with one info dict per run (Stable-Baselines3's format). ``actions``: one
+        per run, an array (K, ...) or a sequence of K actions, each checked as ``step`` checks it.
 
         ``active`` (K,) bool, default all: only these runs step. The others rest — no training,
         reward 0, not terminated, an empty info, their observation unchanged, their action
         ignored — so that, with autoreset disabled, the runs still going can finish after some
         have ended (an ended run's episode is over; it is never fed another action)."""
-        if self._val is None:
-            raise RuntimeError("call reset() before step(): no inner training run has started")
+        ep, val = self.episodes, self.episodes.scores
         actions, active = self._step_args(actions, active)
-        if self.autoreset_mode == AutoresetMode.DISABLED and (self._done & active).any():
-            ended = np.flatnonzero(self._done & active).tolist()
+        if self.autoreset_mode == AutoresetMode.DISABLED and (ep.done & active).any():
+            ended = np.flatnonzero(ep.done & active).tolist()
             raise RuntimeError(f"inner run(s) {ended} have ended (terminated=True); reset them before stepping, "
                                "let them rest (step_runs(actions, active=mask)) or use autoreset_mode='SameStep'")
-        stepping = ~self._needs_reset & active
-        checked = np.tile(self._neutral_action(), (self.num_envs, 1)).reshape(self.action_space.shape)
-        clipped = np.zeros(self.num_envs, np.int64)
-        for k in np.flatnonzero(stepping):
-            checked[k], clipped[k] = check_action(actions[k], self.single_action_space)
-        self._clipped += clipped
+        stepping = ~ep.needs_reset & active
+        checked, clipped = self._checked_actions(actions, stepping)
         losses, method_infos = self._advance(checked, stepping)
-        self._prev_action[stepping] = checked.reshape(self.num_envs, -1)[stepping]
+        ep.prev_action[stepping] = checked.reshape(self.num_envs, -1)[stepping]
         loss = losses.detach().float().cpu().numpy()
         diverged = stepping & ~np.isfinite(loss)
         cur = self.reward.measure(self.trainer)
         trained = stepping & ~diverged
         finished = self._finished()
-        rewards = np.where(trained, self.reward.gain(self._val, cur, finished), 0.0)
-        for key in self._val:
-            self._val[key][trained] = cur[key][trained]
+        rewards = np.where(trained, self.reward.gain(val, cur, finished), 0.0)
+        for key in val:
+            val[key][trained] = cur[key][trained]
         terminated = stepping & (diverged | finished)
-        self._done |= terminated
+        ep.done |= terminated
         s_hat = self.monitor.s_hat.cpu().numpy()
         infos: Infos = [{} for _ in range(self.num_envs)]
-        for k in np.flatnonzero(stepping):
+        for k in np.flatnonzero(stepping).tolist():
             infos[k] = self._info(k, s_hat[k], method_infos[k], train_loss=float(loss[k]),
                                   diverged=bool(diverged[k]), clipped=int(clipped[k]),
-                                  clipped_episode=int(self._clipped[k]))
-        finished = np.flatnonzero(terminated & ~diverged).tolist()
-        for k, metrics in zip(finished, self.evaluate_runs("test", finished), strict=True):
+                                  clipped_episode=int(ep.clipped[k]))
+        finished_runs = np.flatnonzero(terminated & ~diverged).tolist()
+        for k, metrics in zip(finished_runs, self.evaluate_runs("test", finished_runs), strict=True):
             infos[k]["test"] = metrics
-        obs = self._observations(s_hat)
-        resetting = np.flatnonzero(self._needs_reset & active).tolist()
+        obs, infos = self._autoreset(self._observations(s_hat), infos, terminated, active)
+        return obs, rewards.astype(np.float64), terminated, np.zeros(self.num_envs, bool), infos
+
+    def _checked_actions(self, actions: Any, stepping: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stepping runs' actions as float32 arrays clipped into the action space (the
+        resting runs': the neutral action), and how many entries of each needed clipping."""
+        checked = np.tile(self.action_map.neutral, (self.num_envs, 1)).reshape(self.action_space.shape)
+        clipped = np.zeros(self.num_envs, np.int64)
+        for k in np.flatnonzero(stepping).tolist():
+            checked[k], clipped[k] = check_action(actions[k], self.single_action_space)
+        self.episodes.clipped += clipped
+        return checked, clipped
+
+    def _autoreset(self, obs: np.ndarray, infos: Infos, terminated: np.ndarray,
+                   active: np.ndarray) -> tuple[np.ndarray, Infos]:
+        """Observations and infos after this step's resets, as ``autoreset_mode`` has them."""
+        resetting = np.flatnonzero(self.episodes.needs_reset & active).tolist()
         if resetting:  # NEXT_STEP: runs that ended last step start now, with reward 0
             obs, reset_infos = self.reset_runs(runs=resetting)
             for k in resetting:
@@ -255,8 +232,9 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
             for k in ended:
                 infos[k] = {**reset_infos[k], "final_obs": final_obs[k], "final_info": infos[k]}
         elif self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            self._needs_reset = terminated | (self._needs_reset & ~active)  # a resting run resets when it next steps
-        return obs, rewards.astype(np.float64), terminated, np.zeros(self.num_envs, bool), infos
+            ep = self.episodes  # a resting run resets when it next steps
+            ep.needs_reset = terminated | (ep.needs_reset & ~active)
+        return obs, infos
 
     @scoped_threads
     def evaluate_runs(self, split: str = "test", runs: Sequence[int] | None = None) -> list[dict[str, float]]:
@@ -264,11 +242,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         runs = list(range(self.num_envs)) if runs is None else list(runs)
-        if not runs:
-            return []
-        pred, y = self.trainer.predict(getattr(self.trainer.dataset, split))
-        return [prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y[k] if y.dim() == 2 else y,
-                                   self.modalities) for k in runs]
+        return self.trainer.evaluate(getattr(self.trainer.dataset, split), runs)
 
     # --- observation and info ---------------------------------------------------------
     def _observations(self, s_hat: np.ndarray) -> np.ndarray:
@@ -278,18 +252,20 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
             s_hat = chance_normalised(s_hat, self.trainer.dataset.classes_of_runs(self.num_envs),
                                       self.monitor.seen.cpu().numpy())
         progress = self._progress()
-        return np.stack([self.layout.assemble(s_hat[k], progress[k], self._prev_action[k], self._extra_values(k))
+        prev = self.episodes.prev_action
+        return np.stack([self.layout.assemble(s_hat[k], progress[k], prev[k], self._extra_values(k))
                          for k in range(self.num_envs)])
 
     def _info(self, run: int, s_hat: np.ndarray, method_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
         """What a person inspects about run ``run`` (``s_hat``: its (M,) cumulative scores)."""
+        val = self.episodes.scores
         return {
             "iteration": int(self.trainer.iteration[run]),
             "epoch": int(self.trainer.epoch[run]),
             "s_hat": dict(zip(self.modalities, s_hat.tolist(), strict=True)),
             "d": dict(zip(self.modalities, modality_discrepancy(s_hat).tolist(), strict=True)),
-            "val_acc": float(self._val["acc"][run]),
-            "val_acc_modality": {n: float(self._val[f"acc_{n}"][run]) for n in self.modalities},
+            "val_acc": float(val["acc"][run]),
+            "val_acc_modality": {n: float(val[f"acc_{n}"][run]) for n in self.modalities},
             **self.trainer.run_info(run),
             **method_info,
             **extra,
@@ -300,15 +276,8 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
         """Everything that decides the rest of every run's episode and later episodes (tensors,
         numbers, strings and lists only): the trainer, the CMD, reward baselines, per-run env
         generators and counters. Subclasses extend it with ``{**super().get_state(), ...}``."""
-        return copy.deepcopy({
-            "identity": self._identity(),
-            "rngs": [None if r is None else r.bit_generator.state for r in self._rngs],
-            "trainer": self.trainer.state_dict(),
-            "monitor": self.monitor.state_dict(),
-            "prev_action": torch.from_numpy(self._prev_action.copy()),
-            "val": None if self._val is None else {k: torch.from_numpy(v.copy()) for k, v in self._val.items()},
-            "done": self._done.tolist(), "needs_reset": self._needs_reset.tolist(), "clipped": self._clipped.tolist(),
-        })
+        return copy.deepcopy({"identity": self._identity(), "trainer": self.trainer.state_dict(),
+                              "monitor": self.monitor.state_dict(), **self.episodes.state_dict()})
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from ``get_state()``'s snapshot; refuses one taken on a different env."""
@@ -318,20 +287,9 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv):
                              for k in {**saved, **mine} if saved.get(k) != mine.get(k))
             raise ValueError(f"this state was saved by a different env ({diff})")
         state = copy.deepcopy(state)
-        self._rngs = []
-        for r in state["rngs"]:
-            rng = None
-            if r is not None:
-                rng = np.random.Generator(getattr(np.random, r["bit_generator"])())
-                rng.bit_generator.state = r
-            self._rngs.append(rng)
+        self.episodes.load_state_dict(state)
         self.trainer.load_state_dict(state["trainer"])
         self.monitor.load_state_dict(state["monitor"])
-        self._prev_action = state["prev_action"].numpy().copy()
-        self._val = None if state["val"] is None else {k: v.numpy().copy() for k, v in state["val"].items()}
-        self._done = np.array(state["done"], bool)
-        self._needs_reset = np.array(state["needs_reset"], bool)
-        self._clipped = np.array(state["clipped"], np.int64)
 
     def _identity(self) -> dict[str, Any]:
         """What must match for a state to fit this env: class, data, learner, spaces, K."""

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from mmrl_env.data.base import MultimodalDataset
+from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput
 from mmrl_env.engine.batchnorm import update_running_stats
 from mmrl_env.engine.optim import OptimConfig, StackedOptimizer, StackedStepLR
 from mmrl_env.engine.runs import RunMap
@@ -100,6 +101,17 @@ class StackedLearner:
     Every learner's ``__init__`` takes ``(dataset, optim, device, generators)`` (one private
     generator per run) and then its own keyword arguments, which ``check_learner`` validates."""
 
+    # one run's prediction ``(flat, buffers, inputs, *extra)``, which ``_predict_fn`` maps over the runs
+    _forward: Callable[..., Any]
+
+    def train_step(self, batch: VectorBatch) -> VectorStepOutput:
+        """One update of every run on its rows of ``batch``; the step's loss and unimodal logits."""
+        raise NotImplementedError(f"{type(self).__name__} defines no train_step")
+
+    def predict(self, inputs: list[Tensor], per_run: bool = False) -> VectorPrediction:
+        """Every run's logits on ``inputs``: shared (N, ...) tensors, or (K, N, ...) with ``per_run``."""
+        raise NotImplementedError(f"{type(self).__name__} defines no predict")
+
     def __init__(self, build: Callable[[], nn.Module], dataset: MultimodalDataset, optim: OptimConfig,
                  device: torch.device, generators: Sequence[torch.Generator]) -> None:
         self.dataset, self.optim_cfg, self.device = dataset, optim, device
@@ -120,7 +132,8 @@ class StackedLearner:
         (default: in the loop on CUDA), runs the convolutions channels-last
         (:mod:`~mmrl_env.engine.stack`)."""
         self.vectorize = bool(vectorize)
-        self.stack.template.trim_rows = not self.vectorize
+        template: Any = self.stack.template  # the learner's own network class, which has ``trim_rows``
+        template.trim_rows = not self.vectorize
         if channels_last is None:
             channels_last = not self.vectorize and self.device.type == "cuda"
         if channels_last and self.vectorize:

@@ -18,7 +18,7 @@ from mmrl_env.engine.batchnorm import batch_statistics
 
 if TYPE_CHECKING:
     from mmrl_env.engine.batch import VectorPrediction
-    from mmrl_env.engine.trainer import VectorTrainer
+    from mmrl_env.inner_run.run import InnerRun
 
 
 def prediction_similarity(unimodal: list[Tensor]) -> Tensor:
@@ -94,12 +94,11 @@ class BalanceMeasurer:
             raise ValueError(f"measurer mode must be one of {MEASURE_MODES}, got {mode!r}")
         self.alpha, self.mode = alpha, mode
 
-    def measure_runs(self, trainer: VectorTrainer) -> list[BalanceMeasurement]:
+    def measure_runs(self, trainer: InnerRun) -> list[BalanceMeasurement]:
         """One measurement per run of the trainer (K = 1: a list of one), from one batched prediction pass."""
         if self.mode == "train":
             with batch_statistics():
                 pred, labels = trainer.predict(trainer.dataset.train, chunk_size=trainer.cfg.batch_size)
         else:
             pred, labels = trainer.predict(trainer.dataset.train)
-        return [measure_prediction(pred, labels[k] if labels.dim() == 2 else labels, k, self.alpha)
-                for k in range(trainer.num_runs)]
+        return [measure_prediction(pred, labels[k], k, self.alpha) for k in range(trainer.num_runs)]

@@ -1,1 +1,1 @@
-"""Samplers decide which samples each modality sees: DUS quantities, index streams."""
+"""Samplers decide which samples each modality sees: DUS quantities, BSS curricula."""

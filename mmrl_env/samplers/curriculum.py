@@ -74,6 +74,12 @@ class ProportionMap:
         """Shape of the action (one entry: λ)."""
         return (1,)
 
+    @property
+    def neutral(self) -> np.ndarray:
+        """The action before any is taken (the observation's first ``prev_action``): λ = 1, the
+        whole training set, i.e. plain joint training."""
+        return np.ones(1, np.float32)
+
     def proportion(self, action: np.ndarray | float) -> float:
         a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
         return self.lambda_min + (a + 1) / 2 * (1 - self.lambda_min)

@@ -45,6 +45,12 @@ class QuantityMap:
         """Shape of the action (one entry per modality)."""
         return (self.num_modalities,)
 
+    @property
+    def neutral(self) -> np.ndarray:
+        """The action before any is taken (the observation's first ``prev_action``): all zeros,
+        i.e. n_j = B for every modality under the fixed budget."""
+        return np.zeros(self.num_modalities, np.float32)
+
     def quantities(self, action: np.ndarray) -> list[int]:
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
         if self.mode == "free":
@@ -72,14 +78,24 @@ def project_budget(target: np.ndarray, total: int, lo: int, hi: int) -> list[int
     m = len(target)
     if not m * lo <= total <= m * hi:
         raise ValueError(f"budget {total} is infeasible for {m} modalities in [{lo}, {hi}]")
-    n = np.clip(np.asarray(target, dtype=np.float64), lo, hi)
-    for _ in range(m + 1):
+    return round_to_budget(spread_to_budget(np.asarray(target, dtype=np.float64), total, lo, hi), total, lo, hi)
+
+
+def spread_to_budget(target: np.ndarray, total: int, lo: int, hi: int) -> np.ndarray:
+    """``target`` clipped to [lo, hi], the gap to ``total`` spread over the entries not at a bound."""
+    n = np.clip(target, lo, hi)
+    for _ in range(len(target) + 1):
         gap = total - n.sum()
         free = (n < hi) if gap > 0 else (n > lo)
         if abs(gap) < 1e-9 or not free.any():
             break
         share = np.where(free, np.maximum(target, 1e-12), 0.0)
         n = np.clip(n + gap * share / share.sum(), lo, hi)
+    return n
+
+
+def round_to_budget(n: np.ndarray, total: int, lo: int, hi: int) -> list[int]:
+    """Integers from ``n`` (summing to ``total`` up to float error) by largest remainders in [lo, hi]."""
     out = np.floor(n + 1e-9).astype(int)
     order = np.argsort(-(n - out), kind="stable")
     for j in order:

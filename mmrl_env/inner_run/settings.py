@@ -1,6 +1,6 @@
-"""The inner run's settings: the device, :class:`TrainerConfig` and :func:`trainer_setup` (a
-registered dataset plus its run settings). The trainer itself, K runs at once (K = 1: one run),
-is :class:`mmrl_env.engine.trainer.VectorTrainer`.
+"""The inner run's settings: :class:`InnerRunConfig`, the device, and :func:`setup_inner_run` (a
+registered dataset plus its run settings). The run itself, K runs at once (K = 1: one run), is
+:class:`mmrl_env.inner_run.run.InnerRun`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 @dataclass
-class TrainerConfig:
+class InnerRunConfig:
     """The inner run: batch size B, length in epochs, learner and optimisation."""
 
     batch_size: int = 64
@@ -37,9 +37,9 @@ class TrainerConfig:
     eval_batch_size: int = 1024
 
 
-def trainer_setup(dataset: str, dataset_kwargs: dict[str, Any] | None = None, learner: str = "joint",
-                  learner_kwargs: dict[str, Any] | None = None, batch_size: int = 64, epochs: int = 8,
-                  optim: dict[str, Any] | None = None) -> tuple[MultimodalDataset, TrainerConfig]:
+def setup_inner_run(dataset: str, dataset_kwargs: dict[str, Any] | None = None, learner: str = "joint",
+                    learner_kwargs: dict[str, Any] | None = None, batch_size: int = 64, epochs: int = 8,
+                    optim: dict[str, Any] | None = None) -> tuple[MultimodalDataset, InnerRunConfig]:
     """Load a registered dataset and configure a run on it: the one place where a dataset's
     recommended optimisation (``optim_defaults``) meets the caller's overrides (``optim``)."""
     check_mapping("dataset_kwargs", dataset_kwargs, "{'n_train': 500}")
@@ -50,7 +50,7 @@ def trainer_setup(dataset: str, dataset_kwargs: dict[str, Any] | None = None, le
     if message:
         raise ValueError(message)
     data = load_dataset(dataset, **(dataset_kwargs or {}))
-    cfg = TrainerConfig(batch_size=batch_size, epochs=epochs, learner=learner,
+    cfg = InnerRunConfig(batch_size=batch_size, epochs=epochs, learner=learner,
                         learner_kwargs=dict(learner_kwargs or {}),
                         optim=OptimConfig(**{**data.optim_defaults, **(optim or {})}))
     return data, cfg

@@ -1,7 +1,7 @@
-"""Building an env's run trainer: how its K inner runs are stepped, and on which device.
+"""Building an env's inner run: how its K runs are stepped, and on which device.
 
-Every configuration trains on :class:`~mmrl_env.engine.trainer.VectorTrainer` with its one set
-of learners; the engine only picks how a step is mapped over the runs
+Every configuration trains on :class:`~mmrl_env.inner_run.run.InnerRun` with its one set of
+learners; the build only picks how a step is mapped over the runs
 (:mod:`~mmrl_env.engine.runs`). ``engine="batched"``: one ``vmap``-ed step (or the explicit MLP
 kernel) for all K runs — the small encoders (``BATCHED_ENCODERS``: the MLP and the small CNN of
 Synthetic and ``Custom`` data). ``engine="sequential"``: the same per-run step in a loop — the
@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from mmrl_env.engine.trainer import VectorTrainer
-from mmrl_env.run_settings import resolve_device, trainer_setup
+from mmrl_env.inner_run.run import InnerRun
+from mmrl_env.inner_run.settings import resolve_device, setup_inner_run
 
 ENGINES = ("auto", "batched", "sequential")
 BATCHED_ENCODERS = ("mlp", "cnn")
@@ -52,7 +52,7 @@ def choose_device(device: str | torch.device, encoders: list[str], num_runs: int
 def vectorized(engine: str, encoders: list[str], device: torch.device) -> bool:
     """Whether ``engine`` batches the runs' step (``vmap`` / the MLP kernel) for these encoders on
     ``device``, rather than looping over the runs (module doc). ``batched`` where it cannot apply
-    is refused by :func:`build_run_trainer`; here it answers False."""
+    is refused by :func:`build_inner_run`; here it answers False."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "sequential" or batched_blocker(encoders) is not None:
@@ -61,17 +61,17 @@ def vectorized(engine: str, encoders: list[str], device: torch.device) -> bool:
     return not (engine == "auto" and slow_on_cpu)
 
 
-def build_run_trainer(dataset: str, dataset_kwargs: dict[str, Any] | None, learner: str,
-                      learner_kwargs: dict[str, Any] | None, batch_size: int, epochs: int,
-                      optim: dict[str, Any] | None, device: str | torch.device, num_runs: int,
-                      engine: str = "auto") -> VectorTrainer:
+def build_inner_run(dataset: str, dataset_kwargs: dict[str, Any] | None, learner: str,
+                    learner_kwargs: dict[str, Any] | None, batch_size: int, epochs: int,
+                    optim: dict[str, Any] | None, device: str | torch.device, num_runs: int,
+                    engine: str = "auto") -> InnerRun:
     """K inner runs on a registered dataset, batched where that is faster (module doc)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    data, cfg = trainer_setup(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim)
+    data, cfg = setup_inner_run(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim)
     encoders = [spec.encoder for spec in data.modalities]
     blocker = batched_blocker(encoders)
     if engine == "batched" and blocker:
         raise ValueError(f"engine='batched' cannot run this env: {blocker}; use engine='auto' or 'sequential'")
     where = choose_device(device, encoders, num_runs)
-    return VectorTrainer(data, cfg, num_runs, where, vectorize=vectorized(engine, encoders, where))
+    return InnerRun(data, cfg, num_runs, where, vectorize=vectorized(engine, encoders, where))

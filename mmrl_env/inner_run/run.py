@@ -1,16 +1,17 @@
-"""The inner trainer: K independent inner runs on one device, trained as one engine (K = 1: one run).
+"""The inner run: K independent inner training runs on one device, trained as one (K = 1: one run).
 
 Run k owns a private ``torch.Generator`` seeded by its own seed (model initialisation, batch
 order, every random draw of its learner; SB3 seeds torch globally, so we must not depend on the
-global RNG), its ``ShuffledStream``, iteration/epoch counters, model, optimizer state and StepLR,
-so run k depends on its own seed, sizes and orders only: it reproduces the same run trained alone
-(K = 1) to float tolerance (batched kernels sum in another order). Per step, the runs' index
-windows are drawn per run (a cheap loop over index streams), padded to one common length and
-trained in one step: batched (``vectorize=True``: ``vmap`` or the explicit MLP kernel, each
-modality only computing the rows some run uses; the model work never loops over runs) or, for
-the big encoders, the same per-run step in a loop (``vectorize=False``, :mod:`mmrl_env.engine.runs`).
-``gym.make`` envs (K = 1), ``make_vec`` envs, ``train_mml.py`` and the benchmarks all train
-through this class; environments drive it in decision intervals (``train``, ``train_epoch``).
+global RNG), its :class:`~mmrl_env.inner_run.stream.ShuffledStream`, iteration/epoch counters,
+model, optimizer state and StepLR, so run k depends on its own seed, sizes and orders only: it
+reproduces the same run trained alone (K = 1) to float tolerance (batched kernels sum in another
+order). Per step, the runs' index windows are drawn per run (a cheap loop over index streams),
+padded to one common length and trained in one step: batched (``vectorize=True``: ``vmap`` or
+the explicit MLP kernel, each modality only computing the rows some run uses; the model work
+never loops over runs) or, for the big encoders, the same per-run step in a loop
+(``vectorize=False``, :mod:`mmrl_env.engine.runs`). ``gym.make`` envs (K = 1), ``make_vec``
+envs, ``train_mml.py`` and the benchmarks all train through this class; environments drive it in
+decision intervals (``train``, ``train_epoch``).
 
 Learners: :mod:`mmrl_env.learners` (``learner=`` by name). Memory format: contiguous on the
 batched path (``channels_last`` breaks ``vmap``), channels-last convolutions on the per-run
@@ -29,25 +30,27 @@ from torch import Tensor
 
 from mmrl_env.data.base import MultimodalDataset, Split
 from mmrl_env.engine.batch import VectorBatch, VectorPrediction, VectorStepOutput, prefix_masks
+from mmrl_env.inner_run.settings import InnerRunConfig, resolve_device
+from mmrl_env.inner_run.stream import ShuffledStream
 from mmrl_env.learners import build_learner, check_learner
+from mmrl_env.learners.base import StackedLearner
+from mmrl_env.metrics import prediction_metrics
 from mmrl_env.models.encoders import check_encoder, check_encoder_input
-from mmrl_env.run_settings import TrainerConfig, resolve_device
-from mmrl_env.samplers.stream import ShuffledStream
 
 # input values per prediction chunk (64 MB of float32): 1,024 Synthetic samples, 33 CREMA-D clips at 224 px
 EVAL_CHUNK_ELEMENTS = 2**24
 
-VectorHook = Callable[[VectorBatch, VectorStepOutput], None]
+RunHook = Callable[[VectorBatch, VectorStepOutput], None]
 
 
-class VectorTrainer:
+class InnerRun:
     """K inner training runs on one device; ``reset`` (all runs or some) starts new runs."""
 
-    def __init__(self, dataset: MultimodalDataset, cfg: TrainerConfig, num_runs: int,
+    def __init__(self, dataset: MultimodalDataset, cfg: InnerRunConfig, num_runs: int,
                  device: str | torch.device = "auto", vectorize: bool = True) -> None:
         if num_runs < 1:
             raise ValueError(f"num_runs must be at least 1, got {num_runs}")
-        # fail at construction, not at the first reset; old kwarg names warn once, here
+        # an unknown learner or learner kwarg fails here, at construction, naming the valid ones
         cfg = replace(cfg, learner_kwargs=check_learner(cfg.learner, cfg.learner_kwargs))
         for spec in dataset.modalities:  # missing pretrained weights fail here, before any run starts
             check_encoder(spec.encoder, **spec.encoder_kwargs)
@@ -58,24 +61,27 @@ class VectorTrainer:
         if cfg.batch_size > n_train:
             raise ValueError(f"batch_size={cfg.batch_size} is larger than the training split "
                              f"({n_train} samples of {dataset.name}); use batch_size <= {n_train}")
-        # a task family (one task per run, drawn at reset) pads every task to its declared input sizes
-        for j, spec in enumerate(() if getattr(self.dataset.train, "per_run", False) else dataset.modalities):
+        train = self.dataset.run_view(self.dataset.train)
+        for j, spec in enumerate(dataset.modalities):  # a task family pads every task to these sizes
             check_encoder_input(spec.name, spec.encoder, dict(spec.encoder_kwargs),
-                                self.dataset.train.gather(j, torch.arange(1)))
+                                train.gather_runs(j, torch.zeros(1, 1, dtype=torch.long))[0])
         self.iterations_per_epoch = max(1, math.ceil(len(self.dataset.train) / cfg.batch_size))
         self.total_iterations = cfg.epochs * self.iterations_per_epoch
         self.generators = [torch.Generator() for _ in range(num_runs)]
-        self.learner: Any = None
-        self.streams: list[ShuffledStream] = []
+        # built from the generators' default state; the first reset rebuilds every run from its seed
+        self.learner: StackedLearner = build_learner(cfg.learner, self.dataset, cfg.optim, self.device,
+                                                     self.generators, **cfg.learner_kwargs)
+        self.learner.set_vectorize(self.vectorize)
+        self.learner.set_run_length(cfg.epochs, self.iterations_per_epoch)  # "auto" periods scale with it
+        self.streams = [ShuffledStream(len(self.dataset.train), g) for g in self.generators]
         self.iteration = torch.zeros(num_runs, dtype=torch.long)  # host counter: control flow, no sync
+        self.started = False  # no run has been reset yet: the first reset starts every run
         self._eval_chunk: int | None = None  # samples per prediction chunk (``eval_chunk``), set on first use
 
     @property
     def epoch(self) -> Tensor:
         """(K,) completed epochs per run (host): the learner's counter, which its StepLR and its
         periods (ACA, OGM's window) read; zeros before the first reset."""
-        if self.learner is None:
-            return torch.zeros(self.num_runs, dtype=torch.long)
         return self.learner.epoch
 
     @property
@@ -99,28 +105,18 @@ class VectorTrainer:
             raise ValueError(f"got {len(order_seeds)} order_seeds for {len(runs)} runs; pass one per run")
         if any(not 0 <= r < self.num_runs for r in runs):
             raise ValueError(f"runs must lie in [0, {self.num_runs}), got {runs}")
+        if not self.started and len(runs) != self.num_runs:
+            raise ValueError("the first reset must start every run (runs=None)")
         for run, seed in zip(runs, seeds, strict=True):
             self.generators[run].manual_seed(int(seed))
-        if hasattr(self.dataset, "draw"):  # a task family: each run's task is a function of its seed
-            self.dataset.draw(runs, [int(s) for s in seeds], self.num_runs)
-        if self.learner is None:
-            if len(runs) != self.num_runs:
-                raise ValueError("the first reset must start every run (runs=None)")
-            ordered = [self.generators[r] for r in range(self.num_runs)]
-            self.learner = build_learner(self.cfg.learner, self.dataset, self.cfg.optim, self.device, ordered,
-                                         **self.cfg.learner_kwargs)
-            self.learner.set_vectorize(self.vectorize)
-            self.learner.set_run_length(self.cfg.epochs, self.iterations_per_epoch)  # "auto" periods scale with it
-        else:
-            self.learner.reset_runs(runs, [self.generators[r] for r in runs])
+        self.dataset.draw(runs, [int(s) for s in seeds], self.num_runs)  # a task family: each run's task
+        self.learner.reset_runs(runs, [self.generators[r] for r in runs])
         for run, seed in zip(runs, order_seeds if order_seeds is not None else [], strict=False):
             self.generators[run].manual_seed(int(seed))
-        if not self.streams:
-            self.streams = [ShuffledStream(len(self.dataset.train), g) for g in self.generators]
-        else:
-            for run in runs:
-                self.streams[run] = ShuffledStream(len(self.dataset.train), self.generators[run])
+        for run in runs:
+            self.streams[run] = ShuffledStream(len(self.dataset.train), self.generators[run])
         self.iteration[runs] = 0
+        self.started = True
 
     def make_batch(self, windows: list[Tensor], sizes: Tensor) -> VectorBatch:
         """The batch of one step: run k's window ``windows[k]`` (host train-split indices) with modality
@@ -134,22 +130,16 @@ class VectorTrainer:
             idx = torch.zeros(self.num_runs, n, dtype=torch.long)
             for k, w in enumerate(windows):
                 idx[k, : w.numel()] = w
-        split = self.dataset.train
-        if getattr(split, "per_run", False):  # one task per run (mmrl_env.data.tasks)
-            inputs = [split.gather_runs(j, idx) for j in range(self.dataset.num_modalities)]
-            labels = split.gather_run_labels(idx)
-        else:
-            flat = idx.flatten()  # host index: a memory-mapped split reads with it without waiting for the GPU
-            inputs = [split.gather(j, flat, train=True).unflatten(0, (self.num_runs, n))
-                      for j in range(self.dataset.num_modalities)]
-            labels = split.gather_labels(flat).view(self.num_runs, n)
+        split = self.dataset.run_view(self.dataset.train)
+        inputs = [split.gather_runs(j, idx, train=True) for j in range(self.dataset.num_modalities)]
+        labels = split.gather_run_labels(idx)
         idx = idx.to(self.device, non_blocking=True)
         # non_blocking: a blocking host-to-device copy waits for the queued GPU work (a sync per step)
         device_sizes = sizes.to(self.device, non_blocking=True)
         return VectorBatch(idx, inputs, labels, device_sizes,
                            prefix_masks(device_sizes, n), self.cfg.batch_size, host_sizes=sizes)
 
-    def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[VectorHook, ...]) -> VectorStepOutput:
+    def _step(self, windows: list[Tensor], sizes: Tensor, hooks: tuple[RunHook, ...]) -> VectorStepOutput:
         batch = self.make_batch(windows, sizes)
         out = self.learner.train_step(batch)
         for hook in hooks:
@@ -169,7 +159,7 @@ class VectorTrainer:
         return sizes
 
     def train(self, iterations: int, sizes: Sequence[Sequence[int]] | Tensor, active: Tensor | None = None,
-              hooks: tuple[VectorHook, ...] = ()) -> Tensor:
+              hooks: tuple[RunHook, ...] = ()) -> Tensor:
         """Up to ``iterations`` updates of every active run from its shuffled stream (a run stops at
         its end). Run k's modality j gets the first ``sizes[k][j]`` samples of each window; an epoch
         ends every ``iterations_per_epoch`` updates. ``active`` (K,) bool leaves the other runs
@@ -193,7 +183,7 @@ class VectorTrainer:
                 self._end_epoch(ended)
         return total / count.clamp(min=1).to(self.device)
 
-    def train_epoch(self, orders: Sequence[Tensor | None], hooks: tuple[VectorHook, ...] = ()) -> Tensor:
+    def train_epoch(self, orders: Sequence[Tensor | None], hooks: tuple[RunHook, ...] = ()) -> Tensor:
         """One epoch per run over its own ``orders[k]`` (e.g. its curriculum subset), in batches
         of B for every modality, then the epoch-end hooks; runs given ``None`` do not train. Runs whose order
         is shorter stop stepping (all-zero mask) while the longer ones finish. Returns each
@@ -216,23 +206,22 @@ class VectorTrainer:
 
     def predict(self, split: Split, idx: Tensor | None = None, chunk_size: int | None = None
                 ) -> tuple[VectorPrediction, Tensor]:
-        """Every run's predictions on ``split`` (or its subset ``idx``, shared by all runs), in
-        chunks of ``chunk_size`` (default :meth:`eval_chunk`, bounded in input values): (K, N, C)
-        logits and the (N,) labels ((K, N) on a split with one task per run, :mod:`mmrl_env.data.tasks`).
-        A host index (the default) lets a memory-mapped split read without waiting for the GPU."""
+        """Every run's predictions on ``split`` (or its subset ``idx``, the same samples for every
+        run), in chunks of ``chunk_size`` (default :meth:`eval_chunk`, bounded in input values):
+        (K, N, C) logits and the (K, N) labels (row k: run k's; the same row K times unless each run
+        has its own task, :mod:`mmrl_env.data.tasks`). A host index (the default) lets a
+        memory-mapped split read without waiting for the GPU."""
         if idx is None:
             idx = torch.arange(len(split))
-        m, size = self.dataset.num_modalities, chunk_size or self.eval_chunk(split)
-        if getattr(split, "per_run", False):
-            chunks = [self.learner.predict([split.gather_runs(j, part.expand(self.num_runs, -1)) for j in range(m)],
-                      per_run=True) for part in idx.split(size)]
-            labels = split.gather_run_labels(idx.expand(self.num_runs, -1))
-        else:
-            chunks = [self.learner.predict([split.gather(j, part) for j in range(m)]) for part in idx.split(size)]
-            labels = split.gather_labels(idx)
+        m, size, k = self.dataset.num_modalities, chunk_size or self.eval_chunk(split), self.num_runs
+        view = self.dataset.run_view(split)
+        chunks = [self.learner.predict([view.predict_inputs(j, part, k) for j in range(m)], per_run=view.per_run)
+                  for part in idx.split(size)]
+        labels = view.gather_run_labels(idx.expand(k, -1))
         fused = torch.cat([c.fused for c in chunks], dim=1)
         uni = [torch.cat([c.unimodal[j] for c in chunks], dim=1) for j in range(self.dataset.num_modalities)]
-        multi = None if chunks[0].multi is None else torch.cat([c.multi for c in chunks], dim=1)
+        heads = [c.multi for c in chunks if c.multi is not None]  # a fusion head's logits: every chunk or none
+        multi = torch.cat(heads, dim=1) if heads else None
         return VectorPrediction(fused, uni, multi), labels
 
     def eval_chunk(self, split: Split) -> int:
@@ -242,12 +231,20 @@ class VectorTrainer:
         tens of GB of activations on a CPU; the cap depends on the data only, never on K, so a
         run predicts the same whatever batch it is part of."""
         if self._eval_chunk is None:
-            one = torch.zeros(1, dtype=torch.long)
-            first = ((lambda j: split.gather_runs(j, one.view(1, 1))) if getattr(split, "per_run", False)
-                     else (lambda j: split.gather(j, one)))  # one sample (of one run's task)
-            per_sample = sum(first(j).numel() for j in range(self.dataset.num_modalities))
+            one = torch.zeros(1, 1, dtype=torch.long)  # one sample (of one run's task)
+            view = self.dataset.run_view(split)
+            per_sample = sum(view.gather_runs(j, one).numel() for j in range(self.dataset.num_modalities))
             self._eval_chunk = max(1, min(self.cfg.eval_batch_size, EVAL_CHUNK_ELEMENTS // max(per_sample, 1)))
         return self._eval_chunk
+
+    def evaluate(self, split: Split, runs: Sequence[int]) -> list[dict[str, float]]:
+        """Full metrics (acc, macro-F1, mAP; fused and per modality) of the current models of
+        ``runs`` on ``split``, one dict per run: one batched prediction for every run."""
+        if not runs:
+            return []
+        pred, y = self.predict(split)
+        names = self.dataset.modality_names
+        return [prediction_metrics(pred.fused[k], [z[k] for z in pred.unimodal], y[k], names) for k in runs]
 
     def run_info(self, run: int) -> dict[str, Any]:
         """Learner-specific quantities of one run (classifier counts, ω, OGM coefficients; {} for joint)."""
@@ -256,19 +253,20 @@ class VectorTrainer:
     def state_dict(self) -> dict[str, Any]:
         """Every run so far: learner state (its epoch counters too), streams, iteration counters and
         the private generators."""
-        if self.learner is None:
+        if not self.started:
             return {"started": False}
         state = {"started": True, "learner": self.learner.state_dict(),
                  "streams": [s.state_dict() for s in self.streams], "iteration": self.iteration.clone(),
                  "generators": [g.get_state() for g in self.generators]}
-        if hasattr(self.dataset, "draw"):  # a task family: the seed each slot's task was drawn from
-            state["task_seeds"] = list(self.dataset.run_seeds)
+        task_seeds = self.dataset.task_seeds()  # a task family: the seed each slot's task was drawn from
+        if task_seeds is not None:
+            state["task_seeds"] = task_seeds
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict``; generators last, since building the models draws from them."""
         if not state["started"]:
-            self.learner = None
+            self.started = False
             self.iteration.zero_()
             return
         self.reset(state.get("task_seeds", [0] * self.num_runs))  # a task family redraws each slot's task
