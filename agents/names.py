@@ -1,6 +1,6 @@
 """The ``--algo`` names, without importing the agents (torch, SB3), for the CLIs' ``--help``.
 
-``agents.factory.LEARNED`` and ``agents.heuristics.HEURISTICS`` are the registries; these
+``mmrl_agents.factory.LEARNED`` and ``mmrl_agents.heuristics.HEURISTICS`` are the registries; these
 tuples name their keys in the same order (tests/test_cli_help.py checks that they agree).
 """
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 
-from agents.heuristics import HEURISTICS
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.envs.bss import BSSEnv
-from training.rollout import run_episode
+from mmrl_training.rollout import run_episode
 
 
 def parse_args() -> argparse.Namespace:

@@ -2,13 +2,13 @@
 the mean paired difference) at a given number of seeds: how often it contains the true mean.
 
 Per-seed differences are drawn from a known distribution (true mean 0.5 points), the interval
-is computed exactly as ``training.stats.paired_difference`` does (``scipy.stats.bootstrap``,
+is computed exactly as ``mmrl_training.stats.paired_difference`` does (``scipy.stats.bootstrap``,
 percentile; ``--resamples`` resamples to keep the run short), and the fraction of ``--trials``
 intervals that contain the true mean is the coverage (nominal 0.95). Distributions: normal;
 Student t with 3 degrees of freedom (heavy tails: a few seeds far off); a skewed mixture (90 %
 normal, 10 % a seed 6 std lower, like a run that trained badly). Also reported: how often the
 interval excludes 0 when the true difference is 0 (a false "better"/"worse" verdict; nominal
-0.05). This is what sets ``training.stats.MIN_SEEDS``.
+0.05). This is what sets ``mmrl_training.stats.MIN_SEEDS``.
 
     python bench/interval_coverage.py --seeds 2 3 5 10 20 --trials 2000
 """
@@ -19,7 +19,7 @@ import argparse
 
 import numpy as np
 
-from training.stats import paired_difference
+from mmrl_training.stats import paired_difference
 
 TRUE_MEAN = 0.5
 

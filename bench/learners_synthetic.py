@@ -32,9 +32,9 @@ import torch
 from scipy import stats
 
 import mmrl_env  # noqa: F401  (registers the env ids)
-from agents.heuristics import HEURISTICS
-from training.learner_runs import run
-from training.rollout import run_episode
+from mmrl_agents.heuristics import HEURISTICS
+from mmrl_training.learner_runs import run
+from mmrl_training.rollout import run_episode
 
 MODALITIES = ("audio", "video")
 

@@ -3,7 +3,7 @@ one inner run at a time) and after (all seeds as one K-run batched engine), as r
 in one run.
 
 evaluation: the policies ``dus-h,uniform`` on K seeds — before: per policy one ``gym.make``
-env and ``run_episode`` per seed; after: ``training.evaluation.evaluate`` (what ``evaluate.py``
+env and ``run_episode`` per seed; after: ``mmrl_training.evaluation.evaluate`` (what ``evaluate.py``
 and ``train_agent.py``'s final comparison run: per policy one K-run vector env,
 ``run_episodes``). learners: K separate ``learner_runs.run`` calls (seed by seed) against one
 ``learner_runs.run_seeds`` with K seeds. Rounds alternate (before, after, before, ...); each
@@ -25,12 +25,12 @@ import torch
 from timing import alternate
 
 import mmrl_env  # noqa: F401
-from agents.factory import make_agent
-from training import learner_runs
-from training.config import parse_kv
-from training.evaluation import Policy, evaluate, with_heuristic_kwargs
-from training.report import episode_record
-from training.rollout import run_episode
+from mmrl_agents.factory import make_agent
+from mmrl_training import learner_runs
+from mmrl_training.config import parse_kv
+from mmrl_training.evaluation import Policy, evaluate, with_heuristic_kwargs
+from mmrl_training.report import episode_record
+from mmrl_training.rollout import run_episode
 
 ENV = "DUS-Synthetic"
 POLICIES = ("dus-h", "uniform")
@@ -92,7 +92,7 @@ def main() -> None:
     print("| what | before: loop over seeds (s, wall / cpu) | after: one K-run batch (s, wall / cpu) "
           "| speed-up (wall) | speed-up (cpu) |")
     print("|---|---|---|---|---|")
-    for label, before, after in ((f"evaluation of {','.join(POLICIES)} (`training.evaluation.evaluate`)",
+    for label, before, after in ((f"evaluation of {','.join(POLICIES)} (`mmrl_training.evaluation.evaluate`)",
                                   eval_before, eval_after),
                                  ("plain learner runs, joint (`learner_runs`)", mml_before, mml_after)):
         t = best_of(before, after, a.repeats)

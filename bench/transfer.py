@@ -6,9 +6,9 @@ data they never saw. Results: BENCHMARKS.md, "Transfer".
     python bench/transfer.py --methods DUS --cases synthetic,mfeat --seeds 20
     python bench/transfer.py --mfeat-agent runs/ppo/DUS-MFeat_1  # + an agent trained on DUS-MFeat itself
 
-Every case runs the one evaluation (``training.evaluation.evaluate``, what ``evaluate.py`` runs: each
+Every case runs the one evaluation (``mmrl_training.evaluation.evaluate``, what ``evaluate.py`` runs: each
 policy's seeds as one batched K-run env, common random numbers per seed) on the seeds evaluate.py uses by default
-(10000, 10001, ...; fixed, never used to choose anything), then ``training.stats.compare`` gives
+(10000, 10001, ...; fixed, never used to choose anything), then ``mmrl_training.stats.compare`` gives
 the paired difference of test fused accuracy with its 95 % bootstrap interval against the
 no-rebalancing baseline (``uniform`` / ``full``) and against each paper heuristic. The
 ``Custom`` case writes MFeat views in the user-data format (``.npz`` per split) with a test
@@ -28,10 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.heuristics.pretrained import weights_dir  # noqa: E402
-from training import report, stats  # noqa: E402
-from training.config import deep_merge, parse_kv, set_threads  # noqa: E402
-from training.evaluation import Policy, display_name, evaluate, load_run  # noqa: E402
+from mmrl_agents.heuristics.pretrained import weights_dir  # noqa: E402
+from mmrl_training import report, stats  # noqa: E402
+from mmrl_training.config import deep_merge, parse_kv, set_threads  # noqa: E402
+from mmrl_training.evaluation import Policy, display_name, evaluate, load_run  # noqa: E402
 
 FIRST_SEED = 10_000  # evaluate.py's default --first-seed
 

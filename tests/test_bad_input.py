@@ -15,10 +15,10 @@ import torch
 import yaml
 
 from mmrl_env.data import prepare
-from training import evaluate, train_agent, train_mml
-from training.cli_errors import run_cli
-from training.config import parse_kv
-from training.run_config import resolve
+from mmrl_training import evaluate, train_agent, train_mml
+from mmrl_training.cli_errors import run_cli
+from mmrl_training.config import parse_kv
+from mmrl_training.run_config import resolve
 
 SMALL = ["dataset_kwargs.n_train=64", "dataset_kwargs.n_val=20", "dataset_kwargs.n_test=20", "device=cpu"]
 
@@ -316,7 +316,7 @@ def test_damaged_cache_names_the_file_and_overwrite_replaces_it(tmp_path):
 
 def test_a_run_that_cannot_write_its_config_leaves_no_directory(tmp_path, capsys, monkeypatch):
     """A full disk while the run directory is being set up: the error, and no empty run directory."""
-    from training import run_setup
+    from mmrl_training import run_setup
 
     def full(path, text):
         raise OSError(28, "No space left on device", str(path))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training import evaluate, train_agent, train_mml
+from mmrl_training import evaluate, train_agent, train_mml
 
 fcntl = pytest.importorskip("fcntl")  # the lock is POSIX flock (skipped on Windows, where it is too)
 

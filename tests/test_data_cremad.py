@@ -362,7 +362,7 @@ def test_documented_cpu_smoke_setting_runs_through_the_cli(prepared, tmp_path: P
     runs end to end on a prepared cache, table and plots included. The setting is read from that
     table; its batch of 8 is cut to 4: the fixture trains on 6 clips, and a batch larger than the
     split is refused."""
-    from training.train_agent import main as train
+    from mmrl_training.train_agent import main as train
 
     row = next(line for line in (ROOT / "docs" / "datasets.md").read_text().splitlines()
                if line.startswith("| `DUS-CremaD` |"))

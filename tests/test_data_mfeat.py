@@ -149,9 +149,9 @@ def test_registered_like_every_dataset():
 
 def test_the_clis_take_mfeat(tmp_path, capsys):
     """train_mml --dataset MFeat, train_agent --env DUS-MFeat and evaluate --env BSS-MFeat, views included."""
-    from training.evaluate import main as evaluate
-    from training.train_agent import main as train_agent
-    from training.train_mml import main as train_mml
+    from mmrl_training.evaluate import main as evaluate
+    from mmrl_training.train_agent import main as train_agent
+    from mmrl_training.train_mml import main as train_mml
 
     fast = ["epochs=1", "val_size=100", "device=cpu"]
     run = train_mml(["--dataset", "MFeat", "--dataset-kwargs", "views=[pix,fou,mor]", "--epochs", "1", "--seeds", "2",

@@ -135,7 +135,7 @@ def test_i3d_weights_dir_must_hold_the_checkpoints(prepared, tmp_path: Path) -> 
 def test_nvgesture_preset_without_its_weights_is_one_clear_error(prepared, tmp_path: Path, monkeypatch) -> None:
     """The presets name ~/.cache/mmrl/weights/i3d; without the files there, train_mml stops with one
     message saying where to put them, before any run directory or training."""
-    from training import train_mml
+    from mmrl_training import train_mml
 
     monkeypatch.setenv("HOME", str(tmp_path))
     preset = Path(__file__).resolve().parent.parent / "configs" / "paper" / "nvgesture_aug.yaml"

@@ -146,9 +146,9 @@ def test_extension_guide_names_what_the_code_has() -> None:
     """README's "Add a learner, a dataset, a heuristic" names the registries and base classes a newcomer
     touches; each exists where the guide says."""
     import mmrl_env
-    from agents.heuristics import HEURISTICS
-    from agents.heuristics.base import HeuristicPolicy
-    from agents.names import HEURISTIC_NAMES
+    from mmrl_agents.heuristics import HEURISTICS
+    from mmrl_agents.heuristics.base import HeuristicPolicy
+    from mmrl_agents.names import HEURISTIC_NAMES
     from mmrl_env.data import register_dataset
     from mmrl_env.data.base import ModalitySpec, MultimodalDataset
     from mmrl_env.envs.control import ControlSpec
@@ -182,13 +182,13 @@ def _resolve(path: str) -> type:
 
 
 # installed only by a wheel (setup.py ships configs/ under this name), not importable from a source tree
-WHEEL_ONLY = {"training.configs"}
+WHEEL_ONLY = {"mmrl_training.configs"}
 
 
 @pytest.mark.parametrize("doc", [d for d in DOCS if d.name not in ("BENCHMARKS.md", "benchmarks-history.md")],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_dotted_names_in_the_docs_resolve(doc: Path) -> None:
-    """``training.stats.MIN_SEEDS``, ``mmrl_env.register_envs``: a dotted name of ours in backticks imports,
+    """``mmrl_training.stats.MIN_SEEDS``, ``mmrl_env.register_envs``: a dotted name of ours in backticks imports,
     so a moved module or a renamed function shows up here."""
     import importlib
 

@@ -25,7 +25,7 @@ import mmrl_env  # noqa: F401 - registers the envs
 from mmrl_env.data.npz import load_npz
 from mmrl_env.envs.state import from_safe, save_safe, to_safe
 from mmrl_env.inner_run.stream import ShuffledStream
-from training import checkpoint, train_agent, train_mml
+from mmrl_training import checkpoint, train_agent, train_mml
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_KW = {"dataset_kwargs": {"n_train": 64, "n_val": 20, "n_test": 20}, "device": "cpu", "epochs": 1}
@@ -78,9 +78,9 @@ def test_cli_values_of_the_wrong_kind_or_range_are_refused_by_name(value_inputs,
     ("sac", {"gradient_steps": 0}, r"gradient_steps=0: must be positive, or -1"),
 ])
 def test_make_agent_refuses_an_agent_setting_with_the_message_of_the_cli(capsys, tmp_path, algo, hp, match):
-    """One home for the agents' ranges (agents.factory): a Python caller of make_agent and
+    """One home for the agents' ranges (mmrl_agents.factory): a Python caller of make_agent and
     train_agent.py are refused alike, in the same words."""
-    from agents.factory import make_agent
+    from mmrl_agents.factory import make_agent
 
     env = gym.make("DUS-Synthetic", **SMALL_KW)
     with pytest.raises(ValueError, match=match):
@@ -92,7 +92,7 @@ def test_make_agent_refuses_an_agent_setting_with_the_message_of_the_cli(capsys,
 
 def test_settings_the_agents_take_are_not_refused_by_the_cli():
     """SAC's gradient_steps=-1 (as many as env steps) and a myopic gamma=0 are SB3's valid values."""
-    from training.run_config import check_hyperparams
+    from mmrl_training.run_config import check_hyperparams
 
     check_hyperparams("sac", {"gradient_steps": -1, "gamma": 0.0}, "cfg.yaml")
     check_hyperparams("ppo", {"gamma": 0}, "cfg.yaml")

@@ -12,17 +12,17 @@ import pytest
 import torch
 import yaml
 
-from agents.heuristics import HEURISTICS
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.inner_run.build import build_inner_run
-from training import learner_runs, report
-from training.cli_errors import UsageError
-from training.config import deep_merge, parse_kv
-from training.evaluate import main, parse_args
-from training.report import episode_record
-from training.rollout import run_episode
-from training.run_config import make_runs
-from training.seed_comparison import evaluate_policies, with_baseline
-from training.train_agent import main as train
+from mmrl_training import learner_runs, report
+from mmrl_training.cli_errors import UsageError
+from mmrl_training.config import deep_merge, parse_kv
+from mmrl_training.evaluate import main, parse_args
+from mmrl_training.report import episode_record
+from mmrl_training.rollout import run_episode
+from mmrl_training.run_config import make_runs
+from mmrl_training.seed_comparison import evaluate_policies, with_baseline
+from mmrl_training.train_agent import main as train
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
              "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]

@@ -221,7 +221,7 @@ def test_no_check_after_the_last_epoch(data):
 
 def test_trained_run_reports_only_trained_classifiers(data):
     """Through the trainer (6 epochs, T = 2): every classifier counted at the end has trained and votes."""
-    from training.learner_runs import run_seeds
+    from mmrl_training.learner_runs import run_seeds
 
     kwargs = {"check_every": 2, "omega_steps": 5, "tau": 0.0}
     result = run_seeds("Synthetic", "boosting", kwargs, epochs=6, batch_size=32, seeds=[0], device="cpu",

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from training.learner_runs import run, run_seeds
-from training.train_mml import format_table, main
+from mmrl_training.learner_runs import run, run_seeds
+from mmrl_training.train_mml import format_table, main
 
 TINY = {"n_train": 200, "n_val": 50, "n_test": 50}
 

@@ -25,7 +25,7 @@ def run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     return out
 
 
-def test_wheel_ships_py_typed(tmp_path):
+def test_wheel_ships_py_typed_and_namespaced_packages(tmp_path):
     """PEP 561: users' type checkers read mmrl_env's annotations only if the wheel holds
     ``mmrl_env/py.typed``. Built from a copy of the packaging inputs, so neither a stale
     ``build/`` of the checkout can hide a missing file nor does the test leave one behind."""
@@ -41,6 +41,25 @@ def test_wheel_ships_py_typed(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "mmrl_env/py.typed" in names
     assert "mmrl_env/__init__.py" in names
+    # namespaced import names only: no generic top-level ``agents`` / ``training`` in site-packages
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"mmrl_env", "mmrl_agents", "mmrl_training"}, top
+    assert {"mmrl_agents/weights/dus_pretrained.pt", "mmrl_training/configs/ppo.yaml"} <= set(names)
+    # the console scripts, next to python training/<cli>.py
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    for script in ("mmrl-train", "mmrl-evaluate", "mmrl-train-mml", "mmrl-pretrain", "mmrl-prepare"):
+        assert f"{script} = " in entry_points, entry_points
+
+
+@pytest.mark.parametrize("script", ["mmrl-train", "mmrl-evaluate", "mmrl-train-mml", "mmrl-prepare"])
+def test_console_scripts_answer_help(script):
+    """The installed console scripts run the CLIs (``--help``: exit 0, their usage line)."""
+    path = shutil.which(script)
+    if path is None:
+        pytest.fail(f"{script} is not on PATH: install the project (pip install -e .) to get its console scripts")
+    out = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage:")
 
 
 @pytest.mark.slow
@@ -53,7 +72,7 @@ def test_wheel_finds_the_shipped_configs_outside_the_checkout(tmp_path):
     # --ignore-installed: the shared environment may hold an editable mmrl of the same version
     run([python, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)], tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([python, "-c", "import training.config as c; print(c.config_dir()); "
+    out = subprocess.run([python, "-c", "import mmrl_training.config as c; print(c.config_dir()); "
                           "print(c.load_hyperparams('ppo', 'BSS-Synthetic')['n_steps']); "
                           "import mmrl_env.data.mfeat as m; print(len(m.load_mfeat().train), m.EMBEDDED); "
                           "print((m.EMBEDDED.parent / 'README.md').is_file())"],
@@ -61,7 +80,7 @@ def test_wheel_finds_the_shipped_configs_outside_the_checkout(tmp_path):
     assert out.returncode == 0, out.stderr
     where, n_steps, n_train, embedded, attribution = out.stdout.split()
     site = tmp_path / "v" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    assert where == str(site / "training" / "configs")
+    assert where == str(site / "mmrl_training" / "configs")
     # the embedded MFeat file and its attribution ship in the wheel (read from the install, not the checkout)
     assert (n_train, attribution) == ("1200", "True") and embedded.startswith(str(site))
     assert n_steps == "16"  # the BSS-Synthetic section of the shipped configs/ppo.yaml (8 batched runs)

@@ -15,8 +15,8 @@ import pytest
 
 from mmrl_env.envs.ray_vector import FAULT_KEY, RayVectorEnv, split_runs
 from mmrl_env.extras import MissingExtraError
-from training import evaluate as evaluate_cli
-from training.train_agent import main
+from mmrl_training import evaluate as evaluate_cli
+from mmrl_training.train_agent import main
 
 EXTRA = "the optional extra: pip install -e '.[ray]'"
 
@@ -136,7 +136,7 @@ def test_ppo_training_finishes_when_an_actor_dies(ray_cluster, small_kwargs):
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from agents.vec_env import MMRLVecEnv
+    from mmrl_agents.vec_env import MMRLVecEnv
 
     renv = RayVectorEnv("DUS-Synthetic", 2, 2, small_kwargs)
 
@@ -188,8 +188,8 @@ def test_ray_run_resumes_to_the_uninterrupted_result(ray_cluster, tmp_path, monk
     import yaml
     from test_resume import kill_after_first_checkpoint, results, same_parameters, train_args, write_config
 
-    from agents.factory import LEARNED
-    from training.checkpoint import latest_checkpoint, load_state, steps_of
+    from mmrl_agents.factory import LEARNED
+    from mmrl_training.checkpoint import latest_checkpoint, load_state, steps_of
 
     cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
     ray_flags = ["--ray", "--ray-workers", "2", "--n-envs", "2", "--eval-freq", "0"]

@@ -2,7 +2,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 
-from agents.reinforce import REINFORCE
+from mmrl_agents.reinforce import REINFORCE
 
 
 class OneStepBandit(gym.Env):

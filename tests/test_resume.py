@@ -15,10 +15,10 @@ import torch
 import yaml
 from stable_baselines3 import PPO
 
-from agents.factory import LEARNED
+from mmrl_agents.factory import LEARNED
 from mmrl_env.envs.state import get_env_state, set_env_state
-from training import checkpoint
-from training.train_agent import main
+from mmrl_training import checkpoint
+from mmrl_training.train_agent import main
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
              "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]
@@ -215,7 +215,7 @@ def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypa
     capsys.readouterr()
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from training import agent_training
+    from mmrl_training import agent_training
 
     class CtrlCInLastRollout(BaseCallback):
         def _on_step(self) -> bool:
@@ -240,7 +240,7 @@ def test_ctrl_c_in_the_final_comparison_resumes_without_training(tmp_path, monke
     are scored leaves a run that --resume finishes without training again."""
     cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
     straight = main(train_args("ppo", cfg, tmp_path / "a", 8))
-    from training import agent_training
+    from mmrl_training import agent_training
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
@@ -328,7 +328,7 @@ def test_resume_refuses_contradictions(tmp_path, monkeypatch):
 def test_crash_in_the_final_comparison_resumes_without_training(tmp_path, monkeypatch):
     cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
     straight = main(train_args("ppo", cfg, tmp_path / "a", 8))
-    from training import agent_training
+    from mmrl_training import agent_training
 
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")

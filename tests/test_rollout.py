@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.heuristics import HEURISTICS
-from training.rollout import run_episode, run_episodes
+from mmrl_agents.heuristics import HEURISTICS
+from mmrl_training.rollout import run_episode, run_episodes
 
 SEEDS = [10_000, 10_001]
 

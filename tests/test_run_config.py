@@ -1,4 +1,4 @@
-"""The typed run config of ``train_agent.py`` (``training.run_config.RunConfig``): it is the
+"""The typed run config of ``train_agent.py`` (``mmrl_training.run_config.RunConfig``): it is the
 same flat ``config.yaml`` it always was (so older runs resume), a key older runs lack takes the
 value they ran with, and the Ray setting travels as an argument, not as module state."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training import ray_cluster, train_agent
-from training.run_config import REQUIRED, RunConfig, make_runs, resolve
+from mmrl_training import ray_cluster, train_agent
+from mmrl_training.run_config import REQUIRED, RunConfig, make_runs, resolve
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
              "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]
@@ -113,15 +113,15 @@ PRETRAIN_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob
 @pytest.mark.parametrize("path", PRETRAIN_CONFIGS, ids=[p.stem for p in PRETRAIN_CONFIGS])
 def test_the_shipped_pretraining_configs_are_valid(path):
     """training/pretrain.py's typed config reads the shipped files (a mistake shows here, not after a long run)."""
-    from training.config import read_yaml
-    from training.pretrain import PretrainConfig
+    from mmrl_training.config import read_yaml
+    from mmrl_training.pretrain import PretrainConfig
 
     cfg = PretrainConfig.from_mapping(read_yaml(path), str(path))
     assert cfg.method == path.stem.split("_")[1].upper() and cfg.generations >= 1 and cfg.threads == 1
 
 
 def test_a_pretraining_config_with_a_wrong_key_or_method_is_refused():
-    from training.pretrain import PretrainConfig
+    from mmrl_training.pretrain import PretrainConfig
 
     with pytest.raises(ValueError, match=r"cfg.yaml: unknown keys \['hiden'\]; valid: method, modalities, hidden"):
         PretrainConfig.from_mapping({"hiden": 3}, "cfg.yaml")

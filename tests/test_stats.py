@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from training import stats
+from mmrl_training import stats
 
 
 @pytest.fixture

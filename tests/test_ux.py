@@ -19,8 +19,8 @@ from mmrl_env.data.fixtures import real_cremad_rows, write_cremad, write_split_c
 from mmrl_env.data.home import SOURCES, data_home
 from mmrl_env.data.prepare import main as prepare
 from mmrl_env.envs.registration import EnvKwargsError
-from training import report, train_agent
-from training.config import config_dir, parse_kv
+from mmrl_training import report, train_agent
+from mmrl_training.config import config_dir, parse_kv
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
@@ -172,8 +172,8 @@ def test_tables_mark_the_best_and_skip_the_spread_for_one_seed():
 
 def test_cli_typos_get_did_you_mean_and_algo_ignores_case(tmp_path, capsys):
     """Issue 27: `--env DUS-Synthtic` gets the closest id, `--algo PPO` is ppo, like gym.make."""
-    from training import evaluate
-    from training.cli_errors import UsageError
+    from mmrl_training import evaluate
+    from mmrl_training.cli_errors import UsageError
 
     with pytest.raises(UsageError, match="unknown env id 'DUS-Synthtic' \\(did you mean 'DUS-Synthetic'\\?\\)"):
         train_agent.main(["--env", "DUS-Synthtic", "-f", str(tmp_path)])

@@ -11,8 +11,8 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecCheckNan, VecMonitor
 
-from agents.heuristics import HEURISTICS
-from agents.vec_env import MMRLVecEnv
+from mmrl_agents.heuristics import HEURISTICS
+from mmrl_agents.vec_env import MMRLVecEnv
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 SEEDS = [3, 11, 29]
@@ -157,7 +157,7 @@ def test_sb3_ppo_trains_on_the_vec_env_and_sees_terminal_observations(small_kwar
     ("reinforce", {"n_steps": 4}),
 ])
 def test_other_agents_train_on_the_vec_env_unchanged(small_kwargs, algo, kwargs):
-    from agents.factory import make_agent
+    from mmrl_agents.factory import make_agent
 
     venv = VecMonitor(MMRLVecEnv(make_vec("DUS-Synthetic", small_kwargs, k=2)))
     agent = make_agent(algo, venv, kwargs, seed=0, device="cpu")

@@ -19,14 +19,14 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 from tqdm import tqdm
 
-from agents.factory import LEARNED, make_agent
-from agents.heuristics import HEURISTICS
-from agents.vec_env import MMRLVecEnv, VecTensorBoard
+from mmrl_agents.factory import LEARNED, make_agent
+from mmrl_agents.heuristics import HEURISTICS
+from mmrl_agents.vec_env import MMRLVecEnv, VecTensorBoard
 from mmrl_env.determinism import set_deterministic
 from mmrl_env.envs.registration import env_method, versioned_id
 from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
-from training import ray_cluster
-from training.checkpoint import (
+from mmrl_training import ray_cluster
+from mmrl_training.checkpoint import (
     AGENT_ZIP,
     CHECKPOINTS,
     Checkpointer,
@@ -40,13 +40,13 @@ from training.checkpoint import (
     restore_agent,
     restore_tensorboard,
 )
-from training.cli_errors import UsageError, message_of
-from training.config import DEFAULT_BASELINES
-from training.evaluation import Policy, evaluate
-from training.run_config import RunConfig, agent_device, make_env, make_runs, make_vec_env
-from training.run_dirs import RunLock, remove_run_dir, write_json_atomic
-from training.run_setup import RunOptions, open_run
-from training.schedule import ScheduleCallback, ScheduleRecorder
+from mmrl_training.cli_errors import UsageError, message_of
+from mmrl_training.config import DEFAULT_BASELINES
+from mmrl_training.evaluation import Policy, evaluate
+from mmrl_training.run_config import RunConfig, agent_device, make_env, make_runs, make_vec_env
+from mmrl_training.run_dirs import RunLock, remove_run_dir, write_json_atomic
+from mmrl_training.run_setup import RunOptions, open_run
+from mmrl_training.schedule import ScheduleCallback, ScheduleRecorder
 
 # the agent's final results in the hparams tab: summary column -> hparam name
 HPARAM_METRICS = {"return": "return", "val_acc": "val_acc", "fused_acc": "test_fused_acc", "fused_f1": "test_fused_f1"}
@@ -131,7 +131,7 @@ def run_heuristic(agent: Any, env: gym.Env, obs: Any, start: int, total: int, ch
 def periodic_eval(cfg: RunConfig) -> list[EvalCallback]:
     """SB3's EvalCallback on a separate env: the *deterministic* policy's return (= total
     validation gain of an inner run) as ``eval/mean_reward``, and its schedule as the image
-    ``eval/schedule`` (``training.schedule``). The training curves come from
+    ``eval/schedule`` (``mmrl_training.schedule``). The training curves come from
     exploring (stochastic) episodes and can hide what the mean policy has learned. The
     evaluation env has its own generators, so training is unaffected by it."""
     freq = cfg.evaluation.freq
@@ -152,7 +152,7 @@ def periodic_eval(cfg: RunConfig) -> list[EvalCallback]:
 def vec_env(cfg: RunConfig, tb_root: Path) -> VecEnv:
     """``--n-envs`` K inner runs for a learned agent. ``--vec-env batched`` (default): one mmrl
     vector env whose K runs train as one batched engine step (``gym.make_vec(...,
-    vectorization_mode="vector_entry_point")`` through ``agents.vec_env.MMRLVecEnv``), logging
+    vectorization_mode="vector_entry_point")`` through ``mmrl_agents.vec_env.MMRLVecEnv``), logging
     to ``env/``; checkpoints cover it. ``dummy`` / ``subproc``: K copies of the single env in
     SB3's DummyVecEnv or SubprocVecEnv (copy i logs to ``env_<i>/``; no checkpoints). With
     ``--ray``: the K runs spread over ``--ray-workers`` Ray actors (``RayVectorEnv``), as batched."""
@@ -231,7 +231,7 @@ def train_on(env: Any, cfg: RunConfig, run_dir: Path, options: RunOptions, tb_ro
 
 def final_comparison(cfg: RunConfig, run_dir: Path, agent: Any, no_progress: bool) -> None:
     """Score the agent and the baselines on the same held-out seeds with the one evaluation
-    (``training.evaluation``, as ``evaluate.py``): results.json, the report files and plots of
+    (``mmrl_training.evaluation``, as ``evaluate.py``): results.json, the report files and plots of
     ``evaluate.py`` in the run directory, the table and the paired comparison in the terminal."""
     algo, env_id, env_kwargs, seed = cfg.agent.algo, cfg.env.id, cfg.env.kwargs, cfg.agent.seed
     seeds = [seed + 10_000 + i for i in range(cfg.evaluation.episodes)]

@@ -1,9 +1,9 @@
 """rl-zoo style hyperparameter files and ``key=value`` / ``key:value`` overrides for the CLIs.
 
 The shipped files live in the top-level ``configs/`` folder of the source tree; a wheel
-installs the same files as the package ``training.configs``, i.e. beside this module
+installs the same files as the package ``mmrl_training.configs``, i.e. beside this module
 (see ``setup.py``), so :func:`config_path` finds them in a checkout, an editable install and a plain
-``pip install .`` alike. ``python -m training.config ppo`` prints the path (for rl-zoo3's
+``pip install .`` alike. ``python -m mmrl_training.config ppo`` prints the path (for rl-zoo3's
 ``-conf``).
 """
 
@@ -22,7 +22,7 @@ from mmrl_env.envs.registration import short_id, versioned_id
 from mmrl_env.kwargs import unknown_kwargs_message
 
 SOURCE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"  # a checkout or an editable install
-INSTALLED_CONFIGS = Path(__file__).resolve().parent / "configs"  # a wheel: the package training.configs
+INSTALLED_CONFIGS = Path(__file__).resolve().parent / "configs"  # a wheel: the package mmrl_training.configs
 # Keys of a config section that are not constructor arguments of the algorithm (rl-zoo's, plus
 # eval_episodes: the episodes of train_agent.py's final comparison).
 CLI_KEYS = ("n_timesteps", "env_kwargs", "policy", "eval_episodes", "n_envs")
@@ -40,7 +40,7 @@ LEARNER_BASELINE = "joint"
 
 def config_dir() -> Path:
     """The folder of the shipped ``<algo>.yaml`` files: the source tree's ``configs/`` when
-    present, else the installed package ``training.configs``."""
+    present, else the installed package ``mmrl_training.configs``."""
     return SOURCE_CONFIGS if SOURCE_CONFIGS.is_dir() else INSTALLED_CONFIGS
 
 
@@ -185,7 +185,7 @@ def check_algo_kwargs(cls: type, hyperparams: dict[str, Any], source: str) -> No
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Print the path of a shipped hyperparameter file, e.g. for rl-zoo3: "
-                                "python -m rl_zoo3.train ... -conf $(python -m training.config ppo)")
+                                "python -m rl_zoo3.train ... -conf $(python -m mmrl_training.config ppo)")
     p.add_argument("algo", help="ppo, a2c, sac or reinforce")
     path = config_path(p.parse_args(argv).algo)
     if not path.is_file():

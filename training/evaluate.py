@@ -40,12 +40,12 @@ import argparse
 from pathlib import Path
 
 import mmrl_env
-from agents.names import HEURISTIC_NAMES, LEARNED_NAMES
+from mmrl_agents.names import HEURISTIC_NAMES, LEARNED_NAMES
 from mmrl_env.learners import LEARNERS
-from training import ray_cluster
-from training.cli_errors import run_cli
-from training.config import DEFAULT_BASELINES, DEFAULT_THREADS, LEARNER_BASELINE, set_threads
-from training.learner_runs import SELECTIONS
+from mmrl_training import ray_cluster
+from mmrl_training.cli_errors import run_cli
+from mmrl_training.config import DEFAULT_BASELINES, DEFAULT_THREADS, LEARNER_BASELINE, set_threads
+from mmrl_training.learner_runs import SELECTIONS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,10 +92,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     set_threads(args.threads)
-    from training.seed_comparison import run  # torch, SB3, scipy, ...: only once the arguments are parsed
+    from mmrl_training.seed_comparison import run  # torch, SB3, scipy, ...: only once the arguments are parsed
 
     return run(args)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (``pyproject.toml`` ``[project.scripts]``): ``python training/evaluate.py``'s entry point."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -3,12 +3,12 @@ comparison and ``evaluate.py`` both run (a library module: no arguments parsed, 
 unless asked).
 
 Every policy plays one episode per seed, all of its seeds as one K-run vector env
-(``training.rollout.run_episodes``); run k is seeded with ``seeds[k]`` whatever the policy
+(``mmrl_training.rollout.run_episodes``); run k is seeded with ``seeds[k]`` whatever the policy
 (common random numbers), so a per-seed difference between two policies is not blurred by the
 noise they share. A heuristic is built on its row's own vector env, so no env is made just to
-build it. The result, :class:`Evaluation`, holds one :class:`~training.report.Record` per policy
+build it. The result, :class:`Evaluation`, holds one :class:`~mmrl_training.report.Record` per policy
 and seed and gives the one summary (mean ± std over seeds), the paired comparison with the
-baseline (``training.stats``), the tables and the plots. Plain learner runs without RL
+baseline (``mmrl_training.stats``), the tables and the plots. Plain learner runs without RL
 (``evaluate.py --learners``) give the same type from their records.
 """
 
@@ -24,15 +24,15 @@ import gymnasium as gym
 from rich.console import Console
 from tqdm import tqdm
 
-from agents.factory import LEARNED, make_agent
-from agents.heuristics import HEURISTICS
+from mmrl_agents.factory import LEARNED, make_agent
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.envs.control import control_of
 from mmrl_env.envs.registration import versioned_id
-from training import report, stats
-from training.checkpoint import load_parameters
-from training.config import deep_merge
-from training.rollout import run_episodes
-from training.run_config import load_run_config
+from mmrl_training import report, stats
+from mmrl_training.checkpoint import load_parameters
+from mmrl_training.config import deep_merge
+from mmrl_training.rollout import run_episodes
+from mmrl_training.run_config import load_run_config
 
 # (env id, env kwargs, seeds) -> a vector env with one run per seed and autoreset off
 RunsFactory = Callable[[str, dict[str, Any], list[int]], gym.vector.VectorEnv]
@@ -116,7 +116,7 @@ class Evaluation:
 
     @cached_property
     def summary(self) -> dict[str, dict[str, tuple]]:
-        """policy -> column -> (mean, std) over seeds (``training.report.summarize``)."""
+        """policy -> column -> (mean, std) over seeds (``mmrl_training.report.summarize``)."""
         return report.summarize(self.records, self.modalities)
 
     @cached_property

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 import mmrl_env  # noqa: F401  (registers the env ids)
-from agents.heuristics.pretrained import FEATURES, act, features, num_params, save_weights, unflatten
+from mmrl_agents.heuristics.pretrained import FEATURES, act, features, num_params, save_weights, unflatten
 from mmrl_env.envs.control import control_of
-from training.config import read_yaml
-from training.rollout import run_episodes
+from mmrl_training.config import read_yaml
+from mmrl_training.rollout import run_episodes
 
 
 @dataclass(frozen=True)

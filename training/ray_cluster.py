@@ -3,7 +3,7 @@
 Kept apart from the CLIs' own modules so that each CLI adds the flags (:func:`add_flags`), reads
 them into a :class:`RaySettings` (:func:`settings`), connects (:func:`connect`) and hands the
 settings to whatever makes its vector envs — the training env and the one-episode-per-seed envs
-of a comparison (``training.run_config.make_runs``) — which then are
+of a comparison (``mmrl_training.run_config.make_runs``) — which then are
 :class:`~mmrl_env.envs.ray_vector.RayVectorEnv` s over ``workers`` actors. No module state: the
 settings travel as an argument (in ``train_agent.py``, as the ``ray`` part of its
 ``RunConfig``). Without ``--ray`` nothing here imports ``ray``.
@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 
 from mmrl_env.envs.ray_vector import RayVectorEnv, import_ray, init_ray
-from training.cli_errors import ENV_ERRORS, UsageError, message_of
+from mmrl_training.cli_errors import ENV_ERRORS, UsageError, message_of
 
 LOCAL = "local"  # --ray without an address: a local cluster started by this process
 
@@ -44,7 +44,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 
 def check_flags(address: str | None, workers: int | None) -> None:
     """Bad combinations, and a missing ``ray``, refused before anything starts."""
-    from training.validate import check_range  # imports torch: not before the CLIs have parsed (--help)
+    from mmrl_training.validate import check_range  # imports torch: not before the CLIs have parsed (--help)
 
     if address is None:
         if workers is not None:

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # pyplot-free: no backend is chosen or chan
 from matplotlib.ticker import MaxNLocator
 from rich.table import Table
 
-from training import stats
+from mmrl_training import stats
 
 METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}
@@ -115,7 +115,7 @@ class Record:
 
 def episode_record(episode: dict[str, Any], modalities: tuple[str, ...], reward: str | None = None) -> Record:
     """Final test metrics and per-step curves (step 0 = after reset) of one episode
-    (``training.rollout.run_episodes``' format); ``reward``: the env's reward, for the tables."""
+    (``mmrl_training.rollout.run_episodes``' format); ``reward``: the env's reward, for the tables."""
     infos = episode["infos"]
     curves: dict[str, list[float]] = {"val_acc": [i["val_acc"] for i in infos]}
     for m in modalities:

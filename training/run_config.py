@@ -6,7 +6,7 @@ agent rules the CLIs share.
 
 Everything that decides a run's outcome is written to ``config.yaml`` once, as one flat mapping
 (:meth:`RunConfig.to_dict`; its keys have not changed, so older runs still resume), so that
-``--resume`` can rebuild the same run and refuse flags that would change it (``training.run_setup``).
+``--resume`` can rebuild the same run and refuse flags that would change it (``mmrl_training.run_setup``).
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ import gymnasium as gym
 import yaml
 
 import mmrl_env
-from agents.factory import LEARNED, algo_names
-from agents.factory import RANGES as AGENT_RANGES
-from agents.factory import check_hyperparams as check_agent_hyperparams
-from agents.heuristics import HEURISTICS
+from mmrl_agents.factory import LEARNED, algo_names
+from mmrl_agents.factory import RANGES as AGENT_RANGES
+from mmrl_agents.factory import check_hyperparams as check_agent_hyperparams
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.bounded_input import read_yaml_file
-from training import ray_cluster
-from training.checkpoint import DEFAULT_KEEP
-from training.cli_errors import ENV_ERRORS, UsageError, canonical_name, did_you_mean, message_of, usage_errors
-from training.config import (
+from mmrl_training import ray_cluster
+from mmrl_training.checkpoint import DEFAULT_KEEP
+from mmrl_training.cli_errors import ENV_ERRORS, UsageError, canonical_name, did_you_mean, message_of, usage_errors
+from mmrl_training.config import (
     DEFAULT_EVAL_FREQ,
     DEFAULT_TIMESTEPS,
     EVAL_EPISODES,
@@ -40,7 +40,7 @@ from training.config import (
     load_hyperparams,
     parse_kv,
 )
-from training.validate import _defaults, check_device, check_env_kwargs, check_out_dir, check_range, check_value
+from mmrl_training.validate import _defaults, check_device, check_env_kwargs, check_out_dir, check_range, check_value
 
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
 # keys of a config section that train_agent.py reads itself; the rest (policy included) go to the agent
@@ -175,8 +175,8 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any]) -> gym.vect
 
 def make_runs(env_id: str, kwargs: dict[str, Any], seeds: list[int],
               ray: ray_cluster.RaySettings | None = None) -> gym.vector.VectorEnv:
-    """One vector env with a run per seed, autoreset off (one episode each: ``training.rollout.run_episodes``);
-    its runs in Ray actors with ``ray`` (``training.ray_cluster``)."""
+    """One vector env with a run per seed, autoreset off (one episode each: ``mmrl_training.rollout.run_episodes``);
+    its runs in Ray actors with ``ray`` (``mmrl_training.ray_cluster``)."""
     kwargs = {**kwargs, "autoreset_mode": "Disabled"}
     if ray is not None:
         return ray_cluster.make_vec_env(env_id, len(seeds), kwargs, ray)
@@ -226,7 +226,7 @@ def trained_agent_path(spec: str, algo: str) -> Path:
 
 def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
     """A config section: its names (against the algorithm's constructor), the CLI's own keys
-    (``n_timesteps``, ``eval_episodes``), an agent's number ranges (``agents.factory``, the one
+    (``n_timesteps``, ``eval_episodes``), an agent's number ranges (``mmrl_agents.factory``, the one
     home of those, which ``make_agent`` checks too) and the types of the other settings."""
     cls = {**LEARNED, **HEURISTICS}[algo]
     with usage_errors():

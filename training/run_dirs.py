@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.cli_errors import UsageError
+from mmrl_training.cli_errors import UsageError
 
 try:
     import fcntl

@@ -1,4 +1,4 @@
-"""Open a ``train_agent.py`` run: a fresh one (its :class:`~training.run_config.RunConfig`
+"""Open a ``train_agent.py`` run: a fresh one (its :class:`~mmrl_training.run_config.RunConfig`
 resolved, tried once, then its directory made and locked, with ``config.yaml``) or a resumed one
 (its ``config.yaml`` read back, flags that would change it refused).
 
@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-from agents.factory import algo_names, make_agent, method_of
+from mmrl_agents.factory import algo_names, make_agent, method_of
 from mmrl_env import limits
 from mmrl_env.bounded_input import read_json_file
 from mmrl_env.data.fingerprint import changes, fingerprint
 from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
-from training.checkpoint import (
+from mmrl_training.checkpoint import (
     CheckpointError,
     global_rng_state,
     latest_checkpoint,
@@ -31,10 +31,10 @@ from training.checkpoint import (
     remove_stale_temporaries,
     set_global_rng_state,
 )
-from training.cli_errors import UsageError, canonical_name, usage_errors
-from training.run_config import RunConfig, agent_device, check_applies, load_run_config, make_env, resolve
-from training.run_dirs import RunLock, next_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
-from training.validate import check_device, check_range
+from mmrl_training.cli_errors import UsageError, canonical_name, usage_errors
+from mmrl_training.run_config import RunConfig, agent_device, check_applies, load_run_config, make_env, resolve
+from mmrl_training.run_dirs import RunLock, next_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
+from mmrl_training.validate import check_device, check_range
 
 COMMAND = ("python", "training/train_agent.py")
 DATA = "data.json"  # the run's data as it was when the run started (mmrl_env/data/fingerprint.py)

@@ -18,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
 from mmrl_env.envs.control import control_of
-from training import report
+from mmrl_training import report
 
 
 class ScheduleRecorder(gym.Wrapper):

@@ -15,28 +15,28 @@ from typing import Any
 import gymnasium as gym
 
 import mmrl_env
-from agents.factory import LEARNED
-from agents.heuristics import HEURISTICS
+from mmrl_agents.factory import LEARNED
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.data import load_dataset
 from mmrl_env.envs.registration import env_method, short_id, translate_data_root
 from mmrl_env.inner_run.build import ENGINES
 from mmrl_env.learners import LEARNERS, check_learner
-from training import learner_runs, ray_cluster
-from training.cli_errors import ENV_ERRORS, INPUT_ERRORS, UsageError, did_you_mean, message_of, usage_errors
-from training.config import DEFAULT_BASELINES, LEARNER_BASELINE, deep_merge, parse_kv
-from training.evaluation import Evaluation, Policy, display_name, evaluate
-from training.evaluation import load_run as load_run_agent
-from training.report import Record
-from training.run_config import check_applies, make_runs
-from training.run_dirs import RunLock, claim_dir, next_run_dir, remove_run_dir
-from training.validate import check_env_kwargs, check_out_dir, check_range
+from mmrl_training import learner_runs, ray_cluster
+from mmrl_training.cli_errors import ENV_ERRORS, INPUT_ERRORS, UsageError, did_you_mean, message_of, usage_errors
+from mmrl_training.config import DEFAULT_BASELINES, LEARNER_BASELINE, deep_merge, parse_kv
+from mmrl_training.evaluation import Evaluation, Policy, display_name, evaluate
+from mmrl_training.evaluation import load_run as load_run_agent
+from mmrl_training.report import Record
+from mmrl_training.run_config import check_applies, make_runs
+from mmrl_training.run_dirs import RunLock, claim_dir, next_run_dir, remove_run_dir
+from mmrl_training.validate import check_env_kwargs, check_out_dir, check_range
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what learner_runs.run_seeds takes
 OUTPUTS = ("results.md", "results.csv", "comparison.csv", "intervals.png", "val_acc.png", "actions.png", "cmd.png")
 
 
 def load_run(spec: str, env_id: str, trust: bool = False) -> tuple[str, Any, dict[str, Any]]:
-    """``algo:<run dir>`` -> (algo, agent, env kwargs of the run) (``training.evaluation.load_run``),
+    """``algo:<run dir>`` -> (algo, agent, env kwargs of the run) (``mmrl_training.evaluation.load_run``),
     bad input as a :class:`UsageError`."""
     algo, _, path = spec.partition(":")
     if algo not in LEARNED:
@@ -91,7 +91,7 @@ def check_spaces(spec: str, agent: Any, venv: Any, given: list[str]) -> None:
 
 def evaluate_policies(args: argparse.Namespace, seeds: list[int], specs: list[str], baseline: str,
                       ray: ray_cluster.RaySettings | None = None) -> Evaluation:
-    """Every policy of ``specs`` on ``seeds`` with the one evaluation (``training.evaluation``);
+    """Every policy of ``specs`` on ``seeds`` with the one evaluation (``mmrl_training.evaluation``);
     in Ray actors with ``ray``, else in process."""
     for spec in specs:
         if ":" not in spec and spec not in HEURISTICS:

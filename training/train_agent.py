@@ -33,10 +33,10 @@ import sys
 from pathlib import Path
 
 import mmrl_env
-from agents.names import HEURISTIC_NAMES, LEARNED_NAMES
-from training import ray_cluster
-from training.cli_errors import UsageError, run_cli
-from training.config import DEFAULT_EVAL_FREQ, DEFAULT_THREADS, DEFAULT_TIMESTEPS, EVAL_EPISODES, set_threads
+from mmrl_agents.names import HEURISTIC_NAMES, LEARNED_NAMES
+from mmrl_training import ray_cluster
+from mmrl_training.cli_errors import UsageError, run_cli
+from mmrl_training.config import DEFAULT_EVAL_FREQ, DEFAULT_THREADS, DEFAULT_TIMESTEPS, EVAL_EPISODES, set_threads
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,10 +124,15 @@ def main(argv: list[str] | None = None) -> Path:
         raise UsageError("--trust-checkpoint applies to --resume and -i/--trained-agent only")
     if args.allow_data_change and not args.resume:
         raise UsageError("--allow-data-change applies to --resume only")
-    from training.agent_training import run  # torch, SB3, ...: only once the arguments are parsed (fast --help)
+    from mmrl_training.agent_training import run  # torch, SB3, ...: only once the arguments are parsed (fast --help)
 
     return run(args, sys.argv[1:] if argv is None else argv)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (``pyproject.toml`` ``[project.scripts]``): ``python training/train_agent.py``'s entry point."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

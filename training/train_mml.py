@@ -32,10 +32,10 @@ from rich.table import Table
 from mmrl_env.data import dataset_names, load_dataset
 from mmrl_env.kwargs import accepted_kwargs, check_mapping, unknown_kwargs_message
 from mmrl_env.learners import LEARNERS, check_learner
-from training.cli_errors import UsageError, message_of, run_cli, usage_errors
-from training.config import DEFAULT_THREADS, deep_merge, parse_kv, read_yaml, set_threads
-from training.learner_runs import SELECTIONS, SeedRuns, run_seeds
-from training.run_dirs import (
+from mmrl_training.cli_errors import UsageError, message_of, run_cli, usage_errors
+from mmrl_training.config import DEFAULT_THREADS, deep_merge, parse_kv, read_yaml, set_threads
+from mmrl_training.learner_runs import SELECTIONS, SeedRuns, run_seeds
+from mmrl_training.run_dirs import (
     RunLock,
     claim_dir,
     next_run_dir,
@@ -183,7 +183,7 @@ def preset_elsewhere(a: argparse.Namespace, cfg_file: dict[str, Any]) -> None:
 def resolve_settings(a: argparse.Namespace, cfg_file: dict[str, Any]) -> dict[str, Any]:
     """The run's settings (config.yaml) from the flags over ``--config``, all checked, the data
     loaded once: bad input is refused before the run directory exists."""
-    from training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
+    from mmrl_training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
 
     if a.dataset not in dataset_names():
         raise UsageError(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
@@ -278,5 +278,10 @@ def report_seeds(result: SeedRuns, run_dir: Path, a: argparse.Namespace) -> None
     print(f"saved: {run_dir}  (tensorboard --logdir {run_dir})")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script (``pyproject.toml`` ``[project.scripts]``): ``python training/train_mml.py``'s entry point."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

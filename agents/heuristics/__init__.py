@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agents.heuristics.base import HeuristicPolicy
-from agents.heuristics.bss import FullDataPolicy, LearnedCurriculumPolicy, PacingPolicy
-from agents.heuristics.dus import DUSHeuristicPolicy
-from agents.heuristics.generic import RandomPolicy, UniformPolicy
-from agents.heuristics.pretrained import BSSPretrainedPolicy, DUSPretrainedPolicy
+from mmrl_agents.heuristics.base import HeuristicPolicy
+from mmrl_agents.heuristics.bss import FullDataPolicy, LearnedCurriculumPolicy, PacingPolicy
+from mmrl_agents.heuristics.dus import DUSHeuristicPolicy
+from mmrl_agents.heuristics.generic import RandomPolicy, UniformPolicy
+from mmrl_agents.heuristics.pretrained import BSSPretrainedPolicy, DUSPretrainedPolicy
 
 HEURISTICS: dict[str, type[HeuristicPolicy]] = {
     p.name: p for p in (DUSHeuristicPolicy, UniformPolicy, RandomPolicy, PacingPolicy, LearnedCurriculumPolicy,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.heuristics.base import HeuristicPolicy
+from mmrl_agents.heuristics.base import HeuristicPolicy
 
 
 class UniformPolicy(HeuristicPolicy):

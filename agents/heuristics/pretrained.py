@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.heuristics.base import HeuristicPolicy
+from mmrl_agents.heuristics.base import HeuristicPolicy
 from mmrl_env.bounded_input import check_zip, read_json_file
 from mmrl_env.envs.control import ControlSpec
 
@@ -77,7 +77,7 @@ def act(method: str, theta: dict[str, np.ndarray], feats: np.ndarray) -> np.ndar
 
 
 def weights_dir() -> Path:
-    return Path(str(resources.files("agents") / "weights"))
+    return Path(str(resources.files("mmrl_agents") / "weights"))
 
 
 def load_weights(stem: str, folder: str | Path | None = None) -> tuple[dict[str, Any], np.ndarray]:

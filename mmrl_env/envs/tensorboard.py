@@ -12,7 +12,7 @@ histogram of the episode's raw actions per action dimension, named by what it co
 ``actions/<modality>`` (DUS: a_j, which sets n_j) or ``actions/lambda`` (BSS: a, which sets
 λ). Method-specific quantities (BSS's λ, boosting's classifier counts) appear without code
 here; :func:`log_step` and :func:`log_episode` write these tags for any writer (the vector
-counterpart, ``agents.vec_env.VecTensorBoard``, has the same layout). :func:`write_config`
+counterpart, ``mmrl_agents.vec_env.VecTensorBoard``, has the same layout). :func:`write_config`
 puts a run's resolved settings in the text and hparams tabs.
 """
 

@@ -11,7 +11,7 @@ expects — a run that ends is reset within the same ``step``, the returned obse
 the new run's first, and ``info["final_obs"]`` / ``info["final_info"]`` hold the ended run's
 last observation and info. ``NEXT_STEP`` (Gymnasium's default for its own vector envs) and
 ``DISABLED`` are available through ``autoreset_mode=``. With ``DISABLED`` a caller that runs
-one episode per run (``training.rollout.run_episodes``) lets the runs that ended rest while the
+one episode per run (``mmrl_training.rollout.run_episodes``) lets the runs that ended rest while the
 others go on: ``step_runs(actions, active=mask)`` steps only the runs in ``mask``.
 """
 
