@@ -1,7 +1,6 @@
 import pytest
-from stable_baselines3 import PPO
-
 from mmrl_training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
+from stable_baselines3 import PPO
 
 
 def test_parse_kv_nests_and_types():

@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import trim_mean
-
 from mmrl_training import stats
+from scipy.stats import trim_mean
 
 
 @pytest.fixture

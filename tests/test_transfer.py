@@ -8,13 +8,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
-import mmrl_env  # noqa: F401
 from mmrl_agents.factory import make_agent
 from mmrl_agents.heuristics import HEURISTICS
 from mmrl_agents.heuristics.pretrained import FEATURES, load_weights, num_params, save_weights
-from mmrl_env.data.synthetic_mix import SyntheticMix
 from mmrl_training.rollout import run_episodes
+
+import mmrl_env  # noqa: F401
+from mmrl_env.data.synthetic_mix import SyntheticMix
 
 SMALL = {"n_train": 128, "n_val": 64, "n_test": 64}
 

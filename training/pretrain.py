@@ -29,12 +29,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-
-import mmrl_env  # noqa: F401  (registers the env ids)
 from mmrl_agents.heuristics.pretrained import FEATURES, act, features, num_params, save_weights, unflatten
-from mmrl_env.envs.control import control_of
 from mmrl_training.config import read_yaml
 from mmrl_training.rollout import run_episodes
+
+import mmrl_env  # noqa: F401  (registers the env ids)
+from mmrl_env.envs.control import control_of
 
 
 @dataclass(frozen=True)

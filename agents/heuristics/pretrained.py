@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-
 from mmrl_agents.heuristics.base import HeuristicPolicy
+
 from mmrl_env.bounded_input import check_zip, read_json_file
 from mmrl_env.envs.control import ControlSpec
 
