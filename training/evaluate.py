@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def cli() -> None:
-    """The console script (``pyproject.toml`` ``[project.scripts]``): ``python training/evaluate.py``'s entry point."""
+    """The console script's entry point (``[project.scripts]``), as ``python training/evaluate.py``."""
     run_cli(main)
 
 

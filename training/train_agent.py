@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def cli() -> None:
-    """The console script (``pyproject.toml`` ``[project.scripts]``): ``python training/train_agent.py``'s entry point."""
+    """The console script's entry point (``[project.scripts]``), as ``python training/train_agent.py``."""
     run_cli(main)
 
 

@@ -279,7 +279,7 @@ def report_seeds(result: SeedRuns, run_dir: Path, a: argparse.Namespace) -> None
 
 
 def cli() -> None:
-    """The console script (``pyproject.toml`` ``[project.scripts]``): ``python training/train_mml.py``'s entry point."""
+    """The console script's entry point (``[project.scripts]``), as ``python training/train_mml.py``."""
     run_cli(main)
 
 
