@@ -15,11 +15,24 @@ and M = 3 envs. Every ``eval_every`` generations the current mean policy is scor
 plain joint training on held-out *evaluation* tasks (``tasks="eval"``: never training tasks)
 and the best one so far is kept: selection never sees a benchmark dataset. The run stops at
 ``generations`` or at ``budget_minutes`` of wall time, whichever comes first, and records both.
+
+``policy: gated-boost`` (DUS; ``configs/pretrain_dus.yaml``) replaces ES by an exhaustive search
+over the four parameters of an interpretable rule (``agents.heuristics.pretrained.rule_act``):
+every grid point plays the *same* ``tasks`` training tasks per M (seeds drawn from ``seed``),
+alongside "leave sampling alone" (κ = 0); the fitness of a point is its mean paired gain in test
+accuracy over leaving sampling alone, over all tasks of M = 2 and 3 (the points × tasks are
+chunked into batched vector envs of at most ``max_runs`` runs). The best point is then scored
+on ``eval_tasks`` held-out evaluation tasks per M (``tasks="eval"``) and shipped only if it
+beats leaving sampling alone there (otherwise the neutral rule ships). Why not ES for DUS:
+on the family the per-task gain of any rule is noisy (±5 points) and small on average (well
+under a point), so 12 noisy candidates × 6 tasks per ES generation could not rank directions
+(BENCHMARKS.md, issue 26); a grid of a few dozen points × ~100 shared tasks can.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +43,16 @@ import torch
 import yaml
 
 import mmrl_env  # noqa: F401  (registers the env ids)
-from agents.heuristics.pretrained import FEATURES, act, features, num_params, save_weights, unflatten
+from agents.heuristics.pretrained import (
+    FEATURES,
+    RULE_PARAMS,
+    act,
+    features,
+    num_params,
+    rule_act,
+    save_weights,
+    unflatten,
+)
 from agents.rollout import run_episodes
 from mmrl_env.envs.control import control_of
 
@@ -38,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "method": "DUS", "modalities": [2, 3], "hidden": 16, "generations": 200, "pairs": 8, "tasks": 8,
     "sigma": 0.1, "lr": 0.03, "eval_every": 10, "eval_tasks": 32, "seed": 0, "budget_minutes": 40,
     "env_kwargs": {}, "out": "agents/weights", "stem": None,
+    "policy": "set-mlp", "grid": {}, "max_runs": 512,
 }
 
 
@@ -52,6 +75,16 @@ class _Batch:
         return act(self.method, self.theta, features(np.asarray(obs, np.float32), self.control)), None
 
 
+class _Rules:
+    """K ``gated-boost`` rules, one per run (row k of ``params``)."""
+
+    def __init__(self, params: np.ndarray, control: Any) -> None:
+        self.params, self.control = params, control
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return rule_act(self.params, np.asarray(obs, np.float32), self.control), None
+
+
 def make_env(cfg: dict[str, Any], m: int, tasks: str, k: int) -> Any:
     kwargs = {**cfg["env_kwargs"], "obs_norm": "chance", "autoreset_mode": "Disabled", "device": "cpu"}
     if cfg["method"] == "BSS":
@@ -63,7 +96,8 @@ def make_env(cfg: dict[str, Any], m: int, tasks: str, k: int) -> Any:
 
 def test_accuracy(cfg: dict[str, Any], venv: Any, theta: np.ndarray, seeds: list[int]) -> np.ndarray:
     """(K,) final test fused accuracy (points) of policy row k on run k's task (seed k); a diverged run scores 0."""
-    policy = _Batch(cfg["method"], theta, cfg["hidden"], control_of(venv))
+    policy = (_Rules(theta, control_of(venv)) if cfg.get("policy") == "gated-boost"
+              else _Batch(cfg["method"], theta, cfg["hidden"], control_of(venv)))
     episodes = run_episodes(policy, venv, seeds)
     return np.array([100.0 * ep["final"].get("test", {}).get("fused_acc", 0.0) for ep in episodes])
 
@@ -129,6 +163,59 @@ def pretrain(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
             "generations": gen, "minutes": (time.time() - start) / 60, "history": history}
 
 
+def rule_gains(cfg: dict[str, Any], rules: np.ndarray, tasks: str, n_tasks: int, seeds: list[int],
+               log: Any = print) -> np.ndarray:
+    """(R, T·len(modalities)) paired gains in test accuracy (points) of each rule over leaving
+    sampling alone, every rule on the same tasks (the task seeds ``seeds``, for every M)."""
+    rows = np.vstack([np.zeros((1, len(RULE_PARAMS)), np.float32), rules])  # row 0: leave sampling alone
+    per_chunk = max(1, cfg["max_runs"] // n_tasks)
+    out = []
+    for m in cfg["modalities"]:
+        venv = make_env(cfg, m, tasks, per_chunk * n_tasks)
+        acc = np.empty((len(rows), n_tasks))
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start:start + per_chunk]
+            padded = np.vstack([chunk, np.zeros((per_chunk - len(chunk), len(RULE_PARAMS)), np.float32)])
+            res = test_accuracy(cfg, venv, np.repeat(padded, n_tasks, axis=0), seeds * per_chunk)
+            acc[start:start + len(chunk)] = res.reshape(per_chunk, n_tasks)[: len(chunk)]
+            log(f"  M={m} {tasks} tasks: rules {start}-{start + len(chunk) - 1} of {len(rows)} played")
+        venv.close()
+        out.append(acc[1:] - acc[0])
+    return np.concatenate(out, axis=1)
+
+
+def search_rule(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
+    """Grid search of the ``gated-boost`` rule on training tasks, confirmation on evaluation tasks."""
+    torch.set_num_threads(int(cfg.get("threads", 1)))
+    start = time.time()
+    missing = [n for n in RULE_PARAMS if n not in cfg["grid"]]
+    if missing:
+        raise ValueError(f"grid: give a list of values for each of {list(RULE_PARAMS)} (missing {missing})")
+    grid = np.array(list(itertools.product(*(cfg["grid"][n] for n in RULE_PARAMS))), np.float32)
+    rng = np.random.default_rng(cfg["seed"])
+    seeds = [int(x) for x in rng.integers(0, 2**31 - 1, cfg["tasks"])]
+    log(f"{len(grid)} rules x {cfg['tasks']} training tasks x M in {cfg['modalities']}")
+    gains = rule_gains(cfg, grid, "train", cfg["tasks"], seeds, log)
+    mean = gains.mean(1)
+    order = np.argsort(-mean)
+    table = [{**{n: round(float(v), 4) for n, v in zip(RULE_PARAMS, grid[i], strict=True)},
+              "train_gain": round(float(mean[i]), 3), "train_loses_1pt": round(float((gains[i] < -1).mean()), 3)}
+             for i in order]
+    for row in table[:8]:
+        log(f"  {row}")
+    best = grid[order[0]]
+    eval_seeds = list(range(cfg["eval_tasks"]))
+    eval_gain = rule_gains(cfg, best[None], "eval", cfg["eval_tasks"], eval_seeds, log)[0]
+    log(f"best on training tasks {dict(zip(RULE_PARAMS, best.tolist(), strict=True))}: "
+        f"{mean[order[0]]:+.2f} there, {eval_gain.mean():+.2f} on {eval_gain.size} evaluation tasks "
+        f"({(time.time() - start) / 60:.1f} min)")
+    shipped = best if eval_gain.mean() > 0 else np.zeros(len(RULE_PARAMS), np.float32)
+    return {"theta": shipped, "best_eval_gain": float(eval_gain.mean()) if eval_gain.mean() > 0 else 0.0,
+            "eval_gain_of_best": float(eval_gain.mean()), "eval_loses_1pt": float((eval_gain < -1).mean()),
+            "train_table": table, "minutes": (time.time() - start) / 60, "generations": None,
+            "best_generation": None, "history": []}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="YAML: configs/pretrain_dus.yaml or pretrain_bss.yaml")
@@ -144,8 +231,22 @@ def main(argv: list[str] | None = None) -> None:
         cfg["budget_minutes"] = args.budget_minutes
     if cfg["method"] not in ("DUS", "BSS"):
         parser.error(f"method must be DUS or BSS, got {cfg['method']!r}")
-    result = pretrain(cfg, log=lambda s: print(s, flush=True))
+    if cfg["policy"] not in ("set-mlp", "gated-boost") or (cfg["policy"] == "gated-boost" and cfg["method"] != "DUS"):
+        parser.error(f"policy must be set-mlp (ES) or, for DUS, gated-boost (grid search); got {cfg['policy']!r}")
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    result = search_rule(cfg, log) if cfg["policy"] == "gated-boost" else pretrain(cfg, log)
     stem = cfg["stem"] or f"{cfg['method'].lower()}_pretrained"
+    if cfg["policy"] == "gated-boost":
+        spec = {"method": "DUS", "arch": "gated-boost", "obs_norm": "chance",
+                "trained_on": "SyntheticMix (tasks='train'), confirmed on tasks='eval'",
+                "config": {k: v for k, v in cfg.items() if k != "out"}, "minutes": round(result["minutes"], 1),
+                "rule": {n: round(float(v), 4) for n, v in zip(RULE_PARAMS, result["theta"], strict=True)},
+                "eval_gain_vs_neutral": round(result["eval_gain_of_best"], 3),
+                "eval_loses_1pt": round(result["eval_loses_1pt"], 3), "train_table": result["train_table"]}
+        save_weights(stem, args.out or cfg["out"], result["theta"], spec)
+        print(f"wrote {Path(args.out or cfg['out']) / stem}.pt/.json (rule {spec['rule']}, "
+              f"{result['eval_gain_of_best']:+.2f} points vs leaving sampling alone on the family's eval tasks)")
+        return
     spec = {"method": cfg["method"], "hidden": cfg["hidden"], "obs_norm": "chance",
             "trained_on": "SyntheticMix (tasks='train'), selected on tasks='eval'",
             "config": {k: v for k, v in cfg.items() if k != "out"}, "generations_run": result["generations"],
