@@ -2,6 +2,8 @@
 from boosting the weak modality, and which early observations predict it.
 
     python bench/transfer_family.py --tasks 96 --out runs/bench/family_diag.json
+    python bench/transfer_family.py --split eval --first-seed 0 --tasks 64 --rules uniform,dus-h \
+        --pretrained agents/weights,runs/old_weights     # shipped policies on the family's eval tasks
 
 Every rule plays the same tasks and seeds (common random numbers); per task it records the
 drawn generative parameters (``run_info``), each rule's final test accuracies and the
@@ -57,6 +59,17 @@ RULES = {
 }
 
 
+def pretrained_rule(folder: str):
+    """The ``dus_pretrained`` weights in ``folder`` (either architecture) as a batched rule."""
+    from agents.heuristics.pretrained import FEATURES, act, features, load_weights, rule_act, unflatten
+
+    spec, theta = load_weights("dus_pretrained", folder)
+    if spec.get("arch") == "gated-boost":
+        return lambda o, c: rule_act(np.repeat(theta[None], o.shape[0], 0), o, c)
+    net = unflatten(theta[None], len(FEATURES), spec["hidden"])
+    return lambda o, c: act("DUS", {k: np.repeat(v, o.shape[0], 0) for k, v in net.items()}, features(o, c))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", type=int, default=96)
@@ -64,8 +77,13 @@ def main() -> None:
     ap.add_argument("--modalities", default="2,3")
     ap.add_argument("--rules", default=",".join(RULES))
     ap.add_argument("--first-seed", type=int, default=500000)
+    ap.add_argument("--pretrained", default="", help="comma-separated folders of dus_pretrained weights to add")
     ap.add_argument("--out", default="runs/bench/family_diag.json")
     args = ap.parse_args()
+    names = args.rules.split(",")
+    for folder in filter(None, args.pretrained.split(",")):
+        RULES[f"pretrained:{folder}"] = pretrained_rule(folder)
+        names.append(f"pretrained:{folder}")
     torch.set_num_threads(1)
     seeds = list(range(args.first_seed, args.first_seed + args.tasks))
     result = {}
@@ -76,7 +94,7 @@ def main() -> None:
                                             "n_test": 1024})
         control = control_of(venv)
         rec = {"seeds": seeds, "rules": {}}
-        for name in args.rules.split(","):
+        for name in names:
             t = time.time()
             pol = Recorder(RULES[name], control)
             eps = run_episodes(pol, venv, seeds)
@@ -87,6 +105,13 @@ def main() -> None:
                                   "obs": np.stack(pol.obs, 1).round(4).tolist()}
             acc = np.array([ep["final"]["test"]["fused_acc"] for ep in eps]) * 100
             print(f"M={m} {name:12s} mean test {acc.mean():.2f}  ({time.time() - t:.0f}s)", flush=True)
+        if "uniform" in rec["rules"]:
+            base = np.array([t["fused_acc"] for t in rec["rules"]["uniform"]["test"]]) * 100
+            for name, r in rec["rules"].items():
+                g = np.array([t["fused_acc"] for t in r["test"]]) * 100 - base
+                half = 1.96 * g.std(ddof=1) / np.sqrt(g.size) if g.size > 1 else 0.0
+                print(f"M={m} {name}: {g.mean():+.2f} [{g.mean() - half:+.2f}, {g.mean() + half:+.2f}] vs uniform "
+                      f"({args.split} tasks; {(g < -1).mean():.0%} of tasks lose > 1 point)", flush=True)
         result[m] = rec
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result))
