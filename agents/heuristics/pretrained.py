@@ -12,7 +12,9 @@ Two architectures (the JSON's ``arch``):
   modality when the weak one has little left to learn), and (3) the strongest modality's
   chance-normalised score reaches the gate g (a confident strong modality is what suppresses
   the others; before that, boosting takes samples from a modality that is still learning).
-  Parameters: ``RULE_PARAMS`` = (κ, τ, p_end, g). κ = 0 is "leave sampling alone".
+  Parameters: ``RULE_PARAMS`` = (κ, τ, p_end, g). κ = 0 is "leave sampling alone"; (20, 0.02,
+  1, −1) is DUS-H. Shipped: κ 40, τ 0.02, p_end 0.75, no gate (the search found the end of
+  boosting is what matters on the family; the gate only cost; bench/TRANSFER_NEW.md).
 * ``set-mlp`` (``bss-pretrained``, and earlier ``dus-pretrained`` files): a *set* policy: one
   small MLP reads each modality's own features — its
 chance-normalised score ŝ_j, its gap d_j to the strongest, ŝ_j minus the mean of the others,
