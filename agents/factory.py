@@ -17,11 +17,11 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from mmrl_agents.heuristics import HEURISTICS, HeuristicPolicy
-from mmrl_agents.reinforce import REINFORCE
 from stable_baselines3 import A2C, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from mmrl_agents.heuristics import HEURISTICS, HeuristicPolicy
+from mmrl_agents.reinforce import REINFORCE
 from mmrl_env.envs.control import control_of
 from mmrl_env.limits import check_limit, check_width_list
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from mmrl_agents.heuristics import HEURISTICS
-from mmrl_training.rollout import run_episode
 from stable_baselines3 import PPO
 
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.envs.bss import BSSEnv
+from mmrl_training.rollout import run_episode
 
 
 def parse_args() -> argparse.Namespace:

@@ -17,12 +17,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from mmrl_agents.factory import LEARNED, make_agent
-from mmrl_training.rollout import run_episode
 
+from mmrl_agents.factory import LEARNED, make_agent
 from mmrl_env.envs.control import control_of  # noqa: F401
 from mmrl_env.inner_run import InnerRun
 from mmrl_env.metrics import accuracy
+from mmrl_training.rollout import run_episode
 
 
 def alone_accuracy(env: gym.Env, modality: int, seed: int) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+
 from mmrl_training.stats import paired_difference
 
 TRUE_MEAN = 0.5

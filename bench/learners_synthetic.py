@@ -29,12 +29,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from mmrl_agents.heuristics import HEURISTICS
-from mmrl_training.learner_runs import run
-from mmrl_training.rollout import run_episode
 from scipy import stats
 
 import mmrl_env  # noqa: F401  (registers the env ids)
+from mmrl_agents.heuristics import HEURISTICS
+from mmrl_training.learner_runs import run
+from mmrl_training.rollout import run_episode
 
 MODALITIES = ("audio", "video")
 

@@ -22,15 +22,15 @@ from collections.abc import Callable
 
 import gymnasium as gym
 import torch
+from timing import alternate
+
+import mmrl_env  # noqa: F401
 from mmrl_agents.factory import make_agent
 from mmrl_training import learner_runs
 from mmrl_training.config import parse_kv
 from mmrl_training.evaluation import Policy, evaluate, with_heuristic_kwargs
 from mmrl_training.report import episode_record
 from mmrl_training.rollout import run_episode
-from timing import alternate
-
-import mmrl_env  # noqa: F401
 
 ENV = "DUS-Synthetic"
 POLICIES = ("dus-h", "uniform")

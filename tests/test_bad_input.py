@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+
+from mmrl_env.data import prepare
 from mmrl_training import evaluate, train_agent, train_mml
 from mmrl_training.cli_errors import run_cli
 from mmrl_training.config import parse_kv
 from mmrl_training.run_config import resolve
-
-from mmrl_env.data import prepare
 
 SMALL = ["dataset_kwargs.n_train=64", "dataset_kwargs.n_val=20", "dataset_kwargs.n_test=20", "device=cpu"]
 

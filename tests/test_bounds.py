@@ -16,16 +16,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from mmrl_agents.factory import make_agent
-from mmrl_training import evaluate, train_mml
 from test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
 
 import mmrl_env  # noqa: F401 - registers the envs
+from mmrl_agents.factory import make_agent
 from mmrl_env import limits
 from mmrl_env.bounded_input import ConfigTooLarge, load_yaml, npz_headers
 from mmrl_env.data.npz import load_npz
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.inner_run.stream import ShuffledStream
+from mmrl_training import evaluate, train_mml
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))  # 9**9 values

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
-from mmrl_agents.heuristics import HEURISTICS
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mmrl_env  # noqa: F401  (registers the ids)
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.envs.bss import BSSEnv
 from mmrl_env.envs.dus import DUSEnv
 from mmrl_env.monitors.balance import measure_prediction

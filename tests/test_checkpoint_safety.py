@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
 from mmrl_training import checkpoint, evaluate
 from mmrl_training.run_dirs import RunLock, create_run_dir, write_json_atomic
 from mmrl_training.train_agent import main
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
              "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]

@@ -3,10 +3,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from mmrl_agents.factory import LEARNED, algo_names
 from mmrl_agents.heuristics import HEURISTICS
 from mmrl_training.train_agent import main
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
              "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]
@@ -150,9 +151,10 @@ def test_policy_classes_are_given_by_name_and_the_config_stays_plain(small_kwarg
     """rl-zoo writes ``optimizer_class=RMSpropTFLike`` as Python; here it is a name, resolved when
     the agent is built, and the caller's hyperparameters are left as they were (SB3 writes into them)."""
     import gymnasium as gym
-    from mmrl_agents.factory import make_agent
     from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
     from torch import nn
+
+    from mmrl_agents.factory import make_agent
 
     hp = {"n_steps": 4, "policy_kwargs": {"net_arch": [8], "optimizer_class": "RMSpropTFLike",
                                           "activation_fn": "nn.ReLU"}}

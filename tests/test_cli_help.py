@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import mmrl_env
 from mmrl_agents.factory import LEARNED
 from mmrl_agents.heuristics import HEURISTICS
 from mmrl_agents.names import HEURISTIC_NAMES, LEARNED_NAMES
-from mmrl_training.config import DEFAULT_BASELINES, LEARNER_BASELINE
-
-import mmrl_env
 from mmrl_env.data import dataset_names
 from mmrl_env.learners import LEARNERS
+from mmrl_training.config import DEFAULT_BASELINES, LEARNER_BASELINE
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "stable_baselines3", "scipy", "matplotlib")

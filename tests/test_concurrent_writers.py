@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from mmrl_training import evaluate, train_agent, train_mml
 
 fcntl = pytest.importorskip("fcntl")  # the lock is POSIX flock (skipped on Windows, where it is too)

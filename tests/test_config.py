@@ -1,6 +1,7 @@
 import pytest
-from mmrl_training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
 from stable_baselines3 import PPO
+
+from mmrl_training.config import check_algo_kwargs, deep_merge, load_hyperparams, parse_kv
 
 
 def test_parse_kv_nests_and_types():

@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 import yaml
-from mmrl_training.train_agent import main
 
 from mmrl_env.determinism import CUBLAS_WORKSPACE, is_deterministic, set_deterministic
+from mmrl_training.train_agent import main
 
 
 @pytest.fixture

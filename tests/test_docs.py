@@ -145,11 +145,10 @@ def test_paths_named_in_the_docs_exist(doc: Path) -> None:
 def test_extension_guide_names_what_the_code_has() -> None:
     """README's "Add a learner, a dataset, a heuristic" names the registries and base classes a newcomer
     touches; each exists where the guide says."""
+    import mmrl_env
     from mmrl_agents.heuristics import HEURISTICS
     from mmrl_agents.heuristics.base import HeuristicPolicy
     from mmrl_agents.names import HEURISTIC_NAMES
-
-    import mmrl_env
     from mmrl_env.data import register_dataset
     from mmrl_env.data.base import ModalitySpec, MultimodalDataset
     from mmrl_env.envs.control import ControlSpec

@@ -7,9 +7,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from mmrl_agents.heuristics import HEURISTICS
 from stable_baselines3.common.env_util import make_vec_env
 
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.envs.control import ControlSpec, control_of
 from mmrl_env.envs.layout import ObservationExtra, ObservationLayout
 from mmrl_env.samplers.curriculum import ProportionMap

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from mmrl_training import checkpoint, train_agent, train_mml
 from test_bad_input import SMALL, bad_npz, cases, refused, train_refused, write
 
 import mmrl_env  # noqa: F401 - registers the envs
 from mmrl_env.data.npz import load_npz
 from mmrl_env.envs.state import from_safe, save_safe, to_safe
 from mmrl_env.inner_run.stream import ShuffledStream
+from mmrl_training import checkpoint, train_agent, train_mml
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_KW = {"dataset_kwargs": {"n_train": 64, "n_val": 20, "n_test": 20}, "device": "cpu", "epochs": 1}

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+
 from mmrl_agents.heuristics import HEURISTICS
+from mmrl_env.inner_run.build import build_inner_run
 from mmrl_training import learner_runs, report
 from mmrl_training.cli_errors import UsageError
 from mmrl_training.config import deep_merge, parse_kv
@@ -21,8 +23,6 @@ from mmrl_training.rollout import run_episode
 from mmrl_training.run_config import make_runs
 from mmrl_training.seed_comparison import evaluate_policies, with_baseline
 from mmrl_training.train_agent import main as train
-
-from mmrl_env.inner_run.build import build_inner_run
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
              "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]

@@ -9,17 +9,17 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import yaml
-from mmrl_agents.heuristics import HEURISTICS
-from mmrl_training import train_mml
-from mmrl_training.config import parse_kv
 
 import mmrl_env  # noqa: F401  (registers the env ids)
+from mmrl_agents.heuristics import HEURISTICS
 from mmrl_env.data import dataset_names
 from mmrl_env.data.synthetic import load_synthetic
 from mmrl_env.engine.optim import OptimConfig
 from mmrl_env.inner_run import InnerRun
 from mmrl_env.inner_run.settings import InnerRunConfig
 from mmrl_env.learners.boosting import trained_additions
+from mmrl_training import train_mml
+from mmrl_training.config import parse_kv
 
 PRESETS = sorted((Path(__file__).resolve().parent.parent / "configs" / "paper").glob("*.yaml"))
 TINY = {"n_train": 64, "n_val": 16, "n_test": 16}

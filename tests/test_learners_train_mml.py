@@ -6,9 +6,10 @@ import json
 
 import pytest
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from mmrl_training.learner_runs import run, run_seeds
 from mmrl_training.train_mml import format_table, main
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 TINY = {"n_train": 200, "n_val": 50, "n_test": 50}
 

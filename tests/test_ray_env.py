@@ -12,11 +12,11 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from mmrl_training import evaluate as evaluate_cli
-from mmrl_training.train_agent import main
 
 from mmrl_env.envs.ray_vector import FAULT_KEY, RayVectorEnv, split_runs
 from mmrl_env.extras import MissingExtraError
+from mmrl_training import evaluate as evaluate_cli
+from mmrl_training.train_agent import main
 
 EXTRA = "the optional extra: pip install -e '.[ray]'"
 
@@ -132,10 +132,11 @@ def test_a_killed_actor_is_replaced_and_its_runs_end_truncated(ray_cluster, smal
 
 @pytest.mark.slow
 def test_ppo_training_finishes_when_an_actor_dies(ray_cluster, small_kwargs):
-    from mmrl_agents.vec_env import MMRLVecEnv
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import VecMonitor
+
+    from mmrl_agents.vec_env import MMRLVecEnv
 
     renv = RayVectorEnv("DUS-Synthetic", 2, 2, small_kwargs)
 
@@ -185,9 +186,10 @@ def test_ray_run_resumes_to_the_uninterrupted_result(ray_cluster, tmp_path, monk
     """train_agent.py --ray: a run stopped after its first checkpoint and resumed ends where an
     uninterrupted Ray run ends (agent weights and the final comparison, also played on actors)."""
     import yaml
+    from test_resume import kill_after_first_checkpoint, results, same_parameters, train_args, write_config
+
     from mmrl_agents.factory import LEARNED
     from mmrl_training.checkpoint import latest_checkpoint, load_state, steps_of
-    from test_resume import kill_after_first_checkpoint, results, same_parameters, train_args, write_config
 
     cfg = write_config(tmp_path, "ppo", {"n_steps": 4, "batch_size": 4, "n_epochs": 1})
     ray_flags = ["--ray", "--ray-workers", "2", "--n-envs", "2", "--eval-freq", "0"]

@@ -1,6 +1,7 @@
 import gymnasium as gym
 import numpy as np
 import torch as th
+
 from mmrl_agents.reinforce import REINFORCE
 
 

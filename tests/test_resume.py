@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from mmrl_agents.factory import LEARNED
-from mmrl_training import checkpoint
-from mmrl_training.train_agent import main
 from stable_baselines3 import PPO
 
+from mmrl_agents.factory import LEARNED
 from mmrl_env.envs.state import get_env_state, set_env_state
+from mmrl_training import checkpoint
+from mmrl_training.train_agent import main
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
              "dataset_kwargs.n_val=50", "dataset_kwargs.n_test=50", "device=cpu"]
@@ -213,8 +213,9 @@ def test_ctrl_c_in_the_last_rollout_stops_and_resume_finishes(tmp_path, monkeypa
     cfg = write_config(tmp_path, algo, section)
     straight = main(train_args(algo, cfg, tmp_path / "a", 8))
     capsys.readouterr()
-    from mmrl_training import agent_training
     from stable_baselines3.common.callbacks import BaseCallback
+
+    from mmrl_training import agent_training
 
     class CtrlCInLastRollout(BaseCallback):
         def _on_step(self) -> bool:

@@ -7,11 +7,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
-from mmrl_training import evaluate, train_agent, train_mml
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from mmrl_env.data import dataset_names
+from mmrl_training import evaluate, train_agent, train_mml
 
 
 def two_envs(kwargs):

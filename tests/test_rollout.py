@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from mmrl_agents.heuristics import HEURISTICS
 from mmrl_training.rollout import run_episode, run_episodes
 

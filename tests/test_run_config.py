@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from mmrl_training import ray_cluster, train_agent
 from mmrl_training.run_config import REQUIRED, RunConfig, make_runs, resolve
 

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from mmrl_training import stats
 from scipy.stats import trim_mean
+
+from mmrl_training import stats
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from mmrl_agents.factory import make_agent
-from mmrl_agents.heuristics import HEURISTICS
-from mmrl_agents.heuristics.pretrained import FEATURES, load_weights, num_params, save_weights
-from mmrl_training.rollout import run_episodes
 
 import mmrl_env  # noqa: F401
+from mmrl_agents.factory import make_agent
+from mmrl_agents.heuristics import HEURISTICS
+from mmrl_agents.heuristics.pretrained import FEATURES, RULE_PARAMS, load_weights, num_params, rule_act, save_weights
 from mmrl_env.data.synthetic_mix import SyntheticMix
+from mmrl_training.rollout import run_episodes
 
 SMALL = {"n_train": 128, "n_val": 64, "n_test": 64}
 
@@ -142,7 +142,14 @@ def test_pretrained_policies_act_like_heuristics_for_two_and_three_modalities(na
 def test_weights_are_tensors_and_json(tmp_path: Path) -> None:
     for stem in ("dus_pretrained", "bss_pretrained"):
         spec, theta = load_weights(stem)  # torch.load(weights_only=True) inside
-        assert spec["obs_norm"] == "chance" and theta.size == num_params(len(FEATURES), spec["hidden"])
+        size = len(RULE_PARAMS) if spec.get("arch") == "gated-boost" else num_params(len(FEATURES), spec["hidden"])
+        assert spec["obs_norm"] == "chance" and theta.size == size
+    rule = np.array([10.0, 0.02, 0.5, 0.1], np.float32)
+    save_weights("r", tmp_path, rule, {"method": "DUS", "arch": "gated-boost"})
+    assert np.array_equal(load_weights("r", tmp_path)[1], rule)
+    torch.save({"rule": torch.zeros(3)}, tmp_path / "r.pt")
+    with pytest.raises(ValueError, match="rule parameters.*retrain"):
+        load_weights("r", tmp_path)
     theta = np.arange(num_params(len(FEATURES), 4), dtype=np.float32)
     save_weights("x", tmp_path, theta, {"method": "DUS", "hidden": 4})
     assert np.array_equal(load_weights("x", tmp_path)[1], theta)
@@ -164,3 +171,53 @@ def test_a_checkpoint_restores_every_run_s_task() -> None:
     assert list(a.run_classes) == list(b.run_classes)
     for x, y in zip(a.test.inputs, b.test.inputs, strict=True):
         assert torch.equal(x, y)
+
+
+def rule_obs(control, s_hat: list[float], progress: float) -> np.ndarray:
+    layout = control.layout
+    obs = np.zeros(layout.size, np.float32)
+    obs[layout.s_hat] = s_hat
+    obs[layout.d] = np.asarray(s_hat) - max(s_hat)
+    obs[layout.progress] = progress
+    return obs
+
+
+def test_gated_boost_rule_is_dus_h_inside_its_gates_and_neutral_outside() -> None:
+
+    for m in (2, 3):
+        control = mix_env(k=1, m=m).control
+        qmap = control.action_map
+        rng = np.random.default_rng(m)
+        for _ in range(20):  # DUS-H's kappa and dead zone, no gates: DUS-H's action
+            obs = rule_obs(control, list(rng.uniform(0.0, 0.6, m)), 0.3)
+            a = rule_act(np.array([[20.0, 0.02, 1.0, -1.0]], np.float32), obs[None], control)[0]
+            assert np.array_equal(a, HEURISTICS["dus-h"](mix_env(k=1, m=m)).act(obs))
+        obs = rule_obs(control, [0.5] + [0.2] * (m - 1), 0.3)
+        boost = rule_act(np.array([[10.0, 0.02, 0.5, 0.4]], np.float32), obs[None], control)[0]
+        n = qmap.quantities(boost)
+        assert all(n[j] > n[0] for j in range(1, m)), "the modalities behind the strongest get more samples"
+        for params, why in (([0.0, 0.02, 0.5, 0.4], "kappa 0"), ([10.0, 0.4, 0.5, 0.4], "gap under tau"),
+                            ([10.0, 0.02, 0.3, 0.4], "progress past p_end"), ([10.0, 0.02, 0.5, 0.6], "gate")):
+            assert np.all(rule_act(np.array([params], np.float32), obs[None], control) == 0), why
+
+
+def test_pretrain_grid_search_writes_a_loadable_rule(tmp_path: Path) -> None:
+    from mmrl_training import pretrain
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("method: DUS\npolicy: gated-boost\nmodalities: [2, 3]\n"
+                   "grid: {kappa: [20.0], tau: [0.02], p_end: [0.5, 1.0], gate: [-1.0]}\n"
+                   "tasks: 3\neval_tasks: 2\nmax_runs: 6\n"
+                   "env_kwargs: {epochs: 1, batch_size: 32, dataset_kwargs: {n_train: 128, n_val: 64, n_test: 64}}\n")
+    pretrain.main(["-c", str(cfg), "--out", str(tmp_path)])
+    spec, rule = load_weights("dus_pretrained", tmp_path)
+    assert spec["arch"] == "gated-boost" and len(spec["train_table"]) == 2
+    best = spec["train_table"][0]
+    assert best["train_gain"] >= spec["train_table"][1]["train_gain"]
+    # shipped: the best training rule if it beat leaving sampling alone on the evaluation tasks, else neutral
+    expect = [best[n] for n in RULE_PARAMS] if spec["eval_gain_vs_neutral"] > 0 else [0.0] * 4
+    assert np.allclose(rule, expect, atol=1e-4)
+    bad = tmp_path / "b.yaml"
+    bad.write_text("method: BSS\npolicy: gated-boost\n")
+    with pytest.raises(SystemExit):
+        pretrain.main(["-c", str(bad), "--out", str(tmp_path)])

@@ -12,8 +12,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
-from mmrl_training import report, train_agent
-from mmrl_training.config import config_dir, parse_kv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import mmrl_env
@@ -21,6 +19,8 @@ from mmrl_env.data.fixtures import real_cremad_rows, write_cremad, write_split_c
 from mmrl_env.data.home import SOURCES, data_home
 from mmrl_env.data.prepare import main as prepare
 from mmrl_env.envs.registration import EnvKwargsError
+from mmrl_training import report, train_agent
+from mmrl_training.config import config_dir, parse_kv
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",

@@ -8,11 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
-from mmrl_agents.heuristics import HEURISTICS
-from mmrl_agents.vec_env import MMRLVecEnv
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecCheckNan, VecMonitor
 
+from mmrl_agents.heuristics import HEURISTICS
+from mmrl_agents.vec_env import MMRLVecEnv
 from mmrl_env.envs.vector import MultimodalTrainingVectorEnv
 
 SEEDS = [3, 11, 29]

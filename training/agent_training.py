@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+from tqdm import tqdm
+
 from mmrl_agents.factory import LEARNED, make_agent
 from mmrl_agents.heuristics import HEURISTICS
 from mmrl_agents.vec_env import MMRLVecEnv, VecTensorBoard
+from mmrl_env.determinism import set_deterministic
+from mmrl_env.envs.registration import env_method, versioned_id
+from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
 from mmrl_training import ray_cluster
 from mmrl_training.checkpoint import (
     AGENT_ZIP,
@@ -39,14 +47,6 @@ from mmrl_training.run_config import RunConfig, agent_device, make_env, make_run
 from mmrl_training.run_dirs import RunLock, remove_run_dir, write_json_atomic
 from mmrl_training.run_setup import RunOptions, open_run
 from mmrl_training.schedule import ScheduleCallback, ScheduleRecorder
-from stable_baselines3.common.callbacks import CallbackList, EvalCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
-from tqdm import tqdm
-
-from mmrl_env.determinism import set_deterministic
-from mmrl_env.envs.registration import env_method, versioned_id
-from mmrl_env.envs.tensorboard import TensorBoardInfo, write_config
 
 # the agent's final results in the hparams tab: summary column -> hparam name
 HPARAM_METRICS = {"return": "return", "val_acc": "val_acc", "fused_acc": "test_fused_acc", "fused_f1": "test_fused_f1"}

@@ -39,14 +39,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import mmrl_env
 from mmrl_agents.names import HEURISTIC_NAMES, LEARNED_NAMES
+from mmrl_env.learners import LEARNERS
 from mmrl_training import ray_cluster
 from mmrl_training.cli_errors import run_cli
 from mmrl_training.config import DEFAULT_BASELINES, DEFAULT_THREADS, LEARNER_BASELINE, set_threads
 from mmrl_training.learner_runs import SELECTIONS
-
-import mmrl_env
-from mmrl_env.learners import LEARNERS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from rich.console import Console
+from tqdm import tqdm
+
 from mmrl_agents.factory import LEARNED, make_agent
 from mmrl_agents.heuristics import HEURISTICS
+from mmrl_env.envs.control import control_of
+from mmrl_env.envs.registration import versioned_id
 from mmrl_training import report, stats
 from mmrl_training.checkpoint import load_parameters
 from mmrl_training.config import deep_merge
 from mmrl_training.rollout import run_episodes
 from mmrl_training.run_config import load_run_config
-from rich.console import Console
-from tqdm import tqdm
-
-from mmrl_env.envs.control import control_of
-from mmrl_env.envs.registration import versioned_id
 
 # (env id, env kwargs, seeds) -> a vector env with one run per seed and autoreset off
 RunsFactory = Callable[[str, dict[str, Any], list[int]], gym.vector.VectorEnv]

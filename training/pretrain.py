@@ -15,12 +15,25 @@ and M = 3 envs. Every ``eval_every`` generations the current mean policy is scor
 plain joint training on held-out *evaluation* tasks (``tasks="eval"``: never training tasks)
 and the best one so far is kept: selection never sees a benchmark dataset. The run stops at
 ``generations`` or at ``budget_minutes`` of wall time, whichever comes first, and records both.
+
+``policy: gated-boost`` (DUS; ``configs/pretrain_dus.yaml``) replaces ES by an exhaustive search
+over the four parameters of an interpretable rule (``mmrl_agents.heuristics.pretrained.rule_act``):
+every grid point plays the *same* ``tasks`` training tasks per M (seeds drawn from ``seed``),
+alongside "leave sampling alone" (κ = 0); the fitness of a point is its mean paired gain in test
+accuracy over leaving sampling alone, over all tasks of M = 2 and 3 (the points × tasks are
+chunked into batched vector envs of at most ``max_runs`` runs). The best point is then scored
+on ``eval_tasks`` held-out evaluation tasks per M (``tasks="eval"``) and shipped only if it
+beats leaving sampling alone there (otherwise the neutral rule ships). Why not ES for DUS:
+on the family the per-task gain of any rule is noisy (±5 points) and small on average (well
+under a point), so 12 noisy candidates × 6 tasks per ES generation could not rank directions
+(BENCHMARKS.md, issue 26); a grid of a few dozen points × ~100 shared tasks can.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,22 +42,34 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from mmrl_agents.heuristics.pretrained import FEATURES, act, features, num_params, save_weights, unflatten
-from mmrl_training.config import read_yaml
-from mmrl_training.rollout import run_episodes
 
 import mmrl_env  # noqa: F401  (registers the env ids)
+from mmrl_agents.heuristics.pretrained import (
+    FEATURES,
+    RULE_PARAMS,
+    act,
+    features,
+    num_params,
+    rule_act,
+    save_weights,
+    unflatten,
+)
 from mmrl_env.envs.control import control_of
+from mmrl_training.config import read_yaml
+from mmrl_training.rollout import run_episodes
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
     """One pretraining run: the keys of a ``configs/pretrain_*.yaml`` (recorded, but ``out``, in the
-    weights' JSON). Each generation scores ``2 x pairs`` candidates on ``tasks`` tasks; every
-    ``eval_every`` generations the mean policy meets plain joint training on ``eval_tasks`` held-out tasks."""
+    weights' JSON). ``policy="set-mlp"``: evolution strategies, each generation scores ``2 x pairs``
+    candidates on ``tasks`` tasks; every ``eval_every`` generations the mean policy meets plain joint
+    training on ``eval_tasks`` held-out tasks. ``policy="gated-boost"`` (DUS): every rule of ``grid``
+    on the same ``tasks`` training tasks per M, at most ``max_runs`` inner runs per batch; the best is
+    confirmed on ``eval_tasks`` evaluation tasks."""
 
     method: str = "DUS"  # DUS or BSS
-    modalities: list[int] = field(default_factory=lambda: [2, 3])  # the generations alternate between these M
+    modalities: list[int] = field(default_factory=lambda: [2, 3])  # the tasks' M (ES: the generations alternate)
     hidden: int = 16
     generations: int = 200
     pairs: int = 8
@@ -59,10 +84,13 @@ class PretrainConfig:
     out: str = "agents/weights"
     stem: str | None = None  # default: <method>_pretrained
     threads: int = 1
+    policy: str = "set-mlp"  # set-mlp (ES) or, for DUS, gated-boost (grid search)
+    grid: dict[str, list[float]] = field(default_factory=dict)  # gated-boost: the values tried per rule parameter
+    max_runs: int = 512  # gated-boost: inner runs per batched vector env
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any], where: str) -> PretrainConfig:
-        """The config of a YAML mapping; an unknown key or method is a ``ValueError`` naming it."""
+        """The config of a YAML mapping; an unknown key, method or policy is a ``ValueError`` naming it."""
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = set(raw) - set(names)
         if unknown:
@@ -70,6 +98,8 @@ class PretrainConfig:
         cfg = cls(**raw)
         if cfg.method not in ("DUS", "BSS"):
             raise ValueError(f"method must be DUS or BSS, got {cfg.method!r}")
+        if cfg.policy not in ("set-mlp", "gated-boost") or (cfg.policy == "gated-boost" and cfg.method != "DUS"):
+            raise ValueError(f"policy must be set-mlp (ES) or, for DUS, gated-boost (grid search); got {cfg.policy!r}")
         return cfg
 
 
@@ -84,6 +114,16 @@ class _Batch:
         return act(self.method, self.theta, features(np.asarray(obs, np.float32), self.control)), None
 
 
+class _Rules:
+    """K ``gated-boost`` rules, one per run (row k of ``params``)."""
+
+    def __init__(self, params: np.ndarray, control: Any) -> None:
+        self.params, self.control = params, control
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return rule_act(self.params, np.asarray(obs, np.float32), self.control), None
+
+
 def make_env(cfg: PretrainConfig, m: int, tasks: str, k: int) -> Any:
     kwargs = {**cfg.env_kwargs, "obs_norm": "chance", "autoreset_mode": "Disabled", "device": "cpu"}
     if cfg.method == "BSS":
@@ -95,7 +135,8 @@ def make_env(cfg: PretrainConfig, m: int, tasks: str, k: int) -> Any:
 
 def test_accuracy(cfg: PretrainConfig, venv: Any, theta: np.ndarray, seeds: list[int]) -> np.ndarray:
     """(K,) final test fused accuracy (points) of policy row k on run k's task (seed k); a diverged run scores 0."""
-    policy = _Batch(cfg.method, theta, cfg.hidden, control_of(venv))
+    policy = (_Rules(theta, control_of(venv)) if cfg.policy == "gated-boost"
+              else _Batch(cfg.method, theta, cfg.hidden, control_of(venv)))
     episodes = run_episodes(policy, venv, seeds)
     return np.array([100.0 * ep["final"].get("test", {}).get("fused_acc", 0.0) for ep in episodes])
 
@@ -112,24 +153,24 @@ def neutral(cfg: PretrainConfig, p: int) -> np.ndarray:
 
 
 def pretrain(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
-    torch.set_num_threads(int(cfg.threads))
+    torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     p = num_params(len(FEATURES), cfg.hidden)
     theta = 0.5 * rng.standard_normal(p).astype(np.float32)  # random hidden features ...
     theta[-cfg.hidden - 1:] = 0.0  # ... and a zero output layer: starts as "leave sampling alone"
-    n_cand, n_tasks, n_eval, pairs = 2 * cfg.pairs, cfg.tasks, cfg.eval_tasks, cfg.pairs
+    n_cand, n_tasks = 2 * cfg.pairs, cfg.tasks
     train_envs = {m: make_env(cfg, m, "train", n_cand * n_tasks) for m in cfg.modalities}
-    eval_envs = {m: make_env(cfg, m, "eval", 2 * n_eval) for m in cfg.modalities}
-    eval_seeds = list(range(n_eval)) * 2
+    eval_envs = {m: make_env(cfg, m, "eval", 2 * cfg.eval_tasks) for m in cfg.modalities}
+    eval_seeds = list(range(cfg.eval_tasks)) * 2
     start, history, best = time.time(), [], {"gain": -np.inf}
     gen = 0
 
     def evaluate(theta: np.ndarray) -> float:
         gains = []
         for venv in eval_envs.values():  # the policy on rows 0..E-1, plain joint training on E..2E-1: same tasks
-            rows = np.stack([theta] * n_eval + [neutral(cfg, p)] * n_eval)
+            rows = np.stack([theta] * cfg.eval_tasks + [neutral(cfg, p)] * cfg.eval_tasks)
             acc = test_accuracy(cfg, venv, rows, eval_seeds)
-            gains.append(acc[:n_eval] - acc[n_eval:])
+            gains.append(acc[: cfg.eval_tasks] - acc[cfg.eval_tasks:])
         return float(np.mean(np.concatenate(gains)))
 
     while gen < cfg.generations and (time.time() - start) / 60 < cfg.budget_minutes:
@@ -141,13 +182,13 @@ def pretrain(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
             if gain > best["gain"]:
                 best = {"gain": gain, "theta": theta.copy(), "generation": gen}
         m = cfg.modalities[gen % len(cfg.modalities)]
-        eps = rng.standard_normal((pairs, p)).astype(np.float32)
+        eps = rng.standard_normal((cfg.pairs, p)).astype(np.float32)
         cands = np.concatenate([theta + cfg.sigma * eps, theta - cfg.sigma * eps])
         seeds = [int(rng.integers(0, 2**31 - 1)) for _ in range(n_tasks)]  # the generation's tasks, every candidate
         acc = test_accuracy(cfg, train_envs[m], np.repeat(cands, n_tasks, axis=0), seeds * n_cand)
         acc = acc.reshape(n_cand, n_tasks)
         fitness = centred_ranks((acc - acc.mean(0)).mean(1))
-        grad = (fitness[:pairs] - fitness[pairs:]) @ eps / (pairs * cfg.sigma)
+        grad = (fitness[: cfg.pairs] - fitness[cfg.pairs:]) @ eps / (cfg.pairs * cfg.sigma)
         theta = theta + cfg.lr * grad.astype(np.float32)
         gen += 1
     gain = evaluate(theta)
@@ -159,6 +200,59 @@ def pretrain(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
         best = {"gain": 0.0, "theta": neutral(cfg, p), "generation": None}
     return {"theta": best["theta"], "best_generation": best["generation"], "best_eval_gain": best["gain"],
             "generations": gen, "minutes": (time.time() - start) / 60, "history": history}
+
+
+def rule_gains(cfg: PretrainConfig, rules: np.ndarray, tasks: str, n_tasks: int, seeds: list[int],
+               log: Any = print) -> np.ndarray:
+    """(R, T·len(modalities)) paired gains in test accuracy (points) of each rule over leaving
+    sampling alone, every rule on the same tasks (the task seeds ``seeds``, for every M)."""
+    rows = np.vstack([np.zeros((1, len(RULE_PARAMS)), np.float32), rules])  # row 0: leave sampling alone
+    per_chunk = max(1, cfg.max_runs // n_tasks)
+    out = []
+    for m in cfg.modalities:
+        venv = make_env(cfg, m, tasks, per_chunk * n_tasks)
+        acc = np.empty((len(rows), n_tasks))
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start:start + per_chunk]
+            padded = np.vstack([chunk, np.zeros((per_chunk - len(chunk), len(RULE_PARAMS)), np.float32)])
+            res = test_accuracy(cfg, venv, np.repeat(padded, n_tasks, axis=0), seeds * per_chunk)
+            acc[start:start + len(chunk)] = res.reshape(per_chunk, n_tasks)[: len(chunk)]
+            log(f"  M={m} {tasks} tasks: rules {start}-{start + len(chunk) - 1} of {len(rows)} played")
+        venv.close()
+        out.append(acc[1:] - acc[0])
+    return np.concatenate(out, axis=1)
+
+
+def search_rule(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
+    """Grid search of the ``gated-boost`` rule on training tasks, confirmation on evaluation tasks."""
+    torch.set_num_threads(cfg.threads)
+    start = time.time()
+    missing = [n for n in RULE_PARAMS if n not in cfg.grid]
+    if missing:
+        raise ValueError(f"grid: give a list of values for each of {list(RULE_PARAMS)} (missing {missing})")
+    grid = np.array(list(itertools.product(*(cfg.grid[n] for n in RULE_PARAMS))), np.float32)
+    rng = np.random.default_rng(cfg.seed)
+    seeds = [int(x) for x in rng.integers(0, 2**31 - 1, cfg.tasks)]
+    log(f"{len(grid)} rules x {cfg.tasks} training tasks x M in {cfg.modalities}")
+    gains = rule_gains(cfg, grid, "train", cfg.tasks, seeds, log)
+    mean = gains.mean(1)
+    order = np.argsort(-mean)
+    table = [{**{n: round(float(v), 4) for n, v in zip(RULE_PARAMS, grid[i], strict=True)},
+              "train_gain": round(float(mean[i]), 3), "train_loses_1pt": round(float((gains[i] < -1).mean()), 3)}
+             for i in order]
+    for row in table[:8]:
+        log(f"  {row}")
+    best = grid[order[0]]
+    eval_seeds = list(range(cfg.eval_tasks))
+    eval_gain = rule_gains(cfg, best[None], "eval", cfg.eval_tasks, eval_seeds, log)[0]
+    log(f"best on training tasks {dict(zip(RULE_PARAMS, best.tolist(), strict=True))}: "
+        f"{mean[order[0]]:+.2f} there, {eval_gain.mean():+.2f} on {eval_gain.size} evaluation tasks "
+        f"({(time.time() - start) / 60:.1f} min)")
+    shipped = best if eval_gain.mean() > 0 else np.zeros(len(RULE_PARAMS), np.float32)
+    return {"theta": shipped, "best_eval_gain": float(eval_gain.mean()) if eval_gain.mean() > 0 else 0.0,
+            "eval_gain_of_best": float(eval_gain.mean()), "eval_loses_1pt": float((eval_gain < -1).mean()),
+            "train_table": table, "minutes": (time.time() - start) / 60, "generations": None,
+            "best_generation": None, "history": []}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -176,12 +270,24 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(err))
     if args.budget_minutes is not None:
         cfg = dataclasses.replace(cfg, budget_minutes=args.budget_minutes)
-    result = pretrain(cfg, log=lambda s: print(s, flush=True))
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    result = search_rule(cfg, log) if cfg.policy == "gated-boost" else pretrain(cfg, log)
     stem = cfg.stem or f"{cfg.method.lower()}_pretrained"
+    recorded = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
+    if cfg.policy == "gated-boost":
+        spec = {"method": "DUS", "arch": "gated-boost", "obs_norm": "chance",
+                "trained_on": "SyntheticMix (tasks='train'), confirmed on tasks='eval'",
+                "config": recorded, "minutes": round(result["minutes"], 1),
+                "rule": {n: round(float(v), 4) for n, v in zip(RULE_PARAMS, result["theta"], strict=True)},
+                "eval_gain_vs_neutral": round(result["eval_gain_of_best"], 3),
+                "eval_loses_1pt": round(result["eval_loses_1pt"], 3), "train_table": result["train_table"]}
+        save_weights(stem, args.out or cfg.out, result["theta"], spec)
+        print(f"wrote {Path(args.out or cfg.out) / stem}.pt/.json (rule {spec['rule']}, "
+              f"{result['eval_gain_of_best']:+.2f} points vs leaving sampling alone on the family's eval tasks)")
+        return
     spec = {"method": cfg.method, "hidden": cfg.hidden, "obs_norm": "chance",
             "trained_on": "SyntheticMix (tasks='train'), selected on tasks='eval'",
-            "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"},
-            "generations_run": result["generations"],
+            "config": recorded, "generations_run": result["generations"],
             "minutes": round(result["minutes"], 1), "best_generation": result["best_generation"],
             "best_eval_gain_vs_neutral": round(result["best_eval_gain"], 3), "history": result["history"]}
     save_weights(stem, args.out or cfg.out, result["theta"], spec)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-from mmrl_training.cli_errors import ENV_ERRORS, UsageError, message_of
 
 from mmrl_env.envs.ray_vector import RayVectorEnv, import_ray, init_ray
+from mmrl_training.cli_errors import ENV_ERRORS, UsageError, message_of
 
 LOCAL = "local"  # --ray without an address: a local cluster started by this process
 

@@ -20,8 +20,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D  # pyplot-free: no backend is chosen or changed at import
 from matplotlib.ticker import MaxNLocator
-from mmrl_training import stats
 from rich.table import Table
+
+from mmrl_training import stats
 
 METRICS = ("acc", "f1", "map")
 METRIC_NAMES = {"acc": "acc", "f1": "macro-F1", "map": "mAP"}

@@ -21,10 +21,13 @@ from typing import Any
 
 import gymnasium as gym
 import yaml
+
+import mmrl_env
 from mmrl_agents.factory import LEARNED, algo_names
 from mmrl_agents.factory import RANGES as AGENT_RANGES
 from mmrl_agents.factory import check_hyperparams as check_agent_hyperparams
 from mmrl_agents.heuristics import HEURISTICS
+from mmrl_env.bounded_input import read_yaml_file
 from mmrl_training import ray_cluster
 from mmrl_training.checkpoint import DEFAULT_KEEP
 from mmrl_training.cli_errors import ENV_ERRORS, UsageError, canonical_name, did_you_mean, message_of, usage_errors
@@ -38,9 +41,6 @@ from mmrl_training.config import (
     parse_kv,
 )
 from mmrl_training.validate import _defaults, check_device, check_env_kwargs, check_out_dir, check_range, check_value
-
-import mmrl_env
-from mmrl_env.bounded_input import read_yaml_file
 
 REQUIRED = ("env", "algo", "seed", "total_timesteps", "device", "eval_episodes", "hyperparams", "env_kwargs")
 # keys of a config section that train_agent.py reads itself; the rest (policy included) go to the agent

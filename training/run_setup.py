@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from mmrl_agents.factory import algo_names, make_agent, method_of
+from mmrl_env import limits
+from mmrl_env.bounded_input import read_json_file
+from mmrl_env.data.fingerprint import changes, fingerprint
+from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 from mmrl_training.checkpoint import (
     CheckpointError,
     global_rng_state,
@@ -30,11 +35,6 @@ from mmrl_training.cli_errors import UsageError, canonical_name, usage_errors
 from mmrl_training.run_config import RunConfig, agent_device, check_applies, load_run_config, make_env, resolve
 from mmrl_training.run_dirs import RunLock, next_run_dir, remove_run_dir, write_json_atomic, write_text_atomic
 from mmrl_training.validate import check_device, check_range
-
-from mmrl_env import limits
-from mmrl_env.bounded_input import read_json_file
-from mmrl_env.data.fingerprint import changes, fingerprint
-from mmrl_env.envs.registration import short_id, translate_data_root, versioned_id
 
 COMMAND = ("python", "training/train_agent.py")
 DATA = "data.json"  # the run's data as it was when the run started (mmrl_env/data/fingerprint.py)

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-from mmrl_training import report
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
 from mmrl_env.envs.control import control_of
+from mmrl_training import report
 
 
 class ScheduleRecorder(gym.Wrapper):

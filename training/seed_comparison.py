@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+
+import mmrl_env
 from mmrl_agents.factory import LEARNED
 from mmrl_agents.heuristics import HEURISTICS
+from mmrl_env.data import load_dataset
+from mmrl_env.envs.registration import env_method, short_id, translate_data_root
+from mmrl_env.inner_run.build import ENGINES
+from mmrl_env.learners import LEARNERS, check_learner
 from mmrl_training import learner_runs, ray_cluster
 from mmrl_training.cli_errors import ENV_ERRORS, INPUT_ERRORS, UsageError, did_you_mean, message_of, usage_errors
 from mmrl_training.config import DEFAULT_BASELINES, LEARNER_BASELINE, deep_merge, parse_kv
@@ -24,12 +30,6 @@ from mmrl_training.report import Record
 from mmrl_training.run_config import check_applies, make_runs
 from mmrl_training.run_dirs import RunLock, claim_dir, next_run_dir, remove_run_dir
 from mmrl_training.validate import check_env_kwargs, check_out_dir, check_range
-
-import mmrl_env
-from mmrl_env.data import load_dataset
-from mmrl_env.envs.registration import env_method, short_id, translate_data_root
-from mmrl_env.inner_run.build import ENGINES
-from mmrl_env.learners import LEARNERS, check_learner
 
 LEARNER_ENV_KEYS = ("epochs", "batch_size", "dataset_kwargs", "device", "engine")  # what learner_runs.run_seeds takes
 OUTPUTS = ("results.md", "results.csv", "comparison.csv", "intervals.png", "val_acc.png", "actions.png", "cmd.png")

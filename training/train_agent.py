@@ -32,12 +32,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import mmrl_env
 from mmrl_agents.names import HEURISTIC_NAMES, LEARNED_NAMES
 from mmrl_training import ray_cluster
 from mmrl_training.cli_errors import UsageError, run_cli
 from mmrl_training.config import DEFAULT_EVAL_FREQ, DEFAULT_THREADS, DEFAULT_TIMESTEPS, EVAL_EPISODES, set_threads
-
-import mmrl_env
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

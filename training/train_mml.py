@@ -26,6 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
+from rich.table import Table
+
+from mmrl_env.data import dataset_names, load_dataset
+from mmrl_env.kwargs import accepted_kwargs, check_mapping, unknown_kwargs_message
+from mmrl_env.learners import LEARNERS, check_learner
 from mmrl_training.cli_errors import UsageError, message_of, run_cli, usage_errors
 from mmrl_training.config import DEFAULT_THREADS, deep_merge, parse_kv, read_yaml, set_threads
 from mmrl_training.learner_runs import SELECTIONS, SeedRuns, run_seeds
@@ -37,12 +43,6 @@ from mmrl_training.run_dirs import (
     write_json_atomic,
     write_text_atomic,
 )
-from rich.console import Console
-from rich.table import Table
-
-from mmrl_env.data import dataset_names, load_dataset
-from mmrl_env.kwargs import accepted_kwargs, check_mapping, unknown_kwargs_message
-from mmrl_env.learners import LEARNERS, check_learner
 
 # torch and what imports it (the trainer, metrics, TensorBoard, the value checks) are imported in the
 # functions that train or check a run, so that --help and argparse's errors come fast (issue 27)

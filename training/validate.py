@@ -19,10 +19,10 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from mmrl_training.cli_errors import UsageError, usage_errors
 
 from mmrl_env.limits import check_limit
 from mmrl_env.resolve import resolve
+from mmrl_training.cli_errors import UsageError, usage_errors
 
 # settings (top level, ``dataset_kwargs.*``, ``optim.*``) that are counts or sizes and must be >= 1
 POSITIVE = {"epochs", "batch_size", "val_size", "n_train", "n_val", "n_test", "num_classes", "group_size",

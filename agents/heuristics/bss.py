@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-from mmrl_agents.heuristics.base import HeuristicPolicy
 
+from mmrl_agents.heuristics.base import HeuristicPolicy
 from mmrl_env.envs.control import control_of
 from mmrl_env.samplers.curriculum import Pacing
 

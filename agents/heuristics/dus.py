@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from mmrl_agents.heuristics.base import HeuristicPolicy
 
+from mmrl_agents.heuristics.base import HeuristicPolicy
 from mmrl_env.samplers.unimodal import dus_heuristic_quantities
 
 

@@ -2,7 +2,21 @@
 ``SyntheticMix`` task family (``training/pretrain.py``), shipped as tensors + JSON, and acting
 wherever a heuristic acts, on any dataset with any number of modalities.
 
-The network is a *set* policy: one small MLP reads each modality's own features — its
+Two architectures (the JSON's ``arch``):
+
+* ``gated-boost`` (``dus-pretrained``): a four-parameter rule chosen by search on the family
+  (``training/pretrain.py``, config ``policy: gated-boost``). It gives the modalities behind
+  the strongest more samples, n_j ∝ exp(−κ·d_j) on the chance-normalised discrepancy d (DUS-H's
+  form), but only while (1) the largest gap max_j |d_j| is at least τ, (2) training progress
+  is below p_end (boost early, then leave sampling alone: late boosting starves the strong
+  modality when the weak one has little left to learn), and (3) the strongest modality's
+  chance-normalised score reaches the gate g (a confident strong modality is what suppresses
+  the others; before that, boosting takes samples from a modality that is still learning).
+  Parameters: ``RULE_PARAMS`` = (κ, τ, p_end, g). κ = 0 is "leave sampling alone"; (20, 0.02,
+  1, −1) is DUS-H. Shipped: κ 40, τ 0.02, p_end 0.75, no gate (the search found the end of
+  boosting is what matters on the family; the gate only cost; bench/TRANSFER_NEW.md).
+* ``set-mlp`` (``bss-pretrained``, and earlier ``dus-pretrained`` files): a *set* policy: one
+  small MLP reads each modality's own features — its
 chance-normalised score ŝ_j, its gap d_j to the strongest, ŝ_j minus the mean of the others,
 training progress and its previous action — so the same weights act for M = 2, 3, ... and the
 modalities' order does not matter. DUS: the MLP's output per modality, centred over the
@@ -27,13 +41,16 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from mmrl_agents.heuristics.base import HeuristicPolicy
 
+from mmrl_agents.heuristics.base import HeuristicPolicy
 from mmrl_env.bounded_input import check_zip, read_json_file
 from mmrl_env.envs.control import ControlSpec
+from mmrl_env.samplers.unimodal import dus_heuristic_quantities
 
 FEATURES = ("s_hat", "d", "s_hat_vs_rest", "progress", "prev_action")
 PARAMS = ("w1", "b1", "w2", "b2")
+RULE_PARAMS = ("kappa", "tau", "p_end", "gate")
+ARCHS = ("set-mlp", "gated-boost")
 
 
 def param_shapes(num_features: int, hidden: int) -> dict[str, tuple[int, ...]]:
@@ -76,6 +93,22 @@ def act(method: str, theta: dict[str, np.ndarray], feats: np.ndarray) -> np.ndar
     return (1.0 - 2.0 * np.tanh(np.maximum(z, 0.0)))[:, None]
 
 
+def rule_act(params: np.ndarray, obs: np.ndarray, control: ControlSpec) -> np.ndarray:
+    """DUS actions (K, M) of K ``gated-boost`` rules (rows of ``params``, columns ``RULE_PARAMS``)
+    on their (K, obs) chance-normalised observations (module docstring).
+
+    Inside its gates a rule plays DUS-H's quantities with its own κ and τ (``dus_heuristic_quantities``,
+    turned into the env's action as the ``dus-h`` policy does), so (20, 0.02, 1, −1) *is* DUS-H."""
+    layout, qmap = control.layout, control.action_map
+    s, d, progress = obs[:, layout.s_hat], obs[:, layout.d], obs[:, layout.progress]
+    kappa, tau, p_end, gate = (params[:, i] for i in range(len(RULE_PARAMS)))
+    on = (progress < p_end) & (s.max(1) >= gate) & (kappa > 0)
+    out = np.zeros((obs.shape[0], qmap.num_modalities), np.float32)
+    for k in np.flatnonzero(on):
+        out[k] = qmap.action(np.asarray(dus_heuristic_quantities(d[k], qmap, float(kappa[k]), float(tau[k]))))
+    return out
+
+
 def weights_dir() -> Path:
     return Path(str(resources.files("mmrl_agents") / "weights"))
 
@@ -95,10 +128,19 @@ def load_weights(stem: str, folder: str | Path | None = None) -> tuple[dict[str,
     except (zipfile.BadZipFile, RuntimeError, pickle.UnpicklingError) as err:
         raise ValueError(f"{pt_path} is damaged or not a tensors-only file ({type(err).__name__}); retrain it with "
                          f"python training/pretrain.py -c configs/pretrain_{stem.split('_')[0]}.yaml") from err
-    if not isinstance(state, dict) or sorted(state) != sorted(PARAMS):
-        raise ValueError(f"{pt_path}: expected the tensors {list(PARAMS)}, found "
+    arch = spec.get("arch", "set-mlp")
+    if arch not in ARCHS:
+        raise ValueError(f"{spec_path}: unknown arch {arch!r} (this version knows {', '.join(ARCHS)}); retrain it")
+    names = PARAMS if arch == "set-mlp" else ("rule",)
+    if not isinstance(state, dict) or sorted(state) != sorted(names):
+        raise ValueError(f"{pt_path}: expected the tensors {list(names)}, found "
                          f"{sorted(state) if isinstance(state, dict) else type(state).__name__}; retrain it")
-    theta = np.concatenate([state[n].numpy().reshape(-1) for n in PARAMS]).astype(np.float32)
+    theta = np.concatenate([state[n].numpy().reshape(-1) for n in names]).astype(np.float32)
+    if arch == "gated-boost":
+        if theta.size != len(RULE_PARAMS) or tuple(spec.get("params", ())) != RULE_PARAMS:
+            raise ValueError(f"{pt_path}: {theta.size} rule parameters {spec.get('params')} do not match this "
+                             f"version's rule {list(RULE_PARAMS)}; retrain it")
+        return spec, theta
     expected = num_params(len(spec["features"]), spec["hidden"])
     if theta.size != expected or tuple(spec["features"]) != FEATURES:
         raise ValueError(f"{pt_path}: {theta.size} parameters / features {spec['features']} do not match this "
@@ -110,6 +152,11 @@ def save_weights(stem: str, folder: str | Path, theta: np.ndarray, spec: dict[st
     """Write ``<stem>.pt`` (a state dict of tensors) and ``<stem>.json`` (architecture and provenance)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if spec.get("arch") == "gated-boost":
+        torch.save({"rule": torch.from_numpy(np.asarray(theta, np.float32).reshape(len(RULE_PARAMS)).copy())},
+                   folder / f"{stem}.pt")
+        (folder / f"{stem}.json").write_text(json.dumps({**spec, "params": list(RULE_PARAMS)}, indent=2) + "\n")
+        return
     parts = unflatten(theta[None].astype(np.float32), len(FEATURES), spec["hidden"])
     torch.save({n: torch.from_numpy(np.ascontiguousarray(parts[n][0])) for n in PARAMS}, folder / f"{stem}.pt")
     (folder / f"{stem}.json").write_text(json.dumps({**spec, "features": list(FEATURES)}, indent=2) + "\n")
@@ -129,14 +176,21 @@ class PretrainedPolicy(HeuristicPolicy):
             raise ValueError(f"{self.name} reads chance-normalised observations: make the env with "
                              "obs_norm='chance' (train_agent.py and evaluate.py do this for you)")
         self.spec, theta = load_weights(self.stem, weights)
-        self.theta = unflatten(theta[None], len(FEATURES), self.spec["hidden"])
+        self.arch = self.spec.get("arch", "set-mlp")
+        if self.arch == "gated-boost" and self.control.method != "DUS":
+            raise ValueError(f"{self.name}: a gated-boost rule sets DUS quantities, this env is {self.control.method}")
+        self.rule = theta[None]
+        self.theta = unflatten(theta[None], len(FEATURES), self.spec["hidden"]) if self.arch == "set-mlp" else {}
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:
         obs = np.asarray(observation, dtype=np.float32)
         batch = obs.reshape(-1, obs.shape[-1])
-        theta = {k: np.repeat(v, batch.shape[0], axis=0) for k, v in self.theta.items()}
-        actions = act(self.control.method, theta, features(batch, self.control)).astype(np.float32)
+        if self.arch == "gated-boost":
+            actions = rule_act(np.repeat(self.rule, batch.shape[0], axis=0), batch, self.control)
+        else:
+            theta = {k: np.repeat(v, batch.shape[0], axis=0) for k, v in self.theta.items()}
+            actions = act(self.control.method, theta, features(batch, self.control)).astype(np.float32)
         return (actions[0] if obs.ndim == 1 else actions), None
 
     def act(self, obs: np.ndarray) -> np.ndarray:
