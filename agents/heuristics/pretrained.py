@@ -14,15 +14,15 @@ Two architectures (the JSON's ``arch``):
   the others; before that, boosting takes samples from a modality that is still learning).
   Parameters: ``RULE_PARAMS`` = (κ, τ, p_end, g). κ = 0 is "leave sampling alone"; (20, 0.02,
   1, −1) is DUS-H. Shipped: κ 40, τ 0.02, p_end 0.75, no gate (the search found the end of
-  boosting is what matters on the family; the gate only cost; bench/TRANSFER_NEW.md).
+  boosting is what matters on the family; the gate only cost; BENCHMARKS.md, "Transfer").
 * ``set-mlp`` (``bss-pretrained``, and earlier ``dus-pretrained`` files): a *set* policy: one
-  small MLP reads each modality's own features — its
-chance-normalised score ŝ_j, its gap d_j to the strongest, ŝ_j minus the mean of the others,
-training progress and its previous action — so the same weights act for M = 2, 3, ... and the
-modalities' order does not matter. DUS: the MLP's output per modality, centred over the
-modalities, is that modality's action (all equal = every modality gets B samples: plain
-joint training). BSS: the modalities' hidden units are averaged and one output sets the
-action a = 1 − 2·tanh(relu(z)) (z ≤ 0: λ = 1, no curriculum).
+  small MLP reads each modality's own features — its chance-normalised score ŝ_j, its gap d_j
+  to the strongest, ŝ_j minus the mean of the others, training progress and its previous
+  action — so the same weights act for M = 2, 3, ... and the modalities' order does not matter.
+  DUS: the MLP's output per modality, centred over the modalities, is that modality's action
+  (all equal = every modality gets B samples: plain joint training). BSS: the modalities'
+  hidden units are averaged and one output sets the action a = 1 − 2·tanh(relu(z)) (z ≤ 0:
+  λ = 1, no curriculum).
 
 The observation must be chance-normalised (``obs_norm="chance"``, which the policies declare
 in ``env_kwargs``), so that the scores mean the same on every dataset. Weights load with
