@@ -16,7 +16,6 @@ setting ``image_size=64 batch_size=8``), so the table shows what memory follows:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import subprocess
 import sys
@@ -47,12 +46,12 @@ def prepare(base: Path, clips: int) -> int:
     """A raw folder of ``clips`` train clips (+ a quarter as many test clips), prepared under
     the shipped lists; returns the cache's apparent size in bytes."""
     from mmrl_env.data.fixtures import real_cremad_rows, write_cremad
-    from mmrl_env.data.prepare import main
 
     rows = real_cremad_rows({"train": clips, "test": max(2, clips // 4)})
     write_cremad(base / "raw", rows["train"] + rows["test"])
-    with contextlib.redirect_stdout(sys.stderr):  # prepare's report: keep stdout for the table
-        code = main(["cremad", "--raw", str(base / "raw"), "--out", str(base / "cache"), "--quiet", "--partial"])
+    # the user's prepare command, run as a command (bench/ imports no CLI module); its report goes to stderr
+    code = subprocess.run([sys.executable, "-m", "mmrl_env.data.prepare", "cremad", "--raw", str(base / "raw"), "--out",
+                           str(base / "cache"), "--quiet", "--partial"], cwd=ROOT, stdout=sys.stderr).returncode
     if code != 0:
         raise SystemExit(f"prepare failed with status {code}")
     return sum(f.stat().st_size for f in (base / "cache").iterdir())

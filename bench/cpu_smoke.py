@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,16 @@ import numpy as np
 import torch
 
 import mmrl_env  # noqa: F401  (registers the ids)
-from mmrl_env.data.prepare import main as prepare
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+
+def prepare(argv: list[str]) -> int:
+    """The user's prepare command (``python -m mmrl_env.data.prepare``), as a user runs it: bench/
+    runs the library in process, a CLI only as a command."""
+    return subprocess.run([sys.executable, "-m", "mmrl_env.data.prepare", *argv], cwd=ROOT).returncode
+
 
 SMOKE = {"image_size": 64}
 

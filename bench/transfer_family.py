@@ -25,9 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmrl_env  # noqa: E402,F401
-from mmrl_agents.rollout import run_episodes  # noqa: E402
 from mmrl_env.envs.control import control_of  # noqa: E402
 from mmrl_env.samplers.unimodal import dus_heuristic_quantities  # noqa: E402
+from mmrl_training.rollout import run_episodes  # noqa: E402
 
 
 class Recorder:
