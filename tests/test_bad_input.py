@@ -194,6 +194,8 @@ EVAL_CASES = [
     ("negative first seed", ["--policies", "uniform", "--first-seed", "-1"], "--first-seed must be >= 0"),
     ("unknown policy", ["--policies", "uniform,nope"], "unknown policy 'nope'"),
     ("empty policy list", ["--policies", ","], "names no policy"),
+    ("empty policy flag", ["--policies", ""], "--policies names no policy"),
+    ("empty learner flag", ["--learners", ""], "--learners names no learner"),
     ("heuristic of another method", ["--env", "BSS-Synthetic", "--policies", "dus-h"], "does not apply to BSS"),
     ("run dir without a run", ["--policies", "ppo:{tmp}"], "no model.zip and config.yaml"),
     ("epochs=0", ["--policies", "uniform", "--env-kwargs", "epochs=0"], "epochs=0: must be positive"),

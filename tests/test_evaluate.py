@@ -21,7 +21,7 @@ from mmrl_training.evaluate import main, parse_args
 from mmrl_training.report import episode_record
 from mmrl_training.rollout import run_episode
 from mmrl_training.run_config import make_runs
-from mmrl_training.seed_comparison import evaluate_policies, with_baseline
+from mmrl_training.seed_comparison import ComparisonConfig, evaluate_policies
 from mmrl_training.train_agent import main as train
 
 SMALL_ENV = ["epochs=1", "batch_size=32", "val_size=50", "dataset_kwargs.n_train=192",
@@ -112,9 +112,9 @@ def test_the_default_baseline_does_no_rebalancing(argv, names, baseline):
     """The default baseline per mode, an explicit one, and the note when it had to be added."""
     args = parse_args(argv)
     given = len((args.policies or args.learners).split(","))
-    run, row, note = with_baseline(args)
-    assert (run, row) == (names, baseline)
-    assert (note is not None and "added" in note) == (len(names) > given)
+    cfg = ComparisonConfig.from_args(args)
+    assert (list(cfg.names), cfg.baseline) == (names, baseline)
+    assert (cfg.note is not None and "added" in cfg.note) == (len(names) > given)
 
 
 def test_bss_record_shows_what_the_scheduler_did():
@@ -184,8 +184,11 @@ def test_policies_share_each_seeds_start_and_run_k_is_the_single_episode():
     (same first observation, same initial validation accuracy), and equals the single-env
     episode with seed k."""
     seeds = [10_000, 10_001, 10_002]
-    args = parse_args(["--policies", "dus-h,uniform", "--no-progress", "--env-kwargs", *SMALL_ENV])
-    result = evaluate_policies(args, seeds, ["dus-h", "uniform"], "uniform")
+    args = parse_args(["--policies", "dus-h,uniform", "--seeds", "3", "--first-seed", "10000", "--no-progress",
+                       "--env-kwargs", *SMALL_ENV])
+    cfg = ComparisonConfig.from_args(args)
+    assert (cfg.seeds, cfg.names, cfg.baseline) == (tuple(seeds), ("dus-h", "uniform"), "uniform")
+    result = evaluate_policies(cfg)
     records, modalities = result.records, result.modalities
     start = {name: [(r.curves["val_acc"][0], *(r.curves[f"s_hat/{m}"][0] for m in modalities)) for r in recs]
              for name, recs in records.items()}

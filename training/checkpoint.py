@@ -115,23 +115,9 @@ def sha256(path: Path) -> str:
 
 def damage(checkpoint: Path) -> str | None:
     """What is wrong with ``checkpoint`` (a missing, unreadable or altered file), or ``None``."""
-    if not (checkpoint / MANIFEST).exists():
-        if (checkpoint / STATE).exists():
-            return f"no {MANIFEST}: written by an older mmrl (pickled state.pt, never loaded: it could run code)"
-        return f"no {MANIFEST} (the save was interrupted)"
-    try:
-        manifest = read_json_file(checkpoint / MANIFEST, MANIFEST)
-        files, fmt = manifest["files"], manifest["format"]
-    except (ValueError, KeyError, TypeError) as err:
-        return f"{MANIFEST} is unreadable ({type(err).__name__}: {err})"
-    if fmt != FORMAT:
-        return f"checkpoint format {fmt}, this mmrl reads format {FORMAT}"
-    if not isinstance(files, dict) or STATE not in files:
-        return f"{MANIFEST} lists no {STATE} (a manifest without its files vouches for nothing)"
-    for name, digest in files.items():
-        if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", "..") \
-                or not isinstance(digest, str):
-            return f"{MANIFEST} lists {name!r}: not a file of this checkpoint with a SHA-256"
+    files, problem = _listed_files(checkpoint)
+    if problem:
+        return problem
     for name, digest in files.items():
         path = checkpoint / name
         if not path.is_file():
@@ -139,6 +125,32 @@ def damage(checkpoint: Path) -> str | None:
         if sha256(path) != digest:
             return f"{name} does not match its checksum in {MANIFEST} (truncated or altered)"
     return None
+
+
+def _listed_files(checkpoint: Path) -> tuple[dict[str, str], str | None]:
+    """The files ``checkpoint``'s manifest vouches for (name -> SHA-256), or what is wrong with the manifest."""
+    if not (checkpoint / MANIFEST).exists():
+        if (checkpoint / STATE).exists():
+            return {}, f"no {MANIFEST}: written by an older mmrl (pickled state.pt, never loaded: it could run code)"
+        return {}, f"no {MANIFEST} (the save was interrupted)"
+    try:
+        manifest = read_json_file(checkpoint / MANIFEST, MANIFEST)
+        files, fmt = manifest["files"], manifest["format"]
+    except (ValueError, KeyError, TypeError) as err:
+        return {}, f"{MANIFEST} is unreadable ({type(err).__name__}: {err})"
+    if fmt != FORMAT:
+        return {}, f"checkpoint format {fmt}, this mmrl reads format {FORMAT}"
+    if not isinstance(files, dict) or STATE not in files:
+        return {}, f"{MANIFEST} lists no {STATE} (a manifest without its files vouches for nothing)"
+    for name, digest in files.items():
+        if not (_plain_file_name(name) and isinstance(digest, str)):
+            return {}, f"{MANIFEST} lists {name!r}: not a file of this checkpoint with a SHA-256"
+    return files, None
+
+
+def _plain_file_name(name: Any) -> bool:
+    """A file directly inside the checkpoint: no path, not ``.`` or ``..``."""
+    return isinstance(name, str) and "/" not in name and "\\" not in name and name not in ("", ".", "..")
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -299,6 +311,11 @@ def _unsafe_global(err: pickle.UnpicklingError) -> str:
 def _state_problem(state: dict[str, Any], steps: int | None) -> str | None:
     """What is wrong with the plain values of a loaded ``state.pt`` (types, ranges), or ``None``.
     Checked before any of them is used; the env layers check their own entries when restored."""
+    return _run_state_problem(state, steps) or _agent_state_problem(state.get("agent", {}), state["steps"])
+
+
+def _run_state_problem(state: dict[str, Any], steps: int | None) -> str | None:
+    """The step count (``steps``: the checkpoint's, when its name says it), env id, env layers and RNGs."""
     n = state.get("steps")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0 or (steps is not None and n != steps):
         return f"steps={n!r}, not the checkpoint's step {steps}"
@@ -312,7 +329,11 @@ def _state_problem(state: dict[str, Any], steps: int | None) -> str | None:
         return "no valid global RNG state"
     if not isinstance(state.get("agent_rng"), dict):
         return "no valid agent RNG state"
-    agent = state.get("agent", {})
+    return None
+
+
+def _agent_state_problem(agent: Any, n: int) -> str | None:
+    """The agent's saved attributes: known names, counts, ``num_timesteps`` equal to the env step ``n``."""
     if not isinstance(agent, dict) or not set(agent) <= set(AGENT_ATTRS):
         return f"agent attributes {sorted(agent) if isinstance(agent, dict) else agent!r} (known: {AGENT_ATTRS})"
     for key in ("num_timesteps", "_total_timesteps", "_n_updates", "_episode_num"):

@@ -66,8 +66,6 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
         raise ValueError("run_seeds needs at least one seed")
     if select not in SELECTIONS:
         raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
-    from torch.utils.tensorboard import SummaryWriter
-
     from mmrl_env.inner_run.build import build_inner_run
     from mmrl_env.metrics import validation_scores
 
@@ -77,9 +75,7 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
     names = tuple(trainer.dataset.modality_names)
     sizes = [[batch_size] * len(names)] * len(seeds)
     runs = [SeedRun(s, {}, {}) for s in seeds]
-    writers: list[SummaryWriter | None] = [None] * len(seeds)
-    if log_dir:
-        writers = [SummaryWriter(log_dir if len(seeds) == 1 else str(Path(log_dir) / f"seed_{s}")) for s in seeds]
+    writers = open_writers(log_dir, seeds)
     what = f"{learner} on {dataset}" + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
     best = [float("-inf")] * len(seeds)
     for epoch in tqdm(range(epochs), desc=what, disable=not progress):
@@ -87,11 +83,7 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
         pred, y = trainer.predict(trainer.dataset.val)
         scores = validation_scores(pred.fused, pred.unimodal, y, names)  # every run at once
         if select == "best-val":
-            improved = [k for k in range(len(seeds)) if float(scores["acc"][k]) > best[k]]
-            for k in improved:
-                best[k] = float(scores["acc"][k])
-            if improved:
-                keep_test(trainer, runs, improved, epoch + 1)
+            keep_improved(trainer, runs, best, scores, epoch + 1)
         record_epoch(trainer, runs, writers, loss, scores, epoch + 1)
     for writer in writers:
         if writer is not None:
@@ -99,6 +91,26 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
     if select == "last":
         keep_test(trainer, runs, list(range(len(seeds))), epochs)
     return SeedRuns(names, runs, trainer)
+
+
+def open_writers(log_dir: str | None, seeds: list[int]) -> list[SummaryWriter | None]:
+    """TensorBoard writers per seed: in ``log_dir`` for one seed, in ``log_dir/seed_<s>`` for
+    several; none without ``log_dir``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    if not log_dir:
+        return [None] * len(seeds)
+    return [SummaryWriter(log_dir if len(seeds) == 1 else str(Path(log_dir) / f"seed_{s}")) for s in seeds]
+
+
+def keep_improved(trainer: Any, runs: list[SeedRun], best: list[float], scores: dict[str, Any], epoch: int) -> None:
+    """``best-val``: the runs whose validation accuracy beats their ``best`` (updated) keep this
+    epoch's test metrics (the first of equals stays)."""
+    improved = [k for k in range(len(runs)) if float(scores["acc"][k]) > best[k]]
+    for k in improved:
+        best[k] = float(scores["acc"][k])
+    if improved:
+        keep_test(trainer, runs, improved, epoch)
 
 
 def record_epoch(trainer: Any, runs: list[SeedRun], writers: list[SummaryWriter | None], loss: Any,

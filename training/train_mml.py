@@ -20,8 +20,10 @@ mean ± std over seeds when N > 1) is printed at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,24 +168,66 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     return p.parse_args(argv), cfg
 
 
-def preset_elsewhere(a: argparse.Namespace, cfg_file: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class MmlSettings:
+    """What decides a run's outcome, checked (:func:`resolve_settings`): its ``config.yaml``
+    (:meth:`to_dict`, keys in the order they have always had)."""
+
+    dataset: str
+    learner: str
+    learner_kwargs: dict[str, Any]
+    epochs: int
+    batch_size: int
+    seed: int
+    seeds: int
+    device: str
+    dataset_kwargs: dict[str, Any]
+    optim: dict[str, Any] | None
+    deterministic: bool
+    select: str
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds trained as one batch: ``seed``, ``seed + 1``, ..., ``seeds`` of them."""
+        return [self.seed + i for i in range(self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class MmlOptions:
+    """How this invocation runs, not what it computes (none of it is in ``config.yaml``)."""
+
+    log_folder: Path = Path("runs")
+    log_dir: Path | None = None
+    overwrite: bool = False
+    threads: int | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_args(cls, a: argparse.Namespace) -> MmlOptions:
+        return cls(Path(a.log_folder), Path(a.log_dir) if a.log_dir else None, bool(a.overwrite), a.threads,
+                   not a.no_progress)
+
+
+def preset_elsewhere(config: str | None, print_env_kwargs: bool, cfg_file: dict[str, Any]) -> None:
     """``--print-env-kwargs`` (the env kwargs a preset stands for), or the way to run a preset
     that drives an env with a policy (not a learner): ``evaluate.py``."""
-    if a.print_env_kwargs:
+    if print_env_kwargs:
         if not cfg_file:
             raise SystemExit("--print-env-kwargs needs --config")
         print(" ".join(kv_tokens(env_kwargs_of(cfg_file))))
         return
     env_id, policy = cfg_file.get("env", "<env id>"), cfg_file["policy"]
-    raise SystemExit(f"{a.config} drives the {env_id} env with the {policy!r} policy, which train_mml cannot "
+    raise SystemExit(f"{config} drives the {env_id} env with the {policy!r} policy, which train_mml cannot "
                      f"run; use: python training/evaluate.py --env {env_id} --policies {policy} --env-kwargs "
-                     f"$(python training/train_mml.py --config {a.config} --print-env-kwargs)")
+                     f"$(python training/train_mml.py --config {config} --print-env-kwargs)")
 
 
-def resolve_settings(a: argparse.Namespace, cfg_file: dict[str, Any]) -> dict[str, Any]:
-    """The run's settings (config.yaml) from the flags over ``--config``, all checked, the data
-    loaded once: bad input is refused before the run directory exists."""
-    from mmrl_training.validate import check_dataset_kwargs, check_device, check_finite, check_out_dir, check_range
+def check_flags(a: argparse.Namespace) -> None:
+    """The dataset's name, the counts, the device and the output directories."""
+    from mmrl_training.validate import check_device, check_out_dir, check_range
 
     if a.dataset not in dataset_names():
         raise UsageError(f"unknown dataset {a.dataset!r}; known datasets: {', '.join(dataset_names())}")
@@ -194,6 +238,12 @@ def resolve_settings(a: argparse.Namespace, cfg_file: dict[str, Any]) -> dict[st
     check_device(a.device)
     check_out_dir(a.log_dir, "--log-dir")
     check_out_dir(a.log_folder, "-f/--log-folder")
+
+
+def kwargs_of(a: argparse.Namespace, cfg_file: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The learner's and the dataset's keyword arguments: the flags over ``--config``, checked."""
+    from mmrl_training.validate import check_dataset_kwargs, check_finite
+
     with usage_errors():
         learner_kwargs = deep_merge(cfg_file.get("learner_kwargs") or {},
                                     parse_kv(a.learner_kwargs, "--learner-kwargs"))
@@ -206,68 +256,72 @@ def resolve_settings(a: argparse.Namespace, cfg_file: dict[str, Any]) -> dict[st
     check_finite(learner_kwargs, "--learner-kwargs")
     check_finite(dataset_kwargs, "--dataset-kwargs")
     check_dataset_kwargs(a.dataset, dataset_kwargs, "--dataset-kwargs")
+    return learner_kwargs, dataset_kwargs
+
+
+def resolve_settings(a: argparse.Namespace, cfg_file: dict[str, Any]) -> MmlSettings:
+    """The run's settings from the flags over ``--config``, all checked, the data loaded once:
+    bad input is refused before the run directory exists. The only reader of the run's flags."""
+    check_flags(a)
+    learner_kwargs, dataset_kwargs = kwargs_of(a, cfg_file)
     with usage_errors():
         check_learner(a.learner, learner_kwargs)
         load_dataset(a.dataset, **dataset_kwargs)  # missing or damaged data: said before the run dir exists
-    return {"dataset": a.dataset, "learner": a.learner, "learner_kwargs": learner_kwargs, "epochs": a.epochs,
-            "batch_size": a.batch_size, "seed": a.seed, "seeds": a.seeds, "device": a.device,
-            "dataset_kwargs": dataset_kwargs, "optim": cfg_file.get("optim"), "deterministic": bool(a.deterministic),
-            "select": a.select}
+    return MmlSettings(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, a.seed, a.seeds, a.device,
+                       dataset_kwargs, cfg_file.get("optim"), bool(a.deterministic), a.select)
 
 
 def main(argv: list[str] | None = None) -> Path | None:
     a, cfg_file = parse_args(argv)
     if a.print_env_kwargs or "policy" in cfg_file:
-        preset_elsewhere(a, cfg_file)
+        preset_elsewhere(a.config, a.print_env_kwargs, cfg_file)
         return None
     if a.deterministic:
         from mmrl_env.determinism import set_deterministic
 
         set_deterministic()
-    cfg = resolve_settings(a, cfg_file)
-    learner_kwargs, dataset_kwargs = cfg["learner_kwargs"], cfg["dataset_kwargs"]
-    set_threads(a.threads)
-    if a.log_dir:  # this process's while it runs; an earlier run's results are not replaced unasked
-        run_dir = Path(a.log_dir)
-        made = claim_dir(run_dir, "--log-dir", OUTPUTS, a.overwrite)
+    cfg, options = resolve_settings(a, cfg_file), MmlOptions.from_args(a)
+    set_threads(options.threads)
+    if options.log_dir:  # this process's while it runs; an earlier run's results are not replaced unasked
+        run_dir = options.log_dir
+        made = claim_dir(run_dir, "--log-dir", OUTPUTS, options.overwrite)
     else:  # a new numbered directory, locked the same way
-        run_dir, made = next_run_dir(Path(a.log_folder), "mml", f"{a.dataset}-{a.learner}"), True
+        run_dir, made = next_run_dir(options.log_folder, "mml", f"{cfg.dataset}-{cfg.learner}"), True
         RunLock(run_dir)
     try:
         argv_used = sys.argv[1:] if argv is None else argv
         write_text_atomic(run_dir / "command.txt", shlex.join(["python", "training/train_mml.py", *argv_used]) + "\n")
-        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         print(f"run directory: {run_dir}")
-        seeds = [a.seed + i for i in range(a.seeds)]
         try:
-            result = run_seeds(a.dataset, a.learner, learner_kwargs, a.epochs, a.batch_size, seeds, a.device,
-                               str(run_dir), dataset_kwargs, progress=not a.no_progress, optim=cfg_file.get("optim"),
-                               select=a.select)
+            result = run_seeds(cfg.dataset, cfg.learner, cfg.learner_kwargs, cfg.epochs, cfg.batch_size,
+                               cfg.seed_list, cfg.device, str(run_dir), cfg.dataset_kwargs,
+                               progress=options.progress, optim=cfg.optim, select=cfg.select)
         except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
             if made:  # a directory this run created is removed again when the run fails
                 remove_run_dir(run_dir)
             raise UsageError(message_of(err)) from err
-        report_seeds(result, run_dir, a)
+        report_seeds(result, run_dir, cfg)
     finally:
         RunLock.release_dir(run_dir)
     return run_dir
 
 
-def report_seeds(result: SeedRuns, run_dir: Path, a: argparse.Namespace) -> None:
+def report_seeds(result: SeedRuns, run_dir: Path, cfg: MmlSettings) -> None:
     """results.json (per seed, plus the one seed's or the mean/std's metrics) and the terminal table."""
     runs = result.runs
-    out: dict[str, Any] = {"seeds": [r.seed for r in runs], "select": a.select,
+    out: dict[str, Any] = {"seeds": [r.seed for r in runs], "select": cfg.select,
                            "runs": [{"seed": r.seed, "epoch": r.epoch, "test": r.test, "learner_info": r.learner_info}
                                     for r in runs]}
     mean, std = result.mean_std()
-    chosen = "" if a.select == "last" else ", best-val epoch " + "/".join(str(r.epoch) for r in runs)
+    chosen = "" if cfg.select == "last" else ", best-val epoch " + "/".join(str(r.epoch) for r in runs)
     if len(runs) == 1:
         out.update(test=runs[0].test, learner_info=runs[0].learner_info)
-        title = f"Test metrics of {a.learner} on {a.dataset} (seed {runs[0].seed}, {a.epochs} epochs{chosen})"
+        title = f"Test metrics of {cfg.learner} on {cfg.dataset} (seed {runs[0].seed}, {cfg.epochs} epochs{chosen})"
     else:
         out.update(test_mean=mean, test_std=std)
-        title = (f"Test metrics of {a.learner} on {a.dataset} (mean ± std over {len(runs)} seeds "
-                 f"{runs[0].seed}-{runs[-1].seed}, {a.epochs} epochs{chosen})")
+        title = (f"Test metrics of {cfg.learner} on {cfg.dataset} (mean ± std over {len(runs)} seeds "
+                 f"{runs[0].seed}-{runs[-1].seed}, {cfg.epochs} epochs{chosen})")
     write_json_atomic(run_dir / "results.json", out)
     table = format_table(mean, list(result.modalities), title, std if len(runs) > 1 else None)
     Console(width=max(100, Console().width)).print(table)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,35 +75,54 @@ def _meta(root: Path) -> dict[str, Any]:
     message = unknown_kwargs_message(meta, META_KEYS, "field(s)", str(path))
     if message:
         raise ValueError(message)
-
-    def wrong(key: str, want: str) -> ValueError:
-        return ValueError(f"{path}: {key!r} is {meta[key]!r}; expected {want}")
-
-    if "name" in meta and not isinstance(meta["name"], str):
-        raise wrong("name", "a string")
-    if "modalities" in meta and not (isinstance(meta["modalities"], list) and meta["modalities"]
-                                     and all(isinstance(m, str) for m in meta["modalities"])):
-        raise wrong("modalities", 'a non-empty list of array names, e.g. ["audio", "video"]')
-    if "num_classes" in meta:
-        k = meta["num_classes"]
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise wrong("num_classes", "an integer >= 2")
-        check_limit("num_classes", k, str(path))
-    if "source" in meta and not isinstance(meta["source"], (str, dict)):
-        raise wrong("source", "a string or mapping saying where the data came from (kept, never read)")
-    if "optim" in meta and not isinstance(meta["optim"], dict):
-        raise wrong("optim", 'a mapping of OptimConfig fields, e.g. {"lr": 0.01}')
-    if "encoders" in meta:
-        encoders = meta["encoders"]
-        spec = '{"<modality>": {"name": "mlp", "kwargs": {"in_dim": 40}}}'
-        if not isinstance(encoders, dict):
-            raise wrong("encoders", f"a mapping like {spec}")
-        for m, enc in encoders.items():
-            if not (isinstance(enc, dict) and isinstance(enc.get("name"), str)
-                    and isinstance(enc.get("kwargs", {}), dict) and set(enc) <= {"name", "kwargs"}):
-                raise ValueError(f"{path}: encoders[{m!r}] is {enc!r}; expected "
-                                 f'{{"name": <encoder>, "kwargs": {{...}}}} (kwargs optional), as in {spec}')
+    for key, check in _META_CHECKS.items():
+        if key in meta:
+            check(path, meta[key])
     return meta
+
+
+ENCODERS_SPEC = '{"<modality>": {"name": "mlp", "kwargs": {"in_dim": 40}}}'
+
+
+def _wrong(path: Path, key: str, value: Any, want: str) -> ValueError:
+    return ValueError(f"{path}: {key!r} is {value!r}; expected {want}")
+
+
+def _form(key: str, fits: Callable[[Any], bool], want: str) -> Callable[[Path, Any], None]:
+    """A check that ``meta.json``'s ``key`` ``fits``, else an error saying it wants ``want``."""
+    def check(path: Path, value: Any) -> None:
+        if not fits(value):
+            raise _wrong(path, key, value, want)
+    return check
+
+
+def _check_num_classes(path: Path, k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise _wrong(path, "num_classes", k, "an integer >= 2")
+    check_limit("num_classes", k, str(path))
+
+
+def _check_encoders(path: Path, encoders: Any) -> None:
+    if not isinstance(encoders, dict):
+        raise _wrong(path, "encoders", encoders, f"a mapping like {ENCODERS_SPEC}")
+    for m, enc in encoders.items():
+        if not (isinstance(enc, dict) and isinstance(enc.get("name"), str)
+                and isinstance(enc.get("kwargs", {}), dict) and set(enc) <= {"name", "kwargs"}):
+            raise ValueError(f"{path}: encoders[{m!r}] is {enc!r}; expected "
+                             f'{{"name": <encoder>, "kwargs": {{...}}}} (kwargs optional), as in {ENCODERS_SPEC}')
+
+
+# meta.json's fields, checked in this order when present
+_META_CHECKS: dict[str, Callable[[Path, Any], None]] = {
+    "name": _form("name", lambda v: isinstance(v, str), "a string"),
+    "modalities": _form("modalities", lambda v: isinstance(v, list) and bool(v) and all(isinstance(m, str) for m in v),
+                        'a non-empty list of array names, e.g. ["audio", "video"]'),
+    "num_classes": _check_num_classes,
+    "source": _form("source", lambda v: isinstance(v, (str, dict)),
+                    "a string or mapping saying where the data came from (kept, never read)"),
+    "optim": _form("optim", lambda v: isinstance(v, dict), 'a mapping of OptimConfig fields, e.g. {"lr": 0.01}'),
+    "encoders": _check_encoders,
+}
 
 
 def _check_labels(root: Path, data: dict[str, dict[str, np.ndarray]], k: int) -> None:
@@ -148,21 +168,26 @@ def _check(split: str, arrays: dict[str, np.ndarray], modalities: list[str], sha
         x = arrays[m]
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{split}.npz: {m!r} has {x.shape[0]} samples but 'labels' has {y.shape[0]}")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
-            raise ValueError(f"{split}.npz: {m!r} has dtype {x.dtype}; inputs must be real numbers")
-        finite = np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else None
-        if finite is not None and not finite.all():
-            bad = np.flatnonzero(~finite.reshape(x.shape[0], -1).all(axis=1))
-            raise ValueError(f"{split}.npz: {m!r} has NaN or infinite values in {bad.size} sample(s) "
-                             f"(first: sample {bad[0]}); fix or drop them (e.g. numpy.nan_to_num) and save again")
-        if x.size and np.issubdtype(x.dtype, np.number) and np.abs(x).max() > MAX_ABS_INPUT:
-            bad = np.flatnonzero((np.abs(x) > MAX_ABS_INPUT).reshape(x.shape[0], -1).any(axis=1))
-            raise ValueError(f"{split}.npz: {m!r} has values beyond +-{MAX_ABS_INPUT:g} in {bad.size} sample(s) "
-                             f"(first: sample {bad[0]}, largest {np.abs(x).max():g}); they overflow float32 "
-                             "arithmetic: standardise the inputs (e.g. (x - mean) / std) and save again")
+        _check_values(split, m, x)
         if shapes.setdefault(m, x.shape[1:]) != x.shape[1:]:
             raise ValueError(f"{split}.npz: {m!r} samples have shape {x.shape[1:]}, "
                              f"but {shapes[m]} in train.npz")
+
+
+def _check_values(split: str, m: str, x: np.ndarray) -> None:
+    """Modality ``m``'s inputs ``x``: real numbers, finite, and small enough for float32 arithmetic."""
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
+        raise ValueError(f"{split}.npz: {m!r} has dtype {x.dtype}; inputs must be real numbers")
+    finite = np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else None
+    if finite is not None and not finite.all():
+        bad = np.flatnonzero(~finite.reshape(x.shape[0], -1).all(axis=1))
+        raise ValueError(f"{split}.npz: {m!r} has NaN or infinite values in {bad.size} sample(s) "
+                         f"(first: sample {bad[0]}); fix or drop them (e.g. numpy.nan_to_num) and save again")
+    if x.size and np.issubdtype(x.dtype, np.number) and np.abs(x).max() > MAX_ABS_INPUT:
+        bad = np.flatnonzero((np.abs(x) > MAX_ABS_INPUT).reshape(x.shape[0], -1).any(axis=1))
+        raise ValueError(f"{split}.npz: {m!r} has values beyond +-{MAX_ABS_INPUT:g} in {bad.size} sample(s) "
+                         f"(first: sample {bad[0]}, largest {np.abs(x).max():g}); they overflow float32 "
+                         "arithmetic: standardise the inputs (e.g. (x - mean) / std) and save again")
 
 
 def _split(arrays: dict[str, np.ndarray], modalities: list[str], rows: np.ndarray | None = None) -> TensorSplit:
