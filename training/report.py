@@ -90,7 +90,7 @@ def rich_table(summary: dict[str, dict[str, tuple]], columns: list[tuple[str, st
     notes = ([f"{return_note(rewards)}."] if any(key == "return" for key, _, _ in columns) else []) + [HOW_TO_READ]
     table = Table(title=f"{title} ({n_seeds} seed{'s' if n_seeds != 1 else ''}{spread}; accuracy in %)",
                   caption="\n".join(notes), caption_justify="left")
-    table.add_column("policy")
+    table.add_column("policy", overflow="fold")  # a long name folds onto a second line, never cut short
     for _, header, _ in columns:
         table.add_column(header, justify="right")
     best = best_rows(summary, best_column)
