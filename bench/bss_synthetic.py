@@ -66,7 +66,7 @@ def measurement_cost(epochs: int, repeats: int = 5) -> tuple[float, float]:
     """Median wall time of one measuring pass and of one full training epoch (seconds)."""
     env = BSSEnv(epochs=epochs, device="cpu")
     env.reset(seed=0)
-    trainer, n = env.trainer, len(env.trainer.dataset.train)  # the env's one-run trainer
+    trainer, n = env.inner_run, len(env.inner_run.dataset.train)  # the env's one-run trainer
     order = torch.Generator().manual_seed(0)
     measure, train = [], []
     for _ in range(repeats):

@@ -28,7 +28,7 @@ from mmrl_training.rollout import run_episode
 def alone_accuracy(env: gym.Env, modality: int, seed: int) -> float:
     """Test accuracy of one modality trained by itself (α = 1, other modalities get no samples): a
     one-run trainer with the env's data and settings."""
-    env_trainer = env.unwrapped.trainer
+    env_trainer = env.unwrapped.inner_run
     cfg = replace(env_trainer.cfg, learner_kwargs={**env_trainer.cfg.learner_kwargs, "alpha": 1.0})
     tr = InnerRun(env_trainer.dataset, cfg, 1, env_trainer.device, vectorize=env_trainer.vectorize)
     tr.reset([seed])

@@ -27,7 +27,7 @@ import mmrl_env  # noqa: F401
 
 def plain_loop(env: gym.Env, seed: int) -> tuple[float, float]:
     u = env.unwrapped
-    tr = u.trainer  # the env's K = 1 trainer
+    tr = u.inner_run  # the env's K = 1 trainer
     t0, c0 = time.perf_counter(), time.process_time()
     tr.reset([seed])
     sizes = [[tr.cfg.batch_size] * tr.dataset.num_modalities]
@@ -62,7 +62,7 @@ def main() -> None:
     for i in range(args.repeats):
         plain.append(plain_loop(env, i))
         stepped.append(env_episode(env, i))
-    iters = env.unwrapped.trainer.total_iterations
+    iters = env.unwrapped.inner_run.total_iterations
     print(f"device={args.device} threads={args.threads} repeats={args.repeats} iterations/episode={iters}")
     for k, clock in enumerate(("wall", "cpu")):
         mp = statistics.median(t[k] for t in plain)

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> str:
                                                      "image_size": args.image_size},
                        batch_size=b, epochs=10_000, device=str(device))
         u = env.unwrapped
-        tr, action = u.trainer, np.zeros(env.action_space.shape, np.float32)
+        tr, action = u.inner_run, np.zeros(env.action_space.shape, np.float32)
         env.reset(seed=0)
 
         # 1. env step (½ epoch of updates + CMD + validation pass)

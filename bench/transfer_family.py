@@ -98,8 +98,8 @@ def main() -> None:
             t = time.time()
             pol = Recorder(RULES[name], control)
             eps = run_episodes(pol, venv, seeds)
-            rec["info"] = [dict(i) for i in venv.unwrapped.trainer.dataset.run_info] if hasattr(venv, "unwrapped") \
-                else [dict(i) for i in venv.trainer.dataset.run_info]
+            rec["info"] = [dict(i) for i in venv.unwrapped.inner_run.dataset.run_info] if hasattr(venv, "unwrapped") \
+                else [dict(i) for i in venv.inner_run.dataset.run_info]
             rec["rules"][name] = {"test": [ep["final"]["test"] for ep in eps],
                                   "n": [[i.get("n") for i in ep["infos"][1:3]] for ep in eps],
                                   "obs": np.stack(pol.obs, 1).round(4).tolist()}

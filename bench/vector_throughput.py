@@ -134,7 +134,7 @@ def time_vector_env(args: argparse.Namespace, k: int) -> tuple[float, str]:
     env = gym.make_vec(args.env_id, num_envs=k, vectorization_mode="vector_entry_point", device=args.device,
                        batch_size=args.batch_size, engine=args.engine)
     elapsed = env_step_timer(env, args.env_steps, 0)()
-    kind = type(env.trainer).__name__
+    kind = type(env.inner_run).__name__
     env.close()
     return elapsed, kind
 

@@ -98,6 +98,6 @@ def scoped_threads(method: Callable[Concatenate[S, P], R]) -> Callable[Concatena
     @functools.wraps(method)
     def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
         env: Any = self  # any env with a ``threads`` setting and a ``trainer``
-        with inner_threads(resolve_threads(env.threads, env.trainer.device)):
+        with inner_threads(resolve_threads(env.threads, env.inner_run.device)):
             return method(self, *args, **kwargs)
     return wrapper

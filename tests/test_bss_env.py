@@ -99,7 +99,7 @@ def test_step_trains_one_epoch_on_the_top_lambda_ranked_subset():
 def test_remeasure_schedule_and_warmup():
     env = make(remeasure_every=1, measure="warmup")
     _, info = env.reset(seed=0)
-    assert env.trainer.epoch == 1 and info["measurements"] == 1  # warm-up epoch is not a step
+    assert env.inner_run.epoch == 1 and info["measurements"] == 1  # warm-up epoch is not a step
     counts = [env.step(np.ones(1, np.float32))[4]["measurements"] for _ in range(3)]
     assert counts == [2, 3, 3]  # no measurement after the last epoch
     once = make(remeasure_every=None)
@@ -125,11 +125,11 @@ def test_balance_obs_extra_is_appended_within_bounds():
 def test_measurer_scores_the_whole_training_set():
     env = make()
     env.reset(seed=0)
-    m = env.measurer.measure_runs(env.trainer)[0]
+    m = env.measurer.measure_runs(env.inner_run)[0]
     assert m.score.shape == (400,)
     assert m.score.min() >= -1 and m.score.max() <= 1
     assert m.score.max() - m.score.min() > 0.5  # min-max normalised over the training set
-    pred, y = env.trainer.predict(env.trainer.dataset.train)  # (K = 1, N, C) logits
+    pred, y = env.inner_run.predict(env.inner_run.dataset.train)  # (K = 1, N, C) logits
     assert torch.allclose(m.score, measure_prediction(pred, y[0], 0).score)  # labels (K, N)
     assert torch.allclose(env.measurement.score, m.score)  # reset measured the untrained model
 

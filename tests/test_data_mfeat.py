@@ -120,7 +120,7 @@ def test_envs_reset_and_step(method, views):
     assert env.observation_space.contains(obs)
     assert env.unwrapped.modalities == (DEFAULT_VIEWS if views is None else TRIPLE)
     assert env.action_space.shape == ((m,) if method == "DUS" else (1,))
-    assert env.unwrapped.trainer.vectorize  # MLP encoders: the batched engine, as Synthetic
+    assert env.unwrapped.inner_run.vectorize  # MLP encoders: the batched engine, as Synthetic
     done, steps = False, 0
     while not done:
         obs, reward, terminated, truncated, info = env.step(np.ones(env.action_space.shape, np.float32))

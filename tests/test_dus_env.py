@@ -43,7 +43,7 @@ def test_spaces_and_episode_contract(small_kwargs):
         assert env.observation_space.contains(obs) and not trunc and np.isfinite(r)
         steps += 1
     u = env.unwrapped
-    assert steps == -(-u.trainer.total_iterations // u.runs.step_iterations)
+    assert steps == -(-u.inner_run.total_iterations // u.runs.step_iterations)
     assert obs[u.layout.progress] == pytest.approx(1.0)
     assert set(info["test"]) >= {"fused_acc", "fused_f1", "fused_map", "audio_acc", "video_acc"}
     assert set(info["n"]) == {"audio", "video"} and "s_hat" in info and "d" in info
@@ -107,7 +107,7 @@ def test_bad_actions_are_rejected_clearly(small_kwargs, case):
     with pytest.raises(ValueError, match=message) as err:
         env.step(action)
     assert "2 finite real number(s) in [-1, 1]" in str(err.value)  # says what is expected
-    assert int(env.trainer.iteration[0]) == 0  # a refused action changes nothing
+    assert int(env.inner_run.iteration[0]) == 0  # a refused action changes nothing
 
 
 def test_accepted_actions_are_exactly_the_box(small_kwargs):
@@ -139,7 +139,7 @@ def test_alternative_rewards(small_kwargs, reward):
     base = env.unwrapped
 
     def metric() -> float:
-        pred, labels = base.trainer.predict(base.trainer.dataset.val, base.runs.reward.idx)
+        pred, labels = base.inner_run.predict(base.inner_run.dataset.val, base.runs.reward.idx)
         fused, y = pred.fused[0], labels[0]  # run 0 of the K = 1 engine
         if reward == "loss":
             return torch.nn.functional.cross_entropy(fused, y).item()
@@ -159,7 +159,7 @@ def test_curve_rewards(small_kwargs, reward):
     env = gym.make("DUS-Synthetic", reward=reward, **small_kwargs)
     _, rewards, infos = rollout(env, 0, [np.array([0.5, -0.5], np.float32)] * 50)
     accs = 100 * np.array([i["val_acc"] for i in infos[1:]])
-    assert len(rewards) > 1 and infos[-1]["iteration"] == env.unwrapped.trainer.total_iterations
+    assert len(rewards) > 1 and infos[-1]["iteration"] == env.unwrapped.inner_run.total_iterations
     if reward == "final":
         np.testing.assert_allclose(rewards, np.r_[np.zeros(len(accs) - 1), accs[-1]], atol=1e-4)
     else:

@@ -252,7 +252,7 @@ ENV_LEARNER_KWARGS = {"ogm_ge": {}, "mla": {"project": True}, "boosting": {"chec
 def env_episode(learner: str) -> None:
     kwargs = {**ENV_KWARGS, "learner": learner, "learner_kwargs": ENV_LEARNER_KWARGS[learner]}
     env = gym.make("DUS-Synthetic", **kwargs)
-    assert type(env.unwrapped.runs.trainer).__name__ == "InnerRun"
+    assert type(env.unwrapped.runs.inner_run).__name__ == "InnerRun"
     env.reset(seed=0)
     terminated, info = False, {}
     while not terminated:
@@ -260,7 +260,7 @@ def env_episode(learner: str) -> None:
         assert np.isfinite(reward)
     assert 0.0 <= info["test"]["fused_acc"] <= 1.0
     vec = gym.make_vec("DUS-Synthetic", num_envs=4, vectorization_mode="vector_entry_point", **kwargs)
-    assert type(vec.trainer).__name__ == "InnerRun"
+    assert type(vec.inner_run).__name__ == "InnerRun"
     vec.reset(seed=0)
     for _ in range(3):
         _, rewards, _, _, infos = vec.step(np.tile(np.array([[1.0, -1.0]], np.float32), (4, 1)))

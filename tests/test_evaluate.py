@@ -215,7 +215,7 @@ def start_of_runs(env_id: str, policy: str, seeds: list[int]) -> list[dict[str, 
     first DUS index window it would train on, the observation and the validation accuracy."""
     venv = make_runs(env_id, deep_merge(parse_kv(SMALL_ENV), HEURISTICS[policy].env_kwargs), seeds)
     obs, infos = venv.unwrapped.reset_runs(seed=seeds)
-    trainer = venv.unwrapped.trainer
+    trainer = venv.unwrapped.inner_run
     starts = [{"weights": run_weights(trainer, k), "generator": trainer.generators[k].get_state(), "obs": obs[k],
                "val_acc": infos[k]["val_acc"]} for k in range(len(seeds))]
     if env_id.startswith("DUS"):  # BSS trains on curriculum orders drawn from the generator instead

@@ -227,7 +227,7 @@ def test_trained_run_reports_only_trained_classifiers(data):
     result = run_seeds("Synthetic", "boosting", kwargs, epochs=6, batch_size=32, seeds=[0], device="cpu",
                        dataset_kwargs={"n_train": 128, "n_val": 32, "n_test": 32},
                        progress=False)
-    learner = result.trainer.learner
+    learner = result.inner_run.learner
     assert torch.equal(learner.counts, learner.trained)
     assert sum(learner.counts[0].tolist()) == 2 + trained_additions(6, 2)  # τ = 0: one at each check, after 2 and 4
 

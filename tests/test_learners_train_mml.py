@@ -53,7 +53,7 @@ def test_run_k_of_the_seed_batch_is_the_single_run_with_seed_k(learner):
     kwargs = {"check_every": 1} if learner == "boosting" else {}
     batch = run_seeds("Synthetic", learner, kwargs, epochs=2, batch_size=32, seeds=[3, 5], device="cpu",
                       dataset_kwargs=TINY, progress=False)
-    assert batch.trainer.num_runs == 2 and type(batch.trainer).__name__ == "InnerRun"
+    assert batch.inner_run.num_runs == 2 and type(batch.inner_run).__name__ == "InnerRun"
     assert batch.modalities == ("audio", "video") and [r.seed for r in batch.runs] == [3, 5]
     for r in batch.runs:
         history: list[dict] = []

@@ -30,7 +30,7 @@ def torch_default(monkeypatch):
 
 def inner_counts(env) -> list[int]:
     """Thread counts seen by the inner trainer's predictions (validation every step, test at the end)."""
-    trainer, seen = env.unwrapped.runs.trainer if hasattr(env.unwrapped, "runs") else env.trainer, []
+    trainer, seen = env.unwrapped.runs.inner_run if hasattr(env.unwrapped, "runs") else env.inner_run, []
     predict = trainer.predict
 
     def spy(*args, **kwargs):
@@ -59,7 +59,7 @@ def test_gym_make_trains_on_one_thread_and_restores_the_callers() -> None:
 
 def test_make_vec_trains_on_one_thread() -> None:
     venv = gym.make_vec("DUS-Synthetic", num_envs=2, vectorization_mode="vector_entry_point", **SMALL)
-    trainer, seen = venv.unwrapped.trainer, []
+    trainer, seen = venv.unwrapped.inner_run, []
     predict = trainer.predict
     trainer.predict = lambda *a, **k: (seen.append(torch.get_num_threads()), predict(*a, **k))[1]
     episode(venv)

@@ -28,16 +28,16 @@ def mix_env(method: str = "DUS", k: int = 4, m: int = 2, tasks: str = "train", *
 def test_runs_of_one_batch_draw_different_tasks_from_their_seeds() -> None:
     venv = mix_env(k=4, m=3)
     venv.reset_runs(seed=[5, 6, 7, 8])
-    data = venv.trainer.dataset
+    data = venv.inner_run.dataset
     drawn = [dict(i) for i in data.run_info]
     assert len({str(i) for i in drawn}) == 4, "four seeds, four different tasks"
     assert list(data.run_classes) == [i["classes"] for i in drawn]
     alone = SyntheticMix(modalities=3, **SMALL)
     # run k's task is a function of its inner seed only: the same seed drawn alone gives the same data
-    task = alone.make_task(int(venv.trainer.generators[2].initial_seed()))
+    task = alone.make_task(int(venv.inner_run.generators[2].initial_seed()))
     assert torch.equal(data.train.inputs[1][2], torch.from_numpy(task.splits[0][0][1]))
     # one batched engine step trains the four on their own tasks, and run 2 plays what seed 7 plays alone
-    assert venv.trainer.vectorize
+    assert venv.inner_run.vectorize
     actions = np.array([[0.5, -0.5, 0.0]] * 4, np.float32)
     obs, rewards, *_ = venv.step_runs(actions)
     single = mix_env(k=1, m=3)
@@ -167,7 +167,7 @@ def test_a_checkpoint_restores_every_run_s_task() -> None:
     venv.step_runs(np.zeros((3, 2), np.float32))
     other = mix_env(k=3)
     other.set_state(venv.get_state())
-    a, b = venv.trainer.dataset, other.trainer.dataset
+    a, b = venv.inner_run.dataset, other.inner_run.dataset
     assert list(a.run_classes) == list(b.run_classes)
     for x, y in zip(a.test.inputs, b.test.inputs, strict=True):
         assert torch.equal(x, y)

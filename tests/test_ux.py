@@ -53,7 +53,7 @@ def test_prepare_writes_to_the_data_home_and_the_env_finds_it(tmp_path, monkeypa
     assert (tmp_path / "home" / "cremad" / "manifest.json").is_file()
     env = gym.make("DUS-CremaD", epochs=1, batch_size=2, val_size=2, device="cpu",
                    dataset_kwargs={"frames": 1, "image_size": 32})
-    assert len(env.unwrapped.trainer.dataset.train) > 0
+    assert len(env.unwrapped.inner_run.dataset.train) > 0
 
 
 def test_every_dataset_has_a_home_directory_and_a_source(tmp_path, monkeypatch):

@@ -39,7 +39,7 @@ class SeedRuns:
 
     modalities: tuple[str, ...]
     runs: list[SeedRun]
-    trainer: Any
+    inner_run: Any
 
     def mean_std(self) -> tuple[dict[str, float], dict[str, float]]:
         """Mean and (population) std over seeds of each test metric."""
@@ -146,4 +146,4 @@ def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict
                        progress, optim, select=select)
     if history is not None:
         history.extend(result.runs[0].history)
-    return result.runs[0].test, result.trainer.learner
+    return result.runs[0].test, result.inner_run.learner

@@ -80,7 +80,7 @@ def try_build(cfg: RunConfig, trust: bool = False) -> dict[str, Any]:
     agent_cfg = cfg.agent
     env = make_env(cfg.env.id, cfg.env.kwargs)
     try:
-        data = data_fingerprint(cfg, env.unwrapped.trainer.dataset)
+        data = data_fingerprint(cfg, env.unwrapped.inner_run.dataset)
         if not agent_cfg.learned:
             check_applies(agent_cfg.algo, method_of(env), "heuristic")
         for name in cfg.evaluation.baselines or ():

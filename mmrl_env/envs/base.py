@@ -63,9 +63,9 @@ class MultimodalTrainingEnv(gym.Env):
         self.control = self.runs.control
 
     @property
-    def trainer(self) -> Any:
+    def inner_run(self) -> Any:
         """The inner run (an :class:`~mmrl_env.inner_run.run.InnerRun` of K = 1), for inspection."""
-        return self.runs.trainer
+        return self.runs.inner_run
 
     @property
     def modalities(self) -> tuple[str, ...]:

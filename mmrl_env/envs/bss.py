@@ -81,7 +81,7 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv[ProportionMap]):
         k = self.num_envs
         self.measurements: list[BalanceMeasurement | None] = [None] * k
         self.curricula = [make_curriculum(curriculum, **self.curriculum_settings) for _ in range(k)]
-        self.epochs = self.trainer.cfg.epochs
+        self.epochs = self.inner_run.cfg.epochs
         self._epochs_done = np.zeros(k, np.int64)
         self._measured = np.zeros(k, np.int64)
         self._subset_info: list[dict[str, Any]] = [{} for _ in range(k)]
@@ -95,23 +95,23 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv[ProportionMap]):
 
     def _on_reset(self, runs: list[int]) -> None:
         self._epochs_done[runs], self._measured[runs] = 0, 0
-        n = len(self.trainer.dataset.train)
+        n = len(self.inner_run.dataset.train)
         for k in runs:
             self.measurements[k] = None
             self.curricula[k] = make_curriculum(self.curriculum_kind, **self.curriculum_settings)
         if self.measure == "warmup":  # one full-data epoch per run being reset; the others rest
-            orders = [torch.randperm(n, generator=self.trainer.generators[k]) if k in runs else None
+            orders = [torch.randperm(n, generator=self.inner_run.generators[k]) if k in runs else None
                       for k in range(self.num_envs)]
-            self.trainer.train_epoch(orders, hooks=(self._observe_batch,))
+            self.inner_run.train_epoch(orders, hooks=(self._observe_batch,))
         self._measure(runs)
         for k in runs:
             self._subset_info[k] = self._describe(k, torch.arange(n), 1.0)
 
     def _advance(self, actions: np.ndarray, stepping: np.ndarray) -> tuple[torch.Tensor, Infos]:
         proportions = [self.action_map.proportion(a) for a in actions]
-        orders = [self.curricula[k].order(proportions[k], self.trainer.generators[k]) if stepping[k] else None
+        orders = [self.curricula[k].order(proportions[k], self.inner_run.generators[k]) if stepping[k] else None
                   for k in range(self.num_envs)]
-        loss = self.trainer.train_epoch(orders, hooks=(self._observe_batch,))
+        loss = self.inner_run.train_epoch(orders, hooks=(self._observe_batch,))
         self._epochs_done[stepping] += 1
         for k, order in enumerate(orders):  # scored by the measurement that chose the sequence
             if order is not None:
@@ -165,7 +165,7 @@ class BSSVectorEnv(MultimodalTrainingVectorEnv[ProportionMap]):
     # --- helpers --------------------------------------------------------------------------
     def _measure(self, runs: list[int]) -> None:
         """Measure ``runs`` (one batched prediction pass scores every run; the others are kept)."""
-        measured = self.measurer.measure_runs(self.trainer)
+        measured = self.measurer.measure_runs(self.inner_run)
         for k in runs:
             self.measurements[k] = measured[k]
             self.curricula[k].update(measured[k].score)

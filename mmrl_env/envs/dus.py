@@ -46,16 +46,16 @@ class DUSVectorEnv(MultimodalTrainingVectorEnv[QuantityMap]):
                                mode=budget_mode, temperature=temperature)
 
         super().__init__(quantity_map, (), {"budget_mode": budget_mode}, **kwargs)
-        self.step_iterations = max(1, round(step_fraction * self.trainer.iterations_per_epoch))
+        self.step_iterations = max(1, round(step_fraction * self.inner_run.iterations_per_epoch))
 
     def _advance(self, actions: np.ndarray, stepping: np.ndarray) -> tuple[torch.Tensor, Infos]:
         sizes = [self.action_map.quantities(a) for a in actions]
-        loss = self.trainer.train(self.step_iterations, sizes, active=torch.from_numpy(stepping),
+        loss = self.inner_run.train(self.step_iterations, sizes, active=torch.from_numpy(stepping),
                                   hooks=(self._observe_batch,))
         return loss, [{"n": dict(zip(self.modalities, n, strict=True))} for n in sizes]
 
     def _method_info(self, run: int) -> dict[str, Any]:
-        return {"n": dict.fromkeys(self.modalities, self.trainer.cfg.batch_size)}
+        return {"n": dict.fromkeys(self.modalities, self.inner_run.cfg.batch_size)}
 
 
 class DUSEnv(MultimodalTrainingEnv):

@@ -90,19 +90,19 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         self.threads = check_threads(threads)
         self.num_envs = int(num_envs)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
-        self.trainer = build_inner_run(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs,
+        self.inner_run = build_inner_run(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs,
                                        optim, device, self.num_envs, engine)
-        self.modalities = self.trainer.dataset.modality_names
+        self.modalities = self.inner_run.dataset.modality_names
         self.obs_extras, self.obs_norm = tuple(obs_extras), obs_norm
         self.monitor = CumulativeDiscrepancy(self.num_envs, len(self.modalities), cmd["mode"], cmd["ema"],
-                                             self.trainer.device)
-        self.reward = ValidationReward(reward, val_size, self.trainer)
+                                             self.inner_run.device)
+        self.reward = ValidationReward(reward, val_size, self.inner_run)
         # what a policy may know: the action map, the observation layout, the run's length, settings
-        self.action_map: MapT = action_map(len(self.modalities), self.trainer.cfg.batch_size)
+        self.action_map: MapT = action_map(len(self.modalities), self.inner_run.cfg.batch_size)
         self.layout = env_layout(len(self.modalities), int(np.prod(self.action_map.shape)), self.obs_extras,
                                  obs_norm, extras)
         self.control = ControlSpec(self.method, tuple(self.modalities), self.layout, self.action_map,
-                                   self.trainer.cfg.epochs, {"obs_norm": obs_norm, **(settings or {})})
+                                   self.inner_run.cfg.epochs, {"obs_norm": obs_norm, **(settings or {})})
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, self.action_map.shape, dtype=np.float32)
         self.single_observation_space = gym.spaces.Box(*self.layout.bounds(), dtype=np.float32)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -129,10 +129,10 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
 
     def _progress(self) -> np.ndarray:
         """(K,) fraction of each inner run done (DUS: iterations; BSS overrides with epochs)."""
-        return self.trainer.iteration.numpy() / self.trainer.total_iterations
+        return self.inner_run.iteration.numpy() / self.inner_run.total_iterations
 
     def _finished(self) -> np.ndarray:
-        return self.trainer.done.numpy()
+        return self.inner_run.done.numpy()
 
     def _extra_values(self, run: int) -> dict[str, np.ndarray]:
         """Run ``run``'s values of the declared observation extras; subclasses add theirs."""
@@ -141,7 +141,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         val = self.episodes.scores
         acc = np.array([val["acc"][run], *(val[f"acc_{n}"][run] for n in self.modalities)])
         if self.obs_norm == "chance":
-            acc = chance_normalised(acc[None], self.trainer.dataset.classes_of_runs(self.num_envs)[[run]])[0]
+            acc = chance_normalised(acc[None], self.inner_run.dataset.classes_of_runs(self.num_envs)[[run]])[0]
         return {"val_acc": acc}
 
     def _method_info(self, run: int) -> dict[str, Any]:
@@ -155,10 +155,10 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         """Reset ``runs`` (default: all); observations of all runs and one info dict per run
         (empty for runs not reset)."""
         runs, seeds = self._reset_args(seed, runs)
-        self.trainer.reset([self.episodes.inner_seed(run, s) for run, s in zip(runs, seeds, strict=True)], runs)
+        self.inner_run.reset([self.episodes.inner_seed(run, s) for run, s in zip(runs, seeds, strict=True)], runs)
         self.monitor.reset(runs)
         self._on_reset(runs)
-        self.episodes.start(runs, self.reward.measure(self.trainer))
+        self.episodes.start(runs, self.reward.measure(self.inner_run))
         s_hat = self.monitor.s_hat.cpu().numpy()  # one device read for every run's observation and info
         infos: Infos = [{} for _ in range(self.num_envs)]
         for run in runs:
@@ -187,7 +187,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         ep.prev_action[stepping] = checked.reshape(self.num_envs, -1)[stepping]
         loss = losses.detach().float().cpu().numpy()
         diverged = stepping & ~np.isfinite(loss)
-        cur = self.reward.measure(self.trainer)
+        cur = self.reward.measure(self.inner_run)
         trained = stepping & ~diverged
         finished = self._finished()
         rewards = np.where(trained, self.reward.gain(val, cur, finished), 0.0)
@@ -242,14 +242,14 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         runs = list(range(self.num_envs)) if runs is None else list(runs)
-        return self.trainer.evaluate(getattr(self.trainer.dataset, split), runs)
+        return self.inner_run.evaluate(getattr(self.inner_run.dataset, split), runs)
 
     # --- observation and info ---------------------------------------------------------
     def _observations(self, s_hat: np.ndarray) -> np.ndarray:
         """Every run's observation from the (K, M) cumulative scores ``s_hat`` (``obs_norm="chance"``:
         chance-normalised, so d is too)."""
         if self.obs_norm == "chance":
-            s_hat = chance_normalised(s_hat, self.trainer.dataset.classes_of_runs(self.num_envs),
+            s_hat = chance_normalised(s_hat, self.inner_run.dataset.classes_of_runs(self.num_envs),
                                       self.monitor.seen.cpu().numpy())
         progress = self._progress()
         prev = self.episodes.prev_action
@@ -260,13 +260,13 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         """What a person inspects about run ``run`` (``s_hat``: its (M,) cumulative scores)."""
         val = self.episodes.scores
         return {
-            "iteration": int(self.trainer.iteration[run]),
-            "epoch": int(self.trainer.epoch[run]),
+            "iteration": int(self.inner_run.iteration[run]),
+            "epoch": int(self.inner_run.epoch[run]),
             "s_hat": dict(zip(self.modalities, s_hat.tolist(), strict=True)),
             "d": dict(zip(self.modalities, modality_discrepancy(s_hat).tolist(), strict=True)),
             "val_acc": float(val["acc"][run]),
             "val_acc_modality": {n: float(val[f"acc_{n}"][run]) for n in self.modalities},
-            **self.trainer.run_info(run),
+            **self.inner_run.run_info(run),
             **method_info,
             **extra,
         }
@@ -276,7 +276,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         """Everything that decides the rest of every run's episode and later episodes (tensors,
         numbers, strings and lists only): the trainer, the CMD, reward baselines, per-run env
         generators and counters. Subclasses extend it with ``{**super().get_state(), ...}``."""
-        return copy.deepcopy({"identity": self._identity(), "trainer": self.trainer.state_dict(),
+        return copy.deepcopy({"identity": self._identity(), "trainer": self.inner_run.state_dict(),
                               "monitor": self.monitor.state_dict(), **self.episodes.state_dict()})
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -288,14 +288,14 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
             raise ValueError(f"this state was saved by a different env ({diff})")
         state = copy.deepcopy(state)
         self.episodes.load_state_dict(state)
-        self.trainer.load_state_dict(state["trainer"])
+        self.inner_run.load_state_dict(state["trainer"])
         self.monitor.load_state_dict(state["monitor"])
 
     def _identity(self) -> dict[str, Any]:
         """What must match for a state to fit this env: class, data, learner, spaces, K."""
-        d = self.trainer.dataset
+        d = self.inner_run.dataset
         return {"env": f"{self.method}Env", "dataset": d.name, "classes": d.num_classes,
                 "split_sizes": [len(d.train), len(d.val), len(d.test)], "runs": self.num_envs,
-                "modalities": list(self.modalities), "learner": self.trainer.cfg.learner,
+                "modalities": list(self.modalities), "learner": self.inner_run.cfg.learner,
                 "action_shape": list(self.single_action_space.shape),
                 "observation_shape": list(self.single_observation_space.shape)}
