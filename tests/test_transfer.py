@@ -221,3 +221,24 @@ def test_pretrain_grid_search_writes_a_loadable_rule(tmp_path: Path) -> None:
     bad.write_text("method: BSS\npolicy: gated-boost\n")
     with pytest.raises(SystemExit):
         pretrain.main(["-c", str(bad), "--out", str(tmp_path)])
+
+
+def test_floor_objective_reads_only_the_near_ceiling_tasks() -> None:
+    """``objective: floor``: the lower end of the 95 % interval of a rule's mean gain over the tasks
+    where leaving sampling alone already ends at >= the ceiling; no such tasks: no evidence (inf)."""
+    from mmrl_training.pretrain import floor_lower_end
+
+    gains = np.array([[-5.0, 0.1, -0.1, 0.0], [9.0, -1.0, -1.2, -0.8]])
+    base = np.array([70.0, 96.0, 97.0, 99.0])  # task 0 is under-trained: its gain does not count
+    low = floor_lower_end(gains, base, 95.0)
+    near = gains[:, 1:]
+    expected = near.mean(1) - 1.959964 * near.std(1, ddof=1) / np.sqrt(3)
+    assert np.allclose(low, expected) and low[0] > -0.2 > low[1]
+    assert np.isinf(floor_lower_end(gains, base, 99.5)).all()
+
+
+def test_pretrain_config_refuses_an_unknown_objective() -> None:
+    from mmrl_training.pretrain import PretrainConfig
+
+    with pytest.raises(ValueError, match="objective must be one of"):
+        PretrainConfig.from_mapping({"policy": "gated-boost", "objective": "median"}, "cfg.yaml")

@@ -58,6 +58,9 @@ from mmrl_env.envs.control import control_of
 from mmrl_training.config import read_yaml
 from mmrl_training.rollout import run_episodes
 
+OBJECTIVES = ("mean", "floor")
+Z95 = 1.959964  # the normal 95 % interval over tasks
+
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -87,6 +90,13 @@ class PretrainConfig:
     policy: str = "set-mlp"  # set-mlp (ES) or, for DUS, gated-boost (grid search)
     grid: dict[str, list[float]] = field(default_factory=dict)  # gated-boost: the values tried per rule parameter
     max_runs: int = 512  # gated-boost: inner runs per batched vector env
+    # gated-boost: how the best rule is chosen on the training tasks. "mean": the largest mean paired gain over
+    # leaving sampling alone. "floor": the same, among the rules that keep the issue's floor on the family's
+    # near-ceiling tasks (where leaving sampling alone already ends at >= floor_ceiling %: nothing to recover),
+    # i.e. the lower end of the 95 % interval of their mean gain >= floor_margin points
+    objective: str = "mean"
+    floor_ceiling: float = 95.0
+    floor_margin: float = -0.2
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any], where: str) -> PretrainConfig:
@@ -98,6 +108,8 @@ class PretrainConfig:
         cfg = cls(**raw)
         if cfg.method not in ("DUS", "BSS"):
             raise ValueError(f"method must be DUS or BSS, got {cfg.method!r}")
+        if cfg.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {cfg.objective!r}")
         if cfg.policy not in ("set-mlp", "gated-boost") or (cfg.policy == "gated-boost" and cfg.method != "DUS"):
             raise ValueError(f"policy must be set-mlp (ES) or, for DUS, gated-boost (grid search); got {cfg.policy!r}")
         return cfg
@@ -203,12 +215,13 @@ def pretrain(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
 
 
 def rule_gains(cfg: PretrainConfig, rules: np.ndarray, tasks: str, n_tasks: int, seeds: list[int],
-               log: Any = print) -> np.ndarray:
+               log: Any = print) -> tuple[np.ndarray, np.ndarray]:
     """(R, T·len(modalities)) paired gains in test accuracy (points) of each rule over leaving
-    sampling alone, every rule on the same tasks (the task seeds ``seeds``, for every M)."""
+    sampling alone, every rule on the same tasks (the task seeds ``seeds``, for every M), and
+    (T·len(modalities),) the test accuracy of leaving sampling alone on each task."""
     rows = np.vstack([np.zeros((1, len(RULE_PARAMS)), np.float32), rules])  # row 0: leave sampling alone
     per_chunk = max(1, cfg.max_runs // n_tasks)
-    out = []
+    out, base = [], []
     for m in cfg.modalities:
         venv = make_env(cfg, m, tasks, per_chunk * n_tasks)
         acc = np.empty((len(rows), n_tasks))
@@ -220,7 +233,17 @@ def rule_gains(cfg: PretrainConfig, rules: np.ndarray, tasks: str, n_tasks: int,
             log(f"  M={m} {tasks} tasks: rules {start}-{start + len(chunk) - 1} of {len(rows)} played")
         venv.close()
         out.append(acc[1:] - acc[0])
-    return np.concatenate(out, axis=1)
+        base.append(acc[0])
+    return np.concatenate(out, axis=1), np.concatenate(base)
+
+
+def floor_lower_end(gains: np.ndarray, base: np.ndarray, ceiling: float) -> np.ndarray:
+    """(R,) lower end of the normal 95 % interval of each rule's mean gain over the near-ceiling
+    tasks (``base`` >= ``ceiling``); +inf where there are fewer than 2 such tasks (no evidence either way)."""
+    near = gains[:, base >= ceiling]
+    if near.shape[1] < 2:
+        return np.full(len(gains), np.inf)
+    return near.mean(1) - Z95 * near.std(1, ddof=1) / np.sqrt(near.shape[1])
 
 
 def search_rule(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
@@ -234,23 +257,36 @@ def search_rule(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
     rng = np.random.default_rng(cfg.seed)
     seeds = [int(x) for x in rng.integers(0, 2**31 - 1, cfg.tasks)]
     log(f"{len(grid)} rules x {cfg.tasks} training tasks x M in {cfg.modalities}")
-    gains = rule_gains(cfg, grid, "train", cfg.tasks, seeds, log)
+    gains, base = rule_gains(cfg, grid, "train", cfg.tasks, seeds, log)
     mean = gains.mean(1)
+    floor = floor_lower_end(gains, base, cfg.floor_ceiling)
     order = np.argsort(-mean)
+    if cfg.objective == "floor":  # the feasible rules first (by mean gain), then the others
+        order = np.array(sorted(order, key=lambda i: (floor[i] < cfg.floor_margin, -mean[i])))
+    near = int((base >= cfg.floor_ceiling).sum())
     table = [{**{n: round(float(v), 4) for n, v in zip(RULE_PARAMS, grid[i], strict=True)},
-              "train_gain": round(float(mean[i]), 3), "train_loses_1pt": round(float((gains[i] < -1).mean()), 3)}
+              "train_gain": round(float(mean[i]), 3), "train_loses_1pt": round(float((gains[i] < -1).mean()), 3),
+              "near_ceiling_lower_end": round(float(floor[i]), 3)}
              for i in order]
+    log(f"{near} of {base.size} training tasks near the ceiling (leaving sampling alone >= {cfg.floor_ceiling} %)")
     for row in table[:8]:
         log(f"  {row}")
     best = grid[order[0]]
+    if cfg.objective == "floor" and floor[order[0]] < cfg.floor_margin:
+        log("no rule keeps the floor on the near-ceiling training tasks: leave sampling alone")
+        best = np.zeros(len(RULE_PARAMS), np.float32)
     eval_seeds = list(range(cfg.eval_tasks))
-    eval_gain = rule_gains(cfg, best[None], "eval", cfg.eval_tasks, eval_seeds, log)[0]
-    log(f"best on training tasks {dict(zip(RULE_PARAMS, best.tolist(), strict=True))}: "
-        f"{mean[order[0]]:+.2f} there, {eval_gain.mean():+.2f} on {eval_gain.size} evaluation tasks "
+    eval_gain, eval_base = rule_gains(cfg, best[None], "eval", cfg.eval_tasks, eval_seeds, log)
+    eval_floor = float(floor_lower_end(eval_gain, eval_base, cfg.floor_ceiling)[0])
+    eval_gain = eval_gain[0]
+    log(f"chosen on training tasks {dict(zip(RULE_PARAMS, best.tolist(), strict=True))}: "
+        f"{eval_gain.mean():+.2f} on {eval_gain.size} evaluation tasks, near-ceiling lower end {eval_floor:+.2f} "
         f"({(time.time() - start) / 60:.1f} min)")
-    shipped = best if eval_gain.mean() > 0 else np.zeros(len(RULE_PARAMS), np.float32)
-    return {"theta": shipped, "best_eval_gain": float(eval_gain.mean()) if eval_gain.mean() > 0 else 0.0,
+    keeps = eval_gain.mean() > 0 and (cfg.objective == "mean" or eval_floor >= cfg.floor_margin)
+    shipped = best if keeps else np.zeros(len(RULE_PARAMS), np.float32)  # else: leave sampling alone
+    return {"theta": shipped, "best_eval_gain": float(eval_gain.mean()) if keeps else 0.0,
             "eval_gain_of_best": float(eval_gain.mean()), "eval_loses_1pt": float((eval_gain < -1).mean()),
+            "eval_near_ceiling_lower_end": eval_floor, "objective": cfg.objective,
             "train_table": table, "minutes": (time.time() - start) / 60, "generations": None,
             "best_generation": None, "history": []}
 
@@ -280,10 +316,15 @@ def main(argv: list[str] | None = None) -> None:
                 "config": recorded, "minutes": round(result["minutes"], 1),
                 "rule": {n: round(float(v), 4) for n, v in zip(RULE_PARAMS, result["theta"], strict=True)},
                 "eval_gain_vs_neutral": round(result["eval_gain_of_best"], 3),
-                "eval_loses_1pt": round(result["eval_loses_1pt"], 3), "train_table": result["train_table"]}
+                "eval_loses_1pt": round(result["eval_loses_1pt"], 3), "objective": result["objective"],
+                "eval_near_ceiling_lower_end": round(result["eval_near_ceiling_lower_end"], 3),
+                "train_table": result["train_table"]}
         save_weights(stem, args.out or cfg.out, result["theta"], spec)
-        print(f"wrote {Path(args.out or cfg.out) / stem}.pt/.json (rule {spec['rule']}, "
-              f"{result['eval_gain_of_best']:+.2f} points vs leaving sampling alone on the family's eval tasks)")
+        verdict = ("it ships" if np.any(result["theta"]) else
+                   "it did not pass there, so the file holds 'leave sampling alone' (kappa 0)")
+        print(f"wrote {Path(args.out or cfg.out) / stem}.pt/.json: the chosen rule scored "
+              f"{result['eval_gain_of_best']:+.2f} points vs leaving sampling alone on the family's eval tasks "
+              f"(near-ceiling lower end {result['eval_near_ceiling_lower_end']:+.2f}); {verdict}")
         return
     spec = {"method": cfg.method, "hidden": cfg.hidden, "obs_norm": "chance",
             "trained_on": "SyntheticMix (tasks='train'), selected on tasks='eval'",
