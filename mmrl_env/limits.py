@@ -5,8 +5,8 @@ a billion values, ``-c /dev/zero``, a 3 MB ``.npz`` that inflates to gigabytes, 
 a class count the machine cannot hold). Each bound below is far above real use and is
 checked *before* the work or allocation it guards, with a message that names the setting
 and the bound. They are plain module attributes: a user with a genuine need raises one
-before building an env (``mmrl_env.limits.MAX_DATA_BYTES = 2**40``); the README's
-"Reliability" section lists them.
+before building an env (``mmrl_env.limits.MAX_DATA_BYTES = 2**40``); docs/reliability.md
+("Bounds") lists them.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
                    help="run the inner runs in Ray actors: on the cluster at ADDRESS (what 'ray start --head' "
                    "prints, or 'auto'), or without ADDRESS on a local cluster of --ray-workers CPUs; needs the "
-                   "optional extra: pip install -e '.[ray]' (README: Scaling out with Ray)")
+                   "optional extra: pip install -e '.[ray]' (docs/ray.md)")
     p.add_argument("--ray-workers", type=int, default=None, metavar="N",
                    help="with --ray: Ray actors (default 1), each hosting an equal share of the envs as one batched "
                    "engine, on a GPU of its own when the cluster has them")

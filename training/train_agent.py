@@ -19,7 +19,7 @@ whole run (agent, env, RNGs) every N env steps (and every run is checkpointed wh
 ends), Ctrl-C checkpoints and stops, and
 --resume <run dir> continues to the same result as an uninterrupted run.
 --ray [ADDRESS] --ray-workers N puts the --n-envs inner runs (and the final comparison's)
-in N Ray actors, locally or on a cluster (README: Scaling out with Ray).
+in N Ray actors, locally or on a cluster (docs/ray.md).
 Checkpoints hold no code: --resume rebuilds the agent from config.yaml and reads only tensors
 and plain values (--trust-checkpoint lets SB3 unpickle the agent, for a run directory you
 trust); -i reads only the tensors of the given model.zip too. Bad input is refused before

@@ -3,7 +3,7 @@
 examples:
   python training/train_mml.py --dataset Synthetic --learner boosting --learner-kwargs check_every=2
   python training/train_mml.py --dataset CremaD --learner ogm_ge        # data in $MMRL_DATA/cremad
-  python training/train_mml.py --config configs/paper/cremad_aug.yaml   # a paper preset (README)
+  python training/train_mml.py --config configs/paper/cremad_aug.yaml   # a paper preset (docs/methods.md)
   python training/train_mml.py --config configs/paper/cremad_aug.yaml --dataset Synthetic --epochs 2
   python training/train_mml.py --learner ogm_ge --seeds 8              # seeds 0..7 as one batch: mean ± std
 

@@ -10,7 +10,7 @@ from mmrl_env.samplers.unimodal import dus_heuristic_quantities
 
 class DUSHeuristicPolicy(HeuristicPolicy):
     """n_j ∝ softmax(−κ·d_j)·M·B, clipped, with dead zone τ (our formulation: the DUS paper
-    does not publish its rule; README "DUS: choices").
+    does not publish its rule; docs/design.md, "DUS: choices where the paper is not public").
 
     The quantities are turned back into the env's action with ``QuantityMap.action``, so
     the env sees an ordinary action, exactly as from a trained agent.

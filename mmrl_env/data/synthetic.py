@@ -1,6 +1,6 @@
 """The embedded ``Synthetic`` task: seeded, generated in well under a second, no download.
 
-How it exhibits modality imbalance (README "Data"; measured in BENCHMARKS.md):
+How it exhibits modality imbalance (docs/datasets.md, "Synthetic"; measured in BENCHMARKS.md):
 
 * The **strong** modality ("audio") identifies the *group* of a class (classes come in
   groups of ``group_size``) with a large margin and only hints at the class inside the

@@ -4,7 +4,7 @@ Runs that differ in batch composition share one step through per-sample masks ov
 window of N rows: run k's modality j trains on the first n_kj rows of run k's window
 (``masks[k, j, :n_kj] = 1``), its fusion loss on the first n_common_k = min_j n_kj rows, so
 the first n_common_k rows are the same samples in every modality (DUS unimodal sampling;
-README "DUS: choices where the paper is not public"). With equal n_kj this is an ordinary
+docs/design.md, "DUS: choices where the paper is not public"). With equal n_kj this is an ordinary
 multimodal batch. Rows past a run's sizes are padding; a run with all sizes 0 does not step.
 """
 

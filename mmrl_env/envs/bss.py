@@ -1,7 +1,7 @@
 """BSS as an environment: the action sets the curriculum proportion λ of one epoch.
 
 Balance-aware sequence sampling (the BSS paper in ``shared/papers``: measurer eqs. 4–6,
-pacing eq. 7, curricula eqs. 8–11); our choices are in the README ("BSS: choices").
+pacing eq. 7, curricula eqs. 8–11); our choices are in docs/design.md ("BSS: choices").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """DUS as an environment: the action sets each modality's sample quantity n_j.
 
 Data-aware unimodal sampling (the DUS paper's summary in ``shared/papers``); our choices
-where the paper is not public are in the README ("DUS: choices").
+where the paper is not public are in docs/design.md ("DUS: choices").
 """
 
 from __future__ import annotations

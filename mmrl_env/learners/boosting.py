@@ -79,7 +79,7 @@ def aca_decision(scores: Tensor, sigma: float = 1.0, tau: float = 0.01, rule: st
 
     ``paper``, M = 2: s^a − σ·s^v > τ → modality 1 (v); < −τ → modality 0 (a); else none.
     ``release`` (``train_CREMAD.py``), M = 2: the ratio s^a / s^v against σ ± τ (σ = 1, τ = 0.01).
-    M > 2 (our rule; README "The inner learners"): every modality whose score is below the mean
+    M > 2 (our rule; docs/design.md, "Inner learners"): every modality whose score is below the mean
     of the others by more than τ (``paper``), or whose score over that mean is below σ − τ
     (``release``).
     """
@@ -248,7 +248,7 @@ class BoostingLearner(StackedLearner):
     with the backbone's optimiser type).
 
     Where the authors' code differs from the paper, the paper's rule is the default and the code's
-    is a switch (README "AUG: the paper and the release"): ``first_loss`` (``"release"``: the CE of
+    is a switch (docs/design.md, "AUG: the paper and the release"): ``first_loss`` (``"release"``: the CE of
     a lone classifier counted once), ``aca_rule`` (``"release"``: ratio s^a/s^v against σ ± τ on the
     last epoch's scores, checked after the first epoch too), ``step_per_modality`` (one optimizer
     step per modality per batch, in modality order, the shared head stepping in each), and

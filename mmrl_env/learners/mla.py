@@ -14,7 +14,7 @@ learned for the others:
   used and a = 0.1^(1 + b/L) (b: batch index in the epoch, L: batches per epoch):
   k = P·rᵀ, P ← P − k·kᵀ / (a + r·k), P ← P / ‖P‖_F, and the head's weight gradient
   G ← G·Pᵀ (the bias is left alone). The release's own call never matches its parameter name,
-  so it never projects (README "The inner learners"); here it does when enabled.
+  so it never projects (docs/design.md, "Inner learners"); here it does when enabled.
 - ``"batch"``: our earlier variant: per batch, modality j's whole head gradient minus its
   components along the earlier modalities' head gradients of the same batch (Gram–Schmidt);
   no state across batches.

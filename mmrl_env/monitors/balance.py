@@ -1,4 +1,4 @@
-"""BSS's multi-perspective measurer: a per-sample balance score (BSS paper eqs. 4–6; README "BSS: choices").
+"""BSS's multi-perspective measurer: a per-sample balance score (BSS paper eqs. 4–6; docs/design.md, "BSS: choices").
 
 The maths are pure tensor functions (testable on hand-built logits); :class:`BalanceMeasurer`
 runs one batched evaluation pass over the training set and applies them. A high score

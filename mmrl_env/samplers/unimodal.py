@@ -112,7 +112,7 @@ def round_to_budget(n: np.ndarray, total: int, lo: int, hi: int) -> list[int]:
 
 
 def dus_heuristic_quantities(d: np.ndarray, qmap: QuantityMap, kappa: float = 20.0, tau: float = 0.02) -> list[int]:
-    """DUS-H (our formulation; README "DUS: choices where the paper is not public"):
+    """DUS-H (our formulation; docs/design.md, "DUS: choices where the paper is not public"):
     n_j ∝ softmax(−κ·d_j)·M·B, clipped; dead zone τ.
 
     The weaker a modality (more negative d_j), the more samples it gets. When every
