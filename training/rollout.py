@@ -62,4 +62,3 @@ def run_episodes(policy: Any, venv: MultimodalTrainingVectorEnv, seeds: Sequence
             ep["final"] = infos[k]
         alive &= ~(terminated | truncated)
     return episodes
-
