@@ -25,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmrl_env  # noqa: E402,F401
+from mmrl_agents.heuristics.pretrained import rule_act  # noqa: E402
 from mmrl_env.envs.control import control_of  # noqa: E402
-from mmrl_env.samplers.unimodal import dus_heuristic_quantities  # noqa: E402
 from mmrl_training.rollout import run_episodes  # noqa: E402
 
 
@@ -43,12 +43,8 @@ class Recorder:
 
 
 def dush(obs, control, kappa=20.0, tau=0.02, until=1.0):
-    qmap, lay = control.action_map, control.layout
-    out = np.zeros((obs.shape[0], qmap.num_modalities), np.float32)
-    for k, o in enumerate(obs):
-        if o[lay.progress] < until:
-            out[k] = qmap.action(np.asarray(dus_heuristic_quantities(o[lay.d], qmap, kappa, tau)))
-    return out
+    """DUS-H with its own κ and τ until progress ``until``: the gated-boost rule (κ, τ, until, no gate)."""
+    return rule_act(np.tile(np.array([kappa, tau, until, -1.0], np.float32), (obs.shape[0], 1)), obs, control)
 
 
 RULES = {
@@ -61,7 +57,7 @@ RULES = {
 
 def pretrained_rule(folder: str):
     """The ``dus_pretrained`` weights in ``folder`` (either architecture) as a batched rule."""
-    from mmrl_agents.heuristics.pretrained import FEATURES, act, features, load_weights, rule_act, unflatten
+    from mmrl_agents.heuristics.pretrained import FEATURES, act, features, load_weights, unflatten
 
     spec, theta = load_weights("dus_pretrained", folder)
     if spec.get("arch") == "gated-boost":
