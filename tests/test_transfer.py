@@ -242,3 +242,19 @@ def test_pretrain_config_refuses_an_unknown_objective() -> None:
 
     with pytest.raises(ValueError, match="objective must be one of"):
         PretrainConfig.from_mapping({"policy": "gated-boost", "objective": "median"}, "cfg.yaml")
+
+
+def test_pretrain_config_refuses_a_grid_it_would_misread() -> None:
+    """``policy: gated-boost``: a misspelt, missing or empty rule parameter in ``grid`` is refused when
+    the config is read, naming it (a misspelt one was dropped without a word, an empty one crashed)."""
+    from mmrl_training.pretrain import PretrainConfig
+
+    grid = {"kappa": [20.0], "tau": [0.02], "p_end": [1.0], "gate": [-1.0]}
+    assert PretrainConfig.from_mapping({"policy": "gated-boost", "grid": grid}, "c.yaml").grid == grid
+    with pytest.raises(ValueError, match=r"c.yaml: grid.*unknown \['kapa'\]"):
+        PretrainConfig.from_mapping({"policy": "gated-boost", "grid": {**grid, "kapa": [5.0]}}, "c.yaml")
+    with pytest.raises(ValueError, match=r"missing \['tau'\]"):
+        PretrainConfig.from_mapping({"policy": "gated-boost", "grid": {k: v for k, v in grid.items() if k != "tau"}},
+                                    "c.yaml")
+    with pytest.raises(ValueError, match="p_end must be a non-empty list of numbers"):
+        PretrainConfig.from_mapping({"policy": "gated-boost", "grid": {**grid, "p_end": []}}, "c.yaml")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,28 @@ class PretrainConfig:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {cfg.objective!r}")
         if cfg.policy not in ("set-mlp", "gated-boost") or (cfg.policy == "gated-boost" and cfg.method != "DUS"):
             raise ValueError(f"policy must be set-mlp (ES) or, for DUS, gated-boost (grid search); got {cfg.policy!r}")
+        if cfg.policy == "gated-boost":
+            try:
+                check_grid(cfg.grid)
+            except ValueError as err:
+                raise ValueError(f"{where}: {err}") from err
         return cfg
+
+
+def check_grid(grid: Any) -> None:
+    """``grid`` (gated-boost): a non-empty list of finite numbers for each rule parameter and
+    nothing else (a misspelt name would otherwise be dropped without a word)."""
+    if not isinstance(grid, dict):
+        raise ValueError(f"grid must map each of {list(RULE_PARAMS)} to a list of values, got {grid!r}")
+    missing, unknown = [n for n in RULE_PARAMS if n not in grid], sorted(set(grid) - set(RULE_PARAMS))
+    if missing or unknown:
+        raise ValueError(f"grid: give a list of values for each of {list(RULE_PARAMS)} "
+                         f"(missing {missing}, unknown {unknown})")
+    for name in RULE_PARAMS:
+        values = grid[name]
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise ValueError(f"grid: {name} must be a non-empty list of numbers, got {values!r}")
 
 
 class _Batch:
@@ -250,9 +272,7 @@ def search_rule(cfg: PretrainConfig, log: Any = print) -> dict[str, Any]:
     """Grid search of the ``gated-boost`` rule on training tasks, confirmation on evaluation tasks."""
     torch.set_num_threads(cfg.threads)
     start = time.time()
-    missing = [n for n in RULE_PARAMS if n not in cfg.grid]
-    if missing:
-        raise ValueError(f"grid: give a list of values for each of {list(RULE_PARAMS)} (missing {missing})")
+    check_grid(cfg.grid)
     grid = np.array(list(itertools.product(*(cfg.grid[n] for n in RULE_PARAMS))), np.float32)
     rng = np.random.default_rng(cfg.seed)
     seeds = [int(x) for x in rng.integers(0, 2**31 - 1, cfg.tasks)]
