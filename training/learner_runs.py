@@ -1,5 +1,5 @@
 """Plain runs of an inner learner over seeds, without RL: every modality B samples per
-iteration (plain joint sampling), K seeds as one K-run trainer. What ``train_mml.py`` runs and
+iteration (plain joint sampling), K seeds as one K-run inner run. What ``train_mml.py`` runs and
 ``evaluate.py --learners`` compares; a library module (torch is imported when a run starts).
 """
 
@@ -35,7 +35,7 @@ class SeedRun:
 
 @dataclass
 class SeedRuns:
-    """The runs of ``run_seeds``, in seed order, and the trainer that ran them."""
+    """The runs of ``run_seeds``, in seed order, and the inner run that ran them."""
 
     modalities: tuple[str, ...]
     runs: list[SeedRun]
@@ -53,7 +53,7 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
               log_dir: str | None = None, dataset_kwargs: dict[str, Any] | None = None, progress: bool = True,
               optim: dict[str, Any] | None = None, engine: str = "auto", select: str = "last") -> SeedRuns:
     """Train ``learner`` for ``epochs`` once per seed, all K = len(seeds) runs at once (one K-run
-    trainer: the batched engine where it covers the learner and encoders, else in sequence;
+    inner run: the batched engine where it covers the learner and encoders, else in sequence;
     ``mmrl_env.inner_run.build``). Every modality gets B samples per iteration (plain joint
     sampling). Per epoch, one batched predict gives every run's validation accuracies.
     ``log_dir``: TensorBoard events there (one seed) or in ``log_dir/seed_<s>`` per seed.
@@ -69,28 +69,28 @@ def run_seeds(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs
     from mmrl_env.inner_run.build import build_inner_run
     from mmrl_env.metrics import validation_scores
 
-    trainer = build_inner_run(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device,
+    inner_run = build_inner_run(dataset, dataset_kwargs, learner, learner_kwargs, batch_size, epochs, optim, device,
                               len(seeds), engine)
-    trainer.reset(seeds)
-    names = tuple(trainer.dataset.modality_names)
+    inner_run.reset(seeds)
+    names = tuple(inner_run.dataset.modality_names)
     sizes = [[batch_size] * len(names)] * len(seeds)
     runs = [SeedRun(s, {}, {}) for s in seeds]
     writers = open_writers(log_dir, seeds)
     what = f"{learner} on {dataset}" + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
     best = [float("-inf")] * len(seeds)
     for epoch in tqdm(range(epochs), desc=what, disable=not progress):
-        loss = trainer.train(trainer.iterations_per_epoch, sizes).detach().cpu()
-        pred, y = trainer.predict(trainer.dataset.val)
+        loss = inner_run.train(inner_run.iterations_per_epoch, sizes).detach().cpu()
+        pred, y = inner_run.predict(inner_run.dataset.val)
         scores = validation_scores(pred.fused, pred.unimodal, y, names)  # every run at once
         if select == "best-val":
-            keep_improved(trainer, runs, best, scores, epoch + 1)
-        record_epoch(trainer, runs, writers, loss, scores, epoch + 1)
+            keep_improved(inner_run, runs, best, scores, epoch + 1)
+        record_epoch(inner_run, runs, writers, loss, scores, epoch + 1)
     for writer in writers:
         if writer is not None:
             writer.close()
     if select == "last":
-        keep_test(trainer, runs, list(range(len(seeds))), epochs)
-    return SeedRuns(names, runs, trainer)
+        keep_test(inner_run, runs, list(range(len(seeds))), epochs)
+    return SeedRuns(names, runs, inner_run)
 
 
 def open_writers(log_dir: str | None, seeds: list[int]) -> list[SummaryWriter | None]:
@@ -103,36 +103,36 @@ def open_writers(log_dir: str | None, seeds: list[int]) -> list[SummaryWriter | 
     return [SummaryWriter(log_dir if len(seeds) == 1 else str(Path(log_dir) / f"seed_{s}")) for s in seeds]
 
 
-def keep_improved(trainer: Any, runs: list[SeedRun], best: list[float], scores: dict[str, Any], epoch: int) -> None:
+def keep_improved(inner_run: Any, runs: list[SeedRun], best: list[float], scores: dict[str, Any], epoch: int) -> None:
     """``best-val``: the runs whose validation accuracy beats their ``best`` (updated) keep this
     epoch's test metrics (the first of equals stays)."""
     improved = [k for k in range(len(runs)) if float(scores["acc"][k]) > best[k]]
     for k in improved:
         best[k] = float(scores["acc"][k])
     if improved:
-        keep_test(trainer, runs, improved, epoch)
+        keep_test(inner_run, runs, improved, epoch)
 
 
-def record_epoch(trainer: Any, runs: list[SeedRun], writers: list[SummaryWriter | None], loss: Any,
+def record_epoch(inner_run: Any, runs: list[SeedRun], writers: list[SummaryWriter | None], loss: Any,
                  scores: dict[str, Any], epoch: int) -> None:
     """Each run's train loss, validation accuracies and learner info after ``epoch`` (1-based): in
     its history and, where it has a writer, as TensorBoard scalars ``step/...``."""
     from mmrl_env.envs.tensorboard import numeric_leaves
 
-    names = tuple(trainer.dataset.modality_names)
+    names = tuple(inner_run.dataset.modality_names)
     for k, (run, writer) in enumerate(zip(runs, writers, strict=True)):
         info = {"train_loss": float(loss[k]), "val_acc": float(scores["acc"][k]),
-                "val_acc_modality": {n: float(scores[f"acc_{n}"][k]) for n in names}, **trainer.run_info(k)}
+                "val_acc_modality": {n: float(scores[f"acc_{n}"][k]) for n in names}, **inner_run.run_info(k)}
         run.history.append(info)
         for tag, value in numeric_leaves(info) if writer is not None else ():
             writer.add_scalar(f"step/{tag}", value, epoch)
 
 
-def keep_test(trainer: Any, runs: list[SeedRun], which: list[int], epoch: int) -> None:
+def keep_test(inner_run: Any, runs: list[SeedRun], which: list[int], epoch: int) -> None:
     """The test metrics and learner info of runs ``which`` now, as their reported model (of ``epoch``)."""
-    for k, metrics in zip(which, trainer.evaluate(trainer.dataset.test, which), strict=True):
+    for k, metrics in zip(which, inner_run.evaluate(inner_run.dataset.test, which), strict=True):
         runs[k].test = metrics
-        runs[k].learner_info, runs[k].epoch = trainer.run_info(k), epoch
+        runs[k].learner_info, runs[k].epoch = inner_run.run_info(k), epoch
 
 
 def run(dataset: str = "Synthetic", learner: str = "joint", learner_kwargs: dict[str, Any] | None = None,

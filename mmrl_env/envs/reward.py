@@ -27,10 +27,10 @@ class ValidationReward:
     """``acc``: 100·Δ accuracy (default); ``f1``: 100·Δ macro-F1; ``loss``: −Δ val loss;
     ``final``: 100·accuracy at the run's last step, 0 before; ``auc``: 100·accuracy each step."""
 
-    def __init__(self, kind: str, val_size: int | None, trainer: Any) -> None:
+    def __init__(self, kind: str, val_size: int | None, inner_run: Any) -> None:
         self.check(kind, val_size)
         self.kind = kind
-        n_val = len(trainer.dataset.val)
+        n_val = len(inner_run.dataset.val)
         self.idx = torch.arange(min(val_size or n_val, n_val))  # host: the split moves it (no GPU wait)
 
     @staticmethod
@@ -41,12 +41,12 @@ class ValidationReward:
         if val_size is not None and val_size < 1:
             raise ValueError(f"val_size must be a positive number of samples or None (all), got {val_size}")
 
-    def measure(self, trainer: Any) -> dict[str, np.ndarray]:
+    def measure(self, inner_run: Any) -> dict[str, np.ndarray]:
         """Per run (K,): fused and per-modality accuracy (``acc``, ``acc_<modality>``) plus the
         reward's own score when it is not accuracy; one batched prediction for every run."""
-        pred, y = trainer.predict(trainer.dataset.val, self.idx)
+        pred, y = inner_run.predict(inner_run.dataset.val, self.idx)
         extra = (self.kind,) if self.kind in ("f1", "loss") else ()
-        return validation_scores(pred.fused, pred.unimodal, y, trainer.dataset.modality_names, extra)
+        return validation_scores(pred.fused, pred.unimodal, y, inner_run.dataset.modality_names, extra)
 
     def gain(self, prev: dict[str, np.ndarray], cur: dict[str, np.ndarray], finished: np.ndarray) -> np.ndarray:
         """(K,) rewards; ``finished`` (K,) bool marks the runs whose last step this was (``final`` pays those)."""

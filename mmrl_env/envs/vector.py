@@ -124,7 +124,7 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
         """Method-specific state at the start of the inner runs ``runs``."""
 
     def _observe_batch(self, batch: VectorBatch, out: VectorStepOutput) -> None:
-        """Trainer hook of every env: feed each iteration's unimodal logits to the CMD."""
+        """Inner-run hook of every env: feed each iteration's unimodal logits to the CMD."""
         self.monitor.update(out.unimodal_logits, batch.labels, batch.masks)
 
     def _progress(self) -> np.ndarray:
@@ -274,8 +274,9 @@ class MultimodalTrainingVectorEnv(PerRunVectorEnv, Generic[MapT]):
     # --- checkpoints ----------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
         """Everything that decides the rest of every run's episode and later episodes (tensors,
-        numbers, strings and lists only): the trainer, the CMD, reward baselines, per-run env
-        generators and counters. Subclasses extend it with ``{**super().get_state(), ...}``."""
+        numbers, strings and lists only): the inner run (under the key ``trainer``, as checkpoints
+        have it), the CMD, reward baselines, per-run env generators and counters. Subclasses
+        extend it with ``{**super().get_state(), ...}``."""
         return copy.deepcopy({"identity": self._identity(), "trainer": self.inner_run.state_dict(),
                               "monitor": self.monitor.state_dict(), **self.episodes.state_dict()})
 

@@ -94,11 +94,11 @@ class BalanceMeasurer:
             raise ValueError(f"measurer mode must be one of {MEASURE_MODES}, got {mode!r}")
         self.alpha, self.mode = alpha, mode
 
-    def measure_runs(self, trainer: InnerRun) -> list[BalanceMeasurement]:
-        """One measurement per run of the trainer (K = 1: a list of one), from one batched prediction pass."""
+    def measure_runs(self, inner_run: InnerRun) -> list[BalanceMeasurement]:
+        """One measurement per run of the inner run (K = 1: a list of one), from one batched prediction pass."""
         if self.mode == "train":
             with batch_statistics():
-                pred, labels = trainer.predict(trainer.dataset.train, chunk_size=trainer.cfg.batch_size)
+                pred, labels = inner_run.predict(inner_run.dataset.train, chunk_size=inner_run.cfg.batch_size)
         else:
-            pred, labels = trainer.predict(trainer.dataset.train)
-        return [measure_prediction(pred, labels[k], k, self.alpha) for k in range(trainer.num_runs)]
+            pred, labels = inner_run.predict(inner_run.dataset.train)
+        return [measure_prediction(pred, labels[k], k, self.alpha) for k in range(inner_run.num_runs)]
