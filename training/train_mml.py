@@ -260,8 +260,9 @@ def kwargs_of(a: argparse.Namespace, cfg_file: dict[str, Any]) -> tuple[dict[str
 
 
 def resolve_settings(a: argparse.Namespace, cfg_file: dict[str, Any]) -> MmlSettings:
-    """The run's settings from the flags over ``--config``, all checked, the data loaded once:
-    bad input is refused before the run directory exists. The only reader of the run's flags."""
+    """The run's settings from the flags over ``--config``, all checked (the data is loaded here once
+    to check it, and again by the run): bad input is refused before the run directory exists. The
+    only reader of the run's flags."""
     check_flags(a)
     learner_kwargs, dataset_kwargs = kwargs_of(a, cfg_file)
     with usage_errors():
