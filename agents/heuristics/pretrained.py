@@ -103,7 +103,7 @@ def rule_act(params: np.ndarray, obs: np.ndarray, control: ControlSpec) -> np.nd
     s, d, progress = obs[:, layout.s_hat], obs[:, layout.d], obs[:, layout.progress]
     kappa, tau, p_end, gate = (params[:, i] for i in range(len(RULE_PARAMS)))
     on = (progress < p_end) & (s.max(1) >= gate) & (kappa > 0)
-    out = np.zeros((obs.shape[0], qmap.num_modalities), np.float32)
+    out = np.tile(qmap.neutral, (obs.shape[0], 1))  # outside its gates: the map's own "leave sampling alone"
     for k in np.flatnonzero(on):
         out[k] = qmap.action(np.asarray(dus_heuristic_quantities(d[k], qmap, float(kappa[k]), float(tau[k]))))
     return out
