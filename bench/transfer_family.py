@@ -43,8 +43,8 @@ class Recorder:
 
 
 def dush(obs, control, kappa=20.0, tau=0.02, until=1.0):
-    """DUS-H with its own κ and τ until progress ``until``: the gated-boost rule (κ, τ, until, no gate)."""
-    return rule_act(np.tile(np.array([kappa, tau, until, -1.0], np.float32), (obs.shape[0], 1)), obs, control)
+    """DUS-H with its own κ and τ until progress ``until``: the gated-boost rule (κ, τ, until, no gate, share 0)."""
+    return rule_act(np.tile(np.array([kappa, tau, until, -1.0, 0.0], np.float32), (obs.shape[0], 1)), obs, control)
 
 
 RULES = {
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--rules", default=",".join(RULES))
     ap.add_argument("--first-seed", type=int, default=500000)
     ap.add_argument("--pretrained", default="", help="comma-separated folders of dus_pretrained weights to add")
+    ap.add_argument("--obs-extras", default="", help="comma-separated observation extras to record (e.g. val_acc)")
     ap.add_argument("--out", default="runs/bench/family_diag.json")
     args = ap.parse_args()
     names = args.rules.split(",")
@@ -86,6 +87,7 @@ def main() -> None:
     for m in [int(x) for x in args.modalities.split(",")]:
         venv = gym.make_vec("DUS-SyntheticMix", num_envs=args.tasks, vectorization_mode="vector_entry_point",
                             obs_norm="chance", autoreset_mode="Disabled", device="cpu",
+                            obs_extras=tuple(filter(None, args.obs_extras.split(","))),
                             dataset_kwargs={"modalities": m, "tasks": args.split, "n_train": 1024, "n_val": 512,
                                             "n_test": 1024})
         control = control_of(venv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -144,9 +145,14 @@ def test_weights_are_tensors_and_json(tmp_path: Path) -> None:
         spec, theta = load_weights(stem)  # torch.load(weights_only=True) inside
         size = len(RULE_PARAMS) if spec.get("arch") == "gated-boost" else num_params(len(FEATURES), spec["hidden"])
         assert spec["obs_norm"] == "chance" and theta.size == size
-    rule = np.array([10.0, 0.02, 0.5, 0.1], np.float32)
+    rule = np.array([10.0, 0.02, 0.5, 0.1, 0.5], np.float32)
     save_weights("r", tmp_path, rule, {"method": "DUS", "arch": "gated-boost"})
     assert np.array_equal(load_weights("r", tmp_path)[1], rule)
+    # a file written before the rule had ``share`` (four parameters) loads as share 0: the rule it was
+    torch.save({"rule": torch.from_numpy(rule[:4].copy())}, tmp_path / "old.pt")
+    (tmp_path / "old.json").write_text(json.dumps({"method": "DUS", "arch": "gated-boost", "obs_norm": "chance",
+                                                   "params": list(RULE_PARAMS[:4])}))
+    assert np.array_equal(load_weights("old", tmp_path)[1], np.append(rule[:4], np.float32(0.0)))
     torch.save({"rule": torch.zeros(3)}, tmp_path / "r.pt")
     with pytest.raises(ValueError, match="rule parameters.*retrain"):
         load_weights("r", tmp_path)
@@ -190,15 +196,21 @@ def test_gated_boost_rule_is_dus_h_inside_its_gates_and_neutral_outside() -> Non
         rng = np.random.default_rng(m)
         for _ in range(20):  # DUS-H's kappa and dead zone, no gates: DUS-H's action
             obs = rule_obs(control, list(rng.uniform(0.0, 0.6, m)), 0.3)
-            a = rule_act(np.array([[20.0, 0.02, 1.0, -1.0]], np.float32), obs[None], control)[0]
+            a = rule_act(np.array([[20.0, 0.02, 1.0, -1.0, 0.0]], np.float32), obs[None], control)[0]
             assert np.array_equal(a, HEURISTICS["dus-h"](mix_env(k=1, m=m)).act(obs))
         obs = rule_obs(control, [0.5] + [0.2] * (m - 1), 0.3)
-        boost = rule_act(np.array([[10.0, 0.02, 0.5, 0.4]], np.float32), obs[None], control)[0]
+        boost = rule_act(np.array([[10.0, 0.02, 0.5, 0.4, 0.0]], np.float32), obs[None], control)[0]
         n = qmap.quantities(boost)
         assert all(n[j] > n[0] for j in range(1, m)), "the modalities behind the strongest get more samples"
-        for params, why in (([0.0, 0.02, 0.5, 0.4], "kappa 0"), ([10.0, 0.4, 0.5, 0.4], "gap under tau"),
-                            ([10.0, 0.02, 0.3, 0.4], "progress past p_end"), ([10.0, 0.02, 0.5, 0.6], "gate")):
+        for params, why in (([0.0, 0.02, 0.5, 0.4, 0.0], "kappa 0"), ([10.0, 0.4, 0.5, 0.4, 0.0], "gap under tau"),
+                            ([10.0, 0.02, 0.3, 0.4, 0.0], "progress past p_end"),
+                            ([10.0, 0.02, 0.5, 0.6, 0.0], "gate")):
             assert np.all(rule_act(np.array([params], np.float32), obs[None], control) == 0), why
+        sharp = qmap.quantities(rule_act(np.array([[40.0, 0.02, 1.0, -1.0, 0.0]], np.float32), obs[None], control)[0])
+        mild = qmap.quantities(rule_act(np.array([[40.0, 0.02, 1.0, -1.0, 0.5]], np.float32), obs[None], control)[0])
+        assert sharp[0] == qmap.n_min < qmap.batch_size // 2, "share 0: the strongest may drop to the map's n_min"
+        assert mild[0] == qmap.batch_size // 2 and sum(mild) == qmap.total, "share 0.5: never below B/2, same budget"
+        assert all(mild[j] > mild[0] for j in range(1, m))
 
 
 def test_pretrain_grid_search_writes_a_loadable_rule(tmp_path: Path) -> None:
@@ -206,7 +218,7 @@ def test_pretrain_grid_search_writes_a_loadable_rule(tmp_path: Path) -> None:
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("method: DUS\npolicy: gated-boost\nmodalities: [2, 3]\n"
-                   "grid: {kappa: [20.0], tau: [0.02], p_end: [0.5, 1.0], gate: [-1.0]}\n"
+                   "grid: {kappa: [20.0], tau: [0.02], p_end: [0.5, 1.0], gate: [-1.0], share: [0.0]}\n"
                    "tasks: 3\neval_tasks: 2\nmax_runs: 6\n"
                    "env_kwargs: {epochs: 1, batch_size: 32, dataset_kwargs: {n_train: 128, n_val: 64, n_test: 64}}\n")
     pretrain.main(["-c", str(cfg), "--out", str(tmp_path)])
@@ -215,7 +227,7 @@ def test_pretrain_grid_search_writes_a_loadable_rule(tmp_path: Path) -> None:
     best = spec["train_table"][0]
     assert best["train_gain"] >= spec["train_table"][1]["train_gain"]
     # shipped: the best training rule if it beat leaving sampling alone on the evaluation tasks, else neutral
-    expect = [best[n] for n in RULE_PARAMS] if spec["eval_gain_vs_neutral"] > 0 else [0.0] * 4
+    expect = [best[n] for n in RULE_PARAMS] if spec["eval_gain_vs_neutral"] > 0 else [0.0] * len(RULE_PARAMS)
     assert np.allclose(rule, expect, atol=1e-4)
     bad = tmp_path / "b.yaml"
     bad.write_text("method: BSS\npolicy: gated-boost\n")
@@ -249,7 +261,7 @@ def test_pretrain_config_refuses_a_grid_it_would_misread() -> None:
     the config is read, naming it (a misspelt one was dropped without a word, an empty one crashed)."""
     from mmrl_training.pretrain import PretrainConfig
 
-    grid = {"kappa": [20.0], "tau": [0.02], "p_end": [1.0], "gate": [-1.0]}
+    grid = {"kappa": [20.0], "tau": [0.02], "p_end": [1.0], "gate": [-1.0], "share": [0.0, 0.5]}
     assert PretrainConfig.from_mapping({"policy": "gated-boost", "grid": grid}, "c.yaml").grid == grid
     with pytest.raises(ValueError, match=r"c.yaml: grid.*unknown \['kapa'\]"):
         PretrainConfig.from_mapping({"policy": "gated-boost", "grid": {**grid, "kapa": [5.0]}}, "c.yaml")

@@ -17,7 +17,7 @@ and the best one so far is kept: selection never sees a benchmark dataset. The r
 ``generations`` or at ``budget_minutes`` of wall time, whichever comes first, and records both.
 
 ``policy: gated-boost`` (DUS; ``configs/pretrain_dus.yaml``) replaces ES by an exhaustive search
-over the four parameters of an interpretable rule (``mmrl_agents.heuristics.pretrained.rule_act``):
+over the five parameters of an interpretable rule (``mmrl_agents.heuristics.pretrained.rule_act``):
 every grid point plays the *same* ``tasks`` training tasks per M (seeds drawn from ``seed``),
 alongside "leave sampling alone" (κ = 0); the fitness of a point is its mean paired gain in test
 accuracy over leaving sampling alone, over all tasks of M = 2 and 3 (the points × tasks are
@@ -135,6 +135,8 @@ def check_grid(grid: Any) -> None:
         if not isinstance(values, list) or not values or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
             raise ValueError(f"grid: {name} must be a non-empty list of numbers, got {values!r}")
+    if not all(0.0 <= v <= 1.0 for v in grid["share"]):
+        raise ValueError(f"grid: share is the smallest n_j as a fraction of B, in [0, 1]; got {grid['share']!r}")
 
 
 class _Batch:

@@ -4,17 +4,20 @@ wherever a heuristic acts, on any dataset with any number of modalities.
 
 Two architectures (the JSON's ``arch``):
 
-* ``gated-boost`` (``dus-pretrained``): a four-parameter rule chosen by search on the family
+* ``gated-boost`` (``dus-pretrained``): a five-parameter rule chosen by search on the family
   (``training/pretrain.py``, config ``policy: gated-boost``). It gives the modalities behind
   the strongest more samples, n_j ∝ exp(−κ·d_j) on the chance-normalised discrepancy d (DUS-H's
-  form), but only while (1) the largest gap max_j |d_j| is at least τ, (2) training progress
-  is below p_end (boost early, then leave sampling alone: late boosting starves the strong
-  modality when the weak one has little left to learn), and (3) the strongest modality's
-  chance-normalised score reaches the gate g (a confident strong modality is what suppresses
-  the others; before that, boosting takes samples from a modality that is still learning).
-  Parameters: ``RULE_PARAMS`` = (κ, τ, p_end, g). κ = 0 is "leave sampling alone"; (20, 0.02,
-  1, −1) is DUS-H. Shipped: κ 40, τ 0.02, p_end 0.75, no gate (the search found the end of
-  boosting is what matters on the family; the gate only cost; BENCHMARKS.md, "Transfer").
+  form) with no modality below share·B samples (share 0: the map's n_min, as DUS-H; a higher
+  share is a milder boost that keeps the strong modality, and the fusion loss, which trains on
+  the samples all modalities share, fed), but only while (1) the largest gap max_j |d_j| is at
+  least τ, (2) training progress is below p_end (boost early, then leave sampling alone: late
+  boosting starves the strong modality when the weak one has little left to learn), and (3) the
+  strongest modality's chance-normalised score reaches the gate g (a confident strong modality is
+  what suppresses the others; before that, boosting takes samples from a modality still learning).
+  Parameters: ``RULE_PARAMS`` = (κ, τ, p_end, g, share). κ = 0 is "leave sampling alone";
+  (20, 0.02, 1, −1, 0) is DUS-H. The shipped values and how they were chosen: the weights' JSON
+  and BENCHMARKS.md, "Transfer". Files written before ``share`` existed (four parameters) load
+  with share 0.
 * ``set-mlp`` (``bss-pretrained``, and earlier ``dus-pretrained`` files): a *set* policy: one
   small MLP reads each modality's own features — its chance-normalised score ŝ_j, its gap d_j
   to the strongest, ŝ_j minus the mean of the others, training progress and its previous
@@ -49,7 +52,7 @@ from mmrl_env.samplers.unimodal import dus_heuristic_quantities
 
 FEATURES = ("s_hat", "d", "s_hat_vs_rest", "progress", "prev_action")
 PARAMS = ("w1", "b1", "w2", "b2")
-RULE_PARAMS = ("kappa", "tau", "p_end", "gate")
+RULE_PARAMS = ("kappa", "tau", "p_end", "gate", "share")
 ARCHS = ("set-mlp", "gated-boost")
 
 
@@ -97,15 +100,18 @@ def rule_act(params: np.ndarray, obs: np.ndarray, control: ControlSpec) -> np.nd
     """DUS actions (K, M) of K ``gated-boost`` rules (rows of ``params``, columns ``RULE_PARAMS``)
     on their (K, obs) chance-normalised observations (module docstring).
 
-    Inside its gates a rule plays DUS-H's quantities with its own κ and τ (``dus_heuristic_quantities``,
-    turned into the env's action as the ``dus-h`` policy does), so (20, 0.02, 1, −1) *is* DUS-H."""
+    Inside its gates a rule plays DUS-H's quantities with its own κ, τ and floor share·B
+    (``dus_heuristic_quantities``, turned into the env's action as the ``dus-h`` policy does), so
+    (20, 0.02, 1, −1, 0) *is* DUS-H."""
     layout, qmap = control.layout, control.action_map
     s, d, progress = obs[:, layout.s_hat], obs[:, layout.d], obs[:, layout.progress]
-    kappa, tau, p_end, gate = (params[:, i] for i in range(len(RULE_PARAMS)))
+    kappa, tau, p_end, gate, share = (params[:, i] for i in range(len(RULE_PARAMS)))
     on = (progress < p_end) & (s.max(1) >= gate) & (kappa > 0)
     out = np.tile(qmap.neutral, (obs.shape[0], 1))  # outside its gates: the map's own "leave sampling alone"
     for k in np.flatnonzero(on):
-        out[k] = qmap.action(np.asarray(dus_heuristic_quantities(d[k], qmap, float(kappa[k]), float(tau[k]))))
+        n = dus_heuristic_quantities(d[k], qmap, float(kappa[k]), float(tau[k]),
+                                     n_min=int(round(float(share[k]) * qmap.batch_size)))
+        out[k] = qmap.action(np.asarray(n))
     return out
 
 
@@ -137,6 +143,9 @@ def load_weights(stem: str, folder: str | Path | None = None) -> tuple[dict[str,
                          f"{sorted(state) if isinstance(state, dict) else type(state).__name__}; retrain it")
     theta = np.concatenate([state[n].numpy().reshape(-1) for n in names]).astype(np.float32)
     if arch == "gated-boost":
+        if tuple(spec.get("params", ())) == RULE_PARAMS[:4] and theta.size == 4:  # written before ``share``
+            theta = np.append(theta, np.float32(0.0))
+            spec = {**spec, "params": list(RULE_PARAMS)}
         if theta.size != len(RULE_PARAMS) or tuple(spec.get("params", ())) != RULE_PARAMS:
             raise ValueError(f"{pt_path}: {theta.size} rule parameters {spec.get('params')} do not match this "
                              f"version's rule {list(RULE_PARAMS)}; retrain it")

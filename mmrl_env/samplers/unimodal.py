@@ -111,15 +111,19 @@ def round_to_budget(n: np.ndarray, total: int, lo: int, hi: int) -> list[int]:
     return [int(x) for x in out]
 
 
-def dus_heuristic_quantities(d: np.ndarray, qmap: QuantityMap, kappa: float = 20.0, tau: float = 0.02) -> list[int]:
+def dus_heuristic_quantities(d: np.ndarray, qmap: QuantityMap, kappa: float = 20.0, tau: float = 0.02,
+                             n_min: int | None = None) -> list[int]:
     """DUS-H (our formulation; docs/design.md, "DUS: choices where the paper is not public"):
-    n_j ∝ softmax(−κ·d_j)·M·B, clipped; dead zone τ.
+    n_j ∝ softmax(−κ·d_j)·M·B, clipped to [n_min, n_max]; dead zone τ.
 
     The weaker a modality (more negative d_j), the more samples it gets. When every
-    |d_j| < τ the modalities are considered balanced and all n_j = B.
+    |d_j| < τ the modalities are considered balanced and all n_j = B. ``n_min`` (default: the
+    map's) may only raise the floor, up to B: a milder boost that never takes more than
+    B − n_min samples from any modality (the gated-boost rule's ``share``).
     """
     d = np.asarray(d, dtype=np.float64)
     if np.all(np.abs(d) < tau):
         return [qmap.batch_size] * qmap.num_modalities
+    lo = qmap.n_min if n_min is None else min(max(int(n_min), qmap.n_min), qmap.batch_size)
     w = np.exp(-kappa * (d - d.min()))
-    return project_budget(w / w.sum() * qmap.total, qmap.total, qmap.n_min, qmap.n_max)
+    return project_budget(w / w.sum() * qmap.total, qmap.total, lo, qmap.n_max)
