@@ -270,3 +270,23 @@ def test_pretrain_config_refuses_a_grid_it_would_misread() -> None:
                                     "c.yaml")
     with pytest.raises(ValueError, match="p_end must be a non-empty list of numbers"):
         PretrainConfig.from_mapping({"policy": "gated-boost", "grid": {**grid, "p_end": []}}, "c.yaml")
+
+
+def test_shipped_dus_rule_is_what_its_documented_config_selects() -> None:
+    """The documented retraining command (``configs/pretrain_dus.yaml``) is the one behind the shipped
+    file: the config recorded in ``dus_pretrained.json`` equals the YAML, and the shipped rule is the
+    top row of the recorded search table (the floor objective's choice), which passed its checks."""
+    import dataclasses
+
+    from mmrl_training.config import read_yaml
+    from mmrl_training.pretrain import PretrainConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "pretrain_dus.yaml"
+    cfg = PretrainConfig.from_mapping(read_yaml(path), str(path))
+    spec, rule = load_weights("dus_pretrained")
+    assert spec["config"] == {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
+    top = spec["train_table"][0]
+    assert np.allclose(rule, [top[n] for n in RULE_PARAMS], atol=1e-4)
+    if cfg.objective == "floor":
+        assert top["near_ceiling_lower_end"] >= cfg.floor_margin
+        assert spec["eval_near_ceiling_lower_end"] >= cfg.floor_margin and spec["eval_gain_vs_neutral"] > 0

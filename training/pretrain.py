@@ -21,12 +21,15 @@ over the five parameters of an interpretable rule (``mmrl_agents.heuristics.pret
 every grid point plays the *same* ``tasks`` training tasks per M (seeds drawn from ``seed``),
 alongside "leave sampling alone" (κ = 0); the fitness of a point is its mean paired gain in test
 accuracy over leaving sampling alone, over all tasks of M = 2 and 3 (the points × tasks are
-chunked into batched vector envs of at most ``max_runs`` runs). The best point is then scored
-on ``eval_tasks`` held-out evaluation tasks per M (``tasks="eval"``) and shipped only if it
-beats leaving sampling alone there (otherwise the neutral rule ships). Why not ES for DUS:
-on the family the per-task gain of any rule is noisy (±5 points) and small on average (well
-under a point), so 12 noisy candidates × 6 tasks per ES generation could not rank directions
-(BENCHMARKS.md, issue 26); a grid of a few dozen points × ~100 shared tasks can.
+chunked into batched vector envs of at most ``max_runs`` runs). With ``objective: floor`` (the
+shipped config) only the points that keep the issue's floor on the family's near-ceiling tasks
+compete (``floor_lower_end``). The best point is then scored on ``eval_tasks`` held-out
+evaluation tasks per M (``tasks="eval"``) and shipped only if it beats leaving sampling alone
+there, and, for ``floor``, keeps the floor on their near-ceiling tasks (otherwise the neutral
+rule ships). Why not ES for DUS: on the family the per-task gain of any rule is noisy (±5
+points) and small on average (well under a point), so 12 noisy candidates × 6 tasks per ES
+generation could not rank directions (BENCHMARKS.md, issue 26); a grid of a few dozen points ×
+~100 shared tasks can.
 """
 
 from __future__ import annotations
