@@ -290,3 +290,18 @@ def test_shipped_dus_rule_is_what_its_documented_config_selects() -> None:
     if cfg.objective == "floor":
         assert top["near_ceiling_lower_end"] >= cfg.floor_margin
         assert spec["eval_near_ceiling_lower_end"] >= cfg.floor_margin and spec["eval_gain_vs_neutral"] > 0
+
+
+def test_a_retrained_rule_in_another_folder_is_what_the_policy_plays(tmp_path: Path) -> None:
+    """``pretrain.py --out DIR`` then ``weights=DIR`` (Python, or ``-params weights:DIR`` through
+    ``make_agent``, as train_agent.py passes it): the policy plays DIR's rule, not the shipped one."""
+    env = mix_env(k=1, m=2)
+    control = env.control
+    mine = np.array([40.0, 0.02, 1.0, -1.0, 0.0], np.float32)  # DUS-H-like, sharper, to the end of the run
+    save_weights("dus_pretrained", tmp_path, mine, {"method": "DUS", "arch": "gated-boost", "obs_norm": "chance"})
+    obs = rule_obs(control, [0.6, 0.1], 0.9)  # late in the run, where the shipped rule leaves sampling alone
+    shipped = HEURISTICS["dus-pretrained"](env).predict(obs)[0]
+    retrained = make_agent("dus-pretrained", env, {"weights": str(tmp_path)}).predict(obs)[0]
+    assert np.array_equal(retrained, rule_act(mine[None], obs[None], control)[0])
+    assert control.action_map.quantities(retrained)[1] > control.action_map.batch_size  # the weak one fed
+    assert not np.array_equal(retrained, shipped)
