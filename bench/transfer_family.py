@@ -122,7 +122,9 @@ def summarize(label: str, rec: dict, split: str, ceiling: float) -> None:
     near = base >= ceiling
 
     def interval(g: np.ndarray) -> str:
-        half = 1.96 * g.std(ddof=1) / np.sqrt(g.size) if g.size > 1 else 0.0
+        if g.size < 2:
+            return f"no interval ({g.size} task{'s' if g.size != 1 else ''})"
+        half = 1.96 * g.std(ddof=1) / np.sqrt(g.size)
         return f"{g.mean():+.2f} [{g.mean() - half:+.2f}, {g.mean() + half:+.2f}]"
 
     for name, r in rec["rules"].items():
