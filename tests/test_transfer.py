@@ -270,6 +270,8 @@ def test_pretrain_config_refuses_a_grid_it_would_misread() -> None:
                                     "c.yaml")
     with pytest.raises(ValueError, match="p_end must be a non-empty list of numbers"):
         PretrainConfig.from_mapping({"policy": "gated-boost", "grid": {**grid, "p_end": []}}, "c.yaml")
+    with pytest.raises(ValueError, match=r"share is the smallest n_j as a fraction of B, in \[0, 1\]"):
+        PretrainConfig.from_mapping({"policy": "gated-boost", "grid": {**grid, "share": [0.5, 1.5]}}, "c.yaml")
 
 
 def test_shipped_dus_rule_is_what_its_documented_config_selects() -> None:
